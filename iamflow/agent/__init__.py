@@ -1,0 +1,1 @@
+"""Entity agent: characters and attributes from prompts, one global identity per character, mapping.json."""

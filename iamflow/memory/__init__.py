@@ -1,0 +1,1 @@
+"""Memory bank, memory policies and scene-transition policies."""

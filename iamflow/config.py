@@ -1,0 +1,364 @@
+"""Typed configuration: presets, YAML files and command-line overrides, validated with messages a user can act on.
+
+A config is a tree of dataclasses. It is built from a preset, then a YAML file is laid over it, then
+``section.key=value`` overrides. Every key is checked: an unknown key names the allowed ones, a bad value
+names the key, what was given and what is accepted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import logging
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+logger = logging.getLogger(__name__)
+
+
+class ConfigError(ValueError):
+    """A config value a user gave is wrong; the message says which key and what to change."""
+
+
+@dataclass
+class ModelConfig:
+    """Shape of the causal Wan2.1 DiT. Everything the model builds is derived from these numbers."""
+
+    dim: int = 1536
+    ffn_dim: int = 8960
+    num_layers: int = 30
+    num_heads: int = 12
+    patch_size: tuple[int, int, int] = (1, 2, 2)
+    in_channels: int = 16
+    out_channels: int = 16
+    text_dim: int = 4096
+    text_len: int = 512
+    freq_dim: int = 256
+    qk_norm: bool = True
+    cross_attn_norm: bool = True
+    eps: float = 1e-6
+    rope_theta: float = 10000.0
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.num_heads
+
+    def validate(self, where: str) -> None:
+        if self.dim % self.num_heads:
+            raise ConfigError(f"{where}.dim ({self.dim}) must be divisible by {where}.num_heads ({self.num_heads})")
+        if self.head_dim % 2 or self.head_dim < 6:
+            raise ConfigError(f"{where}: head dim dim/num_heads = {self.head_dim} must be even and at least 6")
+        if len(self.patch_size) != 3 or min(self.patch_size) < 1:
+            raise ConfigError(f"{where}.patch_size must be three positive integers (got {self.patch_size})")
+
+
+@dataclass
+class VideoConfig:
+    """Pixel and latent geometry of the video."""
+
+    height: int = 480
+    width: int = 832
+    fps: int = 16
+    temporal_compression: int = 4
+    spatial_compression: int = 8
+
+    @property
+    def latent_height(self) -> int:
+        return self.height // self.spatial_compression
+
+    @property
+    def latent_width(self) -> int:
+        return self.width // self.spatial_compression
+
+    def validate(self, where: str) -> None:
+        for name in ("height", "width"):
+            value = getattr(self, name)
+            if value <= 0 or value % (self.spatial_compression * 2):
+                raise ConfigError(
+                    f"{where}.{name} must be a positive multiple of {self.spatial_compression * 2} (got {value})"
+                )
+
+
+@dataclass
+class SamplerConfig:
+    """Few-step flow-matching sampler (Self-Forcing style)."""
+
+    denoising_step_list: list[int] = field(default_factory=lambda: [1000, 750, 500, 250])
+    shift: float = 5.0
+    num_train_timesteps: int = 1000
+    warp_denoising_step: bool = True
+    context_noise: int = 0
+
+    def validate(self, where: str) -> None:
+        steps = self.denoising_step_list
+        if not steps or any(not 0 < s <= self.num_train_timesteps for s in steps):
+            raise ConfigError(
+                f"{where}.denoising_step_list must hold timesteps in (0, {self.num_train_timesteps}] (got {steps})"
+            )
+        if any(a <= b for a, b in zip(steps, steps[1:])):
+            raise ConfigError(f"{where}.denoising_step_list must be strictly decreasing (got {steps})")
+        if self.shift <= 0:
+            raise ConfigError(f"{where}.shift must be positive (got {self.shift})")
+
+
+@dataclass
+class CacheConfig:
+    """Chunking and the three regions of the self-attention KV cache, in latent frames."""
+
+    frames_per_chunk: int = 3
+    sink_frames: int = 3
+    local_window_frames: int = 9
+    max_memory_frames: int = 3
+
+    def validate(self, where: str) -> None:
+        fpc = self.frames_per_chunk
+        if fpc < 1:
+            raise ConfigError(f"{where}.frames_per_chunk must be at least 1 (got {fpc})")
+        if self.sink_frames not in (0, fpc):
+            raise ConfigError(
+                f"{where}.sink_frames must be 0 (no sink) or frames_per_chunk={fpc} (got {self.sink_frames})"
+            )
+        if self.local_window_frames < fpc or self.local_window_frames % fpc:
+            raise ConfigError(
+                f"{where}.local_window_frames must be a positive multiple of frames_per_chunk={fpc} "
+                f"(got {self.local_window_frames})"
+            )
+        if self.max_memory_frames < 0:
+            raise ConfigError(f"{where}.max_memory_frames must be 0 or more (got {self.max_memory_frames})")
+
+
+@dataclass
+class MemoryConfig:
+    """Memory-bank and scene-transition policies."""
+
+    policy: str = "iam"
+    transition: str = "recache"
+    save_dir: str = ""
+    score_layers: list[int] = field(default_factory=lambda: [0, 1, 2])
+
+    POLICIES = ("none", "sink", "nam", "iam")
+    TRANSITIONS = ("recache", "soft", "none")
+
+    def validate(self, where: str) -> None:
+        _check_choice(f"{where}.policy", self.policy, self.POLICIES)
+        _check_choice(f"{where}.transition", self.transition, self.TRANSITIONS)
+
+
+@dataclass
+class AgentConfig:
+    backend: str = "rules"
+    llm_model_path: str = ""
+    enrich_prompts: bool = False
+
+    def validate(self, where: str) -> None:
+        _check_choice(f"{where}.backend", self.backend, ("rules", "llm"))
+        if self.backend == "llm" and not self.llm_model_path:
+            logger.info("agent.backend=llm without agent.llm_model_path: the bundled SmolLM2 model is used")
+
+
+@dataclass
+class WeightsConfig:
+    """Where real weights live on this machine. Empty means: not configured."""
+
+    generator_ckpt: str = ""
+    generator_key: str = "auto"
+    lora_ckpt: str = ""
+    lora_rank: int = 256
+    lora_alpha: int = 256
+    text_encoder_path: str = ""
+    tokenizer_path: str = ""
+    vae_path: str = ""
+
+    def validate(self, where: str) -> None:
+        _check_choice(f"{where}.generator_key", self.generator_key, ("auto", "generator", "generator_ema"))
+        if self.lora_rank < 1 or self.lora_alpha <= 0:
+            raise ConfigError(f"{where}.lora_rank and lora_alpha must be positive (got {self.lora_rank}, {self.lora_alpha})")
+
+
+@dataclass
+class RuntimeConfig:
+    device: str = "auto"
+    dtype: str = "auto"
+    seed: int = 0
+
+    def validate(self, where: str) -> None:
+        _check_choice(f"{where}.dtype", self.dtype, ("auto", "float32", "bfloat16", "float16"))
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ConfigError(f"{where}.device must be auto, cpu, cuda or cuda:N (got {self.device!r})")
+
+
+@dataclass
+class Config:
+    preset: str = "wan2.1-t2v-1.3b"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    video: VideoConfig = field(default_factory=VideoConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    weights: WeightsConfig = field(default_factory=WeightsConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+    @property
+    def tokens_per_frame(self) -> int:
+        """Tokens one latent frame becomes after patching (1560 for 832x480 Wan)."""
+        _, ph, pw = self.model.patch_size
+        return (self.video.latent_height // ph) * (self.video.latent_width // pw)
+
+    def validate(self) -> "Config":
+        _check_choice("preset", self.preset, tuple(PRESETS))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if dataclasses.is_dataclass(value):
+                value.validate(f.name)
+        if self.cache.max_memory_frames and self.memory.policy == "none":
+            logger.debug("memory.policy=none: the memory region of the cache stays empty")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_plain(self)
+
+
+def _check_choice(key: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key} must be one of {', '.join(map(str, allowed))} (got {value!r})")
+
+
+def _to_plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple):
+        return list(obj)
+    return obj
+
+
+# --- presets ---------------------------------------------------------------------------------------------
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Wan2.1-T2V-1.3B: 30 layers, dim 1536, 12 heads of 128; 832x480 gives 60x104 latents, 1560 tokens a frame.
+    "wan2.1-t2v-1.3b": {},
+    # A tiny random-weight config of the same architecture, for tests and CPU smoke runs.
+    "tiny": {
+        "model": {"dim": 48, "ffn_dim": 96, "num_layers": 2, "num_heads": 4, "in_channels": 4, "out_channels": 4,
+                  "text_dim": 32, "text_len": 16, "freq_dim": 16},
+        "video": {"height": 32, "width": 48},
+        "runtime": {"dtype": "float32"},
+    },
+}
+
+
+def register_preset(name: str, values: dict[str, Any]) -> None:
+    """Presets of other parts of the project (the embedded model) register themselves here."""
+    PRESETS[name] = values
+
+
+# --- building from dicts, files and overrides ------------------------------------------------------------
+
+
+def _coerce(key: str, value: Any, annotation: Any) -> Any:
+    """Convert a YAML/CLI value to the annotated type, or raise a ConfigError naming the key."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    try:
+        if annotation is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                return value.lower() in ("true", "1", "yes", "on")
+            raise TypeError
+        if annotation in (int, float):
+            if isinstance(value, bool):
+                raise TypeError
+            if annotation is int and isinstance(value, float) and not value.is_integer():
+                raise TypeError
+            return annotation(value)
+        if annotation is str:
+            if value is None:
+                return ""
+            if isinstance(value, (dict, list)):
+                raise TypeError
+            return str(value)
+        if origin in (list, tuple):
+            if isinstance(value, str):
+                value = [v.strip() for v in value.strip("[]()").split(",") if v.strip()]
+            if not isinstance(value, (list, tuple)):
+                raise TypeError
+            item_type = args[0] if args else Any
+            items = [_coerce(f"{key}[{i}]", v, item_type) for i, v in enumerate(value)]
+            if origin is tuple:
+                if len(args) > 1 and args[1] is not Ellipsis and len(items) != len(args):
+                    raise ConfigError(f"{key} must have {len(args)} values (got {len(items)})")
+                return tuple(items)
+            return items
+        if origin in (typing.Union, types.UnionType):
+            return value
+    except ConfigError:
+        raise
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} must be {getattr(annotation, '__name__', annotation)} (got {value!r})") from None
+    return value
+
+
+def _apply(obj: Any, values: dict[str, Any], prefix: str) -> None:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{prefix or 'config'} must be a mapping of keys to values (got {values!r})")
+    hints = typing.get_type_hints(type(obj))
+    names = [f.name for f in dataclasses.fields(obj)]
+    for key, value in values.items():
+        full = f"{prefix}{key}"
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"; did you mean {prefix}{close[0]}?" if close else ""
+            raise ConfigError(f"unknown config key {full!r}{hint} (allowed under {prefix or 'top level'}: {', '.join(names)})")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            _apply(current, value, f"{full}.")
+        else:
+            setattr(obj, key, _coerce(full, value, hints[key]))
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.key=value (e.g. cache.max_memory_frames=3)")
+    key, raw = text.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else ""
+
+
+def load_config(
+    path: str | Path | None = None,
+    preset: str | None = None,
+    overrides: list[str] | dict[str, Any] | None = None,
+) -> Config:
+    """Preset, then YAML file, then overrides; validated. The preset may also come from the file's ``preset``."""
+    file_values: dict[str, Any] = {}
+    if path:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} does not exist")
+        try:
+            file_values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {str(path)!r} is not valid YAML: {err}") from None
+        if not isinstance(file_values, dict):
+            raise ConfigError(f"config file {str(path)!r} must hold a mapping of keys to values")
+    name = preset or file_values.get("preset") or "wan2.1-t2v-1.3b"
+    if name not in PRESETS:
+        _check_choice("preset", name, tuple(PRESETS))
+    config = Config(preset=name)
+    _apply(config, PRESETS[name], "")
+    _apply(config, {k: v for k, v in file_values.items() if k != "preset"}, "")
+    if isinstance(overrides, dict):
+        _apply(config, overrides, "")
+    else:
+        for text in overrides or []:
+            keys, value = parse_override(text)
+            nested: dict[str, Any] = {keys[-1]: value}
+            for k in reversed(keys[:-1]):
+                nested = {k: nested}
+            _apply(config, nested, "")
+    return config.validate()

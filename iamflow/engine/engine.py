@@ -1,0 +1,119 @@
+"""The engine: one chunk of video, denoised in a few steps and committed to the KV cache.
+
+``StorySession`` drives it chunk by chunk; the benchmark and tests use ``generate``. The loop of one chunk::
+
+    x = noise
+    for each (t, sigma):                       # 4 steps
+        v  = model(x, t, text, cache)          # the chunk attends to the cache and to itself
+        x0 = x - sigma * v
+        x  = renoise(x0, next sigma)           # not after the last step
+    model(x0, t=0, text, cache)                # commit: the clean pass writes the chunk's K/V
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import torch
+
+from iamflow.config import Config
+from iamflow.engine.kv_cache import KVCache
+from iamflow.engine.model import CausalWanModel, TextConditioning
+from iamflow.engine.sampler import FlowSampler
+
+logger = logging.getLogger(__name__)
+
+
+class Engine:
+    def __init__(self, model: CausalWanModel, config: Config):
+        self.model = model.eval()
+        self.config = config
+        self.sampler = FlowSampler(config.sampler)
+        self.frames_per_chunk = config.cache.frames_per_chunk
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of one latent frame."""
+        return self.model.cfg.in_channels, self.config.video.latent_height, self.config.video.latent_width
+
+    def new_cache(self, batch_size: int = 1) -> KVCache:
+        c, m = self.config.cache, self.model.cfg
+        return KVCache(
+            num_layers=m.num_layers,
+            batch_size=batch_size,
+            num_heads=m.num_heads,
+            head_dim=m.head_dim,
+            tokens_per_frame=self.config.tokens_per_frame,
+            frames_per_chunk=c.frames_per_chunk,
+            sink_frames=c.sink_frames,
+            local_window_frames=c.local_window_frames,
+            max_memory_frames=c.max_memory_frames,
+            device=self.device,
+            dtype=self.model.dtype,
+        )
+
+    @torch.no_grad()
+    def encode_text(self, context: torch.Tensor) -> TextConditioning:
+        return self.model.encode_text(context.to(self.device))
+
+    def noise(self, generator: torch.Generator, num_frames: int, batch_size: int = 1) -> torch.Tensor:
+        return torch.randn(
+            (batch_size, self.latent_shape[0], num_frames, *self.latent_shape[1:]),
+            generator=generator,
+            device=self.device,
+            dtype=torch.float32,
+        )
+
+    def _timesteps(self, value: float, like: torch.Tensor) -> torch.Tensor:
+        return torch.full((like.shape[0], like.shape[2]), value, device=like.device, dtype=torch.float32)
+
+    @torch.no_grad()
+    def denoise_chunk(
+        self,
+        cache: KVCache,
+        text: TextConditioning,
+        frame_offset: int,
+        generator: torch.Generator,
+        noise: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Denoise the next chunk from noise; returns its clean latents [B, C, frames_per_chunk, h, w]."""
+        write = cache.next_chunk_write()
+        x = noise if noise is not None else self.noise(generator, self.frames_per_chunk, cache.keys.shape[1])
+        steps = len(self.sampler)
+        for i in range(steps):
+            t, sigma = float(self.sampler.timesteps[i]), float(self.sampler.sigmas[i])
+            velocity = self.model(x, self._timesteps(t, x), text, frame_offset=frame_offset, cache=cache, write=write)
+            x0 = self.sampler.to_x0(x, velocity.float(), sigma)
+            if i + 1 < steps:
+                fresh = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+                x = self.sampler.add_noise(x0, fresh, float(self.sampler.sigmas[i + 1]))
+        return x0
+
+    @torch.no_grad()
+    def commit_chunk(self, cache: KVCache, text: TextConditioning, x0: torch.Tensor, frame_offset: int) -> None:
+        """The clean pass: write the chunk's final K/V into the cache and advance it."""
+        write = cache.next_chunk_write()
+        t = self._timesteps(self.sampler.context_timestep, x0)
+        self.model(x0, t, text, frame_offset=frame_offset, cache=cache, write=write)
+        cache.commit_chunk()
+
+    def generate(
+        self,
+        text: TextConditioning,
+        num_chunks: int,
+        generator: torch.Generator,
+        cache: KVCache | None = None,
+        frame_offset: int = 0,
+    ) -> Iterator[torch.Tensor]:
+        """Yield the clean latents of ``num_chunks`` chunks continuing the cache's story."""
+        cache = cache if cache is not None else self.new_cache()
+        for _ in range(num_chunks):
+            x0 = self.denoise_chunk(cache, text, frame_offset, generator)
+            self.commit_chunk(cache, text, x0, frame_offset)
+            frame_offset += self.frames_per_chunk
+            yield x0

@@ -1,0 +1,171 @@
+"""The generator is exact: diffusers parity, cached chunks equal one masked forward, the sampler's timesteps,
+and a long story whose chunks cost the same early and late."""
+
+import statistics
+import time
+
+import pytest
+import torch
+from diffusers import WanTransformer3DModel
+
+from iamflow.config import ConfigError, load_config
+from iamflow.engine.checkpoints import convert_diffusers_to_wan
+from iamflow.engine.engine import Engine
+from iamflow.engine.model import CausalWanModel
+from iamflow.engine.sampler import FlowSampler
+
+
+def tiny(**cache):
+    overrides = {"cache": cache} if cache else None
+    return load_config(preset="tiny", overrides=overrides)
+
+
+def random_model(cfg, seed=0):
+    torch.manual_seed(seed)
+    model = CausalWanModel(cfg.model).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.2)
+    return model
+
+
+def test_full_forward_matches_diffusers():
+    cfg = tiny().model
+    torch.manual_seed(0)
+    reference = WanTransformer3DModel(
+        patch_size=cfg.patch_size, num_attention_heads=cfg.num_heads, attention_head_dim=cfg.head_dim,
+        in_channels=cfg.in_channels, out_channels=cfg.out_channels, text_dim=cfg.text_dim, freq_dim=cfg.freq_dim,
+        ffn_dim=cfg.ffn_dim, num_layers=cfg.num_layers, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
+        eps=cfg.eps,
+    ).eval()
+    with torch.no_grad():
+        for p in reference.parameters():
+            p.normal_(0, 0.2)
+    model = CausalWanModel(cfg).eval()
+    model.load_state_dict(convert_diffusers_to_wan(reference.state_dict()), strict=True)
+
+    x = torch.randn(2, cfg.in_channels, 5, 8, 12)
+    context = torch.randn(2, cfg.text_len, cfg.text_dim)
+    context[:, 9:] = 0  # zeroed padding, as the text encoders give it
+    with torch.no_grad():
+        # one timestep for the whole video (Wan2.1)
+        ours = model(x, torch.full((2, 5), 731.0), context)
+        theirs = reference(x, torch.tensor([731.0, 731.0]), context, return_dict=False)[0]
+        assert torch.allclose(ours, theirs, atol=1e-4, rtol=1e-4), (ours - theirs).abs().max()
+        # a timestep per frame equals diffusers' per-token timesteps
+        t = torch.tensor([[1000.0, 1000, 937.5, 937.5, 0], [625.0, 500, 250, 100, 0]])
+        ours = model(x, t, context)
+        theirs = reference(x, t.repeat_interleave(4 * 6, dim=1), context, return_dict=False)[0]
+        assert torch.allclose(ours, theirs, atol=1e-4, rtol=1e-4), (ours - theirs).abs().max()
+
+
+def _record_calls(model):
+    calls = []
+
+    def hook(module, args, kwargs, output):
+        calls.append((args[0].clone(), args[1].clone(), kwargs["frame_offset"], output.clone()))
+
+    return calls, model.register_forward_hook(hook, with_kwargs=True)
+
+
+@pytest.mark.parametrize(
+    "cache",
+    [
+        {"frames_per_chunk": 3, "sink_frames": 0, "local_window_frames": 15, "max_memory_frames": 3},  # nothing evicted
+        {"frames_per_chunk": 3, "sink_frames": 3, "local_window_frames": 6, "max_memory_frames": 2},  # sink + rolling window
+        {"frames_per_chunk": 1, "sink_frames": 0, "local_window_frames": 2, "max_memory_frames": 0},  # window only
+    ],
+)
+def test_cached_chunks_equal_one_masked_forward(cache):
+    cfg = tiny(**cache)
+    engine = Engine(random_model(cfg), cfg)
+    text = engine.encode_text(torch.randn(1, cfg.model.text_len, cfg.model.text_dim))
+    num_chunks = 5
+    calls, handle = _record_calls(engine.model)
+    chunks = list(engine.generate(text, num_chunks, torch.Generator().manual_seed(3)))
+    handle.remove()
+    clean = torch.cat(chunks, dim=2)
+    fpc = cfg.cache.frames_per_chunk
+    mask_args = dict(frames_per_chunk=fpc, local_window_frames=cfg.cache.local_window_frames, sink_frames=cfg.cache.sink_frames)
+    steps = len(engine.sampler) + 1  # denoising steps + the commit pass
+    assert len(calls) == num_chunks * steps
+
+    with torch.no_grad():
+        # the commit passes of all chunks equal one forward over the clean video at t = 0
+        full = engine.model(clean, torch.zeros(1, clean.shape[2]), text, **mask_args)
+        commits = torch.cat([calls[c * steps + steps - 1][3] for c in range(num_chunks)], dim=2)
+        assert torch.allclose(commits, full, atol=2e-5, rtol=1e-4), (commits - full).abs().max()
+
+        # every denoising step equals a masked forward of the clean prefix plus the noisy chunk
+        for index, (x, t, offset, out) in enumerate(calls):
+            c = index // steps
+            assert offset == c * fpc
+            prefix = clean[:, :, : c * fpc]
+            video = torch.cat([prefix, x], dim=2)
+            times = torch.cat([torch.zeros(1, prefix.shape[2]), t], dim=1)
+            expected = engine.model(video, times, text, **mask_args)[:, :, c * fpc :]
+            assert torch.allclose(out, expected, atol=2e-5, rtol=1e-4), (index, (out - expected).abs().max())
+
+
+def test_window_really_forgets():
+    """With a rolling window the result must differ from attending to everything (the mask is not vacuous)."""
+    cfg = tiny(frames_per_chunk=1, sink_frames=0, local_window_frames=2, max_memory_frames=0)
+    model = random_model(cfg)
+    x = torch.randn(1, cfg.model.in_channels, 5, 4, 6)
+    text = model.encode_text(torch.randn(1, cfg.model.text_len, cfg.model.text_dim))
+    with torch.no_grad():
+        windowed = model(x, torch.zeros(1, 5), text, frames_per_chunk=1, local_window_frames=2)
+        causal = model(x, torch.zeros(1, 5), text, frames_per_chunk=1)
+    assert torch.allclose(windowed[:, :, :2], causal[:, :, :2], atol=1e-6)
+    assert not torch.allclose(windowed[:, :, 4], causal[:, :, 4], atol=1e-3)
+
+
+def test_sampler_timesteps_are_exact():
+    sampler = FlowSampler(load_config().sampler)
+    assert sampler.timesteps.tolist() == pytest.approx([1000.0, 937.5, 833.3333333, 625.0], abs=1e-4)
+    assert sampler.sigmas.tolist() == pytest.approx([1.0, 0.9375, 0.8333333, 0.625], abs=1e-6)
+    assert load_config().model.head_dim == 128 and load_config().tokens_per_frame == 1560
+
+
+def test_wan_preset_has_the_published_size():
+    cfg = load_config(preset="wan2.1-t2v-1.3b").model
+    with torch.device("meta"):
+        model = CausalWanModel(cfg)
+    params = sum(p.numel() for p in model.parameters())
+    assert 1.41e9 < params < 1.43e9, params
+    assert model.rope.split == (44, 42, 42)
+
+
+def test_long_story_has_flat_chunk_cost():
+    """2,000 latent frames through the rolling cache: no crash past any position table, constant cost."""
+    cfg = tiny(frames_per_chunk=3, sink_frames=3, local_window_frames=9, max_memory_frames=3)
+    engine = Engine(random_model(cfg), cfg)
+    text = engine.encode_text(torch.randn(1, cfg.model.text_len, cfg.model.text_dim))
+    generator = torch.Generator().manual_seed(0)
+    times, last = [], None
+    num_chunks = -(-2000 // 3)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # steadier timings on a shared 2-core machine
+    try:
+        start = time.perf_counter()
+        for chunk in engine.generate(text, num_chunks, generator):
+            now = time.perf_counter()
+            times.append(now - start)
+            start, last = now, chunk
+    finally:
+        torch.set_num_threads(threads)
+    assert len(times) * 3 >= 2000 and torch.isfinite(last).all()
+    early, late = statistics.median(times[20:120]), statistics.median(times[-100:])
+    assert late <= early * 1.10, (early, late)
+
+
+def test_config_errors_name_the_key():
+    with pytest.raises(ConfigError, match="cache.local_window_frames"):
+        load_config(preset="tiny", overrides=["cache.local_window_frames=4"])
+    with pytest.raises(ConfigError, match="did you mean cache.max_memory_frames"):
+        load_config(overrides=["cache.max_memory_frame=3"])
+    with pytest.raises(ConfigError, match="memory.policy must be one of none, sink, nam, iam"):
+        load_config(overrides=["memory.policy=best"])
+    with pytest.raises(ConfigError, match="model.num_layers must be int"):
+        load_config(overrides=["model.num_layers=many"])
+    assert load_config(overrides=["cache.max_memory_frames=5"]).cache.max_memory_frames == 5

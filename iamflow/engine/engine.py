@@ -102,6 +102,36 @@ class Engine:
         self.model(x0, t, text, frame_offset=frame_offset, cache=cache, write=write)
         cache.commit_chunk()
 
+    @torch.no_grad()
+    def write_memory(
+        self, cache: KVCache, text: TextConditioning, latents: torch.Tensor, frame_positions: list[int]
+    ) -> None:
+        """Recompute the K/V of memory frames [B, C, M, h, w] under ``text`` into the cache's memory region.
+
+        The frames are clean (t = 0) and see each other; ``frame_positions`` are their rotary frame indices.
+        """
+        num = latents.shape[2]
+        if num == 0:
+            cache.set_memory_count(0)
+            return
+        write = cache.memory_write(num)
+        t = self._timesteps(self.sampler.context_timestep, latents)
+        positions = torch.tensor(frame_positions, device=self.device)
+        self.model(latents.to(self.device), t, text, frame_positions=positions, cache=cache, write=write)
+        cache.set_memory_count(num)
+
+    @torch.no_grad()
+    def recache(self, cache: KVCache, text: TextConditioning, window: torch.Tensor, first_frame: int) -> None:
+        """Scene switch (LongLive re-cache): rewrite the local window's K/V under the new prompt.
+
+        ``window`` [B, C, n, h, w] holds the clean latents of the last n frames (n a multiple of the chunk
+        length, at most the window), the first of them at story frame ``first_frame``. The sink is kept.
+        """
+        cache.reset_ring()
+        fpc = self.frames_per_chunk
+        for start in range(0, window.shape[2], fpc):
+            self.commit_chunk(cache, text, window[:, :, start : start + fpc], first_frame + start)
+
     def generate(
         self,
         text: TextConditioning,

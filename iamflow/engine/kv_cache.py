@@ -101,6 +101,10 @@ class KVCache:
             self.sink_filled = True
         self.chunks_written += 1
 
+    def reset_ring(self) -> None:
+        """Empty the local window (a re-cache refills it); sink and memory are kept."""
+        self.chunks_written = 1 if self.sink_filled else 0
+
     def memory_write(self, num_frames: int) -> CacheWrite:
         """Write ``num_frames`` memory frames (replacing the active memory); they see only each other."""
         if num_frames > self.max_memory_frames:

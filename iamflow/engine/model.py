@@ -109,23 +109,27 @@ class SelfAttention(nn.Module):
         self.norm_k = RMSNorm(dim, eps) if qk_norm else nn.Identity()
 
     def forward(self, x: torch.Tensor, ctx: AttentionContext, layer: int) -> torch.Tensor:
-        b, length, _ = x.shape
         q = self.norm_q(self.q(x)).unflatten(2, (self.num_heads, -1))  # [B, L, heads, D]
         k = self.norm_k(self.k(x)).unflatten(2, (self.num_heads, -1))
         v = self.v(x).unflatten(2, (self.num_heads, -1))
         q, k = apply_rotary(q, *ctx.rope), apply_rotary(k, *ctx.rope)
         q = q.transpose(1, 2)  # [B, heads, L, D]
-        if ctx.cache is None:
-            out = F.scaled_dot_product_attention(q, k.transpose(1, 2), v.transpose(1, 2), attn_mask=ctx.mask)
-        else:
-            w = ctx.write
-            keys, values = ctx.cache.keys[layer], ctx.cache.values[layer]  # [B, heads, tokens, D]
-            keys[:, :, w.token_start : w.token_start + length].copy_(k.transpose(1, 2))
-            values[:, :, w.token_start : w.token_start + length].copy_(v.transpose(1, 2))
-            out = F.scaled_dot_product_attention(
-                q, keys[:, :, w.visible_start : w.visible_end], values[:, :, w.visible_start : w.visible_end]
-            )
+        out = attend(q, k.transpose(1, 2), v.transpose(1, 2), ctx, layer)
         return self.o(out.transpose(1, 2).flatten(2))
+
+
+@torch.compiler.disable
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ctx: AttentionContext, layer: int) -> torch.Tensor:
+    """q, k, v [B, heads, L, D]. Cached: write k, v in place, then attend to the visible slice of the cache."""
+    if ctx.cache is None:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=ctx.mask)
+    w, length = ctx.write, k.shape[2]
+    keys, values = ctx.cache.keys[layer], ctx.cache.values[layer]  # [B, heads, tokens, D]
+    keys[:, :, w.token_start : w.token_start + length].copy_(k)
+    values[:, :, w.token_start : w.token_start + length].copy_(v)
+    return F.scaled_dot_product_attention(
+        q, keys[:, :, w.visible_start : w.visible_end], values[:, :, w.visible_start : w.visible_end]
+    )
 
 
 class CrossAttention(nn.Module):
@@ -244,6 +248,14 @@ class CausalWanModel(nn.Module):
     def device(self) -> torch.device:
         return self.patch_embedding.weight.device
 
+    def compile_blocks(self) -> None:
+        """torch.compile each block; the cache read/write stays eager (a graph break), shapes stay static."""
+        import torch._dynamo
+
+        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+        for block in self.blocks:
+            block.compile(dynamic=False)
+
     def encode_text(self, context: torch.Tensor) -> TextConditioning:
         """context [B, text_len, text_dim] (padding zeroed) -> per-layer cross-attention K/V."""
         emb = self.text_embedding(context.to(self.dtype))  # [B, text_len, dim]
@@ -256,6 +268,7 @@ class CausalWanModel(nn.Module):
         text: TextConditioning | torch.Tensor,
         *,
         frame_offset: int = 0,
+        frame_positions: torch.Tensor | None = None,
         cache: KVCache | None = None,
         write: CacheWrite | None = None,
         frames_per_chunk: int | None = None,
@@ -265,7 +278,7 @@ class CausalWanModel(nn.Module):
         """Predict the flow velocity for latents ``x`` [B, C, F, H, W] at per-frame timesteps ``t`` [B, F].
 
         Cached: ``cache`` and ``write`` given; ``x`` holds the frames being written and their rotary frame
-        positions start at ``frame_offset``. Full: no cache; with ``frames_per_chunk`` the attention is block
+        positions start at ``frame_offset`` (or are ``frame_positions`` [F], for memory frames). Full: no cache; with ``frames_per_chunk`` the attention is block
         causal (optionally limited to a sink plus a local window, matching what the cache keeps).
         """
         if not isinstance(text, TextConditioning):
@@ -282,7 +295,9 @@ class CausalWanModel(nn.Module):
         e0 = self.time_projection(e).unflatten(1, (6, -1)).unflatten(0, (b, grid[0]))  # [B, F, 6, dim]
         e = e.unflatten(0, (b, grid[0]))  # [B, F, dim]
 
-        positions = torch.arange(frame_offset, frame_offset + grid[0], device=x.device)
+        if frame_positions is None:
+            frame_positions = torch.arange(frame_offset, frame_offset + grid[0], device=x.device)
+        positions = frame_positions.to(x.device)
         ctx = AttentionContext(rope=self.rope(positions, grid[1], grid[2]), cache=cache, write=write)
         if cache is None and frames_per_chunk:
             ctx.mask = block_causal_mask(grid[0], grid[1] * grid[2], frames_per_chunk, local_window_frames, sink_frames, x.device)

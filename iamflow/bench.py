@@ -1,0 +1,312 @@
+"""Benchmark of the generator on a GPU: speed, latency, memory and the fraction of the roofline reached.
+
+    python -m iamflow.bench --preset wan2.1-t2v-1.3b --random-weights --out bench.json
+
+Speed does not depend on weight values, so the full Wan2.1-1.3B shapes run with random weights: 832x480,
+3 latent frames a chunk, 4 denoising steps + 1 commit pass, the memory region filled (memory active).
+Video frames are counted 4 per latent frame (the codec's temporal factor), as the stream delivers them.
+
+Reported: DiT-only FPS, end-to-end FPS with the streaming VAE decode, time to first frame after a scene
+prompt (first scene, and at a scene switch with re-cache), chunk time early vs late in a long story, peak
+GPU memory, and the bf16 matmul and attention ceilings measured in the same run with the fraction reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import platform
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from iamflow.config import Config, load_config
+from iamflow.engine.engine import Engine
+from iamflow.engine.model import CausalWanModel
+
+logger = logging.getLogger("iamflow.bench")
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def timed(fn, repeats: int, warmup: int = 2) -> float:
+    """Median seconds of ``fn()`` over ``repeats`` runs, after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    _sync()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        _sync()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+# --- ceilings measured on this card ---------------------------------------------------------------------
+
+
+def matmul_ceiling(m: int, k: int, n: int, dtype=torch.bfloat16) -> float:
+    a = torch.randn(m, k, device="cuda", dtype=dtype)
+    b = torch.randn(k, n, device="cuda", dtype=dtype)
+    seconds = timed(lambda: [a @ b for _ in range(20)], repeats=5) / 20
+    return 2 * m * k * n / seconds / 1e12
+
+
+def attention_ceiling(q_len: int, k_len: int, heads: int, head_dim: int, dtype=torch.bfloat16) -> float:
+    q = torch.randn(1, heads, q_len, head_dim, device="cuda", dtype=dtype)
+    k = torch.randn(1, heads, k_len, head_dim, device="cuda", dtype=dtype)
+    v = torch.randn_like(k)
+    seconds = timed(lambda: [F.scaled_dot_product_attention(q, k, v) for _ in range(10)], repeats=5) / 10
+    return 4 * q_len * k_len * heads * head_dim / seconds / 1e12
+
+
+@dataclass
+class PassFlops:
+    matmul: float
+    attention: float
+
+
+def chunk_flops(cfg: Config, visible_frames: int) -> PassFlops:
+    """FLOPs of one forward pass of one chunk (the cross-attention K/V are cached per prompt)."""
+    m = cfg.model
+    lq = cfg.cache.frames_per_chunk * cfg.tokens_per_frame
+    lk = visible_frames * cfg.tokens_per_frame
+    per_layer = 2 * lq * m.dim * m.dim * 6 + 2 * 2 * lq * m.dim * m.ffn_dim  # self q,k,v,o + cross q,o + ffn
+    patch = 2 * lq * m.dim * (m.in_channels + m.out_channels) * 4
+    attention = 4 * lq * (lk + m.text_len) * m.dim
+    return PassFlops(matmul=m.num_layers * per_layer + patch, attention=m.num_layers * attention)
+
+
+# --- the run ----------------------------------------------------------------------------------------------
+
+
+def build_engine(cfg: Config, dtype: torch.dtype, compile_blocks: bool) -> Engine:
+    with torch.device("cuda"):
+        model = CausalWanModel(cfg.model)
+    model.to_inference_dtype(dtype)
+    if compile_blocks:
+        model.compile_blocks()
+    return Engine(model, cfg)
+
+
+def fill_memory(engine: Engine, cache, text, generator) -> None:
+    frames = engine.config.cache.max_memory_frames
+    if not frames:
+        return
+    latents = engine.noise(generator, frames)
+    engine.write_memory(cache, text, latents, frame_positions=list(range(frames)))
+
+
+def run(args: argparse.Namespace) -> dict:
+    cfg = load_config(args.config, preset=args.preset, overrides=args.override)
+    dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}[args.dtype]
+    torch.backends.cuda.matmul.allow_tf32 = True
+    device_name = torch.cuda.get_device_name()
+    logger.info("bench on %s, torch %s, preset %s", device_name, torch.__version__, cfg.preset)
+
+    engine = build_engine(cfg, dtype, args.compile)
+    m = cfg.model
+    generator = torch.Generator(device="cuda").manual_seed(0)
+    context = torch.randn(1, m.text_len, m.text_dim, device="cuda", generator=generator)
+    text = engine.encode_text(context)
+    fpc = cfg.cache.frames_per_chunk
+    video_frames_per_chunk = fpc * cfg.video.temporal_compression
+
+    # warm up every cache state (sink write, ring filling, full ring), compile if asked
+    cache = engine.new_cache()
+    fill_memory(engine, cache, text, generator)
+    offset = 0
+    for _ in range(args.warmup_chunks):
+        list(engine.generate(text, 1, generator, cache=cache, frame_offset=offset))
+        offset += fpc
+    _sync()
+    torch.cuda.reset_peak_memory_stats()
+
+    # DiT only, steady state (ring full, memory active)
+    chunk_times = []
+    for _ in range(args.chunks):
+        start = time.perf_counter()
+        list(engine.generate(text, 1, generator, cache=cache, frame_offset=offset))
+        _sync()
+        chunk_times.append(time.perf_counter() - start)
+        offset += fpc
+    dit_chunk = statistics.median(chunk_times)
+    visible = cache.visible_frames
+    flops = chunk_flops(cfg, visible)
+    passes = len(engine.sampler) + 1
+
+    result: dict = {
+        "card": device_name,
+        "torch": torch.__version__,
+        "date": datetime.date.today().isoformat(),
+        "host": platform.node(),
+        "preset": cfg.preset,
+        "resolution": f"{cfg.video.width}x{cfg.video.height}",
+        "dtype": args.dtype,
+        "compiled": args.compile,
+        "frames_per_chunk": fpc,
+        "passes_per_chunk": passes,
+        "visible_frames": visible,
+        "tokens_per_frame": cfg.tokens_per_frame,
+        "dit_chunk_seconds": dit_chunk,
+        "dit_fps": video_frames_per_chunk / dit_chunk,
+        "chunk_tflop": {"matmul": passes * flops.matmul / 1e12, "attention": passes * flops.attention / 1e12},
+    }
+
+    # ceilings of this card, at the model's shapes
+    lq = fpc * cfg.tokens_per_frame
+    result["ceilings_tflops"] = {
+        "matmul_bf16_8192": matmul_ceiling(8192, 8192, 8192),
+        "matmul_bf16_wan_ffn": matmul_ceiling(lq, m.dim, m.ffn_dim),
+        "attention_sdpa": attention_ceiling(lq, visible * cfg.tokens_per_frame, m.num_heads, m.head_dim),
+    }
+    ceil = result["ceilings_tflops"]
+    roof_seconds = passes * (flops.matmul / (ceil["matmul_bf16_wan_ffn"] * 1e12) + flops.attention / (ceil["attention_sdpa"] * 1e12))
+    result["roofline_chunk_seconds"] = roof_seconds
+    result["roofline_fraction"] = roof_seconds / dit_chunk
+    result["achieved_tflops"] = passes * (flops.matmul + flops.attention) / dit_chunk / 1e12
+
+    # end to end with the streaming VAE decode
+    if args.vae:
+        codec = build_vae(dtype)
+        decoder = codec.stream_decoder()
+        e2e_times, first = [], True
+        for i in range(args.chunks):
+            start = time.perf_counter()
+            (latents,) = engine.generate(text, 1, generator, cache=cache, frame_offset=offset)
+            frames = decoder.decode(latents.to(dtype))
+            _sync()
+            e2e_times.append(time.perf_counter() - start)
+            offset += fpc
+            if first:
+                first = False
+                e2e_times.pop()  # the decoder's first call has no causal history yet
+        e2e_chunk = statistics.median(e2e_times)
+        result["e2e_chunk_seconds"] = e2e_chunk
+        result["e2e_fps"] = video_frames_per_chunk / e2e_chunk
+        result["decoded_frames_per_chunk"] = int(frames.shape[2])
+
+        # time to first frame: a new scene prompt arrives -> its first decoded frames are ready
+        window = engine.noise(generator, cfg.cache.local_window_frames - fpc)  # the kept window's latents
+        def first_scene():
+            c = engine.new_cache()
+            (lat,) = engine.generate(text, 1, generator, cache=c, frame_offset=0)
+            codec.stream_decoder().decode(lat.to(dtype))
+
+        def switch_scene():
+            new_text = engine.encode_text(context.flip(1))
+            engine.recache(cache, new_text, window, offset - window.shape[2])
+            x0 = engine.denoise_chunk(cache, new_text, offset, generator)
+            decoder.decode(x0.to(dtype))
+            engine.commit_chunk(cache, new_text, x0, offset)
+
+        encode_prompt = build_text_encoder(dtype) if args.text_encoder else None
+        text_seconds = timed(encode_prompt, repeats=5) if encode_prompt else 0.0
+        result["text_encoder_seconds"] = text_seconds
+        result["ttff_first_scene_seconds"] = text_seconds + timed(first_scene, repeats=5)
+        result["ttff_scene_switch_seconds"] = text_seconds + timed(switch_scene, repeats=5)
+        result["recache_seconds"] = timed(lambda: engine.recache(cache, text, window, offset - window.shape[2]), repeats=5)
+
+    # long story: chunk time early vs late
+    if args.long_chunks:
+        c = engine.new_cache()
+        fill_memory(engine, c, text, generator)
+        times, off = [], 0
+        for _ in range(args.long_chunks):
+            start = time.perf_counter()
+            list(engine.generate(text, 1, generator, cache=c, frame_offset=off))
+            _sync()
+            times.append(time.perf_counter() - start)
+            off += fpc
+        window = max(5, args.long_chunks // 10)
+        result["long_story"] = {
+            "chunks": args.long_chunks,
+            "latent_frames": off,
+            "early_chunk_seconds": statistics.median(times[5 : 5 + window]),
+            "late_chunk_seconds": statistics.median(times[-window:]),
+        }
+
+    result["peak_gpu_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    return result
+
+
+def build_text_encoder(dtype: torch.dtype):
+    """umT5-XXL's encoder shape with random weights; returns a function encoding one 512-token prompt."""
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    config = UMT5Config(
+        vocab_size=256384, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
+        feed_forward_proj="gated-gelu", relative_attention_num_buckets=32, relative_attention_max_distance=128,
+    )
+    with torch.device("cuda"):
+        encoder = UMT5EncoderModel(config).to(dtype).eval()
+    ids = torch.randint(0, config.vocab_size, (1, 512), device="cuda")
+    mask = torch.zeros(1, 512, dtype=torch.long, device="cuda")
+    mask[:, :120] = 1  # a typical scene prompt is about 120 tokens; Wan pads to 512
+
+    @torch.no_grad()
+    def encode():
+        return encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+
+    return encode
+
+
+def build_vae(dtype: torch.dtype):
+    from diffusers import AutoencoderKLWan
+
+    from iamflow.engine.codec import WanVAECodec
+
+    with torch.device("cuda"):
+        vae = AutoencoderKLWan()  # the Wan2.1 VAE shape, random weights
+    return WanVAECodec(vae.to(dtype).eval())
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="wan2.1-t2v-1.3b")
+    parser.add_argument("--config", default=None)
+    parser.add_argument("--override", action="append", default=[], help="section.key=value")
+    parser.add_argument("--random-weights", action="store_true", help="required: speed does not depend on weights")
+    parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16"])
+    parser.add_argument("--compile", action="store_true", help="torch.compile the transformer blocks")
+    parser.add_argument("--chunks", type=int, default=20)
+    parser.add_argument("--warmup-chunks", type=int, default=6)
+    parser.add_argument("--long-chunks", type=int, default=0)
+    parser.add_argument("--no-vae", dest="vae", action="store_false")
+    parser.add_argument("--no-text-encoder", dest="text_encoder", action="store_false")
+    parser.add_argument("--sdpa", default="auto", choices=["auto", "cudnn", "flash", "efficient"])
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if not torch.cuda.is_available():
+        parser.error("the benchmark needs a CUDA GPU")
+    if not args.random_weights:
+        parser.error("pass --random-weights: the benchmark measures speed with random weights of the preset's shape")
+    if args.sdpa == "auto":
+        result = run(args)
+    else:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        backend = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
+                   "efficient": SDPBackend.EFFICIENT_ATTENTION}[args.sdpa]
+        with sdpa_kernel(backend):
+            result = run(args)
+        result["sdpa_backend"] = args.sdpa
+    text = json.dumps(result, indent=2)
+    print(text)  # the JSON result is the command's output
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

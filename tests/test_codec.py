@@ -1,0 +1,149 @@
+"""Wan VAE codec: streaming decode equals a full decode, normalisation, both checkpoint layouts load alike."""
+
+import numpy as np
+import pytest
+import torch
+from diffusers import AutoencoderKLWan
+
+from iamflow.engine.codec import (
+    VAEStateDictMismatchError,
+    VideoCodec,
+    WanVAECodec,
+    to_uint8,
+    to_wan_original_vae_keys,
+)
+
+# Wan2.1's layout (4 levels: 8x spatial, temporal downsampling on the last two: 4x) at a tiny width.
+TINY = dict(
+    base_dim=8, z_dim=4, dim_mult=[1, 2, 2, 2], num_res_blocks=1,
+    latents_mean=[0.1, -0.2, 0.3, 0.0], latents_std=[1.5, 0.7, 2.0, 1.0],
+)
+
+
+def _random_vae(seed=0):
+    torch.manual_seed(seed)
+    vae = AutoencoderKLWan(**TINY)
+    with torch.no_grad():  # norms start at 1 and attention projections at 0; make every tensor matter
+        for name, param in vae.named_parameters():
+            if "gamma" in name:
+                param.uniform_(0.5, 1.5)
+            elif param.abs().max() == 0:
+                param.normal_(0.0, 0.05)
+    return vae.eval()
+
+
+@pytest.fixture(scope="module")
+def codec():
+    return WanVAECodec(_random_vae())
+
+
+@pytest.fixture(scope="module")
+def latents():
+    return torch.randn(2, 4, 7, 2, 3, generator=torch.Generator().manual_seed(1))  # [B, C, t, h, w]
+
+
+def _stream(codec, latents, sizes):
+    decoder = codec.stream_decoder()
+    chunks, start = [], 0
+    for size in sizes:
+        chunks.append(decoder.decode(latents[:, :, start : start + size]))
+        start += size
+    return chunks
+
+
+@pytest.mark.parametrize("sizes", [[3, 3, 1], [1] * 7, [2, 4, 1], [7]])
+def test_streaming_decode_is_bit_exact_with_full_decode(codec, latents, sizes):
+    full = codec.decode(latents)
+    assert isinstance(codec, VideoCodec)
+    assert full.shape == (2, 3, 4 * 7 - 3, 16, 24) == (2, 3, codec.num_video_frames(7), 16, 24)
+    chunks = _stream(codec, latents, sizes)
+    assert [c.shape[2] for c in chunks] == [4 * sizes[0] - 3] + [4 * s for s in sizes[1:]]
+    assert torch.equal(torch.cat(chunks, dim=2), full)
+
+
+def test_full_decode_matches_diffusers_and_is_clamped(codec, latents):
+    ours = codec.decode(latents)
+    with torch.no_grad():
+        reference = codec.vae.decode(codec.denormalize(latents)).sample
+    # diffusers runs post_quant_conv over all frames at once, which rounds differently from one frame at a time
+    torch.testing.assert_close(ours, reference, rtol=0, atol=1e-5)
+    assert ours.min() >= -1 and ours.max() <= 1
+
+
+def test_reset_starts_a_new_video(codec, latents):
+    decoder = codec.stream_decoder()
+    decoder.decode(latents[:, :, :3])
+    decoder.reset()
+    assert torch.equal(decoder.decode(latents[:, :, 3:6]), codec.decode(latents[:, :, 3:6]))
+
+
+def test_normalisation_follows_wan(codec):
+    mean = torch.tensor(TINY["latents_mean"]).view(1, 4, 1, 1, 1)
+    std = torch.tensor(TINY["latents_std"]).view(1, 4, 1, 1, 1)
+    z = torch.randn(1, 4, 2, 2, 3)
+    latents = codec.normalize(z)
+    torch.testing.assert_close(latents, (z - mean) / std)  # Wan's WanVAE.encode: (mu - mean) * (1 / std)
+    torch.testing.assert_close(codec.denormalize(latents), latents / (1.0 / std) + mean)  # diffusers' WanPipeline
+    torch.testing.assert_close(codec.denormalize(latents), z)
+
+
+def test_encode_gives_normalised_posterior_mean(codec):
+    video = torch.rand(1, 3, 9, 16, 24) * 2 - 1
+    latents = codec.encode(video)
+    assert latents.shape == (1, 4, 3, 2, 3)
+    with torch.no_grad():
+        raw = codec.vae.encode(video).latent_dist.mean
+    torch.testing.assert_close(latents, codec.normalize(raw))
+    assert codec.decode(latents).shape == (1, 3, 9, 16, 24)
+    with pytest.raises(ValueError, match="1 \\+ 4\\*k frames"):
+        codec.encode(video[:, :, :8])
+
+
+def test_wan_pth_and_diffusers_folder_load_the_same(tmp_path, latents):
+    vae = _random_vae(seed=3)
+    vae.save_pretrained(str(tmp_path / "repo" / "vae"))
+    wan_state = to_wan_original_vae_keys(vae.state_dict(), num_res_blocks=TINY["num_res_blocks"])
+    assert {"conv1.weight", "conv2.weight", "encoder.conv1.weight", "decoder.head.2.weight",
+            "encoder.middle.1.to_qkv.weight", "decoder.upsamples.0.residual.0.gamma",
+            "decoder.upsamples.8.resample.1.weight", "decoder.upsamples.3.shortcut.weight",
+            "decoder.upsamples.5.time_conv.weight", "encoder.downsamples.2.shortcut.weight"} <= set(wan_state)
+    torch.save(wan_state, tmp_path / "Wan2.1_VAE.pth")
+    from_folder = WanVAECodec.from_pretrained(tmp_path / "repo", device="cpu")
+    from_pth = WanVAECodec.from_pretrained(tmp_path / "Wan2.1_VAE.pth", config=TINY, device="cpu")
+    assert torch.equal(from_folder.decode(latents), from_pth.decode(latents))
+    video = from_folder.decode(latents[:1, :, :2])
+    assert torch.equal(from_folder.encode(video), from_pth.encode(video))
+
+
+def test_key_mapping_agrees_with_diffusers_converter_on_full_wan21_layout():
+    from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
+
+    with torch.device("meta"):
+        state = AutoencoderKLWan().state_dict()  # the default config is Wan2.1's VAE
+    back = convert_wan_vae_to_diffusers(to_wan_original_vae_keys(state))
+    assert set(back) == set(state) and all(back[k] is state[k] for k in state)
+
+
+def test_bad_wan_checkpoint_names_the_keys(tmp_path):
+    good = to_wan_original_vae_keys(_random_vae().state_dict(), num_res_blocks=1)
+    cases = {
+        "missing": ({k: v for k, v in good.items() if k != "decoder.upsamples.3.residual.6.bias"},
+                    r"1 missing key\(s\): decoder\.upsamples\.3\.residual\.6\.bias"),
+        "extra": ({**good, "decoder.upsamples.99.time_conv.weight": torch.zeros(1)},
+                  r"1 unexpected key\(s\): decoder\.upsamples\.99\.time_conv\.weight"),
+        "shape": ({**good, "conv2.weight": torch.zeros(4, 4, 1, 1, 2)},
+                  r"1 wrong shape key\(s\): conv2\.weight \(checkpoint \(4, 4, 1, 1, 2\), model \(4, 4, 1, 1, 1\)\)"),
+    }
+    for name, (state, message) in cases.items():
+        torch.save(state, tmp_path / f"{name}.pth")
+        with pytest.raises(VAEStateDictMismatchError, match=message):
+            WanVAECodec.from_pretrained(tmp_path / f"{name}.pth", config=TINY, device="cpu")
+
+
+def test_to_uint8(codec, latents):
+    frames = to_uint8(codec.decode(latents[:1]))
+    assert frames.shape == (25, 16, 24, 3) and frames.dtype == np.uint8
+    edges = to_uint8(torch.tensor([-1.0, 0.0, 1.0]).view(1, 3, 1, 1, 1).expand(1, 3, 1, 1, 3))
+    assert edges[0, 0, 0].tolist() == [0, 128, 255]
+    with pytest.raises(ValueError, match="one video"):
+        to_uint8(torch.zeros(2, 3, 1, 8, 8))

@@ -249,6 +249,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "video": {"height": 32, "width": 48},
         "runtime": {"dtype": "float32"},
     },
+    # The embedded storyworld model: shapes are set by iamflow/storyworld (its model card lists them).
+    "storyworld": {
+        "model": {"dim": 256, "ffn_dim": 1024, "num_layers": 8, "num_heads": 4, "in_channels": 16, "out_channels": 16,
+                  "text_dim": 384, "text_len": 32, "freq_dim": 64},
+        "video": {"height": 64, "width": 64, "spatial_compression": 4},
+        "runtime": {"dtype": "float32", "device": "cpu"},
+    },
 }
 
 

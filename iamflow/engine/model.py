@@ -274,12 +274,14 @@ class CausalWanModel(nn.Module):
         frames_per_chunk: int | None = None,
         local_window_frames: int | None = None,
         sink_frames: int = 0,
+        attn_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Predict the flow velocity for latents ``x`` [B, C, F, H, W] at per-frame timesteps ``t`` [B, F].
 
         Cached: ``cache`` and ``write`` given; ``x`` holds the frames being written and their rotary frame
         positions start at ``frame_offset`` (or are ``frame_positions`` [F], for memory frames). Full: no cache; with ``frames_per_chunk`` the attention is block
-        causal (optionally limited to a sink plus a local window, matching what the cache keeps).
+        causal (optionally limited to a sink plus a local window, matching what the cache keeps); or
+        ``attn_mask`` [F*H*W, F*H*W] (True = may attend) gives any other visibility, e.g. memory frames in training.
         """
         if not isinstance(text, TextConditioning):
             text = self.encode_text(text)
@@ -299,7 +301,9 @@ class CausalWanModel(nn.Module):
             frame_positions = torch.arange(frame_offset, frame_offset + grid[0], device=x.device)
         positions = frame_positions.to(x.device)
         ctx = AttentionContext(rope=self.rope(positions, grid[1], grid[2]), cache=cache, write=write)
-        if cache is None and frames_per_chunk:
+        if attn_mask is not None:
+            ctx.mask = attn_mask
+        elif cache is None and frames_per_chunk:
             ctx.mask = block_causal_mask(grid[0], grid[1] * grid[2], frames_per_chunk, local_window_frames, sink_frames, x.device)
         for i, block in enumerate(self.blocks):
             h = block(h, e0, text.kv[i], ctx, i, grid[0])

@@ -245,15 +245,17 @@ PRESETS: dict[str, dict[str, Any]] = {
     # A tiny random-weight config of the same architecture, for tests and CPU smoke runs.
     "tiny": {
         "model": {"dim": 48, "ffn_dim": 96, "num_layers": 2, "num_heads": 4, "in_channels": 4, "out_channels": 4,
-                  "text_dim": 32, "text_len": 16, "freq_dim": 16},
+                  "text_dim": 384, "text_len": 16, "freq_dim": 16},
         "video": {"height": 32, "width": 48},
         "runtime": {"dtype": "float32"},
     },
     # The embedded storyworld model: shapes are set by iamflow/storyworld (its model card lists them).
     "storyworld": {
         "model": {"dim": 256, "ffn_dim": 1024, "num_layers": 8, "num_heads": 4, "in_channels": 16, "out_channels": 16,
-                  "text_dim": 384, "text_len": 32, "freq_dim": 64},
+                  "text_dim": 384, "text_len": 64, "freq_dim": 64},
         "video": {"height": 64, "width": 64, "spatial_compression": 4},
+        # trained for these four steps; unshifted they end at sigma 0.25, where a 3-pixel trait is still legible
+        "sampler": {"denoising_step_list": [1000, 750, 500, 250], "shift": 1.0},
         "runtime": {"dtype": "float32", "device": "cpu"},
     },
 }

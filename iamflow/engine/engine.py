@@ -41,7 +41,10 @@ class Engine:
         """(channels, height, width) of one latent frame."""
         return self.model.cfg.in_channels, self.config.video.latent_height, self.config.video.latent_width
 
-    def new_cache(self, batch_size: int = 1) -> KVCache:
+    def new_cache(
+        self, batch_size: int = 1, sink_frames: int | None = None, max_memory_frames: int | None = None
+    ) -> KVCache:
+        """A cache shaped by the config; a story's policy may turn off the sink or use fewer memory slots."""
         c, m = self.config.cache, self.model.cfg
         return KVCache(
             num_layers=m.num_layers,
@@ -50,9 +53,9 @@ class Engine:
             head_dim=m.head_dim,
             tokens_per_frame=self.config.tokens_per_frame,
             frames_per_chunk=c.frames_per_chunk,
-            sink_frames=c.sink_frames,
+            sink_frames=c.sink_frames if sink_frames is None else sink_frames,
             local_window_frames=c.local_window_frames,
-            max_memory_frames=c.max_memory_frames,
+            max_memory_frames=c.max_memory_frames if max_memory_frames is None else max_memory_frames,
             device=self.device,
             dtype=self.model.dtype,
         )
@@ -95,11 +98,21 @@ class Engine:
         return x0
 
     @torch.no_grad()
-    def commit_chunk(self, cache: KVCache, text: TextConditioning, x0: torch.Tensor, frame_offset: int) -> None:
-        """The clean pass: write the chunk's final K/V into the cache and advance it."""
+    def commit_chunk(
+        self,
+        cache: KVCache,
+        text: TextConditioning,
+        x0: torch.Tensor,
+        frame_offset: int,
+        capture: dict[int, torch.Tensor | None] | None = None,
+    ) -> None:
+        """The clean pass: write the chunk's final K/V into the cache and advance it.
+
+        ``capture`` (layer -> None) is filled with the frames' mean cross-attention queries (memory scoring).
+        """
         write = cache.next_chunk_write()
         t = self._timesteps(self.sampler.context_timestep, x0)
-        self.model(x0, t, text, frame_offset=frame_offset, cache=cache, write=write)
+        self.model(x0, t, text, frame_offset=frame_offset, cache=cache, write=write, capture=capture)
         cache.commit_chunk()
 
     @torch.no_grad()

@@ -98,6 +98,7 @@ class AttentionContext:
     cache: KVCache | None = None
     write: CacheWrite | None = None
     mask: torch.Tensor | None = None  # [L, L] bool, only for the full (uncached) forward
+    capture: dict[int, torch.Tensor | None] | None = None  # layer -> mean cross-attention query per frame
 
 
 class SelfAttention(nn.Module):
@@ -148,6 +149,11 @@ class CrossAttention(nn.Module):
         v = self.v(context).unflatten(2, (self.num_heads, -1)).transpose(1, 2)
         return k, v
 
+    def mean_query(self, x: torch.Tensor, frames: int) -> torch.Tensor:
+        """x [B, F*HW, dim] -> the mean query of each frame's tokens, [B, F, heads, D] float32."""
+        q = self.norm_q(self.q(x)).unflatten(2, (self.num_heads, -1))
+        return q.float().unflatten(1, (frames, -1)).mean(dim=2)
+
     def forward(self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         q = self.norm_q(self.q(x)).unflatten(2, (self.num_heads, -1)).transpose(1, 2)
         out = F.scaled_dot_product_attention(q, kv[0], kv[1])
@@ -184,7 +190,10 @@ class WanBlock(nn.Module):
 
         h = (per_frame(self.norm1(x).float()) * (1 + scale1) + shift1).flatten(1, 2).to(dtype)
         x = (per_frame(x.float()) + per_frame(self.self_attn(h, ctx, layer).float()) * gate1).flatten(1, 2).to(dtype)
-        x = x + self.cross_attn(self.norm3(x), text_kv)
+        h = self.norm3(x)
+        if ctx.capture is not None and layer in ctx.capture:
+            ctx.capture[layer] = self.cross_attn.mean_query(h, frames)
+        x = x + self.cross_attn(h, text_kv)
         h = (per_frame(self.norm2(x).float()) * (1 + scale2) + shift2).flatten(1, 2).to(dtype)
         x = (per_frame(x.float()) + per_frame(self.ffn(h).float()) * gate2).flatten(1, 2).to(dtype)
         return x
@@ -275,6 +284,7 @@ class CausalWanModel(nn.Module):
         local_window_frames: int | None = None,
         sink_frames: int = 0,
         attn_mask: torch.Tensor | None = None,
+        capture: dict[int, torch.Tensor | None] | None = None,
     ) -> torch.Tensor:
         """Predict the flow velocity for latents ``x`` [B, C, F, H, W] at per-frame timesteps ``t`` [B, F].
 
@@ -282,6 +292,7 @@ class CausalWanModel(nn.Module):
         positions start at ``frame_offset`` (or are ``frame_positions`` [F], for memory frames). Full: no cache; with ``frames_per_chunk`` the attention is block
         causal (optionally limited to a sink plus a local window, matching what the cache keeps); or
         ``attn_mask`` [F*H*W, F*H*W] (True = may attend) gives any other visibility, e.g. memory frames in training.
+        ``capture``: a dict whose keys are layer indices; filled with each frame's mean cross-attention query.
         """
         if not isinstance(text, TextConditioning):
             text = self.encode_text(text)
@@ -300,7 +311,7 @@ class CausalWanModel(nn.Module):
         if frame_positions is None:
             frame_positions = torch.arange(frame_offset, frame_offset + grid[0], device=x.device)
         positions = frame_positions.to(x.device)
-        ctx = AttentionContext(rope=self.rope(positions, grid[1], grid[2]), cache=cache, write=write)
+        ctx = AttentionContext(rope=self.rope(positions, grid[1], grid[2]), cache=cache, write=write, capture=capture)
         if attn_mask is not None:
             ctx.mask = attn_mask
         elif cache is None and frames_per_chunk:

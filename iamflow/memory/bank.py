@@ -1,0 +1,208 @@
+"""The memory bank: archived frames with the entities they show, and the few frames the model remembers.
+
+An archived frame is its clean latent plus metadata (scene, chunk, story frame, entity ids, scores), saved as
+``p{scene}_c{chunk}_f{frame}.pt`` when a save directory is set. K/V are never archived: when a frame becomes
+active its K/V are recomputed under the current prompt into the memory region of the cache.
+
+Policies (``memory.policy``):
+
+* ``none`` / ``sink`` — nothing is archived or remembered (the cache config decides about the sink);
+* ``nam`` (MemFlow's narrative memory) — a prototype frame every 3rd chunk; the active frames are the top-k by
+  relevance to the current prompt (rescored with the new prompt at a switch);
+* ``iam`` (entity-aware) — from the 3rd chunk of a scene on, the frames of the chunk leaving the local window
+  are scored against the scene's characters; the best is archived under those characters' ids; at most
+  ``max_memory_frames`` stay active, the lowest evicted. At a switch the characters the new prompt names get
+  the fewest archived frames that cover their ids (ties by score), the remaining slots filled by score.
+
+Scores are cross-attention logits: a frame's mean cross-attention query (captured on a few layers during its
+clean commit pass) against the mean cross-attention key of a text (an entity's description, or the prompt).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class FrameRecord:
+    scene: int
+    chunk: int  # chunk index within the scene
+    frame: int  # story latent frame index (also its rotary position)
+    entity_ids: list[int]
+    scores: dict[int, float]  # entity id -> score when archived
+    score: float
+    reason: str
+    latent: torch.Tensor  # [C, h, w], CPU
+    queries: torch.Tensor  # [layers, heads, D] mean cross-attention query, CPU float32
+    thumbnail: np.ndarray | None = None
+
+    @property
+    def key(self) -> str:
+        return f"p{self.scene}_c{self.chunk}_f{self.frame}"
+
+    def info(self) -> dict:
+        return {
+            "key": self.key,
+            "scene": self.scene,
+            "chunk": self.chunk,
+            "frame": self.frame,
+            "entity_ids": list(self.entity_ids),
+            "score": round(float(self.score), 4),
+            "reason": self.reason,
+        }
+
+
+def text_keys(kv: list[tuple[torch.Tensor, torch.Tensor]], layers: list[int], length: int) -> torch.Tensor:
+    """Mean cross-attention key over the first ``length`` text tokens: [layers, heads, D]."""
+    return torch.stack([kv[layer][0][0, :, : max(length, 1)].float().mean(dim=1) for layer in layers]).cpu()
+
+
+def relevance(queries: torch.Tensor, keys: torch.Tensor) -> float:
+    """Cross-attention logit of a frame (queries [layers, heads, D]) for a text (keys [layers, heads, D])."""
+    return float((queries * keys).sum(-1).mean() / math.sqrt(queries.shape[-1]))
+
+
+@dataclass
+class MemoryBank:
+    policy: str
+    max_memory_frames: int
+    save_dir: Path | None = None
+    archive: dict[str, FrameRecord] = field(default_factory=dict)
+    by_entity: dict[int, set[str]] = field(default_factory=dict)
+    active: list[str] = field(default_factory=list)  # keys of the active frames, in slot order
+
+    @property
+    def enabled(self) -> bool:
+        return self.policy in ("nam", "iam") and self.max_memory_frames > 0
+
+    # --- archiving ---------------------------------------------------------------------------------
+    def should_archive(self, chunk_in_scene: int) -> bool:
+        """Whether the chunk now leaving the local window (``chunk_in_scene`` of its scene) is archived.
+
+        Chunks start leaving the window from a scene's 3rd chunk on (window of 3 chunks).
+        """
+        if not self.enabled:
+            return False
+        if self.policy == "nam":
+            return chunk_in_scene % 3 == 0  # a prototype every 3rd chunk
+        return True
+
+    def add(self, record: FrameRecord) -> None:
+        self.archive[record.key] = record
+        for entity in record.entity_ids:
+            self.by_entity.setdefault(entity, set()).add(record.key)
+        if self.save_dir is not None:
+            self.save_dir.mkdir(parents=True, exist_ok=True)
+            torch.save(
+                {"latent": record.latent, "queries": record.queries, **record.info(), "scores": record.scores},
+                self.save_dir / f"{record.key}.pt",
+            )
+
+    def remove_scene(self, scene: int) -> None:
+        """Forget everything archived in ``scene`` (undo)."""
+        for key in [k for k, r in self.archive.items() if r.scene == scene]:
+            record = self.archive.pop(key)
+            for entity in record.entity_ids:
+                self.by_entity.get(entity, set()).discard(key)
+            if self.save_dir is not None:
+                (self.save_dir / f"{key}.pt").unlink(missing_ok=True)
+        self.active = [k for k in self.active if k in self.archive]
+
+    # --- choosing the active frames ---------------------------------------------------------------
+    def update_during_scene(self, scene_entities: list[int], prompt_keys: torch.Tensor) -> bool:
+        """After archiving: keep the best frames for the current scene; returns True if the active set changed."""
+        if not self.enabled:
+            return False
+        if self.policy == "nam":
+            chosen = self._top_by_prompt(prompt_keys, self.max_memory_frames)
+        else:
+            chosen = self._cover(scene_entities, prompt_keys)
+        return self._set_active(chosen)
+
+    def retrieve(self, named_entities: list[int], prompt_keys: torch.Tensor) -> bool:
+        """Scene switch: bring back the frames of the characters the new prompt names."""
+        if not self.enabled:
+            return False
+        if self.policy == "nam":
+            return self._set_active(self._top_by_prompt(prompt_keys, self.max_memory_frames))
+        return self._set_active(self._cover(named_entities, prompt_keys))
+
+    def _top_by_prompt(self, prompt_keys: torch.Tensor, count: int, exclude: set[str] = frozenset()) -> list[str]:
+        ranked = sorted(
+            (k for k in self.archive if k not in exclude),
+            key=lambda k: (-relevance(self.archive[k].queries, prompt_keys), -self.archive[k].frame),
+        )
+        return ranked[:count]
+
+    def _cover(self, entities: list[int], prompt_keys: torch.Tensor) -> list[str]:
+        """Greedy set cover of ``entities`` by archived frames (most new ids first, ties by score)."""
+        wanted = {e for e in entities if self.by_entity.get(e)}
+        chosen: list[str] = []
+        while wanted and len(chosen) < self.max_memory_frames:
+            candidates = {k for e in wanted for k in self.by_entity[e]} - set(chosen)
+            if not candidates:
+                break
+            best = max(
+                candidates,
+                key=lambda k: (
+                    len(wanted & set(self.archive[k].entity_ids)),
+                    max(self.archive[k].scores.get(e, -1e9) for e in wanted),
+                    self.archive[k].frame,
+                ),
+            )
+            chosen.append(best)
+            wanted -= set(self.archive[best].entity_ids)
+        if len(chosen) < self.max_memory_frames:
+            chosen += self._top_by_prompt(prompt_keys, self.max_memory_frames - len(chosen), exclude=set(chosen))
+        return chosen
+
+    def _set_active(self, keys: list[str]) -> bool:
+        keys = sorted(keys, key=lambda k: self.archive[k].frame)  # slot order = story order
+        changed = keys != self.active
+        self.active = keys
+        return changed
+
+    def active_records(self) -> list[FrameRecord]:
+        return [self.archive[k] for k in self.active]
+
+    def snapshot(self) -> dict:
+        return {
+            "active": [self.archive[k].info() for k in self.active],
+            "archive": [r.info() for r in sorted(self.archive.values(), key=lambda r: r.frame)],
+        }
+
+    # --- persistence -------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "policy": self.policy,
+            "max_memory_frames": self.max_memory_frames,
+            "active": list(self.active),
+            "records": [
+                {**r.info(), "scores": {str(k): v for k, v in r.scores.items()}, "latent": r.latent,
+                 "queries": r.queries, "thumbnail": r.thumbnail}
+                for r in self.archive.values()
+            ],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.archive.clear()
+        self.by_entity.clear()
+        save_dir, self.save_dir = self.save_dir, None  # already on disk
+        for r in state["records"]:
+            self.add(
+                FrameRecord(
+                    scene=r["scene"], chunk=r["chunk"], frame=r["frame"], entity_ids=list(r["entity_ids"]),
+                    scores={int(k): v for k, v in r["scores"].items()}, score=r["score"], reason=r["reason"],
+                    latent=r["latent"], queries=r["queries"], thumbnail=r.get("thumbnail"),
+                )
+            )
+        self.save_dir = save_dir
+        self.active = list(state["active"])

@@ -1,0 +1,521 @@
+"""StorySession: the live story the app keeps between turns, and the one generation loop of the project.
+
+A session owns the story's latents, its KV cache, the entity agent and the memory bank. ``add_scene``
+extends the story from its current end, chunk by chunk, yielding a ``ChunkEvent`` with the decoded frames
+and snapshots of the registry and the memory. The app, both batch commands, the benchmark of the embedded
+model and its evaluation all drive this loop.
+
+Every write into the KV cache is recorded as an operation (commit a chunk, re-cache the window, write the
+memory); replaying that log rebuilds the cache exactly, so the cache can be dropped between turns, a scene
+undone, or a saved story loaded, and the continuation is the same as if nothing had happened.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import random
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from iamflow.agent import EntityAgent
+from iamflow.config import Config, MemoryConfig, load_config
+from iamflow.engine.codec import to_uint8
+from iamflow.engine.engine import Engine
+from iamflow.engine.kv_cache import KVCache
+from iamflow.engine.model import TextConditioning
+from iamflow.memory.bank import FrameRecord, MemoryBank, relevance, text_keys
+
+logger = logging.getLogger(__name__)
+
+MAX_PROMPT_CHARS = 4000
+MAX_SCENE_SECONDS = 120.0
+SESSION_FORMAT = 1
+
+
+def validate_prompt(prompt: str) -> str:
+    """The prompt, stripped; a ValueError that says what to change if it cannot be used."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError("the scene prompt is empty: describe what happens in the scene")
+    prompt = " ".join(prompt.split())
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise ValueError(f"the scene prompt is too long ({len(prompt)} characters); keep it under {MAX_PROMPT_CHARS}")
+    return prompt
+
+
+@dataclass
+class StorySettings:
+    """Per-story choices a person can change between stories (the model is the runtime's)."""
+
+    memory_policy: str = "iam"
+    transition: str = "recache"
+    max_memory_frames: int = 3
+    enrich_prompts: bool = False
+    agent_backend: str = "rules"
+    llm_model_path: str = ""
+
+    def validate(self, cache_limit: int) -> "StorySettings":
+        if self.memory_policy not in MemoryConfig.POLICIES:
+            raise ValueError(f"memory policy must be one of {', '.join(MemoryConfig.POLICIES)} (got {self.memory_policy!r})")
+        if self.transition not in MemoryConfig.TRANSITIONS:
+            raise ValueError(f"transition must be one of {', '.join(MemoryConfig.TRANSITIONS)} (got {self.transition!r})")
+        if not 0 <= self.max_memory_frames <= cache_limit:
+            raise ValueError(f"max memory frames must be between 0 and {cache_limit} (got {self.max_memory_frames})")
+        if self.agent_backend not in ("rules", "llm"):
+            raise ValueError(f"agent backend must be rules or llm (got {self.agent_backend!r})")
+        return self
+
+    @classmethod
+    def from_config(cls, config: Config) -> "StorySettings":
+        return cls(
+            memory_policy=config.memory.policy,
+            transition=config.memory.transition,
+            max_memory_frames=config.cache.max_memory_frames,
+            enrich_prompts=config.agent.enrich_prompts,
+            agent_backend=config.agent.backend,
+            llm_model_path=config.agent.llm_model_path,
+        )
+
+
+@dataclass
+class SceneRecord:
+    index: int
+    prompt: str
+    seed: int
+    seconds: float
+    num_chunks: int
+    text_prompt: str = ""  # what the text encoder saw (the enriched prompt when enrichment is on)
+    chunks_done: int = 0
+    first_chunk: int = 0  # story chunk index of the scene's first chunk
+    first_frame: int = 0  # story video frame index of the scene's first frame
+    num_frames: int = 0
+    entity_ids: list[int] = field(default_factory=list)
+    entities: list[dict] = field(default_factory=list)
+    stopped: bool = False
+    ops_start: int = 0  # length of the cache log before the scene
+    active_before: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ChunkEvent:
+    scene_index: int
+    chunk_index: int
+    num_chunks: int
+    frames: np.ndarray  # [T, H, W, 3] uint8
+    first_frame: int
+    fps: int
+    registry: dict
+    memory: list[dict]
+    scene_entities: list[dict]
+    elapsed_s: float
+    eta_s: float
+    done: bool
+
+
+class Runtime:
+    """The loaded models, shared by every story of the process. ``lock`` serialises device work."""
+
+    def __init__(self, config: Config, engine: Engine, codec, text_encoder):
+        self.config = config
+        self.engine = engine
+        self.codec = codec
+        self.text_encoder = text_encoder
+        self.lock = threading.RLock()
+        self._text_cache: dict[str, tuple[TextConditioning, int]] = {}
+
+    @property
+    def device(self) -> torch.device:
+        return self.engine.device
+
+    @classmethod
+    def load(cls, config: Config | None = None) -> "Runtime":
+        from iamflow.runtime import build_runtime
+
+        return build_runtime(config or load_config(preset="storyworld"))
+
+    def encode(self, text: str) -> tuple[TextConditioning, int]:
+        """A prompt -> (its cross-attention K/V for every layer, number of real tokens). Cached."""
+        if text not in self._text_cache:
+            context = self.text_encoder.encode([text]).to(self.device)  # [1, text_len, text_dim]
+            length = int((context[0].abs().sum(-1) > 0).sum())
+            self._text_cache[text] = (self.engine.encode_text(context), length)
+            if len(self._text_cache) > 256:
+                self._text_cache.pop(next(iter(self._text_cache)))
+        return self._text_cache[text]
+
+    def decode_frames(self, decoder, latents: torch.Tensor) -> np.ndarray:
+        video = decoder.decode(latents.to(self.codec.device, self.codec.dtype))  # [1, 3, T, H, W]
+        return to_uint8(video)
+
+
+def sentence_distance(a: str, b: str) -> float:
+    """1 - cosine similarity of the two prompts' MiniLM sentence embeddings, in [0, 2]."""
+    from iamflow.agent import models
+
+    return 1.0 - models.sentence_encoder().similarity(a, b)
+
+
+class StorySession:
+    def __init__(self, runtime: Runtime, settings: StorySettings | None = None, save_dir: str | Path | None = None):
+        self.runtime = runtime
+        self.config = runtime.config
+        self.settings = (settings or StorySettings.from_config(runtime.config)).validate(
+            runtime.config.cache.max_memory_frames
+        )
+        self.save_dir = Path(save_dir) if save_dir else (Path(self.config.memory.save_dir) if self.config.memory.save_dir else None)
+        self._stop = threading.Event()
+        self.reset()
+
+    # --- state ---------------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Start a new, empty story (settings kept)."""
+        s = self.settings
+        self.agent = EntityAgent(backend=s.agent_backend, llm_model_path=s.llm_model_path or None)
+        self.bank = MemoryBank(s.memory_policy, s.max_memory_frames, self.save_dir)
+        self.scenes: list[SceneRecord] = []
+        self.latents: list[torch.Tensor] = []  # per chunk [1, C, fpc, h, w], CPU float32
+        self.chunk_scene: list[int] = []
+        self.chunk_frames: list[np.ndarray] = []  # per chunk [T, H, W, 3] uint8
+        self.chunk_queries: list[torch.Tensor] = []  # per chunk [fpc, layers, heads, D]
+        self.ops: list[dict] = []  # the cache log
+        self._scene_text: dict[int, tuple[TextConditioning, int]] = {}
+        self.cache: KVCache | None = None
+        self.decoder = None
+
+    @property
+    def engine(self) -> Engine:
+        return self.runtime.engine
+
+    @property
+    def fps(self) -> int:
+        return self.config.video.fps
+
+    @property
+    def frames_per_chunk(self) -> int:
+        return self.config.cache.frames_per_chunk
+
+    @property
+    def num_video_frames(self) -> int:
+        return sum(len(f) for f in self.chunk_frames)
+
+    def chunks_for(self, seconds: float) -> int:
+        video_frames = self.frames_per_chunk * self.config.video.temporal_compression
+        return max(1, math.ceil(seconds * self.fps / video_frames))
+
+    # --- the cache and its log -------------------------------------------------------------------------
+    def _text(self, spec: list) -> TextConditioning:
+        if spec[0] == "scene":
+            return self._scene_condition(spec[1])[0]
+        old, new = self._scene_condition(spec[1])[0], self._scene_condition(spec[2])[0]
+        return old.blend(new, spec[3])
+
+    def _scene_condition(self, scene: int) -> tuple[TextConditioning, int]:
+        if scene not in self._scene_text:
+            self._scene_text[scene] = self.runtime.encode(self.scenes[scene].text_prompt)
+        return self._scene_text[scene]
+
+    def _new_cache(self) -> KVCache:
+        policy = self.settings.memory_policy
+        return self.engine.new_cache(
+            sink_frames=0 if policy == "none" else self.config.cache.sink_frames,  # none: local window only
+            max_memory_frames=self.settings.max_memory_frames if policy in ("nam", "iam") else 0,
+        )
+
+    def _apply(self, op: dict, capture: dict | None = None) -> None:
+        """Execute one cache operation (and record it when it is new)."""
+        engine, fpc = self.engine, self.frames_per_chunk
+        if op["op"] == "commit":
+            i = op["chunk"]
+            engine.commit_chunk(self.cache, self._text(op["text"]), self.latents[i].to(engine.device), i * fpc, capture)
+        elif op["op"] == "recache":
+            chunks = op["chunks"]
+            window = torch.cat([self.latents[i] for i in chunks], dim=2).to(engine.device)
+            engine.recache(self.cache, self._text(op["text"]), window, chunks[0] * fpc)
+        elif op["op"] == "memory":
+            records = [self.bank.archive[k] for k in op["keys"]]
+            if records:
+                latents = torch.stack([r.latent for r in records], dim=1)[None].to(engine.device)  # [1, C, M, h, w]
+                engine.write_memory(self.cache, self._text(op["text"]), latents, [r.frame for r in records])
+            else:
+                self.cache.set_memory_count(0)
+            self.cache.memory_slots = list(op["keys"])
+
+    def _log(self, op: dict, capture: dict | None = None) -> None:
+        self._apply(op, capture)
+        self.ops.append(op)
+
+    def _ensure_cache(self) -> None:
+        if self.cache is not None:
+            return
+        self.cache = self._new_cache()
+        for op in self.ops:
+            self._apply(op)
+        logger.info("rebuilt the KV cache from %d logged operations", len(self.ops))
+
+    def _ensure_decoder(self) -> None:
+        if self.decoder is not None:
+            return
+        self.decoder = self.runtime.codec.stream_decoder()
+        for latents in self.latents:  # the decoder's causal state is a function of all frames so far
+            self.runtime.decode_frames(self.decoder, latents)
+
+    def drop_cache(self) -> None:
+        """Free the K/V (e.g. between turns); the next scene rebuilds it from the kept latents."""
+        self.cache = None
+
+    # --- generation --------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop the scene being generated at the next chunk boundary; the chunks made so far stay."""
+        self._stop.set()
+
+    def add_scene(self, prompt: str, seconds: float = 3.0, seed: int | None = None) -> Iterator[ChunkEvent]:
+        prompt = validate_prompt(prompt)
+        if not 0 < float(seconds) <= MAX_SCENE_SECONDS:
+            raise ValueError(f"scene length must be between 0 and {MAX_SCENE_SECONDS:g} seconds (got {seconds})")
+        seed = int(seed) if seed is not None and seed != "" else random.randrange(2**31)
+        return self._generate_scene(prompt, float(seconds), seed)
+
+    def _generate_scene(self, prompt: str, seconds: float, seed: int) -> Iterator[ChunkEvent]:
+        self._stop.clear()
+        runtime, engine, fpc = self.runtime, self.engine, self.frames_per_chunk
+        start_time = time.perf_counter()
+        with runtime.lock:
+            scene_index = len(self.scenes)
+            entities = self.agent.observe(prompt)
+            text_prompt = self.agent.enrich(prompt) if self.settings.enrich_prompts else prompt
+            scene = SceneRecord(
+                index=scene_index, prompt=prompt, seed=seed, seconds=seconds, num_chunks=self.chunks_for(seconds),
+                text_prompt=text_prompt, first_chunk=len(self.latents), first_frame=self.num_video_frames,
+                entity_ids=[e.global_id for e in entities.entities],
+                entities=[{"global_id": e.global_id, "name": e.name, "surface": e.surface, "is_new": e.is_new}
+                          for e in entities.entities],
+                ops_start=len(self.ops), active_before=list(self.bank.active),
+            )
+            self.scenes.append(scene)
+            self._ensure_cache()
+            self._ensure_decoder()
+            text, text_len = self._scene_condition(scene_index)
+            prompt_keys = text_keys(text.kv, self._score_layers(), text_len)
+            ramp = self._begin_transition(scene)
+            if scene_index > 0 and self.bank.retrieve(scene.entity_ids, prompt_keys):
+                self._log({"op": "memory", "keys": list(self.bank.active), "text": ["scene", scene_index]})
+            generator = torch.Generator(device=engine.device).manual_seed(seed)
+
+        for c in range(scene.num_chunks):
+            if self._stop.is_set():
+                scene.stopped = True
+                logger.info("scene %d stopped after %d of %d chunks", scene_index, c, scene.num_chunks)
+                break
+            with runtime.lock:
+                g = len(self.latents)
+                spec = ["scene", scene_index] if c >= len(ramp) else ["blend", scene_index - 1, scene_index, ramp[c]]
+                x0 = engine.denoise_chunk(self.cache, self._text(spec), g * fpc, generator)
+                self.latents.append(x0.cpu())
+                self.chunk_scene.append(scene_index)
+                capture = {layer: None for layer in self._score_layers()}
+                self._log({"op": "commit", "chunk": g, "text": spec}, capture)
+                self.chunk_queries.append(torch.stack([capture[layer][0] for layer in self._score_layers()], dim=1).cpu())
+                frames = runtime.decode_frames(self.decoder, x0)
+                self.chunk_frames.append(frames)
+                self._remember(g, scene, prompt_keys)
+                scene.chunks_done += 1
+                scene.num_frames += len(frames)
+            elapsed = time.perf_counter() - start_time
+            done = c + 1 == scene.num_chunks
+            yield ChunkEvent(
+                scene_index=scene_index, chunk_index=c, num_chunks=scene.num_chunks, frames=frames,
+                first_frame=self.num_video_frames - len(frames), fps=self.fps,
+                registry=self.registry_snapshot(), memory=self.memory_view(), scene_entities=list(scene.entities),
+                elapsed_s=elapsed, eta_s=elapsed / (c + 1) * (scene.num_chunks - c - 1), done=done,
+            )
+        if scene.chunks_done == 0:  # stopped before anything was made: the scene never happened
+            self._drop_last_scene()
+
+    def _score_layers(self) -> list[int]:
+        layers = [layer for layer in self.config.memory.score_layers if layer < self.engine.model.cfg.num_layers]
+        return layers or [0]
+
+    def _begin_transition(self, scene: SceneRecord) -> list[float]:
+        """Apply the scene-switch policy; returns the soft ramp's blend weights (empty otherwise)."""
+        if scene.index == 0 or not self.latents:
+            return []
+        if self.settings.transition == "recache":
+            ring = self.cache.ring_slots
+            first_ring_chunk = 1 if self.cache.sink_frames else 0
+            chunks = list(range(max(first_ring_chunk, len(self.latents) - ring), len(self.latents)))
+            if chunks:
+                self._log({"op": "recache", "chunks": chunks, "text": ["scene", scene.index]})
+            return []
+        if self.settings.transition == "soft":
+            distance = sentence_distance(self.scenes[scene.index - 1].text_prompt, scene.text_prompt)
+            steps = 1 + round(2 * distance * self.cache.ring_slots)  # farther prompts blend over more chunks
+            return [0.5 * (1 - math.cos(math.pi * (i + 1) / (steps + 1))) for i in range(steps)]
+        return []
+
+    def _remember(self, g: int, scene: SceneRecord, prompt_keys: torch.Tensor) -> None:
+        """Memory bank step after chunk ``g``: archive the chunk leaving the window, update the active frames."""
+        if not self.bank.enabled:
+            return
+        leaving = g + 1 - self.cache.ring_slots
+        first_ring_chunk = 1 if self.cache.sink_frames else 0
+        if leaving < first_ring_chunk:
+            return
+        owner = self.scenes[self.chunk_scene[leaving]]
+        chunk_in_scene = leaving - owner.first_chunk
+        if not self.bank.should_archive(chunk_in_scene):
+            return
+        layers = self._score_layers()
+        entity_keys = {}
+        for entity in owner.entities:
+            description = self._entity_description(entity["global_id"], entity["surface"])
+            condition, length = self.runtime.encode(description)
+            entity_keys[entity["global_id"]] = text_keys(condition.kv, layers, length)
+        owner_text, owner_len = self._scene_condition(owner.index)
+        owner_keys = text_keys(owner_text.kv, layers, owner_len)
+        queries = self.chunk_queries[leaving]  # [fpc, layers, heads, D]
+        best, best_score, best_scores = 0, -math.inf, {}
+        for j in range(queries.shape[0]):
+            scores = {e: relevance(queries[j], k) for e, k in entity_keys.items()}
+            score = sum(scores.values()) / len(scores) if scores else relevance(queries[j], owner_keys)
+            if score > best_score:
+                best, best_score, best_scores = j, score, scores
+        frames = self.chunk_frames[leaving]
+        thumb = frames[min(len(frames) - 1, max(0, len(frames) - (self.frames_per_chunk - best) * 4))]
+        record = FrameRecord(
+            scene=owner.index, chunk=chunk_in_scene, frame=leaving * self.frames_per_chunk + best,
+            entity_ids=list(owner.entity_ids), scores=best_scores, score=best_score,
+            reason="entity match" if entity_keys else "prompt relevance",
+            latent=self.latents[leaving][0, :, best].clone(), queries=queries[best].clone(), thumbnail=thumb.copy(),
+        )
+        self.bank.add(record)
+        if self.bank.update_during_scene(scene.entity_ids, prompt_keys):
+            self._log({"op": "memory", "keys": list(self.bank.active), "text": ["scene", scene.index]})
+
+    def _entity_description(self, global_id: int, surface: str) -> str:
+        record = self.agent.registry.entities.get(global_id)
+        if record is None:
+            return surface
+        attrs = list(record.current_attrs)[:6]
+        base = record.base or surface
+        return ", ".join([base] + attrs) if attrs else base
+
+    # --- undo, snapshots -----------------------------------------------------------------------------
+    def undo_last_scene(self) -> None:
+        if not self.scenes:
+            raise ValueError("there is no scene to undo")
+        self._drop_last_scene()
+
+    def _drop_last_scene(self) -> None:
+        scene = self.scenes[-1]
+        del self.latents[scene.first_chunk :], self.chunk_scene[scene.first_chunk :]
+        del self.chunk_frames[scene.first_chunk :], self.chunk_queries[scene.first_chunk :]
+        del self.ops[scene.ops_start :]
+        # frames of earlier scenes archived during this one are forgotten too: the bank returns to its state
+        self.bank.remove_scene(scene.index)
+        for key in [k for k, r in self.bank.archive.items() if r.frame >= scene.first_chunk * self.frames_per_chunk]:
+            self.bank.archive.pop(key)
+        for keys in self.bank.by_entity.values():
+            keys.intersection_update(self.bank.archive)
+        self.bank.active = [k for k in scene.active_before if k in self.bank.archive]
+        self.agent.undo_last()
+        self.scenes.pop()
+        self._scene_text.pop(scene.index, None)
+        self.cache = None  # rebuilt by replaying the log
+        self.decoder = None
+
+    def story_frames(self) -> np.ndarray:
+        if not self.chunk_frames:
+            h, w = self.config.video.height, self.config.video.width
+            return np.zeros((0, h, w, 3), dtype=np.uint8)
+        return np.concatenate(self.chunk_frames, axis=0)
+
+    def registry_snapshot(self) -> dict:
+        return self.agent.registry.snapshot()
+
+    def memory_view(self) -> list[dict]:
+        """The active memory frames with thumbnails (for the UI)."""
+        return [{**r.info(), "thumbnail": r.thumbnail} for r in self.bank.active_records()]
+
+    def memory_snapshot(self) -> dict:
+        return self.bank.snapshot()
+
+    def mapping(self) -> dict:
+        snapshot = self.bank.snapshot()
+        return self.agent.to_mapping(
+            extra={
+                "frame_archive": {r["key"]: r for r in snapshot["archive"]},
+                "frame_active_memory": [r["key"] for r in snapshot["active"]],
+            }
+        )
+
+    # --- persistence ---------------------------------------------------------------------------------
+    def export(self, path: str | Path, scale: int | None = None) -> dict[str, Path]:
+        """The story as an H.264 mp4 at the story's fps, and mapping.json beside it."""
+        from iamflow.video import write_mp4
+
+        frames = self.story_frames()
+        if len(frames) == 0:
+            raise ValueError("the story is empty: add a scene before exporting")
+        path = Path(path)
+        write_mp4(frames, path, self.fps, scale=scale)
+        mapping_path = path.with_name("mapping.json") if path.suffix else path / "mapping.json"
+        mapping_path.write_text(json.dumps(self.mapping(), indent=2, ensure_ascii=False))
+        return {"mp4": path, "mapping": mapping_path}
+
+    def save(self, directory: str | Path) -> Path:
+        """Everything needed to resume the story identically: prompts, seeds, latents, log, registry, archive."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {
+            "format": SESSION_FORMAT,
+            "preset": self.config.preset,
+            "config": self.config.to_dict(),
+            "settings": dataclasses.asdict(self.settings),
+            "scenes": [dataclasses.asdict(s) for s in self.scenes],
+            "latents": self.latents,
+            "chunk_scene": self.chunk_scene,
+            "chunk_queries": self.chunk_queries,
+            "ops": self.ops,
+            "agent": self.agent.state_dict(),
+            "bank": self.bank.state_dict(),
+        }
+        torch.save(state, directory / "story.pt")
+        (directory / "mapping.json").write_text(json.dumps(self.mapping(), indent=2, ensure_ascii=False))
+        (directory / "prompts.json").write_text(
+            json.dumps([{"prompt": s.prompt, "seed": s.seed, "seconds": s.seconds} for s in self.scenes], indent=2)
+        )
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, runtime: Runtime) -> "StorySession":
+        path = Path(directory) / "story.pt"
+        if not path.is_file():
+            raise ValueError(f"{directory} is not a saved story (no story.pt in it)")
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if state.get("format") != SESSION_FORMAT:
+            raise ValueError(f"{path} has story format {state.get('format')}, this version reads {SESSION_FORMAT}")
+        if state["preset"] != runtime.config.preset:
+            raise ValueError(
+                f"the story was made with model preset {state['preset']!r}; load it with that preset "
+                f"(the running model is {runtime.config.preset!r})"
+            )
+        session = cls(runtime, StorySettings(**state["settings"]))
+        session.scenes = [SceneRecord(**s) for s in state["scenes"]]
+        session.latents = list(state["latents"])
+        session.chunk_scene = list(state["chunk_scene"])
+        session.chunk_queries = list(state["chunk_queries"])
+        session.ops = list(state["ops"])
+        session.agent.load_state_dict(state["agent"])
+        session.bank.load_state_dict(state["bank"])
+        session.decoder = runtime.codec.stream_decoder()
+        with runtime.lock:
+            session.chunk_frames = [runtime.decode_frames(session.decoder, z) for z in session.latents]
+        return session

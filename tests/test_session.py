@@ -1,0 +1,181 @@
+"""StorySession on the tiny random-weight model: continuation, stop, undo, save/load, dropped K/V, the memory
+bank's archive/eviction/retrieval, every policy and transition, and a playable export."""
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from iamflow.config import load_config
+from iamflow.session import Runtime, StorySession, StorySettings
+
+MAN = "A young man in a red jacket walks through a sunny park."
+DOG = "A small brown dog runs along the beach at noon."
+BACK = "The man waves at the camera."
+
+
+@pytest.fixture(scope="module")
+def runtime():
+    return Runtime.load(load_config(preset="tiny"))
+
+
+def run(session, prompt, seconds=3.0, seed=0):
+    return list(session.add_scene(prompt, seconds=seconds, seed=seed))
+
+
+def test_scenes_continue_one_story(runtime):
+    session = StorySession(runtime)
+    first = run(session, MAN, seed=1)
+    assert [e.chunk_index for e in first] == [0, 1, 2, 3] and first[-1].done
+    assert first[0].frames.shape == (9, 32, 48, 3) and first[1].frames.shape[0] == 12  # 4t-3, then 4t
+    second = run(session, "The man sits on a bench.", seed=2)
+    assert second[0].first_frame == 9 + 3 * 12
+    assert len(session.story_frames()) == 9 + 7 * 12
+    assert session.scenes[1].first_chunk == 4 and session.scenes[1].first_frame == 45
+    man_ids = {e["global_id"] for e in session.scenes[0].entities}
+    assert man_ids and man_ids & set(session.scenes[1].entity_ids), "the man keeps his id"
+
+
+def test_same_seed_same_frames(runtime):
+    a, b = StorySession(runtime), StorySession(runtime)
+    fa = [e.frames for e in run(a, MAN, seed=7)]
+    fb = [e.frames for e in run(b, MAN, seed=7)]
+    assert all(np.array_equal(x, y) for x, y in zip(fa, fb))
+    fc = [e.frames for e in run(StorySession(runtime), MAN, seed=8)]
+    assert not np.array_equal(fa[-1], fc[-1])
+
+
+def _three_scene_reference(runtime, settings=None):
+    session = StorySession(runtime, settings)
+    run(session, MAN, seed=1)
+    run(session, DOG, seconds=4.5, seed=2)
+    run(session, BACK, seed=3)
+    return session
+
+
+@pytest.fixture(scope="module")
+def reference(runtime):
+    return _three_scene_reference(runtime)
+
+
+def test_save_load_continues_identically(runtime, reference, tmp_path):
+    session = StorySession(runtime)
+    run(session, MAN, seed=1)
+    run(session, DOG, seconds=4.5, seed=2)
+    session.save(tmp_path / "story")
+    del session
+    loaded = StorySession.load(tmp_path / "story", runtime)
+    assert [s.prompt for s in loaded.scenes] == [MAN, DOG]
+    run(loaded, BACK, seed=3)
+    assert all(torch.equal(a, b) for a, b in zip(loaded.latents, reference.latents))
+    assert np.array_equal(loaded.story_frames(), reference.story_frames())
+    assert loaded.mapping() == reference.mapping()
+
+
+def test_dropped_cache_continues_identically(runtime, reference):
+    session = StorySession(runtime)
+    run(session, MAN, seed=1)
+    session.drop_cache()
+    run(session, DOG, seconds=4.5, seed=2)
+    session.drop_cache()
+    run(session, BACK, seed=3)
+    assert all(torch.equal(a, b) for a, b in zip(session.latents, reference.latents))
+
+
+def test_undo_then_redo_is_identical(runtime, reference):
+    session = StorySession(runtime)
+    run(session, MAN, seed=1)
+    run(session, DOG, seconds=4.5, seed=2)
+    run(session, "A robot dances in the rain.", seed=9)
+    session.undo_last_scene()
+    assert len(session.scenes) == 2 and len(session.latents) == reference.scenes[2].first_chunk
+    assert len(session.agent.prompts) == 2
+    run(session, BACK, seed=3)
+    assert all(torch.equal(a, b) for a, b in zip(session.latents, reference.latents))
+    assert session.mapping()["global_registry"] == reference.mapping()["global_registry"]
+
+
+def test_stop_mid_scene_then_continue(runtime):
+    session = StorySession(runtime)
+    run(session, MAN, seed=1)
+    events = []
+    for event in session.add_scene(DOG, seconds=6, seed=2):
+        events.append(event)
+        if event.chunk_index == 1:
+            session.stop()
+    assert len(events) == 2 and session.scenes[1].stopped and session.scenes[1].chunks_done == 2
+    frames_before = len(session.story_frames())
+    after = run(session, BACK, seed=3)
+    assert after[0].first_frame == frames_before
+    assert len(session.story_frames()) == frames_before + 4 * 12
+    assert len(session.scenes) == 3
+
+
+def test_retrieval_brings_back_the_character(runtime, tmp_path):
+    session = StorySession(runtime, StorySettings(memory_policy="iam", max_memory_frames=2), save_dir=tmp_path / "archive")
+    run(session, MAN, seed=1)
+    man = set(session.scenes[0].entity_ids)
+    run(session, DOG, seconds=6, seed=2)  # 8 chunks: the man's frames leave the window
+    assert len(session.bank.active) <= 2
+    assert all(set(session.bank.archive[k].entity_ids).isdisjoint(man) for k in session.bank.active), \
+        "during the dog's scene the memory holds the dog"
+    events = run(session, BACK, seed=3)
+    active = [session.bank.archive[k] for k in session.bank.active]
+    assert any(set(r.entity_ids) & man for r in active), "the man's frames are back when the prompt names him"
+    assert any(set(m["entity_ids"]) & man for m in events[0].memory) and events[0].memory[0]["thumbnail"] is not None
+    files = sorted(p.name for p in (tmp_path / "archive").iterdir())
+    assert files and all(name.startswith("p") and "_c" in name and "_f" in name and name.endswith(".pt") for name in files)
+    assert set(files) == {f"{k}.pt" for k in session.bank.archive}
+    saved = torch.load(tmp_path / "archive" / files[0], weights_only=False)
+    assert saved["latent"].shape == session.latents[0][0, :, 0].shape and "k" not in saved and "v" not in saved
+    mapping = session.mapping()
+    assert set(mapping["frame_active_memory"]) <= set(mapping["frame_archive"])
+
+
+@pytest.mark.parametrize("policy", ["none", "sink", "nam", "iam"])
+@pytest.mark.parametrize("transition", ["recache", "soft", "none"])
+def test_every_policy_and_transition_runs(runtime, policy, transition):
+    session = StorySession(runtime, StorySettings(memory_policy=policy, transition=transition, max_memory_frames=3))
+    run(session, MAN, seconds=4.5, seed=1)
+    run(session, BACK, seconds=3, seed=2)
+    assert session.cache.memory_count <= 3
+    if policy in ("none", "sink"):
+        assert not session.bank.archive and session.cache.memory_count == 0
+    else:
+        assert session.bank.archive
+    assert (session.cache.sink_frames == 0) == (policy == "none")
+    ops = {op["op"] for op in session.ops}
+    assert ("recache" in ops) == (transition == "recache")
+    blended = [op for op in session.ops if op["text"][0] == "blend"]
+    assert bool(blended) == (transition == "soft")
+
+
+def test_bad_input_is_refused_before_anything_changes(runtime):
+    session = StorySession(runtime)
+    with pytest.raises(ValueError, match="empty"):
+        session.add_scene("   ")
+    with pytest.raises(ValueError, match="too long"):
+        session.add_scene("word " * 2000)
+    with pytest.raises(ValueError, match="between 0 and"):
+        session.add_scene(MAN, seconds=0)
+    with pytest.raises(ValueError, match="no scene to undo"):
+        session.undo_last_scene()
+    with pytest.raises(ValueError, match="memory policy"):
+        StorySession(runtime, StorySettings(memory_policy="best"))
+    assert not session.scenes and not session.latents
+
+
+def test_export_is_playable_h264(runtime, reference, tmp_path):
+    out = reference.export(tmp_path / "story.mp4")
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_frames", "-show_entries",
+         "stream=codec_name,nb_read_frames,r_frame_rate,pix_fmt", "-of", "json", str(out["mp4"])],
+        capture_output=True, text=True, check=True,
+    )
+    stream = json.loads(probe.stdout)["streams"][0]
+    assert stream["codec_name"] == "h264" and stream["pix_fmt"] == "yuv420p" and stream["r_frame_rate"] == "16/1"
+    assert int(stream["nb_read_frames"]) == len(reference.story_frames())
+    mapping = json.loads(out["mapping"].read_text())
+    assert {"global_registry", "frame_archive", "frame_active_memory"} <= set(mapping)

@@ -67,11 +67,10 @@ def _tiny(config: Config):
     return Engine(model, config), WanVAECodec(vae, fps=config.video.fps), MiniLMTextEncoder(text_len=m.text_len)
 
 
-def _wan(config: Config):
-    from iamflow.engine.checkpoints import apply_lora, load_generator
-    from iamflow.engine.codec import WanVAECodec
-    from iamflow.engine.text_encoder import UMT5TextEncoder
-
+def check_weights(config: Config) -> None:
+    """Fail early, naming the key to set, when a preset's weights are not where the config says."""
+    if config.preset != "wan2.1-t2v-1.3b":
+        return
     w = config.weights
     missing = [k for k in ("generator_ckpt", "text_encoder_path", "vae_path") if not getattr(w, k)]
     if missing:
@@ -84,6 +83,15 @@ def _wan(config: Config):
         value = getattr(w, key)
         if value and not Path(value).exists():
             raise ConfigError(f"weights.{key} points to {value}, which does not exist")
+
+
+def _wan(config: Config):
+    from iamflow.engine.checkpoints import apply_lora, load_generator
+    from iamflow.engine.codec import WanVAECodec
+    from iamflow.engine.text_encoder import UMT5TextEncoder
+
+    check_weights(config)
+    w = config.weights
     device = resolve_device(config)
     dtype = resolve_dtype(config, device)
     model = CausalWanModel(config.model)

@@ -276,14 +276,21 @@ class StorySession:
         """Stop the scene being generated at the next chunk boundary; the chunks made so far stay."""
         self._stop.set()
 
-    def add_scene(self, prompt: str, seconds: float = 3.0, seed: int | None = None) -> Iterator[ChunkEvent]:
+    def add_scene(
+        self, prompt: str, seconds: float = 3.0, seed: int | None = None, chunks: int | None = None
+    ) -> Iterator[ChunkEvent]:
+        """Extend the story by a scene of ``seconds`` (or exactly ``chunks`` chunks); yields one event a chunk."""
         prompt = validate_prompt(prompt)
-        if not 0 < float(seconds) <= MAX_SCENE_SECONDS:
+        if chunks is not None:
+            if int(chunks) < 1:
+                raise ValueError(f"a scene needs at least one chunk (got {chunks})")
+            seconds = chunks * self.frames_per_chunk * self.config.video.temporal_compression / self.fps
+        if not 0 < float(seconds) <= MAX_SCENE_SECONDS and chunks is None:
             raise ValueError(f"scene length must be between 0 and {MAX_SCENE_SECONDS:g} seconds (got {seconds})")
         seed = int(seed) if seed is not None and seed != "" else random.randrange(2**31)
-        return self._generate_scene(prompt, float(seconds), seed)
+        return self._generate_scene(prompt, float(seconds), seed, chunks)
 
-    def _generate_scene(self, prompt: str, seconds: float, seed: int) -> Iterator[ChunkEvent]:
+    def _generate_scene(self, prompt: str, seconds: float, seed: int, chunks: int | None = None) -> Iterator[ChunkEvent]:
         self._stop.clear()
         runtime, engine, fpc = self.runtime, self.engine, self.frames_per_chunk
         start_time = time.perf_counter()
@@ -292,7 +299,7 @@ class StorySession:
             entities = self.agent.observe(prompt)
             text_prompt = self.agent.enrich(prompt) if self.settings.enrich_prompts else prompt
             scene = SceneRecord(
-                index=scene_index, prompt=prompt, seed=seed, seconds=seconds, num_chunks=self.chunks_for(seconds),
+                index=scene_index, prompt=prompt, seed=seed, seconds=seconds, num_chunks=chunks or self.chunks_for(seconds),
                 text_prompt=text_prompt, first_chunk=len(self.latents), first_frame=self.num_video_frames,
                 entity_ids=[e.global_id for e in entities.entities],
                 entities=[{"global_id": e.global_id, "name": e.name, "surface": e.surface, "is_new": e.is_new}

@@ -1,0 +1,245 @@
+"""The original tool's two batch modes, as thin shells over StorySession.
+
+* single (``agent_inference.py``): a .txt file, one prompt a line, one video a line;
+* interactive (``agent_interactive_inference.py``): a .jsonl file, ``{"prompts": [...]}`` a line, the prompts
+  switching at ``switch_frame_indices`` (latent frames), one video and one ``mapping_{line}.json`` a line.
+
+The YAML keeps the original keys (``data_path``, ``output_folder``, ``num_output_frames``,
+``switch_frame_indices``, ``model_name``, ``generator_ckpt``, ``lora_ckpt``, ``adapter``, ``llm_model_path``,
+``max_memory_frames``, ``save_dir``). ``preset`` chooses the model: ``auto`` (the default) runs Wan2.1 when a
+generator checkpoint is configured and the embedded storyworld model otherwise. Run with ``python`` (one
+process) or ``torchrun --nproc_per_node=N`` (lines split across processes; gloo on CPU, nccl on GPU).
+Everything is checked before anything is generated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from iamflow.config import ConfigError, load_config
+from iamflow.runtime import check_weights
+
+logger = logging.getLogger("iamflow.cli")
+
+
+@dataclass
+class Adapter:
+    type: str = "lora"
+    rank: int = 256
+    alpha: int = 256
+
+
+@dataclass
+class BatchConfig:
+    data_path: str = ""
+    output_folder: str = "outputs"
+    num_output_frames: int = 120  # latent frames per video
+    switch_frame_indices: list[int] = field(default_factory=list)
+    preset: str = "auto"
+    model_name: str = "Wan2.1-T2V-1.3B"
+    wan_model_path: str = ""  # folder of the Wan2.1 release: text encoder, tokenizer, VAE (and DiT)
+    generator_ckpt: str = ""
+    lora_ckpt: str = ""
+    adapter: Adapter = field(default_factory=Adapter)
+    llm_model_path: str = ""
+    agent_backend: str = "rules"
+    max_memory_frames: int = 3
+    memory_policy: str = "iam"
+    transition: str = "recache"
+    enrich_prompts: bool = False
+    save_dir: str = ""
+    save_mapping: bool = False  # single mode writes mapping_{i}.json only on request
+    seed: int = 0
+    overrides: list[str] = field(default_factory=list)  # engine config overrides, section.key=value
+
+
+def read_batch_config(path: str | None, cli: dict) -> BatchConfig:
+    values: dict = {}
+    if path:
+        if not Path(path).is_file():
+            raise ConfigError(f"--config_path {path} does not exist")
+        values = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path} must hold a mapping of keys to values")
+    values.update({k: v for k, v in cli.items() if v is not None})
+    names = {f.name for f in dataclasses.fields(BatchConfig)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"unknown key(s) {', '.join(unknown)} in the batch config (allowed: {', '.join(sorted(names))})")
+    adapter = values.pop("adapter", None) or {}
+    if not isinstance(adapter, dict) or set(adapter) - {"type", "rank", "alpha"}:
+        raise ConfigError(f"adapter must be a mapping with type, rank, alpha (got {adapter!r})")
+    config = BatchConfig(**values, adapter=Adapter(**adapter))
+    if isinstance(config.switch_frame_indices, str):
+        config.switch_frame_indices = [int(x) for x in config.switch_frame_indices.split(",") if x.strip()]
+    return config
+
+
+def engine_config(batch: BatchConfig):
+    preset = batch.preset
+    if preset == "auto":
+        preset = "wan2.1-t2v-1.3b" if batch.generator_ckpt else "storyworld"
+    overrides = {
+        "cache": {"max_memory_frames": batch.max_memory_frames},
+        "memory": {"policy": batch.memory_policy, "transition": batch.transition, "save_dir": batch.save_dir},
+        "agent": {"backend": batch.agent_backend, "llm_model_path": batch.llm_model_path, "enrich_prompts": batch.enrich_prompts},
+        "runtime": {"seed": batch.seed},
+    }
+    if preset == "wan2.1-t2v-1.3b":
+        root = Path(batch.wan_model_path) if batch.wan_model_path else None
+        overrides["weights"] = {
+            "generator_ckpt": batch.generator_ckpt or (str(root) if root else ""),
+            "lora_ckpt": batch.lora_ckpt,
+            "lora_rank": batch.adapter.rank,
+            "lora_alpha": batch.adapter.alpha,
+            "text_encoder_path": str(root / "models_t5_umt5-xxl-enc-bf16.pth") if root else "",
+            "tokenizer_path": str(root / "google" / "umt5-xxl") if root else "",
+            "vae_path": str(root / "Wan2.1_VAE.pth") if root else "",
+        }
+    return load_config(preset=preset, overrides=[*_flatten(overrides), *batch.overrides])
+
+
+def _flatten(tree: dict, prefix: str = "") -> list[str]:
+    """{"cache": {"max_memory_frames": 3}} -> ["cache.max_memory_frames=3"]"""
+    out = []
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out += _flatten(value, f"{prefix}{key}.")
+        else:
+            out.append(f"{prefix}{key}={json.dumps(value)}")
+    return out
+
+
+def read_stories(batch: BatchConfig, mode: str) -> list[list[str]]:
+    """The stories of the data file: a list of prompts per line. Errors name the line and what is wrong."""
+    path = Path(batch.data_path)
+    if not batch.data_path or not path.is_file():
+        raise ConfigError(f"data_path {batch.data_path!r} does not exist: pass --data_path PROMPTS.{'jsonl' if mode == 'interactive' else 'txt'}")
+    stories = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        if path.suffix == ".jsonl" or mode == "interactive" and path.suffix != ".txt":
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ConfigError(f"{path}:{number}: not valid JSON ({err.msg}); each line must be {{\"prompts\": [...]}}") from None
+            prompts = item.get("prompts") if isinstance(item, dict) else None
+            if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) and p.strip() for p in prompts):
+                raise ConfigError(f"{path}:{number}: needs a non-empty \"prompts\" list of non-empty strings")
+            stories.append([p.strip() for p in prompts])
+        else:
+            stories.append([line.strip()])
+    if not stories:
+        raise ConfigError(f"{path} holds no prompts")
+    return stories
+
+
+def plan_scenes(batch: BatchConfig, num_prompts: int, frames_per_chunk: int, line: int) -> list[int]:
+    """Latent frames per scene from num_output_frames and switch_frame_indices, checked."""
+    total = batch.num_output_frames
+    if total < frames_per_chunk or total % frames_per_chunk:
+        raise ConfigError(f"num_output_frames must be a positive multiple of {frames_per_chunk} latent frames (got {total})")
+    listed = list(batch.switch_frame_indices) if num_prompts > 1 else []
+    if any(b <= a for a, b in zip([0, *listed], [*listed, total])):
+        raise ConfigError(
+            f"switch_frame_indices must be increasing and below num_output_frames (got {listed}, {total})"
+        )
+    switches = listed if num_prompts > 1 else []
+    if num_prompts > 1:
+        if len(switches) < num_prompts - 1:
+            raise ConfigError(
+                f"line {line} has {num_prompts} prompts but switch_frame_indices has {len(switches)} entries; "
+                f"give {num_prompts - 1} switch indices (one per prompt after the first)"
+            )
+        switches = switches[: num_prompts - 1]
+    bounds = [0, *switches, total]
+    if any(b <= a for a, b in zip(bounds, bounds[1:])):
+        raise ConfigError(
+            f"switch_frame_indices must be increasing and below num_output_frames (got {switches}, {total})"
+        )
+    # a switch takes effect at the first chunk that starts at or after it (as in the original tool)
+    bounds = [-(-b // frames_per_chunk) * frames_per_chunk for b in bounds[:-1]] + [total]
+    if any(b <= a for a, b in zip(bounds, bounds[1:])):
+        raise ConfigError(f"switch_frame_indices {switches} fall in the same chunk of {frames_per_chunk} frames; space them further apart")
+    return [b - a for a, b in zip(bounds, bounds[1:])]
+
+
+def _distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if world > 1:
+        import torch
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    return rank, world
+
+
+def run_batch(mode: str, argv: list[str] | None = None) -> list[Path]:
+    parser = argparse.ArgumentParser(description=f"IAM Flow {mode} batch mode")
+    parser.add_argument("--config_path", default=f"configs/agent_{'interactive_' if mode == 'interactive' else ''}inference.yaml")
+    parser.add_argument("--data_path")
+    parser.add_argument("--output_folder")
+    parser.add_argument("--llm_model_path")
+    parser.add_argument("--max_memory_frames", type=int)
+    parser.add_argument("--save_dir")
+    parser.add_argument("--preset", choices=["auto", "storyworld", "wan2.1-t2v-1.3b", "tiny"])
+    parser.add_argument("--num_output_frames", type=int)
+    parser.add_argument("--override", action="append", dest="overrides", help="engine config section.key=value")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        batch = read_batch_config(args.config_path, {k: v for k, v in vars(args).items() if k != "config_path"})
+        if batch.llm_model_path:
+            batch.agent_backend = "llm"
+        config = engine_config(batch)
+        check_weights(config)
+        stories = read_stories(batch, mode)
+        plans = [plan_scenes(batch, len(p), config.cache.frames_per_chunk, i + 1) for i, p in enumerate(stories)]
+    except ConfigError as err:
+        parser.exit(2, f"error: {err}\n")
+    return generate_all(batch, config, stories, plans, mode)
+
+
+def generate_all(batch: BatchConfig, config, stories: list[list[str]], plans: list[list[int]], mode: str) -> list[Path]:
+    from iamflow.session import Runtime, StorySession
+    from iamflow.video import write_mp4
+
+    rank, world = _distributed()
+    runtime = Runtime.load(config)
+    out = Path(batch.output_folder)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    fpc = config.cache.frames_per_chunk
+    for i in range(rank, len(stories), world):
+        save_dir = Path(batch.save_dir) / f"{i}" if batch.save_dir else None
+        session = StorySession(runtime, save_dir=save_dir)
+        for j, (prompt, frames) in enumerate(zip(stories[i], plans[i])):
+            logger.info("rank %d: story %d scene %d/%d: %d latent frames", rank, i, j + 1, len(stories[i]), frames)
+            for _ in session.add_scene(prompt, seed=batch.seed + 1000 * i + j, chunks=frames // fpc):
+                pass
+        video = write_mp4(session.story_frames(), out / f"rank{rank}-{i}-0_iam_lora.mp4", session.fps)
+        if mode == "interactive" or batch.save_mapping:
+            target = out / f"mapping_{i}.json"
+            target.write_text(json.dumps(session.mapping(), indent=2, ensure_ascii=False))
+            written.append(target)
+        written.append(video)
+        logger.info("rank %d: wrote %s", rank, video)
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
+    return written

@@ -506,7 +506,10 @@ class StorySession:
         path = Path(directory) / "story.pt"
         if not path.is_file():
             raise ValueError(f"{directory} is not a saved story (no story.pt in it)")
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        try:  # tensors and plain containers only: a story file cannot run code
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:
+            raise ValueError(f"{path} is not a story saved by this version ({type(err).__name__}: {str(err)[:200]})") from None
         if state.get("format") != SESSION_FORMAT:
             raise ValueError(f"{path} has story format {state.get('format')}, this version reads {SESSION_FORMAT}")
         if state["preset"] != runtime.config.preset:

@@ -187,7 +187,7 @@ class MemoryBank:
             "active": list(self.active),
             "records": [
                 {**r.info(), "scores": {str(k): v for k, v in r.scores.items()}, "latent": r.latent,
-                 "queries": r.queries, "thumbnail": r.thumbnail}
+                 "queries": r.queries, "thumbnail": None if r.thumbnail is None else torch.from_numpy(r.thumbnail)}
                 for r in self.archive.values()
             ],
         }
@@ -201,7 +201,8 @@ class MemoryBank:
                 FrameRecord(
                     scene=r["scene"], chunk=r["chunk"], frame=r["frame"], entity_ids=list(r["entity_ids"]),
                     scores={int(k): v for k, v in r["scores"].items()}, score=r["score"], reason=r["reason"],
-                    latent=r["latent"], queries=r["queries"], thumbnail=r.get("thumbnail"),
+                    latent=r["latent"], queries=r["queries"],
+                    thumbnail=None if r.get("thumbnail") is None else r["thumbnail"].numpy(),
                 )
             )
         self.save_dir = save_dir

@@ -1,0 +1,294 @@
+"""The app through its API (gradio_client) against the real server, in-process, with the real embedded model.
+
+One story per client: a gradio_client ``Client`` is one browser session, so its turns continue one story.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError, ValidationError
+from gradio_client.utils import Status
+
+from ui import create_app, formatting, launch_kwargs
+
+PRESET = os.environ.get("IAMFLOW_APP_TEST_PRESET", "storyworld")
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(data_dir: Path, **options):
+    demo, controller = create_app(preset=PRESET, data_dir=data_dir, sweep_every_s=3600, **options)
+    demo.queue(default_concurrency_limit=None)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
+    controller.worker.runtime(PRESET)  # the model is loaded once, before the clocks of the tests start
+    return demo, controller, f"http://127.0.0.1:{port}/"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("app-data")
+    demo, controller, url = start(data_dir)
+    yield {"demo": demo, "controller": controller, "url": url, "data_dir": data_dir}
+    controller.close()
+    demo.close()
+
+
+def scene(client: Client, prompt: str, seconds: float = 2.0, seed: int = 1):
+    return client.predict(prompt=prompt, seconds=seconds, seed=seed, api_name="/add_scene")
+
+
+def entry_of(controller, client: Client):
+    return controller.sessions.find(client.session_hash)
+
+
+def video_seconds(path: str) -> float:
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", path],
+                         capture_output=True, text=True, check=True)
+    return float(out.stdout.strip())
+
+
+def video_codec(path: str) -> str:
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=codec_name",
+                          "-of", "csv=p=0", path], capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def file_of(output) -> str:
+    """A file output as gradio_client hands it back: a path, or an update dict holding one."""
+    if isinstance(output, dict):
+        return output.get("video") or output.get("value")
+    return output
+
+
+def story_video_path(outputs) -> str:
+    return file_of(outputs[3])  # live, progress, scene entities, then the story player
+
+
+def test_two_turns_continue_one_story(server):
+    client = Client(server["url"], verbose=False)
+    try:
+        first = scene(client, "A young man in a red jacket walks along the beach.", seed=3)
+        first_len = video_seconds(story_video_path(first))
+        second = scene(client, "The man sits down on a bench.", seed=4)
+        second_len = video_seconds(story_video_path(second))
+
+        session = entry_of(server["controller"], client).session
+        assert [s.prompt for s in session.scenes] == ["A young man in a red jacket walks along the beach.",
+                                                       "The man sits down on a bench."]
+        # The second scene starts where the first one ended, and the story video holds both.
+        assert session.scenes[1].first_frame == session.scenes[0].num_frames
+        assert second_len > first_len + 1.0
+        assert video_codec(story_video_path(second)) == "h264"
+        # The man of scene 2 is the man of scene 1: one id, seen in both scenes.
+        registry = session.registry_snapshot()
+        man = [gid for gid, r in registry.items() if r["name"].startswith("man")]
+        assert man == ["1"], registry
+        assert registry["1"]["prompts"] == [0, 1]
+        timeline = second[4]["data"]
+        assert [row[0] for row in timeline] == [1, 2]
+        assert "man_1" in second[5]  # the Entities panel
+        mapping = json.loads(Path(file_of(second[10])).read_text())  # mapping.json download
+        assert mapping["global_registry"]["1"]["name"] == "man_1"
+    finally:
+        client.close()
+
+
+def test_second_client_waits_in_the_queue_and_light_events_do_not(server):
+    first, second = Client(server["url"], verbose=False), Client(server["url"], verbose=False)
+    try:
+        running = first.submit(prompt="A woman with a yellow umbrella walks in the rain.", seconds=6.0, seed=5,
+                               api_name="/add_scene")
+        deadline = time.monotonic() + 60
+        while running.status().code not in (Status.PROCESSING, Status.ITERATING, Status.PROGRESS):
+            assert time.monotonic() < deadline, running.status()
+            time.sleep(0.05)
+        waiting = second.submit(prompt="A dog runs across a field.", seconds=2.0, seed=6, api_name="/add_scene")
+        seen = []
+        while not running.done():
+            status = waiting.status()
+            seen.append((status.code, status.rank))
+            if status.code == Status.IN_QUEUE:
+                break
+            time.sleep(0.05)
+        assert (Status.IN_QUEUE, 0) in seen, seen
+        # Stop from another session is a light event: it is answered while the first scene is generating.
+        started = time.monotonic()
+        assert second.predict(api_name="/stop") == "Nothing is being generated."
+        assert time.monotonic() - started < 3.0
+        assert not running.done()
+        assert len(running.result()[4]["data"]) == 1
+        assert len(waiting.result()[4]["data"]) == 1
+    finally:
+        first.close()
+        second.close()
+
+
+def test_closing_a_client_releases_its_session(server):
+    controller = server["controller"]
+    client = Client(server["url"], verbose=False)
+    scene(client, "A robot rolls through a city street.")
+    key = client.session_hash
+    workdir = controller.sessions.find(key).workdir
+    assert workdir.is_dir()
+    client.close()
+    deadline = time.monotonic() + 20
+    while key in controller.sessions.keys() or workdir.exists():
+        assert time.monotonic() < deadline, "the session was not released after its client closed"
+        time.sleep(0.1)
+
+
+def test_bad_prompts_are_refused_before_the_queue(server):
+    client = Client(server["url"], verbose=False)
+    try:
+        with pytest.raises(ValidationError, match="empty"):
+            scene(client, "   ")
+        with pytest.raises(ValidationError, match="too long"):
+            scene(client, "a man walks " * 1000)
+        with pytest.raises(Exception):  # the length slider itself refuses it
+            scene(client, "A man walks.", seconds=500)
+        assert client.session_hash not in server["controller"].sessions.keys()
+    finally:
+        client.close()
+
+
+def test_stop_mid_scene_keeps_the_story_consistent(server):
+    client = Client(server["url"], verbose=False)
+    try:
+        scene(client, "A man in a green hat walks to the market.")
+        job = client.submit(prompt="The man buys apples from an old woman.", seconds=12.0, seed=2,
+                            api_name="/add_scene")
+        deadline = time.monotonic() + 120
+        while not any("chunk 1 of" in str(o[1]) for o in job.outputs()):
+            assert time.monotonic() < deadline and not job.done(), "no chunk arrived"
+            time.sleep(0.05)
+        assert client.predict(api_name="/stop") == "Stopping at the next chunk…"
+        outputs = job.result()
+        session = entry_of(server["controller"], client).session
+        stopped = session.scenes[-1]
+        assert stopped.stopped and 0 < stopped.chunks_done < stopped.num_chunks
+        assert "stopped after" in outputs[1]
+        assert outputs[4]["data"][-1][-1] == "stopped early"
+        assert session.story_frames().shape[0] == sum(s.num_frames for s in session.scenes)
+        # The story goes on from the stopped scene's last chunk.
+        after = scene(client, "The man walks home.")
+        assert [row[0] for row in after[4]["data"]] == [1, 2, 3]
+        assert session.scenes[2].first_frame == session.scenes[1].first_frame + session.scenes[1].num_frames
+    finally:
+        client.close()
+
+
+def test_undo_new_story_and_a_bundle_that_survives_a_restart(server, tmp_path):
+    client = Client(server["url"], verbose=False)
+    try:
+        scene(client, "A girl with a blue scarf plays with a cat.", seed=7)
+        two = scene(client, "The girl picks up the cat.", seed=8)
+        undone = client.predict(api_name="/undo")
+        assert [row[1] for row in undone[1]["data"]] == ["A girl with a blue scarf plays with a cat."]
+        bundle = Path(file_of(undone[8]))
+        assert bundle.suffix == ".zip"
+        saved = shutil.copy(bundle, tmp_path / "story.zip")
+        registry_before = entry_of(server["controller"], client).session.registry_snapshot()
+        assert two[5] != undone[2]  # the Entities panel went back to one scene
+        empty = client.predict(api_name="/new_story")
+        assert empty[1]["data"] in ([], [[]]) or not any(empty[1]["data"])
+        assert "Empty story" in empty[9]
+    finally:
+        client.close()
+
+    # A second server on the same data folder (a restart) loads the bundle; a changed bundle is refused.
+    demo, controller, url = start(server["data_dir"])
+    try:
+        other = Client(url, verbose=False)
+        loaded = other.predict(handle_file(str(saved)), api_name="/load_story")
+        assert [row[1] for row in loaded[1]["data"]] == ["A girl with a blue scarf plays with a cat."]
+        session = controller.sessions.find(other.session_hash).session
+        assert session.registry_snapshot() == registry_before
+        more = scene(other, "The girl and the cat sleep.", seed=9)
+        assert [row[0] for row in more[4]["data"]] == [1, 2]
+
+        tampered = tmp_path / "tampered.zip"
+        with zipfile.ZipFile(saved) as src, zipfile.ZipFile(tampered, "w") as dst:
+            for item in src.infolist():
+                data = src.read(item)
+                dst.writestr(item, data + b" " if item.filename == "prompts.json" else data)
+        with pytest.raises(AppError, match="not saved by this server"):
+            other.predict(handle_file(str(tampered)), api_name="/load_story")
+        other.close()
+    finally:
+        controller.close()
+        demo.close()
+
+
+def test_idle_stories_drop_their_cache_then_are_released(server):
+    controller = server["controller"]
+    client = Client(server["url"], verbose=False)
+    try:
+        scene(client, "A man with a red kite runs up a hill.")
+        entry = entry_of(controller, client)
+        assert entry.session.cache is not None
+        registry = controller.sessions
+        registry.sweep(now=time.monotonic() + registry.idle_drop_s + 1)
+        deadline = time.monotonic() + 10
+        while not entry.cache_dropped:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert entry.session.cache is None and len(entry.session.latents) > 0  # K/V gone, latents kept
+        again = scene(client, "The man lets the kite go.")
+        assert [row[0] for row in again[4]["data"]] == [1, 2]
+        registry.sweep(now=time.monotonic() + registry.idle_release_s + 1)
+        assert client.session_hash not in registry.keys()
+    finally:
+        client.close()
+
+
+def test_live_stories_are_capped(server):
+    registry = server["controller"].sessions
+    clients = []
+    old_cap = registry.max_live
+    try:
+        clients = [Client(server["url"], verbose=False) for _ in range(2)]
+        scene(clients[0], "A cat sleeps in the sun.")
+        registry.max_live = len(registry)
+        with pytest.raises(AppError, match="most stories it can"):
+            scene(clients[1], "A dog sleeps in the shade.")
+    finally:
+        registry.max_live = old_cap
+        for client in clients:
+            client.close()
+
+
+def test_names_and_prompts_are_text_not_markup():
+    registry = {"1": {"name": "<img src=x onerror=alert(1)>", "kind": "person", "aliases": ["<b>bold</b> man"],
+                      "attrs": ["red & blue"], "all_attrs": ["red & blue"], "prompts": [0]}}
+    html = formatting.registry_html(registry)
+    assert "<img" not in html and "<b>bold" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html and "red &amp; blue" in html
+
+
+def test_the_command_line_binds_to_localhost_without_share():
+    from app import parse_args
+
+    args = parse_args([])
+    assert args.host == "127.0.0.1" and args.auth is None
+    assert parse_args(["--auth", "ann:secret", "--port", "9000"]).auth == "ann:secret"
+    with pytest.raises(SystemExit):
+        parse_args(["--auth", "no-colon"])
+    assert launch_kwargs()["share"] is False and launch_kwargs()["run_history"] is False
+

@@ -1,0 +1,66 @@
+"""The Gradio app of IAM Flow: Blocks wiring, panels, callbacks, the device worker and the session registry.
+
+No model code lives here: stories are ``iamflow.session.StorySession`` objects, driven through
+``ui.worker.DeviceWorker``. ``create_app`` builds the page and its services; ``app.py`` launches it.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from iamflow.config import ConfigError, load_config
+
+from .callbacks import AppOptions, StoryController
+from .layout import build_blocks, launch_kwargs
+
+logger = logging.getLogger(__name__)
+
+EMBEDDED_PRESET = "storyworld"
+WAN_PRESET = "wan2.1-t2v-1.3b"
+
+__all__ = ["AppOptions", "StoryController", "available_presets", "create_app", "launch_kwargs"]
+
+
+def available_presets(default: str, config_path: str | None = None, overrides: list[str] | None = None) -> dict:
+    """Preset name -> Config, for the presets this machine can run: the chosen one, the embedded model, and
+    Wan2.1 when its weight paths are configured (in the config file or overrides)."""
+    configs = {default: load_config(config_path, preset=default, overrides=overrides)}
+    if EMBEDDED_PRESET not in configs:
+        configs[EMBEDDED_PRESET] = load_config(preset=EMBEDDED_PRESET)
+    if WAN_PRESET not in configs:
+        try:
+            wan = load_config(config_path, preset=WAN_PRESET, overrides=overrides)
+        except ConfigError:
+            wan = None
+        if wan is not None and wan.weights.generator_ckpt:
+            configs[WAN_PRESET] = wan
+    return configs
+
+
+def create_app(
+    preset: str = EMBEDDED_PRESET,
+    config_path: str | None = None,
+    overrides: list[str] | None = None,
+    data_dir: str | Path = "runs/app",
+    max_live_sessions: int = 8,
+    idle_drop_s: float = 120.0,
+    idle_release_s: float = 1800.0,
+    sweep_every_s: float = 10.0,
+):
+    """The page and its services: ``(demo, controller)``. ``controller.close()`` releases every story."""
+    from iamflow.session import Runtime
+
+    configs = available_presets(preset, config_path, overrides)
+    data_dir = Path(data_dir)
+    # Stories of an earlier run of the server are gone with its memory; their scratch files go too.
+    shutil.rmtree(data_dir / "sessions", ignore_errors=True)
+    options = AppOptions(
+        default_preset=preset, presets=configs, data_dir=data_dir, max_live_sessions=max_live_sessions,
+        idle_drop_s=idle_drop_s, idle_release_s=idle_release_s, sweep_every_s=sweep_every_s,
+    )
+    controller = StoryController(options, load_runtime=lambda name: Runtime.load(configs[name]))
+    demo = build_blocks(controller)
+    logger.info("app built: presets %s, default %s", ", ".join(configs), preset)
+    return demo, controller

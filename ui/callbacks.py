@@ -1,0 +1,342 @@
+"""Event handlers of the page. They relay: device work goes to the worker, formatting to ``ui.formatting``.
+
+Each handler finds the story of the calling browser session in the registry (``request.session_hash``).
+Handlers return tuples in the order of ``STORY_OUTPUTS`` / ``SCENE_OUTPUTS``, which ``ui.layout`` follows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import gradio as gr
+
+from iamflow.session import StorySession, StorySettings, validate_prompt
+from iamflow.video import display_scale
+
+from . import bundles, formatting, media
+from .sessions import SessionEntry, SessionLimitReached, SessionRegistry
+from .worker import DeviceWorker, RuntimeUnavailable
+
+logger = logging.getLogger(__name__)
+
+# Output order of handlers that refresh the whole story view.
+STORY_OUTPUTS = ("story_video", "timeline", "entities", "memory", "archive", "mapping", "download_mp4",
+                 "download_mapping", "download_bundle", "summary")
+# Add scene: the live player and progress first, then the story view.
+SCENE_OUTPUTS = ("live_video", "progress", "scene_entities") + STORY_OUTPUTS
+# Settings inputs, in order, as the Advanced panel passes them.
+SETTINGS_INPUTS = ("memory_policy", "transition", "max_memory_frames", "enrich_prompts", "preset", "agent_backend")
+
+MAX_SCENE_SECONDS = 30.0
+
+
+@dataclass
+class AppOptions:
+    """What the command line decides for the whole server."""
+
+    default_preset: str
+    presets: dict[str, Any]  # preset name -> its Config (only those this machine can run)
+    data_dir: Path
+    max_live_sessions: int = 8
+    idle_drop_s: float = 120.0
+    idle_release_s: float = 1800.0
+    sweep_every_s: float = 10.0
+
+
+class StoryController:
+    """Holds the worker and the session registry; its methods are the page's event handlers."""
+
+    def __init__(self, options: AppOptions, load_runtime):
+        self.options = options
+        self.worker = DeviceWorker(load_runtime)
+        self.sessions = SessionRegistry(
+            self.worker, self._make_session, options.data_dir / "sessions", max_live=options.max_live_sessions,
+            idle_drop_s=options.idle_drop_s, idle_release_s=options.idle_release_s,
+            sweep_every_s=options.sweep_every_s,
+        )
+        self.bundle_key = bundles.load_or_create_key(options.data_dir / "bundle.key")
+        self.worker.preload(options.default_preset)
+
+    # --- settings -------------------------------------------------------------------------------------
+
+    def default_settings(self, preset: str | None = None) -> dict:
+        config = self.options.presets[preset or self.options.default_preset]
+        return dataclasses.asdict(StorySettings.from_config(config))
+
+    def memory_limit(self, preset: str | None = None) -> int:
+        return self.options.presets[preset or self.options.default_preset].cache.max_memory_frames
+
+    def _settings(self, memory_policy, transition, max_memory_frames, enrich_prompts, preset, agent_backend) -> tuple[str, dict]:
+        preset = preset or self.options.default_preset
+        if preset not in self.options.presets:
+            raise gr.Error(f"Model preset {preset!r} is not available here; choose one of {', '.join(self.options.presets)}.")
+        settings = self.default_settings(preset)
+        settings.update(memory_policy=memory_policy or settings["memory_policy"],
+                        transition=transition or settings["transition"],
+                        max_memory_frames=int(max_memory_frames if max_memory_frames is not None
+                                              else settings["max_memory_frames"]),
+                        enrich_prompts=bool(enrich_prompts), agent_backend=agent_backend or settings["agent_backend"])
+        try:
+            StorySettings(**settings).validate(self.memory_limit(preset))
+        except ValueError as err:
+            raise gr.Error(f"Advanced settings: {err}.") from None
+        return preset, settings
+
+    def _make_session(self, preset: str, settings: dict) -> StorySession:
+        """Runs on the worker thread: a new empty story on the preset's runtime."""
+        return StorySession(self.worker.runtime(preset), StorySettings(**settings))
+
+    # --- session lookup -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _key(request: gr.Request | None) -> str:
+        key = getattr(request, "session_hash", None) if request is not None else None
+        if not key:
+            raise gr.Error("This call has no browser session; use the page or gradio_client.")
+        return key
+
+    def _entry(self, request: gr.Request | None) -> SessionEntry:
+        try:
+            return self.sessions.get(self._key(request))
+        except SessionLimitReached as err:
+            raise gr.Error(str(err)) from None
+
+    # --- validation (runs before the event takes the queue) -------------------------------------------
+
+    def validate_scene(self, prompt, seconds, seed, *settings):
+        """One verdict per input (prompt, seconds, seed, then the settings, which the handler checks)."""
+        ok = gr.validate(True, "")
+        prompt_verdict, seconds_verdict = ok, ok
+        try:
+            validate_prompt(prompt)
+        except ValueError as err:
+            prompt_verdict = gr.validate(False, f"{str(err)[:1].upper()}{str(err)[1:]}.")
+        try:
+            seconds = float(seconds)
+        except (TypeError, ValueError):
+            seconds = -1.0
+        if not 0 < seconds <= MAX_SCENE_SECONDS:
+            seconds_verdict = gr.validate(False, f"Scene length must be between 0 and {MAX_SCENE_SECONDS:g} seconds.")
+        return [prompt_verdict, seconds_verdict, ok] + [ok] * len(settings)
+
+    # --- generation -----------------------------------------------------------------------------------
+
+    def add_scene(self, prompt, seconds, seed, memory_policy, transition, max_memory_frames, enrich_prompts, preset,
+                  agent_backend, request: gr.Request, progress=gr.Progress()) -> Iterator[tuple]:
+        try:
+            prompt = validate_prompt(prompt)
+        except ValueError as err:
+            raise gr.Error(f"{err}.") from None
+        seconds = float(seconds)
+        if not 0 < seconds <= MAX_SCENE_SECONDS:
+            raise gr.Error(f"Scene length must be between 0 and {MAX_SCENE_SECONDS:g} seconds.")
+        seed = None if seed is None or seed == "" or int(seed) < 0 else int(seed)
+        preset, settings = self._settings(memory_policy, transition, max_memory_frames, enrich_prompts, preset,
+                                          agent_backend)
+        entry = self._entry(request)
+        with entry.lock:
+            if entry.busy:
+                raise gr.Error("A scene of this story is already being generated.")
+            entry.busy, entry.stop_requested = True, False
+        try:
+            yield from self._generate(entry, prompt, seconds, seed, preset, settings, progress)
+        finally:
+            self.sessions.finish_turn(entry)
+
+    def _generate(self, entry: SessionEntry, prompt: str, seconds: float, seed: int | None, preset: str,
+                  settings: dict, progress) -> Iterator[tuple]:
+        try:
+            applied = self.sessions.ensure_session(entry, preset, settings)
+        except RuntimeUnavailable as err:
+            raise gr.Error(str(err)) from None
+        if not applied:
+            gr.Warning("Advanced settings and the model apply to a new story; this one keeps its own. Press New story to use them.")
+        session = entry.session
+        scale = display_scale(session.config.video.height, session.config.video.width)
+        segments = Path(tempfile.mkdtemp(prefix="live-", dir=entry.workdir))
+        keep = gr.skip()
+
+        def chunks() -> Iterator[Any]:
+            for event in session.add_scene(prompt, seconds=seconds, seed=seed):
+                if entry.stop_requested or entry.closed:
+                    session.stop()  # a Stop that came before the scene started still counts
+                yield event
+
+        if entry.stop_requested:
+            session.stop()
+        event = None
+        events = self.worker.stream(chunks)
+        try:
+            for event in events:
+                segment = media.write_h264(event.frames, segments / f"chunk-{event.chunk_index:04d}.ts", event.fps, scale)
+                text = formatting.progress_text(event.scene_index, event.chunk_index, event.num_chunks, event.elapsed_s,
+                                                event.eta_s, event.done)
+                progress((event.chunk_index + 1, event.num_chunks), desc=text)
+                yield (
+                    str(segment), text, formatting.scene_entities_text(event.scene_entities),
+                    keep, keep, formatting.registry_html(event.registry),
+                    formatting.memory_gallery(event.memory, event.registry), keep, keep, keep, keep, keep, keep,
+                )
+        except GeneratorExit:
+            # The page went away or the run was cancelled: the worker finishes the chunk it is on, then stops;
+            # the story is only handed back (busy cleared) once it has.
+            session.stop()
+            for _ in events:
+                pass
+            raise
+        except ValueError as err:
+            raise gr.Error(f"{err}.") from None
+        finally:
+            shutil.rmtree(segments, ignore_errors=True)
+        if event is None:
+            gr.Info("Stopped before the first chunk: the story is unchanged.")
+            last = "Stopped before the first chunk; the story is unchanged."
+        else:
+            scene = session.scenes[-1] if session.scenes else None
+            last = formatting.progress_text(event.scene_index, event.chunk_index, event.num_chunks, event.elapsed_s,
+                                            0.0, done=True)
+            if scene is not None and scene.stopped:
+                last = f"Scene {scene.index + 1} stopped after {scene.chunks_done} of {scene.num_chunks} chunks."
+        yield (keep, last, keep) + self._story_view(entry)
+
+    def stop(self, request: gr.Request) -> str:
+        entry = self.sessions.find(self._key(request))
+        if entry is None or not entry.busy:
+            return "Nothing is being generated."
+        entry.stop_requested = True
+        if entry.session is not None:
+            entry.session.stop()
+        return "Stopping at the next chunk…"
+
+    # --- story editing --------------------------------------------------------------------------------
+
+    def undo(self, request: gr.Request) -> tuple:
+        entry = self._entry(request)
+        with entry.lock:
+            if entry.busy:
+                raise gr.Error("A scene is being generated; press Stop and wait for it to end before undoing.")
+            if not entry.has_scenes:
+                gr.Warning("There is no scene to undo.")
+                return self._story_view(entry)
+            entry.session.undo_last_scene()
+        return self._story_view(entry)
+
+    def new_story(self, memory_policy, transition, max_memory_frames, enrich_prompts, preset, agent_backend,
+                  request: gr.Request) -> tuple:
+        preset, settings = self._settings(memory_policy, transition, max_memory_frames, enrich_prompts, preset,
+                                          agent_backend)
+        entry = self._entry(request)
+        with entry.lock:
+            if entry.busy:
+                raise gr.Error("A scene is being generated; press Stop and wait for it to end first.")
+            if entry.session is not None and (entry.preset, entry.settings) == (preset, settings):
+                entry.session.reset()
+            else:
+                old, entry.session = entry.session, None
+                if old is not None:
+                    old.drop_cache()
+                try:
+                    self.sessions.ensure_session(entry, preset, settings)
+                except RuntimeUnavailable as err:
+                    raise gr.Error(str(err)) from None
+        return self._story_view(entry)
+
+    def load_story(self, upload, request: gr.Request) -> tuple:
+        if upload is None:
+            raise gr.Error("Choose a story bundle (.zip) to load.")
+        entry = self._entry(request)
+        path = upload if isinstance(upload, (str, Path)) else getattr(upload, "name", None) or upload.get("path")
+        target = Path(tempfile.mkdtemp(prefix="loaded-", dir=entry.workdir))
+        with entry.lock:
+            if entry.busy:
+                raise gr.Error("A scene is being generated; wait for it to end before loading a story.")
+            try:
+                bundles.unpack(path, target, self.bundle_key)
+                preset = self._bundle_preset(target)
+                session = self.worker.call(lambda: StorySession.load(target, self.worker.runtime(preset)))
+            except (bundles.BundleError, ValueError, RuntimeUnavailable) as err:
+                raise gr.Error(f"Could not load the story: {err}") from None
+            finally:
+                shutil.rmtree(target, ignore_errors=True)
+            self.sessions.replace_session(entry, session, preset, dataclasses.asdict(session.settings))
+        gr.Info(f"Loaded a story of {len(session.scenes)} scene(s).")
+        return self._story_view(entry)
+
+    def _bundle_preset(self, directory: Path) -> str:
+        if not (directory / "story.pt").is_file():
+            raise bundles.BundleError("the bundle holds no saved story (story.pt)")
+        marker = directory / "preset.json"
+        preset = json.loads(marker.read_text())["preset"] if marker.is_file() else self.options.default_preset
+        if preset not in self.options.presets:
+            raise bundles.BundleError(f"the story was made with model preset {preset!r}, which this server does not run")
+        return preset
+
+    def release(self, request: gr.Request) -> None:
+        """The tab closed: free the story."""
+        key = getattr(request, "session_hash", None)
+        if key:
+            self.sessions.release(key)
+
+    def page_loaded(self, request: gr.Request) -> str:
+        preset = self.options.default_preset
+        error = self.worker.load_error(preset)
+        if error:
+            return f"⚠ {error}"
+        state = "ready" if self.worker.is_loaded(preset) else "loading…"
+        return f"Model: {preset} ({state}). Type the first scene and press Add scene."
+
+    # --- views ----------------------------------------------------------------------------------------
+
+    def _story_view(self, entry: SessionEntry) -> tuple:
+        """Everything that shows the story as it stands: player, timeline, panels, downloads."""
+        session = entry.session
+        if session is None or not session.scenes:
+            empty_registry = session.registry_snapshot() if session is not None else {}
+            return (
+                None, [], formatting.registry_html(empty_registry), [], [], formatting.mapping_text(
+                    session.mapping() if session is not None else {"global_registry": {}}),
+                gr.DownloadButton(value=None, interactive=False), gr.DownloadButton(value=None, interactive=False),
+                gr.DownloadButton(value=None, interactive=False),
+                formatting.story_summary([], session.fps if session is not None else 16),
+            )
+        scenes = [dataclasses.asdict(s) for s in session.scenes]
+        registry = session.registry_snapshot()
+        memory = session.memory_snapshot()
+        out_dir = entry.next_name("story", "")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        exported = session.export(out_dir / "story.mp4")  # H.264, scaled up like the live player
+        subtitles = media.write_subtitles(formatting.scene_captions(scenes, session.fps), out_dir / "story.vtt")
+        saved = session.save(out_dir / "bundle")
+        (saved / "preset.json").write_text(json.dumps({"preset": entry.preset}))
+        bundle = bundles.pack(saved, out_dir / "iamflow-story.zip", self.bundle_key)
+        self._prune(entry, keep=out_dir)
+        return (
+            gr.Video(value=str(exported["mp4"]), subtitles=str(subtitles)),
+            formatting.timeline_rows(scenes, registry),
+            formatting.registry_html(registry),
+            formatting.memory_gallery(session.memory_view(), registry),
+            formatting.archive_rows(memory.get("archive", []), registry),
+            formatting.mapping_text(session.mapping()),
+            gr.DownloadButton(value=str(exported["mp4"]), interactive=True),
+            gr.DownloadButton(value=str(exported["mapping"]), interactive=True),
+            gr.DownloadButton(value=str(bundle), interactive=True),
+            formatting.story_summary(scenes, session.fps),
+        )
+
+    @staticmethod
+    def _prune(entry: SessionEntry, keep: Path) -> None:
+        """Earlier exports of this story are superseded (Gradio serves its own copies of what it showed)."""
+        for old in entry.workdir.glob("story-*"):
+            if old != keep and old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+
+    def close(self) -> None:
+        self.sessions.close()
+        self.worker.shutdown()

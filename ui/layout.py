@@ -1,0 +1,142 @@
+"""The page: every component and every event of the app, wired in one place.
+
+Element ids are stable (tests and people who script the page rely on them): ``scene-prompt``, ``add-scene``,
+``live-video``, ``story-video``, ``entity-registry``, ``memory-frames``, ``stop``, ``undo``, ``new-story``,
+``download-mp4``, ``download-mapping``; and ``scene-seconds``, ``scene-seed``, ``progress``, ``timeline``,
+``memory-archive``, ``mapping-json``, ``download-bundle``, ``load-story``, ``story-summary``, ``server-status``.
+
+Generation runs in the ``device`` concurrency group, one at a time, and shows the queue position to whoever
+waits; everything else (stop, undo, downloads, loading, panels) has its own group and never waits behind it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+from iamflow.config import MemoryConfig
+
+from . import formatting
+from .callbacks import MAX_SCENE_SECONDS, StoryController
+
+CSS_PATH = Path(__file__).with_name("style.css")
+
+INTRO = (
+    "Tell a story one scene at a time. Each prompt continues the video from where it stopped; "
+    "the **Entities** panel shows who the story knows, the **Memory** panel which frames the model keeps "
+    "in mind to draw them again."
+)
+
+EXAMPLES = [
+    "A young man in a red jacket walks along a beach at sunset.",
+    "The man stops and waves at a woman with a yellow umbrella.",
+    "He sits down on a bench in the park while it starts to rain.",
+]
+
+
+def build_blocks(app: StoryController) -> gr.Blocks:
+    limit = app.memory_limit()
+    defaults = app.default_settings()
+    with gr.Blocks(title="IAM Flow — live storytelling", delete_cache=(600, 3600)) as demo:
+        gr.Markdown("# IAM Flow\n" + INTRO, elem_id="intro")
+        server_status = gr.Markdown(elem_id="server-status")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=420):
+                with gr.Group():
+                    prompt = gr.Textbox(label="Scene prompt", placeholder=EXAMPLES[0], lines=2, max_lines=6,
+                                        elem_id="scene-prompt", autofocus=True)
+                    with gr.Row():
+                        seconds = gr.Slider(1, MAX_SCENE_SECONDS, value=3, step=0.5, label="Length (seconds)",
+                                            elem_id="scene-seconds", scale=3)
+                        seed = gr.Number(label="Seed (-1 = random)", value=-1, precision=0, minimum=-1,
+                                         elem_id="scene-seed", scale=1, min_width=120)
+                with gr.Row():
+                    add = gr.Button("Add scene", variant="primary", elem_id="add-scene", scale=2)
+                    stop = gr.Button("Stop", variant="stop", elem_id="stop", scale=1)
+                    undo = gr.Button("Undo last scene", elem_id="undo", scale=1)
+                    new = gr.Button("New story", elem_id="new-story", scale=1)
+                gr.Examples(EXAMPLES, inputs=[prompt], label="Try")
+                progress = gr.Textbox(label="Progress", interactive=False, elem_id="progress", max_lines=1)
+                scene_entities = gr.Textbox(label="This scene", interactive=False, elem_id="scene-entities",
+                                            max_lines=3)
+                with gr.Row():
+                    live = gr.Video(label="Live: the scene as it is generated", streaming=True, autoplay=True,
+                                    interactive=False, elem_id="live-video", height=300, buttons=[])
+                    story = gr.Video(label="The story so far", interactive=False, autoplay=False, loop=False,
+                                     elem_id="story-video", height=300, buttons=["download"])
+                summary = gr.Markdown(formatting.story_summary([], 16), label="Story", elem_id="story-summary")
+                timeline = gr.Dataframe(headers=formatting.TIMELINE_HEADERS, value=[], interactive=False,
+                                        label="Timeline", elem_id="timeline", wrap=True,
+                                        column_widths=["9%", "43%", "11%", "10%", "15%", "12%"])
+                with gr.Row():
+                    download_mp4 = gr.DownloadButton("Download story mp4", interactive=False, elem_id="download-mp4")
+                    download_mapping = gr.DownloadButton("Download mapping.json", interactive=False,
+                                                         elem_id="download-mapping")
+                    download_bundle = gr.DownloadButton("Download story bundle", interactive=False,
+                                                        elem_id="download-bundle")
+                    load = gr.UploadButton("Load story", file_types=[".zip"], file_count="single",
+                                           elem_id="load-story")
+                with gr.Accordion("Advanced settings (apply to a new story)", open=False, elem_id="advanced"):
+                    memory_policy = gr.Dropdown(list(MemoryConfig.POLICIES), value=defaults["memory_policy"],
+                                                label="Memory policy", info="none · sink (LongLive) · nam (MemFlow) · iam (entity-aware)",
+                                                elem_id="memory-policy")
+                    transition = gr.Dropdown(list(MemoryConfig.TRANSITIONS), value=defaults["transition"],
+                                             label="Scene transition", elem_id="transition")
+                    max_memory = gr.Slider(0, limit, value=defaults["max_memory_frames"], step=1,
+                                           label="Max memory frames", elem_id="max-memory-frames")
+                    enrich = gr.Checkbox(value=defaults["enrich_prompts"], label="Enrich prompts with known attributes",
+                                         elem_id="enrich-prompts")
+                    preset = gr.Dropdown(list(app.options.presets), value=app.options.default_preset,
+                                         label="Model preset", elem_id="model-preset")
+                    backend = gr.Dropdown(["rules", "llm"], value=defaults["agent_backend"], label="Agent backend",
+                                          elem_id="agent-backend")
+            with gr.Column(scale=2, min_width=340):
+                gr.Markdown("### Entities")
+                entities = gr.HTML(formatting.registry_html({}), label="Entities", elem_id="entity-registry")
+                gr.Markdown("### Memory")
+                memory = gr.Gallery(label="Active memory frames", columns=3, height=300, object_fit="contain",
+                                    elem_id="memory-frames", show_label=True, format="png", interactive=False,
+                                    preview=False)
+                with gr.Accordion("Memory archive", open=False):
+                    archive = gr.Dataframe(headers=formatting.ARCHIVE_HEADERS, value=[], interactive=False,
+                                           label="Memory archive", elem_id="memory-archive", wrap=True)
+                with gr.Accordion("mapping.json", open=False):
+                    mapping = gr.Code(formatting.mapping_text({"global_registry": {}}), language="json",
+                                      label="mapping.json", interactive=False, elem_id="mapping-json",
+                                      max_lines=30)
+
+        settings = [memory_policy, transition, max_memory, enrich, preset, backend]
+        story_outputs = [story, timeline, entities, memory, archive, mapping, download_mp4, download_mapping,
+                         download_bundle, summary]
+        scene_outputs = [live, progress, scene_entities] + story_outputs
+
+        generate_args = dict(
+            fn=app.add_scene, inputs=[prompt, seconds, seed, *settings], outputs=scene_outputs,
+            validator=app.validate_scene, concurrency_limit=1, concurrency_id="device", api_name="add_scene",
+            show_progress="minimal", show_progress_on=[progress], trigger_mode="once",
+        )
+        add.click(**generate_args)
+        prompt.submit(**{**generate_args, "api_name": False})
+        stop.click(app.stop, outputs=[progress], concurrency_limit=None, concurrency_id="light", api_name="stop",
+                   show_progress="hidden")
+        undo.click(app.undo, outputs=story_outputs, concurrency_limit=4, concurrency_id="story", api_name="undo")
+        new.click(app.new_story, inputs=settings, outputs=story_outputs, concurrency_limit=4, concurrency_id="story",
+                  api_name="new_story").then(lambda: ("", ""), outputs=[progress, scene_entities], api_name=False)
+        load.upload(app.load_story, inputs=[load], outputs=story_outputs, concurrency_limit=4, concurrency_id="story",
+                    api_name="load_story")
+        demo.load(app.page_loaded, outputs=[server_status], api_name=False, concurrency_limit=None,
+                  concurrency_id="light")
+        demo.unload(app.release)
+    return demo
+
+
+def launch_kwargs() -> dict:
+    """Arguments of ``Blocks.launch`` that every way of starting the app shares."""
+    return dict(
+        css_paths=[CSS_PATH],
+        run_history=False,  # replaying saved outputs in the browser would show a story the server no longer holds
+        footer_links=["api", "settings"],
+        share=False,
+        show_error=True,
+    )

@@ -1,0 +1,225 @@
+"""Server-side registry of live stories, one per browser session.
+
+A browser tab is identified by Gradio's session hash. Its entry holds the ``StorySession`` (K/V cache, memory
+bank, entity registry) between turns, plus a folder for the files the page shows. Entries are released when
+the tab closes or after ``idle_release_s`` without use; after ``idle_drop_s`` an idle story drops its K/V cache
+and keeps its latents (rebuilt on the next scene). At most ``max_live`` stories are held at once.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .worker import DeviceWorker
+
+logger = logging.getLogger(__name__)
+
+
+class SessionLimitReached(RuntimeError):
+    """The server holds as many live stories as it may; the message says so in words for the page."""
+
+
+@dataclass
+class SessionEntry:
+    key: str
+    workdir: Path
+    session: Any = None
+    preset: str = ""
+    settings: dict = field(default_factory=dict)
+    last_used: float = field(default_factory=time.monotonic)
+    busy: bool = False  # a scene is being generated for this story
+    stop_requested: bool = False  # Stop was pressed for the scene being generated (or about to be)
+    closed: bool = False  # the tab went away; released as soon as it is not busy
+    cache_dropped: bool = False
+    turn: int = 0  # counts files made for this story, so names never repeat
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def next_name(self, stem: str, suffix: str) -> Path:
+        self.turn += 1
+        return self.workdir / f"{stem}-{self.turn:04d}{suffix}"
+
+    @property
+    def has_scenes(self) -> bool:
+        return self.session is not None and len(self.session.scenes) > 0
+
+
+class SessionRegistry:
+    """Live stories keyed by browser session; creation, idle cache dropping and release."""
+
+    def __init__(
+        self,
+        worker: DeviceWorker,
+        make_session: Callable[[str, dict], Any],
+        root: str | Path,
+        max_live: int = 8,
+        idle_drop_s: float = 120.0,
+        idle_release_s: float = 1800.0,
+        sweep_every_s: float = 10.0,
+    ):
+        self.worker = worker
+        self.make_session = make_session
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.max_live = max_live
+        self.idle_drop_s = idle_drop_s
+        self.idle_release_s = idle_release_s
+        self._entries: dict[str, SessionEntry] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._sweeper = threading.Thread(target=self._sweep_loop, args=(sweep_every_s,), name="iamflow-session-sweeper",
+                                         daemon=True)
+        self._sweeper.start()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def keys(self) -> list[str]:
+        with self._lock:
+            return list(self._entries)
+
+    def live_stories(self) -> int:
+        """Entries holding a StorySession (what the cap counts)."""
+        with self._lock:
+            return sum(1 for e in self._entries.values() if e.session is not None)
+
+    def find(self, key: str) -> SessionEntry | None:
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is not None:
+            entry.last_used = time.monotonic()
+        return entry
+
+    def get(self, key: str) -> SessionEntry:
+        """The entry of ``key``, created on first use; refuses a new one when the server is full."""
+        if not key:
+            raise ValueError("a browser session key is required")
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                if len(self._entries) >= self.max_live:
+                    raise SessionLimitReached(
+                        f"This server is holding the most stories it can ({self.max_live}). "
+                        "Try again in a few minutes, when an idle story has been released."
+                    )
+                safe = "".join(c for c in key if c.isalnum() or c in "-_")[:64] or "session"
+                entry = SessionEntry(key=key, workdir=self.root / safe)
+                entry.workdir.mkdir(parents=True, exist_ok=True)
+                self._entries[key] = entry
+                logger.info("story session opened for %s (%d live)", safe, len(self._entries))
+        entry.last_used = time.monotonic()
+        return entry
+
+    def ensure_session(self, entry: SessionEntry, preset: str, settings: dict) -> bool:
+        """Make sure ``entry`` has a story with these settings; returns False when an existing story keeps its own.
+
+        Settings (and the model preset) belong to a story: they apply when a story is created, i.e. for the
+        first scene or after New story. A story that already has scenes keeps the settings it was made with.
+        """
+        with entry.lock:
+            if entry.session is not None and (entry.has_scenes or (entry.preset, entry.settings) == (preset, settings)):
+                return (entry.preset, entry.settings) == (preset, settings)
+            old = entry.session
+            entry.session = self.worker.call(self.make_session, preset, settings)
+            entry.preset, entry.settings, entry.cache_dropped = preset, dict(settings), False
+        if old is not None:
+            self._discard_session(old)
+        return True
+
+    def replace_session(self, entry: SessionEntry, session: Any, preset: str, settings: dict) -> None:
+        """Put a loaded story in place of the entry's current one."""
+        with entry.lock:
+            old, entry.session = entry.session, session
+            entry.preset, entry.settings, entry.cache_dropped = preset, dict(settings), False
+        if old is not None and old is not session:
+            self._discard_session(old)
+
+    def finish_turn(self, entry: SessionEntry) -> None:
+        """A generation for this entry ended; release it now if its tab closed meanwhile."""
+        entry.busy = False
+        entry.cache_dropped = False  # the scene rebuilt the cache
+        entry.last_used = time.monotonic()
+        if entry.closed:
+            self.release(entry.key)
+
+    def release(self, key: str) -> bool:
+        """Forget the story of ``key`` and free what it held (device memory, files)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return False
+            if entry.busy:
+                # The generator is still running on the worker: stop it; finish_turn releases it afterwards.
+                entry.closed = True
+                if entry.session is not None:
+                    entry.session.stop()
+                return False
+            del self._entries[key]
+        session, entry.session = entry.session, None
+        if session is not None:
+            self._discard_session(session)
+        shutil.rmtree(entry.workdir, ignore_errors=True)
+        logger.info("story session released (%d live)", len(self))
+        return True
+
+    def _discard_session(self, session: Any) -> None:
+        def drop() -> None:
+            close = getattr(session, "close", None)
+            if callable(close):
+                close()
+            else:
+                session.drop_cache()
+
+        try:
+            self.worker.call(drop)
+        except Exception:
+            logger.exception("freeing a story's cache failed")
+        del session
+        gc.collect()
+
+    def sweep(self, now: float | None = None) -> None:
+        """Release stories idle past ``idle_release_s``; drop the K/V cache of those idle past ``idle_drop_s``."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            entries = list(self._entries.values())
+        for entry in entries:
+            idle = now - entry.last_used
+            if entry.busy:
+                continue
+            if idle >= self.idle_release_s:
+                logger.info("releasing a story idle for %.0f s", idle)
+                self.release(entry.key)
+            elif idle >= self.idle_drop_s and entry.session is not None and not entry.cache_dropped:
+                # Queued behind any running scene; skipped when it runs if the story was used meanwhile.
+                self.worker.submit(self._drop_if_idle, entry, entry.last_used, idle)
+
+    def _drop_if_idle(self, entry: SessionEntry, last_used: float, idle: float) -> None:
+        with entry.lock:
+            if entry.busy or entry.session is None or entry.cache_dropped or entry.last_used != last_used:
+                return
+            entry.session.drop_cache()
+            entry.cache_dropped = True
+        logger.info("dropped the K/V cache of a story idle for %.0f s", idle)
+
+    def _sweep_loop(self, every_s: float) -> None:
+        while not self._stop.wait(every_s):
+            try:
+                self.sweep()
+            except Exception:
+                logger.exception("session sweep failed")
+
+    def close(self) -> None:
+        """Stop the sweeper and release every story (server shutdown)."""
+        self._stop.set()
+        for key in self.keys():
+            entry = self.find(key)
+            if entry is not None:
+                entry.busy = False
+            self.release(key)

@@ -1,0 +1,153 @@
+"""The one thread that owns the models: every piece of work that touches the device runs here, in order.
+
+Gradio handlers hand it a job and relay what comes back. ``call`` runs a function and returns its result;
+``stream`` runs a generator and passes its items through as they are made, so a handler can yield each chunk
+while the next one is being generated. Runtimes (model weights) are loaded here once per preset and kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from typing import Any, Callable, Iterator
+
+logger = logging.getLogger(__name__)
+
+_END = object()
+
+
+class RuntimeUnavailable(RuntimeError):
+    """A preset's models could not be loaded; the message says what is missing and what to do."""
+
+
+class _Failure:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+class DeviceWorker:
+    """Runs device jobs one at a time on a dedicated thread and keeps one runtime per preset."""
+
+    def __init__(self, load_runtime: Callable[[str], Any]):
+        self._load_runtime = load_runtime
+        self._jobs: queue.Queue = queue.Queue()
+        self._runtimes: dict[str, Any] = {}
+        self._load_errors: dict[str, str] = {}
+        self._state_lock = threading.Lock()
+        self._busy_since: float | None = None
+        self._thread = threading.Thread(target=self._run, name="iamflow-device-worker", daemon=True)
+        self._thread.start()
+
+    # --- runtimes --------------------------------------------------------------------------------------
+
+    def runtime(self, preset: str) -> Any:
+        """The loaded runtime of ``preset``; call it from a job (it loads on the worker thread on first use)."""
+        if threading.current_thread() is not self._thread:
+            return self.call(self.runtime, preset)
+        if preset not in self._runtimes:
+            started = time.monotonic()
+            logger.info("loading runtime for preset %s", preset)
+            try:
+                self._runtimes[preset] = self._load_runtime(preset)
+            except Exception as error:  # the message is shown on the page; the app keeps serving
+                message = f"The {preset} model could not be loaded: {error}"
+                with self._state_lock:
+                    self._load_errors[preset] = message
+                logger.exception("runtime for preset %s failed to load", preset)
+                raise RuntimeUnavailable(message) from error
+            with self._state_lock:
+                self._load_errors.pop(preset, None)
+            logger.info("runtime for preset %s loaded in %.1f s", preset, time.monotonic() - started)
+        return self._runtimes[preset]
+
+    def preload(self, preset: str) -> Future:
+        """Start loading ``preset`` in the background; the first scene does not pay for it."""
+        return self.submit(self._preload, preset)
+
+    def _preload(self, preset: str) -> None:
+        try:
+            self.runtime(preset)
+        except RuntimeUnavailable:
+            pass
+
+    def load_error(self, preset: str) -> str | None:
+        with self._state_lock:
+            return self._load_errors.get(preset)
+
+    def is_loaded(self, preset: str) -> bool:
+        return preset in self._runtimes
+
+    @property
+    def busy(self) -> bool:
+        with self._state_lock:
+            return self._busy_since is not None
+
+    # --- jobs -------------------------------------------------------------------------------------------
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future:
+        future: Future = Future()
+        self._jobs.put((fn, args, kwargs, future))
+        return future
+
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn`` on the worker thread and return its result (or raise its error) here."""
+        if threading.current_thread() is self._thread:
+            return fn(*args, **kwargs)
+        return self.submit(fn, *args, **kwargs).result()
+
+    def stream(self, make_items: Callable[[], Iterator[Any]]) -> Iterator[Any]:
+        """Run the generator made by ``make_items`` on the worker thread; yield its items here as they come.
+
+        If the consumer stops early the producer is not interrupted mid-item: the caller is expected to ask
+        the producer to stop (``StorySession.stop``), which it does at its next item boundary.
+        """
+        channel: queue.Queue = queue.Queue()
+
+        def produce() -> None:
+            try:
+                for item in make_items():
+                    channel.put(item)
+            except BaseException as error:  # relayed to the handler, which shows it
+                channel.put(_Failure(error))
+            finally:
+                channel.put(_END)
+
+        self.submit(produce)
+        while True:
+            item = channel.get()
+            if item is _END:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+
+    def _run(self) -> None:
+        while True:
+            fn, args, kwargs, future = self._jobs.get()
+            if fn is None:
+                future.set_result(None)
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            with self._state_lock:
+                self._busy_since = time.monotonic()
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as error:
+                future.set_exception(error)
+            finally:
+                with self._state_lock:
+                    self._busy_since = None
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Finish the jobs already queued, then end the thread and drop the runtimes."""
+        done: Future = Future()
+        self._jobs.put((None, (), {}, done))
+        try:
+            done.result(timeout=timeout)
+        except Exception:
+            logger.warning("device worker did not finish its jobs within %.0f s", timeout)
+        self._runtimes.clear()

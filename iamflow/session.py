@@ -152,7 +152,8 @@ class Runtime:
         return self._text_cache[text]
 
     def decode_frames(self, decoder, latents: torch.Tensor) -> np.ndarray:
-        video = decoder.decode(latents.to(self.codec.device, self.codec.dtype))  # [1, 3, T, H, W]
+        dtype = getattr(self.codec, "dtype", torch.float32)
+        video = decoder.decode(latents.to(self.codec.device, dtype))  # [1, 3, T, H, W]
         return to_uint8(video)
 
 

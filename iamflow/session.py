@@ -147,7 +147,7 @@ class Runtime:
             context = self.text_encoder.encode([text]).to(self.device)  # [1, text_len, text_dim]
             length = int((context[0].abs().sum(-1) > 0).sum())
             self._text_cache[text] = (self.engine.encode_text(context), length)
-            if len(self._text_cache) > 256:
+            if len(self._text_cache) > 32:  # a Wan prompt is ~94 MB of K/V (30 layers x 512 tokens)
                 self._text_cache.pop(next(iter(self._text_cache)))
         return self._text_cache[text]
 

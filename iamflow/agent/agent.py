@@ -1,0 +1,293 @@
+"""``EntityAgent``: one per story. Reads each scene prompt, keeps the story's characters, writes mapping.json.
+
+Backends: ``rules`` (spaCy mentions + MiniLM matching, offline, bundled models) and ``llm`` (a local causal
+LM lists the characters as JSON; every answer is schema-checked, a bad or slow one falls back to ``rules``
+for that prompt). Both feed the same resolver, so identities are decided the same way.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+
+from . import attributes, lexicon, models
+from .mentions import Mention, PromptAnalyzer
+from .registry import EntityRegistry
+from .resolver import Resolver
+
+logger = logging.getLogger(__name__)
+
+BACKENDS = ("rules", "llm")
+MAX_PROMPT_CHARS = 100_000
+
+
+@dataclass
+class SceneEntity:
+    """A character in one scene."""
+
+    global_id: int
+    name: str  # registry name, "man_1"
+    kind: str  # person | animal | creature | robot | vehicle
+    surface: str  # the phrase that names it in this prompt
+    attrs: list[str]
+    is_new: bool
+    spans: list[tuple[int, int]] = field(default_factory=list)  # character spans of its mentions
+
+
+@dataclass
+class SceneEntities:
+    """What ``EntityAgent.observe`` found in one prompt."""
+
+    prompt_index: int
+    entities: list[SceneEntity]
+    context: dict  # location, time_of_day, lighting
+    backend: str = "rules"  # the backend that produced the mentions ("rules" when the LLM fell back)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class NounClassifier:
+    """Is an unlisted noun ("bookseller") a person? Compared with listed people and things by MiniLM."""
+
+    _PEOPLE = ["a person", "a worker", "a shopkeeper", "a craftsman", "a musician", "a traveller", "a fighter"]
+    _THINGS = ["an object", "a machine", "a device", "a tool", "a building", "a place", "food", "a plant",
+               "a piece of furniture", "a vehicle", "a document", "weather", "a body part", "an idea"]
+
+    def __init__(self, encoder):
+        self.encoder = encoder
+        self.cache: dict[str, lexicon.NounInfo | None] = {}
+
+    def __call__(self, lemma: str) -> lexicon.NounInfo | None:
+        if lemma in self.cache:
+            return self.cache[lemma]
+        info = None
+        if lemma.isalpha() and len(lemma) > 3 and lemma not in lexicon.LOCATION_NOUNS and \
+                lemma not in lexicon.NOT_CHARACTERS and lemma.endswith(("er", "or", "ist", "ian", "ant", "ent",
+                                                                        "eer", "man", "woman", "ess", "ic")):
+            vecs = self.encoder.encode([f"a {lemma}"] + self._PEOPLE + self._THINGS)
+            sims = vecs[1:] @ vecs[0]
+            people = float(sims[: len(self._PEOPLE)].max())
+            things = float(sims[len(self._PEOPLE):].max())
+            if people > things + 0.05:
+                gender = "f" if lemma.endswith(("woman", "ess")) else "m" if lemma.endswith("man") else None
+                info = lexicon.NounInfo("person", {"f": "woman", "m": "man"}.get(gender or "", "person"), gender)
+        self.cache[lemma] = info
+        return info
+
+
+_classifier: NounClassifier | None = None
+
+
+def _noun_classifier() -> NounClassifier:
+    global _classifier
+    if _classifier is None:
+        _classifier = NounClassifier(models.sentence_encoder())
+    return _classifier
+
+
+class EntityAgent:
+    """Knows who is in the story: ``observe`` each prompt, ``enrich`` a prompt, ``undo_last``, save and load."""
+
+    def __init__(self, backend: str = "rules", llm_model_path: str | None = None,
+                 similarity_threshold: float = 0.45, llm_max_new_tokens: int = 256, llm_timeout_s: float = 60.0):
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)} (got {backend!r})")
+        if not 0.0 < similarity_threshold < 1.0:
+            raise ValueError(f"similarity_threshold must be between 0 and 1 (got {similarity_threshold})")
+        self.backend = backend
+        self.llm_model_path = llm_model_path
+        self.similarity_threshold = similarity_threshold
+        self.llm_max_new_tokens = llm_max_new_tokens
+        self.llm_timeout_s = llm_timeout_s
+        self.registry = EntityRegistry()
+        self.prompts: list[str] = []
+        self.scenes: list[SceneEntities] = []
+        self.fallbacks = 0  # prompts where the LLM answer was rejected and rules were used
+
+    # -- public API -----------------------------------------------------------------------------------
+    def observe(self, prompt: str) -> SceneEntities:
+        """Analyse the story's next prompt, update the registry, return the scene's characters."""
+        prompt = _check_prompt(prompt)
+        index = len(self.prompts)
+        start = time.perf_counter()
+        mentions, context, used = self._mentions(prompt)
+        scene = self._resolve_and_commit(self.registry, prompt, index, mentions, context, used)
+        self.prompts.append(prompt)
+        self.scenes.append(scene)
+        logger.debug("prompt %d: %d characters in %.1f ms (%s)", index, len(scene.entities),
+                     1000 * (time.perf_counter() - start), used)
+        return scene
+
+    def enrich(self, prompt: str) -> str:
+        """The prompt with the known attributes of the characters it refers to written in.
+
+        "The protagonist sits" -> "The protagonist, a young man in his late 20s in a denim jacket, sits".
+        Works before or after ``observe`` of the same prompt; the registry is not changed.
+        """
+        prompt = _check_prompt(prompt)
+        if self.prompts and prompt == self.prompts[-1]:
+            scene = self.scenes[-1]
+            registry = self.registry
+            known_before = {gid for gid, r in registry.entities.items()
+                            if any(i["prompt_index"] < scene.prompt_index for i in r.instances)}
+        else:
+            registry = copy.deepcopy(self.registry)
+            mentions, context, used = self._mentions(prompt, rules_only=self.backend == "rules")
+            scene = self._resolve_and_commit(registry, prompt, len(self.prompts), mentions, context, used)
+            known_before = set(self.registry.entities)
+        inserts: list[tuple[int, str]] = []
+        for entity in scene.entities:
+            if entity.global_id not in known_before or not entity.spans:
+                continue
+            record = registry.entities[entity.global_id]
+            earlier = [i for i in record.instances if i["prompt_index"] < scene.prompt_index]
+            attrs = []
+            for inst in earlier:
+                for a in inst.get("attrs", []):
+                    if a not in attrs:
+                        attrs.append(a)
+            attrs = [a for a in _current(attrs) if a.lower() not in prompt.lower()]
+            if not attrs:
+                continue
+            descriptor = attributes.describe(record.base, attrs, record.gender)
+            start, end = min(entity.spans)
+            inserts.append((end, f", {descriptor},"))
+        text = prompt
+        for pos, insert in sorted(inserts, reverse=True):
+            if text[pos:pos + 1] in (",", ".", ";", ":", "!", "?", ""):
+                insert = insert.rstrip(",")
+            text = text[:pos] + insert + text[pos:]
+        return text
+
+    def undo_last(self) -> None:
+        """Forget the last observed prompt (the story's "undo last scene")."""
+        if not self.prompts:
+            raise ValueError("nothing to undo: no prompt has been observed yet")
+        index = len(self.prompts) - 1
+        self.registry.forget_prompt(index)
+        self.prompts.pop()
+        self.scenes.pop()
+
+    def state_dict(self) -> dict:
+        """JSON-able state; ``load_state_dict`` resumes the story with the same ids."""
+        return {"version": 1, "backend": self.backend, "prompts": list(self.prompts),
+                "scenes": [s.to_dict() for s in self.scenes], "registry": self.registry.to_mapping()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if not isinstance(state, dict) or "registry" not in state or "prompts" not in state:
+            raise ValueError("agent state must be an object with 'prompts' and 'registry' (from state_dict())")
+        self.registry = EntityRegistry.from_mapping(state["registry"])
+        self.prompts = [str(p) for p in state["prompts"]]
+        self.scenes = []
+        for i, s in enumerate(state.get("scenes") or []):
+            self.scenes.append(SceneEntities(
+                prompt_index=int(s.get("prompt_index", i)), context=dict(s.get("context", {})),
+                backend=s.get("backend", "rules"),
+                entities=[SceneEntity(**{**e, "spans": [tuple(x) for x in e.get("spans", [])]})
+                          for e in s.get("entities", [])]))
+        if len(self.scenes) != len(self.prompts):
+            self.scenes = [SceneEntities(i, [], {}) for i in range(len(self.prompts))]
+
+    def to_mapping(self, extra: dict | None = None) -> dict:
+        return self.registry.to_mapping(extra)
+
+    @classmethod
+    def from_mapping(cls, mapping: dict, prompts: list[str] | None = None, **kwargs) -> "EntityAgent":
+        agent = cls(**kwargs)
+        agent.registry = EntityRegistry.from_mapping(mapping)
+        last = max((i["prompt_index"] for r in agent.registry.entities.values() for i in r.instances), default=-1)
+        agent.prompts = list(prompts) if prompts is not None else [""] * (last + 1)
+        agent.scenes = [SceneEntities(i, [], {}) for i in range(len(agent.prompts))]
+        return agent
+
+    # -- internals ------------------------------------------------------------------------------------
+    def _analyzer(self, prompt: str, registry: EntityRegistry) -> PromptAnalyzer:
+        doc = models.spacy_pipeline()(prompt)
+        names = {n for r in registry.entities.values() for n in r.names for n in [n] + n.split()}
+        vehicle_heads = {h for r in registry.entities.values() if r.kind == "vehicle" for h in r.heads + [r.base]}
+        return PromptAnalyzer(doc, names, vehicle_heads, classify_unknown=_noun_classifier())
+
+    def _mentions(self, prompt: str, rules_only: bool = False) -> tuple[list[Mention], dict, str]:
+        analyzer = self._analyzer(prompt, self.registry)
+        context = analyzer.context()
+        if self.backend == "llm" and not rules_only:
+            from .llm_backend import llm_mentions
+
+            try:
+                mentions, llm_context = llm_mentions(prompt, analyzer, self.llm_model_path,
+                                                     self.llm_max_new_tokens, self.llm_timeout_s)
+                # scene context is kept only where the prompt says it (a small LLM likes to invent it)
+                context.update({k: v for k, v in llm_context.items() if v and v.lower() in prompt.lower()})
+                return mentions, context, "llm"
+            except ValueError as error:
+                self.fallbacks += 1
+                logger.warning("LLM answer for prompt %d rejected (%s); using rules for this prompt",
+                               len(self.prompts), error)
+        return analyzer.mentions(), context, "rules"
+
+    def _resolve_and_commit(self, registry: EntityRegistry, prompt: str, index: int, mentions: list[Mention],
+                            context: dict, used: str) -> SceneEntities:
+        resolver = Resolver(registry, index, prompt, models.sentence_encoder(), self.similarity_threshold)
+        result = resolver.resolve(mentions)
+        resolver.finish(mentions, result)
+        per_entity: dict[int, list[Mention]] = {}
+        for m, ids in zip(mentions, result.assignments):
+            if not m.appearance and m.form != "pronoun":
+                continue
+            for gid in ids:
+                per_entity.setdefault(gid, []).append(m)
+        entities: list[SceneEntity] = []
+        for order, (gid, ms) in enumerate(per_entity.items()):
+            record = registry.entities[gid]
+            named = [m for m in ms if m.form not in ("pronoun", "group")]
+            surface = named[0].surface if named else ms[0].surface
+            attrs: list[str] = []
+            for m in ms:
+                attrs.extend(a for a in m.attrs if a not in attrs)
+            aliases = []
+            for m in named:
+                for alias in [m.surface] + m.names:
+                    if alias not in aliases and alias != surface:
+                        aliases.append(alias)
+            relations = [[m.relation, m.relation_owner] for m in ms
+                         if m.relation and m.relation_owner is not None and m.relation_owner != gid]
+            gender = next((m.gender for m in ms if m.gender and m.form != "group"), None) or \
+                resolver.pending_gender.get(gid)
+            age = next((m.age for m in named if m.age), None)
+            instance = {"prompt_index": index, "entity": surface, "attrs": attrs, "aliases": aliases,
+                        "heads": sorted({h for m in named for h in m.heads}), "names": [n for m in named
+                                                                                         for n in m.names],
+                        "relations": relations, "gender": gender, "age": age,
+                        "action": next((m.action for m in ms if m.action), ""), "order": order}
+            registry.add_instance(gid, instance)
+            entities.append(SceneEntity(global_id=gid, name=record.name, kind=record.kind, surface=surface,
+                                        attrs=attrs, is_new=gid in result.new_ids,
+                                        spans=[(m.start, m.end) for m in ms]))
+        # a character created only as a possessor that never appeared is dropped
+        for gid in result.new_ids:
+            if gid in registry.entities and not registry.entities[gid].instances:
+                del registry.entities[gid]
+        return SceneEntities(prompt_index=index, entities=entities, context=context, backend=used)
+
+
+def _current(attrs: list[str]) -> list[str]:
+    """Latest attribute per slot, in first-seen order."""
+    latest: dict[str, str] = {}
+    for a in attrs:
+        key = attributes.slot(a)
+        latest[key if key != "other" else f"other:{a}"] = a
+    keep = set(latest.values())
+    return [a for a in attrs if a in keep]
+
+
+def _check_prompt(prompt) -> str:
+    if not isinstance(prompt, str):
+        raise ValueError(f"prompt must be text (got {type(prompt).__name__})")
+    if not prompt.strip():
+        raise ValueError("prompt is empty: type a scene description")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise ValueError(f"prompt is {len(prompt)} characters long: keep it under {MAX_PROMPT_CHARS}")
+    return prompt

@@ -1,0 +1,633 @@
+"""Mentions of characters in one prompt, found with spaCy (the ``rules`` backend's extraction step).
+
+A ``Mention`` is one place where a prompt names a character: a described noun phrase ("a weathered fisherman
+in a yellow raincoat"), a name ("Nora"), a pronoun ("he"), a relation ("her partner") or a group ("the two
+women"). Appositions and predicates ("Nora, a tall woman", "revealing a sun-tanned woman") are folded into
+one mention. Deciding *which* character a mention is belongs to ``resolver``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from . import attributes, lexicon
+
+_TITLE_WORDS = {"detective", "officer", "captain", "doctor", "dr", "professor", "sheriff", "agent", "inspector",
+                "sergeant", "lieutenant", "mr", "mrs", "ms", "miss", "lady", "lord", "sir", "king", "queen",
+                "prince", "princess", "uncle", "aunt", "father", "mother", "brother", "sister", "coach", "judge"}
+_WEAR_VERBS = {"wear", "don", "sport"}
+_DRESS_VERBS = {"dress", "clad", "clothe"}
+_PREDICATE_VERBS = {"reveal", "become"}
+_NON_NAME_ENTS = {"GPE", "LOC", "FAC", "ORG", "NORP", "DATE", "TIME", "MONEY", "QUANTITY", "ORDINAL",
+                  "CARDINAL", "PERCENT", "EVENT", "PRODUCT", "WORK_OF_ART", "LAW", "LANGUAGE"}
+_TOY_MODIFIERS = {"stuffed", "toy", "plush", "wooden", "plastic", "ceramic", "paper", "origami", "inflatable",
+                  "cardboard", "porcelain", "glass", "bronze", "marble", "stone", "dead", "roast", "roasted",
+                  "grilled", "fried", "cooked", "stuffed-animal", "cartoon", "rubber"}
+_HANDLED_VERBS = {"lift", "hold", "carry", "cook", "eat", "sell", "fillet", "grill", "fry", "serve", "hook",
+                  "reel", "gut", "clean", "weigh", "wrap", "buy"}
+_STATE_ADJECTIVES = {"bald", "clean-shaven", "bearded", "barefoot", "blindfolded", "masked", "hooded"}
+_GROUP_SIZE = {"two": 2, "both": 2, "three": 3, "four": 4, "couple": 2, "pair": 2, "newlyweds": 2, "twins": 2}
+_GROUP_NOUNS = {"newlyweds": lexicon.NounInfo("person", "person"), "siblings": lexicon.NounInfo("person", "person"),
+                "couple": lexicon.NounInfo("person", "person"), "pair": lexicon.NounInfo("person", "person")}
+
+
+@dataclass
+class Mention:
+    """One reference to a character in a prompt."""
+
+    start: int  # character span of the head word or name, used to align with labels and to enrich
+    end: int
+    surface: str  # the phrase that names the character here ("young man", "Nora", "he")
+    form: str  # pronoun | name | definite | indefinite | group
+    kind: str = "person"  # person | animal | creature | robot | vehicle
+    base: str = "person"
+    gender: str | None = None
+    age: str | None = None
+    heads: list[str] = field(default_factory=list)  # head lemmas ("fisherman", "man", "detective")
+    names: list[str] = field(default_factory=list)
+    attrs: list[str] = field(default_factory=list)
+    pronoun: str = ""  # he | she | it | they (pronoun mentions)
+    newcomer: bool = False  # "another", "a second", "a new"
+    same: bool = False  # "the same"
+    other: bool = False  # "the other"
+    relation: str | None = None  # relation noun when a possessor is given ("partner", "son")
+    possessor_pronoun: str | None = None  # "his" | "her" | "its" | "their"
+    possessor_index: int | None = None  # index of the possessor's mention in the prompt's list
+    appearance: bool = True  # False for a possessor of a relation ("the girl's mother": the girl)
+    weak: bool = False  # resolves to a known character only (a vehicle as a place, "it")
+    group_size: int = 0
+    action: str = ""
+    token: int = 0  # index of the head token
+    sentence: int = 0
+    clause_subject: int | None = None  # token of the subject of the mention's clause (pronoun binding)
+    it_antecedent: int | None = None  # for "it": token of the nearest preceding subject/object noun
+    protagonist: bool = False
+    introduced: bool = False  # an indefinite apposition introduces it here ("the sheriff, a heavyset man")
+    relation_owner: int | None = None  # set by the resolver: global id of the relation's possessor
+
+    def description(self) -> str:
+        """Text the sentence encoder compares with known characters."""
+        parts = [self.surface] + [a for a in self.attrs if a not in self.surface]
+        if self.action:
+            parts.append(self.action)
+        return ", ".join(parts)
+
+
+def noun_info(token) -> lexicon.NounInfo | None:
+    lemma = token.lemma_.lower()
+    text = token.text.lower()
+    if lemma in lexicon.NOT_CHARACTERS or text in lexicon.NOT_CHARACTERS:
+        return None
+    return lexicon.CHARACTER_NOUNS.get(lemma) or lexicon.CHARACTER_NOUNS.get(text)
+
+
+def _joined(tokens) -> str:
+    """Text of tokens, hyphenated pieces kept together ("black-and-white")."""
+    out = ""
+    for i, tok in enumerate(tokens):
+        out += tok.text
+        if i + 1 < len(tokens):
+            nxt = tokens[i + 1]
+            out += tok.whitespace_ if nxt.i == tok.i + 1 else " "
+    return out.strip()
+
+
+def _phrase(token, include_of: bool = True) -> str:
+    """A noun phrase without determiners or possessives ("charcoal trench coat", "sprig of lavender")."""
+    left = [t for t in token.subtree if t.i <= token.i]
+    start = token.i
+    for t in sorted(left, key=lambda t: -t.i):
+        if t.i == start - 1 and t.dep_ not in ("det", "poss", "predet", "case", "punct", "cc", "prep") or (
+                t.i == start - 1 and t.text == "-"):
+            start = t.i
+        elif t.i < start - 1:
+            break
+    toks = [t for t in token.doc[start: token.i + 1]
+            if t.i == token.i or t.dep_ not in ("det", "poss", "predet", "case")]
+    text = _joined(toks)
+    if include_of:
+        for child in token.children:
+            if child.dep_ == "prep" and child.lower_ == "of":
+                objs = [c for c in child.children if c.dep_ == "pobj"]
+                if objs and objs[0].tag_ != "CD":
+                    text += " of " + _phrase(objs[0], include_of=False)
+    return text
+
+
+def _misparsed_verb(token) -> bool:
+    """"The old man kneels" parsed as the compound noun "man kneels": the noun is really the subject."""
+    head = token.head
+    if token.dep_ == "amod" and token.tag_ == "JJ" and head.pos_ in ("VERB", "AUX") and head.i == token.i + 1 \
+            and token.lower_ in lexicon.CHARACTER_NOUNS:
+        return True  # "The protagonist steps": the noun was tagged as an adjective
+    return (token.dep_ in ("compound", "amod") and head.tag_ == "NNS" and head.i == token.i + 1
+            and head.dep_ in ("ROOT", "nsubj", "conj", "advcl")
+            and (noun_info(head) is None or head.dep_ == "ROOT")
+            and head.lower_ not in lexicon.NOT_CHARACTERS)
+
+
+def _trim_misparse(phrase: str) -> str:
+    """"yellow raincoat hauls nets" (a verb read as a noun) -> "yellow raincoat"."""
+    parts = phrase.split()
+    for i, part in enumerate(parts[:-1]):
+        word, nxt = part.lower(), parts[i + 1].lower()
+        known = attributes.CLOTHING_WORDS | attributes.BODY_WORDS | lexicon.HAIR_WORDS
+        if word in known and nxt not in known and nxt.endswith("s") and not nxt.endswith("ss"):
+            return " ".join(parts[: i + 1])
+    return phrase
+
+
+def _adjective_for_noun(token) -> bool:
+    """"A barefoot street urchin in ...": a listed noun tagged as an adjective, not modifying a noun."""
+    if token.lower_ not in lexicon.CHARACTER_NOUNS or token.lower_ in lexicon.AGE_WORDS:
+        return False
+    nxt = token.doc[token.i + 1] if token.i + 1 < len(token.doc) else None
+    return nxt is None or nxt.pos_ not in ("NOUN", "PROPN", "ADJ")
+
+
+def _determiner(token):
+    """The determiner of a noun phrase, also when the parser hung it elsewhere."""
+    det = next((c for c in token.children if c.dep_ in ("det", "predet")), None)
+    if det is not None:
+        return det
+    j = token.i - 1
+    while j >= 0 and token.doc[j].tag_ in ("JJ", "NN", "NNP", "HYPH", "VBN", "VBG", "RB", "JJR", "JJS"):
+        j -= 1
+    if j >= 0 and token.doc[j].tag_ == "DT" and j < token.i - 1:
+        return token.doc[j]
+    return None
+
+
+def _conjuncts(token) -> list:
+    out = [token]
+    for child in token.children:
+        if child.dep_ == "conj" and child.pos_ in ("NOUN", "PROPN", "ADJ"):
+            out.extend(_conjuncts(child))
+    return out
+
+
+class PromptAnalyzer:
+    """Turns a spaCy ``Doc`` into mentions and scene context."""
+
+    def __init__(self, doc, known_names: set[str], known_vehicle_heads: set[str], classify_unknown=None):
+        self.doc = doc
+        self.known_names = {n.lower() for n in known_names}
+        self.known_vehicle_heads = known_vehicle_heads
+        self.classify_unknown = classify_unknown  # callable(lemma) -> NounInfo | None
+        self.person_tokens = {t.i for ent in doc.ents if ent.label_ == "PERSON" for t in ent}
+        self.non_name_tokens = {t.i for ent in doc.ents if ent.label_ in _NON_NAME_ENTS for t in ent}
+
+    # -- token classification ------------------------------------------------------------------------
+    def character_info(self, token) -> lexicon.NounInfo | None:
+        if token.pos_ not in ("NOUN", "PROPN") and not (token.pos_ == "ADJ" and (
+                token.dep_ in ("nsubj", "dobj") or _misparsed_verb(token) or _adjective_for_noun(token))):
+            return None
+        info = noun_info(token)
+        if info is None and token.pos_ == "NOUN" and self.classify_unknown is not None \
+                and token.dep_ in ("nsubj", "appos", "nsubjpass") and token.tag_ == "NN":
+            info = self.classify_unknown(token.lemma_.lower())
+        return info
+
+    def is_name(self, token) -> bool:
+        if token.pos_ != "PROPN" or token.dep_ == "compound" and token.head.pos_ == "PROPN":
+            return False
+        if token.lower_ in self.known_names or any(p.lower() in self.known_names for p in token.text.split()):
+            return True
+        if token.lower_ in lexicon.CHARACTER_NOUNS or token.lower_ in lexicon.LOCATION_NOUNS:
+            return False
+        if any(c.dep_ == "det" for c in token.children):
+            return False
+        if token.dep_ == "conj" and token.head.pos_ == "PROPN" and token.head.i < token.i and (
+                token.head.i in self.person_tokens or self.is_name(token.head)):
+            return True
+        if token.i in self.person_tokens:
+            return True
+        if token.i in self.non_name_tokens and not any(
+                c.dep_ == "appos" and noun_info(c) and noun_info(c).kind == "person" for c in token.children):
+            return False
+        has_person_appos = any(c.dep_ == "appos" and (noun_info(c) or c.pos_ == "PROPN") for c in token.children)
+        is_appos_of_person = token.dep_ == "appos" and noun_info(token.head) is not None
+        return has_person_appos or is_appos_of_person
+
+    def _name_text(self, token) -> str:
+        parts = [c for c in token.children if c.dep_ == "compound" and c.pos_ == "PROPN"
+                 and c.lower_ not in _TITLE_WORDS and c.i < token.i]
+        toks = sorted(parts + [token], key=lambda t: t.i)
+        return _joined(toks)
+
+    def _is_excluded(self, token) -> bool:
+        """Depictions, comparisons, compounds and plain modifiers are not characters."""
+        if token.dep_ in ("compound", "amod", "nmod") and token.head.pos_ in ("NOUN", "PROPN") \
+                and not _misparsed_verb(token):
+            return True
+        if token.dep_ == "pobj":
+            prep = token.head
+            if prep.lower_ in ("like", "than", "unlike"):
+                return True
+            if prep.lower_ == "of" and prep.head.lemma_.lower() in lexicon.DEPICTION_NOUNS:
+                return True
+        if token.dep_ in ("dobj", "conj") and token.head.lemma_.lower() in lexicon.DEPICTION_VERBS:
+            return True
+        info = noun_info(token)
+        if info is not None and info.kind == "animal":
+            if any(c.lower_ in _TOY_MODIFIERS for c in token.lefts):
+                return True  # "a stuffed rabbit"
+            if token.dep_ == "dobj" and token.head.lemma_.lower() in _HANDLED_VERBS:
+                return True  # "lifts a silver fish from the net": a catch, not a character
+        return False
+
+    # -- attributes -----------------------------------------------------------------------------------
+    def attributes(self, token) -> list[str]:
+        attrs: list[str] = []
+        left = [t for t in token.lefts if t.dep_ in ("amod", "compound", "nmod", "npadvmod", "nummod", "advmod")]
+        if left:
+            # adjectives and hyphenated modifiers, e.g. "scruffy black-and-white" -> two attributes
+            span = token.doc[min(t.left_edge.i for t in left): token.i]
+            chunk = _joined([t for t in span if t.dep_ not in ("det", "poss", "predet", "case")])
+            for piece in re.split(r",\s*|\s+and\s+|\s+", chunk):
+                piece = piece.strip()
+                if not piece or piece.lower() in lexicon.NON_VISUAL_ADJECTIVES or piece.lower() in (
+                        "a", "an", "the", "-"):
+                    continue
+                attrs.append(piece)
+            compounds = [t for t in left if t.dep_ == "compound" and t.pos_ == "NOUN"]
+            if compounds and token.pos_ == "NOUN":
+                attrs = [a for a in attrs if a not in {c.text for c in compounds}]
+                attrs.append(_joined(sorted(compounds, key=lambda t: t.i)) + " " + token.text)
+        for child in token.rights:
+            if child.dep_ == "prep" and child.lower_ in ("with", "in", "of", "wearing"):
+                for obj in (c for c in child.children if c.dep_ == "pobj"):
+                    for conj in _conjuncts(obj):
+                        phrase = _phrase(conj)
+                        if child.lower_ == "of" and not attributes.is_age_phrase(phrase):
+                            continue
+                        if conj.lemma_.lower() in lexicon.LOCATION_NOUNS or conj.ent_type_ in ("GPE", "LOC", "FAC"):
+                            continue
+                        if child.lower_ == "of":
+                            phrase = "about " + phrase if not phrase.startswith(("about", "around")) else phrase
+                        attrs.append(_trim_misparse(phrase))
+            elif child.dep_ in ("acl", "relcl") and child.lemma_.lower() in _WEAR_VERBS | _DRESS_VERBS:
+                attrs.extend(self._worn(child))
+            elif child.dep_ in ("amod", "appos", "acomp") and child.pos_ == "ADJ" and token.pos_ == "PROPN":
+                for adj in _conjuncts(child):
+                    attrs.append(_joined(list(adj.doc[adj.left_edge.i: adj.i + 1])))
+                    attrs.extend(self.attributes(adj))
+        return attrs
+
+    def _worn(self, verb) -> list[str]:
+        return [_trim_misparse(p) for p in self._worn_raw(verb)]
+
+    def _worn_raw(self, verb) -> list[str]:
+        out = []
+        for c in verb.children:
+            if c.dep_ == "dobj":
+                out.extend(_phrase(x) for x in _conjuncts(c))
+            elif c.dep_ == "prep" and c.lower_ == "in":
+                for obj in (x for x in c.children if x.dep_ == "pobj"):
+                    out.extend(_phrase(x) for x in _conjuncts(obj))
+        return out
+
+    def _action(self, token) -> str:
+        if _misparsed_verb(token):
+            return token.head.text
+        node = token
+        while node.dep_ in ("appos", "conj", "compound") and node.head.i != node.i:
+            node = node.head
+        if node.dep_ in ("nsubj", "nsubjpass") and node.head.pos_ in ("VERB", "AUX"):
+            verb = node.head
+            objs = [c for c in verb.children if c.dep_ in ("dobj", "prt")]
+            extra = [c for c in verb.children if c.dep_ in ("xcomp", "advcl", "conj") and c.tag_ == "VBG"]
+            words = [verb.text] + [o.text for o in objs] + [e.text for e in extra]
+            return " ".join(words)
+        return ""
+
+    def _clause_subject(self, token) -> int | None:
+        verb = token.head
+        while verb.pos_ not in ("VERB", "AUX") and verb.head.i != verb.i:
+            verb = verb.head
+        for c in verb.children:
+            if c.dep_ in ("nsubj", "nsubjpass") and c.i != token.i:
+                if c.lower_ in ("who", "that", "which") and verb.dep_ == "relcl":
+                    return verb.head.i  # "a cook ..., who hands him a bowl": the subject is the cook
+                return c.i
+        return None
+
+    # -- extraction -----------------------------------------------------------------------------------
+    def mentions(self) -> list[Mention]:
+        doc = self.doc
+        sent_of = {}
+        for si, sent in enumerate(doc.sents):
+            for t in sent:
+                sent_of[t.i] = si
+        groups: dict[int, list] = {}  # primary token -> tokens folded into it
+        claimed: set[int] = set()
+        candidates = []
+        for tok in doc:
+            if tok.i in claimed:
+                continue
+            info = self.character_info(tok)
+            name = self.is_name(tok)
+            if (info is None and not name) or self._is_excluded(tok):
+                continue
+            if tok.tag_ in ("NNS", "NNPS") and not name:
+                continue
+            candidates.append(tok)
+        cand_ids = {t.i for t in candidates}
+        # fold appositions into the first token of the chain
+        for tok in candidates:
+            if tok.i in claimed:
+                continue
+            chain = [tok]
+            stack = [tok]
+            while stack:
+                cur = stack.pop()
+                for c in cur.children:
+                    if c.dep_ == "appos" and c.i in cand_ids and c.i not in claimed and c not in chain:
+                        chain.append(c)
+                        stack.append(c)
+            if tok.dep_ == "appos" and tok.head.i in cand_ids:
+                continue  # handled from its head
+            comma_before = tok.i > 0 and doc[max(0, tok.left_edge.i - 1)].text == ","
+            if tok.dep_ in ("appos", "dobj", "npadvmod") and tok.head.i not in cand_ids and comma_before and any(
+                    c.dep_ == "det" and c.lower_ in ("a", "an") for c in tok.children):
+                # "A young student enters through the back door, a shy girl in ...": the comma phrase
+                # describes the clause subject, not the door
+                # fold into the nearest character noun before it in the sentence ("the bartender, a tall
+                # woman"; "a young student enters through the back door, a shy girl")
+                before = [i for i in groups if i < tok.i and doc[i].sent.start == tok.sent.start]
+                subj = doc[max(before)] if before else None
+                if subj is not None and (self.character_info(subj) or lexicon.NounInfo("person", "person")).kind == (
+                        self.character_info(tok) or lexicon.NounInfo("person", "person")).kind:
+                    groups[subj.i].extend(chain)
+                    for c in chain:
+                        claimed.add(c.i)
+                    continue
+            for c in chain:
+                claimed.add(c.i)
+            groups[tok.i] = chain
+        # predicates: "revealing a sun-tanned woman", "is a tall man" fold into the clause subject
+        folded_into: dict[int, int] = {}
+        for primary, chain in list(groups.items()):
+            tok = doc[primary]
+            verb = tok.head
+            if (tok.dep_ == "dobj" and verb.lemma_.lower() in _PREDICATE_VERBS) or (
+                    tok.dep_ == "attr" and verb.lemma_.lower() in ("be", "become")):
+                subj = self._subject_of(verb)
+                if subj is not None and (subj.i in groups or subj.lower_ in lexicon.PRONOUNS):
+                    folded_into[primary] = subj.i
+        mentions: list[Mention] = []
+        index_of_token: dict[int, int] = {}
+        for tok in doc:
+            if tok.i in groups and tok.i not in folded_into:
+                mention = self._noun_mention(tok, groups[tok.i], sent_of)
+                if mention is not None:
+                    index_of_token[tok.i] = len(mentions)
+                    mentions.append(mention)
+            elif tok.tag_ == "PRP" and tok.lower_ in lexicon.PRONOUNS:
+                mention = self._pronoun_mention(tok, sent_of)
+                if mention is not None:
+                    index_of_token[tok.i] = len(mentions)
+                    mentions.append(mention)
+            elif tok.tag_ in ("NNS", "NNPS") and not self._is_excluded(tok):
+                mention = self._group_mention(tok, sent_of)
+                if mention is not None:
+                    index_of_token[tok.i] = len(mentions)
+                    mentions.append(mention)
+        for primary, subj in folded_into.items():
+            if subj in index_of_token:
+                target = mentions[index_of_token[subj]]
+                extra = self._noun_mention(doc[primary], groups[primary], sent_of)
+                if extra is not None:
+                    target.attrs.extend(a for a in extra.attrs if a not in target.attrs)
+                    target.heads.extend(h for h in extra.heads if h not in target.heads)
+                    if target.gender is None:
+                        target.gender = extra.gender
+                    if target.age is None:
+                        target.age = extra.age
+                    if target.base == "person" and extra.base != "person":
+                        target.base = extra.base
+        self._link_possessors(mentions, index_of_token)
+        self._wearing_predicates(mentions, index_of_token)
+        return mentions
+
+    def _subject_of(self, verb):
+        node = verb
+        for _ in range(3):
+            for c in node.children:
+                if c.dep_ in ("nsubj", "nsubjpass"):
+                    return c
+            if node.dep_ in ("advcl", "xcomp", "conj", "acl") and node.head.i != node.i:
+                node = node.head
+            else:
+                break
+        return None
+
+    def _noun_mention(self, tok, chain, sent_of) -> Mention | None:
+        doc = self.doc
+        heads, names, attrs = [], [], []
+        kind, base, gender, age = None, None, None, None
+        name_token = None
+        for t in chain:
+            if self.is_name(t):
+                names.append(self._name_text(t))
+                name_token = name_token or t
+                attrs.extend(a for a in self.attributes(t) if a not in attrs)
+                for c in t.children:
+                    if c.dep_ == "compound" and (c.lower_ in _TITLE_WORDS or noun_info(c)) and c.i < t.i:
+                        heads.append(c.lower_)
+                        info = noun_info(c)
+                        if info and kind is None:
+                            kind, base, gender = info.kind, info.base, info.gender
+                continue
+            info = self.character_info(t)
+            if info is None:
+                continue
+            heads.append(t.lemma_.lower())
+            if kind is None or (base in ("person", "teenager") and info.base not in ("person",)):
+                kind = info.kind if kind is None else kind
+                base = info.base if base in (None, "person", "teenager") else base
+            gender = gender or info.gender
+            age = age or info.age
+            attrs.extend(a for a in self.attributes(t) if a not in attrs)
+        if kind is None:
+            kind, base = "person", "person"
+        if name_token is not None:
+            attrs = [a for a in attrs if a.lower() not in {w.lower() for n in names for w in n.split()}]
+        head_token = chain[0]
+        for a in attrs:
+            group = attributes.age_group(a)
+            if group:
+                age = group if age in (None, "adult") or group != "adult" else age
+        det = _determiner(head_token)
+        poss = next((c for c in head_token.children if c.dep_ == "poss"), None)
+        if poss is None:
+            for t in chain:
+                for c in t.children:
+                    if c.dep_ == "compound" and noun_info(c) and poss is None:
+                        poss = next((x for x in c.children if x.dep_ == "poss"), None)
+        modifiers = {c.lower_ for c in head_token.children if c.dep_ in ("amod", "det", "nummod", "advmod")}
+        det_word = det.lower_ if det is not None else ""
+        newcomer = det_word == "another" or bool(modifiers & (lexicon.NEWCOMER_MARKERS - {"other"})) and \
+            det_word in ("a", "an", "another", "")
+        other = "other" in modifiers and det_word in ("the", "this", "that")
+        same = bool(modifiers & lexicon.SAME_MARKERS) and det_word in ("the", "this", "that")
+        if names and (det is None or det_word in ("the",) and head_token.pos_ == "PROPN"):
+            form = "name"
+        elif det_word in ("a", "an", "another", "some", "one"):
+            form = "indefinite"
+        else:
+            form = "definite"
+        if form == "name" and det_word in ("a", "an"):
+            form = "indefinite"
+        weak = False
+        if heads and set(heads) <= {"machine"} and not names:
+            weak = True  # "the jammed machine": only a robot the story already has
+        elif kind == "vehicle" and not names:
+            # a vehicle is a character when it acts ("a red muscle car tears through"), else only if known
+            acting = (head_token.dep_ == "nsubj" or _misparsed_verb(head_token)) and bool(
+                attrs or head_token.lemma_.lower() in self.known_vehicle_heads)
+            if not acting and not set(heads) & self.known_vehicle_heads:
+                return None
+            weak = not acting
+        if name_token is not None:
+            span_tok = name_token
+            start = min(t.idx for t in [span_tok] + [c for c in span_tok.children if c.dep_ == "compound"
+                                                      and c.pos_ == "PROPN" and c.lower_ not in _TITLE_WORDS
+                                                      and c.i < span_tok.i])
+            end = span_tok.idx + len(span_tok.text)
+            surface = names[0]
+        else:
+            start, end = head_token.idx, head_token.idx + len(head_token.text)
+            surface = _phrase(head_token, include_of=False)
+        relation = None
+        possessor_pronoun = None
+        if poss is not None:
+            for h in heads:
+                if h in lexicon.RELATION_NOUNS:
+                    relation = h
+                    break
+            if poss.tag_ == "PRP$":
+                possessor_pronoun = poss.lower_
+        protagonist = any(h in lexicon.PROTAGONIST_NOUNS for h in heads)
+        introduced = any(t.i != head_token.i and any(c.dep_ == "det" and c.lower_ in ("a", "an") for c in t.children)
+                         for t in chain)
+        mention = Mention(
+            introduced=introduced, start=start, end=end, surface=surface, form=form, kind=kind, base=base or "person", gender=gender,
+            age=age, heads=heads, names=names, attrs=attrs, newcomer=newcomer, same=same, other=other,
+            relation=relation, possessor_pronoun=possessor_pronoun, weak=weak, action=self._action(head_token),
+            token=head_token.i, sentence=sent_of.get(head_token.i, 0),
+            clause_subject=self._clause_subject(head_token), protagonist=protagonist)
+        if poss is not None and poss.tag_ != "PRP$":
+            mention.possessor_index = -poss.i - 1  # a token index, turned into a mention index later
+        return mention
+
+    def _pronoun_mention(self, tok, sent_of) -> Mention | None:
+        word = tok.lower_
+        gender = lexicon.PRONOUNS[word]
+        if word in ("it", "itself"):
+            if tok.dep_ not in ("nsubj", "dobj", "pobj", "dative", "nsubjpass"):
+                return None
+            head = tok.head
+            if tok.dep_ == "nsubj" and head.lemma_ in ("be", "seem", "rain", "snow", "take", "get") and \
+                    any(c.dep_ in ("acomp", "attr", "ccomp", "xcomp") for c in head.children):
+                return None
+        pronoun = {"m": "he", "f": "she", "n": "it", "p": "they"}[gender]
+        mention = Mention(start=tok.idx, end=tok.idx + len(tok.text), surface=tok.text, form="pronoun",
+                          kind="person" if gender in ("m", "f") else "", base="", gender=gender if gender in
+                          ("m", "f") else None, pronoun=pronoun, token=tok.i, sentence=sent_of.get(tok.i, 0),
+                          clause_subject=self._clause_subject(tok) if tok.dep_ != "nsubj" else None,
+                          action=self._action(tok), weak=(pronoun == "it"))
+        if pronoun == "it":
+            mention.it_antecedent = self._nearest_noun_before(tok)
+        return mention
+
+    def _nearest_noun_before(self, tok) -> int | None:
+        sent = tok.sent
+        own_subject = self._clause_subject(tok)
+        for t in reversed(list(sent[: tok.i - sent.start])):
+            if t.pos_ in ("NOUN", "PROPN") and t.dep_ in ("nsubj", "nsubjpass", "dobj", "appos") \
+                    and t.i != own_subject and t.tag_ not in ("NNS", "NNPS"):
+                return t.i
+        return None
+
+    def _group_mention(self, tok, sent_of) -> Mention | None:
+        lemma = tok.lemma_.lower()
+        info = lexicon.CHARACTER_NOUNS.get(lemma) or _GROUP_NOUNS.get(tok.lower_)
+        if info is None or lemma in lexicon.NOT_CHARACTERS:
+            return None
+        det = next((c for c in tok.children if c.dep_ in ("det", "predet")), None)
+        num = next((c for c in tok.children if c.dep_ == "nummod"), None)
+        det_word = det.lower_ if det is not None else ""
+        if det_word not in ("the", "both", "these", "those") and not any(
+                c.dep_ == "poss" for c in tok.children):
+            return None
+        if any(_misparsed_verb(c) for c in tok.children):
+            return None
+        size = _GROUP_SIZE.get(num.lower_ if num is not None else det_word) or _GROUP_SIZE.get(tok.lower_)
+        if not size:
+            return None
+        return Mention(start=tok.idx, end=tok.idx + len(tok.text), surface=_phrase(tok, include_of=False),
+                       form="group", kind=info.kind, base=info.base, gender=info.gender, heads=[lemma],
+                       group_size=size, token=tok.i, sentence=sent_of.get(tok.i, 0), weak=True)
+
+    def _link_possessors(self, mentions: list[Mention], index_of_token: dict[int, int]) -> None:
+        for m in mentions:
+            if m.possessor_index is not None and m.possessor_index < 0:
+                tok_i = -m.possessor_index - 1
+                idx = index_of_token.get(tok_i)
+                m.possessor_index = idx
+                if idx is not None and m.relation is None:
+                    # "the beekeeper's son" (relation) vs "the fisherman's hands" (not a mention at all)
+                    for h in m.heads:
+                        if h in lexicon.RELATION_NOUNS:
+                            m.relation = h
+                            break
+                if idx is not None and (m.relation is not None or m.kind in ("person", "animal")):
+                    mentions[idx].appearance = False if m.relation is not None else mentions[idx].appearance
+        # "the beekeeper's son": the beekeeper is named as a relation's possessor, not seen in the scene
+        for m in mentions:
+            if m.possessor_index is not None and m.relation is not None and m.kind == "person":
+                mentions[m.possessor_index].appearance = False
+
+    def _wearing_predicates(self, mentions: list[Mention], index_of_token: dict[int, int]) -> None:
+        """"He wears a grey coat", "Now wearing a sequined jacket, she ...", "..., now bald" add attributes."""
+        for tok in self.doc:
+            if tok.pos_ == "ADJ" and tok.lower_ in _STATE_ADJECTIVES and tok.dep_ not in ("amod",):
+                node = tok.head
+                for _ in range(6):
+                    if node.pos_ in ("VERB", "AUX") or node.head.i == node.i:
+                        break
+                    node = node.head
+                subj = self._subject_of(node) if node.pos_ in ("VERB", "AUX") else None
+                if subj is not None and subj.i in index_of_token:
+                    target = mentions[index_of_token[subj.i]]
+                    if tok.text not in target.attrs:
+                        target.attrs.append(tok.text)
+                continue
+            if tok.lemma_.lower() not in _WEAR_VERBS | _DRESS_VERBS or tok.pos_ not in ("VERB", "AUX"):
+                continue
+            if tok.dep_ in ("acl", "relcl") and tok.head.i in index_of_token:
+                continue  # already read as the noun's own attribute
+            subj = self._subject_of(tok)
+            if subj is None or subj.i not in index_of_token:
+                continue
+            target = mentions[index_of_token[subj.i]]
+            for phrase in self._worn(tok):
+                if phrase not in target.attrs:
+                    target.attrs.append(phrase)
+
+    # -- scene context ----------------------------------------------------------------------------------
+    def context(self) -> dict:
+        text = self.doc.text
+        lower = text.lower()
+        time_of_day = next((w for w in lexicon.TIME_OF_DAY if re.search(rf"\b{re.escape(w)}\b", lower)), "")
+        lighting = [w for w in lexicon.LIGHTING if re.search(rf"\b{re.escape(w)}\b", lower)]
+        lighting = [w for w in lighting if not any(w != o and w in o for o in lighting)]
+        location = ""
+        for tok in self.doc:
+            if tok.dep_ == "pobj" and tok.head.lower_ in lexicon.LOCATION_PREPS and (
+                    tok.lemma_.lower() in lexicon.LOCATION_NOUNS or tok.ent_type_ in ("GPE", "LOC", "FAC")):
+                location = _phrase(tok)
+                break
+        return {"location": location, "time_of_day": time_of_day, "lighting": ", ".join(lighting[:4])}

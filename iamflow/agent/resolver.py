@@ -1,0 +1,456 @@
+"""Which character each mention is: an existing one in the registry, or a new one.
+
+Shared by both backends (they differ only in how mentions are found). The rules, in the order a reader
+applies them: names match names; "another"/"a second" make a newcomer; pronouns take the nearest compatible
+character (in this prompt, then the previous ones); relations ("her partner", "the beekeeper's son") follow
+what the story recorded, else a co-present companion for peer relations, else a new character; definite
+descriptions ("the detective", "the man with the white beard") take the best compatible known character by
+head noun, attributes and MiniLM similarity; indefinite descriptions match only a character re-described
+with the same attributes. A candidate whose stable attributes (hair colour, age group, colour of an animal or
+vehicle) contradict the mention is never silently merged.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+
+from . import attributes, lexicon
+from .mentions import Mention
+from .registry import EntityRecord, EntityRegistry
+
+logger = logging.getLogger(__name__)
+
+_GENERIC_NONPERSON = {"animal", "creature", "beast", "machine", "robot", "thing", "vehicle"}
+_COUPLE_HEADS = {"bride", "groom", "husband", "wife", "newlywed", "bridegroom"}
+
+
+@dataclass
+class Resolution:
+    """Outcome for one prompt: for each mention the global ids it refers to (empty: dropped)."""
+
+    assignments: list[list[int]] = field(default_factory=list)
+    new_ids: list[int] = field(default_factory=list)
+
+
+def _has_change_cue(text: str) -> bool:
+    lower = text.lower()
+    return any(re.search(rf"\b{re.escape(cue)}\b", lower) for cue in lexicon.CHANGE_CUES)
+
+
+def _main_color(attrs: list[str]) -> set[str]:
+    colors = set()
+    for a in attrs:
+        if attributes.slot(a) == "hair":
+            continue
+        for w in attributes.words(a):
+            for part in w.split("-"):
+                if part in lexicon.COLORS and part not in ("dark", "light", "pale"):
+                    colors.add(part)
+    return colors
+
+
+class Resolver:
+    """Resolves the mentions of one prompt against a registry (which it updates)."""
+
+    def __init__(self, registry: EntityRegistry, prompt_index: int, prompt: str, encoder=None,
+                 similarity_threshold: float = 0.45):
+        self.registry = registry
+        self.prompt_index = prompt_index
+        self.change_cue = _has_change_cue(prompt)
+        self.encoder = encoder
+        self.threshold = similarity_threshold
+        self.assigned: list[tuple[int, Mention]] = []  # (global id, mention) in prompt order
+        self.created: list[int] = []
+        self.pending_relations: dict[int, list[tuple[str, int]]] = {}
+        self.pending_gender: dict[int, str] = {}
+
+    # -- helpers --------------------------------------------------------------------------------------
+    def _sim(self, a: str, b: str) -> float:
+        if self.encoder is None:
+            return 0.0
+        return self.encoder.similarity(a, b)
+
+    def _records(self) -> list[EntityRecord]:
+        return list(self.registry.entities.values())
+
+    def _gender(self, rec: EntityRecord) -> str | None:
+        return self.pending_gender.get(rec.global_id) or rec.gender
+
+    def _in_prompt(self, gid: int, pronouns: bool = True) -> bool:
+        return any(g == gid and (pronouns or m.form != "pronoun") for g, m in self.assigned)
+
+    def _prompt_order(self) -> list[list[int]]:
+        """Ids seen in each earlier prompt, most recent prompt first, mention order inside a prompt."""
+        by_prompt: dict[int, list[tuple[int, int]]] = {}
+        for rec in self._records():
+            for inst in rec.instances:
+                if inst["prompt_index"] < self.prompt_index:
+                    by_prompt.setdefault(inst["prompt_index"], []).append((inst.get("order", 0), rec.global_id))
+        return [[gid for _, gid in sorted(items)] for _, items in sorted(by_prompt.items(), reverse=True)]
+
+    def _compatible(self, m: Mention, rec: EntityRecord, strict: bool) -> bool:
+        if m.form == "pronoun":
+            if m.pronoun == "it":
+                return rec.kind != "person"
+            if m.pronoun in ("he", "she"):
+                g = self._gender(rec)
+                if rec.kind == "person":
+                    return g in (None, m.gender)
+                return g == m.gender
+            return True
+        if m.kind != rec.kind:
+            generic = set(m.heads) & _GENERIC_NONPERSON
+            if not (generic and rec.kind in ("robot", "creature", "animal") and m.kind in ("robot", "creature",
+                                                                                         "animal")):
+                return False
+        g = self._gender(rec)
+        if m.gender and g and m.gender != g:
+            return False
+        if m.kind in ("animal",) and m.base != rec.base and not set(m.heads) & set(rec.heads) and \
+                not set(m.heads) & _GENERIC_NONPERSON:
+            return False
+        if m.kind == "vehicle" and m.base != rec.base and not set(m.heads) & set(rec.heads):
+            return False
+        if m.kind in ("animal", "vehicle", "robot"):
+            mc, rc = _main_color(m.attrs), _main_color(rec.current_attrs)
+            if mc and rc and not mc & rc:
+                return False
+        if strict or not self.change_cue:
+            found = attributes.contradictions(m.attrs, m.age, rec.current_attrs, rec.age)
+            if found:
+                logger.info("prompt %d: %r not merged with %s: contradicts (%s)", self.prompt_index, m.surface,
+                            rec.name, "; ".join(found))
+                return False
+        return True
+
+    def _head_score(self, m: Mention, rec: EntityRecord) -> float:
+        heads = set(m.heads)
+        if m.introduced:
+            heads -= lexicon.GENERIC_PERSON
+        if heads & set(rec.heads):
+            return 2.0
+        if m.introduced:
+            return -1.0  # "the ballet mistress, a severe woman": a generic noun in an introduction proves nothing
+        if rec.kind == "person" and heads & lexicon.GENERIC_PERSON:
+            return 1.5 if m.base == rec.base else 1.0
+        if rec.kind != "person" and (m.base == rec.base or heads & _GENERIC_NONPERSON):
+            return 1.5
+        return 0.0
+
+    def _overlap(self, m: Mention, rec: EntityRecord) -> int:
+        return len(attributes.content_words(m.attrs) & attributes.content_words(rec.all_attrs))
+
+    # -- per mention ----------------------------------------------------------------------------------
+    def resolve(self, mentions: list[Mention]) -> Resolution:
+        result = Resolution()
+        for index, m in enumerate(mentions):
+            ids = self._resolve_one(m, mentions)
+            if len(ids) == 1 and ids[0] == -1:
+                ids = [self._create(m)] if m.appearance else []
+            result.assignments.append(ids)
+            for gid in ids:
+                self.assigned.append((gid, m))
+                if m.form == "pronoun" and m.gender and self._gender(self.registry.entities[gid]) is None:
+                    self.pending_gender[gid] = m.gender
+        result.new_ids = list(self.created)
+        return result
+
+    def _create(self, m: Mention) -> int:
+        rec = self.registry.create(m.kind or "person", m.base or "person")
+        # provisional until the instance is written, so later mentions in this prompt can match it
+        rec.gender, rec.age, rec.heads, rec.names = m.gender, m.age, list(m.heads), list(m.names)
+        rec.current_attrs = list(m.attrs)
+        rec.all_attrs = list(m.attrs)
+        self.created.append(rec.global_id)
+        return rec.global_id
+
+    def _resolve_one(self, m: Mention, mentions: list[Mention]) -> list[int]:
+        """Ids for ``m``; ``[-1]`` means a new character, ``[]`` means not a character reference."""
+        if m.form == "pronoun":
+            return self._pronoun(m, mentions)
+        if m.form == "group":
+            return self._group(m)
+        if m.names:
+            for name in m.names:
+                rec = self.registry.by_name(name)
+                if rec is not None:
+                    return [rec.global_id]
+        if m.relation and (m.possessor_pronoun or m.possessor_index is not None):
+            found = self._relation(m, mentions)
+            if found is not None:
+                return [found]
+            if m.names or m.introduced or m.relation not in lexicon.PEER_RELATIONS or m.kind != "person":
+                return [-1]
+        if m.newcomer:
+            return [-1]
+        if m.protagonist and m.form != "indefinite":
+            found = self._protagonist(m)
+            if found is not None:
+                return [found]
+        if set(m.heads) & lexicon.NEWCOMER_NOUNS and m.form == "definite":
+            for gid in reversed(self.created + sorted(self.registry.entities)):
+                rec = self.registry.entities[gid]
+                if not self._in_prompt(gid):
+                    return [gid]
+        if m.form == "indefinite":
+            found = self._indefinite(m)
+        else:
+            found = self._definite(m)
+        if found is None:
+            return [] if m.weak else [-1]
+        return [found]
+
+    def _definite(self, m: Mention) -> int | None:
+        best, best_score = None, 0.0
+        scored = []
+        for rec in self._records():
+            if m.other and self._in_prompt(rec.global_id):
+                continue
+            if rec.global_id in self.created and not self._in_prompt(rec.global_id):
+                continue
+            if m.relation_owner == rec.global_id:
+                continue
+            if m.clause_subject is not None and any(g == rec.global_id and other.token == m.clause_subject
+                                                    for g, other in self.assigned):
+                continue  # "he orders a drink from the bartender": not himself
+            if m.names and rec.names:
+                continue  # a new name is not someone already named otherwise
+            if not self._compatible(m, rec, strict=False):
+                continue
+            hs = self._head_score(m, rec)
+            if m.names and hs < 2.0 and self._overlap(m, rec) < 2:
+                continue
+            scored.append((rec, hs))
+        if not scored:
+            return None
+        recent = self._prompt_order()[:2]
+        recent_ids = {gid for ids in recent for gid in ids}
+        need_sim = [rec for rec, hs in scored if hs < 1.0] or (
+            [rec for rec, hs in scored] if sum(hs >= 1.0 for _, hs in scored) > 1 else [])
+        sims = {}
+        if need_sim and self.encoder is not None:
+            texts = [m.description()] + [rec.description() for rec in need_sim]
+            vecs = self.encoder.encode(texts)
+            for rec, v in zip(need_sim, vecs[1:]):
+                sims[rec.global_id] = float(vecs[0] @ v)
+        same_sentence = {g for g, other in self.assigned if other.form not in ("pronoun", "group")
+                         and other.sentence == m.sentence}
+        for rec, hs in scored:
+            sim = sims.get(rec.global_id, 0.0)
+            overlap = self._overlap(m, rec)
+            recency = 0.3 if rec.global_id in recent_ids or self._in_prompt(rec.global_id) else 0.0
+            if hs >= 1.0:
+                score = hs + 0.3 * min(overlap, 3) + sim + recency
+            elif hs < 0:
+                continue  # introduced here with a new role noun: a newcomer
+            elif m.kind != "person":
+                # "the sheriff, a heavyset man": introduced here, so only a close match is the same character
+                if sim < self.threshold:
+                    continue
+                score = 0.5 + sim + 0.3 * min(overlap, 3) + recency
+            else:
+                # a bare definite role ("the scientist", "the skater") refers back to someone recent
+                if sim < self.threshold and not recency:
+                    continue
+                score = 0.5 + sim + 0.3 * min(overlap, 3) + recency
+            if rec.global_id in same_sentence:
+                score -= 1.5
+            if score > best_score:
+                best, best_score = rec.global_id, score
+        return best
+
+    def _indefinite(self, m: Mention) -> int | None:
+        best, best_key = None, None
+        for rec in self._records():
+            if self._in_prompt(rec.global_id) and rec.global_id not in self.created:
+                continue
+            if not self._compatible(m, rec, strict=True) or self._head_score(m, rec) < 1.5:
+                continue
+            shared = attributes.content_words(m.attrs) & attributes.content_words(rec.all_attrs)
+            distinctive = {w for w in shared if w not in lexicon.AGE_WORDS and w not in lexicon.BUILD_WORDS}
+            if len(shared) < 2 or not distinctive:
+                continue
+            sim = self._sim(m.description(), rec.description())
+            if sim < self.threshold:
+                continue
+            key = (len(shared), sim)
+            if best_key is None or key > best_key:
+                best, best_key = rec.global_id, key
+        return best
+
+    def _protagonist(self, m: Mention) -> int | None:
+        people = [r for r in self._records() if r.kind == "person" and r.global_id not in self.created]
+        for rec in people:
+            if set(rec.heads) & lexicon.PROTAGONIST_NOUNS:
+                return rec.global_id
+        if not people:
+            return None
+        people.sort(key=lambda r: (-len(r.prompts_seen()), r.global_id))
+        return people[0].global_id
+
+    def _pronoun_candidates(self, m: Mention) -> list[int]:
+        """Compatible ids in the order a reader tries them: this prompt (nearest first), then earlier prompts."""
+        out: list[int] = []
+        for gid, other in reversed(self.assigned):
+            if other.token >= m.token or gid in out:
+                continue
+            if m.clause_subject is not None and other.token == m.clause_subject:
+                continue
+            if other.form == "pronoun" and other.pronoun != m.pronoun:
+                continue
+            if self._compatible(m, self.registry.entities[gid], strict=False):
+                out.append(gid)
+        for ids in self._prompt_order()[:4]:
+            for gid in ids:
+                if gid not in out and self._compatible(m, self.registry.entities[gid], strict=False):
+                    out.append(gid)
+        return out
+
+    def _pronoun(self, m: Mention, mentions: list[Mention]) -> list[int]:
+        if m.pronoun == "they":
+            return self._they(m)
+        if m.pronoun == "it":
+            if m.it_antecedent is not None:
+                for gid, other in self.assigned:
+                    if other.token == m.it_antecedent:
+                        rec = self.registry.entities[gid]
+                        return [gid] if rec.kind != "person" else []
+                return []  # "it" is the preceding object, not a character
+        candidates = self._pronoun_candidates(m)
+        return candidates[:1]
+
+    def _they(self, m: Mention) -> list[int]:
+        subject_ids = {g for g, other in self.assigned if other.token == m.clause_subject}
+        here = []
+        for gid, other in self.assigned:
+            if other.token < m.token and gid not in here and self.registry.entities[gid].kind == "person" and \
+                    gid not in subject_ids:
+                here.append(gid)
+        if len(here) >= 2:
+            return here
+        out = [g for g in here]
+        for ids in self._prompt_order()[:4]:
+            for gid in ids:
+                if gid not in out and gid not in subject_ids and self.registry.entities[gid].kind == "person":
+                    out.append(gid)
+            if len(out) >= 2:
+                break
+        return out if len(out) >= 2 else []
+
+    def _group(self, m: Mention) -> list[int]:
+        def fits(rec: EntityRecord) -> bool:
+            if m.heads and m.heads[0] in ("newlywed", "newlyweds", "couple"):
+                return bool(set(rec.heads) & _COUPLE_HEADS) or rec.kind == "person"
+            if rec.kind != m.kind:
+                return False
+            if m.kind != "person" and m.base != rec.base:
+                return False
+            if m.kind == "person" and m.gender and self._gender(rec) not in (None, m.gender):
+                return False
+            return True
+
+        order = [gid for ids in self._prompt_order()[:4] for gid in ids]
+        order = list(dict.fromkeys(order))
+        if m.heads and m.heads[0] in ("newlywed", "newlyweds", "couple"):
+            order.sort(key=lambda g: not set(self.registry.entities[g].heads) & _COUPLE_HEADS)
+        chosen = []
+        for gid in order:
+            rec = self.registry.entities[gid]
+            if self._in_prompt(gid, pronouns=False) or not fits(rec):
+                continue
+            chosen.append(gid)
+            if len(chosen) == m.group_size:
+                break
+        return chosen if len(chosen) == m.group_size else []
+
+    def _possessor_ids(self, m: Mention, mentions: list[Mention]) -> list[int]:
+        if m.possessor_index is not None:
+            for gid, other in self.assigned:
+                if other is mentions[m.possessor_index]:
+                    return [gid]
+            return []
+        word = m.possessor_pronoun or ""
+        gender = lexicon.POSSESSIVE_DETERMINERS.get(word)
+        probe = Mention(start=m.start, end=m.end, surface=word, form="pronoun", gender=gender if gender in
+                        ("m", "f") else None, pronoun={"m": "he", "f": "she", "n": "it", "p": "they"}.get(gender, ""),
+                        token=m.token, sentence=m.sentence)
+        if probe.pronoun in ("they", ""):
+            return []
+        return self._pronoun_candidates(probe)
+
+    def _relation(self, m: Mention, mentions: list[Mention]) -> int | None:
+        owners = self._possessor_ids(m, mentions)
+        if not owners:
+            return None
+        groups = _RELATION_GROUP
+        wanted = groups.get(m.relation, m.relation)
+        for owner in owners[:3]:
+            for rec in self._records():
+                if rec.global_id == owner or not self._compatible(m, rec, strict=False):
+                    continue
+                for rel, other in rec.relations:  # recorded: rec is <rel> of other
+                    if other == owner and groups.get(rel, rel) == wanted:
+                        self._record_relation(m, owner)
+                        return rec.global_id
+                owner_rec = self.registry.entities[owner]
+                for rel, other in owner_rec.relations:  # inverse: owner is <rel> of rec
+                    if other == rec.global_id and _INVERSE.get(groups.get(rel, rel)) == wanted:
+                        self._record_relation(m, owner)
+                        return rec.global_id
+        owner = owners[0]
+        self._record_relation(m, owner)
+        if m.relation not in lexicon.PEER_RELATIONS:
+            return None
+        # a peer relation names a companion the story already shows with the owner
+        with_owner: list[int] = []
+        for rec in self._records():
+            if rec.global_id == owner:
+                continue
+            shared = set(rec.prompts_seen()) & set(self.registry.entities[owner].prompts_seen())
+            if shared and self._compatible(m, rec, strict=False) and (m.relation != "owner" or rec.kind == "person"):
+                with_owner.append(rec.global_id)
+        if len(with_owner) == 1:
+            return with_owner[0]
+        previous = self._prompt_order()[:1]
+        near = [g for g in (previous[0] if previous else []) if g != owner and
+                self._compatible(m, self.registry.entities[g], strict=False)]
+        if with_owner:
+            near = [g for g in near if g in with_owner]
+        if len(near) == 1:
+            return near[0]
+        return None
+
+    def _record_relation(self, m: Mention, owner: int) -> None:
+        m.relation_owner = owner  # read by the agent when it writes the instance
+
+    # -- finishing ------------------------------------------------------------------------------------
+    def finish(self, mentions: list[Mention], result: Resolution) -> None:
+        """Name new characters now that the whole prompt is read (a later "she" can tell "person" apart)."""
+        for gid in result.new_ids:
+            rec = self.registry.entities.get(gid)
+            if rec is None:
+                continue
+            gender = self.pending_gender.get(gid)
+            if rec.kind == "person" and rec.base in ("person", "teenager", "child") and gender:
+                if rec.base == "person":
+                    rec.base = {"m": "man", "f": "woman"}[gender]
+                elif rec.base == "child":
+                    rec.base = {"m": "boy", "f": "girl"}[gender]
+            rec.name = "__pending__"
+            rec.name = self.registry.next_name(rec.base)
+
+
+_RELATION_GROUP = {
+    "son": "child", "daughter": "child", "child": "child", "kid": "child", "baby": "child",
+    "father": "parent", "mother": "parent", "dad": "parent", "mom": "parent", "mum": "parent", "parent": "parent",
+    "husband": "spouse", "wife": "spouse", "spouse": "spouse", "brother": "sibling", "sister": "sibling",
+    "sibling": "sibling", "twin": "sibling", "girlfriend": "lover", "boyfriend": "lover", "lover": "lover",
+    "fiance": "lover", "fiancee": "lover", "coworker": "colleague", "colleague": "colleague",
+    "grandson": "grandchild", "granddaughter": "grandchild", "grandfather": "grandparent",
+    "grandmother": "grandparent", "coach": "coach", "trainer": "coach", "owner": "owner",
+}
+_INVERSE = {"child": "parent", "parent": "child", "spouse": "spouse", "sibling": "sibling", "lover": "lover",
+            "colleague": "colleague", "partner": "partner", "friend": "friend", "grandchild": "grandparent",
+            "grandparent": "grandchild", "companion": "companion", "cousin": "cousin"}

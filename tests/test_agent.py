@@ -1,0 +1,245 @@
+"""Entity agent (rules backend): references, newcomers, contradictions, attributes, registry, enrich, errors.
+
+Real spaCy and MiniLM throughout; models load once per process (module-level cache in iamflow.agent.models).
+"""
+
+import json
+import logging
+import time
+
+import pytest
+
+from iamflow.agent import EntityAgent, EntityRegistry
+
+
+def story(*prompts, **kwargs):
+    agent = EntityAgent(**kwargs)
+    scenes = [agent.observe(p) for p in prompts]
+    return agent, scenes
+
+
+def ids(scene):
+    return {e.surface: e.global_id for e in scene.entities}
+
+
+def find(scene, word):
+    hits = [e for e in scene.entities if word.lower() in e.surface.lower()]
+    assert hits, f"{word!r} not among {[e.surface for e in scene.entities]}"
+    return hits[0]
+
+
+def test_observe_returns_characters_with_surface_attrs_and_context():
+    agent, (scene,) = story("A weathered fisherman in a yellow raincoat hauls nets on a rain-lashed pier at dawn, "
+                            "while a scruffy black-and-white terrier watches him.")
+    assert scene.prompt_index == 0
+    fisherman, terrier = find(scene, "fisherman"), find(scene, "terrier")
+    assert fisherman.name == "man_1" and fisherman.kind == "person" and fisherman.is_new
+    assert "yellow raincoat" in fisherman.attrs and "weathered" in fisherman.attrs
+    assert terrier.name == "dog_1" and terrier.kind == "animal" and "black-and-white" in terrier.attrs
+    assert "pier" in scene.context["location"] and scene.context["time_of_day"] == "dawn"
+    assert all("pier" not in a for e in scene.entities for a in e.attrs)  # places are context, not attributes
+
+
+def test_pronoun_role_noun_and_same_marker_resolve_to_the_known_character():
+    agent, scenes = story(
+        "The protagonist, a young man in his late 20s with short brown hair and a denim jacket, wakes up on a train.",
+        "He walks to the dining car, where an elderly conductor with a white beard punches his ticket.",
+        "The same man with short brown hair sits by the window at sunset.",
+        "The protagonist steps off the train onto a crowded platform.",
+    )
+    hero = find(scenes[0], "protagonist").global_id
+    assert find(scenes[1], "He").global_id == hero
+    assert find(scenes[1], "conductor").global_id != hero
+    assert find(scenes[2], "man").global_id == hero
+    assert find(scenes[3], "protagonist").global_id == hero
+    assert len(agent.registry) == 2
+
+
+def test_names_and_relations():
+    agent, scenes = story(
+        "Detective Nora Hale, a sharp-featured woman in her late 30s with a dark bob, studies photographs.",
+        "Her partner, a heavyset man with a grey moustache, bursts through the door. She barely looks up.",
+        "Nora crouches in a neon-lit alley to inspect a footprint while her partner holds an umbrella.",
+        "The detective pins the photograph to a corkboard.",
+    )
+    nora = find(scenes[0], "Nora").global_id
+    partner = find(scenes[1], "partner")
+    assert partner.is_new and partner.global_id != nora and partner.name == "man_1"
+    assert find(scenes[1], "She").global_id == nora
+    assert find(scenes[2], "Nora").global_id == nora and find(scenes[2], "partner").global_id == partner.global_id
+    assert find(scenes[3], "detective").global_id == nora
+    assert agent.registry.entities[nora].name == "woman_1"
+
+
+def test_the_beekeepers_son_is_new_until_introduced_then_her_son_is_him():
+    agent, scenes = story(
+        "A beekeeper in a white protective suit lifts a frame from a hive in a sunflower field.",
+        "The beekeeper's son, a freckled boy of about ten in a striped t-shirt, runs between the hives.",
+        "Her son sits on an upturned crate, honey smeared across his cheeks.",
+    )
+    son = find(scenes[1], "son")
+    assert son.is_new and son.global_id != find(scenes[0], "beekeeper").global_id
+    assert [e.global_id for e in scenes[1].entities] == [son.global_id]  # the beekeeper is only named
+    assert find(scenes[2], "son").global_id == son.global_id
+
+
+def test_peer_relation_picks_the_companion_the_story_shows():
+    agent, scenes = story(
+        "Two climbers rope up at the foot of a granite wall: Maya, a wiry woman with an orange helmet, and Theo, "
+        "a bearded man in a blue windbreaker.",
+        "Maya leads the first pitch, chalking her hands.",
+        "Her partner belays from a narrow ledge below.",
+    )
+    assert find(scenes[2], "partner").global_id == find(scenes[0], "Theo").global_id
+
+
+@pytest.mark.parametrize("newcomer", ["Another woman", "A second woman", "A new woman"])
+def test_newcomer_markers_make_a_new_character(newcomer):
+    agent, scenes = story(
+        "A woman in a flowing white dress walks barefoot along a beach at sunset.",
+        f"{newcomer} in a flowing white dress sits on a driftwood log.",
+    )
+    first, second = scenes[0].entities[0], scenes[1].entities[0]
+    assert second.is_new and second.global_id != first.global_id
+    assert second.name == "woman_2"
+
+
+def test_an_arrival_with_a_new_role_is_new_and_a_redescription_is_not():
+    agent, scenes = story(
+        "An elderly professor with wild white hair and a tweed jacket lectures to an empty auditorium.",
+        "A young student enters, a shy girl in an oversized yellow sweater clutching books.",
+        "An elderly professor with wild white hair writes on the blackboard.",
+    )
+    professor = find(scenes[0], "professor").global_id
+    student = find(scenes[1], "student")
+    assert student.is_new and student.global_id != professor and student.name == "girl_1"
+    assert len(scenes[1].entities) == 1  # "a shy girl" is the student, not a second person
+    assert find(scenes[2], "professor").global_id == professor
+
+
+def test_contradicting_attributes_are_not_silently_merged(caplog):
+    caplog.set_level(logging.INFO, logger="iamflow.agent.resolver")
+    agent, scenes = story(
+        "A blonde woman in a red raincoat cycles through Amsterdam at dawn.",
+        "A dark-haired woman in a red raincoat rides the same route at dusk.",
+        "The young woman with long red hair enters the shop.",
+    )
+    ids_seen = [scene.entities[0].global_id for scene in scenes]
+    assert len(set(ids_seen)) == 3
+    assert "contradicts" in caplog.text
+
+
+def test_attributes_accumulate_and_a_change_is_recorded():
+    agent, scenes = story(
+        "A young woman with a brown pixie cut, wearing a grey hoodie and ripped jeans, skateboards through a garage.",
+        "Now wearing a sequined silver jacket, she steps onto a rooftop party.",
+        "Hours later, in a cramped safehouse, she shaves her head, now completely bald.",
+        "The bald young woman watches the sunrise.",
+    )
+    gid = scenes[0].entities[0].global_id
+    assert all(gid in ids(scene).values() for scene in scenes)
+    record = agent.registry.entities[gid]
+    for attr in ("brown pixie cut", "grey hoodie", "sequined silver jacket", "bald"):
+        assert attr in record.all_attrs
+    assert any(c["slot"] == "hair" and c["to"] == "bald" for c in record.changes)
+    assert "brown pixie cut" in record.all_attrs  # the old value is kept
+
+
+def test_mapping_json_format_extra_keys_and_round_trip():
+    agent, _ = story("A knight in dented silver armor rides a black warhorse toward a castle.",
+                     "The horse rears and throws its rider into the mud.")
+    mapping = agent.registry.to_mapping(extra={"frame_archive": {}, "frame_active_memory": []})
+    json.dumps(mapping)
+    assert set(mapping) == {"global_registry", "frame_archive", "frame_active_memory"}
+    entry = mapping["global_registry"]["1"]
+    assert {"name", "kind", "all_entities", "all_attrs", "instances"} <= set(entry)
+    assert {"prompt_index", "entity", "attrs"} <= set(entry["instances"][0])
+    assert [e["name"] for e in mapping["global_registry"].values()] == ["person_1", "horse_1"]
+    loaded = EntityRegistry.from_mapping(json.loads(json.dumps(mapping)))
+    assert loaded.to_mapping() == agent.registry.to_mapping()
+    with pytest.raises(ValueError, match="global_registry"):
+        agent.registry.to_mapping(extra={"global_registry": {}})
+    seed = {"global_registry": {"1": {"name": "man_1", "all_entities": ["old man"], "all_attrs": ["grey beard"],
+                                      "instances": [{"prompt_index": 0, "entity": "old man",
+                                                     "attrs": ["grey beard"]}]}}}
+    assert EntityRegistry.from_mapping(seed).entities[1].name == "man_1"
+
+
+def test_saved_story_resumes_with_the_same_ids_and_undo_forgets_the_last_prompt():
+    agent, _ = story("A chef with a shaved head flambés shrimp in a busy kitchen.",
+                     "A food critic in a velvet blazer tastes the first bite.")
+    resumed = EntityAgent()
+    resumed.load_state_dict(json.loads(json.dumps(agent.state_dict())))
+    scene = resumed.observe("The chef wipes his hands on his apron.")
+    assert scene.prompt_index == 2 and scene.entities[0].name == "person_1" and not scene.entities[0].is_new
+    scene = resumed.observe("A waiter in a white shirt carries desserts.")
+    assert scene.entities[0].is_new and len(resumed.registry) == 3
+    resumed.undo_last()
+    assert len(resumed.registry) == 2 and len(resumed.prompts) == 3
+    assert resumed.observe("A waiter in a white shirt carries desserts.").entities[0].global_id == 3
+    with pytest.raises(ValueError, match="nothing to undo"):
+        EntityAgent().undo_last()
+
+
+def test_enrich_writes_known_attributes_in():
+    agent, _ = story("The protagonist, a young man in his late 20s in a denim jacket, wakes up on a train.")
+    before = agent.registry.to_mapping()
+    text = agent.enrich("The protagonist sits by the window.")
+    assert text.startswith("The protagonist, a young man in his late 20s in a denim jacket, sits")
+    assert agent.registry.to_mapping() == before  # enrich reads, it does not observe
+    agent.observe("He sits by the window.")
+    assert "denim jacket" in agent.enrich("He sits by the window.")
+    assert agent.enrich("A dog barks.") == "A dog barks."
+
+
+def test_props_depictions_and_crowds_are_not_characters():
+    agent, (scene,) = story("A museum guard walks past a marble statue of a Greek warrior and a portrait of a woman "
+                            "in a pearl necklace while a crowd of tourists takes photos; a small girl clutches a "
+                            "stuffed rabbit.")
+    assert sorted(e.surface for e in scene.entities) == ["museum guard", "small girl"]
+
+
+def test_empty_and_non_text_prompts_raise_clear_errors():
+    agent = EntityAgent()
+    with pytest.raises(ValueError, match="prompt is empty: type a scene description"):
+        agent.observe("   ")
+    with pytest.raises(ValueError, match="must be text"):
+        agent.observe(None)
+    with pytest.raises(ValueError, match="backend"):
+        EntityAgent(backend="gpt")
+    assert agent.prompts == []
+
+
+def test_a_5000_word_prompt_is_handled_in_bounded_time():
+    sentences = [
+        "A tall woman in a green coat walks her grey dog along the river at dusk.",
+        "She stops on the old stone bridge and watches the barges drift past under the lamps.",
+        "The dog sniffs at a paper bag that the wind pushes along the cobblestones.",
+        "A cyclist in a red helmet rides past them, ringing his bell, and disappears into the fog.",
+        "The woman pulls her collar up against the cold and smiles at the lights on the water.",
+        "Her dog barks at the gulls on the railing, then sits by her boots, tail sweeping the stones.",
+    ]
+    words, parts = 0, []
+    while words < 5000:
+        for sentence in sentences:
+            parts.append(sentence)
+            words += len(sentence.split())
+    prompt = " ".join(parts)
+    agent = EntityAgent()
+    start = time.perf_counter()
+    scene = agent.observe(prompt)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 60, f"5,000-word prompt took {elapsed:.1f} s"
+    names = {e.name for e in scene.entities}
+    assert {"woman_1", "dog_1"} <= names
+    assert len(names) < 10, names  # the same few characters, not one per sentence
+
+
+@pytest.mark.parametrize("text", ["一位穿着红色外套的年轻女子在雪中的公园里遛狗。",
+                                  "Ein alter Fischer zieht bei Sonnenaufgang Netze aus dem Wasser.",
+                                  "Женщина в красном пальто идёт по мосту ночью."])
+def test_non_english_text_does_not_crash(text):
+    agent = EntityAgent()
+    scene = agent.observe(text)
+    assert scene.prompt_index == 0
+    json.dumps(agent.registry.to_mapping())

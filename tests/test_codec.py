@@ -6,7 +6,7 @@ import torch
 from diffusers import AutoencoderKLWan
 
 from iamflow.engine.codec import (
-    VAEStateDictMismatchError,
+    StateDictMismatchError,
     VideoCodec,
     WanVAECodec,
     to_uint8,
@@ -136,7 +136,7 @@ def test_bad_wan_checkpoint_names_the_keys(tmp_path):
     }
     for name, (state, message) in cases.items():
         torch.save(state, tmp_path / f"{name}.pth")
-        with pytest.raises(VAEStateDictMismatchError, match=message):
+        with pytest.raises(StateDictMismatchError, match=message):
             WanVAECodec.from_pretrained(tmp_path / f"{name}.pth", config=TINY, device="cpu")
 
 

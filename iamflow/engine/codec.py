@@ -20,6 +20,8 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from iamflow.engine.state_dicts import StateDictMismatchError, check_state_dict, mismatch_message
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -27,7 +29,7 @@ __all__ = [
     "StreamDecoder",
     "WanVAECodec",
     "WanStreamDecoder",
-    "VAEStateDictMismatchError",
+    "StateDictMismatchError",
     "wan_vae_key_for",
     "to_wan_original_vae_keys",
     "from_wan_original_vae_keys",
@@ -101,31 +103,6 @@ def to_uint8(video: torch.Tensor) -> np.ndarray:
 # --- checkpoint helpers -----------------------------------------------------------------------------------
 
 
-class VAEStateDictMismatchError(ValueError):
-    """A VAE checkpoint does not fit the model: lists missing, unexpected and wrongly shaped keys."""
-
-
-def _mismatch_message(what: str, missing: list[str], unexpected: list[str], shapes: list[str], show: int = 5) -> str:
-    parts = [f"{what} does not match the model:"]
-    for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)):
-        if keys:
-            more = f", ... ({len(keys) - show} more)" if len(keys) > show else ""
-            parts.append(f"{len(keys)} {label} key(s): {', '.join(keys[:show])}{more}")
-    return "\n  ".join(parts)
-
-
-def _check_state_dict(what: str, state_dict: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor]) -> None:
-    missing = sorted(k for k in expected if k not in state_dict)
-    unexpected = sorted(k for k in state_dict if k not in expected)
-    shapes = sorted(
-        f"{k} (checkpoint {tuple(state_dict[k].shape)}, model {tuple(expected[k].shape)})"
-        for k in state_dict
-        if k in expected and tuple(state_dict[k].shape) != tuple(expected[k].shape)
-    )
-    if missing or unexpected or shapes:
-        raise VAEStateDictMismatchError(_mismatch_message(what, missing, unexpected, shapes))
-
-
 # Wan's ResidualBlock is nn.Sequential(RMS_norm, SiLU, CausalConv3d, RMS_norm, SiLU, Dropout, CausalConv3d)
 # plus `shortcut`; diffusers names the same tensors norm1 / conv1 / norm2 / conv2 / conv_shortcut.
 _RESIDUAL_NAMES = {
@@ -197,11 +174,11 @@ def from_wan_original_vae_keys(
 ) -> dict[str, torch.Tensor]:
     """Wan's VAE state dict renamed to diffusers' names; `expected` is the target model's state dict.
 
-    Raises VAEStateDictMismatchError listing every missing, unexpected and wrongly shaped key (Wan's names).
+    Raises StateDictMismatchError listing every missing, unexpected and wrongly shaped key (Wan's names).
     """
     by_wan_name = {wan_vae_key_for(k, num_res_blocks): k for k in expected}
     wan_expected = {wan_key: expected[key] for wan_key, key in by_wan_name.items()}
-    _check_state_dict("Wan VAE checkpoint (Wan layout)", wan_state_dict, wan_expected)
+    check_state_dict("Wan VAE checkpoint (Wan layout)", wan_state_dict, wan_expected)
     return {by_wan_name[k]: v for k, v in wan_state_dict.items()}
 
 
@@ -212,7 +189,7 @@ def _load_raw_state_dict(path: Path) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
     if not isinstance(state, Mapping):
-        raise VAEStateDictMismatchError(f"{path} holds a {type(state).__name__}, not a state dict")
+        raise StateDictMismatchError(f"{path} holds a {type(state).__name__}, not a state dict")
     return dict(state)
 
 
@@ -263,8 +240,8 @@ class WanVAECodec(VideoCodec):
             missing, unexpected = sorted(info.get("missing_keys", [])), sorted(info.get("unexpected_keys", []))
             shapes = [str(m) for m in info.get("mismatched_keys", [])]
             if missing or unexpected or shapes or info.get("error_msgs"):
-                raise VAEStateDictMismatchError(
-                    _mismatch_message(f"VAE checkpoint {path}", missing, unexpected, shapes)
+                raise StateDictMismatchError(
+                    mismatch_message(f"VAE checkpoint {path}", missing, unexpected, shapes)
                     + "".join(f"\n  {e}" for e in info.get("error_msgs", []))
                 )
         elif path.is_file():
@@ -275,7 +252,7 @@ class WanVAECodec(VideoCodec):
             vae.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=True, assign=True)
             on_meta = [name for name, t in [*vae.named_parameters(), *vae.named_buffers()] if t.is_meta]
             if on_meta:
-                raise VAEStateDictMismatchError(f"{path} left {len(on_meta)} tensor(s) unset: {', '.join(on_meta[:5])}")
+                raise StateDictMismatchError(f"{path} left {len(on_meta)} tensor(s) unset: {', '.join(on_meta[:5])}")
         else:
             raise FileNotFoundError(f"VAE checkpoint {path} does not exist (weights.vae_path)")
         logger.info("Wan VAE loaded from %s, %s on %s", path, dtype, device)

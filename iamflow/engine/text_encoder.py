@@ -22,6 +22,8 @@ from typing import Any, Mapping
 import torch
 import torch.nn.functional as F
 
+from iamflow.engine.state_dicts import StateDictMismatchError, check_state_dict, mismatch_message
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -39,32 +41,6 @@ __all__ = [
 
 
 # --- shared helpers ---------------------------------------------------------------------------------------
-
-
-class StateDictMismatchError(ValueError):
-    """A checkpoint does not fit the model: lists missing, unexpected and wrongly shaped keys."""
-
-
-def _mismatch_message(what: str, missing: list[str], unexpected: list[str], shapes: list[str], show: int = 5) -> str:
-    parts = [f"{what} does not match the model:"]
-    for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)):
-        if keys:
-            more = f", ... ({len(keys) - show} more)" if len(keys) > show else ""
-            parts.append(f"{len(keys)} {label} key(s): {', '.join(keys[:show])}{more}")
-    return "\n  ".join(parts)
-
-
-def _check_state_dict(what: str, state_dict: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor]) -> None:
-    """Raise StateDictMismatchError unless `state_dict` has exactly the keys and shapes of `expected`."""
-    missing = sorted(k for k in expected if k not in state_dict)
-    unexpected = sorted(k for k in state_dict if k not in expected)
-    shapes = sorted(
-        f"{k} (checkpoint {tuple(state_dict[k].shape)}, model {tuple(expected[k].shape)})"
-        for k in state_dict
-        if k in expected and tuple(state_dict[k].shape) != tuple(expected[k].shape)
-    )
-    if missing or unexpected or shapes:
-        raise StateDictMismatchError(_mismatch_message(what, missing, unexpected, shapes))
 
 
 def _load_raw_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -232,7 +208,7 @@ def from_wan_original_keys(
     Raises StateDictMismatchError listing every missing, unexpected and wrongly shaped key (Wan's names).
     """
     wan_expected = {wan_t5_key_for(k): v for k, v in expected.items() if wan_t5_key_for(k) is not None}
-    _check_state_dict("umT5 checkpoint (Wan layout)", wan_state_dict, wan_expected)
+    check_state_dict("umT5 checkpoint (Wan layout)", wan_state_dict, wan_expected)
     by_wan_name = {wan_t5_key_for(k): k for k in expected if wan_t5_key_for(k) is not None}
     out = {by_wan_name[k]: v for k, v in wan_state_dict.items()}
     if _T5_TIED_ALIAS in expected:
@@ -370,7 +346,7 @@ def _load_umt5_folder(folder: Path, dtype: torch.dtype) -> torch.nn.Module:
     shapes = [str(m) for m in info.get("mismatched_keys", [])]
     errors = list(info.get("error_msgs", []))
     if missing or unexpected or shapes or errors:
-        message = _mismatch_message(f"umT5 checkpoint {folder}", sorted(missing), sorted(unexpected), shapes)
+        message = mismatch_message(f"umT5 checkpoint {folder}", sorted(missing), sorted(unexpected), shapes)
         raise StateDictMismatchError(message + ("\n  " + "\n  ".join(errors) if errors else ""))
     return model
 

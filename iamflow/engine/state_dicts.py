@@ -1,0 +1,33 @@
+"""Checking that a state dict fits a model, with an error that lists what does not (text encoder, codec)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+
+
+class StateDictMismatchError(ValueError):
+    """A checkpoint does not fit the model: lists missing, unexpected and wrongly shaped keys."""
+
+
+def mismatch_message(what: str, missing: list[str], unexpected: list[str], shapes: list[str], show: int = 5) -> str:
+    parts = [f"{what} does not match the model:"]
+    for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)):
+        if keys:
+            more = f", ... ({len(keys) - show} more)" if len(keys) > show else ""
+            parts.append(f"{len(keys)} {label} key(s): {', '.join(keys[:show])}{more}")
+    return "\n  ".join(parts)
+
+
+def check_state_dict(what: str, state_dict: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor]) -> None:
+    """Raise StateDictMismatchError unless ``state_dict`` has exactly the keys and shapes of ``expected``."""
+    missing = sorted(k for k in expected if k not in state_dict)
+    unexpected = sorted(k for k in state_dict if k not in expected)
+    shapes = sorted(
+        f"{k} (checkpoint {tuple(state_dict[k].shape)}, model {tuple(expected[k].shape)})"
+        for k in state_dict
+        if k in expected and tuple(state_dict[k].shape) != tuple(expected[k].shape)
+    )
+    if missing or unexpected or shapes:
+        raise StateDictMismatchError(mismatch_message(what, missing, unexpected, shapes))

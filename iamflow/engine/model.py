@@ -101,7 +101,9 @@ class AttentionContext:
     capture: dict[int, torch.Tensor | None] | None = None  # layer -> mean cross-attention query per frame
 
 
-class SelfAttention(nn.Module):
+class Attention(nn.Module):
+    """q, k, v, o projections and RMS norms of q and k over the whole width (Wan's names)."""
+
     def __init__(self, dim: int, num_heads: int, qk_norm: bool, eps: float):
         super().__init__()
         self.num_heads = num_heads
@@ -109,6 +111,8 @@ class SelfAttention(nn.Module):
         self.norm_q = RMSNorm(dim, eps) if qk_norm else nn.Identity()
         self.norm_k = RMSNorm(dim, eps) if qk_norm else nn.Identity()
 
+
+class SelfAttention(Attention):
     def forward(self, x: torch.Tensor, ctx: AttentionContext, layer: int) -> torch.Tensor:
         q = self.norm_q(self.q(x)).unflatten(2, (self.num_heads, -1))  # [B, L, heads, D]
         k = self.norm_k(self.k(x)).unflatten(2, (self.num_heads, -1))
@@ -133,15 +137,8 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ctx: AttentionCont
     )
 
 
-class CrossAttention(nn.Module):
+class CrossAttention(Attention):
     """Text cross-attention. Its K/V depend only on the prompt, so they are computed once per prompt."""
-
-    def __init__(self, dim: int, num_heads: int, qk_norm: bool, eps: float):
-        super().__init__()
-        self.num_heads = num_heads
-        self.q, self.k, self.v, self.o = (nn.Linear(dim, dim) for _ in range(4))
-        self.norm_q = RMSNorm(dim, eps) if qk_norm else nn.Identity()
-        self.norm_k = RMSNorm(dim, eps) if qk_norm else nn.Identity()
 
     def context_kv(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """context [B, text_len, dim] -> K, V [B, heads, text_len, D]."""

@@ -1,0 +1,292 @@
+"""Training data of the embedded model: rendered stories, their latents, and sequences laid out like the KV cache.
+
+Three things live here:
+
+* ``CompactMiniLM``: all-MiniLM-L6-v2 restricted to the words storyworld captions use, in plain torch, so the
+  training machine (which has neither the bundled MiniLM package nor a tokenizer library) computes the same
+  token features as ``MiniLMTextEncoder`` on the CPU. ``export_compact_minilm`` writes it from the bundled model.
+* ``render_story_video``: a story as one video, each scene a whole number of chunks (scene 0 starts the video,
+  so its first latent frame is a single video frame).
+* ``LatentStories`` / ``sample_batch``: training sequences mirroring inference with the ``iam`` memory policy::
+
+      [ memory (3 slots) | sink (story chunk 0) | window chunk g-2 | window chunk g-1 | current chunk g ]
+
+  with per-sample attention masks that reproduce what the cache lets each frame see (memory frames see only
+  each other; the rest see memory, sink, earlier window chunks and their own chunk) and rotary frame positions
+  equal to story frame indices. Memory holds frames of earlier scenes showing the characters of the current
+  scene (what entity-aware retrieval returns), sometimes plus unrelated frames, sometimes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from iamflow.storyworld.stories import story_from_seed
+from iamflow.storyworld.world import Story, render_scene
+
+logger = logging.getLogger(__name__)
+
+CHUNK_FRAMES = 3  # latent frames per chunk (cache.frames_per_chunk of the storyworld preset)
+TEMPORAL_FACTOR = 4
+
+# --------------------------------------------------------------------------------------------------------
+# Text: a compact, exact copy of all-MiniLM-L6-v2 for the words of the storyworld
+
+_WORDS = re.compile(r"[a-z0-9]+|[^a-z0-9\s]")  # BERT's basic tokenizer on ASCII: lower case, punctuation apart
+
+
+class CompactMiniLM(nn.Module):
+    """BERT encoder (6 layers, 384 wide, 12 heads) with a word -> word-piece table instead of a tokenizer.
+
+    ``encode(prompts)`` gives what ``MiniLMTextEncoder(text_len).encode`` gives: last hidden states of
+    ``[CLS] tokens [SEP]`` padded to ``text_len``, padding rows zero.
+    """
+
+    def __init__(self, state: dict[str, torch.Tensor], words: dict[str, list[int]], text_len: int):
+        super().__init__()
+        self.words, self.text_len = words, text_len
+        self.heads, self.layers = 12, 1 + max(int(k.split(".")[2]) for k in state if k.startswith("encoder.layer."))
+        self.params = nn.ParameterDict({k.replace(".", "__"): nn.Parameter(v.float(), requires_grad=False)
+                                        for k, v in state.items()})
+
+    def p(self, name: str) -> torch.Tensor:
+        return self.params[name.replace(".", "__")]
+
+    def tokenize(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows of the compact embedding table [B, text_len] and the attention mask [B, text_len]."""
+        ids = torch.zeros(len(prompts), self.text_len, dtype=torch.long)
+        mask = torch.zeros(len(prompts), self.text_len, dtype=torch.bool)
+        for row, prompt in enumerate(prompts):
+            pieces = []
+            for word in _WORDS.findall(prompt.lower()):
+                if word not in self.words:
+                    raise KeyError(f"word {word!r} is not in the compact MiniLM vocabulary (re-export it)")
+                pieces += self.words[word]
+            tokens = [self.words["[CLS]"][0], *pieces[: self.text_len - 2], self.words["[SEP]"][0]]
+            ids[row, : len(tokens)] = torch.tensor(tokens)
+            mask[row, : len(tokens)] = True
+        return ids, mask
+
+    @torch.no_grad()
+    def encode(self, prompts: list[str]) -> torch.Tensor:
+        """[B, text_len, 384] float32 token features, padding zero."""
+        p, dev = self.p, self.p("embeddings.word_embeddings.weight").device
+        ids, mask = (t.to(dev) for t in self.tokenize(prompts))
+        length = ids.shape[1]
+        x = p("embeddings.word_embeddings.weight")[ids] + p("embeddings.position_embeddings.weight")[:length]
+        x = x + p("embeddings.token_type_embeddings.weight")[0]
+        x = F.layer_norm(x, (x.shape[-1],), p("embeddings.LayerNorm.weight"), p("embeddings.LayerNorm.bias"), 1e-12)
+        bias = torch.zeros(mask.shape, device=dev).masked_fill(~mask, torch.finfo(torch.float32).min)[:, None, None]
+        for i in range(self.layers):
+            pre = f"encoder.layer.{i}."
+
+            def lin(x: torch.Tensor, name: str) -> torch.Tensor:
+                return F.linear(x, p(pre + name + ".weight"), p(pre + name + ".bias"))
+
+            q, k, v = (lin(x, f"attention.self.{n}").unflatten(-1, (self.heads, -1)).transpose(1, 2)
+                       for n in ("query", "key", "value"))  # [B, heads, L, 32]
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=bias).transpose(1, 2).flatten(2)
+            x = F.layer_norm(x + lin(a, "attention.output.dense"), (x.shape[-1],),
+                             p(pre + "attention.output.LayerNorm.weight"), p(pre + "attention.output.LayerNorm.bias"), 1e-12)
+            h = lin(F.gelu(lin(x, "intermediate.dense")), "output.dense")
+            x = F.layer_norm(x + h, (x.shape[-1],), p(pre + "output.LayerNorm.weight"), p(pre + "output.LayerNorm.bias"), 1e-12)
+        return x.masked_fill(~mask[..., None], 0.0)
+
+    @classmethod
+    def load(cls, folder: str | Path, text_len: int, device: torch.device | str = "cpu") -> "CompactMiniLM":
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        words = json.loads((folder / "words.json").read_text())
+        return cls(load_file(str(folder / "minilm.safetensors")), words, text_len).to(device)
+
+
+def caption_words(num_stories: int = 60000) -> set[str]:
+    """Every word (as BERT's basic tokenizer splits it) of the captions of ``num_stories`` stories and more."""
+    from iamflow.storyworld import stories as lexicon
+
+    words: set[str] = set()
+    for seed in range(num_stories):
+        for prompt in story_from_seed(seed).prompts:
+            words.update(_WORDS.findall(prompt.lower()))
+    for table in (lexicon.NOUNS, lexicon.GARMENTS, lexicon.NAMES, lexicon.ACTION_PHRASES, lexicon.DOG_ACTION_PHRASES,
+                  lexicon.ROBOT_ACTION_PHRASES, lexicon.ADVERBS, lexicon.LOCATION_PHRASES):
+        for phrases in table.values():
+            for phrase in phrases:
+                words.update(_WORDS.findall(phrase.lower()))
+    for phrase in (*lexicon.LATER_OPENERS, *lexicon.ORDINALS, *lexicon.PROTAGONIST_ROLES, *lexicon.PRONOUNS.values()):
+        words.update(_WORDS.findall(phrase.lower()))
+    from iamflow.storyworld.world import World
+
+    for name in (*World.COLOURS, *World.KINDS, *World.LOCATIONS):
+        words.update(_WORDS.findall(name.lower()))
+    return words
+
+
+def export_compact_minilm(folder: str | Path, num_stories: int = 60000) -> None:
+    """Write ``minilm.safetensors`` (float16) and ``words.json`` from the bundled all-MiniLM-L6-v2."""
+    from safetensors.torch import save_file
+    from transformers import AutoModel, AutoTokenizer
+
+    from iamflow.engine.text_encoder import minilm_model_dir
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    source = minilm_model_dir()
+    tokenizer = AutoTokenizer.from_pretrained(str(source))
+    state = AutoModel.from_pretrained(str(source)).state_dict()
+    words = sorted(caption_words(num_stories))
+    pieces = {w: tokenizer(w, add_special_tokens=False)["input_ids"] for w in words}
+    pieces["[CLS]"], pieces["[SEP]"] = [tokenizer.cls_token_id], [tokenizer.sep_token_id]
+    used = sorted({i for ids in pieces.values() for i in ids})
+    row = {old: new for new, old in enumerate(used)}
+    state = {k: v for k, v in state.items() if "position_ids" not in k and not k.startswith("pooler.")}
+    state["embeddings.word_embeddings.weight"] = state["embeddings.word_embeddings.weight"][used]
+    state["embeddings.position_embeddings.weight"] = state["embeddings.position_embeddings.weight"][:128]
+    save_file({k: v.half().contiguous() for k, v in state.items()}, str(folder / "minilm.safetensors"))
+    (folder / "words.json").write_text(json.dumps({w: [row[i] for i in ids] for w, ids in pieces.items()}))
+    logger.info("compact MiniLM: %d words, %d word pieces -> %s", len(words), len(used), folder)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Stories as videos
+
+
+@dataclass
+class StoryVideo:
+    seed: int
+    video: np.ndarray  # [T, 64, 64, 3] uint8, the whole story
+    chunk_scene: np.ndarray  # [num_chunks] scene index of every latent chunk
+    prompts: list[str]
+    scene_chars: list[list[str]]  # char_ids shown in each scene
+
+
+def video_frames(latent_frames: int) -> int:
+    return 1 + TEMPORAL_FACTOR * (latent_frames - 1)
+
+
+def render_story_video(story: Story, chunks_per_scene: list[int]) -> StoryVideo:
+    """The story as one video; scene i lasts ``chunks_per_scene[i]`` chunks of latent frames."""
+    pieces, chunk_scene = [], []
+    for index, chunks in enumerate(chunks_per_scene):
+        frames = TEMPORAL_FACTOR * CHUNK_FRAMES * chunks - (TEMPORAL_FACTOR - 1 if index == 0 else 0)
+        pieces.append(render_scene(story, index, frames))
+        chunk_scene += [index] * chunks
+    return StoryVideo(story.seed, np.concatenate(pieces), np.array(chunk_scene), story.prompts,
+                      [scene.char_ids for scene in story.scenes])
+
+
+def random_story_video(seed: int) -> StoryVideo:
+    """The training story of a seed: the story of ``seed``, 2 to 6 chunks (1.5 to 4.5 s) a scene."""
+    story = story_from_seed(seed)
+    rng = np.random.default_rng(seed + 7919)
+    return render_story_video(story, [int(c) for c in rng.integers(2, 7, size=len(story.scenes))])
+
+
+def to_video_tensor(frames: np.ndarray) -> torch.Tensor:
+    """[T, H, W, 3] uint8 -> [1, 3, T, H, W] float in [-1, 1]."""
+    return torch.from_numpy(frames).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0
+
+
+# --------------------------------------------------------------------------------------------------------
+# Latent stories and cache-shaped training sequences
+
+MEMORY_SLOTS = 3
+# frame slots of a training sequence: memory, sink, window chunk g-2, window chunk g-1, current chunk g
+SLOTS = [("memory", MEMORY_SLOTS), ("sink", CHUNK_FRAMES), ("window_a", CHUNK_FRAMES), ("window_b", CHUNK_FRAMES),
+         ("current", CHUNK_FRAMES)]
+SEQUENCE_FRAMES = sum(n for _, n in SLOTS)
+
+
+@dataclass
+class LatentStories:
+    """Many stories' latents in one tensor, with what training needs to lay sequences out."""
+
+    latents: torch.Tensor  # [total_frames, C, h, w] normalised, all stories back to back
+    text: torch.Tensor  # [num_scenes_total, text_len, 384] MiniLM features of every scene prompt
+    story_start: np.ndarray  # [S] first frame of each story in ``latents``
+    story_chunks: np.ndarray  # [S]
+    chunk_scene: list[np.ndarray]  # per story: scene of each chunk
+    scene_text_start: np.ndarray  # [S] row of each story's scene 0 in ``text``
+    scene_chars: list[list[list[str]]]
+
+
+def _memory_frames(rng: np.random.Generator, chunk_scene: np.ndarray, scene_chars: list[list[str]], g: int) -> list[int]:
+    """Story frame indices of up to MEMORY_SLOTS memory frames for chunk ``g`` (what the ``iam`` policy retrieves)."""
+    window_start = CHUNK_FRAMES * max(1, g - 2)
+    candidates = np.arange(CHUNK_FRAMES, window_start)  # neither sink nor window: frames only memory can show
+    if candidates.size == 0 or rng.random() < 0.2:  # policy none / sink, or nothing to remember yet
+        return []
+    scene = chunk_scene[g]
+    frame_scene = np.repeat(chunk_scene, CHUNK_FRAMES)
+    chosen: list[int] = []
+    for char in rng.permutation(scene_chars[scene]):
+        earlier = [s for s in range(scene) if char in scene_chars[s]]
+        if earlier:
+            pool = candidates[frame_scene[candidates] == int(rng.choice(earlier))]
+            if pool.size:
+                chosen.append(int(rng.choice(pool)))
+    if len(chosen) < MEMORY_SLOTS and rng.random() < 0.5:  # unrelated or current-scene frames beside them
+        extra = rng.choice(candidates, size=min(MEMORY_SLOTS - len(chosen), candidates.size), replace=False)
+        chosen += [int(f) for f in extra]
+    return sorted(set(chosen))[:MEMORY_SLOTS]
+
+
+def sample_batch(data: LatentStories, rng: np.random.Generator, batch: int) -> dict[str, torch.Tensor]:
+    """A batch of cache-shaped sequences. Returns frame indices into ``data.latents`` (-1 = empty slot),
+    story frame positions, per-frame visibility masks [B, F, F], the text rows and the current chunk's
+    frames (always the last CHUNK_FRAMES of the sequence)."""
+    index = np.full((batch, SEQUENCE_FRAMES), -1, dtype=np.int64)
+    positions = np.zeros((batch, SEQUENCE_FRAMES), dtype=np.int64)
+    text_rows = np.zeros(batch, dtype=np.int64)
+    group = np.zeros((batch, SEQUENCE_FRAMES), dtype=np.int64)  # 0 memory, 1 sink, 2 window a, 3 window b, 4 current
+    offsets = np.cumsum([0] + [n for _, n in SLOTS])
+    for slot, (name, n) in enumerate(SLOTS):
+        group[:, offsets[slot] : offsets[slot + 1]] = slot
+    for b in range(batch):
+        s = int(rng.integers(len(data.story_start)))
+        g = int(rng.integers(data.story_chunks[s]))
+        chunks = {"sink": 0 if g > 0 else None, "window_a": g - 2 if g - 2 >= 1 else None,
+                  "window_b": g - 1 if g - 1 >= 1 else None, "current": g}
+        for slot, (name, n) in enumerate(SLOTS):
+            if name == "memory":
+                frames = _memory_frames(rng, data.chunk_scene[s], data.scene_chars[s], g)
+            else:
+                frames = [] if chunks[name] is None else list(range(CHUNK_FRAMES * chunks[name], CHUNK_FRAMES * chunks[name] + n))
+            for j, f in enumerate(frames):
+                index[b, offsets[slot] + j] = data.story_start[s] + f
+                positions[b, offsets[slot] + j] = f
+        text_rows[b] = data.scene_text_start[s] + data.chunk_scene[s][g]
+    valid = index >= 0
+    gq, gk = group[:, :, None], group[:, None, :]
+    # memory sees memory; sink sees memory and sink; window/current chunks see everything up to their own chunk
+    visible = np.where(gq == 0, gk == 0, gk <= gq) & valid[:, :, None] & valid[:, None, :]
+    visible |= np.eye(SEQUENCE_FRAMES, dtype=bool)[None]  # an empty slot sees itself (no empty softmax rows)
+    return {
+        "index": torch.from_numpy(index),
+        "positions": torch.from_numpy(positions),
+        "visible": torch.from_numpy(visible),
+        "text_rows": torch.from_numpy(text_rows),
+    }
+
+
+def frame_mask_to_tokens(visible: torch.Tensor, tokens_per_frame: int) -> torch.Tensor:
+    """[B, F, F] frame visibility -> [B, 1, F*T, F*T] token mask for the model's ``attn_mask``."""
+    return visible.repeat_interleave(tokens_per_frame, 1).repeat_interleave(tokens_per_frame, 2)[:, None]
+
+
+def lr_at(step: int, warmup: int, progress: float, peak: float, floor: float = 0.1) -> float:
+    """Linear warm-up over ``warmup`` steps, times a cosine from 1 to ``floor`` over ``progress`` in [0, 1]
+    (the fraction of the piece's time budget spent: pieces stop by the clock, not by a step count)."""
+    cosine = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+    return peak * min(1.0, (step + 1) / warmup) * cosine

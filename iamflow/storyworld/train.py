@@ -1,0 +1,238 @@
+"""Train the embedded storyworld model: ``python -m iamflow.storyworld.train``.
+
+One run is one resumable piece that stops by the wall clock (``--minutes``) and writes its weights:
+
+1. render ``--stories`` training stories (their own seed range per piece) on all CPU cores;
+2. the codec: trained from scratch if ``--init`` has none, else loaded and kept frozen;
+3. every story encoded to latents, every scene prompt to MiniLM token features (``CompactMiniLM``);
+4. the DiT, flow matching on sequences laid out like the KV cache with the ``iam`` memory policy
+   (``data.sample_batch``): memory frames, sink, window, and the current chunk noised to one of the sampler's
+   sigmas (mostly) or any sigma; loss on the current chunk's velocity.
+
+Weights go to ``--out`` as float16 safetensors shards of at most 16 MiB; the next piece resumes from them
+(``--init``), with a fresh optimizer and a short warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import iamflow.engine.model as wan
+from iamflow.config import load_config
+from iamflow.engine.model import CausalWanModel, RotaryEmbedding
+from iamflow.engine.sampler import FlowSampler, shifted_schedule
+from iamflow.storyworld.codec import StoryworldCodec
+from iamflow.storyworld.data import (
+    CompactMiniLM,
+    LatentStories,
+    frame_mask_to_tokens,
+    lr_at,
+    random_story_video,
+    sample_batch,
+    to_video_tensor,
+)
+from iamflow.storyworld.model import load_dit_state, load_codec_state, save_dit, save_codec
+
+logger = logging.getLogger("iamflow.storyworld.train")
+
+
+# --- per-sample rotary positions for batched training ------------------------------------------------------
+# The model takes one [F] position list per forward; training batches sequences whose memory frames sit at
+# different story positions, so the rotary table gets a batch dimension here.
+
+
+class BatchedRotary(RotaryEmbedding):
+    def forward(self, frame_positions: torch.Tensor, height: int, width: int):
+        if frame_positions.dim() == 1:
+            return super().forward(frame_positions, height, width)
+        tables = [super(BatchedRotary, self).forward(p, height, width) for p in frame_positions]
+        return torch.stack([c for c, _ in tables]), torch.stack([s for _, s in tables])  # [B, L, D/2]
+
+
+_apply_rotary = wan.apply_rotary
+
+
+def apply_rotary_batched(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    if cos.dim() == 2:
+        return _apply_rotary(x, cos, sin)
+    pairs = x.float().unflatten(-1, (-1, 2))  # [B, L, heads, D/2, 2]
+    cos, sin = cos[:, :, None], sin[:, :, None]
+    x0, x1 = pairs[..., 0], pairs[..., 1]
+    return torch.stack([x0 * cos - x1 * sin, x0 * sin + x1 * cos], dim=-1).flatten(-2).type_as(x)
+
+
+# --- data ---------------------------------------------------------------------------------------------------
+
+
+def render_stories(first_seed: int, count: int, workers: int):
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        yield from pool.imap(random_story_video, range(first_seed, first_seed + count), chunksize=4)
+
+
+@torch.no_grad()
+def encode_stories(videos, codec: StoryworldCodec, minilm: CompactMiniLM, device) -> LatentStories:
+    latents, prompts, starts, chunks, chunk_scene, text_starts, chars = [], [], [], [], [], [], []
+    frames = scenes = 0
+    for v in videos:
+        z = codec.encode(to_video_tensor(v.video).to(device))[0].transpose(0, 1)  # [F, C, h, w]
+        latents.append(z.half())
+        prompts += v.prompts
+        starts.append(frames), chunks.append(len(v.chunk_scene)), chunk_scene.append(v.chunk_scene)
+        text_starts.append(scenes), chars.append(v.scene_chars)
+        frames, scenes = frames + z.shape[0], scenes + len(v.prompts)
+    texts = [minilm.encode(prompts[i : i + 512]).half() for i in range(0, len(prompts), 512)]
+    return LatentStories(torch.cat(latents), torch.cat(texts), np.array(starts), np.array(chunks), chunk_scene,
+                         np.array(text_starts), chars)
+
+
+# --- codec --------------------------------------------------------------------------------------------------
+
+
+def train_codec(codec: StoryworldCodec, groups: torch.Tensor, seconds: float, batch: int = 128) -> dict:
+    """groups [N, 12, 64, 64] uint8 (four frames a latent frame) on the device."""
+    opt = torch.optim.AdamW(codec.net.parameters(), lr=1e-3, weight_decay=0.0)
+    codec.net.train()
+    start, step, losses = time.time(), 0, []
+    while time.time() - start < seconds:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, 200, (time.time() - start) / seconds, 1e-3, floor=0.05)
+        x = groups[torch.randint(len(groups), (batch,), device=groups.device)].float() / 127.5 - 1
+        with torch.autocast("cuda", torch.bfloat16, enabled=x.is_cuda):
+            z = codec.raw_encode(x)
+            z = z + 0.1 * torch.randn_like(z) * z.detach().std() * (torch.rand(batch, 1, 1, 1, device=z.device) < 0.5)
+            y = codec.raw_decode(z)
+        loss = F.l1_loss(y.float(), x) + F.mse_loss(y.float(), x) + 1e-4 * z.float().pow(2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 50 == 0:
+            losses.append(round(loss.item(), 5))
+        if step % 500 == 0:
+            logger.info("codec step %d loss %.4f", step, loss.item())
+        step += 1
+    codec.net.eval()
+    with torch.no_grad():  # per-channel statistics of the latents: the DiT works on normalised latents
+        z = torch.cat([codec.raw_encode(groups[i : i + 512].float() / 127.5 - 1) for i in range(0, min(len(groups), 8192), 512)])
+        codec.latent_mean, codec.latent_std = z.mean((0, 2, 3)), z.std((0, 2, 3))
+    return {"codec_steps": step, "codec_loss_curve": losses}
+
+
+# --- DiT ----------------------------------------------------------------------------------------------------
+
+
+def dit_batch(data: LatentStories, rng, batch: int, sampler: FlowSampler, tokens_per_frame: int, device):
+    b = sample_batch(data, rng, batch)
+    index = b["index"].to(device)
+    x = data.latents[index.clamp(min=0)].float() * (index >= 0)[..., None, None, None]  # [B, F, C, h, w]
+    x = x.transpose(1, 2)  # [B, C, F, h, w]
+    clean = x[:, :, -3:]
+    # the current chunk's sigma: one of the sampler's (what inference uses) or any (shifted like training)
+    steps = sampler.sigmas.to(device)[torch.randint(len(sampler), (batch,), device=device)]
+    anywhere = torch.rand(batch, device=device)
+    shift = sampler.cfg.shift
+    anywhere = shift * anywhere / (1 + (shift - 1) * anywhere)
+    sigma = torch.where(torch.rand(batch, device=device) < 0.7, steps, anywhere)[:, None, None, None, None]
+    noise = torch.randn_like(clean)
+    # context frames are clean (t = 0) up to a little noise: inference feeds back the model's own outputs
+    context = x[:, :, :-3] + 0.1 * torch.rand(batch, 1, 1, 1, 1, device=device) * torch.randn_like(x[:, :, :-3])
+    x_in = torch.cat([context, (1 - sigma) * clean + sigma * noise], dim=2)
+    t = torch.zeros(batch, x.shape[2], device=device)
+    t[:, -3:] = sigma.flatten()[:, None] * sampler.cfg.num_train_timesteps
+    mask = frame_mask_to_tokens(b["visible"].to(device), tokens_per_frame)
+    text = data.text[b["text_rows"].to(device)].float()
+    return x_in, t, text, b["positions"].to(device), mask, noise - clean
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=os.environ.get("OUT", "runs/storyworld"))
+    ap.add_argument("--init", default="", help="folder with codec.safetensors and/or dit shards to resume from")
+    ap.add_argument("--minilm", default=".carry/storyworld/minilm")
+    ap.add_argument("--minutes", type=float, default=8.5, help="wall-clock budget of this piece, everything included")
+    ap.add_argument("--codec-minutes", type=float, default=2.0)
+    ap.add_argument("--stories", type=int, default=6000)
+    ap.add_argument("--first-seed", type=int, default=1_000_000)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=4e-4)
+    ap.add_argument("--warmup", type=int, default=300)
+    ap.add_argument("--piece", type=int, default=0, help="index of this piece (logged in the model card)")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    deadline = time.time() + args.minutes * 60
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    config = load_config(preset="storyworld")
+    out, init = Path(args.out), Path(args.init) if args.init else None
+    out.mkdir(parents=True, exist_ok=True)
+    log: dict = {"piece": args.piece, "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+                 "stories": args.stories, "first_seed": args.first_seed, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+    minilm = CompactMiniLM.load(args.minilm, config.model.text_len, device)
+    videos = list(render_stories(args.first_seed, args.stories, max(1, (os.cpu_count() or 2) - 1)))
+    logger.info("rendered %d stories, %d frames", len(videos), sum(len(v.video) for v in videos))
+
+    codec = StoryworldCodec(device=device)
+    if init and (init / "codec.safetensors").is_file():
+        load_codec_state(codec, init / "codec.safetensors")
+    else:
+        as_bytes = [((codec._groups(to_video_tensor(v.video)) + 1) * 127.5).round().to(torch.uint8) for v in videos[:800]]
+        groups = torch.cat(as_bytes).to(device)  # [N, 12, 64, 64] uint8
+        log.update(train_codec(codec, groups, args.codec_minutes * 60))
+        del groups
+    save_codec(codec, out / "codec.safetensors")
+    data = encode_stories(videos, codec, minilm, device)
+    del videos, minilm
+    logger.info("latents %s, text %s", tuple(data.latents.shape), tuple(data.text.shape))
+
+    model = CausalWanModel(config.model).to(device)
+    model.rope = BatchedRotary(config.model.head_dim, config.model.rope_theta).to(device)
+    wan.apply_rotary = apply_rotary_batched
+    if init and list(init.glob("dit*.safetensors")):
+        load_dit_state(model, init)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.01)
+    ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    sampler, rng = FlowSampler(config.sampler), np.random.default_rng(args.first_seed)
+    step, losses, started = 0, [], time.time()
+    stop = deadline - 25  # leave time to write the weights
+    while time.time() < stop:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, args.warmup, (time.time() - started) / (stop - started), args.lr)
+        x, t, text, positions, mask, target = dit_batch(data, rng, args.batch, sampler, config.tokens_per_frame, device)
+        with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
+            velocity = model(x, t, text, frame_positions=positions, attn_mask=mask)
+        loss = F.mse_loss(velocity[:, :, -3:].float(), target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            decay = min(0.999, (step + 1) / (step + 10))
+            for k, v in model.state_dict().items():
+                ema[k].lerp_(v, 1 - decay)
+        if step % 100 == 0:
+            losses.append(round(loss.item(), 5))
+            if step % 500 == 0:
+                logger.info("dit step %d loss %.4f lr %.2e (%.1f steps/s)", step, loss.item(),
+                            opt.param_groups[0]["lr"], step / max(time.time() - started, 1e-6))
+        step += 1
+    model.load_state_dict(ema)
+    save_dit(model, out)
+    log.update({"dit_steps": step, "dit_batch": args.batch, "dit_seconds": round(time.time() - started, 1),
+                "dit_loss_every_100": losses, "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
+    (out / f"train_log_{args.piece}.json").write_text(json.dumps(log, indent=1))
+    logger.info("piece %d done: %d DiT steps, last loss %s", args.piece, step, losses[-5:])
+
+
+if __name__ == "__main__":
+    main()

@@ -66,7 +66,9 @@ def _tiny(config: Config):
         base_dim=8, z_dim=m.in_channels, dim_mult=[1, 2, 2, 2], num_res_blocks=1,
         temperal_downsample=[False, True, True], latents_mean=[0.0] * m.in_channels, latents_std=[1.0] * m.in_channels,
     ).eval()
-    return Engine(model, config), WanVAECodec(vae, fps=config.video.fps), MiniLMTextEncoder(text_len=m.text_len)
+    device = resolve_device(config)
+    codec = WanVAECodec(vae.to(device), fps=config.video.fps)
+    return Engine(model.to(device), config), codec, MiniLMTextEncoder(text_len=m.text_len)
 
 
 def check_weights(config: Config) -> None:

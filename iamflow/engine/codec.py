@@ -20,7 +20,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from iamflow.engine.state_dicts import StateDictMismatchError, check_state_dict, mismatch_message
+from iamflow.engine.state_dicts import StateDictMismatchError, check_state_dict, mismatch_message, read_state_dict
 
 logger = logging.getLogger(__name__)
 
@@ -182,17 +182,6 @@ def from_wan_original_vae_keys(
     return {by_wan_name[k]: v for k, v in wan_state_dict.items()}
 
 
-def _load_raw_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
-    if not isinstance(state, Mapping):
-        raise StateDictMismatchError(f"{path} holds a {type(state).__name__}, not a state dict")
-    return dict(state)
-
-
 # --- Wan2.1 VAE -------------------------------------------------------------------------------------------
 
 
@@ -247,7 +236,7 @@ class WanVAECodec(VideoCodec):
         elif path.is_file():
             with torch.device("meta"):
                 vae = AutoencoderKLWan(**dict(config or {}))
-            wan_state = _load_raw_state_dict(path)
+            wan_state = read_state_dict(path)
             state = from_wan_original_vae_keys(wan_state, vae.state_dict(), vae.config.num_res_blocks)
             vae.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=True, assign=True)
             on_meta = [name for name, t in [*vae.named_parameters(), *vae.named_buffers()] if t.is_meta]

@@ -1,8 +1,9 @@
-"""Checking that a state dict fits a model, with an error that lists what does not (text encoder, codec)."""
+"""Reading raw state dicts and checking that they fit a model, with errors that list what does not."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import torch
 
@@ -31,3 +32,15 @@ def check_state_dict(what: str, state_dict: Mapping[str, torch.Tensor], expected
     )
     if missing or unexpected or shapes:
         raise StateDictMismatchError(mismatch_message(what, missing, unexpected, shapes))
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """A raw state dict from .safetensors or a torch file (tensors only: nothing in the file can run code)."""
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+    if not isinstance(state, Mapping):
+        raise StateDictMismatchError(f"{path} holds a {type(state).__name__}, not a state dict")
+    return dict(state)

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 import torch
 import torch.nn.functional as F
 
-from iamflow.engine.state_dicts import StateDictMismatchError, check_state_dict, mismatch_message
+from iamflow.engine.state_dicts import StateDictMismatchError, check_state_dict, mismatch_message, read_state_dict
 
 logger = logging.getLogger(__name__)
 
@@ -41,17 +41,6 @@ __all__ = [
 
 
 # --- shared helpers ---------------------------------------------------------------------------------------
-
-
-def _load_raw_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
-    if not isinstance(state, Mapping):
-        raise StateDictMismatchError(f"{path} holds a {type(state).__name__}, not a state dict")
-    return dict(state)
 
 
 def _default_dtype(device: torch.device) -> torch.dtype:
@@ -354,7 +343,7 @@ def _load_umt5_folder(folder: Path, dtype: torch.dtype) -> torch.nn.Module:
 def _load_umt5_wan_file(path: Path, dtype: torch.dtype) -> torch.nn.Module:
     from transformers import UMT5EncoderModel
 
-    wan_state = _load_raw_state_dict(path)
+    wan_state = read_state_dict(path)
     config = umt5_config_from_wan_state_dict(wan_state)
     with torch.device("meta"):
         model = UMT5EncoderModel(config)

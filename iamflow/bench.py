@@ -106,6 +106,18 @@ def fill_memory(engine: Engine, cache, text, generator) -> None:
     engine.write_memory(cache, text, latents, frame_positions=list(range(frames)))
 
 
+def time_chunks(engine: Engine, text, generator, cache, offset: int, count: int) -> tuple[list[float], int]:
+    """Seconds of each of ``count`` chunks generated from ``offset`` on; returns them and the new offset."""
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        list(engine.generate(text, 1, generator, cache=cache, frame_offset=offset))
+        _sync()
+        times.append(time.perf_counter() - start)
+        offset += engine.frames_per_chunk
+    return times, offset
+
+
 def run(args: argparse.Namespace) -> dict:
     cfg = load_config(args.config, preset=args.preset, overrides=args.override)
     dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}[args.dtype]
@@ -132,13 +144,7 @@ def run(args: argparse.Namespace) -> dict:
     torch.cuda.reset_peak_memory_stats()
 
     # DiT only, steady state (ring full, memory active)
-    chunk_times = []
-    for _ in range(args.chunks):
-        start = time.perf_counter()
-        list(engine.generate(text, 1, generator, cache=cache, frame_offset=offset))
-        _sync()
-        chunk_times.append(time.perf_counter() - start)
-        offset += fpc
+    chunk_times, offset = time_chunks(engine, text, generator, cache, offset, args.chunks)
     dit_chunk = statistics.median(chunk_times)
     visible = cache.visible_frames
     flops = chunk_flops(cfg, visible)
@@ -220,13 +226,7 @@ def run(args: argparse.Namespace) -> dict:
     if args.long_chunks:
         c = engine.new_cache()
         fill_memory(engine, c, text, generator)
-        times, off = [], 0
-        for _ in range(args.long_chunks):
-            start = time.perf_counter()
-            list(engine.generate(text, 1, generator, cache=c, frame_offset=off))
-            _sync()
-            times.append(time.perf_counter() - start)
-            off += fpc
+        times, off = time_chunks(engine, text, generator, c, 0, args.long_chunks)
         window = max(5, args.long_chunks // 10)
         result["long_story"] = {
             "chunks": args.long_chunks,

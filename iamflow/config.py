@@ -216,8 +216,6 @@ class Config:
             value = getattr(self, f.name)
             if dataclasses.is_dataclass(value):
                 value.validate(f.name)
-        if self.cache.max_memory_frames and self.memory.policy == "none":
-            logger.debug("memory.policy=none: the memory region of the cache stays empty")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -101,6 +101,7 @@ class SceneRecord:
     entities: list[dict] = field(default_factory=list)
     stopped: bool = False
     ops_start: int = 0  # length of the cache log before the scene
+    archived_before: int = 0  # size of the memory archive before the scene
     active_before: list[str] = field(default_factory=list)
 
 
@@ -247,7 +248,6 @@ class StorySession:
                 engine.write_memory(self.cache, self._text(op["text"]), latents, [r.frame for r in records])
             else:
                 self.cache.set_memory_count(0)
-            self.cache.memory_slots = list(op["keys"])
 
     def _log(self, op: dict, capture: dict | None = None) -> None:
         self._apply(op, capture)
@@ -305,7 +305,7 @@ class StorySession:
                 entity_ids=[e.global_id for e in entities.entities],
                 entities=[{"global_id": e.global_id, "name": e.name, "surface": e.surface, "is_new": e.is_new}
                           for e in entities.entities],
-                ops_start=len(self.ops), active_before=list(self.bank.active),
+                ops_start=len(self.ops), archived_before=len(self.bank.archive), active_before=list(self.bank.active),
             )
             self.scenes.append(scene)
             self._ensure_cache()
@@ -426,13 +426,8 @@ class StorySession:
         del self.latents[scene.first_chunk :], self.chunk_scene[scene.first_chunk :]
         del self.chunk_frames[scene.first_chunk :], self.chunk_queries[scene.first_chunk :]
         del self.ops[scene.ops_start :]
-        # frames of earlier scenes archived during this one are forgotten too: the bank returns to its state
-        self.bank.remove_scene(scene.index)
-        for key in [k for k, r in self.bank.archive.items() if r.frame >= scene.first_chunk * self.frames_per_chunk]:
-            self.bank.archive.pop(key)
-        for keys in self.bank.by_entity.values():
-            keys.intersection_update(self.bank.archive)
-        self.bank.active = [k for k in scene.active_before if k in self.bank.archive]
+        # everything archived during the scene goes, earlier scenes' frames included: the bank as it was
+        self.bank.rewind(scene.archived_before, scene.active_before)
         self.agent.undo_last()
         self.scenes.pop()
         self._scene_text.pop(scene.index, None)

@@ -88,8 +88,11 @@ def test_undo_then_redo_is_identical(runtime, reference):
     session = StorySession(runtime)
     run(session, MAN, seed=1)
     run(session, DOG, seconds=4.5, seed=2)
+    archived, active = list(session.bank.archive), list(session.bank.active)
     run(session, "A robot dances in the rain.", seed=9)
+    assert list(session.bank.archive) != archived  # the robot's scene archived frames (earlier scenes' too)
     session.undo_last_scene()
+    assert list(session.bank.archive) == archived and session.bank.active == active
     assert len(session.scenes) == 2 and len(session.latents) == reference.scenes[2].first_chunk
     assert len(session.agent.prompts) == 2
     run(session, BACK, seed=3)

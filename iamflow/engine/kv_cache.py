@@ -77,7 +77,6 @@ class KVCache:
         self.sink_filled = False
         self.memory_count = 0
         self.chunks_written = 0  # chunks committed to sink or ring since reset
-        self.memory_slots: list[object] = []  # what each filled memory slot holds (set by the memory bank)
 
     def _visible(self, local_filled_frames: int) -> tuple[int, int]:
         start = (self.max_memory_frames - self.memory_count) * self.tokens_per_frame
@@ -124,6 +123,3 @@ class KVCache:
     def local_filled_frames(self) -> int:
         ring_chunks = self.chunks_written - (1 if self.sink_frames and self.sink_filled else 0)
         return min(max(ring_chunks, 0), self.ring_slots) * self.frames_per_chunk
-
-    def nbytes(self) -> int:
-        return self.keys.numel() * self.keys.element_size() * 2

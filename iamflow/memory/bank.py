@@ -106,15 +106,15 @@ class MemoryBank:
                 self.save_dir / f"{record.key}.pt",
             )
 
-    def remove_scene(self, scene: int) -> None:
-        """Forget everything archived in ``scene`` (undo)."""
-        for key in [k for k, r in self.archive.items() if r.scene == scene]:
+    def rewind(self, archived: int, active: list[str]) -> None:
+        """Undo: keep only the first ``archived`` records (archive order) and restore the ``active`` frames."""
+        for key in list(self.archive)[archived:]:
             record = self.archive.pop(key)
             for entity in record.entity_ids:
                 self.by_entity.get(entity, set()).discard(key)
             if self.save_dir is not None:
                 (self.save_dir / f"{key}.pt").unlink(missing_ok=True)
-        self.active = [k for k in self.active if k in self.archive]
+        self.active = [k for k in active if k in self.archive]
 
     # --- choosing the active frames ---------------------------------------------------------------
     def update_during_scene(self, scene_entities: list[int], prompt_keys: torch.Tensor) -> bool:

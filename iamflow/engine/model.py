@@ -47,28 +47,30 @@ class RotaryEmbedding(nn.Module):
             self.register_buffer(name, value, persistent=False)
 
     def forward(self, frame_positions: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """frame_positions [F] (any integers) -> cos, sin of shape [F*height*width, head_dim/2], float32."""
+        """frame_positions [F] or [B, F] (any integers) -> cos, sin of shape [(B,) F*height*width, head_dim/2],
+        float32. A batch of position lists lets one forward hold sequences at different story positions."""
         device = frame_positions.device
-        ang_t = frame_positions.to(torch.float64)[:, None] * self.inv_t.to(device)  # [F, t/2]
+        lead, f, h, w = frame_positions.shape[:-1], frame_positions.shape[-1], height, width
+        ang_t = frame_positions.to(torch.float64)[..., None] * self.inv_t.to(device)  # [(B,) F, t/2]
         ang_h = torch.arange(height, device=device, dtype=torch.float64)[:, None] * self.inv_h.to(device)
         ang_w = torch.arange(width, device=device, dtype=torch.float64)[:, None] * self.inv_w.to(device)
-        f, h, w = len(frame_positions), height, width
+        grid = (*lead, f, h, w)
         angles = torch.cat(
             [
-                ang_t[:, None, None].expand(f, h, w, -1),
-                ang_h[None, :, None].expand(f, h, w, -1),
-                ang_w[None, None, :].expand(f, h, w, -1),
+                ang_t[..., :, None, None, :].expand(*grid, -1),
+                ang_h[:, None, :].expand(*grid, -1),
+                ang_w[None, :, :].expand(*grid, -1),
             ],
             dim=-1,
-        ).reshape(f * h * w, -1)  # [F*H*W, head_dim/2]
+        ).reshape(*lead, f * h * w, -1)  # [(B,) F*H*W, head_dim/2]
         return torch.cos(angles).float(), torch.sin(angles).float()
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x [B, L, heads, D] with interleaved (even, odd) pairs rotated by the angles of cos/sin [L, D/2]."""
+    """x [B, L, heads, D] with interleaved (even, odd) pairs rotated by the angles of cos/sin [(B,) L, D/2]."""
     pairs = x.float().unflatten(-1, (-1, 2))  # [B, L, heads, D/2, 2]
     x0, x1 = pairs[..., 0], pairs[..., 1]
-    cos, sin = cos[None, :, None], sin[None, :, None]
+    cos, sin = (c[None, :, None] if c.dim() == 2 else c[:, :, None] for c in (cos, sin))
     return torch.stack([x0 * cos - x1 * sin, x0 * sin + x1 * cos], dim=-1).flatten(-2).type_as(x)
 
 
@@ -286,9 +288,11 @@ class CausalWanModel(nn.Module):
         """Predict the flow velocity for latents ``x`` [B, C, F, H, W] at per-frame timesteps ``t`` [B, F].
 
         Cached: ``cache`` and ``write`` given; ``x`` holds the frames being written and their rotary frame
-        positions start at ``frame_offset`` (or are ``frame_positions`` [F], for memory frames). Full: no cache; with ``frames_per_chunk`` the attention is block
-        causal (optionally limited to a sink plus a local window, matching what the cache keeps); or
-        ``attn_mask`` [F*H*W, F*H*W] (True = may attend) gives any other visibility, e.g. memory frames in training.
+        positions start at ``frame_offset`` (or are ``frame_positions`` [F], for memory frames). Full: no cache;
+        with ``frames_per_chunk`` the attention is block causal (optionally limited to a sink plus a local window,
+        matching what the cache keeps); or ``attn_mask`` [F*H*W, F*H*W] or [B, 1, F*H*W, F*H*W] (True = may
+        attend) gives any other visibility, and ``frame_positions`` [B, F] per-sequence positions: training
+        batches of cache-shaped sequences with memory frames.
         ``capture``: a dict whose keys are layer indices; filled with each frame's mean cross-attention query.
         """
         if not isinstance(text, TextConditioning):

@@ -242,10 +242,17 @@ def _memory_frames(rng: np.random.Generator, chunk_scene: np.ndarray, scene_char
     return sorted(set(chosen))[:MEMORY_SLOTS]
 
 
-def sample_batch(data: LatentStories, rng: np.random.Generator, batch: int) -> dict[str, torch.Tensor]:
+def _switch_chunks(chunk_scene: np.ndarray) -> np.ndarray:
+    """Chunks that open a later scene, or follow its opening chunk: the window still shows the scene before."""
+    opening = np.flatnonzero(np.diff(chunk_scene) != 0) + 1
+    return np.unique(np.concatenate([opening, opening + 1]).clip(max=len(chunk_scene) - 1))
+
+
+def sample_batch(data: LatentStories, rng: np.random.Generator, batch: int, switch_share: float = 0.0) -> dict[str, torch.Tensor]:
     """A batch of cache-shaped sequences. Returns frame indices into ``data.latents`` (-1 = empty slot),
     story frame positions, per-frame visibility masks [B, F, F], the text rows and the current chunk's
-    frames (always the last CHUNK_FRAMES of the sequence)."""
+    frames (always the last CHUNK_FRAMES of the sequence). ``switch_share`` of the sequences (in expectation)
+    are scene switches: their current chunk opens a later scene or follows its opening chunk."""
     index = np.full((batch, SEQUENCE_FRAMES), -1, dtype=np.int64)
     positions = np.zeros((batch, SEQUENCE_FRAMES), dtype=np.int64)
     text_rows = np.zeros(batch, dtype=np.int64)
@@ -255,7 +262,11 @@ def sample_batch(data: LatentStories, rng: np.random.Generator, batch: int) -> d
         group[:, offsets[slot] : offsets[slot + 1]] = slot
     for b in range(batch):
         s = int(rng.integers(len(data.story_start)))
-        g = int(rng.integers(data.story_chunks[s]))
+        switches = _switch_chunks(data.chunk_scene[s])
+        if switches.size and rng.random() < switch_share:
+            g = int(rng.choice(switches))
+        else:
+            g = int(rng.integers(data.story_chunks[s]))
         chunks = {"sink": 0 if g > 0 else None, "window_a": g - 2 if g - 2 >= 1 else None,
                   "window_b": g - 1 if g - 1 >= 1 else None, "current": g}
         for slot, (name, n) in enumerate(SLOTS):

@@ -27,9 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-import iamflow.engine.model as wan
 from iamflow.config import load_config
-from iamflow.engine.model import CausalWanModel, RotaryEmbedding
+from iamflow.engine.model import CausalWanModel
 from iamflow.engine.sampler import FlowSampler, shifted_schedule
 from iamflow.storyworld.codec import StoryworldCodec
 from iamflow.storyworld.data import (
@@ -44,31 +43,6 @@ from iamflow.storyworld.data import (
 from iamflow.storyworld.model import load_dit_state, load_codec_state, save_dit, save_codec
 
 logger = logging.getLogger("iamflow.storyworld.train")
-
-
-# --- per-sample rotary positions for batched training ------------------------------------------------------
-# The model takes one [F] position list per forward; training batches sequences whose memory frames sit at
-# different story positions, so the rotary table gets a batch dimension here.
-
-
-class BatchedRotary(RotaryEmbedding):
-    def forward(self, frame_positions: torch.Tensor, height: int, width: int):
-        if frame_positions.dim() == 1:
-            return super().forward(frame_positions, height, width)
-        tables = [super(BatchedRotary, self).forward(p, height, width) for p in frame_positions]
-        return torch.stack([c for c, _ in tables]), torch.stack([s for _, s in tables])  # [B, L, D/2]
-
-
-_apply_rotary = wan.apply_rotary
-
-
-def apply_rotary_batched(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    if cos.dim() == 2:
-        return _apply_rotary(x, cos, sin)
-    pairs = x.float().unflatten(-1, (-1, 2))  # [B, L, heads, D/2, 2]
-    cos, sin = cos[:, :, None], sin[:, :, None]
-    x0, x1 = pairs[..., 0], pairs[..., 1]
-    return torch.stack([x0 * cos - x1 * sin, x0 * sin + x1 * cos], dim=-1).flatten(-2).type_as(x)
 
 
 # --- data ---------------------------------------------------------------------------------------------------
@@ -130,8 +104,9 @@ def train_codec(codec: StoryworldCodec, groups: torch.Tensor, seconds: float, ba
 # --- DiT ----------------------------------------------------------------------------------------------------
 
 
-def dit_batch(data: LatentStories, rng, batch: int, sampler: FlowSampler, tokens_per_frame: int, device):
-    b = sample_batch(data, rng, batch)
+def dit_batch(data: LatentStories, rng, batch: int, sampler: FlowSampler, tokens_per_frame: int, device,
+              switch_share: float = 0.0):
+    b = sample_batch(data, rng, batch, switch_share)
     index = b["index"].to(device)
     x = data.latents[index.clamp(min=0)].float() * (index >= 0)[..., None, None, None]  # [B, F, C, h, w]
     x = x.transpose(1, 2)  # [B, C, F, h, w]
@@ -166,6 +141,10 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=4e-4)
     ap.add_argument("--warmup", type=int, default=300)
     ap.add_argument("--piece", type=int, default=0, help="index of this piece (logged in the model card)")
+    ap.add_argument("--ema", type=float, default=0.999)
+    ap.add_argument("--switch-share", type=float, default=0.0,
+                    help="share of sequences whose current chunk opens a later scene (or follows its opening chunk)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the DiT blocks")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     deadline = time.time() + args.minutes * 60
@@ -196,39 +175,51 @@ def main() -> None:
     logger.info("latents %s, text %s", tuple(data.latents.shape), tuple(data.text.shape))
 
     model = CausalWanModel(config.model).to(device)
-    model.rope = BatchedRotary(config.model.head_dim, config.model.rope_theta).to(device)
-    wan.apply_rotary = apply_rotary_batched
     if init and list(init.glob("dit*.safetensors")):
         load_dit_state(model, init)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.01)
-    ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    params = [p for p in model.parameters()]
+    ema = [p.detach().clone() for p in params]
+    if args.compile:
+        model.compile_blocks()
+    opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.99), weight_decay=0.01)
     sampler, rng = FlowSampler(config.sampler), np.random.default_rng(args.first_seed)
     step, losses, started = 0, [], time.time()
     stop = deadline - 25  # leave time to write the weights
     while time.time() < stop:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.warmup, (time.time() - started) / (stop - started), args.lr)
-        x, t, text, positions, mask, target = dit_batch(data, rng, args.batch, sampler, config.tokens_per_frame, device)
-        with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
-            velocity = model(x, t, text, frame_positions=positions, attn_mask=mask)
+        x, t, text, positions, mask, target = dit_batch(data, rng, args.batch, sampler, config.tokens_per_frame,
+                                                        device, args.switch_share)
+        try:
+            with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
+                velocity = model(x, t, text, frame_positions=positions, attn_mask=mask)
+        except Exception:  # a compiler failure costs the speed-up, not the piece
+            if not (args.compile and step == 0):
+                raise
+            logger.exception("torch.compile failed; training eagerly")
+            args.compile = False
+            for block in model.blocks:
+                block._compiled_call_impl = None
+            continue
         loss = F.mse_loss(velocity[:, :, -3:].float(), target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         with torch.no_grad():
-            decay = min(0.999, (step + 1) / (step + 10))
-            for k, v in model.state_dict().items():
-                ema[k].lerp_(v, 1 - decay)
+            torch._foreach_lerp_(ema, [p.detach() for p in params], 1 - min(args.ema, (step + 1) / (step + 10)))
         if step % 100 == 0:
             losses.append(round(loss.item(), 5))
             if step % 500 == 0:
                 logger.info("dit step %d loss %.4f lr %.2e (%.1f steps/s)", step, loss.item(),
                             opt.param_groups[0]["lr"], step / max(time.time() - started, 1e-6))
         step += 1
-    model.load_state_dict(ema)
+    with torch.no_grad():
+        for p, e in zip(params, ema):
+            p.copy_(e)
     save_dit(model, out)
-    log.update({"dit_steps": step, "dit_batch": args.batch, "dit_seconds": round(time.time() - started, 1),
+    log.update({"dit_steps": step, "dit_batch": args.batch, "lr": args.lr, "switch_share": args.switch_share,
+                "compiled": args.compile, "dit_seconds": round(time.time() - started, 1),
                 "dit_loss_every_100": losses, "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
     (out / f"train_log_{args.piece}.json").write_text(json.dumps(log, indent=1))
     logger.info("piece %d done: %d DiT steps, last loss %s", args.piece, step, losses[-5:])

@@ -138,6 +138,7 @@ class MemoryConfig:
 
     policy: str = "iam"
     transition: str = "recache"
+    recache_sink: bool = True  # the re-cache rewrites the sink under the new prompt too (else keeps it)
     save_dir: str = ""
     score_layers: list[int] = field(default_factory=lambda: [0, 1, 2])
 

@@ -240,7 +240,8 @@ class StorySession:
         elif op["op"] == "recache":
             chunks = op["chunks"]
             window = torch.cat([self.latents[i] for i in chunks], dim=2).to(engine.device)
-            engine.recache(self.cache, self._text(op["text"]), window, chunks[0] * fpc)
+            sink = self.latents[op["sink"]].to(engine.device) if "sink" in op else None
+            engine.recache(self.cache, self._text(op["text"]), window, chunks[0] * fpc, sink)
         elif op["op"] == "memory":
             records = [self.bank.archive[k] for k in op["keys"]]
             if records:
@@ -312,9 +313,10 @@ class StorySession:
             self._ensure_decoder()
             text, text_len = self._scene_condition(scene_index)
             prompt_keys = text_keys(text.kv, self._score_layers(), text_len)
-            ramp = self._begin_transition(scene)
+            # memory first: the re-cached context attends to the frames the new scene remembers
             if scene_index > 0 and self.bank.retrieve(scene.entity_ids, prompt_keys):
                 self._log({"op": "memory", "keys": list(self.bank.active), "text": ["scene", scene_index]})
+            ramp = self._begin_transition(scene)
             generator = torch.Generator(device=engine.device).manual_seed(seed)
 
         for c in range(scene.num_chunks):
@@ -360,7 +362,10 @@ class StorySession:
             first_ring_chunk = 1 if self.cache.sink_frames else 0
             chunks = list(range(max(first_ring_chunk, len(self.latents) - ring), len(self.latents)))
             if chunks:
-                self._log({"op": "recache", "chunks": chunks, "text": ["scene", scene.index]})
+                op = {"op": "recache", "chunks": chunks, "text": ["scene", scene.index]}
+                if self.cache.sink_frames and self.config.memory.recache_sink:
+                    op["sink"] = 0  # the chunk the sink holds, rewritten under the new prompt too
+                self._log(op)
             return []
         if self.settings.transition == "soft":
             distance = sentence_distance(self.scenes[scene.index - 1].text_prompt, scene.text_prompt)

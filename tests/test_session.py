@@ -155,6 +155,30 @@ def test_every_policy_and_transition_runs(runtime, policy, transition):
     assert bool(blended) == (transition == "soft")
 
 
+@pytest.mark.parametrize("recache_sink", [True, False])
+def test_recache_rewrites_the_sink_under_the_new_prompt(runtime, recache_sink):
+    """Every context frame under the current prompt (what the storyworld model is trained on); the sink too,
+    unless memory.recache_sink is off."""
+    runtime.config.memory.recache_sink = recache_sink
+    try:
+        session = StorySession(runtime, StorySettings(memory_policy="sink"))
+        run(session, MAN, seconds=3, seed=1)
+        run(session, DOG, seconds=1.5, seed=2)
+    finally:
+        runtime.config.memory.recache_sink = True
+    (op,) = [op for op in session.ops if op["op"] == "recache"]
+    assert ("sink" in op) == recache_sink
+    engine, cache = session.engine, session.cache
+    expected = engine.new_cache(max_memory_frames=0)
+    prompt_scene = 1 if recache_sink else 0
+    engine.commit_chunk(expected, session._text(["scene", prompt_scene]), session.latents[0].to(engine.device), 0)
+    tpf = runtime.config.tokens_per_frame
+    sink = slice(cache.sink_start * tpf, (cache.sink_start + cache.sink_frames) * tpf)
+    for layer in range(len(cache.keys)):
+        assert torch.equal(cache.keys[layer][:, :, sink], expected.keys[layer][:, :, sink])
+        assert torch.equal(cache.values[layer][:, :, sink], expected.values[layer][:, :, sink])
+
+
 def test_bad_input_is_refused_before_anything_changes(runtime):
     session = StorySession(runtime)
     with pytest.raises(ValueError, match="empty"):

@@ -134,14 +134,26 @@ class Engine:
         cache.set_memory_count(num)
 
     @torch.no_grad()
-    def recache(self, cache: KVCache, text: TextConditioning, window: torch.Tensor, first_frame: int) -> None:
-        """Scene switch (LongLive re-cache): rewrite the local window's K/V under the new prompt.
+    def recache(
+        self,
+        cache: KVCache,
+        text: TextConditioning,
+        window: torch.Tensor,
+        first_frame: int,
+        sink: torch.Tensor | None = None,
+    ) -> None:
+        """Scene switch (LongLive re-cache): rewrite the context's K/V under the new prompt.
 
         ``window`` [B, C, n, h, w] holds the clean latents of the last n frames (n a multiple of the chunk
-        length, at most the window), the first of them at story frame ``first_frame``. The sink is kept.
+        length, at most the window), the first of them at story frame ``first_frame``. ``sink`` [B, C, S, h, w]
+        (the story's first chunk) is rewritten too when given, else its K/V under the old prompt are kept.
+        Rewriting it is what the storyworld model was trained for: every context frame under the current
+        prompt (a sink kept under the old prompt pulls the old scene's place into the new one).
         """
-        cache.reset_ring()
         fpc = self.frames_per_chunk
+        cache.reset_ring(keep_sink=sink is None or not cache.sink_frames)
+        if sink is not None and cache.sink_frames:
+            self.commit_chunk(cache, text, sink, 0)
         for start in range(0, window.shape[2], fpc):
             self.commit_chunk(cache, text, window[:, :, start : start + fpc], first_frame + start)
 

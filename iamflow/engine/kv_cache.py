@@ -100,8 +100,11 @@ class KVCache:
             self.sink_filled = True
         self.chunks_written += 1
 
-    def reset_ring(self) -> None:
-        """Empty the local window (a re-cache refills it); sink and memory are kept."""
+    def reset_ring(self, keep_sink: bool = True) -> None:
+        """Empty the local window (a re-cache refills it), and the sink too unless ``keep_sink``; the next
+        chunk committed then goes to the sink. Memory is kept."""
+        if not keep_sink:
+            self.sink_filled = False
         self.chunks_written = 1 if self.sink_filled else 0
 
     def memory_write(self, num_frames: int) -> CacheWrite:

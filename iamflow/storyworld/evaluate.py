@@ -14,10 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import multiprocessing
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from iamflow.config import load_config
 from iamflow.session import Runtime, StorySession, StorySettings
@@ -31,29 +33,47 @@ COLUMNS = ("adherence", "location_accuracy", "kind_accuracy", "colour_accuracy",
            "trait_consistency", "identity_consistency")
 
 
-def evaluate(runtime: Runtime, stories: int, seed: int, seconds: float, policies=POLICIES, enrich=(False, True)) -> dict:
-    results: dict[str, dict] = {}
-    for policy in policies:
-        for enriched in enrich:
-            name = f"{policy}{' +enrich' if enriched else ''}"
-            judged, frames_made, seconds_spent = [], 0, 0.0
-            for i in range(stories):
-                story = story_from_seed(seed + i)
-                session = StorySession(runtime, StorySettings(memory_policy=policy, enrich_prompts=enriched))
-                scene_frames = []
-                for j, scene in enumerate(story.scenes):
-                    start = time.perf_counter()
-                    events = list(session.add_scene(scene.prompt, seconds=seconds, seed=seed * 1000 + i * 10 + j))
-                    seconds_spent += time.perf_counter() - start
-                    frames = np.concatenate([e.frames for e in events])
-                    frames_made += len(frames)
-                    scene_frames.append(frames)
-                judged.append(judge_story(scene_frames, story))
-            summary = summarise(judged)
-            summary["video_fps"] = frames_made / seconds_spent if seconds_spent else None
-            results[name] = summary
-            logger.info("%s: %s", name, {k: summary.get(k) for k in COLUMNS})
-    return results
+def evaluate_config(runtime: Runtime, policy: str, enriched: bool, stories: int, seed: int, seconds: float) -> dict:
+    """One row of the table: ``stories`` stories under one memory policy, prompt enrichment on or off."""
+    judged, frames_made, seconds_spent = [], 0, 0.0
+    for i in range(stories):
+        story = story_from_seed(seed + i)
+        session = StorySession(runtime, StorySettings(memory_policy=policy, enrich_prompts=enriched))
+        scene_frames = []
+        for j, scene in enumerate(story.scenes):
+            start = time.perf_counter()
+            events = list(session.add_scene(scene.prompt, seconds=seconds, seed=seed * 1000 + i * 10 + j))
+            seconds_spent += time.perf_counter() - start
+            frames = np.concatenate([e.frames for e in events])
+            frames_made += len(frames)
+            scene_frames.append(frames)
+        judged.append(judge_story(scene_frames, story))
+    summary = summarise(judged)
+    summary["video_fps"] = frames_made / seconds_spent if seconds_spent else None
+    logger.info("%s: %s", row_name(policy, enriched), {k: summary.get(k) for k in COLUMNS})
+    return summary
+
+
+def row_name(policy: str, enriched: bool) -> str:
+    return f"{policy}{' +enrich' if enriched else ''}"
+
+
+def _worker(args: tuple) -> tuple[str, dict]:
+    policy, enriched, stories, seed, seconds = args
+    torch.set_num_threads(1)  # one core a worker: the video fps stays a one-core figure
+    runtime = Runtime.load(load_config(preset="storyworld"))
+    return row_name(policy, enriched), evaluate_config(runtime, policy, enriched, stories, seed, seconds)
+
+
+def evaluate(stories: int, seed: int, seconds: float, policies=POLICIES, enrich=(False, True), jobs: int = 1) -> dict:
+    """Every (policy, enrichment) row; ``jobs`` rows at a time in their own processes."""
+    rows = [(policy, enriched, stories, seed, seconds) for policy in policies for enriched in enrich]
+    if jobs <= 1:
+        done = dict(_worker(row) for row in rows)
+    else:
+        with multiprocessing.get_context("spawn").Pool(jobs, maxtasksperchild=1) as pool:
+            done = dict(pool.imap_unordered(_worker, rows))
+    return {row_name(p, e): done[row_name(p, e)] for p, e, *_ in rows}
 
 
 def markdown(results: dict, stories: int, seed: int) -> str:
@@ -73,6 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each scene")
     parser.add_argument("--policies", default=",".join(POLICIES))
     parser.add_argument("--no-enrich", action="store_true", help="only prompt enrichment off")
+    parser.add_argument("--jobs", type=int, default=1, help="rows evaluated at once, one process (and core) each")
     parser.add_argument("--out", default="outputs/evaluation")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -80,8 +101,8 @@ def main(argv: list[str] | None = None) -> None:
     bad = [p for p in policies if p not in POLICIES]
     if bad:
         parser.error(f"--policies takes {', '.join(POLICIES)} (got {', '.join(bad)})")
-    runtime = Runtime.load(load_config(preset="storyworld"))
-    results = evaluate(runtime, args.stories, args.seed, args.seconds, policies, (False,) if args.no_enrich else (False, True))
+    enrich = (False,) if args.no_enrich else (False, True)
+    results = evaluate(args.stories, args.seed, args.seconds, policies, enrich, args.jobs)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "evaluation.json").write_text(json.dumps({"stories": args.stories, "seed": args.seed, "results": results}, indent=2))

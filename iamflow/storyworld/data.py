@@ -206,6 +206,11 @@ MEMORY_SLOTS = 3
 SLOTS = [("memory", MEMORY_SLOTS), ("sink", CHUNK_FRAMES), ("window_a", CHUNK_FRAMES), ("window_b", CHUNK_FRAMES),
          ("current", CHUNK_FRAMES)]
 SEQUENCE_FRAMES = sum(n for _, n in SLOTS)
+# Long stories: the stories trained on are at most 108 latent frames long (about 27 s), the app's can be far
+# longer. Rotary attention depends on distances only, so a share of the sequences moves the window and current
+# chunk (and the memory frames, less) further from the sink: distances up to ~600 frames (2.5 minutes).
+LONG_STORY_SHARE = 0.25
+MAX_EXTRA_DISTANCE = 500
 
 
 @dataclass
@@ -278,6 +283,11 @@ def sample_batch(data: LatentStories, rng: np.random.Generator, batch: int, swit
                 index[b, offsets[slot] + j] = data.story_start[s] + f
                 positions[b, offsets[slot] + j] = f
         text_rows[b] = data.scene_text_start[s] + data.chunk_scene[s][g]
+        if g > 0 and rng.random() < LONG_STORY_SHARE:  # as if the story had run longer before this scene
+            extra = int(rng.integers(1, MAX_EXTRA_DISTANCE))
+            positions[b, offsets[2]:] += extra
+            memory = index[b, : offsets[1]] >= 0
+            positions[b, : offsets[1]][memory] += int(rng.integers(0, extra + 1))  # still before the window
     valid = index >= 0
     gq, gk = group[:, :, None], group[:, None, :]
     # memory sees memory; sink sees memory and sink; window/current chunks see everything up to their own chunk

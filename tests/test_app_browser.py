@@ -149,6 +149,7 @@ def test_a_story_told_in_the_browser(app_url, browser_context, tmp_path):
     wait_for_story(page, 3)
     assert timeline_count(page) == 3
     expect(page.locator("#timeline")).not_to_contain_text("rests")
+    expect(page.locator("#progress textarea, #progress input")).to_have_value("")  # no stale "done" line
     shot(page, "06-after-undo")
 
     with page.expect_download() as download_info:

@@ -120,11 +120,14 @@ def build_blocks(app: StoryController) -> gr.Blocks:
         prompt.submit(**{**generate_args, "api_name": False})
         stop.click(app.stop, outputs=[progress], concurrency_limit=None, concurrency_id="light", api_name="stop",
                    show_progress="hidden")
-        undo.click(app.undo, outputs=story_outputs, concurrency_limit=4, concurrency_id="story", api_name="undo")
+        # the progress line and the scene's entities describe the last generation: cleared once the story changes
+        clear_scene = dict(fn=lambda: ("", ""), outputs=[progress, scene_entities], api_name=False)
+        undo.click(app.undo, outputs=story_outputs, concurrency_limit=4, concurrency_id="story",
+                   api_name="undo").success(**clear_scene)
         new.click(app.new_story, inputs=settings, outputs=story_outputs, concurrency_limit=4, concurrency_id="story",
-                  api_name="new_story").then(lambda: ("", ""), outputs=[progress, scene_entities], api_name=False)
+                  api_name="new_story").success(**clear_scene)
         load.upload(app.load_story, inputs=[load], outputs=story_outputs, concurrency_limit=4, concurrency_id="story",
-                    api_name="load_story")
+                    api_name="load_story").success(**clear_scene)
         demo.load(app.page_loaded, outputs=[server_status], api_name=False, concurrency_limit=None,
                   concurrency_id="light")
         demo.unload(app.release)

@@ -128,12 +128,12 @@ def _misparsed_verb(token) -> bool:
 
 
 def _trim_misparse(phrase: str) -> str:
-    """"yellow raincoat hauls nets" (a verb read as a noun) -> "yellow raincoat"."""
+    """"yellow raincoat hauls nets" (a verb read as a noun) -> "yellow raincoat"; "in brown runs" -> "brown"."""
     parts = phrase.split()
     for i, part in enumerate(parts[:-1]):
         word, nxt = part.lower(), parts[i + 1].lower()
         known = attributes.CLOTHING_WORDS | attributes.BODY_WORDS | lexicon.HAIR_WORDS
-        if word in known and nxt not in known and nxt.endswith("s") and not nxt.endswith("ss"):
+        if (word in known or word in lexicon.COLORS) and nxt not in known and nxt.endswith("s") and not nxt.endswith("ss"):
             return " ".join(parts[: i + 1])
     return phrase
 

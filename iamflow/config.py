@@ -93,8 +93,14 @@ class SamplerConfig:
     num_train_timesteps: int = 1000
     warp_denoising_step: bool = True
     context_noise: int = 0
+    # how a step goes on to the next sigma: "fresh" noise (Self-Forcing's sampler, for few-step distilled
+    # weights) or the step's own "predicted" noise (an Euler step of the flow ODE, for undistilled weights)
+    renoise: str = "fresh"
+
+    RENOISE = ("fresh", "predicted")
 
     def validate(self, where: str) -> None:
+        _check_choice(f"{where}.renoise", self.renoise, self.RENOISE)
         steps = self.denoising_step_list
         if not steps or any(not 0 < s <= self.num_train_timesteps for s in steps):
             raise ConfigError(

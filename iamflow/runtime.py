@@ -44,8 +44,8 @@ def _storyworld(config: Config):
     from iamflow.storyworld.model import load_storyworld
 
     model, codec, text_encoder, shipped = load_storyworld(device=resolve_device(config))
-    # the network's shape is the shipped model's; memory, agent and cache choices stay the user's
-    config.model, config.video, config.sampler = shipped.model, shipped.video, shipped.sampler
+    # the network's shape is the shipped model's; sampler, memory, agent and cache choices stay the user's
+    config.model, config.video = shipped.model, shipped.video
     config.cache.frames_per_chunk = shipped.cache.frames_per_chunk
     return Engine(model, config), codec, text_encoder
 

@@ -127,6 +127,41 @@ def test_sampler_timesteps_are_exact():
     assert load_config().model.head_dim == 128 and load_config().tokens_per_frame == 1560
 
 
+@pytest.mark.parametrize("renoise", ["fresh", "predicted"])
+def test_each_step_renoises_as_configured(renoise):
+    """fresh: x' = (1 - s') x0 + s' * new noise from the generator; predicted: exactly an Euler step of the flow
+    ODE, x' = x + (s' - s) v (no noise drawn after the first)."""
+    cfg = load_config(preset="tiny", overrides={"sampler": {"renoise": renoise}})
+    engine = Engine(random_model(cfg), cfg)
+    text = engine.model.encode_text(torch.randn(1, cfg.model.text_len, cfg.model.text_dim))
+    calls = []
+    forward = engine.model.forward
+
+    def spy(x, t, *args, **kwargs):
+        out = forward(x, t, *args, **kwargs)
+        calls.append((x.clone(), out.clone()))
+        return out
+
+    engine.model.forward = spy
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        engine.denoise_chunk(engine.new_cache(), text, 0, generator)
+    sigmas = engine.sampler.sigmas.tolist()
+    replay = torch.Generator().manual_seed(3)
+    engine.noise(replay, cfg.cache.frames_per_chunk)  # the chunk's starting noise
+    for i in range(len(sigmas) - 1):
+        (x, v), (x_next, _) = calls[i], calls[i + 1]
+        if renoise == "predicted":
+            expected = x.double() + (sigmas[i + 1] - sigmas[i]) * v.double()
+        else:
+            x0 = x.double() - sigmas[i] * v.double()
+            fresh = torch.randn(x.shape, generator=replay).double()
+            expected = (1 - sigmas[i + 1]) * x0 + sigmas[i + 1] * fresh
+        assert torch.allclose(x_next.double(), expected, atol=1e-5), (i, (x_next - expected).abs().max())
+    with pytest.raises(ConfigError, match="renoise"):
+        load_config(preset="tiny", overrides={"sampler": {"renoise": "euler"}})
+
+
 def test_wan_preset_has_the_published_size():
     cfg = load_config(preset="wan2.1-t2v-1.3b").model
     with torch.device("meta"):

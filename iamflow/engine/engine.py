@@ -93,8 +93,11 @@ class Engine:
             velocity = self.model(x, self._timesteps(t, x), text, frame_offset=frame_offset, cache=cache, write=write)
             x0 = self.sampler.to_x0(x, velocity.float(), sigma)
             if i + 1 < steps:
-                fresh = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-                x = self.sampler.add_noise(x0, fresh, float(self.sampler.sigmas[i + 1]))
+                if self.sampler.cfg.renoise == "fresh":
+                    step_noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+                else:
+                    step_noise = self.sampler.predicted_noise(x, x0, sigma)
+                x = self.sampler.add_noise(x0, step_noise, float(self.sampler.sigmas[i + 1]))
         return x0
 
     @torch.no_grad()

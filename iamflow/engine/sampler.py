@@ -5,8 +5,10 @@ The training schedule has ``num_train_timesteps`` sigmas, linearly spaced from 1
 training timestep at index ``num_train_timesteps - k``: [1000, 750, 500, 250] becomes
 t = [1000, 937.5, 833.33, 625.0], sigma = t / 1000.
 
-A step predicts x0 = x_t - sigma * v and, unless it was the last, re-noises x0 with fresh noise to the next
-sigma: x = (1 - sigma') * x0 + sigma' * noise.
+A step predicts x0 = x_t - sigma * v and, unless it was the last, re-noises x0 to the next sigma:
+x = (1 - sigma') * x0 + sigma' * noise, with fresh noise (``renoise: fresh``, what few-step distilled weights
+expect) or with the noise the step predicts, x0 + v (``renoise: predicted``: exactly an Euler step of the flow
+ODE, x' = x + (sigma' - sigma) * v, which keeps the detail an undistilled model has laid down).
 """
 
 from __future__ import annotations
@@ -41,6 +43,11 @@ class FlowSampler:
     @staticmethod
     def to_x0(x_t: torch.Tensor, velocity: torch.Tensor, sigma: float) -> torch.Tensor:
         return (x_t.double() - sigma * velocity.double()).to(x_t.dtype)
+
+    @staticmethod
+    def predicted_noise(x_t: torch.Tensor, x0: torch.Tensor, sigma: float) -> torch.Tensor:
+        """The noise that, with x0, makes x_t: (x_t - (1 - sigma) * x0) / sigma."""
+        return ((x_t.double() - (1 - sigma) * x0.double()) / sigma).to(x0.dtype)
 
     @staticmethod
     def add_noise(x0: torch.Tensor, noise: torch.Tensor, sigma: float) -> torch.Tensor:

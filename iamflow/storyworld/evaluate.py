@@ -60,6 +60,8 @@ def row_name(policy: str, enriched: bool) -> str:
 
 def _worker(args: tuple) -> tuple[str, dict]:
     policy, enriched, stories, seed, seconds = args
+    if not logging.getLogger().handlers:  # a spawned worker: log its row like the parent does
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(1)  # one core a worker: the video fps stays a one-core figure
     runtime = Runtime.load(load_config(preset="storyworld"))
     return row_name(policy, enriched), evaluate_config(runtime, policy, enriched, stories, seed, seconds)

@@ -150,6 +150,7 @@ def test_a_story_told_in_the_browser(app_url, browser_context, tmp_path):
     assert timeline_count(page) == 3
     expect(page.locator("#timeline")).not_to_contain_text("rests")
     expect(page.locator("#progress textarea, #progress input")).to_have_value("")  # no stale "done" line
+    expect(page.locator("#live-video video")).to_have_count(0)  # nor the undone scene in the live player
     shot(page, "06-after-undo")
 
     with page.expect_download() as download_info:

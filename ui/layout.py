@@ -120,8 +120,9 @@ def build_blocks(app: StoryController) -> gr.Blocks:
         prompt.submit(**{**generate_args, "api_name": False})
         stop.click(app.stop, outputs=[progress], concurrency_limit=None, concurrency_id="light", api_name="stop",
                    show_progress="hidden")
-        # the progress line and the scene's entities describe the last generation: cleared once the story changes
-        clear_scene = dict(fn=lambda: ("", ""), outputs=[progress, scene_entities], api_name=False)
+        # the live player, the progress line and the scene's entities show the last generation: cleared once
+        # the story changes (after Undo they would show a scene the story no longer has)
+        clear_scene = dict(fn=lambda: (None, "", ""), outputs=[live, progress, scene_entities], api_name=False)
         undo.click(app.undo, outputs=story_outputs, concurrency_limit=4, concurrency_id="story",
                    api_name="undo").success(**clear_scene)
         new.click(app.new_story, inputs=settings, outputs=story_outputs, concurrency_limit=4, concurrency_id="story",

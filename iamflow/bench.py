@@ -203,7 +203,9 @@ def run(args: argparse.Namespace) -> dict:
 
         # time to first frame: a new scene prompt arrives -> its first decoded frames are ready
         window = engine.noise(generator, cfg.cache.local_window_frames - fpc)  # the kept window's latents
-        sink = engine.noise(generator, fpc)  # the story's first chunk, re-cached with the window        def first_scene():
+        sink = engine.noise(generator, fpc)  # the story's first chunk, re-cached with the window
+
+        def first_scene():
             c = engine.new_cache()
             (lat,) = engine.generate(text, 1, generator, cache=c, frame_offset=0)
             codec.stream_decoder().decode(lat.to(dtype))

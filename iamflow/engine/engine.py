@@ -154,8 +154,9 @@ class Engine:
         prompt (a sink kept under the old prompt pulls the old scene's place into the new one).
         """
         fpc = self.frames_per_chunk
-        cache.reset_ring(keep_sink=sink is None or not cache.sink_frames)
-        if sink is not None and cache.sink_frames:
+        rewrite_sink = sink is not None and cache.sink_frames > 0
+        cache.reset_ring(keep_sink=not rewrite_sink)
+        if rewrite_sink:
             self.commit_chunk(cache, text, sink, 0)
         for start in range(0, window.shape[2], fpc):
             self.commit_chunk(cache, text, window[:, :, start : start + fpc], first_frame + start)

@@ -177,7 +177,7 @@ def main() -> None:
     model = CausalWanModel(config.model).to(device)
     if init and list(init.glob("dit*.safetensors")):
         load_dit_state(model, init)
-    params = [p for p in model.parameters()]
+    params = list(model.parameters())
     ema = [p.detach().clone() for p in params]
     if args.compile:
         model.compile_blocks()

@@ -24,6 +24,7 @@ import logging
 import math
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -225,6 +226,11 @@ class LatentStories:
     scene_text_start: np.ndarray  # [S] row of each story's scene 0 in ``text``
     scene_chars: list[list[list[str]]]
 
+    @cached_property
+    def switch_chunks(self) -> list[np.ndarray]:
+        """Per story, the chunks that are scene switches (``_switch_chunks``), computed once."""
+        return [_switch_chunks(scenes) for scenes in self.chunk_scene]
+
 
 def _memory_frames(rng: np.random.Generator, chunk_scene: np.ndarray, scene_chars: list[list[str]], g: int) -> list[int]:
     """Story frame indices of up to MEMORY_SLOTS memory frames for chunk ``g`` (what the ``iam`` policy retrieves)."""
@@ -267,7 +273,7 @@ def sample_batch(data: LatentStories, rng: np.random.Generator, batch: int, swit
         group[:, offsets[slot] : offsets[slot + 1]] = slot
     for b in range(batch):
         s = int(rng.integers(len(data.story_start)))
-        switches = _switch_chunks(data.chunk_scene[s])
+        switches = data.switch_chunks[s]
         if switches.size and rng.random() < switch_share:
             g = int(rng.choice(switches))
         else:

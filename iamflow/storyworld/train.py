@@ -7,7 +7,8 @@ One run is one resumable piece that stops by the wall clock (``--minutes``) and 
 3. every story encoded to latents, every scene prompt to MiniLM token features (``CompactMiniLM``);
 4. the DiT, flow matching on sequences laid out like the KV cache with the ``iam`` memory policy
    (``data.sample_batch``): memory frames, sink, window, and the current chunk noised to one of the sampler's
-   sigmas (mostly) or any sigma; loss on the current chunk's velocity.
+   sigmas (mostly) or any sigma; loss on the current chunk's velocity. ``--text-dropout`` of the sequences
+   see the empty prompt instead of theirs, so the model also predicts without the prompt (guidance).
 
 Weights go to ``--out`` as float16 safetensors shards of at most 16 MiB; the next piece resumes from them
 (``--init``), with a fresh optimizer and a short warm-up.
@@ -105,7 +106,7 @@ def train_codec(codec: StoryworldCodec, groups: torch.Tensor, seconds: float, ba
 
 
 def dit_batch(data: LatentStories, rng, batch: int, sampler: FlowSampler, tokens_per_frame: int, device,
-              switch_share: float = 0.0):
+              switch_share: float = 0.0, null_text: torch.Tensor | None = None, text_dropout: float = 0.0):
     b = sample_batch(data, rng, batch, switch_share)
     index = b["index"].to(device)
     x = data.latents[index.clamp(min=0)].float() * (index >= 0)[..., None, None, None]  # [B, F, C, h, w]
@@ -125,6 +126,9 @@ def dit_batch(data: LatentStories, rng, batch: int, sampler: FlowSampler, tokens
     t[:, -3:] = sigma.flatten()[:, None] * sampler.cfg.num_train_timesteps
     mask = frame_mask_to_tokens(b["visible"].to(device), tokens_per_frame)
     text = data.text[b["text_rows"].to(device)].float()
+    if text_dropout > 0:  # the empty prompt's features: what classifier-free guidance contrasts with
+        dropped = torch.rand(batch, device=device) < text_dropout
+        text = torch.where(dropped[:, None, None], null_text.float(), text)
     return x_in, t, text, b["positions"].to(device), mask, noise - clean
 
 
@@ -145,6 +149,8 @@ def main() -> None:
     ap.add_argument("--switch-share", type=float, default=0.0,
                     help="share of sequences whose current chunk opens a later scene (or follows its opening chunk)")
     ap.add_argument("--compile", action="store_true", help="torch.compile the DiT blocks")
+    ap.add_argument("--text-dropout", type=float, default=0.0,
+                    help="share of sequences trained on the empty prompt (sampler.guidance_scale > 1 needs it)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     deadline = time.time() + args.minutes * 60
@@ -171,6 +177,7 @@ def main() -> None:
         del groups
     save_codec(codec, out / "codec.safetensors")
     data = encode_stories(videos, codec, minilm, device)
+    null_text = minilm.encode([""]).to(device)  # [1, text_len, 384]
     del videos, minilm
     logger.info("latents %s, text %s", tuple(data.latents.shape), tuple(data.text.shape))
 
@@ -189,7 +196,7 @@ def main() -> None:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.warmup, (time.time() - started) / (stop - started), args.lr)
         x, t, text, positions, mask, target = dit_batch(data, rng, args.batch, sampler, config.tokens_per_frame,
-                                                        device, args.switch_share)
+                                                        device, args.switch_share, null_text, args.text_dropout)
         try:
             with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
                 velocity = model(x, t, text, frame_positions=positions, attn_mask=mask)
@@ -219,6 +226,7 @@ def main() -> None:
             p.copy_(e)
     save_dit(model, out)
     log.update({"dit_steps": step, "dit_batch": args.batch, "lr": args.lr, "switch_share": args.switch_share,
+                "text_dropout": args.text_dropout,
                 "compiled": args.compile, "dit_seconds": round(time.time() - started, 1),
                 "dit_loss_every_100": losses, "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
     (out / f"train_log_{args.piece}.json").write_text(json.dumps(log, indent=1))

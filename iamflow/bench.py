@@ -106,12 +106,12 @@ def fill_memory(engine: Engine, cache, text, generator) -> None:
     engine.write_memory(cache, text, latents, frame_positions=list(range(frames)))
 
 
-def time_chunks(engine: Engine, text, generator, cache, offset: int, count: int) -> tuple[list[float], int]:
+def time_chunks(engine: Engine, text, generator, cache, offset: int, count: int, uncond=None) -> tuple[list[float], int]:
     """Seconds of each of ``count`` chunks generated from ``offset`` on; returns them and the new offset."""
     times = []
     for _ in range(count):
         start = time.perf_counter()
-        list(engine.generate(text, 1, generator, cache=cache, frame_offset=offset))
+        list(engine.generate(text, 1, generator, uncond=uncond, cache=cache, frame_offset=offset))
         _sync()
         times.append(time.perf_counter() - start)
         offset += engine.frames_per_chunk
@@ -130,6 +130,8 @@ def run(args: argparse.Namespace) -> dict:
     generator = torch.Generator(device="cuda").manual_seed(0)
     context = torch.randn(1, m.text_len, m.text_dim, device="cuda", generator=generator)
     text = engine.encode_text(context)
+    # guided sampling (sampler.guidance_scale > 1) runs a second pass against an empty prompt's conditioning
+    uncond = engine.encode_text(torch.zeros_like(context)) if cfg.sampler.guided_steps else None
     fpc = cfg.cache.frames_per_chunk
     video_frames_per_chunk = fpc * cfg.video.temporal_compression
 
@@ -138,13 +140,13 @@ def run(args: argparse.Namespace) -> dict:
     fill_memory(engine, cache, text, generator)
     offset = 0
     for _ in range(args.warmup_chunks):
-        list(engine.generate(text, 1, generator, cache=cache, frame_offset=offset))
+        list(engine.generate(text, 1, generator, uncond=uncond, cache=cache, frame_offset=offset))
         offset += fpc
     _sync()
     torch.cuda.reset_peak_memory_stats()
 
     # DiT only, steady state (ring full, memory active)
-    chunk_times, offset = time_chunks(engine, text, generator, cache, offset, args.chunks)
+    chunk_times, offset = time_chunks(engine, text, generator, cache, offset, args.chunks, uncond)
     dit_chunk = statistics.median(chunk_times)
     visible = cache.visible_frames
     flops = chunk_flops(cfg, visible)
@@ -188,7 +190,7 @@ def run(args: argparse.Namespace) -> dict:
         e2e_times, first = [], True
         for i in range(args.chunks):
             start = time.perf_counter()
-            (latents,) = engine.generate(text, 1, generator, cache=cache, frame_offset=offset)
+            (latents,) = engine.generate(text, 1, generator, uncond=uncond, cache=cache, frame_offset=offset)
             frames = decoder.decode(latents.to(dtype))
             _sync()
             e2e_times.append(time.perf_counter() - start)
@@ -207,13 +209,13 @@ def run(args: argparse.Namespace) -> dict:
 
         def first_scene():
             c = engine.new_cache()
-            (lat,) = engine.generate(text, 1, generator, cache=c, frame_offset=0)
+            (lat,) = engine.generate(text, 1, generator, uncond=uncond, cache=c, frame_offset=0)
             codec.stream_decoder().decode(lat.to(dtype))
 
         def switch_scene():
             new_text = engine.encode_text(context.flip(1))
             engine.recache(cache, new_text, window, offset - window.shape[2], sink)
-            x0 = engine.denoise_chunk(cache, new_text, offset, generator)
+            x0 = engine.denoise_chunk(cache, new_text, offset, generator, uncond=uncond)
             decoder.decode(x0.to(dtype))
             engine.commit_chunk(cache, new_text, x0, offset)
 
@@ -228,7 +230,7 @@ def run(args: argparse.Namespace) -> dict:
     if args.long_chunks:
         c = engine.new_cache()
         fill_memory(engine, c, text, generator)
-        times, off = time_chunks(engine, text, generator, c, 0, args.long_chunks)
+        times, off = time_chunks(engine, text, generator, c, 0, args.long_chunks, uncond)
         window = max(5, args.long_chunks // 10)
         result["long_story"] = {
             "chunks": args.long_chunks,

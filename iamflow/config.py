@@ -96,11 +96,30 @@ class SamplerConfig:
     # how a step goes on to the next sigma: "fresh" noise (Self-Forcing's sampler, for few-step distilled
     # weights) or the step's own "predicted" noise (an Euler step of the flow ODE, for undistilled weights)
     renoise: str = "fresh"
+    # classifier-free guidance: v = v(empty prompt) + scale * (v(prompt) - v(empty prompt)) on the first
+    # ``guidance_steps`` denoising steps (null: all); 1.0 = off (one model pass a step). Each guided step costs
+    # a second pass; weights must have been trained with the empty prompt (storyworld: --text-dropout).
+    guidance_scale: float = 1.0
+    guidance_steps: int | None = None
 
     RENOISE = ("fresh", "predicted")
 
+    @property
+    def guided_steps(self) -> int:
+        """How many of the first denoising steps are guided (0 when guidance is off)."""
+        if self.guidance_scale == 1.0:
+            return 0
+        return len(self.denoising_step_list) if self.guidance_steps is None else self.guidance_steps
+
     def validate(self, where: str) -> None:
         _check_choice(f"{where}.renoise", self.renoise, self.RENOISE)
+        if not self.guidance_scale >= 1.0:
+            raise ConfigError(f"{where}.guidance_scale must be >= 1 (1 = no guidance; got {self.guidance_scale})")
+        if self.guidance_steps is not None and not 1 <= self.guidance_steps <= len(self.denoising_step_list):
+            raise ConfigError(
+                f"{where}.guidance_steps must be between 1 and the number of denoising steps "
+                f"({len(self.denoising_step_list)}), or null for all (got {self.guidance_steps})"
+            )
         steps = self.denoising_step_list
         if not steps or any(not 0 < s <= self.num_train_timesteps for s in steps):
             raise ConfigError(
@@ -310,6 +329,11 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
                 return tuple(items)
             return items
         if origin in (typing.Union, types.UnionType):
+            others = [a for a in args if a is not type(None)]
+            if type(None) in args and len(others) == 1:  # Optional[X]: null / none, else an X
+                if value is None or (isinstance(value, str) and value.lower() in ("null", "none", "")):
+                    return None
+                return _coerce(key, value, others[0])
             return value
     except ConfigError:
         raise

@@ -219,6 +219,10 @@ class StorySession:
         old, new = self._scene_condition(spec[1])[0], self._scene_condition(spec[2])[0]
         return old.blend(new, spec[3])
 
+    def _uncond(self) -> TextConditioning | None:
+        """The empty prompt's conditioning, when the sampler guides (classifier-free guidance)."""
+        return self.runtime.encode("")[0] if self.config.sampler.guided_steps else None
+
     def _scene_condition(self, scene: int) -> tuple[TextConditioning, int]:
         if scene not in self._scene_text:
             self._scene_text[scene] = self.runtime.encode(self.scenes[scene].text_prompt)
@@ -327,7 +331,7 @@ class StorySession:
             with runtime.lock:
                 g = len(self.latents)
                 spec = ["scene", scene_index] if c >= len(ramp) else ["blend", scene_index - 1, scene_index, ramp[c]]
-                x0 = engine.denoise_chunk(self.cache, self._text(spec), g * fpc, generator)
+                x0 = engine.denoise_chunk(self.cache, self._text(spec), g * fpc, generator, uncond=self._uncond())
                 self.latents.append(x0.cpu())
                 self.chunk_scene.append(scene_index)
                 capture = {layer: None for layer in self._score_layers()}

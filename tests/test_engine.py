@@ -162,6 +162,53 @@ def test_each_step_renoises_as_configured(renoise):
         load_config(preset="tiny", overrides={"sampler": {"renoise": "euler"}})
 
 
+def test_guided_steps_mix_prompt_and_empty_prompt():
+    """guidance_scale g on the first guidance_steps steps: v = v(empty) + g * (v(prompt) - v(empty)), the empty
+    prompt's pass seeing the same cache; later steps run one pass. Checked through exact Euler steps."""
+    overrides = {"sampler": {"renoise": "predicted", "guidance_scale": 2.5, "guidance_steps": "2"}}
+    cfg = load_config(preset="tiny", overrides=overrides)
+    assert cfg.sampler.guidance_steps == 2 and cfg.sampler.guided_steps == 2
+    engine = Engine(random_model(cfg), cfg)
+    text = engine.model.encode_text(torch.randn(1, cfg.model.text_len, cfg.model.text_dim))
+    empty = engine.model.encode_text(torch.zeros(1, cfg.model.text_len, cfg.model.text_dim))
+    cache = engine.new_cache()
+    list(engine.generate(text, 1, torch.Generator().manual_seed(0), cache=cache, uncond=empty))  # some context
+    calls = []
+    forward = engine.model.forward
+
+    def spy(x, t, conditioning, *args, **kwargs):
+        out = forward(x, t, conditioning, *args, **kwargs)
+        calls.append((x.clone(), conditioning is empty, out.clone().double()))
+        return out
+
+    engine.model.forward = spy
+    with torch.no_grad():
+        x0 = engine.denoise_chunk(cache, text, cfg.cache.frames_per_chunk, torch.Generator().manual_seed(3), uncond=empty)
+    sigmas = engine.sampler.sigmas.tolist()
+    assert [e for _, e, _ in calls] == [False, True, False, True] + [False] * (len(sigmas) - 2)
+    velocities, inputs = [], []
+    i = 0
+    while i < len(calls):
+        x, _, v = calls[i]
+        if i + 1 < len(calls) and calls[i + 1][1]:
+            plain = calls[i + 1][2]
+            assert torch.equal(calls[i + 1][0], x)
+            v, i = plain + 2.5 * (v - plain), i + 2
+        else:
+            i += 1
+        velocities.append(v), inputs.append(x.double())
+    for k in range(len(sigmas) - 1):
+        expected = inputs[k] + (sigmas[k + 1] - sigmas[k]) * velocities[k]
+        assert torch.allclose(inputs[k + 1], expected, atol=1e-5), k
+    assert torch.allclose(x0.double(), inputs[-1] - sigmas[-1] * velocities[-1], atol=1e-5)
+    with pytest.raises(ValueError, match="uncond"):
+        engine.denoise_chunk(cache, text, 0, torch.Generator())
+    for bad, match in (({"guidance_scale": 0.5}, "guidance_scale"), ({"guidance_steps": 99}, "guidance_steps")):
+        with pytest.raises(ConfigError, match=match):
+            load_config(preset="tiny", overrides={"sampler": {"guidance_scale": 2.0, **bad}})
+    assert load_config(preset="tiny").sampler.guided_steps == 0  # off by default: one pass a step
+
+
 def test_wan_preset_has_the_published_size():
     cfg = load_config(preset="wan2.1-t2v-1.3b").model
     with torch.device("meta"):

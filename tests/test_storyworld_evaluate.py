@@ -10,11 +10,13 @@ from iamflow.storyworld.stories import story_from_seed
 def test_evaluate_command_writes_json_and_markdown(tmp_path):
     out = tmp_path / "eval"
     cmd = [sys.executable, "-m", "iamflow.storyworld.evaluate", "--stories", "1", "--seed", "3", "--seconds", "1.5",
-           "--policies", "none,iam", "--no-enrich", "--jobs", "2", "--out", str(out)]
+           "--policies", "none,iam", "--no-enrich", "--jobs", "2", "--override", "sampler.guidance_steps=2",
+           "--out", str(out)]
     subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600)
     story_scenes = story_from_seed(3).scenes
     report = json.loads((out / "evaluation.json").read_text())
     assert report["stories"] == 1 and list(report["results"]) == ["none", "iam"]
+    assert report["overrides"] == ["sampler.guidance_steps=2"]
     for row in report["results"].values():
         assert 0.0 <= row["adherence"] <= 1.0 and 0.0 <= row["location_accuracy"] <= 1.0
         assert row["video_fps"] > 0
@@ -27,4 +29,12 @@ def test_evaluate_command_refuses_an_unknown_policy(tmp_path):
     cmd = [sys.executable, "-m", "iamflow.storyworld.evaluate", "--policies", "iam,everything", "--out", str(tmp_path)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "everything" in done.stderr and "none, sink, nam, iam" in done.stderr
+    assert not (tmp_path / "evaluation.json").exists()
+
+
+def test_evaluate_command_refuses_a_bad_override(tmp_path):
+    cmd = [sys.executable, "-m", "iamflow.storyworld.evaluate", "--override", "sampler.guidance_scale=0.5",
+           "--out", str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "guidance_scale" in done.stderr
     assert not (tmp_path / "evaluation.json").exists()

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from iamflow.storyworld.metrics import degrade, judge_scene, judge_story, read_scene, summarise
+from iamflow.storyworld.metrics import degrade, judge_scene, judge_story, read_scene, stated, summarise
 from iamflow.storyworld.stories import (
     TRAIT_WORDS,
     entity_ground_truth,
@@ -334,6 +334,38 @@ def test_judge_catches_characters_that_change_between_scenes(stories):
     assert summary["colour_consistency"] < 0.2
     assert summary["identity_consistency"] < 0.2
     assert summary["location_accuracy"] == 1.0
+
+
+def test_adherence_counts_what_the_prompt_states(stories):
+    """A character brought back as "he", "Mia" or "the protagonist" and shown in another colour breaks colour
+    consistency, not adherence: the prompt did not ask for a colour. ``truth_accuracy`` counts both."""
+    scene = SceneSpec("park", [("c0", "stand", 20.0)], referring={"c0": "role"}, mentions={"c0": "the gentleman"})
+    assert stated(scene, "c0", "man") == (True, False)
+    for form, phrase, expected in (("full", "a man in red", (True, True)), ("colour", "the one in red", (False, True)),
+                                   ("colour", "the red dog", (True, True)), ("pronoun", "he", (False, False)),
+                                   ("name", "Mia", (False, False)), ("role", "our hero", (False, False))):
+        kind = "dog" if "dog" in phrase else "man"
+        spec = SceneSpec("park", [("c0", "stand", 20.0)], referring={"c0": form}, mentions={"c0": phrase})
+        assert stated(spec, "c0", kind) == expected, (form, phrase)
+    colours = tuple(World.COLOURS)
+    results, unstated = [], 0
+    for story in stories:
+        frames = [render_scene(story, 0, FRAMES)]
+        for i in range(1, len(story.scenes)):
+            spec = story.scenes[i]
+            keep = {cid for cid, _, _ in spec.characters if stated(spec, cid, story.character(cid).kind)[1]}
+            unstated += sum(cid not in keep for cid, _, _ in spec.characters)
+            cast = [c if c.char_id in keep else
+                    dataclasses.replace(c, colour=colours[(colours.index(c.colour) + 1) % len(colours)])
+                    for c in story.characters]
+            frames.append(render_scene(Story(cast, story.scenes, story.seed), i, FRAMES))
+        results.append(judge_story(frames, story))
+    summary = summarise(results)
+    logger.info("judge when only unstated colours change: %s", _rates(summary))
+    assert unstated >= 5
+    assert summary["colour_asked"] >= 0.98 and summary["adherence"] >= 0.98
+    assert summary["colour_consistency"] < 0.2
+    assert summary["colour_accuracy"] < 0.95 and summary["truth_accuracy"] < summary["adherence"]
 
 
 def test_judge_scene_reports_what_it_sees():

@@ -5,6 +5,7 @@
     x = noise
     for each (t, sigma):                       # 4 steps
         v  = model(x, t, text, cache)          # the chunk attends to the cache and to itself
+        v  = v0 + g * (v - v0)                 # guided steps only: v0 = model(x, t, empty prompt, cache)
         x0 = x - sigma * v
         x  = renoise(x0, next sigma)           # not after the last step
     model(x0, t=0, text, cache)                # commit: the clean pass writes the chunk's K/V
@@ -83,15 +84,27 @@ class Engine:
         frame_offset: int,
         generator: torch.Generator,
         noise: torch.Tensor | None = None,
+        uncond: TextConditioning | None = None,
     ) -> torch.Tensor:
-        """Denoise the next chunk from noise; returns its clean latents [B, C, frames_per_chunk, h, w]."""
+        """Denoise the next chunk from noise; returns its clean latents [B, C, frames_per_chunk, h, w].
+
+        With ``sampler.guidance_scale`` > 1, ``uncond`` (the empty prompt) is required: the guided steps run the
+        model twice, the cached context being the same for both passes (only the chunk's prompt differs).
+        """
+        guided, scale = self.sampler.cfg.guided_steps, self.sampler.cfg.guidance_scale
+        if guided and uncond is None:
+            raise ValueError("sampler.guidance_scale > 1 needs the empty prompt's conditioning (uncond=)")
         write = cache.next_chunk_write()
         x = noise if noise is not None else self.noise(generator, self.frames_per_chunk, cache.keys.shape[1])
         steps = len(self.sampler)
         for i in range(steps):
             t, sigma = float(self.sampler.timesteps[i]), float(self.sampler.sigmas[i])
-            velocity = self.model(x, self._timesteps(t, x), text, frame_offset=frame_offset, cache=cache, write=write)
-            x0 = self.sampler.to_x0(x, velocity.float(), sigma)
+            timesteps = self._timesteps(t, x)
+            velocity = self.model(x, timesteps, text, frame_offset=frame_offset, cache=cache, write=write).float()
+            if i < guided:
+                plain = self.model(x, timesteps, uncond, frame_offset=frame_offset, cache=cache, write=write).float()
+                velocity = plain + scale * (velocity - plain)
+            x0 = self.sampler.to_x0(x, velocity, sigma)
             if i + 1 < steps:
                 if self.sampler.cfg.renoise == "fresh":
                     step_noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
@@ -168,11 +181,12 @@ class Engine:
         generator: torch.Generator,
         cache: KVCache | None = None,
         frame_offset: int = 0,
+        uncond: TextConditioning | None = None,
     ) -> Iterator[torch.Tensor]:
         """Yield the clean latents of ``num_chunks`` chunks continuing the cache's story."""
         cache = cache if cache is not None else self.new_cache()
         for _ in range(num_chunks):
-            x0 = self.denoise_chunk(cache, text, frame_offset, generator)
+            x0 = self.denoise_chunk(cache, text, frame_offset, generator, uncond=uncond)
             self.commit_chunk(cache, text, x0, frame_offset)
             frame_offset += self.frames_per_chunk
             yield x0

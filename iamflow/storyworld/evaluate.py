@@ -4,9 +4,12 @@
 
 For each story (sampled from the world with the seed), each memory policy (none | sink | nam | iam) and
 prompt enrichment off/on, a fresh StorySession generates the story scene by scene from its captions alone;
-the judge reads the decoded RGB frames. Reported per configuration: adherence (location, kind, colour),
-colour consistency (later mentions that do not restate the colour), trait consistency (the unnamed trait),
-and video frames a second on this machine. Writes JSON and a markdown table.
+the judge reads the decoded RGB frames. Reported per configuration: adherence (location, and kind and colour
+where the prompt states them), colour consistency (later mentions that do not restate the colour), trait
+consistency (the unnamed trait; also over returns after a scene away), identity consistency, truth accuracy
+(location, kind and colour against the story whether stated or not) and video frames a second on this
+machine. Writes JSON and a markdown table. ``--override`` changes the storyworld preset (e.g.
+``sampler.guidance_scale=1``) for every row.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from iamflow.config import load_config
+from iamflow.config import ConfigError, load_config
 from iamflow.session import Runtime, StorySession, StorySettings
 from iamflow.storyworld.metrics import judge_story, summarise
 from iamflow.storyworld.stories import story_from_seed
@@ -29,8 +32,8 @@ from iamflow.storyworld.stories import story_from_seed
 logger = logging.getLogger("iamflow.storyworld.evaluate")
 
 POLICIES = ("none", "sink", "nam", "iam")
-COLUMNS = ("adherence", "location_accuracy", "kind_accuracy", "colour_accuracy", "colour_consistency",
-           "trait_consistency", "identity_consistency")
+COLUMNS = ("adherence", "location_accuracy", "kind_asked", "colour_asked", "colour_consistency",
+           "trait_consistency", "returning_trait_consistency", "identity_consistency", "truth_accuracy")
 
 
 def evaluate_config(runtime: Runtime, policy: str, enriched: bool, stories: int, seed: int, seconds: float) -> dict:
@@ -59,17 +62,18 @@ def row_name(policy: str, enriched: bool) -> str:
 
 
 def _worker(args: tuple) -> tuple[str, dict]:
-    policy, enriched, stories, seed, seconds = args
+    policy, enriched, stories, seed, seconds, overrides = args
     if not logging.getLogger().handlers:  # a spawned worker: log its row like the parent does
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(1)  # one core a worker: the video fps stays a one-core figure
-    runtime = Runtime.load(load_config(preset="storyworld"))
+    runtime = Runtime.load(load_config(preset="storyworld", overrides=list(overrides)))
     return row_name(policy, enriched), evaluate_config(runtime, policy, enriched, stories, seed, seconds)
 
 
-def evaluate(stories: int, seed: int, seconds: float, policies=POLICIES, enrich=(False, True), jobs: int = 1) -> dict:
+def evaluate(stories: int, seed: int, seconds: float, policies=POLICIES, enrich=(False, True), jobs: int = 1,
+             overrides: tuple[str, ...] = ()) -> dict:
     """Every (policy, enrichment) row; ``jobs`` rows at a time in their own processes."""
-    rows = [(policy, enriched, stories, seed, seconds) for policy in policies for enriched in enrich]
+    rows = [(policy, enriched, stories, seed, seconds, tuple(overrides)) for policy in policies for enriched in enrich]
     if jobs <= 1:
         done = dict(_worker(row) for row in rows)
     else:
@@ -96,6 +100,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--policies", default=",".join(POLICIES))
     parser.add_argument("--no-enrich", action="store_true", help="only prompt enrichment off")
     parser.add_argument("--jobs", type=int, default=1, help="rows evaluated at once, one process (and core) each")
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="storyworld preset setting for every row, e.g. sampler.guidance_scale=1 (repeatable)")
     parser.add_argument("--out", default="outputs/evaluation")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -104,10 +110,15 @@ def main(argv: list[str] | None = None) -> None:
     if bad:
         parser.error(f"--policies takes {', '.join(POLICIES)} (got {', '.join(bad)})")
     enrich = (False,) if args.no_enrich else (False, True)
-    results = evaluate(args.stories, args.seed, args.seconds, policies, enrich, args.jobs)
+    try:
+        load_config(preset="storyworld", overrides=args.override)
+    except ConfigError as e:
+        parser.error(f"--override: {e}")
+    results = evaluate(args.stories, args.seed, args.seconds, policies, enrich, args.jobs, tuple(args.override))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "evaluation.json").write_text(json.dumps({"stories": args.stories, "seed": args.seed, "results": results}, indent=2))
+    (out / "evaluation.json").write_text(json.dumps(
+        {"stories": args.stories, "seed": args.seed, "overrides": args.override, "results": results}, indent=2))
     (out / "evaluation.md").write_text(markdown(results, args.stories, args.seed))
     logger.info("wrote %s and %s", out / "evaluation.json", out / "evaluation.md")
 

@@ -17,7 +17,7 @@ How a scene is read (numpy only, a dozen frames a scene):
    colour and trait are majority votes over the frames that show that count.
 
 ``judge_story`` matches the expected characters of each scene to the detected ones and reports adherence
-(location, kind, colour as asked) and consistency: does a character brought back by a later prompt look as
+(location, and kind and colour where the prompt states them) and consistency: does a character brought back by a later prompt look as
 it did at its first appearance (colour when the prompt did not restate it; trait, never stated, always)?
 """
 
@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
 
+from iamflow.storyworld.stories import NOUNS
 from iamflow.storyworld.world import HALF_WIDTH, Character, SceneSpec, Story, World, render_scene
 
 logger = logging.getLogger(__name__)
@@ -501,8 +503,22 @@ def _score_scene(reading: _Reading, found: list[Detection], expected: ExpectedSc
     }
 
 
-TALLY_NAMES = ("location", "count", "kind", "colour", "trait", "colour_consistency", "trait_consistency",
-               "identity_consistency")
+TALLY_NAMES = ("location", "count", "kind", "colour", "trait", "kind_asked", "colour_asked", "colour_consistency",
+               "trait_consistency", "returning_trait_consistency", "identity_consistency")
+
+
+def stated(scene: SceneSpec, char_id: str, kind: str) -> tuple[bool, bool]:
+    """Whether a scene's prompt states a character's (kind, colour).
+
+    A first appearance states both; "the man in red" both; "the one in red" the colour; "the dog" or "the
+    man" the kind; a name, a pronoun or "the protagonist" neither (keeping those is consistency's part).
+    """
+    form = scene.referring.get(char_id)
+    if form == "full":
+        return True, True
+    phrase = scene.mentions.get(char_id, "").lower()
+    kind_named = any(re.search(rf"\b{re.escape(noun)}\b", phrase) for noun in NOUNS[kind])
+    return form in ("colour", "role") and kind_named, form == "colour"
 
 
 def judge_story(scene_frames: list[np.ndarray], story: Story) -> dict:
@@ -510,11 +526,17 @@ def judge_story(scene_frames: list[np.ndarray], story: Story) -> dict:
 
     Rates in [0, 1] (``None`` where nothing was there to count):
 
+    * ``adherence``: does the scene show what its prompt asks? The mean of ``location_accuracy``,
+      ``kind_asked`` and ``colour_asked``: kind and colour over the (scene, character) pairs whose prompt
+      states them (``stated``).
     * ``location_accuracy``, ``count_accuracy``; ``kind_accuracy``, ``colour_accuracy``, ``trait_accuracy``
-      over every (scene, expected character); ``adherence`` is the mean of location, kind and colour.
+      over every (scene, expected character), stated or not, against the story's truth; ``truth_accuracy`` is
+      the mean of location, kind and colour counted that way (adherence and consistency in one number).
     * ``colour_consistency``: later appearances whose prompt did not restate the colour (name, pronoun,
       role) show the colour of the character's first appearance.
-    * ``trait_consistency``: every later appearance shows the first appearance's trait.
+    * ``trait_consistency``: every later appearance shows the first appearance's trait;
+      ``returning_trait_consistency`` the same over the appearances after at least one scene away (what the
+      window cannot carry over: only the sink or the memory can).
     * ``identity_consistency``: every later appearance shows the first appearance's kind, colour and trait.
 
     A character missing from a scene counts as wrong. The reference is what the judge saw at the first
@@ -526,7 +548,7 @@ def judge_story(scene_frames: list[np.ndarray], story: Story) -> dict:
             f"judge_story needs one frame array a scene ({len(story.scenes)} scenes, got {len(scene_frames)})"
         )
     tallies = {name: [0, 0] for name in TALLY_NAMES}
-    scenes, first_seen = [], {}
+    scenes, first_seen, last_scene = [], {}, {}
     readings = [_read(frames) for frames in scene_frames]
     for index, (reading, found) in enumerate(zip(readings, _detect(readings))):
         result = _score_scene(reading, found, (story, index))
@@ -540,6 +562,10 @@ def judge_story(scene_frames: list[np.ndarray], story: Story) -> dict:
             for attribute in ("kind", "colour", "trait"):
                 tallies[attribute][0] += seen[f"{attribute}_correct"]
                 tallies[attribute][1] += 1
+            for attribute, asked in zip(("kind", "colour"), stated(spec, char_id, story.character(char_id).kind)):
+                tallies[f"{attribute}_asked"][0] += asked and seen[f"{attribute}_correct"]
+                tallies[f"{attribute}_asked"][1] += asked
+            previous, last_scene[char_id] = last_scene.get(char_id), index
             if char_id not in first_seen:
                 truth = story.character(char_id)
                 first_seen[char_id] = (
@@ -550,6 +576,9 @@ def judge_story(scene_frames: list[np.ndarray], story: Story) -> dict:
                 continue
             kind, colour, trait = first_seen[char_id]
             found = seen["found"]
+            if previous < index - 1:
+                tallies["returning_trait_consistency"][0] += found and seen["trait"] == trait
+                tallies["returning_trait_consistency"][1] += 1
             if spec.referring.get(char_id) not in ("colour", "full"):
                 tallies["colour_consistency"][0] += found and seen["colour"] == colour
                 tallies["colour_consistency"][1] += 1
@@ -563,16 +592,21 @@ def judge_story(scene_frames: list[np.ndarray], story: Story) -> dict:
 
 def _rates(tallies: dict[str, list[int]]) -> dict[str, float | None]:
     rate = {name: (hits / total if total else None) for name, (hits, total) in tallies.items()}
-    adherence_parts = [rate["location"], rate["kind"], rate["colour"]]
+    adherence_parts = [rate["location"], rate["kind_asked"], rate["colour_asked"]]
+    truth_parts = [rate["location"], rate["kind"], rate["colour"]]
     return {
         "location_accuracy": rate["location"],
         "count_accuracy": rate["count"],
         "kind_accuracy": rate["kind"],
         "colour_accuracy": rate["colour"],
         "trait_accuracy": rate["trait"],
+        "kind_asked": rate["kind_asked"],
+        "colour_asked": rate["colour_asked"],
         "adherence": float(np.mean(adherence_parts)) if None not in adherence_parts else None,
+        "truth_accuracy": float(np.mean(truth_parts)) if None not in truth_parts else None,
         "colour_consistency": rate["colour_consistency"],
         "trait_consistency": rate["trait_consistency"],
+        "returning_trait_consistency": rate["returning_trait_consistency"],
         "identity_consistency": rate["identity_consistency"],
     }
 

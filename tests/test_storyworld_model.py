@@ -75,12 +75,19 @@ def test_training_text_features_equal_the_cpu_encoder(shipped):
     assert (compact.encode(prompts) - reference).norm() / reference.norm() < 5e-3
 
 
+def empty_prompt(shipped):
+    """The empty prompt's conditioning, for the sampler's guided steps (None when the preset does not guide)."""
+    _, _, text_encoder, config, engine = shipped
+    return engine.encode_text(text_encoder.encode([""])) if config.sampler.guided_steps else None
+
+
 @pytest.mark.parametrize("seed", [101, 103])
 def test_generated_scene_shows_the_prompted_location_kind_and_colour(shipped, seed):
     _, codec, text_encoder, _, engine = shipped
     story = story_from_seed(seed)
     text = engine.encode_text(text_encoder.encode([story.scenes[0].prompt]))
-    latents = torch.cat(list(engine.generate(text, 3, torch.Generator().manual_seed(seed))), dim=2)
+    latents = torch.cat(list(engine.generate(text, 3, torch.Generator().manual_seed(seed), uncond=empty_prompt(shipped))),
+                        dim=2)
     result = judge_scene(to_uint8(codec.decode(latents)), (story, 0))
     assert result["location_correct"], result["location"]
     assert result["count_correct"] and result["colour_accuracy"] == 1.0 and result["kind_accuracy"] == 1.0, result
@@ -94,7 +101,7 @@ def test_cpu_generation_is_faster_than_8_frames_a_second(shipped):
     try:
         decoder, frames = codec.stream_decoder(), 0
         start = time.thread_time()
-        for latents in engine.generate(text, 4, torch.Generator().manual_seed(0)):
+        for latents in engine.generate(text, 4, torch.Generator().manual_seed(0), uncond=empty_prompt(shipped)):
             frames += decoder.decode(latents).shape[2]
         seconds = time.thread_time() - start
     finally:
@@ -103,9 +110,10 @@ def test_cpu_generation_is_faster_than_8_frames_a_second(shipped):
     assert frames / seconds >= 8.0, f"{frames / seconds:.1f} frames/s"
 
 
-# Measured with the shipped weights (2026-11-26): 9 of 12 with iam, 5 of 12 without memory (policy none);
-# one story of slack for another CPU's arithmetic.
-KEPT_AT_LEAST = 8
+# Measured with the shipped weights (2026-11-26, 37,600 DiT steps, guided sampler): 12 of 12 with iam, 10 of 12
+# without memory (policy none: the re-cached window still shows the character at the switch); two stories of
+# slack for another CPU's arithmetic.
+KEPT_AT_LEAST = 10
 
 
 def two_scene_stories(count: int) -> list[Story]:
@@ -125,7 +133,7 @@ def two_scene_stories(count: int) -> list[Story]:
 def test_second_scene_keeps_the_colour_its_prompt_leaves_out():
     """With the iam memory, the colour the first prompt asked for is still there when the second prompt only
     says "she" or "the protagonist". By chance one story in eight would show it; the model must show it in
-    most (8 of 12)."""
+    nearly all (10 of 12)."""
     runtime = Runtime.load(load_config(preset="storyworld"))
     kept = []
     for story in two_scene_stories(12):

@@ -32,6 +32,13 @@ def test_evaluate_command_refuses_an_unknown_policy(tmp_path):
     assert not (tmp_path / "evaluation.json").exists()
 
 
+def test_evaluate_command_refuses_an_unknown_enrich_choice(tmp_path):
+    cmd = [sys.executable, "-m", "iamflow.storyworld.evaluate", "--enrich", "sometimes", "--out", str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "--enrich" in done.stderr and "sometimes" in done.stderr
+    assert not (tmp_path / "evaluation.json").exists()
+
+
 def test_evaluate_command_refuses_a_bad_override(tmp_path):
     cmd = [sys.executable, "-m", "iamflow.storyworld.evaluate", "--override", "sampler.guidance_scale=0.5",
            "--out", str(tmp_path)]

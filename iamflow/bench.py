@@ -183,6 +183,10 @@ def run(args: argparse.Namespace) -> dict:
     result["roofline_fraction"] = roof_seconds / dit_chunk
     result["achieved_tflops"] = passes * (flops.matmul + flops.attention) / dit_chunk / 1e12
 
+    # what a scene switch re-caches: the kept window's latents and the story's first chunk (the sink)
+    window = engine.noise(generator, cfg.cache.local_window_frames - fpc)
+    sink = engine.noise(generator, fpc)
+
     # end to end with the streaming VAE decode
     if args.vae:
         codec = build_vae(dtype)
@@ -204,9 +208,6 @@ def run(args: argparse.Namespace) -> dict:
         result["decoded_frames_per_chunk"] = int(frames.shape[2])
 
         # time to first frame: a new scene prompt arrives -> its first decoded frames are ready
-        window = engine.noise(generator, cfg.cache.local_window_frames - fpc)  # the kept window's latents
-        sink = engine.noise(generator, fpc)  # the story's first chunk, re-cached with the window
-
         def first_scene():
             c = engine.new_cache()
             (lat,) = engine.generate(text, 1, generator, uncond=uncond, cache=c, frame_offset=0)
@@ -226,8 +227,6 @@ def run(args: argparse.Namespace) -> dict:
         result["ttff_scene_switch_seconds"] = text_seconds + timed(switch_scene, repeats=5)
 
     # scene switch: re-cache of the kept window under the new prompt, with the sink (the default) and without
-    window = engine.noise(generator, cfg.cache.local_window_frames - fpc)
-    sink = engine.noise(generator, fpc)
     result["recache_seconds"] = timed(lambda: engine.recache(cache, text, window, offset - window.shape[2], sink), repeats=5)
     result["recache_window_only_seconds"] = timed(lambda: engine.recache(cache, text, window, offset - window.shape[2]),
                                                   repeats=5)

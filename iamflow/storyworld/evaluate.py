@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--policies", default=",".join(POLICIES))
     parser.add_argument("--enrich", choices=("both", "off", "on"), default="both",
                         help="rows with prompt enrichment off, on or both (the default)")
-    parser.add_argument("--no-enrich", action="store_true", help="same as --enrich off")
+    parser.add_argument("--no-enrich", dest="enrich", action="store_const", const="off", help="same as --enrich off")
     parser.add_argument("--jobs", type=int, default=1, help="rows evaluated at once, one process (and core) each")
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                         help="storyworld preset setting for every row, e.g. sampler.guidance_scale=1 (repeatable)")
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     bad = [p for p in policies if p not in POLICIES]
     if bad:
         parser.error(f"--policies takes {', '.join(POLICIES)} (got {', '.join(bad)})")
-    enrich = {"both": (False, True), "off": (False,), "on": (True,)}["off" if args.no_enrich else args.enrich]
+    enrich = {"both": (False, True), "off": (False,), "on": (True,)}[args.enrich]
     try:
         load_config(preset="storyworld", overrides=args.override)
     except ConfigError as e:

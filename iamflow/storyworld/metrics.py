@@ -17,8 +17,9 @@ How a scene is read (numpy only, a dozen frames a scene):
    colour and trait are majority votes over the frames that show that count.
 
 ``judge_story`` matches the expected characters of each scene to the detected ones and reports adherence
-(location, and kind and colour where the prompt states them) and consistency: does a character brought back by a later prompt look as
-it did at its first appearance (colour when the prompt did not restate it; trait, never stated, always)?
+(location, and kind and colour where the prompt states them) and consistency: does a character brought back
+by a later prompt look as it did at its first appearance (colour when the prompt did not restate it; trait,
+never stated, always)?
 """
 
 from __future__ import annotations
@@ -562,7 +563,8 @@ def judge_story(scene_frames: list[np.ndarray], story: Story) -> dict:
             for attribute in ("kind", "colour", "trait"):
                 tallies[attribute][0] += seen[f"{attribute}_correct"]
                 tallies[attribute][1] += 1
-            for attribute, asked in zip(("kind", "colour"), stated(spec, char_id, story.character(char_id).kind)):
+            kind_stated, colour_stated = stated(spec, char_id, story.character(char_id).kind)
+            for attribute, asked in (("kind", kind_stated), ("colour", colour_stated)):
                 tallies[f"{attribute}_asked"][0] += asked and seen[f"{attribute}_correct"]
                 tallies[f"{attribute}_asked"][1] += asked
             previous, last_scene[char_id] = last_scene.get(char_id), index
@@ -579,7 +581,7 @@ def judge_story(scene_frames: list[np.ndarray], story: Story) -> dict:
             if previous < index - 1:
                 tallies["returning_trait_consistency"][0] += found and seen["trait"] == trait
                 tallies["returning_trait_consistency"][1] += 1
-            if spec.referring.get(char_id) not in ("colour", "full"):
+            if not colour_stated:
                 tallies["colour_consistency"][0] += found and seen["colour"] == colour
                 tallies["colour_consistency"][1] += 1
             tallies["trait_consistency"][0] += found and seen["trait"] == trait

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from iamflow.storyworld.stories import story_from_seed
-from iamflow.storyworld.world import Story, render_scene
+from iamflow.storyworld.world import Story, background, render_scene
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +170,21 @@ class StoryVideo:
     chunk_scene: np.ndarray  # [num_chunks] scene index of every latent chunk
     prompts: list[str]
     scene_chars: list[list[str]]  # char_ids shown in each scene
+    figures: np.ndarray  # [latent_frames, 16, 16] bool: latent cells a character covers (``figure_cells``)
+
+
+def figure_cells(drawn: np.ndarray, opens_video: bool, spatial_factor: int = 4) -> np.ndarray:
+    """Latent cells that show a character: [T, H, W] bool pixel mask of one scene -> [t, H/f, W/f] bool.
+
+    A latent frame covers four video frames (the video's first frame alone), and a cell ``f`` x ``f`` pixels;
+    a cell counts if any of its pixels shows a character in any of its frames, and so do its eight neighbours
+    (the codec spreads a figure's edge into them)."""
+    if opens_video:
+        drawn = np.concatenate([np.repeat(drawn[:1], TEMPORAL_FACTOR, 0), drawn[1:]])
+    t, h, w = drawn.shape[0] // TEMPORAL_FACTOR, drawn.shape[1] // spatial_factor, drawn.shape[2] // spatial_factor
+    cells = drawn.reshape(t, TEMPORAL_FACTOR, h, spatial_factor, w, spatial_factor).any(axis=(1, 3, 5))
+    padded = np.pad(cells, ((0, 0), (1, 1), (1, 1)))
+    return np.stack([padded[:, dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)]).any(0)
 
 
 def video_frames(latent_frames: int) -> int:
@@ -178,13 +193,15 @@ def video_frames(latent_frames: int) -> int:
 
 def render_story_video(story: Story, chunks_per_scene: list[int]) -> StoryVideo:
     """The story as one video; scene i lasts ``chunks_per_scene[i]`` chunks of latent frames."""
-    pieces, chunk_scene = [], []
+    pieces, chunk_scene, figures = [], [], []
     for index, chunks in enumerate(chunks_per_scene):
         frames = TEMPORAL_FACTOR * CHUNK_FRAMES * chunks - (TEMPORAL_FACTOR - 1 if index == 0 else 0)
         pieces.append(render_scene(story, index, frames))
         chunk_scene += [index] * chunks
+        drawn = (pieces[-1] != background(story.scenes[index].location)).any(-1)  # backgrounds are still
+        figures.append(figure_cells(drawn, opens_video=index == 0))
     return StoryVideo(story.seed, np.concatenate(pieces), np.array(chunk_scene), story.prompts,
-                      [scene.char_ids for scene in story.scenes])
+                      [scene.char_ids for scene in story.scenes], np.concatenate(figures))
 
 
 def random_story_video(seed: int) -> StoryVideo:
@@ -225,6 +242,7 @@ class LatentStories:
     chunk_scene: list[np.ndarray]  # per story: scene of each chunk
     scene_text_start: np.ndarray  # [S] row of each story's scene 0 in ``text``
     scene_chars: list[list[list[str]]]
+    figures: torch.Tensor  # [total_frames, h, w] bool, the latent cells characters cover
 
     @cached_property
     def switch_chunks(self) -> list[np.ndarray]:

@@ -9,6 +9,8 @@ One run is one resumable piece that stops by the wall clock (``--minutes``) and 
    (``data.sample_batch``): memory frames, sink, window, and the current chunk noised to one of the sampler's
    sigmas (mostly) or any sigma; loss on the current chunk's velocity. ``--text-dropout`` of the sequences
    see the empty prompt instead of theirs, so the model also predicts without the prompt (guidance).
+   ``--figure-weight`` weighs the loss on the latent cells that show a character: a trait or a colour covers a
+   few of a frame's 256 cells, and uniform weights let the background dominate.
 
 Weights go to ``--out`` as float16 safetensors shards of at most 16 MiB; the next piece resumes from them
 (``--init``), with a fresh optimizer and a short warm-up.
@@ -56,18 +58,19 @@ def render_stories(first_seed: int, count: int, workers: int):
 
 @torch.no_grad()
 def encode_stories(videos, codec: StoryworldCodec, minilm: CompactMiniLM, device) -> LatentStories:
-    latents, prompts, starts, chunks, chunk_scene, text_starts, chars = [], [], [], [], [], [], []
+    latents, prompts, starts, chunks, chunk_scene, text_starts, chars, figures = [], [], [], [], [], [], [], []
     frames = scenes = 0
     for v in videos:
         z = codec.encode(to_video_tensor(v.video).to(device))[0].transpose(0, 1)  # [F, C, h, w]
         latents.append(z.half())
+        figures.append(torch.from_numpy(v.figures).to(device))
         prompts += v.prompts
         starts.append(frames), chunks.append(len(v.chunk_scene)), chunk_scene.append(v.chunk_scene)
         text_starts.append(scenes), chars.append(v.scene_chars)
         frames, scenes = frames + z.shape[0], scenes + len(v.prompts)
     texts = [minilm.encode(prompts[i : i + 512]).half() for i in range(0, len(prompts), 512)]
     return LatentStories(torch.cat(latents), torch.cat(texts), np.array(starts), np.array(chunks), chunk_scene,
-                         np.array(text_starts), chars)
+                         np.array(text_starts), chars, torch.cat(figures))
 
 
 # --- codec --------------------------------------------------------------------------------------------------
@@ -106,7 +109,10 @@ def train_codec(codec: StoryworldCodec, groups: torch.Tensor, seconds: float, ba
 
 
 def dit_batch(data: LatentStories, rng, batch: int, sampler: FlowSampler, tokens_per_frame: int, device,
-              switch_share: float = 0.0, null_text: torch.Tensor | None = None, text_dropout: float = 0.0):
+              switch_share: float = 0.0, null_text: torch.Tensor | None = None, text_dropout: float = 0.0,
+              figure_weight: float = 1.0):
+    """Inputs, timesteps, text, positions and mask of one batch; the velocity target of its current chunks and
+    the loss weight of each of their latent cells [B, 1, 3, h, w] (``figure_weight`` where a character is)."""
     b = sample_batch(data, rng, batch, switch_share)
     index = b["index"].to(device)
     x = data.latents[index.clamp(min=0)].float() * (index >= 0)[..., None, None, None]  # [B, F, C, h, w]
@@ -129,7 +135,14 @@ def dit_batch(data: LatentStories, rng, batch: int, sampler: FlowSampler, tokens
     if text_dropout > 0:  # the empty prompt's features: what classifier-free guidance contrasts with
         dropped = torch.rand(batch, device=device) < text_dropout
         text = torch.where(dropped[:, None, None], null_text.float(), text)
-    return x_in, t, text, b["positions"].to(device), mask, noise - clean
+    weight = 1 + (figure_weight - 1) * data.figures[index[:, -3:]].float()[:, None]  # [B, 1, 3, h, w]
+    return x_in, t, text, b["positions"].to(device), mask, noise - clean, weight
+
+
+def weighted_mse(prediction: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean squared error with a weight per latent cell (broadcast over channels); all weights 1 give F.mse_loss."""
+    weight = weight.expand_as(target)
+    return ((prediction.float() - target).pow(2) * weight).sum() / weight.sum()
 
 
 def main() -> None:
@@ -151,6 +164,9 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="torch.compile the DiT blocks")
     ap.add_argument("--text-dropout", type=float, default=0.0,
                     help="share of sequences trained on the empty prompt (sampler.guidance_scale > 1 needs it)")
+    ap.add_argument("--figure-weight", type=float, default=1.0,
+                    help="loss weight of the latent cells that show a character (the rest weigh 1): traits and colours "
+                         "cover a few cells of a frame")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     deadline = time.time() + args.minutes * 60
@@ -195,8 +211,9 @@ def main() -> None:
     while time.time() < stop:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.warmup, (time.time() - started) / (stop - started), args.lr)
-        x, t, text, positions, mask, target = dit_batch(data, rng, args.batch, sampler, config.tokens_per_frame,
-                                                        device, args.switch_share, null_text, args.text_dropout)
+        x, t, text, positions, mask, target, weight = dit_batch(
+            data, rng, args.batch, sampler, config.tokens_per_frame, device, args.switch_share, null_text,
+            args.text_dropout, args.figure_weight)
         try:
             with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
                 velocity = model(x, t, text, frame_positions=positions, attn_mask=mask)
@@ -208,7 +225,7 @@ def main() -> None:
             for block in model.blocks:
                 block._compiled_call_impl = None
             continue
-        loss = F.mse_loss(velocity[:, :, -3:].float(), target)
+        loss = weighted_mse(velocity[:, :, -3:], target, weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -226,7 +243,7 @@ def main() -> None:
             p.copy_(e)
     save_dit(model, out)
     log.update({"dit_steps": step, "dit_batch": args.batch, "lr": args.lr, "switch_share": args.switch_share,
-                "text_dropout": args.text_dropout,
+                "text_dropout": args.text_dropout, "figure_weight": args.figure_weight,
                 "compiled": args.compile, "dit_seconds": round(time.time() - started, 1),
                 "dit_loss_every_100": losses, "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
     (out / f"train_log_{args.piece}.json").write_text(json.dumps(log, indent=1))

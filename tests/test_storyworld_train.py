@@ -35,16 +35,42 @@ def test_figure_cells_are_the_latent_cells_characters_cover():
         assert v.figures[k].mean() < 0.5, "the background is most of a frame"
 
 
-def test_figure_weighted_loss_weighs_the_current_chunks_figure_cells():
-    config = load_config(preset="storyworld")
-    videos = [render_story_video(story, [2] * len(story.scenes)) for story in map(story_from_seed, (1, 2))]
+def latent_stories(seeds) -> LatentStories:
+    """Rendered stories (two chunks a scene) with random latents and text features in place of encoded ones."""
+    videos = [render_story_video(story, [2] * len(story.scenes)) for story in map(story_from_seed, seeds)]
     starts = np.cumsum([0] + [len(v.figures) for v in videos[:-1]])
     scene_starts = np.cumsum([0] + [len(v.prompts) for v in videos[:-1]])
     frames = sum(len(v.figures) for v in videos)
-    data = LatentStories(
+    return LatentStories(
         torch.randn(frames, 16, 16, 16), torch.randn(sum(len(v.prompts) for v in videos), 64, 384), starts,
         np.array([len(v.chunk_scene) for v in videos]), [v.chunk_scene for v in videos], scene_starts,
         [v.scene_chars for v in videos], torch.from_numpy(np.concatenate([v.figures for v in videos])))
+
+
+def current_scene_casts(data: LatentStories, batch: dict) -> list[int]:
+    """How many characters the scene of each sequence's current chunk shows."""
+    casts = []
+    for first in batch["index"][:, -CHUNK_FRAMES].tolist():
+        s = int(np.searchsorted(data.story_start, first, side="right") - 1)
+        scene = data.chunk_scene[s][(first - data.story_start[s]) // CHUNK_FRAMES]
+        casts.append(len(data.scene_chars[s][scene]))
+    return casts
+
+
+def test_crowd_share_draws_scenes_with_three_characters():
+    data = latent_stories(range(40))
+    plain = current_scene_casts(data, sample_batch(data, np.random.default_rng(1), 400))
+    crowded = current_scene_casts(data, sample_batch(data, np.random.default_rng(1), 400, crowd_share=0.5))
+    assert plain.count(3) < 0.25 * len(plain)
+    assert crowded.count(3) > plain.count(3) + 0.3 * len(crowded)
+    with_crowds = [s for s in range(200) if any(len(scene.characters) == 3 for scene in story_from_seed(s).scenes)]
+    data = latent_stories(with_crowds[:10])
+    assert set(current_scene_casts(data, sample_batch(data, np.random.default_rng(2), 100, crowd_share=1.0))) == {3}
+
+
+def test_figure_weighted_loss_weighs_the_current_chunks_figure_cells():
+    config = load_config(preset="storyworld")
+    data = latent_stories((1, 2))
     sampler = FlowSampler(config.sampler)
     rng = np.random.default_rng(0)
     x, t, text, positions, mask, target, weight = dit_batch(data, rng, 8, sampler, config.tokens_per_frame, "cpu",

@@ -220,6 +220,7 @@ def to_video_tensor(frames: np.ndarray) -> torch.Tensor:
 # Latent stories and cache-shaped training sequences
 
 MEMORY_SLOTS = 3
+MAX_CAST = 3  # characters a scene shows at most
 # frame slots of a training sequence: memory, sink, window chunk g-2, window chunk g-1, current chunk g
 SLOTS = [("memory", MEMORY_SLOTS), ("sink", CHUNK_FRAMES), ("window_a", CHUNK_FRAMES), ("window_b", CHUNK_FRAMES),
          ("current", CHUNK_FRAMES)]
@@ -249,6 +250,16 @@ class LatentStories:
         """Per story, the chunks that are scene switches (``_switch_chunks``), computed once."""
         return [_switch_chunks(scenes) for scenes in self.chunk_scene]
 
+    @cached_property
+    def crowd_chunks(self) -> list[np.ndarray]:
+        """Per story, the chunks whose scene shows the most characters a scene can (three)."""
+        return [np.flatnonzero([len(chars[scene]) >= MAX_CAST for scene in scenes])
+                for scenes, chars in zip(self.chunk_scene, self.scene_chars)]
+
+    @cached_property
+    def crowded_stories(self) -> np.ndarray:
+        return np.flatnonzero([chunks.size > 0 for chunks in self.crowd_chunks])
+
 
 def _memory_frames(rng: np.random.Generator, chunk_scene: np.ndarray, scene_chars: list[list[str]], g: int) -> list[int]:
     """Story frame indices of up to MEMORY_SLOTS memory frames for chunk ``g`` (what the ``iam`` policy retrieves)."""
@@ -277,11 +288,13 @@ def _switch_chunks(chunk_scene: np.ndarray) -> np.ndarray:
     return np.unique(np.concatenate([opening, opening + 1]).clip(max=len(chunk_scene) - 1))
 
 
-def sample_batch(data: LatentStories, rng: np.random.Generator, batch: int, switch_share: float = 0.0) -> dict[str, torch.Tensor]:
+def sample_batch(data: LatentStories, rng: np.random.Generator, batch: int, switch_share: float = 0.0,
+                 crowd_share: float = 0.0) -> dict[str, torch.Tensor]:
     """A batch of cache-shaped sequences. Returns frame indices into ``data.latents`` (-1 = empty slot),
     story frame positions, per-frame visibility masks [B, F, F], the text rows and the current chunk's
     frames (always the last CHUNK_FRAMES of the sequence). ``switch_share`` of the sequences (in expectation)
-    are scene switches: their current chunk opens a later scene or follows its opening chunk."""
+    are scene switches: their current chunk opens a later scene or follows its opening chunk; ``crowd_share``
+    more show three characters (a tenth of the scenes do; binding colours to figures is hardest there)."""
     index = np.full((batch, SEQUENCE_FRAMES), -1, dtype=np.int64)
     positions = np.zeros((batch, SEQUENCE_FRAMES), dtype=np.int64)
     text_rows = np.zeros(batch, dtype=np.int64)
@@ -290,9 +303,15 @@ def sample_batch(data: LatentStories, rng: np.random.Generator, batch: int, swit
     for slot, (name, n) in enumerate(SLOTS):
         group[:, offsets[slot] : offsets[slot + 1]] = slot
     for b in range(batch):
-        s = int(rng.integers(len(data.story_start)))
+        draw = rng.random()
+        if draw < crowd_share and data.crowded_stories.size:
+            s = int(rng.choice(data.crowded_stories))
+        else:
+            s = int(rng.integers(len(data.story_start)))
         switches = data.switch_chunks[s]
-        if switches.size and rng.random() < switch_share:
+        if draw < crowd_share and data.crowd_chunks[s].size:
+            g = int(rng.choice(data.crowd_chunks[s]))
+        elif switches.size and draw < crowd_share + switch_share:
             g = int(rng.choice(switches))
         else:
             g = int(rng.integers(data.story_chunks[s]))

@@ -110,10 +110,10 @@ def train_codec(codec: StoryworldCodec, groups: torch.Tensor, seconds: float, ba
 
 def dit_batch(data: LatentStories, rng, batch: int, sampler: FlowSampler, tokens_per_frame: int, device,
               switch_share: float = 0.0, null_text: torch.Tensor | None = None, text_dropout: float = 0.0,
-              figure_weight: float = 1.0):
+              figure_weight: float = 1.0, crowd_share: float = 0.0):
     """Inputs, timesteps, text, positions and mask of one batch; the velocity target of its current chunks and
     the loss weight of each of their latent cells [B, 1, 3, h, w] (``figure_weight`` where a character is)."""
-    b = sample_batch(data, rng, batch, switch_share)
+    b = sample_batch(data, rng, batch, switch_share, crowd_share)
     index = b["index"].to(device)
     x = data.latents[index.clamp(min=0)].float() * (index >= 0)[..., None, None, None]  # [B, F, C, h, w]
     x = x.transpose(1, 2)  # [B, C, F, h, w]
@@ -167,6 +167,8 @@ def main() -> None:
     ap.add_argument("--figure-weight", type=float, default=1.0,
                     help="loss weight of the latent cells that show a character (the rest weigh 1): traits and colours "
                          "cover a few cells of a frame")
+    ap.add_argument("--crowd-share", type=float, default=0.0,
+                    help="share of sequences (beside --switch-share) whose current chunk shows three characters")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     deadline = time.time() + args.minutes * 60
@@ -213,7 +215,7 @@ def main() -> None:
             g["lr"] = lr_at(step, args.warmup, (time.time() - started) / (stop - started), args.lr)
         x, t, text, positions, mask, target, weight = dit_batch(
             data, rng, args.batch, sampler, config.tokens_per_frame, device, args.switch_share, null_text,
-            args.text_dropout, args.figure_weight)
+            args.text_dropout, args.figure_weight, args.crowd_share)
         try:
             with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
                 velocity = model(x, t, text, frame_positions=positions, attn_mask=mask)
@@ -244,6 +246,7 @@ def main() -> None:
     save_dit(model, out)
     log.update({"dit_steps": step, "dit_batch": args.batch, "lr": args.lr, "switch_share": args.switch_share,
                 "text_dropout": args.text_dropout, "figure_weight": args.figure_weight,
+                "crowd_share": args.crowd_share,
                 "compiled": args.compile, "dit_seconds": round(time.time() - started, 1),
                 "dit_loss_every_100": losses, "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
     (out / f"train_log_{args.piece}.json").write_text(json.dumps(log, indent=1))

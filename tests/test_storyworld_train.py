@@ -6,10 +6,18 @@ import torch.nn.functional as F
 
 from iamflow.config import load_config
 from iamflow.engine.sampler import FlowSampler
-from iamflow.storyworld.data import CHUNK_FRAMES, TEMPORAL_FACTOR, LatentStories, render_story_video, sample_batch
+from iamflow.storyworld.data import (
+    CHUNK_FRAMES,
+    FIGURE,
+    TEMPORAL_FACTOR,
+    TRAIT,
+    LatentStories,
+    render_story_video,
+    sample_batch,
+)
 from iamflow.storyworld.stories import story_from_seed
 from iamflow.storyworld.train import dit_batch, weighted_mse
-from iamflow.storyworld.world import background
+from iamflow.storyworld.world import World, background
 
 
 def latent_frame_pixels(video: np.ndarray, k: int) -> np.ndarray:
@@ -17,22 +25,29 @@ def latent_frame_pixels(video: np.ndarray, k: int) -> np.ndarray:
     return video[:1] if k == 0 else video[1 + TEMPORAL_FACTOR * (k - 1) : 1 + TEMPORAL_FACTOR * k]
 
 
-def test_figure_cells_are_the_latent_cells_characters_cover():
+def dilate(blocks: np.ndarray) -> np.ndarray:
+    padded = np.pad(blocks, 1)
+    return np.stack([padded[dy : dy + 16, dx : dx + 16] for dy in range(3) for dx in range(3)]).any(0)
+
+
+def test_figure_cells_are_the_latent_cells_characters_and_traits_cover():
     story = story_from_seed(5)
+    assert {story.character(c).trait for c in story.scenes[0].char_ids} - {"plain"}, "a trait is drawn"
     chunks = [2, 3] + [1] * (len(story.scenes) - 2)
     v = render_story_video(story, chunks)
-    assert v.figures.shape == (CHUNK_FRAMES * sum(chunks), 16, 16) and v.figures.dtype == bool
+    assert v.figures.shape == (CHUNK_FRAMES * sum(chunks), 16, 16) and v.figures.dtype == np.uint8
     scene_of_frame = np.repeat(v.chunk_scene, CHUNK_FRAMES)
     for k in range(len(v.figures)):
         pixels = latent_frame_pixels(v.video, k)
-        drawn = (pixels != background(story.scenes[scene_of_frame[k]].location)).any(-1).any(0)  # [64, 64]
-        blocks = drawn.reshape(16, 4, 16, 4).any(axis=(1, 3))
+        drawn = (pixels != background(story.scenes[scene_of_frame[k]].location)).any(-1)  # [n, 64, 64]
+        ink = drawn & (pixels == np.array(World.INK, dtype=np.uint8)).all(-1)
+        blocks, ink_blocks = (m.any(0).reshape(16, 4, 16, 4).any(axis=(1, 3)) for m in (drawn, ink))
         assert blocks.any(), f"latent frame {k} shows a character"
-        assert not (blocks & ~v.figures[k]).any(), "every cell a character covers counts"
-        near = np.pad(blocks, 1)
-        near = np.stack([near[dy : dy + 16, dx : dx + 16] for dy in range(3) for dx in range(3)]).any(0)
-        assert np.array_equal(v.figures[k], near), "and so do its neighbours, nothing else"
-        assert v.figures[k].mean() < 0.5, "the background is most of a frame"
+        # every cell a character covers counts, and so do its neighbours, nothing else; the trait's likewise
+        assert np.array_equal(v.figures[k] >= FIGURE, dilate(blocks))
+        assert np.array_equal(v.figures[k] == TRAIT, dilate(ink_blocks))
+        assert (v.figures[k] >= FIGURE).mean() < 0.5, "the background is most of a frame"
+    assert (v.figures == TRAIT).any()
 
 
 def latent_stories(seeds) -> LatentStories:
@@ -79,8 +94,12 @@ def test_figure_weighted_loss_weighs_the_current_chunks_figure_cells():
     assert set(weight.unique().tolist()) == {1.0, 5.0}
     # the weighted cells are those of the current chunk's frames: same draw again, read the frame indices
     b = sample_batch(data, np.random.default_rng(0), 8)
-    current = b["index"][:, -CHUNK_FRAMES:]
-    assert torch.equal(weight[:, 0] == 5.0, data.figures[current])
+    current = data.figures[b["index"][:, -CHUNK_FRAMES:]]
+    assert torch.equal(weight[:, 0] == 5.0, current >= FIGURE)
+    *_, weight_traits = dit_batch(data, np.random.default_rng(0), 8, sampler, config.tokens_per_frame, "cpu",
+                                  figure_weight=5.0, trait_weight=9.0)
+    assert torch.equal(weight_traits[:, 0] == 9.0, current == TRAIT) and (current == TRAIT).any()
+    assert torch.equal(weight_traits[:, 0] == 5.0, current == FIGURE)
     # all weights one: plain MSE; a larger figure weight moves the loss toward the figure cells' error
     pred = target + torch.randn_like(target)
     assert torch.allclose(weighted_mse(pred, target, torch.ones_like(weight)), F.mse_loss(pred, target))

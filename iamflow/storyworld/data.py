@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from iamflow.storyworld.stories import story_from_seed
-from iamflow.storyworld.world import Story, background, render_scene
+from iamflow.storyworld.world import Story, World, background, render_scene
 
 logger = logging.getLogger(__name__)
 
@@ -127,8 +127,6 @@ def caption_words(num_stories: int = 60000) -> set[str]:
                 words.update(_WORDS.findall(phrase.lower()))
     for phrase in (*lexicon.LATER_OPENERS, *lexicon.ORDINALS, *lexicon.PROTAGONIST_ROLES, *lexicon.PRONOUNS.values()):
         words.update(_WORDS.findall(phrase.lower()))
-    from iamflow.storyworld.world import World
-
     for name in (*World.COLOURS, *World.KINDS, *World.LOCATIONS):
         words.update(_WORDS.findall(name.lower()))
     return words
@@ -170,21 +168,32 @@ class StoryVideo:
     chunk_scene: np.ndarray  # [num_chunks] scene index of every latent chunk
     prompts: list[str]
     scene_chars: list[list[str]]  # char_ids shown in each scene
-    figures: np.ndarray  # [latent_frames, 16, 16] bool: latent cells a character covers (``figure_cells``)
+    figures: np.ndarray  # [latent_frames, 16, 16] uint8: latent cells a character and its trait cover (``figure_cells``)
 
 
-def figure_cells(drawn: np.ndarray, opens_video: bool, spatial_factor: int = 4) -> np.ndarray:
-    """Latent cells that show a character: [T, H, W] bool pixel mask of one scene -> [t, H/f, W/f] bool.
+FIGURE, TRAIT = 1, 2  # levels of ``figure_cells``: a cell showing a character, and one showing its trait
+
+
+def figure_cells(frames: np.ndarray, location: str, opens_video: bool, spatial_factor: int = 4) -> np.ndarray:
+    """Latent cells that show a character, and its trait: [T, H, W, 3] frames of one scene -> [t, H/f, W/f]
+    uint8, 0 for the background, ``FIGURE`` for a character, ``TRAIT`` where its trait (drawn in ink) is.
 
     A latent frame covers four video frames (the video's first frame alone), and a cell ``f`` x ``f`` pixels;
-    a cell counts if any of its pixels shows a character in any of its frames, and so do its eight neighbours
-    (the codec spreads a figure's edge into them)."""
+    a cell counts if any of its pixels shows a character (or a trait) in any of its frames, and so do its
+    eight neighbours (the codec spreads an edge into them). Backgrounds are still, so a drawn pixel is one that
+    differs from the empty location."""
+    drawn = (frames != background(location)).any(-1)
+    ink = drawn & (frames == np.array(World.INK, dtype=np.uint8)).all(-1)
     if opens_video:
-        drawn = np.concatenate([np.repeat(drawn[:1], TEMPORAL_FACTOR, 0), drawn[1:]])
+        drawn, ink = (np.concatenate([np.repeat(m[:1], TEMPORAL_FACTOR, 0), m[1:]]) for m in (drawn, ink))
     t, h, w = drawn.shape[0] // TEMPORAL_FACTOR, drawn.shape[1] // spatial_factor, drawn.shape[2] // spatial_factor
-    cells = drawn.reshape(t, TEMPORAL_FACTOR, h, spatial_factor, w, spatial_factor).any(axis=(1, 3, 5))
-    padded = np.pad(cells, ((0, 0), (1, 1), (1, 1)))
-    return np.stack([padded[:, dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)]).any(0)
+
+    def cells(mask: np.ndarray) -> np.ndarray:
+        blocks = mask.reshape(t, TEMPORAL_FACTOR, h, spatial_factor, w, spatial_factor).any(axis=(1, 3, 5))
+        padded = np.pad(blocks, ((0, 0), (1, 1), (1, 1)))
+        return np.stack([padded[:, dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)]).any(0)
+
+    return cells(drawn).astype(np.uint8) + cells(ink)
 
 
 def video_frames(latent_frames: int) -> int:
@@ -198,8 +207,7 @@ def render_story_video(story: Story, chunks_per_scene: list[int]) -> StoryVideo:
         frames = TEMPORAL_FACTOR * CHUNK_FRAMES * chunks - (TEMPORAL_FACTOR - 1 if index == 0 else 0)
         pieces.append(render_scene(story, index, frames))
         chunk_scene += [index] * chunks
-        drawn = (pieces[-1] != background(story.scenes[index].location)).any(-1)  # backgrounds are still
-        figures.append(figure_cells(drawn, opens_video=index == 0))
+        figures.append(figure_cells(pieces[-1], story.scenes[index].location, opens_video=index == 0))
     return StoryVideo(story.seed, np.concatenate(pieces), np.array(chunk_scene), story.prompts,
                       [scene.char_ids for scene in story.scenes], np.concatenate(figures))
 
@@ -243,7 +251,7 @@ class LatentStories:
     chunk_scene: list[np.ndarray]  # per story: scene of each chunk
     scene_text_start: np.ndarray  # [S] row of each story's scene 0 in ``text``
     scene_chars: list[list[list[str]]]
-    figures: torch.Tensor  # [total_frames, h, w] bool, the latent cells characters cover
+    figures: torch.Tensor  # [total_frames, h, w] uint8, the latent cells characters and traits cover (``figure_cells``)
 
     @cached_property
     def switch_chunks(self) -> list[np.ndarray]:

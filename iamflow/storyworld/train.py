@@ -9,8 +9,9 @@ One run is one resumable piece that stops by the wall clock (``--minutes``) and 
    (``data.sample_batch``): memory frames, sink, window, and the current chunk noised to one of the sampler's
    sigmas (mostly) or any sigma; loss on the current chunk's velocity. ``--text-dropout`` of the sequences
    see the empty prompt instead of theirs, so the model also predicts without the prompt (guidance).
-   ``--figure-weight`` weighs the loss on the latent cells that show a character: a trait or a colour covers a
-   few of a frame's 256 cells, and uniform weights let the background dominate.
+   ``--figure-weight`` weighs the loss on the latent cells that show a character, ``--trait-weight`` on those
+   that show its trait: a trait or a colour covers a few of a frame's 256 cells, and uniform weights let the
+   background dominate.
 
 Weights go to ``--out`` as float16 safetensors shards of at most 16 MiB; the next piece resumes from them
 (``--init``), with a fresh optimizer and a short warm-up.
@@ -110,9 +111,10 @@ def train_codec(codec: StoryworldCodec, groups: torch.Tensor, seconds: float, ba
 
 def dit_batch(data: LatentStories, rng, batch: int, sampler: FlowSampler, tokens_per_frame: int, device,
               switch_share: float = 0.0, null_text: torch.Tensor | None = None, text_dropout: float = 0.0,
-              figure_weight: float = 1.0, crowd_share: float = 0.0):
+              figure_weight: float = 1.0, crowd_share: float = 0.0, trait_weight: float | None = None):
     """Inputs, timesteps, text, positions and mask of one batch; the velocity target of its current chunks and
-    the loss weight of each of their latent cells [B, 1, 3, h, w] (``figure_weight`` where a character is)."""
+    the loss weight of each of their latent cells [B, 1, 3, h, w]: ``figure_weight`` where a character is,
+    ``trait_weight`` (default: the same) where its trait is, 1 elsewhere."""
     b = sample_batch(data, rng, batch, switch_share, crowd_share)
     index = b["index"].to(device)
     x = data.latents[index.clamp(min=0)].float() * (index >= 0)[..., None, None, None]  # [B, F, C, h, w]
@@ -135,7 +137,9 @@ def dit_batch(data: LatentStories, rng, batch: int, sampler: FlowSampler, tokens
     if text_dropout > 0:  # the empty prompt's features: what classifier-free guidance contrasts with
         dropped = torch.rand(batch, device=device) < text_dropout
         text = torch.where(dropped[:, None, None], null_text.float(), text)
-    weight = 1 + (figure_weight - 1) * data.figures[index[:, -3:]].float()[:, None]  # [B, 1, 3, h, w]
+    level = data.figures[index[:, -3:]][:, None]  # [B, 1, 3, h, w]
+    weights = torch.tensor([1.0, figure_weight, figure_weight if trait_weight is None else trait_weight], device=device)
+    weight = weights[level.long()]
     return x_in, t, text, b["positions"].to(device), mask, noise - clean, weight
 
 
@@ -167,6 +171,8 @@ def main() -> None:
     ap.add_argument("--figure-weight", type=float, default=1.0,
                     help="loss weight of the latent cells that show a character (the rest weigh 1): traits and colours "
                          "cover a few cells of a frame")
+    ap.add_argument("--trait-weight", type=float, default=None,
+                    help="loss weight of the latent cells that show a character's trait (default: --figure-weight)")
     ap.add_argument("--crowd-share", type=float, default=0.0,
                     help="share of sequences (beside --switch-share) whose current chunk shows three characters")
     args = ap.parse_args()
@@ -215,7 +221,7 @@ def main() -> None:
             g["lr"] = lr_at(step, args.warmup, (time.time() - started) / (stop - started), args.lr)
         x, t, text, positions, mask, target, weight = dit_batch(
             data, rng, args.batch, sampler, config.tokens_per_frame, device, args.switch_share, null_text,
-            args.text_dropout, args.figure_weight, args.crowd_share)
+            args.text_dropout, args.figure_weight, args.crowd_share, args.trait_weight)
         try:
             with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
                 velocity = model(x, t, text, frame_positions=positions, attn_mask=mask)
@@ -246,7 +252,7 @@ def main() -> None:
     save_dit(model, out)
     log.update({"dit_steps": step, "dit_batch": args.batch, "lr": args.lr, "switch_share": args.switch_share,
                 "text_dropout": args.text_dropout, "figure_weight": args.figure_weight,
-                "crowd_share": args.crowd_share,
+                "crowd_share": args.crowd_share, "trait_weight": args.trait_weight,
                 "compiled": args.compile, "dit_seconds": round(time.time() - started, 1),
                 "dit_loss_every_100": losses, "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
     (out / f"train_log_{args.piece}.json").write_text(json.dumps(log, indent=1))

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from iamflow.agent import EntityAgent, EntityRegistry
+from iamflow.agent.attributes import describe
 
 
 def story(*prompts, **kwargs):
@@ -190,6 +191,20 @@ def test_enrich_writes_known_attributes_in():
     agent.observe("He sits by the window.")
     assert "denim jacket" in agent.enrich("He sits by the window.")
     assert agent.enrich("A dog barks.") == "A dog barks."
+
+
+def test_enrich_leaves_a_character_the_prompt_describes_as_it_is():
+    """Writing remembered attributes into "the girl in purple" would split the phrase and could contradict it;
+    only characters the prompt leaves undescribed get them, a lone colour worn, not as a kind of person."""
+    agent, _ = story("A girl in a pink coat sits in the snow. Another young girl dressed in green sits.",
+                     "The girl in pink walks right. Another girl in a purple coat runs left.")
+    text = agent.enrich("The protagonist sits in a park. The young girl in purple runs to the left.")
+    assert text == "The protagonist, a girl in a pink coat, sits in a park. The young girl in purple runs to the left."
+    assert agent.enrich("The girl in pink waves.") == "The girl in pink waves."
+    assert agent.enrich("The other girl waves.") == "The other girl, a young girl in green, waves."
+    assert describe("girl", ["green"], "f") == "a girl in green"
+    assert describe("girl", ["pink", "pink coat"], "f") == "a girl in a pink coat"
+    assert describe("man", ["tall", "blue"], "m") == "a tall man in blue"
 
 
 def test_props_depictions_and_crowds_are_not_characters():

@@ -160,10 +160,12 @@ def content_words(attrs: list[str]) -> set[str]:
 
 def describe(base: str, attrs: list[str], gender: str | None) -> str:
     """Readable descriptor: "a young man in his late 20s with short brown hair in a denim jacket"."""
-    pre, age_phrase, hair, wear, other = [], None, None, [], []
+    pre, age_phrase, hair, wear, other, colours = [], None, None, [], [], []
     for a in attrs:
         s = slot(a)
-        if s == "age_years":
+        if s == "other" and words(a) and words(a)[-1] in lexicon.COLORS and len(words(a)) <= 2:
+            colours.append(a)  # "green", "light blue": worn, not a kind of person ("a girl in green")
+        elif s == "age_years":
             age_phrase = a
         elif s in ("age", "build") or (len(words(a)) == 1 and s == "other"):
             if a not in pre:
@@ -190,6 +192,8 @@ def describe(base: str, attrs: list[str], gender: str | None) -> str:
         text += " with " + " and ".join(extras)
     if wear:
         text += " in " + " and ".join(_with_article(w) for w in wear[-2:])
+    elif colours:
+        text += f" in {colours[-1]}"
     return text
 
 

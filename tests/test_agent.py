@@ -202,6 +202,8 @@ def test_enrich_leaves_a_character_the_prompt_describes_as_it_is():
     assert text == "The protagonist, a girl in a pink coat, sits in a park. The young girl in purple runs to the left."
     assert agent.enrich("The girl in pink waves.") == "The girl in pink waves."
     assert agent.enrich("The other girl waves.") == "The other girl, a young girl in green, waves."
+    # an age or a build is not a look: "the little girl" still gets her coat
+    assert agent.enrich("The little girl waves.").startswith("The little girl, a ")
     assert describe("girl", ["green"], "f") == "a girl in green"
     assert describe("girl", ["pink", "pink coat"], "f") == "a girl in a pink coat"
     assert describe("man", ["tall", "blue"], "m") == "a tall man in blue"

@@ -143,8 +143,9 @@ class EntityAgent:
             if entity.global_id not in known_before or not entity.spans:
                 continue
             record = registry.entities[entity.global_id]
-            if any(i.get("attrs") for i in record.instances if i["prompt_index"] == scene.prompt_index):
-                continue  # the prompt describes this character itself ("the girl in purple"): it says what it wants
+            stated = [a for i in record.instances if i["prompt_index"] == scene.prompt_index for a in i.get("attrs", [])]
+            if any(attributes.describes_look(a) for a in stated):
+                continue  # the prompt gives this character's colours itself ("the girl in purple"): it says what it wants
             earlier = [i for i in record.instances if i["prompt_index"] < scene.prompt_index]
             attrs = []
             for inst in earlier:

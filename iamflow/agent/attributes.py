@@ -158,6 +158,12 @@ def content_words(attrs: list[str]) -> set[str]:
     return out
 
 
+def describes_look(phrase: str) -> bool:
+    """Whether an attribute gives a colour or a garment ("in purple", "a red coat"), not only age or build."""
+    toks = words(phrase)
+    return bool(toks) and (slot(phrase).startswith("clothing:") or any(t in lexicon.COLORS for t in toks))
+
+
 def describe(base: str, attrs: list[str], gender: str | None) -> str:
     """Readable descriptor: "a young man in his late 20s with short brown hair in a denim jacket"."""
     pre, age_phrase, hair, wear, other, colours = [], None, None, [], [], []

@@ -17,7 +17,7 @@ from iamflow.session import Runtime, StorySession, StorySettings
 from iamflow.storyworld.model import ASSETS, load_storyworld
 from iamflow.storyworld.probe import carried_over, copy_probe, with_trait
 from iamflow.storyworld.stories import story_from_seed
-from iamflow.storyworld.world import Story, render_scene
+from iamflow.storyworld.world import Story, World, render_scene
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +163,7 @@ def test_copy_probe_swaps_only_the_probed_characters_trait():
     story = next(s for s in map(story_from_seed, range(50_001, 50_100)) if carried_over(s))
     char_id = carried_over(story)
     assert char_id in story.scenes[0].char_ids and story.scenes[1].char_ids == [char_id]
-    other = next(t for t in ("plain", "band", "hat", "bag") if t != story.character(char_id).trait)
+    other = next(t for t in World.TRAITS if t != story.character(char_id).trait)
     swapped = with_trait(story, char_id, other)
     assert swapped.character(char_id).trait == other and swapped.prompts == story.prompts
     assert [c for c in swapped.characters if c.char_id != char_id] == [c for c in story.characters if c.char_id != char_id]

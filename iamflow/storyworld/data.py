@@ -312,12 +312,10 @@ def sample_batch(data: LatentStories, rng: np.random.Generator, batch: int, swit
         group[:, offsets[slot] : offsets[slot + 1]] = slot
     for b in range(batch):
         draw = rng.random()
-        if draw < crowd_share and data.crowded_stories.size:
-            s = int(rng.choice(data.crowded_stories))
-        else:
-            s = int(rng.integers(len(data.story_start)))
+        crowd = draw < crowd_share and data.crowded_stories.size > 0
+        s = int(rng.choice(data.crowded_stories)) if crowd else int(rng.integers(len(data.story_start)))
         switches = data.switch_chunks[s]
-        if draw < crowd_share and data.crowd_chunks[s].size:
+        if crowd:
             g = int(rng.choice(data.crowd_chunks[s]))
         elif switches.size and draw < crowd_share + switch_share:
             g = int(rng.choice(switches))

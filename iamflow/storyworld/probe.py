@@ -25,10 +25,10 @@ import torch
 from iamflow.config import load_config
 from iamflow.engine.codec import to_uint8
 from iamflow.session import Runtime
-from iamflow.storyworld.data import CHUNK_FRAMES, render_story_video, to_video_tensor, video_frames
+from iamflow.storyworld.data import CHUNK_FRAMES, to_video_tensor, video_frames
 from iamflow.storyworld.metrics import judge_scene
 from iamflow.storyworld.stories import story_from_seed
-from iamflow.storyworld.world import Story, World
+from iamflow.storyworld.world import Story, World, render_scene
 
 logger = logging.getLogger("iamflow.storyworld.probe")
 
@@ -65,7 +65,7 @@ def copy_probe(runtime: Runtime, cases: int, first_seed: int = 50_000) -> dict:
         other = [t for t in World.TRAITS if t != own][seed % (len(World.TRAITS) - 1)]
         for trait in (own, other)[: cases - done]:
             shown = with_trait(story, char_id, trait)
-            video = render_story_video(shown, [2] + [1] * (len(shown.scenes) - 1)).video[:context_frames]
+            video = render_scene(shown, 0, context_frames)
             latents = codec.encode(to_video_tensor(video)).to(engine.device)  # [1, C, 6, h, w]
             context = judge_scene(to_uint8(codec.decode(latents)), (shown, 0))["per_character"][char_id]
             context_read += context["trait"] == trait

@@ -101,6 +101,12 @@ class SamplerConfig:
     # a second pass; weights must have been trained with the empty prompt (storyworld: --text-dropout).
     guidance_scale: float = 1.0
     guidance_steps: int | None = None
+    # context guidance: v += (scale - 1) * (v(prompt) - v(prompt, the chunk alone)) on the first
+    # ``context_guidance_steps`` steps (null: all); the second pass sees no cache (no memory, sink or window), so
+    # the step leans harder on what the context shows: a character's look, kept when the prompt does not say it.
+    # 1.0 = off. Each such step costs a pass over the chunk's own tokens; a chunk with no context skips it.
+    context_guidance_scale: float = 1.0
+    context_guidance_steps: int | None = None
 
     RENOISE = ("fresh", "predicted")
 
@@ -111,6 +117,14 @@ class SamplerConfig:
             return 0
         return len(self.denoising_step_list) if self.guidance_steps is None else self.guidance_steps
 
+    @property
+    def context_guided_steps(self) -> int:
+        """How many of the first denoising steps get context guidance (0 when it is off)."""
+        if self.context_guidance_scale == 1.0:
+            return 0
+        steps = self.context_guidance_steps
+        return len(self.denoising_step_list) if steps is None else steps
+
     def validate(self, where: str) -> None:
         _check_choice(f"{where}.renoise", self.renoise, self.RENOISE)
         if not self.guidance_scale >= 1.0:
@@ -119,6 +133,16 @@ class SamplerConfig:
             raise ConfigError(
                 f"{where}.guidance_steps must be between 1 and the number of denoising steps "
                 f"({len(self.denoising_step_list)}), or null for all (got {self.guidance_steps})"
+            )
+        if not self.context_guidance_scale >= 1.0:
+            raise ConfigError(
+                f"{where}.context_guidance_scale must be >= 1 (1 = off; got {self.context_guidance_scale})"
+            )
+        steps = self.context_guidance_steps
+        if steps is not None and not 1 <= steps <= len(self.denoising_step_list):
+            raise ConfigError(
+                f"{where}.context_guidance_steps must be between 1 and the number of denoising steps "
+                f"({len(self.denoising_step_list)}), or null for all (got {steps})"
             )
         steps = self.denoising_step_list
         if not steps or any(not 0 < s <= self.num_train_timesteps for s in steps):
@@ -279,9 +303,11 @@ PRESETS: dict[str, dict[str, Any]] = {
                   "text_dim": 384, "text_len": 64, "freq_dim": 64},
         "video": {"height": 64, "width": 64, "spatial_compression": 4},
         # the small model is not distilled to four steps: eight unshifted steps, ending at sigma 0.125; the first
-        # four guided against the empty prompt (trained with --text-dropout; docs/storyworld.md has the numbers)
+        # four guided against the empty prompt (trained with --text-dropout) and, in a scene that only brings
+        # characters back, against the chunk alone (context guidance); docs/storyworld.md has the numbers
         "sampler": {"denoising_step_list": [1000, 875, 750, 625, 500, 375, 250, 125], "shift": 1.0,
-                    "guidance_scale": 2.0, "guidance_steps": 4},
+                    "guidance_scale": 2.0, "guidance_steps": 4,
+                    "context_guidance_scale": 3.0, "context_guidance_steps": 4},
         "runtime": {"dtype": "float32", "device": "cpu"},
     },
 }

@@ -104,6 +104,12 @@ class SceneRecord:
     archived_before: int = 0  # size of the memory archive before the scene
     active_before: list[str] = field(default_factory=list)
 
+    @property
+    def returning_only(self) -> bool:
+        """A later scene whose prompt introduces no new character: the sampler's context guidance applies (with
+        a newcomer it would not, as it pulls a new character towards the look of one in the context)."""
+        return self.index > 0 and not any(e["is_new"] for e in self.entities)
+
 
 @dataclass
 class ChunkEvent:
@@ -331,7 +337,8 @@ class StorySession:
             with runtime.lock:
                 g = len(self.latents)
                 spec = ["scene", scene_index] if c >= len(ramp) else ["blend", scene_index - 1, scene_index, ramp[c]]
-                x0 = engine.denoise_chunk(self.cache, self._text(spec), g * fpc, generator, uncond=self._uncond())
+                x0 = engine.denoise_chunk(self.cache, self._text(spec), g * fpc, generator, uncond=self._uncond(),
+                                          context_guidance=scene.returning_only)
                 self.latents.append(x0.cpu())
                 self.chunk_scene.append(scene_index)
                 capture = {layer: None for layer in self._score_layers()}

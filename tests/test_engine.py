@@ -209,6 +209,55 @@ def test_guided_steps_mix_prompt_and_empty_prompt():
     assert load_config(preset="tiny").sampler.guided_steps == 0  # off by default: one pass a step
 
 
+def test_context_guided_steps_lean_on_the_cache():
+    """context_guidance_scale c on the first context_guidance_steps steps: v = v1 + (c - 1) * (v1 - va), va the
+    prompt's pass over the chunk alone (it sees none of the cache); a chunk with nothing cached makes no such pass.
+    Checked through exact Euler steps."""
+    overrides = {"sampler": {"renoise": "predicted", "context_guidance_scale": 2.5, "context_guidance_steps": 2}}
+    cfg = load_config(preset="tiny", overrides=overrides)
+    assert cfg.sampler.context_guided_steps == 2 and cfg.sampler.guided_steps == 0
+    engine = Engine(random_model(cfg), cfg)
+    text = engine.model.encode_text(torch.randn(1, cfg.model.text_len, cfg.model.text_dim))
+    cache = engine.new_cache()
+    calls = []
+    forward = engine.model.forward
+
+    def spy(x, t, conditioning, *args, **kwargs):
+        out = forward(x, t, conditioning, *args, **kwargs)
+        w = kwargs["write"]
+        calls.append((x.clone(), w.visible_start == w.token_start, out.clone().double()))
+        return out
+
+    engine.model.forward = spy
+    with torch.no_grad():
+        list(engine.generate(text, 1, torch.Generator().manual_seed(0), cache=cache))  # the first chunk sees only itself
+        assert [alone for _, alone, _ in calls] == [True] * (len(engine.sampler) + 1)  # one pass a step, then commit
+        calls.clear()
+        x0 = engine.denoise_chunk(cache, text, cfg.cache.frames_per_chunk, torch.Generator().manual_seed(3))
+    sigmas = engine.sampler.sigmas.tolist()
+    assert [alone for _, alone, _ in calls] == [False, True, False, True] + [False] * (len(sigmas) - 2)
+    assert not torch.allclose(calls[0][2], calls[1][2])  # the cache changes the velocity
+    velocities, inputs = [], []
+    i = 0
+    while i < len(calls):
+        x, _, v = calls[i]
+        if i + 1 < len(calls) and calls[i + 1][1]:
+            assert torch.equal(calls[i + 1][0], x)
+            v, i = v + 1.5 * (v - calls[i + 1][2]), i + 2
+        else:
+            i += 1
+        velocities.append(v), inputs.append(x.double())
+    for k in range(len(sigmas) - 1):
+        expected = inputs[k] + (sigmas[k + 1] - sigmas[k]) * velocities[k]
+        assert torch.allclose(inputs[k + 1], expected, atol=1e-5), k
+    assert torch.allclose(x0.double(), inputs[-1] - sigmas[-1] * velocities[-1], atol=1e-5)
+    for bad, match in (({"context_guidance_scale": 0.5}, "context_guidance_scale"),
+                       ({"context_guidance_scale": 2.0, "context_guidance_steps": 0}, "context_guidance_steps")):
+        with pytest.raises(ConfigError, match=match):
+            load_config(preset="tiny", overrides={"sampler": bad})
+    assert load_config(preset="tiny").sampler.context_guided_steps == 0  # off by default
+
+
 def test_wan_preset_has_the_published_size():
     cfg = load_config(preset="wan2.1-t2v-1.3b").model
     with torch.device("meta"):

@@ -151,12 +151,13 @@ def test_second_scene_keeps_the_colour_its_prompt_leaves_out():
 def test_copy_probe_lays_out_a_scene_switch_and_reads_the_trait_drawn():
     """The probe's contexts keep their traits through the codec (the judge reads every one back), half of the
     cases show a trait the story does not give the character, and the shipped model copies the context's trait
-    well above chance (one in four): 4 of 6 measured on these cases."""
+    well above chance (one in four): 6 of 6 measured on these cases with the preset's sampler (4 of 6 without
+    its context guidance); two cases of slack for another CPU's arithmetic."""
     runtime = Runtime.load(load_config(preset="storyworld"))
     result = copy_probe(runtime, cases=6)
     assert result["cases"] == 6 and sum(result["traits_drawn"].values()) == 6
     assert result["context_read_rate"] == 1.0
-    assert result["copied"] >= 3, result
+    assert result["copied"] >= 4, result
 
 
 def test_copy_probe_swaps_only_the_probed_characters_trait():

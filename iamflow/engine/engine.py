@@ -6,6 +6,8 @@
     for each (t, sigma):                       # 4 steps
         v  = model(x, t, text, cache)          # the chunk attends to the cache and to itself
         v  = v0 + g * (v - v0)                 # guided steps only: v0 = model(x, t, empty prompt, cache)
+        v += (c - 1) * (v1 - va)               # context-guided steps only: v1 = the prompt's pass above,
+                                               #   va = model(x, t, text, the chunk alone, no cache)
         x0 = x - sigma * v
         x  = renoise(x0, next sigma)           # not after the last step
     model(x0, t=0, text, cache)                # commit: the clean pass writes the chunk's K/V
@@ -85,25 +87,35 @@ class Engine:
         generator: torch.Generator,
         noise: torch.Tensor | None = None,
         uncond: TextConditioning | None = None,
+        context_guidance: bool = True,
     ) -> torch.Tensor:
         """Denoise the next chunk from noise; returns its clean latents [B, C, frames_per_chunk, h, w].
 
         With ``sampler.guidance_scale`` > 1, ``uncond`` (the empty prompt) is required: the guided steps run the
         model twice, the cached context being the same for both passes (only the chunk's prompt differs).
+        With ``sampler.context_guidance_scale`` c > 1, the context-guided steps add c - 1 times what the cache
+        changes in the prompt's velocity (a pass that sees only the chunk itself); a chunk with no cache skips it,
+        and so does one called with ``context_guidance=False``.
         """
         guided, scale = self.sampler.cfg.guided_steps, self.sampler.cfg.guidance_scale
+        context_guided, context_scale = self.sampler.cfg.context_guided_steps, self.sampler.cfg.context_guidance_scale
         if guided and uncond is None:
             raise ValueError("sampler.guidance_scale > 1 needs the empty prompt's conditioning (uncond=)")
         write = cache.next_chunk_write()
+        alone = cache.alone(write) if context_guided and context_guidance else None
         x = noise if noise is not None else self.noise(generator, self.frames_per_chunk, cache.keys.shape[1])
         steps = len(self.sampler)
         for i in range(steps):
             t, sigma = float(self.sampler.timesteps[i]), float(self.sampler.sigmas[i])
             timesteps = self._timesteps(t, x)
-            velocity = self.model(x, timesteps, text, frame_offset=frame_offset, cache=cache, write=write).float()
+            prompted = self.model(x, timesteps, text, frame_offset=frame_offset, cache=cache, write=write).float()
+            velocity = prompted
             if i < guided:
                 plain = self.model(x, timesteps, uncond, frame_offset=frame_offset, cache=cache, write=write).float()
                 velocity = plain + scale * (velocity - plain)
+            if alone is not None and i < context_guided:
+                bare = self.model(x, timesteps, text, frame_offset=frame_offset, cache=cache, write=alone).float()
+                velocity = velocity + (context_scale - 1) * (prompted - bare)
             x0 = self.sampler.to_x0(x, velocity, sigma)
             if i + 1 < steps:
                 if self.sampler.cfg.renoise == "fresh":

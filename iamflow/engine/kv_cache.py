@@ -94,6 +94,13 @@ class KVCache:
         start, end = self._visible(filled)
         return CacheWrite((self.local_start + slot * fpc) * tpf, start, end)
 
+    def alone(self, write: CacheWrite) -> CacheWrite | None:
+        """The same write seeing only its own chunk (no memory, sink or window); None when that is all it sees."""
+        end = write.token_start + self.frames_per_chunk * self.tokens_per_frame
+        if (write.visible_start, write.visible_end) == (write.token_start, end):
+            return None
+        return CacheWrite(write.token_start, write.token_start, end)
+
     def commit_chunk(self) -> None:
         """The chunk written by ``next_chunk_write`` is final: advance to the next slot."""
         if self.sink_frames and not self.sink_filled:

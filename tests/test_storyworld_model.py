@@ -111,9 +111,9 @@ def test_cpu_generation_is_faster_than_8_frames_a_second(shipped):
     assert frames / seconds >= 8.0, f"{frames / seconds:.1f} frames/s"
 
 
-# Measured with the shipped weights (2026-11-26, 37,600 DiT steps, guided sampler): 12 of 12 with iam, 10 of 12
-# without memory (policy none: the re-cached window still shows the character at the switch); two stories of
-# slack for another CPU's arithmetic.
+# Measured with the shipped weights (2026-11-26, 37,600 DiT steps, the preset's sampler): 12 of 12 with iam, 9 of
+# 12 without memory (policy none: the re-cached window still shows the character at the switch; 10 of 12 without
+# context guidance); two stories of slack for another CPU's arithmetic.
 KEPT_AT_LEAST = 10
 
 

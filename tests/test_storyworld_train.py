@@ -108,3 +108,31 @@ def test_figure_weighted_loss_weighs_the_current_chunks_figure_cells():
     share = (weight == 5.0).float().mean().item()
     assert abs(weighted_mse(target + err, target, torch.ones_like(weight)).item() - share) < 1e-5
     assert weighted_mse(target + err, target, weight).item() > 2 * share
+
+
+def test_copy_trait_weight_falls_on_traits_the_context_shows():
+    """A sequence is ``copyable`` when every character of its current scene shows in a context frame; the copy
+    weight goes to the trait cells of those sequences only (a first appearance's trait cannot be copied)."""
+    config = load_config(preset="storyworld")
+    data = latent_stories(range(30))
+    b = sample_batch(data, np.random.default_rng(3), 300, switch_share=0.5)
+    for row in range(300):
+        first = int(b["index"][row, -CHUNK_FRAMES])
+        s = int(np.searchsorted(data.story_start, first, side="right") - 1)
+        chunk_scene, casts = data.chunk_scene[s], data.scene_chars[s]
+        context = b["index"][row, :-CHUNK_FRAMES]
+        scenes = {int(chunk_scene[(f - data.story_start[s]) // CHUNK_FRAMES]) for f in context.tolist() if f >= 0}
+        seen = {c for scene in scenes for c in casts[scene]}
+        current = casts[chunk_scene[(first - data.story_start[s]) // CHUNK_FRAMES]]
+        assert bool(b["copyable"][row]) == all(c in seen for c in current)
+        if (first - data.story_start[s]) // CHUNK_FRAMES == 0:
+            assert not b["copyable"][row], "a story's first chunk has no context"
+    assert 0.2 < b["copyable"].float().mean() < 0.95
+    sampler = FlowSampler(config.sampler)
+    *_, weight = dit_batch(data, np.random.default_rng(3), 300, sampler, config.tokens_per_frame, "cpu",
+                           switch_share=0.5, copy_trait_weight=10.0)
+    current = data.figures[b["index"][:, -CHUNK_FRAMES:]]
+    copy = b["copyable"][:, None, None, None] & (current == TRAIT)
+    assert copy.any() and ((current == TRAIT) & ~copy).any()
+    assert torch.equal(weight[:, 0] == 10.0, copy)
+    assert bool((weight[:, 0][~copy] == 1.0).all())

@@ -300,12 +300,15 @@ def sample_batch(data: LatentStories, rng: np.random.Generator, batch: int, swit
                  crowd_share: float = 0.0) -> dict[str, torch.Tensor]:
     """A batch of cache-shaped sequences. Returns frame indices into ``data.latents`` (-1 = empty slot),
     story frame positions, per-frame visibility masks [B, F, F], the text rows and the current chunk's
-    frames (always the last CHUNK_FRAMES of the sequence). ``switch_share`` of the sequences (in expectation)
+    frames (always the last CHUNK_FRAMES of the sequence), and whether every character of the current scene is
+    in a context frame (``copyable``: its look, trait included, can be taken from the context; not so where a
+    character first appears). ``switch_share`` of the sequences (in expectation)
     are scene switches: their current chunk opens a later scene or follows its opening chunk; ``crowd_share``
     more show three characters (a tenth of the scenes do; binding colours to figures is hardest there)."""
     index = np.full((batch, SEQUENCE_FRAMES), -1, dtype=np.int64)
     positions = np.zeros((batch, SEQUENCE_FRAMES), dtype=np.int64)
     text_rows = np.zeros(batch, dtype=np.int64)
+    copyable = np.zeros(batch, dtype=bool)
     group = np.zeros((batch, SEQUENCE_FRAMES), dtype=np.int64)  # 0 memory, 1 sink, 2 window a, 3 window b, 4 current
     offsets = np.cumsum([0] + [n for _, n in SLOTS])
     for slot, (name, n) in enumerate(SLOTS):
@@ -332,6 +335,9 @@ def sample_batch(data: LatentStories, rng: np.random.Generator, batch: int, swit
                 index[b, offsets[slot] + j] = data.story_start[s] + f
                 positions[b, offsets[slot] + j] = f
         text_rows[b] = data.scene_text_start[s] + data.chunk_scene[s][g]
+        shown = index[b, :-CHUNK_FRAMES][index[b, :-CHUNK_FRAMES] >= 0] - data.story_start[s]
+        seen = {c for scene in np.unique(data.chunk_scene[s][shown // CHUNK_FRAMES]) for c in data.scene_chars[s][scene]}
+        copyable[b] = set(data.scene_chars[s][data.chunk_scene[s][g]]) <= seen
         if g > 0 and rng.random() < LONG_STORY_SHARE:  # as if the story had run longer before this scene
             extra = int(rng.integers(1, MAX_EXTRA_DISTANCE))
             positions[b, offsets[2]:] += extra
@@ -347,6 +353,7 @@ def sample_batch(data: LatentStories, rng: np.random.Generator, batch: int, swit
         "positions": torch.from_numpy(positions),
         "visible": torch.from_numpy(visible),
         "text_rows": torch.from_numpy(text_rows),
+        "copyable": torch.from_numpy(copyable),
     }
 
 

@@ -111,10 +111,13 @@ def train_codec(codec: StoryworldCodec, groups: torch.Tensor, seconds: float, ba
 
 def dit_batch(data: LatentStories, rng, batch: int, sampler: FlowSampler, tokens_per_frame: int, device,
               switch_share: float = 0.0, null_text: torch.Tensor | None = None, text_dropout: float = 0.0,
-              figure_weight: float = 1.0, crowd_share: float = 0.0, trait_weight: float | None = None):
+              figure_weight: float = 1.0, crowd_share: float = 0.0, trait_weight: float | None = None,
+              copy_trait_weight: float | None = None):
     """Inputs, timesteps, text, positions and mask of one batch; the velocity target of its current chunks and
     the loss weight of each of their latent cells [B, 1, 3, h, w]: ``figure_weight`` where a character is,
-    ``trait_weight`` (default: the same) where its trait is, 1 elsewhere."""
+    ``trait_weight`` (default: the same) where its trait is, 1 elsewhere; ``copy_trait_weight`` (if given)
+    where its trait is in a sequence whose characters are all in the context (``copyable``), so that the
+    weight falls on traits the context shows, not on those drawn for the first time."""
     b = sample_batch(data, rng, batch, switch_share, crowd_share)
     index = b["index"].to(device)
     x = data.latents[index.clamp(min=0)].float() * (index >= 0)[..., None, None, None]  # [B, F, C, h, w]
@@ -140,6 +143,9 @@ def dit_batch(data: LatentStories, rng, batch: int, sampler: FlowSampler, tokens
     level = data.figures[index[:, -3:]][:, None]  # [B, 1, 3, h, w]
     weights = torch.tensor([1.0, figure_weight, figure_weight if trait_weight is None else trait_weight], device=device)
     weight = weights[level.long()]
+    if copy_trait_weight is not None:
+        copy = b["copyable"].to(device)[:, None, None, None, None] & (level == 2)
+        weight = torch.where(copy, torch.full_like(weight, copy_trait_weight), weight)
     return x_in, t, text, b["positions"].to(device), mask, noise - clean, weight
 
 
@@ -175,6 +181,9 @@ def main() -> None:
                     help="loss weight of the latent cells that show a character's trait (default: --figure-weight)")
     ap.add_argument("--crowd-share", type=float, default=0.0,
                     help="share of sequences (beside --switch-share) whose current chunk shows three characters")
+    ap.add_argument("--copy-trait-weight", type=float, default=None,
+                    help="loss weight of the trait's cells where every character of the current chunk is in its "
+                         "context (the trait can be copied), instead of --trait-weight")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     deadline = time.time() + args.minutes * 60
@@ -221,7 +230,7 @@ def main() -> None:
             g["lr"] = lr_at(step, args.warmup, (time.time() - started) / (stop - started), args.lr)
         x, t, text, positions, mask, target, weight = dit_batch(
             data, rng, args.batch, sampler, config.tokens_per_frame, device, args.switch_share, null_text,
-            args.text_dropout, args.figure_weight, args.crowd_share, args.trait_weight)
+            args.text_dropout, args.figure_weight, args.crowd_share, args.trait_weight, args.copy_trait_weight)
         try:
             with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
                 velocity = model(x, t, text, frame_positions=positions, attn_mask=mask)
@@ -253,6 +262,7 @@ def main() -> None:
     log.update({"dit_steps": step, "dit_batch": args.batch, "lr": args.lr, "switch_share": args.switch_share,
                 "text_dropout": args.text_dropout, "figure_weight": args.figure_weight,
                 "crowd_share": args.crowd_share, "trait_weight": args.trait_weight,
+                "copy_trait_weight": args.copy_trait_weight,
                 "compiled": args.compile, "dit_seconds": round(time.time() - started, 1),
                 "dit_loss_every_100": losses, "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
     (out / f"train_log_{args.piece}.json").write_text(json.dumps(log, indent=1))

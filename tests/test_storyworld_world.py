@@ -289,6 +289,7 @@ def test_judge_recognises_rendered_stories(stories, videos):
     for name, rate in _rates(summary).items():
         assert rate is not None and rate >= 0.98, (name, rate)
     assert summary["tallies"]["colour_consistency"][1] > 0 and summary["tallies"]["trait_consistency"][1] > 5
+    assert 0 < summary["tallies"]["shown_trait_consistency"][1] < summary["tallies"]["trait_consistency"][1]
 
 
 def test_judge_survives_noise_and_blur(stories, videos):
@@ -330,7 +331,7 @@ def test_judge_catches_characters_that_change_between_scenes(stories):
         results.append(judge_story(frames, story))
     summary = summarise(results)
     logger.info("judge on stories whose characters change: %s", _rates(summary))
-    assert summary["trait_consistency"] < 0.2
+    assert summary["trait_consistency"] < 0.2 and summary["shown_trait_consistency"] < 0.2
     assert summary["colour_consistency"] < 0.2
     assert summary["identity_consistency"] < 0.2
     assert summary["location_accuracy"] == 1.0
@@ -391,3 +392,17 @@ def test_judge_is_fast(stories, videos):
     logger.info("judge: %.1f ms a scene of %d frames", 1000 * elapsed / scenes, FRAMES)
     # a 50-story evaluation (about 200 scenes) takes seconds
     assert elapsed / scenes * 200 < 30.0
+
+
+def test_shown_trait_consistency_does_not_reward_drawing_no_trait(stories):
+    """A video whose characters wear no trait at all is "consistent" about the trait ("plain" each time); the
+    rate over traits that were drawn has nothing to count there, and counts a dropped trait as lost."""
+    plain_results, dropped_results = [], []
+    for story in stories:
+        plain = Story([dataclasses.replace(c, trait="plain") for c in story.characters], story.scenes, story.seed)
+        plain_results.append(judge_story([render_scene(plain, i, FRAMES) for i in range(len(story.scenes))], story))
+        frames = [render_scene(story, 0, FRAMES)] + [render_scene(plain, i, FRAMES) for i in range(1, len(story.scenes))]
+        dropped_results.append(judge_story(frames, story))
+    plain, dropped = summarise(plain_results), summarise(dropped_results)
+    assert plain["trait_consistency"] >= 0.98 and plain["shown_trait_consistency"] is None
+    assert dropped["tallies"]["shown_trait_consistency"][1] > 5 and dropped["shown_trait_consistency"] < 0.1

@@ -33,7 +33,8 @@ logger = logging.getLogger("iamflow.storyworld.evaluate")
 
 POLICIES = ("none", "sink", "nam", "iam")
 COLUMNS = ("adherence", "location_accuracy", "kind_asked", "colour_asked", "colour_consistency",
-           "trait_consistency", "returning_trait_consistency", "identity_consistency", "truth_accuracy")
+           "trait_consistency", "shown_trait_consistency", "returning_trait_consistency", "identity_consistency",
+           "truth_accuracy")
 
 
 def evaluate_config(runtime: Runtime, policy: str, enriched: bool, stories: int, seed: int, seconds: float) -> dict:

@@ -505,7 +505,7 @@ def _score_scene(reading: _Reading, found: list[Detection], expected: ExpectedSc
 
 
 TALLY_NAMES = ("location", "count", "kind", "colour", "trait", "kind_asked", "colour_asked", "colour_consistency",
-               "trait_consistency", "returning_trait_consistency", "identity_consistency")
+               "trait_consistency", "shown_trait_consistency", "returning_trait_consistency", "identity_consistency")
 
 
 def stated(scene: SceneSpec, char_id: str, kind: str) -> tuple[bool, bool]:
@@ -538,6 +538,9 @@ def judge_story(scene_frames: list[np.ndarray], story: Story) -> dict:
     * ``trait_consistency``: every later appearance shows the first appearance's trait;
       ``returning_trait_consistency`` the same over the appearances after at least one scene away (what the
       window cannot carry over: only the sink or the memory can).
+    * ``shown_trait_consistency``: the same as ``trait_consistency`` over the characters whose first appearance
+      shows a trait (a band, a hat or a bag, not "plain"). "Plain" is a trait too, so a model that draws no
+      trait at all would keep ``trait_consistency`` at 1; this rate counts only traits that were drawn.
     * ``identity_consistency``: every later appearance shows the first appearance's kind, colour and trait.
 
     A character missing from a scene counts as wrong. The reference is what the judge saw at the first
@@ -586,6 +589,9 @@ def judge_story(scene_frames: list[np.ndarray], story: Story) -> dict:
                 tallies["colour_consistency"][1] += 1
             tallies["trait_consistency"][0] += found and seen["trait"] == trait
             tallies["trait_consistency"][1] += 1
+            if trait != "plain":
+                tallies["shown_trait_consistency"][0] += found and seen["trait"] == trait
+                tallies["shown_trait_consistency"][1] += 1
             same = found and (seen["kind"], seen["colour"], seen["trait"]) == (kind, colour, trait)
             tallies["identity_consistency"][0] += same
             tallies["identity_consistency"][1] += 1
@@ -608,6 +614,7 @@ def _rates(tallies: dict[str, list[int]]) -> dict[str, float | None]:
         "truth_accuracy": float(np.mean(truth_parts)) if None not in truth_parts else None,
         "colour_consistency": rate["colour_consistency"],
         "trait_consistency": rate["trait_consistency"],
+        "shown_trait_consistency": rate["shown_trait_consistency"],
         "returning_trait_consistency": rate["returning_trait_consistency"],
         "identity_consistency": rate["identity_consistency"],
     }

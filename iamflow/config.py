@@ -96,6 +96,9 @@ class SamplerConfig:
     # how a step goes on to the next sigma: "fresh" noise (Self-Forcing's sampler, for few-step distilled
     # weights) or the step's own "predicted" noise (an Euler step of the flow ODE, for undistilled weights)
     renoise: str = "fresh"
+    # "mixed": the noise is sqrt(1 - f) * the predicted noise + sqrt(f) * fresh noise, f = ``renoise_fresh``
+    # (the fresh share of its variance; 1 = "fresh", 0 = "predicted")
+    renoise_fresh: float = 0.5
     # classifier-free guidance: v = v(empty prompt) + scale * (v(prompt) - v(empty prompt)) on the first
     # ``guidance_steps`` denoising steps (null: all); 1.0 = off (one model pass a step). Each guided step costs
     # a second pass; weights must have been trained with the empty prompt (storyworld: --text-dropout).
@@ -107,8 +110,11 @@ class SamplerConfig:
     # 1.0 = off. Each such step costs a pass over the chunk's own tokens; a chunk with no context skips it.
     context_guidance_scale: float = 1.0
     context_guidance_steps: int | None = None
+    # in a story session, context guidance only on the first ``context_guidance_chunks`` chunks of a scene (null:
+    # all of them); the chunks after it see the scene's own first chunks in their window
+    context_guidance_chunks: int | None = None
 
-    RENOISE = ("fresh", "predicted")
+    RENOISE = ("fresh", "predicted", "mixed")
 
     @property
     def guided_steps(self) -> int:
@@ -127,6 +133,8 @@ class SamplerConfig:
 
     def validate(self, where: str) -> None:
         _check_choice(f"{where}.renoise", self.renoise, self.RENOISE)
+        if not 0.0 <= self.renoise_fresh <= 1.0:
+            raise ConfigError(f"{where}.renoise_fresh must be between 0 and 1 (got {self.renoise_fresh})")
         if not self.guidance_scale >= 1.0:
             raise ConfigError(f"{where}.guidance_scale must be >= 1 (1 = no guidance; got {self.guidance_scale})")
         if self.guidance_steps is not None and not 1 <= self.guidance_steps <= len(self.denoising_step_list):
@@ -143,6 +151,11 @@ class SamplerConfig:
             raise ConfigError(
                 f"{where}.context_guidance_steps must be between 1 and the number of denoising steps "
                 f"({len(self.denoising_step_list)}), or null for all (got {steps})"
+            )
+        if self.context_guidance_chunks is not None and not self.context_guidance_chunks >= 1:
+            raise ConfigError(
+                f"{where}.context_guidance_chunks must be >= 1, or null for every chunk of a scene "
+                f"(got {self.context_guidance_chunks})"
             )
         steps = self.denoising_step_list
         if not steps or any(not 0 < s <= self.num_train_timesteps for s in steps):

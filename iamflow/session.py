@@ -338,7 +338,7 @@ class StorySession:
                 g = len(self.latents)
                 spec = ["scene", scene_index] if c >= len(ramp) else ["blend", scene_index - 1, scene_index, ramp[c]]
                 x0 = engine.denoise_chunk(self.cache, self._text(spec), g * fpc, generator, uncond=self._uncond(),
-                                          context_guidance=scene.returning_only)
+                                          context_guidance=self._context_guided(scene, c))
                 self.latents.append(x0.cpu())
                 self.chunk_scene.append(scene_index)
                 capture = {layer: None for layer in self._score_layers()}
@@ -359,6 +359,12 @@ class StorySession:
             )
         if scene.chunks_done == 0:  # stopped before anything was made: the scene never happened
             self._drop_last_scene()
+
+    def _context_guided(self, scene: SceneRecord, chunk: int) -> bool:
+        """Context guidance for this chunk of the scene: only where no new character comes (it would pull a
+        newcomer towards the look of the characters in the context), on the scene's first chunks."""
+        first_chunks = self.config.sampler.context_guidance_chunks
+        return scene.returning_only and (first_chunks is None or chunk < first_chunks)
 
     def _score_layers(self) -> list[int]:
         layers = [layer for layer in self.config.memory.score_layers if layer < self.engine.model.cfg.num_layers]

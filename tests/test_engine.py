@@ -127,11 +127,12 @@ def test_sampler_timesteps_are_exact():
     assert load_config().model.head_dim == 128 and load_config().tokens_per_frame == 1560
 
 
-@pytest.mark.parametrize("renoise", ["fresh", "predicted"])
+@pytest.mark.parametrize("renoise", ["fresh", "predicted", "mixed"])
 def test_each_step_renoises_as_configured(renoise):
     """fresh: x' = (1 - s') x0 + s' * new noise from the generator; predicted: exactly an Euler step of the flow
-    ODE, x' = x + (s' - s) v (no noise drawn after the first)."""
-    cfg = load_config(preset="tiny", overrides={"sampler": {"renoise": renoise}})
+    ODE, x' = x + (s' - s) v (no noise drawn after the first); mixed: the noise is sqrt(1 - f) * the predicted
+    noise + sqrt(f) * new noise."""
+    cfg = load_config(preset="tiny", overrides={"sampler": {"renoise": renoise, "renoise_fresh": 0.3}})
     engine = Engine(random_model(cfg), cfg)
     text = engine.model.encode_text(torch.randn(1, cfg.model.text_len, cfg.model.text_dim))
     calls = []
@@ -151,15 +152,20 @@ def test_each_step_renoises_as_configured(renoise):
     engine.noise(replay, cfg.cache.frames_per_chunk)  # the chunk's starting noise
     for i in range(len(sigmas) - 1):
         (x, v), (x_next, _) = calls[i], calls[i + 1]
+        x0 = x.double() - sigmas[i] * v.double()
+        predicted = (x.double() - (1 - sigmas[i]) * x0) / sigmas[i]
         if renoise == "predicted":
             expected = x.double() + (sigmas[i + 1] - sigmas[i]) * v.double()
+            assert torch.allclose(expected, (1 - sigmas[i + 1]) * x0 + sigmas[i + 1] * predicted, atol=1e-6)
         else:
-            x0 = x.double() - sigmas[i] * v.double()
             fresh = torch.randn(x.shape, generator=replay).double()
-            expected = (1 - sigmas[i + 1]) * x0 + sigmas[i + 1] * fresh
+            noise = fresh if renoise == "fresh" else 0.7**0.5 * predicted + 0.3**0.5 * fresh
+            expected = (1 - sigmas[i + 1]) * x0 + sigmas[i + 1] * noise
         assert torch.allclose(x_next.double(), expected, atol=1e-5), (i, (x_next - expected).abs().max())
     with pytest.raises(ConfigError, match="renoise"):
         load_config(preset="tiny", overrides={"sampler": {"renoise": "euler"}})
+    with pytest.raises(ConfigError, match="renoise_fresh"):
+        load_config(preset="tiny", overrides={"sampler": {"renoise": "mixed", "renoise_fresh": 1.5}})
 
 
 def test_guided_steps_mix_prompt_and_empty_prompt():
@@ -252,7 +258,8 @@ def test_context_guided_steps_lean_on_the_cache():
         assert torch.allclose(inputs[k + 1], expected, atol=1e-5), k
     assert torch.allclose(x0.double(), inputs[-1] - sigmas[-1] * velocities[-1], atol=1e-5)
     for bad, match in (({"context_guidance_scale": 0.5}, "context_guidance_scale"),
-                       ({"context_guidance_scale": 2.0, "context_guidance_steps": 0}, "context_guidance_steps")):
+                       ({"context_guidance_scale": 2.0, "context_guidance_steps": 0}, "context_guidance_steps"),
+                       ({"context_guidance_chunks": 0}, "context_guidance_chunks")):
         with pytest.raises(ConfigError, match=match):
             load_config(preset="tiny", overrides={"sampler": bad})
     assert load_config(preset="tiny").sampler.context_guided_steps == 0  # off by default

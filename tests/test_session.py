@@ -181,36 +181,44 @@ def test_recache_rewrites_the_sink_under_the_new_prompt(runtime, recache_sink):
 
 def test_context_guidance_only_where_no_newcomer_comes(runtime):
     """sampler.context_guidance_scale applies to a later scene whose prompt brings back known characters and
-    introduces none; the first scene and a scene with a newcomer are sampled without it (one pass a step)."""
+    introduces none; the first scene and a scene with a newcomer are sampled without it (one pass a step).
+    sampler.context_guidance_chunks limits it to a scene's first chunks."""
     engine, sampler = runtime.engine, runtime.config.sampler
     assert engine.sampler.cfg is sampler
-    sampler.context_guidance_scale, sampler.context_guidance_steps = 2.0, 2
-    passes, per_chunk = [0], []
     forward, denoise = engine.model.forward, engine.denoise_chunk
 
-    def count(*args, **kwargs):
-        passes[0] += 1
-        return forward(*args, **kwargs)
+    def passes_per_chunk(first_chunks):
+        passes, per_chunk = [0], []
 
-    def denoise_counted(*args, **kwargs):
-        before = passes[0]
-        out = denoise(*args, **kwargs)
-        per_chunk[-1].append(passes[0] - before)
-        return out
+        def count(*args, **kwargs):
+            passes[0] += 1
+            return forward(*args, **kwargs)
 
-    engine.model.forward, engine.denoise_chunk = count, denoise_counted
-    try:
-        session = StorySession(runtime, StorySettings(memory_policy="iam"))
-        for prompt in (MAN, BACK, "Another woman approaches him."):
-            per_chunk.append([])
-            run(session, prompt, seconds=1.5, seed=1)
-    finally:
-        engine.model.forward, engine.denoise_chunk = forward, denoise
-        sampler.context_guidance_scale, sampler.context_guidance_steps = 1.0, None
-    assert [s.returning_only for s in session.scenes] == [False, True, False]
-    assert [[e["is_new"] for e in s.entities] for s in session.scenes][1:] == [[False], [True, False]]
+        def denoise_counted(*args, **kwargs):
+            before = passes[0]
+            out = denoise(*args, **kwargs)
+            per_chunk[-1].append(passes[0] - before)
+            return out
+
+        sampler.context_guidance_scale, sampler.context_guidance_steps = 2.0, 2
+        sampler.context_guidance_chunks = first_chunks
+        engine.model.forward, engine.denoise_chunk = count, denoise_counted
+        try:
+            session = StorySession(runtime, StorySettings(memory_policy="iam"))
+            for prompt in (MAN, BACK, "Another woman approaches him."):
+                per_chunk.append([])
+                run(session, prompt, seconds=1.5, seed=1)
+        finally:
+            engine.model.forward, engine.denoise_chunk = forward, denoise
+            sampler.context_guidance_scale, sampler.context_guidance_steps = 1.0, None
+            sampler.context_guidance_chunks = None
+        assert [s.returning_only for s in session.scenes] == [False, True, False]
+        assert [[e["is_new"] for e in s.entities] for s in session.scenes][1:] == [[False], [True, False]]
+        return per_chunk
+
     steps = len(engine.sampler)
-    assert per_chunk == [[steps] * 2, [steps + 2] * 2, [steps] * 2]
+    assert passes_per_chunk(None) == [[steps] * 2, [steps + 2] * 2, [steps] * 2]
+    assert passes_per_chunk(1) == [[steps] * 2, [steps + 2, steps], [steps] * 2]
 
 
 def test_bad_input_is_refused_before_anything_changes(runtime):

@@ -118,12 +118,20 @@ class Engine:
                 velocity = velocity + (context_scale - 1) * (prompted - bare)
             x0 = self.sampler.to_x0(x, velocity, sigma)
             if i + 1 < steps:
-                if self.sampler.cfg.renoise == "fresh":
-                    step_noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-                else:
-                    step_noise = self.sampler.predicted_noise(x, x0, sigma)
+                step_noise = self._step_noise(x, x0, sigma, generator)
                 x = self.sampler.add_noise(x0, step_noise, float(self.sampler.sigmas[i + 1]))
         return x0
+
+    def _step_noise(self, x: torch.Tensor, x0: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:
+        """The noise a step re-noises its x0 with (``sampler.renoise``)."""
+        cfg = self.sampler.cfg
+        if cfg.renoise == "predicted":
+            return self.sampler.predicted_noise(x, x0, sigma)
+        fresh = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        if cfg.renoise == "fresh":
+            return fresh
+        share = cfg.renoise_fresh
+        return (1 - share) ** 0.5 * self.sampler.predicted_noise(x, x0, sigma) + share**0.5 * fresh
 
     @torch.no_grad()
     def commit_chunk(

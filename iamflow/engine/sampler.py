@@ -8,7 +8,8 @@ t = [1000, 937.5, 833.33, 625.0], sigma = t / 1000.
 A step predicts x0 = x_t - sigma * v and, unless it was the last, re-noises x0 to the next sigma:
 x = (1 - sigma') * x0 + sigma' * noise, with fresh noise (``renoise: fresh``, what few-step distilled weights
 expect) or with the noise the step predicts, x0 + v (``renoise: predicted``: exactly an Euler step of the flow
-ODE, x' = x + (sigma' - sigma) * v, which keeps the detail an undistilled model has laid down).
+ODE, x' = x + (sigma' - sigma) * v, which keeps the detail an undistilled model has laid down), or a mix of
+the two (``renoise: mixed``, ``renoise_fresh`` the fresh share of the noise's variance).
 """
 
 from __future__ import annotations

@@ -335,7 +335,8 @@ def sample_batch(data: LatentStories, rng: np.random.Generator, batch: int, swit
                 index[b, offsets[slot] + j] = data.story_start[s] + f
                 positions[b, offsets[slot] + j] = f
         text_rows[b] = data.scene_text_start[s] + data.chunk_scene[s][g]
-        shown = index[b, :-CHUNK_FRAMES][index[b, :-CHUNK_FRAMES] >= 0] - data.story_start[s]
+        context = index[b, :-CHUNK_FRAMES]
+        shown = context[context >= 0] - data.story_start[s]
         seen = {c for scene in np.unique(data.chunk_scene[s][shown // CHUNK_FRAMES]) for c in data.scene_chars[s][scene]}
         copyable[b] = set(data.scene_chars[s][data.chunk_scene[s][g]]) <= seen
         if g > 0 and rng.random() < LONG_STORY_SHARE:  # as if the story had run longer before this scene

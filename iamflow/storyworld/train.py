@@ -36,6 +36,7 @@ from iamflow.engine.model import CausalWanModel
 from iamflow.engine.sampler import FlowSampler, shifted_schedule
 from iamflow.storyworld.codec import StoryworldCodec
 from iamflow.storyworld.data import (
+    TRAIT,
     CompactMiniLM,
     LatentStories,
     frame_mask_to_tokens,
@@ -144,7 +145,7 @@ def dit_batch(data: LatentStories, rng, batch: int, sampler: FlowSampler, tokens
     weights = torch.tensor([1.0, figure_weight, figure_weight if trait_weight is None else trait_weight], device=device)
     weight = weights[level.long()]
     if copy_trait_weight is not None:
-        copy = b["copyable"].to(device)[:, None, None, None, None] & (level == 2)
+        copy = b["copyable"].to(device)[:, None, None, None, None] & (level == TRAIT)
         weight = torch.where(copy, torch.full_like(weight, copy_trait_weight), weight)
     return x_in, t, text, b["positions"].to(device), mask, noise - clean, weight
 

@@ -22,7 +22,10 @@ def test_evaluate_command_writes_json_and_markdown(tmp_path):
         assert row["video_fps"] > 0
         assert row["tallies"]["location"][1] == len(story_scenes) and row["stories"] == 1
     table = (out / "evaluation.md").read_text()
-    assert "| none |" in table and "| iam |" in table
+    assert "| none |" in table and "| iam |" in table and "trait drawn at a first appearance" in table
+    for row in report["results"].values():
+        assert set(row["breakdown"]["colour_asked_by_figures"]) == {"1", "2", "3"}
+        assert row["breakdown"]["trait_drawn"] is None or 0.0 <= row["breakdown"]["trait_drawn"] <= 1.0
 
 
 def test_evaluate_command_refuses_an_unknown_policy(tmp_path):

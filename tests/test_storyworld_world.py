@@ -280,7 +280,7 @@ def test_bad_inputs_say_what_to_change():
 
 
 def _rates(result: dict) -> dict:
-    return {k: v for k, v in result.items() if k not in ("tallies", "stories", "scenes")}
+    return {k: v for k, v in result.items() if k not in ("tallies", "stories", "scenes", "breakdown")}
 
 
 def test_judge_recognises_rendered_stories(stories, videos):
@@ -406,3 +406,30 @@ def test_shown_trait_consistency_does_not_reward_drawing_no_trait(stories):
     plain, dropped = summarise(plain_results), summarise(dropped_results)
     assert plain["trait_consistency"] >= 0.98 and plain["shown_trait_consistency"] is None
     assert dropped["tallies"]["shown_trait_consistency"][1] > 5 and dropped["shown_trait_consistency"] < 0.1
+    assert plain["breakdown"]["trait_drawn"] == 0.0
+
+
+def test_breakdown_says_where_colours_and_traits_are_lost(stories, videos):
+    """Colour asked split by how many characters a scene holds, and how often a first appearance shows a trait:
+    on rendered stories every asked colour is right at every crowd size, and traits are drawn as often as the
+    cast has them; swapping the colours of the figures in crowded scenes shows up only in the crowded columns."""
+    truth = summarise([judge_story(video, story) for video, story in zip(videos, stories)])
+    by_figures = truth["breakdown"]["colour_asked_by_figures"]
+    assert all(by_figures[n] >= 0.98 for n in ("1", "2", "3")), by_figures
+    firsts = [c for story in stories for c in story.characters]
+    given = sum(c.trait != "plain" for c in firsts) / len(firsts)
+    assert abs(truth["breakdown"]["trait_drawn"] - given) < 0.05 and 0.5 < given < 0.95
+    swapped = []
+    for story in stories:
+        frames = []
+        for i, spec in enumerate(story.scenes):
+            ids = [cid for cid, _, _ in spec.characters]
+            if len(ids) > 1:  # every figure of a crowded scene wears the next figure's colour
+                paint = {a: story.character(b).colour for a, b in zip(ids, ids[1:] + ids[:1])}
+                cast = [dataclasses.replace(c, colour=paint.get(c.char_id, c.colour)) for c in story.characters]
+                frames.append(render_scene(Story(cast, story.scenes, story.seed), i, FRAMES))
+            else:
+                frames.append(render_scene(story, i, FRAMES))
+        swapped.append(judge_story(frames, story))
+    crowded = summarise(swapped)["breakdown"]["colour_asked_by_figures"]
+    assert crowded["1"] >= 0.98 and crowded["2"] < 0.3 and crowded["3"] < 0.3, crowded

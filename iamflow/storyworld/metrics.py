@@ -505,7 +505,8 @@ def _score_scene(reading: _Reading, found: list[Detection], expected: ExpectedSc
 
 
 TALLY_NAMES = ("location", "count", "kind", "colour", "trait", "kind_asked", "colour_asked", "colour_consistency",
-               "trait_consistency", "shown_trait_consistency", "returning_trait_consistency", "identity_consistency")
+               "trait_consistency", "shown_trait_consistency", "returning_trait_consistency", "identity_consistency",
+               "colour_asked_1", "colour_asked_2", "colour_asked_3", "trait_drawn")
 
 
 def stated(scene: SceneSpec, char_id: str, kind: str) -> tuple[bool, bool]:
@@ -546,6 +547,11 @@ def judge_story(scene_frames: list[np.ndarray], story: Story) -> dict:
     A character missing from a scene counts as wrong. The reference is what the judge saw at the first
     appearance (the truth when the character was not found there). ``tallies`` holds [hits, total] per
     rate, for pooling stories with ``summarise``.
+
+    ``breakdown`` holds rates that say where the others are lost, not whether a video is right:
+    ``colour_asked`` split by how many characters the scene holds (``colour_asked_by_figures``), and
+    ``trait_drawn``, the share of first appearances read with a trait (three quarters of the world's characters
+    have one; the trait of a first appearance is never prompted, so a model drawing the average leaves it out).
     """
     if len(scene_frames) != len(story.scenes):
         raise ValueError(
@@ -570,6 +576,9 @@ def judge_story(scene_frames: list[np.ndarray], story: Story) -> dict:
             for attribute, asked in (("kind", kind_stated), ("colour", colour_stated)):
                 tallies[f"{attribute}_asked"][0] += asked and seen[f"{attribute}_correct"]
                 tallies[f"{attribute}_asked"][1] += asked
+            crowd = f"colour_asked_{min(len(spec.characters), 3)}"
+            tallies[crowd][0] += colour_stated and seen["colour_correct"]
+            tallies[crowd][1] += colour_stated
             previous, last_scene[char_id] = last_scene.get(char_id), index
             if char_id not in first_seen:
                 truth = story.character(char_id)
@@ -578,6 +587,8 @@ def judge_story(scene_frames: list[np.ndarray], story: Story) -> dict:
                     if seen["found"]
                     else (truth.kind, truth.colour, truth.trait)
                 )
+                tallies["trait_drawn"][0] += seen["found"] and seen["trait"] != "plain"
+                tallies["trait_drawn"][1] += seen["found"]
                 continue
             kind, colour, trait = first_seen[char_id]
             found = seen["found"]
@@ -595,7 +606,8 @@ def judge_story(scene_frames: list[np.ndarray], story: Story) -> dict:
             same = found and (seen["kind"], seen["colour"], seen["trait"]) == (kind, colour, trait)
             tallies["identity_consistency"][0] += same
             tallies["identity_consistency"][1] += 1
-    return {**_rates(tallies), "tallies": {k: list(map(int, v)) for k, v in tallies.items()}, "scenes": scenes}
+    return {**_rates(tallies), "breakdown": _breakdown(tallies),
+            "tallies": {k: list(map(int, v)) for k, v in tallies.items()}, "scenes": scenes}
 
 
 def _rates(tallies: dict[str, list[int]]) -> dict[str, float | None]:
@@ -620,6 +632,12 @@ def _rates(tallies: dict[str, list[int]]) -> dict[str, float | None]:
     }
 
 
+def _breakdown(tallies: dict[str, list[int]]) -> dict:
+    rate = {name: (hits / total if total else None) for name, (hits, total) in tallies.items()}
+    return {"colour_asked_by_figures": {str(n): rate[f"colour_asked_{n}"] for n in (1, 2, 3)},
+            "trait_drawn": rate["trait_drawn"]}
+
+
 def summarise(results: list[dict]) -> dict:
     """Pool ``judge_story`` results of many stories into one set of rates (counts summed, then divided)."""
     tallies = {name: [0, 0] for name in TALLY_NAMES}
@@ -627,4 +645,4 @@ def summarise(results: list[dict]) -> dict:
         for name, (hits, total) in result["tallies"].items():
             tallies[name][0] += hits
             tallies[name][1] += total
-    return {**_rates(tallies), "tallies": tallies, "stories": len(results)}
+    return {**_rates(tallies), "breakdown": _breakdown(tallies), "tallies": tallies, "stories": len(results)}

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from iamflow.config import load_config
+from iamflow.engine.model import CausalWanModel
 from iamflow.engine.sampler import FlowSampler
 from iamflow.storyworld.data import (
     CHUNK_FRAMES,
@@ -12,11 +13,12 @@ from iamflow.storyworld.data import (
     TEMPORAL_FACTOR,
     TRAIT,
     LatentStories,
+    frame_mask_to_tokens,
     render_story_video,
     sample_batch,
 )
 from iamflow.storyworld.stories import story_from_seed
-from iamflow.storyworld.train import dit_batch, weighted_mse
+from iamflow.storyworld.train import dit_batch, own_context, weighted_mse
 from iamflow.storyworld.world import World, background
 
 
@@ -136,3 +138,31 @@ def test_copy_trait_weight_falls_on_traits_the_context_shows():
     assert copy.any() and ((current == TRAIT) & ~copy).any()
     assert torch.equal(weight[:, 0] == 10.0, copy)
     assert bool((weight[:, 0][~copy] == 1.0).all())
+
+
+def test_own_context_replaces_the_chosen_contexts_by_the_models_prediction():
+    """The context of the chosen sequences becomes x_t - sigma * v: from almost no noise that is the context
+    itself; from more noise it is the model's guess. The current chunk and the other sequences stay as they were."""
+    config = load_config(preset="tiny")
+    torch.manual_seed(0)
+    model = CausalWanModel(config.model).eval()
+    data = latent_stories(range(10, 16))
+    sampler = FlowSampler(config.sampler)
+    x, t, text, positions, mask, _, _ = dit_batch(data, np.random.default_rng(1), 6, sampler,
+                                                  config.tokens_per_frame, "cpu")
+    frames = x.shape[2]  # the storyworld sequence, with the tiny model's latents
+    x = torch.randn(6, config.model.in_channels, frames, config.video.latent_height, config.video.latent_width)
+    causal = torch.ones(frames, frames, dtype=torch.bool).tril()
+    mask = frame_mask_to_tokens(causal.expand(6, frames, frames), config.tokens_per_frame)
+    text = torch.randn(6, config.model.text_len, config.model.text_dim)
+    steps = config.sampler.num_train_timesteps
+    assert torch.equal(own_context(model, x, t, text, positions, mask, 0.0, 0.4, steps), x)
+    near = own_context(model, x, t, text, positions, mask, 1.0, 1e-4, steps)
+    assert torch.allclose(near, x, atol=1e-2)
+    far = own_context(model, x, t, text, positions, mask, 1.0, 0.9, steps)
+    assert torch.equal(far[:, :, -CHUNK_FRAMES:], x[:, :, -CHUNK_FRAMES:])
+    assert (far[:, :, :-CHUNK_FRAMES] - x[:, :, :-CHUNK_FRAMES]).abs().mean() > 0.1
+    torch.manual_seed(1)  # chooses sequences 1, 2 and 4 of the six
+    half = own_context(model, x, t, text, positions, mask, 0.5, 0.9, steps)
+    kept = [torch.equal(half[b], x[b]) for b in range(6)]
+    assert kept == [True, False, False, True, False, True], kept

@@ -11,7 +11,8 @@ One run is one resumable piece that stops by the wall clock (``--minutes``) and 
    see the empty prompt instead of theirs, so the model also predicts without the prompt (guidance).
    ``--figure-weight`` weighs the loss on the latent cells that show a character, ``--trait-weight`` on those
    that show its trait: a trait or a colour covers a few of a frame's 256 cells, and uniform weights let the
-   background dominate.
+   background dominate. ``--own-context`` of the sequences get the model's own one-pass prediction of their
+   context instead of the truth (``own_context``), the way inference feeds its own frames back.
 
 Weights go to ``--out`` as float16 safetensors shards of at most 16 MiB; the next piece resumes from them
 (``--init``), with a fresh optimizer and a short warm-up.
@@ -36,6 +37,7 @@ from iamflow.engine.model import CausalWanModel
 from iamflow.engine.sampler import FlowSampler, shifted_schedule
 from iamflow.storyworld.codec import StoryworldCodec
 from iamflow.storyworld.data import (
+    CHUNK_FRAMES,
     TRAIT,
     CompactMiniLM,
     LatentStories,
@@ -150,6 +152,27 @@ def dit_batch(data: LatentStories, rng, batch: int, sampler: FlowSampler, tokens
     return x_in, t, text, b["positions"].to(device), mask, noise - clean, weight
 
 
+def own_context(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, text: torch.Tensor,
+                positions: torch.Tensor, mask: torch.Tensor, share: float, max_sigma: float,
+                num_train_timesteps: int) -> torch.Tensor:
+    """``x`` [B, C, F, h, w] with the context frames of ``share`` of the sequences replaced by the model's own
+    prediction of them from noise of sigma U(0, ``max_sigma``), one pass, no gradient. Inference feeds the
+    model's own frames back as context, where a detail it was unsure of is faint; the truth never is."""
+    batch = x.shape[0]
+    chosen = torch.rand(batch, device=x.device) < share
+    if not chosen.any():
+        return x
+    context, current = x[:, :, :-CHUNK_FRAMES], x[:, :, -CHUNK_FRAMES:]
+    sigma = max_sigma * torch.rand(batch, 1, 1, 1, 1, device=x.device)
+    noisy = (1 - sigma) * context + sigma * torch.randn_like(context)
+    t_noisy = t.clone()
+    t_noisy[:, :-CHUNK_FRAMES] = sigma.flatten()[:, None] * num_train_timesteps
+    with torch.no_grad(), torch.autocast(x.device.type, torch.bfloat16, enabled=x.device.type == "cuda"):
+        velocity = model(torch.cat([noisy, current], 2), t_noisy, text, frame_positions=positions, attn_mask=mask)
+    predicted = noisy - sigma * velocity[:, :, :-CHUNK_FRAMES].float()
+    return torch.cat([torch.where(chosen[:, None, None, None, None], predicted, context), current], 2)
+
+
 def weighted_mse(prediction: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Mean squared error with a weight per latent cell (broadcast over channels); all weights 1 give F.mse_loss."""
     weight = weight.expand_as(target)
@@ -185,6 +208,10 @@ def main() -> None:
     ap.add_argument("--copy-trait-weight", type=float, default=None,
                     help="loss weight of the trait's cells where every character of the current chunk is in its "
                          "context (the trait can be copied), instead of --trait-weight")
+    ap.add_argument("--own-context", type=float, default=0.0,
+                    help="share of the sequences whose context is the model's own one-pass prediction of it")
+    ap.add_argument("--own-context-sigma", type=float, default=0.4,
+                    help="the noise that prediction starts from: sigma U(0, this)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     deadline = time.time() + args.minutes * 60
@@ -233,6 +260,9 @@ def main() -> None:
             data, rng, args.batch, sampler, config.tokens_per_frame, device, args.switch_share, null_text,
             args.text_dropout, args.figure_weight, args.crowd_share, args.trait_weight, args.copy_trait_weight)
         try:
+            if args.own_context > 0:
+                x = own_context(model, x, t, text, positions, mask, args.own_context, args.own_context_sigma,
+                                config.sampler.num_train_timesteps)
             with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
                 velocity = model(x, t, text, frame_positions=positions, attn_mask=mask)
         except Exception:  # a compiler failure costs the speed-up, not the piece
@@ -263,7 +293,8 @@ def main() -> None:
     log.update({"dit_steps": step, "dit_batch": args.batch, "lr": args.lr, "switch_share": args.switch_share,
                 "text_dropout": args.text_dropout, "figure_weight": args.figure_weight,
                 "crowd_share": args.crowd_share, "trait_weight": args.trait_weight,
-                "copy_trait_weight": args.copy_trait_weight,
+                "copy_trait_weight": args.copy_trait_weight, "own_context": args.own_context,
+                "own_context_sigma": args.own_context_sigma,
                 "compiled": args.compile, "dit_seconds": round(time.time() - started, 1),
                 "dit_loss_every_100": losses, "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
     (out / f"train_log_{args.piece}.json").write_text(json.dumps(log, indent=1))

@@ -25,6 +25,7 @@ import dataclasses
 import json
 import logging
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -47,6 +48,17 @@ def carried_over(story: Story) -> str | None:
     return char_id if char_id in story.scenes[0].char_ids else None
 
 
+def probe_stories(first_seed: int) -> Iterator[tuple[int, Story, str]]:
+    """(seed, story, carried-over character) for the seeds after ``first_seed`` whose story has one."""
+    seed = first_seed
+    while True:
+        seed += 1
+        story = story_from_seed(seed)
+        char_id = carried_over(story)
+        if char_id is not None:
+            yield seed, story, char_id
+
+
 def with_trait(story: Story, char_id: str, trait: str) -> Story:
     cast = [dataclasses.replace(c, trait=trait) if c.char_id == char_id else c for c in story.characters]
     return dataclasses.replace(story, characters=cast)
@@ -60,13 +72,9 @@ def copy_probe(runtime: Runtime, cases: int, first_seed: int = 50_000) -> dict:
     context_frames = video_frames(2 * CHUNK_FRAMES)  # two chunks of the first scene
     copied = context_read = done = 0
     drawn: dict[str, int] = {}
-    seed = first_seed
-    while done < cases:
-        seed += 1
-        story = story_from_seed(seed)
-        char_id = carried_over(story)
-        if char_id is None:
-            continue
+    for seed, story, char_id in probe_stories(first_seed):
+        if done >= cases:
+            break
         own = story.character(char_id).trait
         other = [t for t in World.TRAITS if t != own][seed % (len(World.TRAITS) - 1)]
         for trait in (own, other)[: cases - done]:
@@ -94,13 +102,9 @@ def self_probe(runtime: Runtime, cases: int, first_seed: int = 50_000) -> dict:
     uncond = engine.encode_text(encoder.encode([""])) if engine.sampler.cfg.guided_steps else None
     first_traits: dict[str, int] = {}
     kept = shown = shown_kept = done = 0
-    seed = first_seed
-    while done < cases:
-        seed += 1
-        story = story_from_seed(seed)
-        char_id = carried_over(story)
-        if char_id is None:
-            continue
+    for seed, story, char_id in probe_stories(first_seed):
+        if done >= cases:
+            break
         first_text, second_text = (engine.encode_text(encoder.encode([scene.prompt])) for scene in story.scenes[:2])
         generator = torch.Generator(device=engine.device).manual_seed(seed)
         cache = engine.new_cache()

@@ -606,11 +606,10 @@ def judge_story(scene_frames: list[np.ndarray], story: Story) -> dict:
             same = found and (seen["kind"], seen["colour"], seen["trait"]) == (kind, colour, trait)
             tallies["identity_consistency"][0] += same
             tallies["identity_consistency"][1] += 1
-    return {**_rates(tallies), "breakdown": _breakdown(tallies),
-            "tallies": {k: list(map(int, v)) for k, v in tallies.items()}, "scenes": scenes}
+    return {**_rates(tallies), "tallies": {k: list(map(int, v)) for k, v in tallies.items()}, "scenes": scenes}
 
 
-def _rates(tallies: dict[str, list[int]]) -> dict[str, float | None]:
+def _rates(tallies: dict[str, list[int]]) -> dict:
     rate = {name: (hits / total if total else None) for name, (hits, total) in tallies.items()}
     adherence_parts = [rate["location"], rate["kind_asked"], rate["colour_asked"]]
     truth_parts = [rate["location"], rate["kind"], rate["colour"]]
@@ -629,13 +628,9 @@ def _rates(tallies: dict[str, list[int]]) -> dict[str, float | None]:
         "shown_trait_consistency": rate["shown_trait_consistency"],
         "returning_trait_consistency": rate["returning_trait_consistency"],
         "identity_consistency": rate["identity_consistency"],
+        "breakdown": {"colour_asked_by_figures": {str(n): rate[f"colour_asked_{n}"] for n in (1, 2, 3)},
+                      "trait_drawn": rate["trait_drawn"]},
     }
-
-
-def _breakdown(tallies: dict[str, list[int]]) -> dict:
-    rate = {name: (hits / total if total else None) for name, (hits, total) in tallies.items()}
-    return {"colour_asked_by_figures": {str(n): rate[f"colour_asked_{n}"] for n in (1, 2, 3)},
-            "trait_drawn": rate["trait_drawn"]}
 
 
 def summarise(results: list[dict]) -> dict:
@@ -645,4 +640,4 @@ def summarise(results: list[dict]) -> dict:
         for name, (hits, total) in result["tallies"].items():
             tallies[name][0] += hits
             tallies[name][1] += total
-    return {**_rates(tallies), "breakdown": _breakdown(tallies), "tallies": tallies, "stories": len(results)}
+    return {**_rates(tallies), "tallies": tallies, "stories": len(results)}

@@ -17,6 +17,7 @@ import argparse
 import datetime
 import json
 import logging
+import math
 import platform
 import statistics
 import time
@@ -279,6 +280,123 @@ def build_vae(dtype: torch.dtype):
     return WanVAECodec(vae.to(dtype).eval())
 
 
+# --- the StorySession loop (what the app runs) -----------------------------------------------------------
+
+STORY = [
+    "A young man in a denim jacket walks through a park at sunset.",
+    "The protagonist sits on a bench and reads a letter.",
+    "Another woman approaches him and they talk.",
+    "The man stands up and walks away along the river.",
+]
+
+
+def session_run(args: argparse.Namespace) -> dict:
+    """Time a story told through ``StorySession`` on the Wan preset with random weights, as a viewer receives it:
+    the real rules agent, the random-weight umT5 at its real shape, the memory policy and transition of the
+    config, the streaming decoder. Per scene: first frame after ``add_scene``, the chunk intervals, the video
+    frames per second received, and where the time of the switch and of a chunk goes."""
+    from iamflow.engine.streams import StageTimer
+    from iamflow.runtime import build_runtime
+    from iamflow.session import StorySession
+
+    overrides = list(args.override)
+    overrides += [f"runtime.compile={str(args.compile).lower()}", f"runtime.fp8={str(args.fp8).lower()}",
+                  f"runtime.text_encoder_device={args.text_encoder_device}"]
+    cfg = load_config(args.config, preset=args.preset, overrides=overrides)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    import torch._dynamo
+
+    started = time.perf_counter()
+    runtime = build_runtime(cfg, random_weights=True)
+    load_seconds = time.perf_counter() - started
+    if args.decoder == "tiny":
+        from iamflow.engine.tiny_decoder import build_random_tiny_codec
+
+        runtime.codec = build_random_tiny_codec(runtime.device, runtime.engine.model.dtype)
+    text_encoder_gib = sum(p.numel() * p.element_size() for p in runtime.text_encoder.model.parameters()
+                           if p.device.type == "cuda") / 2**30
+    _sync()
+    torch.cuda.reset_peak_memory_stats()
+    graphs_before = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+
+    session = StorySession(runtime)
+    session.overlap_decode = args.overlap
+    session.timer = StageTimer(runtime.device)
+    video_per_chunk = cfg.cache.frames_per_chunk * cfg.video.temporal_compression
+    scenes = []
+    prompts = (STORY * ((args.scenes + len(STORY) - 1) // len(STORY)))[: args.scenes]
+    for index, prompt in enumerate(prompts):
+        _sync()
+        session.timer.take()
+        clock = time.perf_counter()
+        arrivals, frames = [], 0
+        for event in session.add_scene(prompt, seconds=args.scene_seconds, seed=index):
+            arrivals.append(time.perf_counter() - clock)
+            frames += len(event.frames)
+        stages: dict[str, list[float]] = {}
+        for name, seconds in session.timer.take():
+            stages.setdefault(name, []).append(seconds)
+        intervals = [b - a for a, b in zip(arrivals, arrivals[1:])]
+        steady = intervals[1:] or intervals
+        scenes.append({
+            "prompt": prompt,
+            "chunks": len(arrivals),
+            "video_frames": frames,
+            "first_frame_seconds": arrivals[0],
+            "scene_fps": frames / arrivals[-1],
+            "steady_fps": video_per_chunk / statistics.median(steady) if steady else None,
+            "chunk_p50_seconds": statistics.median(intervals) if intervals else None,
+            "chunk_p99_seconds": _percentile(intervals, 99) if intervals else None,
+            "stage_seconds_first_chunk": {k: v[0] for k, v in stages.items()},
+            "stage_seconds_per_chunk_median": {k: statistics.median(v) for k, v in stages.items() if len(v) > 1},
+        })
+        logger.info("scene %d: first frame %.3f s, %.1f fps received", index, arrivals[0], scenes[-1]["scene_fps"])
+    graphs_after = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    result = {
+        "mode": "session",
+        "card": torch.cuda.get_device_name(),
+        "torch": torch.__version__,
+        "date": datetime.date.today().isoformat(),
+        "preset": cfg.preset,
+        "resolution": f"{cfg.video.width}x{cfg.video.height}",
+        "memory_policy": session.settings.memory_policy,
+        "transition": session.settings.transition,
+        "agent": session.settings.agent_backend,
+        "compiled": args.compile,
+        "fp8": args.fp8,
+        "decoder": args.decoder,
+        "overlap_decode": args.overlap,
+        "text_encoder_device": args.text_encoder_device,
+        "load_seconds": load_seconds,
+        "compile_warm_up_seconds": getattr(runtime.engine, "compile_seconds", 0.0),
+        "graphs_compiled_during_story": graphs_after - graphs_before,
+        "scenes": scenes,
+        "peak_gpu_memory_gib": torch.cuda.max_memory_allocated() / 2**30,
+        "text_encoder_gpu_gib": text_encoder_gib,
+    }
+    result["peak_gpu_memory_without_text_encoder_gib"] = result["peak_gpu_memory_gib"] - text_encoder_gib
+    if args.long_scene_seconds:
+        clock, arrivals = time.perf_counter(), []
+        for event in session.add_scene(STORY[0], seconds=args.long_scene_seconds, seed=99):
+            arrivals.append(time.perf_counter() - clock)
+        intervals = [b - a for a, b in zip(arrivals, arrivals[1:])]
+        tenth = max(5, len(intervals) // 10)
+        result["long_scene"] = {
+            "seconds_of_video": args.long_scene_seconds, "chunks": len(arrivals),
+            "early_chunk_seconds": statistics.median(intervals[1 : 1 + tenth]),
+            "late_chunk_seconds": statistics.median(intervals[-tenth:]),
+            "wall_seconds": arrivals[-1],
+        }
+        result["long_scene"]["late_over_early"] = (result["long_scene"]["late_chunk_seconds"]
+                                                   / result["long_scene"]["early_chunk_seconds"])
+    return result
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="wan2.1-t2v-1.3b")
@@ -294,13 +412,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-text-encoder", dest="text_encoder", action="store_false")
     parser.add_argument("--sdpa", default="auto", choices=["auto", "cudnn", "flash", "efficient"])
     parser.add_argument("--out", default=None)
+    parser.add_argument("--session", action="store_true",
+                        help="time the StorySession loop (what the app runs) instead of the engine loop")
+    parser.add_argument("--scenes", type=int, default=4)
+    parser.add_argument("--scene-seconds", type=float, default=6.0)
+    parser.add_argument("--long-scene-seconds", type=float, default=0.0,
+                        help="after the story, one scene this long: its early and late chunk times")
+    parser.add_argument("--fp8", action="store_true", help="FP8 linears (runtime.fp8)")
+    parser.add_argument("--decoder", default="wan", choices=["wan", "tiny"])
+    parser.add_argument("--no-overlap", dest="overlap", action="store_false",
+                        help="decode each chunk before the next is made (the loop's serial order)")
+    parser.add_argument("--text-encoder-device", default="auto", choices=["auto", "cuda", "cpu", "offload"])
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if not torch.cuda.is_available():
         parser.error("the benchmark needs a CUDA GPU")
     if not args.random_weights:
         parser.error("pass --random-weights: the benchmark measures speed with random weights of the preset's shape")
-    if args.sdpa == "auto":
+    if args.session:
+        result = session_run(args)
+    elif args.sdpa == "auto":
         result = run(args)
     else:
         from torch.nn.attention import SDPBackend, sdpa_kernel

@@ -248,11 +248,22 @@ class RuntimeConfig:
     device: str = "auto"
     dtype: str = "auto"
     seed: int = 0
+    # on a GPU: torch.compile the DiT blocks and run every shape a story repeats once while loading
+    compile: bool = True
+    # FP8 linears in the DiT blocks (torchao, dynamic per-row scaling of activations and weights; a Hopper or
+    # newer GPU); off: bf16 exactly as before
+    fp8: bool = False
+    # where the umT5 text encoder lives: "auto" (the runtime device), "cuda", "cpu", or "offload" (weights on the
+    # host, streamed to the GPU layer by layer for each prompt; ~11 GB less GPU memory, slower prompts)
+    text_encoder_device: str = "auto"
+
+    TEXT_ENCODER_DEVICES = ("auto", "cuda", "cpu", "offload")
 
     def validate(self, where: str) -> None:
         _check_choice(f"{where}.dtype", self.dtype, ("auto", "float32", "bfloat16", "float16"))
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ConfigError(f"{where}.device must be auto, cpu, cuda or cuda:N (got {self.device!r})")
+        _check_choice(f"{where}.text_encoder_device", self.text_encoder_device, self.TEXT_ENCODER_DEVICES)
 
 
 @dataclass

@@ -1,15 +1,23 @@
-"""Building the runtime of a preset: the DiT, its codec and its text encoder, on the right device and dtype."""
+"""The runtime: the loaded models of a preset (the DiT, its codec, its text encoder) on the right device and dtype,
+shared by every story of the process, and the builders that make it."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
+import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from iamflow.config import Config, ConfigError
+from iamflow.config import Config, ConfigError, load_config
+from iamflow.engine.codec import to_uint8, to_uint8_tensor
 from iamflow.engine.engine import Engine
-from iamflow.engine.model import CausalWanModel
+from iamflow.engine.model import CausalWanModel, TextConditioning
+from iamflow.engine.streams import DeviceStreams
+from iamflow.memory.bank import text_keys
 
 logger = logging.getLogger(__name__)
 
@@ -31,11 +39,77 @@ def resolve_dtype(config: Config, device: torch.device) -> torch.dtype:
     return DTYPES[config.runtime.dtype]
 
 
-def build_runtime(config: Config):
-    from iamflow.session import Runtime
+class Runtime:
+    """The loaded models, shared by every story of the process. ``lock`` serialises device work."""
 
+    TEXT_CACHE_SIZE = 32  # a Wan prompt is ~94 MB of K/V (30 layers x 512 tokens)
+
+    def __init__(self, config: Config, engine: Engine, codec, text_encoder):
+        self.config = config
+        self.engine = engine
+        self.codec = codec
+        self.text_encoder = text_encoder
+        self.lock = threading.RLock()
+        self.streams = DeviceStreams(engine.device)
+        self._text_cache: dict[str, tuple[TextConditioning, int]] = {}
+        self._key_cache: dict[tuple[str, tuple[int, ...]], torch.Tensor] = {}
+
+    @property
+    def device(self) -> torch.device:
+        return self.engine.device
+
+    @classmethod
+    def load(cls, config: Config | None = None) -> "Runtime":
+        return build_runtime(config or load_config(preset="storyworld"))
+
+    def encode(self, text: str) -> tuple[TextConditioning, int]:
+        """A prompt -> (its cross-attention K/V for every layer, number of real tokens). Cached."""
+        if text not in self._text_cache:
+            context = self.text_encoder.encode([text]).to(self.device)  # [1, text_len, text_dim]
+            length = int((context[0].abs().sum(-1) > 0).sum())
+            self._text_cache[text] = (self.engine.encode_text(context), length)
+            if len(self._text_cache) > self.TEXT_CACHE_SIZE:
+                self._text_cache.pop(next(iter(self._text_cache)))
+        return self._text_cache[text]
+
+    def text_keys(self, text: str, layers: list[int]) -> torch.Tensor:
+        """The memory scorer's keys of a prompt on the host, [layers, heads, D]; cached (made once, the host then
+        scores frames without reading from the device)."""
+        key = (text, tuple(layers))
+        if key not in self._key_cache:
+            condition, length = self.encode(text)
+            self._key_cache[key] = text_keys(condition.kv, layers, length)
+            if len(self._key_cache) > 4 * self.TEXT_CACHE_SIZE:  # a few KB each
+                self._key_cache.pop(next(iter(self._key_cache)))
+        return self._key_cache[key]
+
+    def decode_frames(self, decoder, latents: torch.Tensor) -> np.ndarray:
+        """Decode on the current stream and wait for the frames (replays, loading)."""
+        return to_uint8(self._decode(decoder, latents))
+
+    def _decode(self, decoder, latents: torch.Tensor) -> torch.Tensor:
+        dtype = getattr(self.codec, "dtype", torch.float32)
+        return decoder.decode(latents.to(self.codec.device, dtype))  # [1, 3, T, H, W]
+
+    def decode_to_host(self, decoder, latents: torch.Tensor, stage=None):
+        """Decode on the decode stream and start copying the uint8 frames [T, H, W, 3] to the host: a HostCopy.
+        ``stage(name)``: the benchmark's timer, entered on the decode stream."""
+        stage = stage or (lambda name: contextlib.nullcontext())
+        streams = self.streams
+        with streams.side("decode_stream", latents):
+            with stage("decode"):
+                frames = to_uint8_tensor(self._decode(decoder, latents))
+            with stage("frame copy to host"):
+                return streams.to_host(frames, stream="decode_stream")
+
+
+def build_runtime(config: Config, random_weights: bool = False) -> Runtime:
+    """The runtime of ``config.preset``; ``random_weights`` (Wan preset only): its shapes with random weights."""
+    if random_weights and config.preset != "wan2.1-t2v-1.3b":
+        raise ConfigError("random weights are for the wan2.1-t2v-1.3b preset (the benchmark)")
     builders = {"storyworld": _storyworld, "tiny": _tiny, "wan2.1-t2v-1.3b": _wan}
-    engine, codec, text_encoder = builders[config.preset](config)
+    engine, codec, text_encoder = builders[config.preset](config, random_weights) if random_weights else \
+        builders[config.preset](config)
     logger.info("runtime ready: preset %s on %s (%s)", config.preset, engine.device, engine.model.dtype)
     return Runtime(config, engine, codec, text_encoder)
 
@@ -89,24 +163,108 @@ def check_weights(config: Config) -> None:
             raise ConfigError(f"weights.{key} points to {value}, which does not exist")
 
 
-def _wan(config: Config):
+def _wan(config: Config, random_weights: bool = False):
+    """The Wan2.1-T2V-1.3B runtime from local weights; ``random_weights``: the same shapes with random weights
+    (the benchmark: speed does not depend on weight values)."""
     from iamflow.engine.checkpoints import apply_lora, load_generator
-    from iamflow.engine.codec import WanVAECodec
-    from iamflow.engine.text_encoder import UMT5TextEncoder
 
-    check_weights(config)
+    if not random_weights:
+        check_weights(config)
     w = config.weights
     device = resolve_device(config)
     dtype = resolve_dtype(config, device)
-    model = CausalWanModel(config.model)
-    load_generator(model, w.generator_ckpt, key=w.generator_key)
-    if w.lora_ckpt:
-        model = apply_lora(model, w.lora_ckpt, rank=w.lora_rank, alpha=w.lora_alpha)
+    started = time.perf_counter()
+    if random_weights:
+        with torch.device(device):
+            model = CausalWanModel(config.model)
+    else:
+        model = CausalWanModel(config.model)
+        load_generator(model, w.generator_ckpt, key=w.generator_key)
+        if w.lora_ckpt:
+            model = apply_lora(model, w.lora_ckpt, rank=w.lora_rank, alpha=w.lora_alpha)
     model = model.to(device).to_inference_dtype(dtype).eval()
-    if device.type == "cuda":
+    if config.runtime.fp8:
+        to_fp8(model)
+    text_encoder = _umt5(config, device, dtype, random_weights)
+    codec = _wan_vae(config, device, dtype, random_weights)
+    engine = Engine(model, config)
+    logger.info("Wan runtime loaded in %.1f s (text encoder on %s)", time.perf_counter() - started,
+                config.runtime.text_encoder_device)
+    if device.type == "cuda" and config.runtime.compile:
         model.compile_blocks()
-    text_encoder = UMT5TextEncoder.from_pretrained(
-        w.text_encoder_path, tokenizer_path=w.tokenizer_path or None, text_len=config.model.text_len, device=device, dtype=dtype
-    )
-    codec = WanVAECodec.from_pretrained(w.vae_path, device=device, dtype=dtype)
-    return Engine(model, config), codec, text_encoder
+        logger.info("compiling the DiT for every pass shape a story uses (once per process; about a minute)")
+        context = text_encoder.encode([""]).to(device)
+        seconds = engine.warm_up(engine.encode_text(context), score_layers=list(config.memory.score_layers))
+        logger.info("the DiT is compiled and warm (%.1f s)", seconds)
+        engine.compile_seconds = seconds
+    return engine, codec, text_encoder
+
+
+def to_fp8(model: CausalWanModel) -> CausalWanModel:
+    """FP8 linears in the DiT blocks through torchao: activations and weights scaled per row, dynamically.
+    The float32 parts (time path, modulations) and everything outside the blocks stay as they are."""
+    try:
+        from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
+    except ImportError as err:
+        raise ConfigError("runtime.fp8 needs the torchao package (pip install torchao); or set runtime.fp8=false") from err
+    if model.device.type != "cuda":
+        raise ConfigError("runtime.fp8 needs a CUDA GPU (Hopper or newer); set runtime.fp8=false")
+
+    def is_bf16_linear(module: torch.nn.Module, name: str) -> bool:
+        return isinstance(module, torch.nn.Linear) and module.weight.dtype == torch.bfloat16
+
+    quantize_(model.blocks, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()), filter_fn=is_bf16_linear)
+    return model
+
+
+def _umt5(config: Config, device: torch.device, dtype: torch.dtype, random_weights: bool):
+    """umT5-XXL placed by ``runtime.text_encoder_device``; random weights (and a stand-in tokenizer) for the bench."""
+    from iamflow.engine.text_encoder import UMT5TextEncoder
+
+    place = config.runtime.text_encoder_device
+    home = torch.device("cpu") if place in ("cpu", "offload") else device
+    if place in ("cuda", "offload") and not torch.cuda.is_available():
+        raise ConfigError(f"runtime.text_encoder_device={place} needs a CUDA GPU; use cpu or auto")
+    if random_weights:
+        from accelerate import init_empty_weights
+        from transformers import AutoTokenizer, UMT5Config, UMT5EncoderModel
+
+        from iamflow.engine.text_encoder import minilm_model_dir
+
+        umt5 = UMT5Config(vocab_size=256384, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
+                          feed_forward_proj="gated-gelu", relative_attention_num_buckets=32,
+                          relative_attention_max_distance=128)
+        with init_empty_weights():  # no random initialisation of 5.7 B parameters before they are overwritten
+            model = UMT5EncoderModel(umt5)
+        model = model.to_empty(device=home).to(dtype)
+        generator = torch.Generator(device=home).manual_seed(0)
+        with torch.no_grad():
+            for param in model.parameters():
+                param.normal_(0, 0.02, generator=generator)
+        # the umT5 tokenizer is not bundled; token counts, not token ids, set the encoder's cost
+        tokenizer = AutoTokenizer.from_pretrained(str(minilm_model_dir()))
+        encoder = UMT5TextEncoder(model, tokenizer, text_len=config.model.text_len)
+    else:
+        w = config.weights
+        encoder = UMT5TextEncoder.from_pretrained(
+            w.text_encoder_path, tokenizer_path=w.tokenizer_path or None, text_len=config.model.text_len,
+            device=home, dtype=dtype,
+        )
+    if place == "offload":
+        from accelerate import cpu_offload
+
+        cpu_offload(encoder.model, execution_device=device)
+        encoder.execution_device = device
+    return encoder
+
+
+def _wan_vae(config: Config, device: torch.device, dtype: torch.dtype, random_weights: bool):
+    from iamflow.engine.codec import WanVAECodec
+
+    if random_weights:
+        from diffusers import AutoencoderKLWan
+
+        with torch.device(device):
+            vae = AutoencoderKLWan()  # the Wan2.1 VAE's shape
+        return WanVAECodec(vae.to(dtype).eval(), fps=config.video.fps)
+    return WanVAECodec.from_pretrained(config.weights.vae_path, device=device, dtype=dtype)

@@ -12,6 +12,7 @@ undone, or a saved story loaded, and the continuation is the same as if nothing 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -27,12 +28,15 @@ import numpy as np
 import torch
 
 from iamflow.agent import EntityAgent
-from iamflow.config import Config, MemoryConfig, load_config
-from iamflow.engine.codec import to_uint8
+from iamflow.config import Config, MemoryConfig
 from iamflow.engine.engine import Engine
 from iamflow.engine.kv_cache import KVCache
 from iamflow.engine.model import TextConditioning
-from iamflow.memory.bank import FrameRecord, MemoryBank, relevance, text_keys
+from iamflow.engine.streams import HostCopy, StageTimer
+from iamflow.memory.bank import FrameRecord, MemoryBank, relevance
+from iamflow.runtime import Runtime
+
+__all__ = ["Runtime", "StorySession", "StorySettings", "SceneRecord", "ChunkEvent", "validate_prompt"]
 
 logger = logging.getLogger(__name__)
 
@@ -127,43 +131,6 @@ class ChunkEvent:
     done: bool
 
 
-class Runtime:
-    """The loaded models, shared by every story of the process. ``lock`` serialises device work."""
-
-    def __init__(self, config: Config, engine: Engine, codec, text_encoder):
-        self.config = config
-        self.engine = engine
-        self.codec = codec
-        self.text_encoder = text_encoder
-        self.lock = threading.RLock()
-        self._text_cache: dict[str, tuple[TextConditioning, int]] = {}
-
-    @property
-    def device(self) -> torch.device:
-        return self.engine.device
-
-    @classmethod
-    def load(cls, config: Config | None = None) -> "Runtime":
-        from iamflow.runtime import build_runtime
-
-        return build_runtime(config or load_config(preset="storyworld"))
-
-    def encode(self, text: str) -> tuple[TextConditioning, int]:
-        """A prompt -> (its cross-attention K/V for every layer, number of real tokens). Cached."""
-        if text not in self._text_cache:
-            context = self.text_encoder.encode([text]).to(self.device)  # [1, text_len, text_dim]
-            length = int((context[0].abs().sum(-1) > 0).sum())
-            self._text_cache[text] = (self.engine.encode_text(context), length)
-            if len(self._text_cache) > 32:  # a Wan prompt is ~94 MB of K/V (30 layers x 512 tokens)
-                self._text_cache.pop(next(iter(self._text_cache)))
-        return self._text_cache[text]
-
-    def decode_frames(self, decoder, latents: torch.Tensor) -> np.ndarray:
-        dtype = getattr(self.codec, "dtype", torch.float32)
-        video = decoder.decode(latents.to(self.codec.device, dtype))  # [1, 3, T, H, W]
-        return to_uint8(video)
-
-
 def sentence_distance(a: str, b: str) -> float:
     """1 - cosine similarity of the two prompts' MiniLM sentence embeddings, in [0, 2]."""
     from iamflow.agent import models
@@ -180,6 +147,10 @@ class StorySession:
         )
         self.save_dir = Path(save_dir) if save_dir else (Path(self.config.memory.save_dir) if self.config.memory.save_dir else None)
         self._stop = threading.Event()
+        # decode chunk n while chunk n+1 denoises (on a GPU: a second stream). A scene stopped part-way then ends
+        # with the chunk already being made. Off on a CPU, where nothing runs beside the loop.
+        self.overlap_decode = runtime.streams.cuda
+        self.timer: StageTimer | None = None  # set by the benchmark: per-stage durations
         self.reset()
 
     # --- state ---------------------------------------------------------------------------------------
@@ -193,6 +164,7 @@ class StorySession:
         self.chunk_scene: list[int] = []
         self.chunk_frames: list[np.ndarray] = []  # per chunk [T, H, W, 3] uint8
         self.chunk_queries: list[torch.Tensor] = []  # per chunk [fpc, layers, heads, D]
+        self._arriving: dict[int, dict[str, HostCopy]] = {}  # chunk -> its copies still on the way to the host
         self.ops: list[dict] = []  # the cache log
         self._scene_text: dict[int, tuple[TextConditioning, int]] = {}
         self.cache: KVCache | None = None
@@ -213,6 +185,19 @@ class StorySession:
     @property
     def num_video_frames(self) -> int:
         return sum(len(f) for f in self.chunk_frames)
+
+    def _stage(self, name: str, host: bool = False):
+        return self.timer(name, host) if self.timer is not None else contextlib.nullcontext()
+
+    def _settle(self, chunk: int | None = None) -> None:
+        """Wait for the host copies of ``chunk`` (of every chunk when None) and keep them in pageable memory."""
+        for g in list(self._arriving) if chunk is None else [chunk]:
+            copies = self._arriving.pop(g, None)
+            if not copies:
+                continue
+            self.latents[g] = copies["latents"].wait().clone()  # [1, C, fpc, h, w], out of the pinned pool
+            self.chunk_queries[g] = copies["queries"].wait().clone()
+            self.chunk_frames[g] = copies["frames"].wait().numpy().copy()
 
     def chunks_for(self, seconds: float) -> int:
         video_frames = self.frames_per_chunk * self.config.video.temporal_compression
@@ -241,27 +226,30 @@ class StorySession:
             max_memory_frames=self.settings.max_memory_frames if policy in ("nam", "iam") else 0,
         )
 
-    def _apply(self, op: dict, capture: dict | None = None) -> None:
-        """Execute one cache operation (and record it when it is new)."""
+    def _apply(self, op: dict, capture: dict | None = None, x0: torch.Tensor | None = None) -> None:
+        """Execute one cache operation (and record it when it is new). ``x0``: a new chunk's latents, still on the
+        device (its host copy may be on its way)."""
         engine, fpc = self.engine, self.frames_per_chunk
+        to_device = self.runtime.streams.to_device
         if op["op"] == "commit":
             i = op["chunk"]
-            engine.commit_chunk(self.cache, self._text(op["text"]), self.latents[i].to(engine.device), i * fpc, capture)
+            latents = x0 if x0 is not None else to_device(self.latents[i])
+            engine.commit_chunk(self.cache, self._text(op["text"]), latents, i * fpc, capture)
         elif op["op"] == "recache":
             chunks = op["chunks"]
-            window = torch.cat([self.latents[i] for i in chunks], dim=2).to(engine.device)
-            sink = self.latents[op["sink"]].to(engine.device) if "sink" in op else None
+            window = to_device(torch.cat([self.latents[i] for i in chunks], dim=2))
+            sink = to_device(self.latents[op["sink"]]) if "sink" in op else None
             engine.recache(self.cache, self._text(op["text"]), window, chunks[0] * fpc, sink)
         elif op["op"] == "memory":
             records = [self.bank.archive[k] for k in op["keys"]]
             if records:
-                latents = torch.stack([r.latent for r in records], dim=1)[None].to(engine.device)  # [1, C, M, h, w]
+                latents = to_device(torch.stack([r.latent for r in records], dim=1)[None])  # [1, C, M, h, w]
                 engine.write_memory(self.cache, self._text(op["text"]), latents, [r.frame for r in records])
             else:
                 self.cache.set_memory_count(0)
 
-    def _log(self, op: dict, capture: dict | None = None) -> None:
-        self._apply(op, capture)
+    def _log(self, op: dict, capture: dict | None = None, x0: torch.Tensor | None = None) -> None:
+        self._apply(op, capture, x0)
         self.ops.append(op)
 
     def _ensure_cache(self) -> None:
@@ -304,12 +292,14 @@ class StorySession:
 
     def _generate_scene(self, prompt: str, seconds: float, seed: int, chunks: int | None = None) -> Iterator[ChunkEvent]:
         self._stop.clear()
-        runtime, engine, fpc = self.runtime, self.engine, self.frames_per_chunk
+        runtime, engine = self.runtime, self.engine
         start_time = time.perf_counter()
         with runtime.lock:
+            self._settle()
             scene_index = len(self.scenes)
-            entities = self.agent.observe(prompt)
-            text_prompt = self.agent.enrich(prompt) if self.settings.enrich_prompts else prompt
+            with self._stage("agent", host=True):
+                entities = self.agent.observe(prompt)
+                text_prompt = self.agent.enrich(prompt) if self.settings.enrich_prompts else prompt
             scene = SceneRecord(
                 index=scene_index, prompt=prompt, seed=seed, seconds=seconds, num_chunks=chunks or self.chunks_for(seconds),
                 text_prompt=text_prompt, first_chunk=len(self.latents), first_frame=self.num_video_frames,
@@ -321,44 +311,77 @@ class StorySession:
             self.scenes.append(scene)
             self._ensure_cache()
             self._ensure_decoder()
-            text, text_len = self._scene_condition(scene_index)
-            prompt_keys = text_keys(text.kv, self._score_layers(), text_len)
+            with self._stage("text encoding", host=True):
+                self._scene_condition(scene_index)
+                prompt_keys = runtime.text_keys(text_prompt, self._score_layers())
+                self._prepare_scoring(scene)
+                self._uncond()
             # memory first: the re-cached context attends to the frames the new scene remembers
-            if scene_index > 0 and self.bank.retrieve(scene.entity_ids, prompt_keys):
-                self._log({"op": "memory", "keys": list(self.bank.active), "text": ["scene", scene_index]})
-            ramp = self._begin_transition(scene)
+            with self._stage("memory retrieval and write"):
+                if scene_index > 0 and self.bank.retrieve(scene.entity_ids, prompt_keys):
+                    self._log({"op": "memory", "keys": list(self.bank.active), "text": ["scene", scene_index]})
+            with self._stage("re-cache"):
+                ramp = self._begin_transition(scene)
             generator = torch.Generator(device=engine.device).manual_seed(seed)
 
+        lookahead = 1 if self.overlap_decode else 0
+        made: list[tuple[int, dict, list]] = []  # chunks made and not yet handed out, with the panels as they were
         for c in range(scene.num_chunks):
             if self._stop.is_set():
                 scene.stopped = True
                 logger.info("scene %d stopped after %d of %d chunks", scene_index, c, scene.num_chunks)
                 break
             with runtime.lock:
-                g = len(self.latents)
-                spec = ["scene", scene_index] if c >= len(ramp) else ["blend", scene_index - 1, scene_index, ramp[c]]
-                x0 = engine.denoise_chunk(self.cache, self._text(spec), g * fpc, generator, uncond=self._uncond(),
-                                          context_guidance=self._context_guided(scene, c))
-                self.latents.append(x0.cpu())
-                self.chunk_scene.append(scene_index)
-                capture = {layer: None for layer in self._score_layers()}
-                self._log({"op": "commit", "chunk": g, "text": spec}, capture)
-                self.chunk_queries.append(torch.stack([capture[layer][0] for layer in self._score_layers()], dim=1).cpu())
-                frames = runtime.decode_frames(self.decoder, x0)
-                self.chunk_frames.append(frames)
-                self._remember(g, scene, prompt_keys)
-                scene.chunks_done += 1
-                scene.num_frames += len(frames)
-            elapsed = time.perf_counter() - start_time
-            done = c + 1 == scene.num_chunks
-            yield ChunkEvent(
-                scene_index=scene_index, chunk_index=c, num_chunks=scene.num_chunks, frames=frames,
-                first_frame=self.num_video_frames - len(frames), fps=self.fps,
-                registry=self.registry_snapshot(), memory=self.memory_view(), scene_entities=list(scene.entities),
-                elapsed_s=elapsed, eta_s=elapsed / (c + 1) * (scene.num_chunks - c - 1), done=done,
-            )
+                g = self._make_chunk(scene, c, ramp, generator, prompt_keys)
+                made.append((g, self.registry_snapshot(), self.memory_view()))
+            if len(made) > lookahead:
+                yield self._hand_out(scene, *made.pop(0), start_time)
+        while made:
+            yield self._hand_out(scene, *made.pop(0), start_time)
         if scene.chunks_done == 0:  # stopped before anything was made: the scene never happened
             self._drop_last_scene()
+
+    def _make_chunk(self, scene: SceneRecord, c: int, ramp: list[float], generator: torch.Generator,
+                    prompt_keys: torch.Tensor) -> int:
+        """Queue chunk ``c`` of the scene on the device: denoise, commit, decode and the copies to the host; then
+        the memory step. Nothing here waits for the device. Returns the chunk's story index."""
+        runtime, engine, fpc, streams = self.runtime, self.engine, self.frames_per_chunk, self.runtime.streams
+        g = len(self.latents)
+        spec = ["scene", scene.index] if c >= len(ramp) else ["blend", scene.index - 1, scene.index, ramp[c]]
+        with self._stage("denoise"):
+            x0 = engine.denoise_chunk(self.cache, self._text(spec), g * fpc, generator, uncond=self._uncond(),
+                                      context_guidance=self._context_guided(scene, c))
+        frames = runtime.decode_to_host(self.decoder, x0, self._stage)
+        layers = self._score_layers()
+        capture = {layer: None for layer in layers}
+        with self._stage("commit"):
+            self._log({"op": "commit", "chunk": g, "text": spec}, capture, x0)
+        copies = {"latents": streams.to_host(x0), "frames": frames,
+                  "queries": streams.to_host(torch.stack([capture[layer][0] for layer in layers], dim=1))}
+        self.latents.append(copies["latents"].tensor)
+        self.chunk_queries.append(copies["queries"].tensor)
+        self.chunk_frames.append(frames.tensor)
+        self._arriving[g] = copies
+        self.chunk_scene.append(scene.index)
+        with self._stage("memory scoring"):
+            self._remember(g, scene, prompt_keys)
+        scene.chunks_done += 1
+        scene.num_frames += len(frames.tensor)
+        return g
+
+    def _hand_out(self, scene: SceneRecord, g: int, registry: dict, memory: list[dict], start_time: float) -> ChunkEvent:
+        """Wait for chunk ``g``'s frames and make its event (with the panels as they were when it was made)."""
+        self._settle(g)
+        frames = self.chunk_frames[g]
+        c = g - scene.first_chunk
+        elapsed = time.perf_counter() - start_time
+        first_frame = scene.first_frame + sum(len(self.chunk_frames[i]) for i in range(scene.first_chunk, g))
+        return ChunkEvent(
+            scene_index=scene.index, chunk_index=c, num_chunks=scene.num_chunks, frames=frames,
+            first_frame=first_frame, fps=self.fps,
+            registry=registry, memory=memory, scene_entities=list(scene.entities),
+            elapsed_s=elapsed, eta_s=elapsed / (c + 1) * (scene.num_chunks - c - 1), done=c + 1 == scene.num_chunks,
+        )
 
     def _context_guided(self, scene: SceneRecord, chunk: int) -> bool:
         """Context guidance for this chunk of the scene: only where no new character comes (it would pull a
@@ -402,14 +425,8 @@ class StorySession:
         chunk_in_scene = leaving - owner.first_chunk
         if not self.bank.should_archive(chunk_in_scene):
             return
-        layers = self._score_layers()
-        entity_keys = {}
-        for entity in owner.entities:
-            description = self._entity_description(entity["global_id"], entity["surface"])
-            condition, length = self.runtime.encode(description)
-            entity_keys[entity["global_id"]] = text_keys(condition.kv, layers, length)
-        owner_text, owner_len = self._scene_condition(owner.index)
-        owner_keys = text_keys(owner_text.kv, layers, owner_len)
+        self._settle(leaving)  # a chunk leaving the window was made a window ago: its copies are there
+        entity_keys, owner_keys = self._scoring_keys(owner)
         queries = self.chunk_queries[leaving]  # [fpc, layers, heads, D]
         best, best_score, best_scores = 0, -math.inf, {}
         for j in range(queries.shape[0]):
@@ -429,6 +446,25 @@ class StorySession:
         if self.bank.update_during_scene(scene.entity_ids, prompt_keys):
             self._log({"op": "memory", "keys": list(self.bank.active), "text": ["scene", scene.index]})
 
+    def _scoring_keys(self, owner: SceneRecord) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+        """The memory scorer's keys for the frames of scene ``owner``: per entity, and of its prompt."""
+        layers = self._score_layers()
+        entity_keys = {
+            e["global_id"]: self.runtime.text_keys(self._entity_description(e["global_id"], e["surface"]), layers)
+            for e in owner.entities
+        }
+        return entity_keys, self.runtime.text_keys(owner.text_prompt, layers)
+
+    def _prepare_scoring(self, scene: SceneRecord) -> None:
+        """Make the scorer's keys of every scene whose chunks can leave the window during this one before the
+        first chunk, so the loop never waits for the text encoder."""
+        if not self.bank.enabled:
+            return
+        window = self.cache.ring_slots if self.cache is not None else 1
+        owners = {self.chunk_scene[i] for i in range(max(0, len(self.chunk_scene) - window), len(self.chunk_scene))}
+        for index in sorted(owners | {scene.index}):
+            self._scoring_keys(self.scenes[index])
+
     def _entity_description(self, global_id: int, surface: str) -> str:
         record = self.agent.registry.entities.get(global_id)
         if record is None:
@@ -444,6 +480,7 @@ class StorySession:
         self._drop_last_scene()
 
     def _drop_last_scene(self) -> None:
+        self._settle()
         scene = self.scenes[-1]
         del self.latents[scene.first_chunk :], self.chunk_scene[scene.first_chunk :]
         del self.chunk_frames[scene.first_chunk :], self.chunk_queries[scene.first_chunk :]
@@ -457,6 +494,7 @@ class StorySession:
         self.decoder = None
 
     def story_frames(self) -> np.ndarray:
+        self._settle()
         if not self.chunk_frames:
             h, w = self.config.video.height, self.config.video.width
             return np.zeros((0, h, w, 3), dtype=np.uint8)
@@ -497,6 +535,7 @@ class StorySession:
 
     def save(self, directory: str | Path) -> Path:
         """Everything needed to resume the story identically: prompts, seeds, latents, log, registry, archive."""
+        self._settle()
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         state = {

@@ -311,3 +311,29 @@ def test_config_errors_name_the_key():
     with pytest.raises(ConfigError, match="model.num_layers must be int"):
         load_config(overrides=["model.num_layers=many"])
     assert load_config(overrides=["cache.max_memory_frames=5"]).cache.max_memory_frames == 5
+
+
+@pytest.mark.parametrize("rewrite_sink", [True, False])
+def test_batched_recache_equals_chunk_by_chunk(rewrite_sink):
+    """A scene switch re-caches the sink and the window in one block-causal pass: the same K/V, and the same next
+    chunk, as committing them one by one."""
+    cfg = tiny(frames_per_chunk=3, sink_frames=3, local_window_frames=9, max_memory_frames=2)
+    engine = Engine(random_model(cfg), cfg)
+    old = engine.encode_text(torch.randn(1, cfg.model.text_len, cfg.model.text_dim))
+    new = engine.encode_text(torch.randn(1, cfg.model.text_len, cfg.model.text_dim))
+    caches = []
+    for batched in (False, True):
+        cache = engine.new_cache()
+        generator = torch.Generator().manual_seed(5)
+        memory = engine.noise(generator, 2)
+        engine.write_memory(cache, old, memory, frame_positions=[1, 4])
+        chunks = list(engine.generate(old, 5, generator, cache=cache))
+        window = torch.cat(chunks[2:], dim=2)  # the 3 chunks the ring holds
+        engine.recache(cache, new, window, 6, sink=chunks[0] if rewrite_sink else None, batched=batched)
+        assert cache.local_filled_frames == 9 and cache.visible_frames == 2 + 3 + 9
+        after = engine.denoise_chunk(cache, new, 15, torch.Generator().manual_seed(9))
+        caches.append((cache, after))
+    (serial, serial_next), (batched, batched_next) = caches
+    for a, b in ((serial.keys, batched.keys), (serial.values, batched.values)):
+        assert torch.allclose(a, b, atol=2e-5, rtol=1e-4), (a - b).abs().max()
+    assert torch.allclose(serial_next, batched_next, atol=1e-4, rtol=1e-4), (serial_next - batched_next).abs().max()

@@ -36,3 +36,75 @@ def test_bf16_cached_chunks_follow_the_masked_forward_on_gpu(compiled):
     err = (cached - full.float()).abs().max() / full.float().abs().max()
     assert torch.isfinite(clean).all()
     assert err < 2e-2, err  # bf16 rounding only
+
+
+def _cuda_runtime():
+    from iamflow.runtime import build_runtime
+
+    return build_runtime(load_config(preset="tiny", overrides={"runtime": {"device": "cuda", "dtype": "bfloat16"}}))
+
+
+def _story(runtime, overlap):
+    from iamflow.session import StorySession
+
+    session = StorySession(runtime)
+    session.overlap_decode = overlap
+    frames = []
+    for seed, prompt in enumerate(["A man in a red jacket walks in a park.", "The man sits on a bench.",
+                                   "A woman in green walks to him."]):
+        frames += [e.frames for e in session.add_scene(prompt, seconds=3, seed=seed)]
+    return session, frames
+
+
+def test_overlapped_decode_on_a_second_stream_equals_serial_on_gpu():
+    """The decode stream beside the DiT and the pinned copies give the frames of the serial loop, bit for bit."""
+    import numpy as np
+
+    runtime = _cuda_runtime()
+    overlapped, frames = _story(runtime, overlap=True)
+    serial, expected = _story(runtime, overlap=False)
+    assert len(frames) == len(expected)
+    assert all(np.array_equal(a, b) for a, b in zip(frames, expected))
+    assert all(torch.equal(a, b) for a, b in zip(overlapped.latents, serial.latents))
+    assert overlapped.ops == serial.ops
+
+
+def test_compiled_session_has_no_recompiles_and_follows_eager_on_gpu():
+    """After the warm-up, a three-scene story (memory writes, re-caches, captures) compiles nothing more, and its
+    first chunk follows the eager model within bf16 rounding."""
+    import torch._dynamo
+
+    eager_runtime = _cuda_runtime()
+    eager, _ = _story(eager_runtime, overlap=True)
+    runtime = _cuda_runtime()
+    runtime.engine.model.compile_blocks()
+    try:
+        text = runtime.encode("")[0]
+        runtime.engine.warm_up(text, score_layers=[0, 1])
+        before = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+        compiled, _ = _story(runtime, overlap=True)
+        assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == before
+    finally:
+        torch.compiler.set_stance("default")
+    a, b = compiled.latents[0].float(), eager.latents[0].float()
+    assert (a - b).norm() / b.norm() < 3e-2
+    assert all(torch.isfinite(x).all() for x in compiled.latents)
+
+
+def test_fp8_linears_follow_bf16_on_gpu():
+    """runtime.fp8 turns the blocks' linears to FP8 (torchao); one chunk stays close to bf16; off changes nothing."""
+    from iamflow.runtime import to_fp8
+
+    cfg = load_config(preset="tiny", overrides={"model": {"dim": 256, "ffn_dim": 512, "num_heads": 2}})
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        model = CausalWanModel(cfg.model)
+    model.to_inference_dtype(torch.bfloat16)
+    engine = Engine(model, cfg)
+    text = engine.encode_text(torch.randn(1, cfg.model.text_len, cfg.model.text_dim, device="cuda"))
+    reference = next(engine.generate(text, 1, torch.Generator(device="cuda").manual_seed(0))).float()
+    to_fp8(model)
+    assert any("Float8" in type(m.weight).__name__ for m in model.blocks.modules() if isinstance(m, torch.nn.Linear))
+    fp8 = next(engine.generate(text, 1, torch.Generator(device="cuda").manual_seed(0))).float()
+    error = ((fp8 - reference).norm() / reference.norm()).item()
+    assert error < 0.1, error

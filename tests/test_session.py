@@ -116,6 +116,41 @@ def test_stop_mid_scene_then_continue(runtime):
     assert len(session.scenes) == 3
 
 
+def test_overlapped_decode_equals_serial_decode(runtime, reference):
+    """Decoding chunk n while chunk n+1 is made (the GPU's order: a decode stream beside the DiT) hands out the same
+    events, frames, latents, cache log and memory as decoding each chunk before the next one is made."""
+    session = StorySession(runtime)
+    session.overlap_decode = True
+    events = run(session, MAN, seed=1) + run(session, DOG, seconds=4.5, seed=2) + run(session, BACK, seed=3)
+    serial = StorySession(runtime)
+    expected = run(serial, MAN, seed=1) + run(serial, DOG, seconds=4.5, seed=2) + run(serial, BACK, seed=3)
+    assert [(e.scene_index, e.chunk_index, e.first_frame, e.done) for e in events] == \
+        [(e.scene_index, e.chunk_index, e.first_frame, e.done) for e in expected]
+    assert all(np.array_equal(a.frames, b.frames) for a, b in zip(events, expected))
+    assert [[m["key"] for m in e.memory] for e in events] == [[m["key"] for m in e.memory] for e in expected]
+    assert [e.registry for e in events] == [e.registry for e in expected]
+    assert all(torch.equal(a, b) for a, b in zip(session.latents, reference.latents))
+    assert session.ops == reference.ops and session.mapping() == reference.mapping()
+
+
+def test_overlapped_stop_keeps_the_chunk_in_flight(runtime):
+    """With the decode overlapped, Stop after chunk 1 ends the scene with chunk 2, which was already being made;
+    every chunk made is handed out and the story continues from it."""
+    session = StorySession(runtime)
+    session.overlap_decode = True
+    run(session, MAN, seed=1)
+    events = []
+    for event in session.add_scene(DOG, seconds=6, seed=2):
+        events.append(event)
+        if event.chunk_index == 1:
+            session.stop()
+    assert [e.chunk_index for e in events] == [0, 1, 2]
+    assert session.scenes[1].stopped and session.scenes[1].chunks_done == 3
+    assert len(session.story_frames()) == sum(len(e.frames) for e in events) + 9 + 3 * 12
+    after = run(session, BACK, seed=3)
+    assert after[0].first_frame == 9 + 3 * 12 + 3 * 12
+
+
 def test_retrieval_brings_back_the_character(runtime, tmp_path):
     session = StorySession(runtime, StorySettings(memory_policy="iam", max_memory_frames=2), save_dir=tmp_path / "archive")
     run(session, MAN, seed=1)

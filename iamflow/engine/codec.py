@@ -90,6 +90,12 @@ class VideoCodec(ABC):
 
 def to_uint8(video: torch.Tensor) -> np.ndarray:
     """A decoded video [3, T, H, W] or [1, 3, T, H, W] in [-1, 1] -> uint8 frames [T, H, W, 3]."""
+    return to_uint8_tensor(video).cpu().numpy()
+
+
+def to_uint8_tensor(video: torch.Tensor) -> torch.Tensor:
+    """``to_uint8`` on the video's own device: uint8 frames [T, H, W, 3] (the GPU converts, the host copies
+    a quarter of the bytes)."""
     if video.dim() == 5:
         if video.shape[0] != 1:
             raise ValueError(f"to_uint8 takes one video; got a batch of {video.shape[0]} (index it first)")
@@ -97,7 +103,7 @@ def to_uint8(video: torch.Tensor) -> np.ndarray:
     if video.dim() != 4 or video.shape[0] != 3:
         raise ValueError(f"to_uint8 expects [3, T, H, W] or [1, 3, T, H, W] (got {tuple(video.shape)})")
     pixels = ((video.detach().float().clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8)
-    return pixels.permute(1, 2, 3, 0).contiguous().cpu().numpy()  # [T, H, W, 3]
+    return pixels.permute(1, 2, 3, 0).contiguous()  # [T, H, W, 3]
 
 
 # --- checkpoint helpers -----------------------------------------------------------------------------------
@@ -263,10 +269,17 @@ class WanVAECodec(VideoCodec):
         return self.to("cpu")
 
     def _stats(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        shape = (1, self.latent_channels, 1, 1, 1)
-        mean = torch.tensor(self.vae.config.latents_mean, device=like.device, dtype=like.dtype).view(shape)
-        std = torch.tensor(self.vae.config.latents_std, device=like.device, dtype=like.dtype).view(shape)
-        return mean, std
+        # made once per device and dtype: a tensor built from a list on a GPU is a copy the host waits for
+        key = (like.device, like.dtype)
+        stats = getattr(self, "_stats_cache", {})
+        if key not in stats:
+            shape = (1, self.latent_channels, 1, 1, 1)
+            stats[key] = tuple(
+                torch.tensor(values, dtype=like.dtype).view(shape).to(like.device)
+                for values in (self.vae.config.latents_mean, self.vae.config.latents_std)
+            )
+            self._stats_cache = stats
+        return stats[key]
 
     def normalize(self, z: torch.Tensor) -> torch.Tensor:
         """Raw VAE latents -> the DiT's latents: (z - mean) / std per channel."""

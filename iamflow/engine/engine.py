@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 
 import torch
@@ -177,6 +178,7 @@ class Engine:
         window: torch.Tensor,
         first_frame: int,
         sink: torch.Tensor | None = None,
+        batched: bool | None = None,
     ) -> None:
         """Scene switch (LongLive re-cache): rewrite the context's K/V under the new prompt.
 
@@ -185,14 +187,61 @@ class Engine:
         (the story's first chunk) is rewritten too when given, else its K/V under the old prompt are kept.
         Rewriting it is what the storyworld model was trained for: every context frame under the current
         prompt (a sink kept under the old prompt pulls the old scene's place into the new one).
+        ``batched``: all the chunks in one forward pass with block-causal attention (the same K/V as committing
+        them one by one, to float rounding); else chunk by chunk. Default: batched on a GPU, where one pass is
+        faster; chunk by chunk on a CPU, which keeps the embedded model's results bit for bit as evaluated.
         """
+        if batched is None:
+            batched = self.device.type == "cuda"
         fpc = self.frames_per_chunk
         rewrite_sink = sink is not None and cache.sink_frames > 0
         cache.reset_ring(keep_sink=not rewrite_sink)
+        if not batched:
+            if rewrite_sink:
+                self.commit_chunk(cache, text, sink, 0)
+            for start in range(0, window.shape[2], fpc):
+                self.commit_chunk(cache, text, window[:, :, start : start + fpc], first_frame + start)
+            return
+        # one pass over [sink | window], chunk c attending to the memory and to chunks 0..c (block causal)
+        latents = torch.cat([sink, window], dim=2) if rewrite_sink else window  # [B, C, n, h, w]
+        positions = torch.arange(first_frame, first_frame + window.shape[2], device=self.device)
         if rewrite_sink:
-            self.commit_chunk(cache, text, sink, 0)
-        for start in range(0, window.shape[2], fpc):
-            self.commit_chunk(cache, text, window[:, :, start : start + fpc], first_frame + start)
+            positions = torch.cat([torch.arange(sink.shape[2], device=self.device), positions])
+        num_chunks = latents.shape[2] // fpc
+        write = cache.chunks_write(num_chunks)
+        t = self._timesteps(self.sampler.context_timestep, latents)
+        self.model(latents.to(self.device), t, text, frame_positions=positions, cache=cache, write=write)
+        cache.commit_chunks(num_chunks)
+
+    @torch.no_grad()
+    def warm_up(self, text: TextConditioning, uncond: TextConditioning | None = None,
+                score_layers: list[int] | None = None) -> float:
+        """Run once every pass shape a story session repeats, so compiled blocks compile now, not in front of a
+        viewer: a chunk's denoising steps, its commit with the memory scorer's capture, memory writes, and a
+        scene switch's batched re-cache of the full window (with the sink when the cache has one). Returns the
+        seconds it took. With compiled blocks, a shape met later that was not warmed (a re-cache while the window
+        is still filling) runs eager instead of compiling mid-story (``torch.compiler.set_stance``)."""
+        start = time.perf_counter()
+        generator = torch.Generator(device=self.device).manual_seed(0)
+        cache = self.new_cache()
+        fpc = self.frames_per_chunk
+        if cache.max_memory_frames:
+            memory = self.noise(generator, cache.max_memory_frames)
+            self.write_memory(cache, text, memory, list(range(cache.max_memory_frames)))
+        capture = {layer: None for layer in (score_layers or [])}
+        chunks = []
+        for c in range(cache.ring_slots + (1 if cache.sink_frames else 0)):
+            x0 = self.denoise_chunk(cache, text, c * fpc, generator, uncond=uncond)
+            self.commit_chunk(cache, text, x0, c * fpc, capture)
+            chunks.append(x0)
+        window = torch.cat(chunks[-cache.ring_slots:], dim=2)
+        sink = chunks[0] if cache.sink_frames else None
+        self.recache(cache, text, window, (len(chunks) - cache.ring_slots) * fpc, sink)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        if getattr(self.model, "compiled", False):
+            torch.compiler.set_stance("eager_on_recompile")
+        return time.perf_counter() - start
 
     def generate(
         self,

@@ -27,6 +27,9 @@ class CacheWrite:
     token_start: int
     visible_start: int  # first visible token, inclusive
     visible_end: int  # last visible token, exclusive; covers the written frames
+    # a write of several chunks at once (batched re-cache): the token end of each chunk; chunk c sees
+    # [visible_start, chunk_ends[c]), the block-causal order of writing them one by one
+    chunk_ends: tuple[int, ...] = ()
 
 
 class KVCache:
@@ -93,6 +96,27 @@ class KVCache:
         filled = min(ring_index + 1, self.ring_slots) * fpc
         start, end = self._visible(filled)
         return CacheWrite((self.local_start + slot * fpc) * tpf, start, end)
+
+    def chunks_write(self, num_chunks: int) -> CacheWrite:
+        """Where the next ``num_chunks`` chunks go when written in one pass (a batched re-cache), each seeing what
+        it would see if the chunks were committed one by one; ``commit_chunks`` then advances past them all.
+
+        The chunks must fit the sink (if empty) and the ring without wrapping, as after ``reset_ring``."""
+        fpc, tpf = self.frames_per_chunk, self.tokens_per_frame
+        first = self.next_chunk_write()
+        ring_index = self.chunks_written - (1 if self.sink_frames else 0)
+        last_ring_index = ring_index + num_chunks - 1
+        if last_ring_index >= self.ring_slots:
+            raise ValueError(
+                f"{num_chunks} chunks do not fit the cache without wrapping ({self.ring_slots} ring slots, "
+                f"{max(ring_index, 0)} filled)"
+            )
+        ends = tuple(first.token_start + (c + 1) * fpc * tpf for c in range(num_chunks))
+        return CacheWrite(first.token_start, first.visible_start, ends[-1], ends)
+
+    def commit_chunks(self, num_chunks: int) -> None:
+        for _ in range(num_chunks):
+            self.commit_chunk()
 
     def alone(self, write: CacheWrite) -> CacheWrite | None:
         """The same write seeing only its own chunk (no memory, sink or window); None when that is all it sees."""

@@ -94,13 +94,23 @@ class LayerNorm(nn.LayerNorm):
 
 @dataclass
 class AttentionContext:
-    """What self-attention needs besides the hidden states; built once per forward, shared by all layers."""
+    """What one layer's self-attention needs besides the hidden states.
+
+    Built per layer from what the forward shares (positions, cache write, mask) and the layer's own slice of the
+    cache, so a compiled block sees tensors only: no layer index reaches it (an int argument would be a guard,
+    one recompile per layer).
+    """
 
     rope: tuple[torch.Tensor, torch.Tensor]
-    cache: KVCache | None = None
+    keys: torch.Tensor | None = None  # this layer's cache [B, heads, tokens, D], or None (full forward)
+    values: torch.Tensor | None = None
     write: CacheWrite | None = None
     mask: torch.Tensor | None = None  # [L, L] bool, only for the full (uncached) forward
-    capture: dict[int, torch.Tensor | None] | None = None  # layer -> mean cross-attention query per frame
+
+    def for_layer(self, cache: KVCache | None, layer: int) -> "AttentionContext":
+        if cache is None:
+            return self
+        return AttentionContext(self.rope, cache.keys[layer], cache.values[layer], self.write, self.mask)
 
 
 class Attention(nn.Module):
@@ -115,28 +125,42 @@ class Attention(nn.Module):
 
 
 class SelfAttention(Attention):
-    def forward(self, x: torch.Tensor, ctx: AttentionContext, layer: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, ctx: AttentionContext) -> torch.Tensor:
         q = self.norm_q(self.q(x)).unflatten(2, (self.num_heads, -1))  # [B, L, heads, D]
         k = self.norm_k(self.k(x)).unflatten(2, (self.num_heads, -1))
         v = self.v(x).unflatten(2, (self.num_heads, -1))
         q, k = apply_rotary(q, *ctx.rope), apply_rotary(k, *ctx.rope)
         q = q.transpose(1, 2)  # [B, heads, L, D]
-        out = attend(q, k.transpose(1, 2), v.transpose(1, 2), ctx, layer)
+        out = attend(q, k.transpose(1, 2), v.transpose(1, 2), ctx)
         return self.o(out.transpose(1, 2).flatten(2))
 
 
 @torch.compiler.disable
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ctx: AttentionContext, layer: int) -> torch.Tensor:
-    """q, k, v [B, heads, L, D]. Cached: write k, v in place, then attend to the visible slice of the cache."""
-    if ctx.cache is None:
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ctx: AttentionContext) -> torch.Tensor:
+    """q, k, v [B, heads, L, D]. Cached: write k, v in place, then attend to the visible slice of the cache.
+
+    A write of several chunks (a batched re-cache) is block causal: the queries of its chunk c see the keys before
+    the write and the write's chunks 0..c, each chunk attending to its own slice, which is the block-causal mask
+    without building it.
+    """
+    if ctx.keys is None:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=ctx.mask)
     w, length = ctx.write, k.shape[2]
-    keys, values = ctx.cache.keys[layer], ctx.cache.values[layer]  # [B, heads, tokens, D]
+    keys, values = ctx.keys, ctx.values  # [B, heads, tokens, D]
     keys[:, :, w.token_start : w.token_start + length].copy_(k)
     values[:, :, w.token_start : w.token_start + length].copy_(v)
-    return F.scaled_dot_product_attention(
-        q, keys[:, :, w.visible_start : w.visible_end], values[:, :, w.visible_start : w.visible_end]
-    )
+    if not w.chunk_ends:
+        return F.scaled_dot_product_attention(
+            q, keys[:, :, w.visible_start : w.visible_end], values[:, :, w.visible_start : w.visible_end]
+        )
+    outputs, query_start = [], 0
+    for end in w.chunk_ends:  # token ends of each chunk of the write, in cache coordinates
+        query_end = end - w.token_start
+        outputs.append(F.scaled_dot_product_attention(
+            q[:, :, query_start:query_end], keys[:, :, w.visible_start : end], values[:, :, w.visible_start : end]
+        ))
+        query_start = query_end
+    return torch.cat(outputs, dim=2)
 
 
 class CrossAttention(Attention):
@@ -177,9 +201,10 @@ class WanBlock(nn.Module):
         e: torch.Tensor,
         text_kv: tuple[torch.Tensor, torch.Tensor],
         ctx: AttentionContext,
-        layer: int,
         frames: int,
-    ) -> torch.Tensor:
+        capture: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """-> the new hidden states and, with ``capture``, each frame's mean cross-attention query [B, F, heads, D]."""
         # x [B, F*HW, C]; e [B, F, 6, C] float32 -> six [B, F, 1, C] modulations, one per frame
         shift1, scale1, gate1, shift2, scale2, gate2 = (self.modulation.unsqueeze(1) + e).unsqueeze(3).unbind(2)
         dtype = x.dtype
@@ -188,14 +213,13 @@ class WanBlock(nn.Module):
             return t.unflatten(1, (frames, -1))
 
         h = (per_frame(self.norm1(x).float()) * (1 + scale1) + shift1).flatten(1, 2).to(dtype)
-        x = (per_frame(x.float()) + per_frame(self.self_attn(h, ctx, layer).float()) * gate1).flatten(1, 2).to(dtype)
+        x = (per_frame(x.float()) + per_frame(self.self_attn(h, ctx).float()) * gate1).flatten(1, 2).to(dtype)
         h = self.norm3(x)
-        if ctx.capture is not None and layer in ctx.capture:
-            ctx.capture[layer] = self.cross_attn.mean_query(h, frames)
+        query = self.cross_attn.mean_query(h, frames) if capture else None
         x = x + self.cross_attn(h, text_kv)
         h = (per_frame(self.norm2(x).float()) * (1 + scale2) + shift2).flatten(1, 2).to(dtype)
         x = (per_frame(x.float()) + per_frame(self.ffn(h).float()) * gate2).flatten(1, 2).to(dtype)
-        return x
+        return x, query
 
 
 class Head(nn.Module):
@@ -257,12 +281,18 @@ class CausalWanModel(nn.Module):
         return self.patch_embedding.weight.device
 
     def compile_blocks(self) -> None:
-        """torch.compile each block; the cache read/write stays eager (a graph break), shapes stay static."""
+        """torch.compile each block; the cache read/write stays eager (a graph break), shapes stay static.
+
+        The blocks share one compiled graph per input shape (their weights are graph inputs, and no layer index
+        reaches the block), so a session compiles once per shape it uses: chunk, memory write, re-cache, each
+        with and without the memory scorer's query capture. ``Engine.warm_up`` runs them all once.
+        """
         import torch._dynamo
 
         torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
         for block in self.blocks:
             block.compile(dynamic=False)
+        self.compiled = True
 
     def encode_text(self, context: torch.Tensor) -> TextConditioning:
         """context [B, text_len, text_dim] (padding zeroed) -> per-layer cross-attention K/V."""
@@ -312,13 +342,16 @@ class CausalWanModel(nn.Module):
         if frame_positions is None:
             frame_positions = torch.arange(frame_offset, frame_offset + grid[0], device=x.device)
         positions = frame_positions.to(x.device)
-        ctx = AttentionContext(rope=self.rope(positions, grid[1], grid[2]), cache=cache, write=write, capture=capture)
+        ctx = AttentionContext(rope=self.rope(positions, grid[1], grid[2]), write=write)
         if attn_mask is not None:
             ctx.mask = attn_mask
         elif cache is None and frames_per_chunk:
             ctx.mask = block_causal_mask(grid[0], grid[1] * grid[2], frames_per_chunk, local_window_frames, sink_frames, x.device)
         for i, block in enumerate(self.blocks):
-            h = block(h, e0, text.kv[i], ctx, i, grid[0])
+            wanted = capture is not None and i in capture
+            h, query = block(h, e0, text.kv[i], ctx.for_layer(cache, i), grid[0], wanted)
+            if wanted:
+                capture[i] = query
 
         out = self.head(h, e, grid[0])  # [B, F*H*W, out*pt*ph*pw]
         out = out.view(b, *grid, pt, ph, pw, self.cfg.out_channels)

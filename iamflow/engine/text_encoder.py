@@ -93,7 +93,8 @@ class TextEncoder(ABC):
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        # an encoder offloaded layer by layer (accelerate) keeps its weights off the GPU it computes on
+        return getattr(self, "execution_device", None) or next(self.model.parameters()).device
 
     @property
     def dtype(self) -> torch.dtype:

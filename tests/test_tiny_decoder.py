@@ -59,20 +59,19 @@ def test_streaming_decode_is_bit_exact_with_full_decode(codec, latents, sizes):
 def test_one_video_streams_bit_exact_at_a_real_input_size():
     # One video, as the app decodes: PyTorch sends a single small image (under 20480 input values) to another
     # conv kernel than a batch, so this runs at a latent size past that (26x50x16 values; Wan's is 60x104x16).
-    codec = build_random_tiny_codec("cpu", torch.float32, config=TinyDecoderConfig(widths=(16, 8, 4, 4)), seed=2)
+    codec = build_random_tiny_codec("cpu", torch.float32, config=TinyDecoderConfig(widths=(16, 4, 4, 4)), seed=2)
     latents = torch.randn(1, 16, 3, 26, 50, generator=torch.Generator().manual_seed(3))
     full = codec.decode(latents)
     assert full.shape == (1, 3, 9, 208, 400) and _interior(full) > 0.2
-    for sizes in ([1, 2], [1, 1, 1]):
-        assert torch.equal(torch.cat(_stream(codec, latents, sizes), dim=2), full)
+    assert torch.equal(torch.cat(_stream(codec, latents, [1, 1, 1]), dim=2), full)
 
 
 def test_full_shape_decoder_streams_bit_exact():
     codec = build_random_tiny_codec("cpu", torch.float32)  # taew2_1's widths 256/128/64/64
-    latents = torch.randn(2, 16, 4, 2, 3, generator=torch.Generator().manual_seed(4))
+    latents = torch.randn(2, 16, 3, 2, 3, generator=torch.Generator().manual_seed(4))
     full = codec.decode(latents)
-    assert full.shape == (2, 3, 13, 16, 24) and _interior(full) > 0.1
-    assert torch.equal(torch.cat(_stream(codec, latents, [1, 3]), dim=2), full)
+    assert full.shape == (2, 3, 9, 16, 24) and _interior(full) > 0.1
+    assert torch.equal(torch.cat(_stream(codec, latents, [1, 2]), dim=2), full)
 
 
 def test_reset_starts_a_new_video(codec, latents):
@@ -87,9 +86,10 @@ def test_channels_last_decodes_the_same_video(latents):
     plain = build_random_tiny_codec("cpu", torch.float32, config=SMALL, seed=0, channels_last=False)
     nhwc = build_random_tiny_codec("cpu", torch.float32, config=SMALL, seed=0, channels_last=True)
     assert nhwc.net.decoder[1].weight.is_contiguous(memory_format=torch.channels_last)
-    expected = torch.cat(_stream(plain, latents, [3, 4]), dim=2)
-    torch.testing.assert_close(torch.cat(_stream(nhwc, latents, [3, 4]), dim=2), expected, rtol=0, atol=1e-5)
-    torch.testing.assert_close(nhwc.decode(latents[:1]), plain.decode(latents[:1]), rtol=0, atol=1e-5)
+    expected = torch.cat(_stream(plain, latents[:, :, :4], [1, 3]), dim=2)
+    torch.testing.assert_close(torch.cat(_stream(nhwc, latents[:, :, :4], [1, 3]), dim=2), expected, rtol=0, atol=1e-5)
+    one_video = latents[:1, :, :4]
+    torch.testing.assert_close(nhwc.decode(one_video), plain.decode(one_video), rtol=0, atol=1e-5)
 
 
 def test_bad_latents_and_encode_say_what_to_do(codec, latents):

@@ -191,3 +191,19 @@ def test_the_wan_preset_builds_the_tiny_codec_from_the_config(tmp_path):
     assert isinstance(codec, TinyDecoderCodec) and (codec.latent_channels, codec.temporal_factor) == (16, 4)
     assert codec.spatial_factor == 8 and codec.fps == config.video.fps and not codec.channels_last
     assert all(torch.equal(codec.net.state_dict()[k], v) for k, v in state.items())
+
+
+@pytest.mark.gpu
+def test_cuda_channels_last_decode_follows_the_cpu_one():
+    # Wan's latent size; the CPU float32 decode is the reference for the CUDA paths (channels-last, TF32 off)
+    latents = torch.randn(1, 16, 6, 60, 104, generator=torch.Generator().manual_seed(7))
+    expected = build_random_tiny_codec("cpu", torch.float32, seed=7).decode(latents)
+    fp32 = build_random_tiny_codec("cuda", torch.float32, seed=7)
+    bf16 = build_random_tiny_codec("cuda", torch.bfloat16, seed=7)
+    assert fp32.channels_last and bf16.channels_last
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+        streamed = torch.cat(_stream(fp32, latents.cuda(), [3, 3]), dim=2).cpu()
+    torch.testing.assert_close(streamed, expected, rtol=0, atol=1e-3)
+    low = torch.cat(_stream(bf16, latents.cuda(), [3, 3]), dim=2).float().cpu()
+    assert low.shape == expected.shape == (1, 3, 21, 480, 832)
+    assert (low - expected).abs().mean() < 0.05  # bf16 rounding through 24 convs

@@ -2,6 +2,7 @@
 
 import logging
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -207,3 +208,19 @@ def test_cuda_channels_last_decode_follows_the_cpu_one():
     low = torch.cat(_stream(bf16, latents.cuda(), [3, 3]), dim=2).float().cpu()
     assert low.shape == expected.shape == (1, 3, 21, 480, 832)
     assert (low - expected).abs().mean() < 0.05  # bf16 rounding through 24 convs
+
+
+@pytest.mark.slow  # loads the tiny runtime and the agent's models
+def test_a_story_session_streams_its_scene_through_the_tiny_decoder():
+    from iamflow.engine.codec import to_uint8
+    from iamflow.session import Runtime, StorySession
+
+    base = Runtime.load(load_config(preset="tiny"))  # the tiny DiT (4 latent channels, 32x48 video)
+    codec = build_random_tiny_codec("cpu", torch.float32, config=SMALL, seed=8)
+    runtime = Runtime(base.config, base.engine, codec, base.text_encoder)
+    session = StorySession(runtime)
+    events = list(session.add_scene("A young man in a red jacket walks through a sunny park.", seconds=2.0, seed=1))
+    assert [e.frames.shape for e in events] == [(9, 32, 48, 3), (12, 32, 48, 3), (12, 32, 48, 3)]
+    # what the viewer got chunk by chunk is the one-shot decode of the scene's latents
+    whole = to_uint8(codec.decode(torch.cat(session.latents, dim=2)))
+    assert np.array_equal(session.story_frames(), whole)

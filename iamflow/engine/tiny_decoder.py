@@ -24,6 +24,7 @@ pixels are in [0, 1]; this codec returns [-1, 1] like every other codec here.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,18 +53,22 @@ class TinyDecoderConfig:
 
     latent_channels: int = 16
     # channels of the three stages of memory blocks, then of the last conv before the RGB conv
-    widths: tuple[int, int, int, int] = (256, 128, 64, 64)
-    blocks_per_stage: int = 3
-    # temporal grow stride after each stage (4x in time) and 2x nearest upsampling before it (8x in space)
-    time_strides: tuple[int, int, int] = (1, 2, 2)
+    widths: tuple[int, ...] = (256, 128, 64, 64)
+    blocks_per_stage: int = 3  # the layer indices, hence the key names, follow from this: taew2_1 has 3
+    # each stage ends with a 2x nearest upsampling (8x in space) and a temporal grow of this stride (4x in time)
+    time_strides: tuple[int, ...] = (1, 2, 2)
     image_channels: int = 3
+
+    def __post_init__(self) -> None:
+        if len(self.widths) != len(self.time_strides) + 1:
+            raise ValueError(
+                f"a tiny decoder needs one width per stage plus the last conv's: {len(self.time_strides) + 1} "
+                f"widths for {len(self.time_strides)} time strides (got {self.widths})"
+            )
 
     @property
     def temporal_factor(self) -> int:
-        factor = 1
-        for stride in self.time_strides:
-            factor *= stride
-        return factor
+        return math.prod(self.time_strides)
 
     @property
     def spatial_factor(self) -> int:

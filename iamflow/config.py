@@ -236,11 +236,25 @@ class WeightsConfig:
     text_encoder_path: str = ""
     tokenizer_path: str = ""
     vae_path: str = ""
+    # a TAEHV decoder file for Wan2.1 latents (taew2_1.pth or .safetensors), read when codec.decoder=tiny
+    tiny_decoder_path: str = ""
 
     def validate(self, where: str) -> None:
         _check_choice(f"{where}.generator_key", self.generator_key, ("auto", "generator", "generator_ema"))
         if self.lora_rank < 1 or self.lora_alpha <= 0:
             raise ConfigError(f"{where}.lora_rank and lora_alpha must be positive (got {self.lora_rank}, {self.lora_alpha})")
+
+
+@dataclass
+class CodecConfig:
+    """Which decoder turns the Wan preset's latents into video: the Wan VAE, or the tiny TAEHV one (faster, rougher)."""
+
+    decoder: str = "wan"
+
+    DECODERS = ("wan", "tiny")
+
+    def validate(self, where: str) -> None:
+        _check_choice(f"{where}.decoder", self.decoder, self.DECODERS)
 
 
 @dataclass
@@ -276,6 +290,7 @@ class Config:
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)
     weights: WeightsConfig = field(default_factory=WeightsConfig)
+    codec: CodecConfig = field(default_factory=CodecConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     @property
@@ -290,7 +305,22 @@ class Config:
             value = getattr(self, f.name)
             if dataclasses.is_dataclass(value):
                 value.validate(f.name)
+        self._validate_decoder()
         return self
+
+    def _validate_decoder(self) -> None:
+        if self.codec.decoder != "tiny":
+            return
+        if self.preset != "wan2.1-t2v-1.3b":
+            raise ConfigError(
+                f"codec.decoder=tiny decodes Wan2.1 latents, so it needs preset wan2.1-t2v-1.3b (got preset "
+                f"{self.preset}, which has its own codec); set codec.decoder=wan"
+            )
+        if not self.weights.tiny_decoder_path:
+            raise ConfigError(
+                "codec.decoder=tiny needs weights.tiny_decoder_path: the local TAEHV decoder file for Wan2.1 "
+                "(e.g. --override weights.tiny_decoder_path=/path/to/taew2_1.pth, or .safetensors)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(self)

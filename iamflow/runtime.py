@@ -150,17 +150,30 @@ def check_weights(config: Config) -> None:
     if config.preset != "wan2.1-t2v-1.3b":
         return
     w = config.weights
-    missing = [k for k in ("generator_ckpt", "text_encoder_path", "vae_path") if not getattr(w, k)]
+    decoder_key = "tiny_decoder_path" if config.codec.decoder == "tiny" else "vae_path"  # the Wan VAE only decodes
+    missing = [k for k in ("generator_ckpt", "text_encoder_path", decoder_key) if not getattr(w, k)]
     if missing:
         raise ConfigError(
             "the wan2.1-t2v-1.3b preset needs local weights: set "
             + ", ".join(f"weights.{k}" for k in missing)
             + " (e.g. --override weights.generator_ckpt=/path/to/Wan2.1-T2V-1.3B), or use the embedded preset storyworld"
         )
-    for key in ("generator_ckpt", "text_encoder_path", "vae_path", "lora_ckpt"):
+    for key in ("generator_ckpt", "text_encoder_path", "vae_path", "lora_ckpt", "tiny_decoder_path"):
         value = getattr(w, key)
         if value and not Path(value).exists():
             raise ConfigError(f"weights.{key} points to {value}, which does not exist")
+
+
+def wan_codec(config: Config, device: torch.device, dtype: torch.dtype):
+    """The Wan preset's decoder, as `codec.decoder` says: the Wan VAE (default) or the tiny TAEHV decoder."""
+    if config.codec.decoder == "tiny":
+        from iamflow.engine.tiny_decoder import TinyDecoderCodec
+
+        path = config.weights.tiny_decoder_path
+        return TinyDecoderCodec.from_file(path, device=device, dtype=dtype, fps=config.video.fps)
+    from iamflow.engine.codec import WanVAECodec
+
+    return WanVAECodec.from_pretrained(config.weights.vae_path, device=device, dtype=dtype)
 
 
 def _wan(config: Config, random_weights: bool = False):
@@ -267,4 +280,4 @@ def _wan_vae(config: Config, device: torch.device, dtype: torch.dtype, random_we
         with torch.device(device):
             vae = AutoencoderKLWan()  # the Wan2.1 VAE's shape
         return WanVAECodec(vae.to(dtype).eval(), fps=config.video.fps)
-    return WanVAECodec.from_pretrained(config.weights.vae_path, device=device, dtype=dtype)
+    return wan_codec(config, device, dtype)

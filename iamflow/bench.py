@@ -304,7 +304,7 @@ def session_run(args: argparse.Namespace) -> dict:
                   f"runtime.text_encoder_device={args.text_encoder_device}"]
     cfg = load_config(args.config, preset=args.preset, overrides=overrides)
     torch.backends.cuda.matmul.allow_tf32 = True
-    import torch._dynamo
+    from torch._dynamo.utils import counters
 
     started = time.perf_counter()
     runtime = build_runtime(cfg, random_weights=True)
@@ -317,7 +317,7 @@ def session_run(args: argparse.Namespace) -> dict:
                            if p.device.type == "cuda") / 2**30
     _sync()
     torch.cuda.reset_peak_memory_stats()
-    graphs_before = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    graphs_before = counters["stats"]["unique_graphs"]
 
     session = StorySession(runtime)
     session.overlap_decode = args.overlap
@@ -325,6 +325,17 @@ def session_run(args: argparse.Namespace) -> dict:
     video_per_chunk = cfg.cache.frames_per_chunk * cfg.video.temporal_compression
     scenes = []
     prompts = (STORY * ((args.scenes + len(STORY) - 1) // len(STORY)))[: args.scenes]
+    if args.sync_debug:  # every host wait inside the story is reported with where it came from
+        import traceback
+        import warnings
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            stack = "".join(line for line in traceback.format_stack()[:-2] if "/iamflow/" in line or "diffusers" in line)
+            logger.warning("host waits for the GPU: %s\n%s", message, stack[-1500:])
+
+        warnings.showwarning = show
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
     for index, prompt in enumerate(prompts):
         _sync()
         session.timer.take()
@@ -334,8 +345,10 @@ def session_run(args: argparse.Namespace) -> dict:
             arrivals.append(time.perf_counter() - clock)
             frames += len(event.frames)
         stages: dict[str, list[float]] = {}
-        for name, seconds in session.timer.take():
-            stages.setdefault(name, []).append(seconds)
+        host: dict[str, list[float]] = {}
+        for name, host_seconds, device_seconds in session.timer.take():
+            stages.setdefault(name, []).append(device_seconds if device_seconds is not None else host_seconds)
+            host.setdefault(name, []).append(host_seconds)
         intervals = [b - a for a, b in zip(arrivals, arrivals[1:])]
         steady = intervals[1:] or intervals
         scenes.append({
@@ -349,9 +362,12 @@ def session_run(args: argparse.Namespace) -> dict:
             "chunk_p99_seconds": _percentile(intervals, 99) if intervals else None,
             "stage_seconds_first_chunk": {k: v[0] for k, v in stages.items()},
             "stage_seconds_per_chunk_median": {k: statistics.median(v) for k, v in stages.items() if len(v) > 1},
+            "stage_host_seconds_first_chunk": {k: v[0] for k, v in host.items()},
+            "stage_host_seconds_per_chunk_median": {k: statistics.median(v) for k, v in host.items() if len(v) > 1},
         })
         logger.info("scene %d: first frame %.3f s, %.1f fps received", index, arrivals[0], scenes[-1]["scene_fps"])
-    graphs_after = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    torch.cuda.set_sync_debug_mode(0)
+    graphs_after = counters["stats"]["unique_graphs"]
     result = {
         "mode": "session",
         "card": torch.cuda.get_device_name(),
@@ -392,6 +408,77 @@ def session_run(args: argparse.Namespace) -> dict:
     return result
 
 
+def decoder_run(args: argparse.Namespace) -> dict:
+    """One chunk's streaming decode (3 latent frames -> 12 video frames at 832x480), median of repeats, for each
+    way of running the Wan VAE, and the tiny decoder; the largest difference from the plain decode is reported."""
+    from iamflow.engine.tiny_decoder import build_random_tiny_codec
+
+    cfg = load_config(args.config, preset=args.preset, overrides=args.override)
+    dtype = torch.bfloat16
+    generator = torch.Generator(device="cuda").manual_seed(0)
+    latents = torch.randn(1, 16, 3, cfg.video.latent_height, cfg.video.latent_width, device="cuda", generator=generator)
+    result: dict = {"mode": "decoders", "card": torch.cuda.get_device_name(), "torch": torch.__version__,
+                    "date": datetime.date.today().isoformat(), "chunk_seconds": {}, "max_abs_difference": {}}
+
+    def measure(name, codec):
+        decoder = codec.stream_decoder()
+        decoder.decode(latents.to(dtype))  # the video's first chunk
+        outputs = []
+
+        def step():
+            outputs.append(decoder.decode(latents.to(dtype)))
+
+        result["chunk_seconds"][name] = timed(step, repeats=5, warmup=2)
+        return outputs[-1]
+
+    codec = build_vae(dtype)
+    plain = measure("wan_vae", codec)
+    torch.backends.cudnn.benchmark = True
+    result["max_abs_difference"]["wan_vae_cudnn_benchmark"] = (measure("wan_vae_cudnn_benchmark", codec) - plain).abs().max().item()
+    codec.vae.to(memory_format=torch.channels_last_3d)
+    result["max_abs_difference"]["wan_vae_channels_last"] = (measure("wan_vae_channels_last", codec) - plain).abs().max().item()
+    codec.vae.to(memory_format=torch.contiguous_format)
+    started = time.perf_counter()
+    codec.vae.decoder.compile(dynamic=False)
+    try:
+        compiled = measure("wan_vae_compiled", codec)
+        result["max_abs_difference"]["wan_vae_compiled"] = (compiled - plain).abs().max().item()
+        result["wan_vae_compile_seconds"] = time.perf_counter() - started
+    except Exception as err:  # noqa: BLE001 - reported, the other rows stand
+        result["wan_vae_compiled_error"] = f"{type(err).__name__}: {str(err)[:300]}"
+    measure("tiny", build_random_tiny_codec(torch.device("cuda"), dtype))
+    return result
+
+
+def text_encoder_run(args: argparse.Namespace) -> dict:
+    """Each umT5 placement (runtime.text_encoder_device): the seconds to encode one new prompt and the GPU memory
+    the encoder holds, random weights at the real shape."""
+    from iamflow.runtime import _umt5
+
+    result: dict = {"mode": "text_encoders", "card": torch.cuda.get_device_name(), "torch": torch.__version__,
+                    "date": datetime.date.today().isoformat(), "placements": {}}
+    for place in ("cuda", "offload", "cpu"):
+        cfg = load_config(args.config, preset=args.preset, overrides=[*args.override, f"runtime.text_encoder_device={place}"])
+        _sync()
+        before = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        started = time.perf_counter()
+        encoder = _umt5(cfg, torch.device("cuda"), torch.bfloat16, random_weights=True)
+        load_seconds = time.perf_counter() - started
+        held = torch.cuda.memory_allocated() - before
+        prompts = iter(f"{STORY[i % len(STORY)]} Take {i}." for i in range(100))
+        seconds = timed(lambda: encoder.encode([next(prompts)]).to("cuda"), repeats=3, warmup=1)
+        result["placements"][place] = {
+            "encode_seconds": seconds, "gpu_memory_held_gib": held / 2**30,
+            "gpu_peak_while_encoding_gib": (torch.cuda.max_memory_allocated() - before) / 2**30,
+            "build_seconds": load_seconds,
+        }
+        logger.info("text encoder on %s: %.3f s a prompt", place, seconds)
+        del encoder
+        torch.cuda.empty_cache()
+    return result
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
@@ -423,6 +510,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-overlap", dest="overlap", action="store_false",
                         help="decode each chunk before the next is made (the loop's serial order)")
     parser.add_argument("--text-encoder-device", default="auto", choices=["auto", "cuda", "cpu", "offload"])
+    parser.add_argument("--sync-debug", action="store_true", help="report every host wait for the GPU in the story")
+    parser.add_argument("--decoders", action="store_true",
+                        help="time the Wan VAE's streaming decode of a chunk as it is, with cudnn.benchmark, "
+                             "channels-last and compiled, and the tiny decoder")
+    parser.add_argument("--text-encoders", action="store_true",
+                        help="time one prompt's encoding and the GPU memory for each umT5 placement")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if not torch.cuda.is_available():
@@ -431,6 +524,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("pass --random-weights: the benchmark measures speed with random weights of the preset's shape")
     if args.session:
         result = session_run(args)
+    elif args.decoders:
+        result = decoder_run(args)
+    elif args.text_encoders:
+        result = text_encoder_run(args)
     elif args.sdpa == "auto":
         result = run(args)
     else:

@@ -83,6 +83,22 @@ class Runtime:
                 self._key_cache.pop(next(iter(self._key_cache)))
         return self._key_cache[key]
 
+    def warm_up(self) -> None:
+        """What a first scene would otherwise pay in front of the viewer: the agent's models loaded, the decoder's
+        kernels chosen (a chunk decoded and thrown away)."""
+        from iamflow.agent import models
+
+        started = time.perf_counter()
+        if self.config.agent.backend == "rules":
+            models.spacy_pipeline()
+            models.sentence_encoder()
+        channels, height, width = self.engine.latent_shape
+        latents = torch.zeros(1, channels, self.config.cache.frames_per_chunk, height, width, device=self.device)
+        decoder = self.codec.stream_decoder()
+        for _ in range(2):  # the video's first chunk, then a continuing one
+            self.decode_frames(decoder, latents)
+        logger.info("agent and decoder warm (%.1f s)", time.perf_counter() - started)
+
     def decode_frames(self, decoder, latents: torch.Tensor) -> np.ndarray:
         """Decode on the current stream and wait for the frames (replays, loading)."""
         return to_uint8(self._decode(decoder, latents))
@@ -110,8 +126,11 @@ def build_runtime(config: Config, random_weights: bool = False) -> Runtime:
     builders = {"storyworld": _storyworld, "tiny": _tiny, "wan2.1-t2v-1.3b": _wan}
     engine, codec, text_encoder = builders[config.preset](config, random_weights) if random_weights else \
         builders[config.preset](config)
+    runtime = Runtime(config, engine, codec, text_encoder)
+    if engine.device.type == "cuda":
+        runtime.warm_up()
     logger.info("runtime ready: preset %s on %s (%s)", config.preset, engine.device, engine.model.dtype)
-    return Runtime(config, engine, codec, text_encoder)
+    return runtime
 
 
 def _storyworld(config: Config):

@@ -90,33 +90,37 @@ class DeviceStreams:
 class StageTimer:
     """Durations of named stages of a session's work, for the benchmark's breakdown.
 
-    A device stage is timed with CUDA events on the stream that runs it, read only when ``totals`` is called, so
-    timing adds no wait to the loop; a host stage (the agent) with the host clock."""
+    Each stage gets its host time (how long the host spent queuing or doing it) and, on a GPU, its device time:
+    CUDA events on the stream that runs it, read only when ``take`` is called, so timing adds no wait to the
+    loop. A host stage (the agent) has host time only."""
 
     device: torch.device
-    spans: list[tuple[str, object, object]] = field(default_factory=list)
+    spans: list[tuple[str, float, object, object]] = field(default_factory=list)
 
     @contextlib.contextmanager
     def __call__(self, name: str, host: bool = False) -> Iterator[None]:
-        if host or torch.device(self.device).type != "cuda":
-            start = time.perf_counter()
-            yield
-            self.spans.append((name, start, time.perf_counter()))
-            return
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
+        on_device = not host and torch.device(self.device).type == "cuda"
+        if on_device:
+            start_event, end_event = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start_event.record()
+        start = time.perf_counter()
         yield
-        end.record()
-        self.spans.append((name, start, end))
+        host_seconds = time.perf_counter() - start
+        if on_device:
+            end_event.record()
+            self.spans.append((name, host_seconds, start_event, end_event))
+        else:
+            self.spans.append((name, host_seconds, None, None))
 
-    def take(self) -> list[tuple[str, float]]:
-        """(stage, seconds) for every span so far, in order; waits for the device; forgets them."""
+    def take(self) -> list[tuple[str, float, float | None]]:
+        """(stage, host seconds, device seconds or None) for every span so far, in order; waits for the device;
+        forgets them."""
         out = []
-        for name, start, end in self.spans:
-            if isinstance(start, float):
-                out.append((name, end - start))
-            else:
+        for name, host_seconds, start, end in self.spans:
+            device_seconds = None
+            if start is not None:
                 end.synchronize()
-                out.append((name, start.elapsed_time(end) / 1000.0))
+                device_seconds = start.elapsed_time(end) / 1000.0
+            out.append((name, host_seconds, device_seconds))
         self.spans.clear()
         return out

@@ -264,6 +264,8 @@ class RuntimeConfig:
     seed: int = 0
     # on a GPU: torch.compile the DiT blocks and run every shape a story repeats once while loading
     compile: bool = True
+    # on a GPU: torch.compile the Wan VAE's decoder too (docs/performance.md has what it gains)
+    compile_decoder: bool = False
     # FP8 linears in the DiT blocks (torchao, dynamic per-row scaling of activations and weights; a Hopper or
     # newer GPU); off: bf16 exactly as before
     fp8: bool = False

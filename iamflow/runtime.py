@@ -92,6 +92,8 @@ class Runtime:
         if self.config.agent.backend == "rules":
             models.spacy_pipeline()
             models.sentence_encoder()
+        if self.config.runtime.compile_decoder and hasattr(self.codec, "vae"):
+            self.codec.vae.decoder.compile(dynamic=False)
         channels, height, width = self.engine.latent_shape
         latents = torch.zeros(1, channels, self.config.cache.frames_per_chunk, height, width, device=self.device)
         decoder = self.codec.stream_decoder()
@@ -128,6 +130,7 @@ def build_runtime(config: Config, random_weights: bool = False) -> Runtime:
         builders[config.preset](config)
     runtime = Runtime(config, engine, codec, text_encoder)
     if engine.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # the decoder's convolutions: fastest algorithm per shape, chosen once
         runtime.warm_up()
     logger.info("runtime ready: preset %s on %s (%s)", config.preset, engine.device, engine.model.dtype)
     return runtime

@@ -166,7 +166,10 @@ class Engine:
             return
         write = cache.memory_write(num)
         t = self._timesteps(self.sampler.context_timestep, latents)
-        positions = torch.tensor(frame_positions, device=self.device)
+        positions = torch.tensor(frame_positions, dtype=torch.long)
+        if self.device.type == "cuda":  # a copy from pageable memory would make the host wait for the GPU
+            positions = positions.pin_memory()
+        positions = positions.to(self.device, non_blocking=True)
         self.model(latents.to(self.device), t, text, frame_positions=positions, cache=cache, write=write)
         cache.set_memory_count(num)
 

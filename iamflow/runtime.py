@@ -93,6 +93,8 @@ class Runtime:
             models.spacy_pipeline()
             models.sentence_encoder()
         if self.config.runtime.compile_decoder and hasattr(self.codec, "vae"):
+            logger.info("compiling the Wan VAE decoder (once per process; about a minute and a half)")
+            torch.compiler.set_stance("default")
             self.codec.vae.decoder.compile(dynamic=False)
         channels, height, width = self.engine.latent_shape
         latents = torch.zeros(1, channels, self.config.cache.frames_per_chunk, height, width, device=self.device)
@@ -132,6 +134,10 @@ def build_runtime(config: Config, random_weights: bool = False) -> Runtime:
     if engine.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # the decoder's convolutions: fastest algorithm per shape, chosen once
         runtime.warm_up()
+        if getattr(engine.model, "compiled", False) or (config.runtime.compile_decoder and hasattr(codec, "vae")):
+            # everything a story repeats is compiled now; a shape not warmed runs eager rather than compiling
+            # in front of the viewer
+            torch.compiler.set_stance("eager_on_recompile")
     logger.info("runtime ready: preset %s on %s (%s)", config.preset, engine.device, engine.model.dtype)
     return runtime
 

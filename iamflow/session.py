@@ -334,7 +334,9 @@ class StorySession:
             with runtime.lock:
                 g = self._make_chunk(scene, c, ramp, generator, prompt_keys)
                 made.append((g, self.registry_snapshot(), self.memory_view()))
-            if len(made) > lookahead:
+            # the scene's first chunk is handed out before the next is queued (queuing it takes the host a while,
+            # and the viewer is waiting); from then on the decode of one chunk overlaps the making of the next
+            if len(made) > (lookahead if c > 0 else 0):
                 yield self._hand_out(scene, *made.pop(0), start_time)
         while made:
             yield self._hand_out(scene, *made.pop(0), start_time)

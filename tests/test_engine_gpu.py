@@ -81,6 +81,7 @@ def test_compiled_session_has_no_recompiles_and_follows_eager_on_gpu():
     try:
         text = runtime.encode("")[0]
         runtime.engine.warm_up(text, score_layers=[0, 1])
+        torch.compiler.set_stance("eager_on_recompile")  # as the runtime does once it is warm
         before = torch._dynamo.utils.counters["stats"]["unique_graphs"]
         compiled, _ = _story(runtime, overlap=True)
         assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == before

@@ -222,8 +222,9 @@ class Engine:
         """Run once every pass shape a story session repeats, so compiled blocks compile now, not in front of a
         viewer: a chunk's denoising steps, its commit with the memory scorer's capture, memory writes, and a
         scene switch's batched re-cache of the full window (with the sink when the cache has one). Returns the
-        seconds it took. With compiled blocks, a shape met later that was not warmed (a re-cache while the window
-        is still filling) runs eager instead of compiling mid-story (``torch.compiler.set_stance``)."""
+        seconds it took. The runtime then sets ``torch.compiler.set_stance("eager_on_recompile")``: a shape met
+        later that was not warmed (a re-cache while the window is still filling) runs eager instead of compiling
+        mid-story."""
         start = time.perf_counter()
         generator = torch.Generator(device=self.device).manual_seed(0)
         cache = self.new_cache()
@@ -242,8 +243,6 @@ class Engine:
         self.recache(cache, text, window, (len(chunks) - cache.ring_slots) * fpc, sink)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        if getattr(self.model, "compiled", False):
-            torch.compiler.set_stance("eager_on_recompile")
         return time.perf_counter() - start
 
     def generate(

@@ -256,9 +256,29 @@ class StorySession:
         if self.cache is not None:
             return
         self.cache = self._new_cache()
-        for op in self.ops:
+        replay = self._ops_defining_cache()
+        for op in replay:
             self._apply(op)
-        logger.info("rebuilt the KV cache from %d logged operations", len(self.ops))
+        self.replayed_ops = len(replay)
+        logger.info("rebuilt the KV cache from %d of %d logged operations", len(replay), len(self.ops))
+
+    def _ops_defining_cache(self) -> list[dict]:
+        """The logged operations that make the cache as it is now, in their order: from the last re-cache on (it
+        rewrites the window, and the sink with it, from latents alone), the memory write in force when it ran,
+        and the first chunk's commit when the sink was not rewritten. Before a scene switch with re-cache (or
+        with other transitions) every operation counts. The cost of rebuilding is then bounded by the current
+        scene, not the story; the result is the same cache, bit for bit (every write lands in the same slot)."""
+        anchors = [i for i, op in enumerate(self.ops) if op["op"] == "recache"]
+        if not anchors:
+            return list(self.ops)
+        anchor = anchors[-1]
+        keep = set(range(anchor, len(self.ops)))
+        memory = [i for i in range(anchor) if self.ops[i]["op"] == "memory"]
+        if memory:
+            keep.add(memory[-1])
+        if "sink" not in self.ops[anchor]:  # the sink's K/V are still those of the story's first commit
+            keep.add(next(i for i, op in enumerate(self.ops) if op["op"] == "commit"))
+        return [self.ops[i] for i in sorted(keep)]
 
     def _ensure_decoder(self) -> None:
         if self.decoder is not None:

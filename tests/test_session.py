@@ -84,6 +84,34 @@ def test_dropped_cache_continues_identically(runtime, reference):
     assert all(torch.equal(a, b) for a, b in zip(session.latents, reference.latents))
 
 
+@pytest.mark.parametrize("recache_sink", [True, False])
+def test_rebuilding_the_cache_replays_the_current_scene_not_the_story(runtime, recache_sink):
+    """A dropped K/V is rebuilt from the operations since the last re-cache (plus the memory write in force, and
+    the first commit when the sink was kept): a long story costs no more to resume than a short one, and the next
+    scene is the same."""
+    def story(session):
+        for seed in range(4):
+            run(session, MAN if seed % 2 else DOG, seconds=1.5, seed=seed)
+        run(session, MAN, seed=1)
+
+    runtime.config.memory.recache_sink = recache_sink
+    try:
+        session = StorySession(runtime)
+        story(session)
+        ops_before = len(session.ops)
+        session.drop_cache()
+        again = run(session, BACK, seed=3)
+        scene = session.scenes[-2]
+        assert session.replayed_ops <= ops_before - scene.ops_start + 2 < ops_before / 2
+        uninterrupted = StorySession(runtime)
+        story(uninterrupted)
+        expected = run(uninterrupted, BACK, seed=3)
+    finally:
+        runtime.config.memory.recache_sink = True
+    assert all(np.array_equal(a.frames, b.frames) for a, b in zip(again, expected))
+    assert all(torch.equal(a, b) for a, b in zip(session.latents, uninterrupted.latents))
+
+
 def test_undo_then_redo_is_identical(runtime, reference):
     session = StorySession(runtime)
     run(session, MAN, seed=1)

@@ -32,10 +32,6 @@ class HostCopy:
             self.event = None
         return self.tensor
 
-    @property
-    def ready(self) -> bool:
-        return self.event is None or self.event.query()
-
 
 class DeviceStreams:
     def __init__(self, device: torch.device):
@@ -76,14 +72,6 @@ class DeviceStreams:
         if not self.cuda or tensor.device.type == "cuda":
             return tensor.to(self.device)
         return tensor.pin_memory().to(self.device, non_blocking=True)
-
-    def wait_for_side_streams(self) -> None:
-        """The current stream goes on only after the side streams' work queued so far (e.g. before a decoder
-        that another stream used is used here)."""
-        if self.cuda:
-            current = torch.cuda.current_stream(self.device)
-            current.wait_stream(self.decode_stream)
-            current.wait_stream(self.copy_stream)
 
 
 @dataclass

@@ -185,9 +185,22 @@ class PromptAnalyzer:
             return None
         info = noun_info(token)
         if info is None and token.pos_ == "NOUN" and self.classify_unknown is not None \
-                and token.dep_ in ("nsubj", "appos", "nsubjpass") and token.tag_ == "NN":
-            info = self.classify_unknown(token.lemma_.lower())
+                and token.tag_ == "NN" and self._classifiable_role(token):
+            compounds = [c.text.lower() for c in token.lefts if c.dep_ == "compound" and c.pos_ == "NOUN"]
+            as_object = token.dep_ in ("dobj", "pobj") or token.dep_ == "conj" and token.head.dep_ == "dobj"
+            info = self.classify_unknown(token.lemma_.lower(), " ".join(compounds + [token.lemma_.lower()]),
+                                         as_object)
         return info
+
+    def _classifiable_role(self, token) -> bool:
+        """An unlisted noun is asked about where a character would stand: acting, acted on, or set beside one."""
+        if token.dep_ in ("nsubj", "nsubjpass", "appos", "dobj"):
+            return True
+        if token.dep_ == "conj":
+            return token.head.dep_ in ("nsubj", "nsubjpass", "dobj", "appos")
+        if token.dep_ == "pobj":
+            return token.head.lower_ in ("with", "beside", "behind", "toward", "towards", "to", "at", "for")
+        return False
 
     def is_name(self, token) -> bool:
         if token.pos_ != "PROPN" or token.dep_ == "compound" and token.head.pos_ == "PROPN":
@@ -196,7 +209,7 @@ class PromptAnalyzer:
             return True
         if token.lower_ in lexicon.CHARACTER_NOUNS or token.lower_ in lexicon.LOCATION_NOUNS:
             return False
-        if any(c.dep_ == "det" for c in token.children):
+        if any(c.dep_ == "det" for c in token.children) and not self._stage_name(token):
             return False
         if token.dep_ == "conj" and token.head.pos_ == "PROPN" and token.head.i < token.i and (
                 token.head.i in self.person_tokens or self.is_name(token.head)):
@@ -204,11 +217,39 @@ class PromptAnalyzer:
         if token.i in self.person_tokens:
             return True
         if token.i in self.non_name_tokens and not any(
-                c.dep_ == "appos" and noun_info(c) and noun_info(c).kind == "person" for c in token.children):
+                c.dep_ == "appos" and noun_info(c) and noun_info(c).kind == "person" for c in token.children) \
+                and not self._acts_like_a_name(token):
             return False
+        if self._acts_like_a_name(token):
+            return True  # "Sydney points up the ridge": a capitalised subject is a name whatever NER says
         has_person_appos = any(c.dep_ == "appos" and (noun_info(c) or c.pos_ == "PROPN") for c in token.children)
         is_appos_of_person = token.dep_ == "appos" and noun_info(token.head) is not None
         return has_person_appos or is_appos_of_person
+
+    def _acts_like_a_name(self, token) -> bool:
+        """A capitalised proper noun that does something or is given something is someone, even when the
+        small NER model calls it a place ("Florence", "Jordan", "Sydney")."""
+        if not token.text[:1].isupper() or token.lower_ in _TITLE_WORDS or token.lower_ in lexicon.PRONOUNS:
+            return False
+        if token.lower_ in lexicon.LOCATION_NOUNS or token.lower_ in lexicon.CHARACTER_NOUNS:
+            return False
+        if any(c.dep_ == "det" for c in token.children) and not self._stage_name(token):
+            return False
+        if token.dep_ in ("nsubj", "nsubjpass") and token.head.pos_ in ("VERB", "AUX") and \
+                token.head.lemma_ not in ("be", "lie", "stretch", "glow", "sit", "stand", "rise", "loom", "sprawl"):
+            return True
+        return token.dep_ in ("dative",) or token.dep_ == "dobj" and token.head.pos_ == "VERB" and any(
+            c.dep_ == "dobj" and c.i != token.i for c in token.head.children)
+
+    def _stage_name(self, token) -> bool:
+        """"The Great Orlando": "the" before capitalised words that end in a proper noun that is not a place."""
+        det = next((c for c in token.children if c.dep_ == "det"), None)
+        if det is None or det.lower_ != "the" or token.pos_ != "PROPN" or token.lower_ in lexicon.LOCATION_NOUNS:
+            return False
+        between = token.doc[det.i + 1: token.i]
+        place = {t.i for ent in token.doc.ents if ent.label_ in ("GPE", "LOC") for t in ent}
+        return len(between) >= 1 and all(t.text[:1].isupper() and t.pos_ in ("PROPN", "ADJ") for t in between) \
+            and token.dep_ in ("nsubj", "nsubjpass", "dobj", "appos") and token.i not in place
 
     def _name_text(self, token) -> str:
         parts = [c for c in token.children if c.dep_ == "compound" and c.pos_ == "PROPN"
@@ -450,6 +491,17 @@ class PromptAnalyzer:
             gender = gender or info.gender
             age = age or info.age
             attrs.extend(a for a in self.attributes(t) if a not in attrs)
+        given_name: list = []
+        if name_token is None:
+            # "Tom cat", "Jerry mouse": a capitalised proper noun right before a character noun is its name
+            for t in chain:
+                given = [c for c in t.lefts if c.dep_ == "compound" and c.pos_ == "PROPN" and c.text[:1].isupper()
+                         and c.lower_ not in _TITLE_WORDS and c.lower_ not in lexicon.CHARACTER_NOUNS
+                         and c.i not in self.non_name_tokens]
+                if given and t.i in {x.i for x in chain} and self.character_info(t) is not None:
+                    names.append(_joined(given))
+                    given_name = given
+                    break
         if kind is None:
             kind, base = "person", "person"
         if name_token is not None:
@@ -472,7 +524,7 @@ class PromptAnalyzer:
             det_word in ("a", "an", "another", "")
         other = "other" in modifiers and det_word in ("the", "this", "that")
         same = bool(modifiers & lexicon.SAME_MARKERS) and det_word in ("the", "this", "that")
-        if names and (det is None or det_word in ("the",) and head_token.pos_ == "PROPN"):
+        if names and (det is None or det_word in ("the",) and (head_token.pos_ == "PROPN" or given_name)):
             form = "name"
         elif det_word in ("a", "an", "another", "some", "one"):
             form = "indefinite"
@@ -500,6 +552,8 @@ class PromptAnalyzer:
         else:
             start, end = head_token.idx, head_token.idx + len(head_token.text)
             surface = _phrase(head_token, include_of=False)
+            if given_name:
+                start = min(start, min(c.idx for c in given_name))
         relation = None
         possessor_pronoun = None
         if poss is not None:

@@ -337,6 +337,8 @@ class EntityAgent:
                                                                                          for n in m.names],
                         "relations": relations, "gender": gender, "age": age,
                         "action": next((m.action for m in ms if m.action), ""), "order": order}
+            if gid in resolver.group_members:
+                instance["group"] = list(resolver.group_members[gid])
             registry.add_instance(gid, instance)
             entities.append(SceneEntity(global_id=gid, name=record.name, kind=record.kind, surface=surface,
                                         attrs=attrs, is_new=gid in result.new_ids,

@@ -27,7 +27,8 @@ _TOY_MODIFIERS = {"stuffed", "toy", "plush", "wooden", "plastic", "ceramic", "pa
 _HANDLED_VERBS = {"lift", "hold", "carry", "cook", "eat", "sell", "fillet", "grill", "fry", "serve", "hook",
                   "reel", "gut", "clean", "weigh", "wrap", "buy"}
 _STATE_ADJECTIVES = {"bald", "clean-shaven", "bearded", "barefoot", "blindfolded", "masked", "hooded"}
-_GROUP_SIZE = {"two": 2, "both": 2, "three": 3, "four": 4, "couple": 2, "pair": 2, "newlyweds": 2, "twins": 2}
+_GROUP_SIZE = {"two": 2, "both": 2, "three": 3, "four": 4, "five": 5, "couple": 2, "pair": 2, "newlyweds": 2, "twins": 2}
+_ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4}
 _GROUP_NOUNS = {"newlyweds": lexicon.NounInfo("person", "person"), "siblings": lexicon.NounInfo("person", "person"),
                 "couple": lexicon.NounInfo("person", "person"), "pair": lexicon.NounInfo("person", "person")}
 
@@ -65,6 +66,7 @@ class Mention:
     protagonist: bool = False
     introduced: bool = False  # an indefinite apposition introduces it here ("the sheriff, a heavyset man")
     relation_owner: int | None = None  # set by the resolver: global id of the relation's possessor
+    ordinal: int = 0  # "the second kid": 2, picks a member of a group the story introduced
 
     def description(self) -> str:
         """Text the sentence encoder compares with known characters."""
@@ -159,6 +161,13 @@ def _determiner(token):
     return None
 
 
+def _descriptive_one(token) -> bool:
+    """"the one in red", "the one with the curly hair": a back-reference made only of attributes."""
+    return token.lower_ == "one" and any(c.dep_ == "det" and c.lower_ in ("the", "that") for c in token.children) \
+        and any(c.dep_ in ("prep", "acl", "relcl") and c.lower_ in ("in", "with", "wearing", "holding", "carrying")
+                for c in token.rights)
+
+
 def _conjuncts(token) -> list:
     out = [token]
     for child in token.children:
@@ -180,6 +189,8 @@ class PromptAnalyzer:
 
     # -- token classification ------------------------------------------------------------------------
     def character_info(self, token) -> lexicon.NounInfo | None:
+        if _descriptive_one(token):
+            return lexicon.NounInfo("person", "person")
         if token.pos_ not in ("NOUN", "PROPN") and not (token.pos_ == "ADJ" and (
                 token.dep_ in ("nsubj", "dobj") or _misparsed_verb(token) or _adjective_for_noun(token))):
             return None
@@ -303,7 +314,8 @@ class PromptAnalyzer:
                         phrase = _phrase(conj)
                         if child.lower_ == "of" and not attributes.is_age_phrase(phrase):
                             continue
-                        if conj.lemma_.lower() in lexicon.LOCATION_NOUNS or conj.ent_type_ in ("GPE", "LOC", "FAC"):
+                        if conj.lemma_.lower() in lexicon.LOCATION_NOUNS or conj.ent_type_ in ("GPE", "LOC", "FAC") \
+                                and not token.lower_ == "one":
                             continue
                         if child.lower_ == "of":
                             phrase = "about " + phrase if not phrase.startswith(("about", "around")) else phrase
@@ -448,9 +460,26 @@ class PromptAnalyzer:
                         target.age = extra.age
                     if target.base == "person" and extra.base != "person":
                         target.base = extra.base
+        mentions = self._members_named_here(mentions, index_of_token)
         self._link_possessors(mentions, index_of_token)
         self._wearing_predicates(mentions, index_of_token)
         return mentions
+
+    def _members_named_here(self, mentions: list[Mention], index_of_token: dict[int, int]) -> list[Mention]:
+        """"Two brothers ...: Luis, ... and Mateo": when the sentence goes on to name or describe the members,
+        they are the characters and the numbered group introduces nobody."""
+        keep = []
+        for m in mentions:
+            if m.form == "group" and m.newcomer:
+                members = [o for o in mentions if o.sentence == m.sentence and o.token > m.token
+                           and o.form not in ("pronoun", "group") and o.kind == m.kind]
+                if len(members) >= m.group_size:
+                    continue
+            keep.append(m)
+        if len(keep) != len(mentions):
+            index_of_token.clear()
+            index_of_token.update({m.token: i for i, m in enumerate(keep)})
+        return keep
 
     def _subject_of(self, verb):
         node = verb
@@ -523,7 +552,8 @@ class PromptAnalyzer:
         newcomer = det_word == "another" or bool(modifiers & (lexicon.NEWCOMER_MARKERS - {"other"})) and \
             det_word in ("a", "an", "another", "")
         other = "other" in modifiers and det_word in ("the", "this", "that")
-        same = bool(modifiers & lexicon.SAME_MARKERS) and det_word in ("the", "this", "that")
+        ordinal = next((_ORDINALS[w] for w in modifiers if w in _ORDINALS), 0) if det_word == "the" else 0
+        same = bool(modifiers & lexicon.SAME_MARKERS) and det_word in ("the", "this", "that") and not ordinal
         if names and (det is None or det_word in ("the",) and (head_token.pos_ == "PROPN" or given_name)):
             form = "name"
         elif det_word in ("a", "an", "another", "some", "one"):
@@ -571,7 +601,7 @@ class PromptAnalyzer:
             age=age, heads=heads, names=names, attrs=attrs, newcomer=newcomer, same=same, other=other,
             relation=relation, possessor_pronoun=possessor_pronoun, weak=weak, action=self._action(head_token),
             token=head_token.i, sentence=sent_of.get(head_token.i, 0),
-            clause_subject=self._clause_subject(head_token), protagonist=protagonist)
+            clause_subject=self._clause_subject(head_token), protagonist=protagonist, ordinal=ordinal)
         if poss is not None and poss.tag_ != "PRP$":
             mention.possessor_index = -poss.i - 1  # a token index, turned into a mention index later
         return mention
@@ -613,7 +643,11 @@ class PromptAnalyzer:
         det = next((c for c in tok.children if c.dep_ in ("det", "predet")), None)
         num = next((c for c in tok.children if c.dep_ == "nummod"), None)
         det_word = det.lower_ if det is not None else ""
-        if det_word not in ("the", "both", "these", "those") and not any(
+        if det is None and num is not None and num.i > 0 and tok.doc[num.i - 1].lower_ in ("the", "these", "those"):
+            det_word = "the"  # "the two women": the parser hangs "the" on the number
+        introduces = not det_word and num is not None and num.lower_ in _GROUP_SIZE and tok.dep_ in (
+            "nsubj", "nsubjpass", "dobj", "appos", "ROOT")
+        if det_word not in ("the", "both", "these", "those") and not introduces and not any(
                 c.dep_ == "poss" for c in tok.children):
             return None
         if any(_misparsed_verb(c) for c in tok.children):
@@ -623,7 +657,8 @@ class PromptAnalyzer:
             return None
         return Mention(start=tok.idx, end=tok.idx + len(tok.text), surface=_phrase(tok, include_of=False),
                        form="group", kind=info.kind, base=info.base, gender=info.gender, heads=[lemma],
-                       group_size=size, token=tok.i, sentence=sent_of.get(tok.i, 0), weak=True)
+                       group_size=size, token=tok.i, sentence=sent_of.get(tok.i, 0), weak=True,
+                       newcomer=introduces, attrs=self.attributes(tok) if introduces else [])
 
     def _link_possessors(self, mentions: list[Mention], index_of_token: dict[int, int]) -> None:
         for m in mentions:

@@ -65,6 +65,7 @@ class Resolver:
         self.created: list[int] = []
         self.pending_relations: dict[int, list[tuple[str, int]]] = {}
         self.pending_gender: dict[int, str] = {}
+        self.group_members: dict[int, list[int]] = {}  # members of a group introduced here ("two kids")
 
     # -- helpers --------------------------------------------------------------------------------------
     def _sim(self, a: str, b: str) -> float:
@@ -100,7 +101,9 @@ class Resolver:
                     return g in (None, m.gender)
                 return g == m.gender
             return True
-        if m.kind != rec.kind:
+        if m.heads == ["one"]:
+            pass  # "the one in red" can be any kind of character
+        elif m.kind != rec.kind:
             generic = set(m.heads) & _GENERIC_NONPERSON
             if not (generic and rec.kind in ("robot", "creature", "animal") and m.kind in ("robot", "creature",
                                                                                          "animal")):
@@ -171,6 +174,8 @@ class Resolver:
         if m.form == "pronoun":
             return self._pronoun(m, mentions)
         if m.form == "group":
+            if m.newcomer:
+                return self._new_group(m)
             return self._group(m)
         if m.names:
             for name in m.names:
@@ -185,6 +190,10 @@ class Resolver:
                 return [-1]
         if m.newcomer:
             return [-1]
+        if m.ordinal:
+            member = self._group_member(m)
+            if member is not None:
+                return [member]
         if m.protagonist and m.form != "indefinite":
             found = self._protagonist(m)
             if found is not None:
@@ -245,6 +254,11 @@ class Resolver:
                 score = hs + 0.3 * min(overlap, 3) + sim + recency
             elif hs < 0:
                 continue  # introduced here with a new role noun: a newcomer
+            elif m.heads == ["one"]:
+                # "the one with the curly hair": only what the registry knows of it decides
+                if overlap == 0:
+                    continue
+                score = 1.0 + 0.5 * min(overlap, 3) + sim + recency
             elif m.kind != "person":
                 # "the sheriff, a heavyset man": introduced here, so only a close match is the same character
                 if sim < self.threshold:
@@ -338,6 +352,33 @@ class Resolver:
             if len(out) >= 2:
                 break
         return out if len(out) >= 2 else []
+
+    def _new_group(self, m: Mention) -> list[int]:
+        """"Two kids in red raincoats": each member becomes a character, in order, so the story can split them."""
+        members = []
+        for _ in range(m.group_size):
+            members.append(self._create(m))
+        for gid in members:
+            self.group_members[gid] = members
+        return members
+
+    def _group_member(self, m: Mention) -> int | None:
+        """"The second kid": the member at that place in the latest group the story introduced of that kind."""
+        best, best_prompt = None, -1
+        for rec in self._records():
+            for inst in rec.instances:
+                members = inst.get("group") or []
+                if len(members) < m.ordinal or inst["prompt_index"] <= best_prompt:
+                    continue
+                if not (set(m.heads) & set(rec.heads) or m.base == rec.base) or rec.kind != m.kind:
+                    continue
+                if members[m.ordinal - 1] in self.registry.entities:
+                    best, best_prompt = members[m.ordinal - 1], inst["prompt_index"]
+        for gid, members in self.group_members.items():
+            rec = self.registry.entities[gid]
+            if len(members) >= m.ordinal and (set(m.heads) & set(rec.heads) or m.base == rec.base):
+                return members[m.ordinal - 1]
+        return best
 
     def _group(self, m: Mention) -> list[int]:
         def fits(rec: EntityRecord) -> bool:

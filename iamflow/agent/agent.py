@@ -91,6 +91,12 @@ class NounClassifier:
         sims = protos @ self.encoder.encode([text])[0]
         return {k: float(np.sort(sims[kinds == k])[-3:].mean()) for k in np.unique(kinds)}
 
+    def prepare(self, texts: list[str]) -> None:
+        """Encode the prompt's candidate nouns in one batch (one forward pass instead of one per noun)."""
+        if texts:
+            self._prototypes()
+            self.encoder.encode(list(dict.fromkeys(texts)))
+
     def __call__(self, lemma: str, phrase: str = "", as_object: bool = False) -> lexicon.NounInfo | None:
         key = f"{lemma}|{phrase}|{as_object}"
         if key in self.cache:

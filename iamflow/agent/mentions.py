@@ -123,6 +123,8 @@ def _misparsed_verb(token) -> bool:
     if token.dep_ == "amod" and token.tag_ == "JJ" and head.pos_ in ("VERB", "AUX") and head.i == token.i + 1 \
             and token.lower_ in lexicon.CHARACTER_NOUNS:
         return True  # "The protagonist steps": the noun was tagged as an adjective
+    if token.dep_ == "compound" and head.tag_ == "VBZ" and head.i == token.i + 1 and token.pos_ == "NOUN":
+        return True  # "The taxi speeds off": the noun hung on its own verb
     return (token.dep_ in ("compound", "amod") and head.tag_ == "NNS" and head.i == token.i + 1
             and head.dep_ in ("ROOT", "nsubj", "conj", "advcl")
             and (noun_info(head) is None or head.dep_ == "ROOT")
@@ -195,13 +197,19 @@ class PromptAnalyzer:
                 token.dep_ in ("nsubj", "dobj") or _misparsed_verb(token) or _adjective_for_noun(token))):
             return None
         info = noun_info(token)
-        if info is None and token.pos_ == "NOUN" and self.classify_unknown is not None \
-                and token.tag_ == "NN" and self._classifiable_role(token):
-            compounds = [c.text.lower() for c in token.lefts if c.dep_ == "compound" and c.pos_ == "NOUN"]
+        if info is None and self._unlisted_candidate(token):
             as_object = token.dep_ in ("dobj", "pobj") or token.dep_ == "conj" and token.head.dep_ == "dobj"
-            info = self.classify_unknown(token.lemma_.lower(), " ".join(compounds + [token.lemma_.lower()]),
-                                         as_object)
+            info = self.classify_unknown(token.lemma_.lower(), self._compound_phrase(token), as_object)
         return info
+
+    def _unlisted_candidate(self, token) -> bool:
+        return token.pos_ == "NOUN" and self.classify_unknown is not None and token.tag_ == "NN" \
+            and self._classifiable_role(token)
+
+    @staticmethod
+    def _compound_phrase(token) -> str:
+        compounds = [c.text.lower() for c in token.lefts if c.dep_ == "compound" and c.pos_ == "NOUN"]
+        return " ".join(compounds + [token.lemma_.lower()])
 
     def _classifiable_role(self, token) -> bool:
         """An unlisted noun is asked about where a character would stand: acting, acted on, or set beside one."""
@@ -293,6 +301,9 @@ class PromptAnalyzer:
     def attributes(self, token) -> list[str]:
         attrs: list[str] = []
         left = [t for t in token.lefts if t.dep_ in ("amod", "compound", "nmod", "npadvmod", "nummod", "advmod")]
+        if _misparsed_verb(token):
+            # "A yellow taxi screeches": the parser hung "yellow" on the verb it took for the noun
+            left += [t for t in token.head.lefts if t.i < token.i and t.dep_ in ("amod", "nmod")]
         if left:
             # adjectives and hyphenated modifiers, e.g. "scruffy black-and-white" -> two attributes
             span = token.doc[min(t.left_edge.i for t in left): token.i]
@@ -369,6 +380,10 @@ class PromptAnalyzer:
     # -- extraction -----------------------------------------------------------------------------------
     def mentions(self) -> list[Mention]:
         doc = self.doc
+        prepare = getattr(self.classify_unknown, "prepare", None)
+        if prepare is not None:
+            unlisted = [t for t in doc if noun_info(t) is None and self._unlisted_candidate(t)]
+            prepare([t.lemma_.lower() for t in unlisted] + [self._compound_phrase(t) for t in unlisted])
         sent_of = {}
         for si, sent in enumerate(doc.sents):
             for t in sent:
@@ -473,8 +488,9 @@ class PromptAnalyzer:
             if m.form == "group" and m.newcomer:
                 members = [o for o in mentions if o.sentence == m.sentence and o.token > m.token
                            and o.form not in ("pronoun", "group") and o.kind == m.kind]
-                if len(members) >= m.group_size:
-                    continue
+                colon = members and any(t.text == ":" for t in self.doc[m.token: members[0].token])
+                if len(members) >= m.group_size or colon:
+                    continue  # "Two brothers unload crates: Luis, ..., and Mateo"
             keep.append(m)
         if len(keep) != len(mentions):
             index_of_token.clear()

@@ -335,6 +335,7 @@ class EntityAgent:
                         aliases.append(alias)
             relations = [[m.relation, m.relation_owner] for m in ms
                          if m.relation and m.relation_owner is not None and m.relation_owner != gid]
+            relations += [[rel, owner] for rel, owner in resolver.group_relations.get(gid, [])]
             gender = next((m.gender for m in ms if m.gender and m.form != "group"), None) or \
                 resolver.pending_gender.get(gid)
             age = next((m.age for m in named if m.age), None)

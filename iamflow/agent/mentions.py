@@ -28,6 +28,7 @@ _HANDLED_VERBS = {"lift", "hold", "carry", "cook", "eat", "sell", "fillet", "gri
                   "reel", "gut", "clean", "weigh", "wrap", "buy"}
 _STATE_ADJECTIVES = {"bald", "clean-shaven", "bearded", "barefoot", "blindfolded", "masked", "hooded"}
 _GROUP_SIZE = {"two": 2, "both": 2, "three": 3, "four": 4, "five": 5, "couple": 2, "pair": 2, "newlyweds": 2, "twins": 2}
+_PAIR_RELATIONS = {"parents": ("mother", "father"), "grandparents": ("grandmother", "grandfather")}
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4}
 _GROUP_NOUNS = {"newlyweds": lexicon.NounInfo("person", "person"), "siblings": lexicon.NounInfo("person", "person"),
                 "couple": lexicon.NounInfo("person", "person"), "pair": lexicon.NounInfo("person", "person")}
@@ -215,6 +216,9 @@ class PromptAnalyzer:
         """An unlisted noun is asked about where a character would stand: acting, acted on, or set beside one."""
         if token.dep_ in ("nsubj", "nsubjpass", "appos", "dobj"):
             return True
+        if _misparsed_verb(token):
+            # "a fishmonger waves to him": only a noun that starts its clause, not "round tortoiseshell glasses"
+            return not any(t.dep_ == "amod" for t in token.head.lefts) and token.head.dep_ in ("ROOT", "conj")
         if token.dep_ == "conj":
             return token.head.dep_ in ("nsubj", "nsubjpass", "dobj", "appos")
         if token.dep_ == "pobj":
@@ -370,11 +374,15 @@ class PromptAnalyzer:
         verb = token.head
         while verb.pos_ not in ("VERB", "AUX") and verb.head.i != verb.i:
             verb = verb.head
-        for c in verb.children:
-            if c.dep_ in ("nsubj", "nsubjpass") and c.i != token.i:
-                if c.lower_ in ("who", "that", "which") and verb.dep_ == "relcl":
-                    return verb.head.i  # "a cook ..., who hands him a bowl": the subject is the cook
-                return c.i
+        for _ in range(2):
+            for c in verb.children:
+                if c.dep_ in ("nsubj", "nsubjpass") and c.i != token.i:
+                    if c.lower_ in ("who", "that", "which") and verb.dep_ == "relcl":
+                        return verb.head.i  # "a cook ..., who hands him a bowl": the subject is the cook
+                    return c.i
+            if verb.dep_ != "conj" or verb.head.pos_ not in ("VERB", "AUX"):
+                break
+            verb = verb.head  # "they open the door and hug her": the subject of "open" hugs
         return None
 
     # -- extraction -----------------------------------------------------------------------------------
@@ -457,7 +465,9 @@ class PromptAnalyzer:
                 if mention is not None:
                     index_of_token[tok.i] = len(mentions)
                     mentions.append(mention)
-            elif tok.tag_ in ("NNS", "NNPS") and not self._is_excluded(tok):
+            elif (tok.tag_ in ("NNS", "NNPS") or tok.lower_ in ("couple", "pair") and any(
+                    c.dep_ == "det" and c.lower_ == "the" for c in tok.children)) and (
+                    not self._is_excluded(tok) or tok.lower_ in ("couple", "pair")):
                 mention = self._group_mention(tok, sent_of)
                 if mention is not None:
                     index_of_token[tok.i] = len(mentions)
@@ -654,7 +664,7 @@ class PromptAnalyzer:
     def _group_mention(self, tok, sent_of) -> Mention | None:
         lemma = tok.lemma_.lower()
         info = lexicon.CHARACTER_NOUNS.get(lemma) or _GROUP_NOUNS.get(tok.lower_)
-        if info is None or lemma in lexicon.NOT_CHARACTERS:
+        if info is None or lemma in lexicon.NOT_CHARACTERS and tok.lower_ not in _GROUP_NOUNS:
             return None
         det = next((c for c in tok.children if c.dep_ in ("det", "predet")), None)
         num = next((c for c in tok.children if c.dep_ == "nummod"), None)
@@ -669,6 +679,14 @@ class PromptAnalyzer:
         if any(_misparsed_verb(c) for c in tok.children):
             return None
         size = _GROUP_SIZE.get(num.lower_ if num is not None else det_word) or _GROUP_SIZE.get(tok.lower_)
+        poss = next((c for c in tok.children if c.dep_ == "poss"), None)
+        if not size and poss is not None and tok.lower_ in _PAIR_RELATIONS:
+            # "her grandparents": two people, each related to her
+            return Mention(start=tok.idx, end=tok.idx + len(tok.text), surface=_phrase(tok, include_of=False),
+                           form="group", kind="person", base="person", heads=[lemma], group_size=2, token=tok.i,
+                           sentence=sent_of.get(tok.i, 0), relation=tok.lower_,
+                           possessor_pronoun=poss.lower_ if poss.tag_ == "PRP$" else None,
+                           attrs=self.attributes(tok))
         if not size:
             return None
         return Mention(start=tok.idx, end=tok.idx + len(tok.text), surface=_phrase(tok, include_of=False),

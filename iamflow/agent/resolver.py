@@ -66,6 +66,7 @@ class Resolver:
         self.pending_relations: dict[int, list[tuple[str, int]]] = {}
         self.pending_gender: dict[int, str] = {}
         self.group_members: dict[int, list[int]] = {}  # members of a group introduced here ("two kids")
+        self.group_relations: dict[int, list[tuple[str, int]]] = {}  # "her grandparents": (role, her id)
 
     # -- helpers --------------------------------------------------------------------------------------
     def _sim(self, a: str, b: str) -> float:
@@ -174,6 +175,8 @@ class Resolver:
         if m.form == "pronoun":
             return self._pronoun(m, mentions)
         if m.form == "group":
+            if m.relation in _PAIR_RELATIONS:
+                return self._pair_relation(m, mentions)
             if m.newcomer:
                 return self._new_group(m)
             return self._group(m)
@@ -362,6 +365,29 @@ class Resolver:
             self.group_members[gid] = members
         return members
 
+    def _pair_relation(self, m: Mention, mentions: list[Mention]) -> list[int]:
+        """"Her grandparents": the two the story recorded as hers, else two new people related to her."""
+        owners = self._possessor_ids(m, mentions)
+        if not owners:
+            return []
+        owner = owners[0]
+        roles = _PAIR_RELATIONS[m.relation]
+        known = [rec.global_id for rec in self._records() if any(other == owner and rel in roles
+                                                                  for rel, other in rec.relations)]
+        if len(known) >= 2:
+            return known[:2]
+        members = []
+        for role, gender in zip(roles, ("f", "m")):
+            member = Mention(start=m.start, end=m.end, surface=m.surface, form="indefinite", kind="person",
+                             base={"f": "woman", "m": "man"}[gender], gender=gender, heads=[role],
+                             attrs=list(m.attrs), token=m.token, sentence=m.sentence)
+            gid = self._create(member)
+            self.group_relations[gid] = [(role, owner)]
+            members.append(gid)
+        for gid in members:
+            self.group_members[gid] = members
+        return members
+
     def _group_member(self, m: Mention) -> int | None:
         """"The second kid": the member at that place in the latest group the story introduced of that kind."""
         best, best_prompt = None, -1
@@ -483,6 +509,7 @@ class Resolver:
             rec.name = self.registry.next_name(rec.base)
 
 
+_PAIR_RELATIONS = {"parents": ("mother", "father"), "grandparents": ("grandmother", "grandfather")}
 _RELATION_GROUP = {
     "son": "child", "daughter": "child", "child": "child", "kid": "child", "baby": "child",
     "father": "parent", "mother": "parent", "dad": "parent", "mom": "parent", "mum": "parent", "parent": "parent",

@@ -12,7 +12,7 @@ import json
 import logging
 import re
 
-from . import models
+from . import lexicon, models
 from .mentions import Mention, PromptAnalyzer, noun_info
 
 logger = logging.getLogger(__name__)
@@ -21,12 +21,18 @@ CHARACTER_TYPES = ("person", "animal", "creature", "robot", "vehicle")
 MAX_CHARACTERS = 20
 MAX_ATTRIBUTES = 12
 
+# A small instruct model copies a short, concrete format far better than it follows a long schema: one line
+# of rules, the exact output shape, one worked example. Scene context (place, time, light) is not asked for:
+# the rules backend reads it, and leaving it out halves the answer (fewer cut-off answers).
 SYSTEM = (
-    "You list the characters in a video scene description. Characters are people, animals, creatures, robots "
-    "and vehicles that act; not objects or places. Answer with JSON only, in this form: "
-    '{"characters": [{"text": "<the words naming the character, copied from the scene>", '
-    '"type": "person|animal|creature|robot|vehicle", "attributes": ["<visual attribute>", ...]}], '
-    '"location": "", "time_of_day": "", "lighting": ""}'
+    "List the characters of a video scene: people, animals, creatures, robots, and vehicles that act. "
+    "Not objects, places or crowds. "
+    "Answer with one JSON object and nothing else: "
+    '{"characters": [{"text": "...", "type": "...", "attributes": ["...", "..."]}]}. '
+    '"text": the words that name the character, copied exactly from the scene. '
+    '"type": one of person, animal, creature, robot, vehicle. '
+    '"attributes": up to 4 short looks (colour, clothing, hair, age), copied from the scene. '
+    'No characters: {"characters": []}.'
 )
 EXAMPLE_SCENE = "A young woman in a red coat walks her small white dog through a snowy park at night."
 EXAMPLE_ANSWER = json.dumps({
@@ -34,9 +40,12 @@ EXAMPLE_ANSWER = json.dumps({
         {"text": "young woman", "type": "person", "attributes": ["young", "red coat"]},
         {"text": "small white dog", "type": "animal", "attributes": ["small", "white"]},
     ],
-    "location": "snowy park", "time_of_day": "night", "lighting": "",
 })
-ANSWER_PREFIX = '{"characters": [{"text": "'
+ANSWER_PREFIX = '{"characters": ['
+
+# A user's own instruct model (Qwen3-0.6B as in the original tool, or any transformers folder with a chat
+# template) gets the same messages; Qwen3's thinking is switched off through its template.
+CHAT_TEMPLATE_KWARGS = {"enable_thinking": False}
 
 
 def build_messages(prompt: str) -> list[dict]:
@@ -48,6 +57,41 @@ def build_messages(prompt: str) -> list[dict]:
     ]
 
 
+_ENTRY = re.compile(r'\{\s*"text"\s*:\s*"([^"]{1,80})"\s*,\s*"type"\s*:\s*"([^"]{1,40})"'
+                    r'(?:\s*,\s*"attributes"\s*:\s*\[((?:\s*"[^"]*"\s*,?)*)\])?\s*\}')
+
+
+def _salvage(answer: str) -> dict | None:
+    """Complete character entries of an answer whose JSON breaks later on (a small model often writes one good
+    entry and then loses a comma); every entry is still checked like a parsed one."""
+    entries = [{"text": t, "type": k, "attributes": re.findall(r'"([^"]*)"', a or "")}
+               for t, k, a in _ENTRY.findall(answer)]
+    return {"characters": entries} if entries else None
+
+
+def _normalise_type(kind, text: str) -> str | None:
+    """"man", "woman", "dog" for the type: the kind of that noun when the word list knows it."""
+    if isinstance(kind, str) and kind.strip().lower() in CHARACTER_TYPES:
+        return kind.strip().lower()
+    if not (isinstance(kind, str) and kind.strip()):
+        info = lexicon.CHARACTER_NOUNS.get(text.strip().lower().split(" ")[-1])
+        return info.kind if info is not None else "person"  # no type given: the text's noun decides
+    info = lexicon.CHARACTER_NOUNS.get(kind.strip().lower().split(" ")[-1])
+    return info.kind if info is not None else None
+
+
+def _text_in_prompt(text: str, prompt: str) -> str | None:
+    """The answer's text as it occurs in the prompt; else its longest ending that does ("Surgical robot" for
+    "surgical-assist robot" gives "robot"), which must still be a noun phrase's last word."""
+    words = " ".join(text.split()).strip(" .,;:").split(" ")
+    lower_prompt = " ".join(prompt.split()).lower()
+    for i in range(len(words)):
+        candidate = " ".join(words[i:])
+        if candidate and re.search(rf"(?<![\w-]){re.escape(candidate.lower())}(?![\w-])", lower_prompt):
+            return candidate
+    return None
+
+
 def parse_answer(answer: str, prompt: str) -> dict:
     """The answer as a checked dict, or ``ValueError`` saying what is wrong with it."""
     start = answer.find("{")
@@ -56,7 +100,9 @@ def parse_answer(answer: str, prompt: str) -> dict:
     try:
         data, _ = json.JSONDecoder().raw_decode(answer[start:])
     except json.JSONDecodeError as error:
-        raise ValueError(f"answer is not valid JSON ({error.msg} at char {error.pos})") from None
+        data = _salvage(answer[start:])
+        if data is None:
+            raise ValueError(f"answer is not valid JSON ({error.msg} at char {error.pos})") from None
     if not isinstance(data, dict):
         raise ValueError("answer must be a JSON object")
     characters = data.get("characters")
@@ -64,7 +110,6 @@ def parse_answer(answer: str, prompt: str) -> dict:
         raise ValueError("answer needs a 'characters' list")
     if len(characters) > MAX_CHARACTERS:
         raise ValueError(f"answer lists {len(characters)} characters (at most {MAX_CHARACTERS})")
-    lower_prompt = prompt.lower()
     checked = []
     for i, entry in enumerate(characters):
         if not isinstance(entry, dict):
@@ -72,16 +117,23 @@ def parse_answer(answer: str, prompt: str) -> dict:
         text = entry.get("text")
         if not isinstance(text, str) or not text.strip() or len(text) > 80:
             raise ValueError(f"characters[{i}].text must be a short non-empty string")
-        if text.strip().lower() not in lower_prompt:
+        found = _text_in_prompt(text, prompt)
+        if found is None:
             raise ValueError(f"characters[{i}].text {text!r} does not occur in the prompt")
-        kind = entry.get("type", "person")
-        if kind not in CHARACTER_TYPES:
-            raise ValueError(f"characters[{i}].type must be one of {', '.join(CHARACTER_TYPES)} (got {kind!r})")
+        kind = _normalise_type(entry.get("type"), found)
+        if kind is None:
+            raise ValueError(f"characters[{i}].type must be one of {', '.join(CHARACTER_TYPES)} "
+                             f"(got {entry.get('type')!r})")
         attrs = entry.get("attributes", [])
-        if not isinstance(attrs, list) or len(attrs) > MAX_ATTRIBUTES or not all(
-                isinstance(a, str) and 0 < len(a) <= 60 for a in attrs):
+        if isinstance(attrs, str):
+            attrs = [attrs]
+        if not isinstance(attrs, list):
             raise ValueError(f"characters[{i}].attributes must be a list of at most {MAX_ATTRIBUTES} short strings")
-        checked.append({"text": text.strip(), "type": kind, "attributes": [a.strip() for a in attrs]})
+        # attributes are only hints (those not in the prompt are dropped later): keep the usable ones
+        attrs = [a.strip() for a in attrs if isinstance(a, str) and 0 < len(a.strip()) <= 60][:MAX_ATTRIBUTES]
+        if any(c["text"].lower() == found.lower() for c in checked):
+            continue  # the same phrase twice
+        checked.append({"text": found, "type": kind, "attributes": attrs})
     context = {}
     for key in ("location", "time_of_day", "lighting"):
         value = data.get(key, "")
@@ -92,7 +144,9 @@ def parse_answer(answer: str, prompt: str) -> dict:
 
 
 def _mention_for(entry: dict, prompt: str, analyzer: PromptAnalyzer, rule_mentions: list[Mention]) -> Mention:
-    match = re.search(re.escape(entry["text"]), prompt, re.IGNORECASE)
+    pattern = r"\s+".join(re.escape(w) for w in entry["text"].split())
+    match = re.search(rf"(?<![\w-]){pattern}(?![\w-])", prompt, re.IGNORECASE) or re.search(pattern, prompt,
+                                                                                          re.IGNORECASE)
     start, end = match.span()
     doc = analyzer.doc
     tokens = [t for t in doc if start <= t.idx < end]
@@ -121,9 +175,9 @@ def llm_mentions(prompt: str, analyzer: PromptAnalyzer, model_path: str | None, 
     """Mentions from the LLM's checked answer, plus spaCy's pronouns and groups; ``ValueError`` if rejected."""
     lm = models.local_llm(model_path)
     answer, finished = lm.chat(build_messages(prompt), max_new_tokens=max_new_tokens, max_time_s=timeout_s,
-                               answer_prefix=ANSWER_PREFIX)
+                               answer_prefix=ANSWER_PREFIX, template_kwargs=CHAT_TEMPLATE_KWARGS)
     logger.debug("LLM answer: %s", answer)
-    if not finished:
+    if not finished and _salvage(answer) is None:
         raise ValueError(f"answer was cut off (limit {max_new_tokens} tokens or {timeout_s:.0f} s)")
     parsed = parse_answer(answer, prompt)
     rule_mentions = analyzer.mentions()

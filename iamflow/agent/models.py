@@ -126,8 +126,32 @@ class LocalLM:
     tokenizer: object
     source: str
 
+    def chat_text(self, messages: list[dict], template_kwargs: dict | None = None) -> str:
+        """The model's input for ``messages``: its own chat template, or a plain turn format when the model
+        file carries none (some GGUF files, e.g. the Gemma 3 270M one, ship without a template)."""
+        if getattr(self.tokenizer, "chat_template", None):
+            try:
+                return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False,
+                                                          **(template_kwargs or {}))
+            except TypeError:  # a template that takes no extra arguments
+                return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        model_type = getattr(getattr(self.model, "config", None), "model_type", "") or ""
+        if model_type.startswith("gemma"):
+            # Gemma's turn format: no system role, the instructions open the first user turn
+            turns, system = [], ""
+            for m in messages:
+                if m["role"] == "system":
+                    system = m["content"] + "\n\n"
+                    continue
+                role = "model" if m["role"] == "assistant" else "user"
+                turns.append(f"<start_of_turn>{role}\n{system}{m['content']}<end_of_turn>\n")
+                system = ""
+            return (self.tokenizer.bos_token or "") + "".join(turns) + "<start_of_turn>model\n"
+        lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
+        return "\n\n".join(lines) + "\n\nAssistant: "
+
     def chat(self, messages: list[dict], max_new_tokens: int, max_time_s: float,
-             answer_prefix: str = "") -> tuple[str, bool]:
+             answer_prefix: str = "", template_kwargs: dict | None = None) -> tuple[str, bool]:
         """Greedy answer to a chat, stopped as soon as it holds one complete JSON object.
 
         Returns (text, finished); ``finished`` is False when the token or time limit cut the answer off.
@@ -135,7 +159,7 @@ class LocalLM:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
 
-        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        text = self.chat_text(messages, template_kwargs)
         inputs = self.tokenizer(text + answer_prefix, return_tensors="pt", add_special_tokens=False)
         prompt_len = inputs["input_ids"].shape[1]
         tokenizer = self.tokenizer

@@ -126,8 +126,9 @@ def _misparsed_verb(token) -> bool:
         return True  # "The protagonist steps": the noun was tagged as an adjective
     if token.dep_ == "compound" and head.tag_ == "VBZ" and head.i == token.i + 1 and token.pos_ == "NOUN":
         return True  # "The taxi speeds off": the noun hung on its own verb
+    clause_as_object = head.dep_ == "pobj" and head.head.lower_ in ("as", "while", "when", "until", "before", "after")
     return (token.dep_ in ("compound", "amod") and head.tag_ == "NNS" and head.i == token.i + 1
-            and head.dep_ in ("ROOT", "nsubj", "conj", "advcl")
+            and (head.dep_ in ("ROOT", "nsubj", "conj", "advcl") or clause_as_object)
             and (noun_info(head) is None or head.dep_ == "ROOT")
             and head.lower_ not in lexicon.NOT_CHARACTERS)
 
@@ -556,6 +557,7 @@ class PromptAnalyzer:
                 if given and t.i in {x.i for x in chain} and self.character_info(t) is not None:
                     names.append(_joined(given))
                     given_name = given
+                    attrs = [a for a in attrs if a not in {c.text for c in given} and a != names[-1]]
                     break
         if kind is None:
             kind, base = "person", "person"

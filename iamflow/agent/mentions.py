@@ -29,6 +29,8 @@ _HANDLED_VERBS = {"lift", "hold", "carry", "cook", "eat", "sell", "fillet", "gri
 _STATE_ADJECTIVES = {"bald", "clean-shaven", "bearded", "barefoot", "blindfolded", "masked", "hooded"}
 _GROUP_SIZE = {"two": 2, "both": 2, "three": 3, "four": 4, "five": 5, "couple": 2, "pair": 2, "newlyweds": 2, "twins": 2}
 _PAIR_RELATIONS = {"parents": ("mother", "father"), "grandparents": ("grandmother", "grandfather")}
+_ANIMATED_DEPICTIONS = {"hologram", "puppet", "doll", "mannequin", "statue", "scarecrow", "figurine"}
+_ALIVE_MODIFIERS = {"talking", "speaking", "living", "sentient", "animated", "walking", "dancing", "singing"}
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4}
 _GROUP_NOUNS = {"newlyweds": lexicon.NounInfo("person", "person"), "siblings": lexicon.NounInfo("person", "person"),
                 "couple": lexicon.NounInfo("person", "person"), "pair": lexicon.NounInfo("person", "person")}
@@ -81,6 +83,8 @@ def noun_info(token) -> lexicon.NounInfo | None:
     lemma = token.lemma_.lower()
     text = token.text.lower()
     if lemma in lexicon.NOT_CHARACTERS or text in lexicon.NOT_CHARACTERS:
+        if lemma in _ANIMATED_DEPICTIONS and any(c.lower_ in _ALIVE_MODIFIERS for c in token.lefts):
+            return lexicon.NounInfo("robot", "robot")  # "a talking hologram" acts: an artificial character
         return None
     return lexicon.CHARACTER_NOUNS.get(lemma) or lexicon.CHARACTER_NOUNS.get(text)
 
@@ -128,7 +132,7 @@ def _misparsed_verb(token) -> bool:
         return True  # "The taxi speeds off": the noun hung on its own verb
     clause_as_object = head.dep_ == "pobj" and head.head.lower_ in ("as", "while", "when", "until", "before", "after")
     return (token.dep_ in ("compound", "amod") and head.tag_ == "NNS" and head.i == token.i + 1
-            and (head.dep_ in ("ROOT", "nsubj", "conj", "advcl") or clause_as_object)
+            and (head.dep_ in ("ROOT", "nsubj", "conj", "advcl", "npadvmod") or clause_as_object)
             and (noun_info(head) is None or head.dep_ == "ROOT")
             and head.lower_ not in lexicon.NOT_CHARACTERS)
 
@@ -195,6 +199,8 @@ class PromptAnalyzer:
     def character_info(self, token) -> lexicon.NounInfo | None:
         if _descriptive_one(token):
             return lexicon.NounInfo("person", "person")
+        if token.lemma_.lower() in _ANIMATED_DEPICTIONS and token.lemma_.lower() in self.known_vehicle_heads:
+            return lexicon.NounInfo("robot", "robot")  # "the hologram" once the story has a talking one
         if token.pos_ not in ("NOUN", "PROPN") and not (token.pos_ == "ADJ" and (
                 token.dep_ in ("nsubj", "dobj") or _misparsed_verb(token) or _adjective_for_noun(token))):
             return None
@@ -227,6 +233,9 @@ class PromptAnalyzer:
         return False
 
     def is_name(self, token) -> bool:
+        if token.pos_ == "NOUN" and token.text[:1].isupper() and token.lower_ in self.known_names and \
+                token.lower_ not in lexicon.CHARACTER_NOUNS:
+            return True  # a name the story already knows, whatever the tagger made of it ("Florence hands ...")
         if token.pos_ != "PROPN" or token.dep_ == "compound" and token.head.pos_ == "PROPN":
             return False
         if token.lower_ in self.known_names or any(p.lower() in self.known_names for p in token.text.split()):
@@ -659,7 +668,8 @@ class PromptAnalyzer:
         own_subject = self._clause_subject(tok)
         for t in reversed(list(sent[: tok.i - sent.start])):
             if t.pos_ in ("NOUN", "PROPN") and t.dep_ in ("nsubj", "nsubjpass", "dobj", "appos") \
-                    and t.i != own_subject and t.tag_ not in ("NNS", "NNPS"):
+                    and t.i != own_subject and t.tag_ not in ("NNS", "NNPS") \
+                    and not (t.dep_ == "appos" and t.head.i == own_subject):
                 return t.i
         return None
 

@@ -12,6 +12,8 @@ import json
 import logging
 import re
 
+import numpy as np
+
 from . import lexicon, models
 from .mentions import Mention, PromptAnalyzer, noun_info
 
@@ -22,30 +24,72 @@ MAX_CHARACTERS = 20
 MAX_ATTRIBUTES = 12
 
 # A small instruct model copies a short, concrete format far better than it follows a long schema: one line
-# of rules, the exact output shape, one worked example. Scene context (place, time, light) is not asked for:
-# the rules backend reads it, and leaving it out halves the answer (fewer cut-off answers).
+# of rules, the exact output shape, one worked example, and the answer started for it. It is asked only which
+# phrases are characters and of what type: attributes and scene context come from the rules backend (spaCy),
+# and leaving them out makes the answer a third as long (fewer cut-off and broken answers).
 SYSTEM = (
     "List the characters of a video scene: people, animals, creatures, robots, and vehicles that act. "
-    "Not objects, places or crowds. "
-    "Answer with one JSON object and nothing else: "
-    '{"characters": [{"text": "...", "type": "...", "attributes": ["...", "..."]}]}. '
+    "Not objects, body parts, places or crowds. "
+    "Answer with one JSON object and nothing else, like: "
+    '{"characters": [{"text": "...", "type": "..."}]}. '
     '"text": the words that name the character, copied exactly from the scene. '
-    '"type": one of person, animal, creature, robot, vehicle. '
-    '"attributes": up to 4 short looks (colour, clothing, hair, age), copied from the scene. '
-    'No characters: {"characters": []}.'
+    '"type": one of person, animal, creature, robot, vehicle.'
 )
 EXAMPLE_SCENE = "A young woman in a red coat walks her small white dog through a snowy park at night."
 EXAMPLE_ANSWER = json.dumps({
     "characters": [
-        {"text": "young woman", "type": "person", "attributes": ["young", "red coat"]},
-        {"text": "small white dog", "type": "animal", "attributes": ["small", "white"]},
+        {"text": "young woman", "type": "person"},
+        {"text": "small white dog", "type": "animal"},
     ],
 })
-ANSWER_PREFIX = '{"characters": ['
+ANSWER_PREFIX = '{"characters": [{"text": "'
 
 # A user's own instruct model (Qwen3-0.6B as in the original tool, or any transformers folder with a chat
 # template) gets the same messages; Qwen3's thinking is switched off through its template.
 CHAT_TEMPLATE_KWARGS = {"enable_thinking": False}
+
+
+class AnswerConstraint:
+    """Keeps a small model's answer inside the schema while it is written: a "text" value may only grow into
+    words of the scene (case aside) and a "type" value only into one of the five types. Elsewhere the model
+    writes freely; the answer is still parsed and checked afterwards."""
+
+    _TEXT, _TYPE = '"text": "', '"type": "'
+
+    def __init__(self, token_texts: list[str], prompt: str):
+        self.tokens = token_texts
+        self.prompt = " ".join(prompt.split()).lower()
+        self.quote = np.array(['"' in t for t in token_texts])
+
+    def __call__(self, answer: str) -> np.ndarray | None:
+        key, start = max((answer.rfind(self._TEXT), self._TEXT), (answer.rfind(self._TYPE), self._TYPE))
+        if key < 0:
+            return None
+        value = answer[key + len(start):]
+        if '"' in value:
+            return None  # the value is closed: free writing until the next one opens
+        value = value.lower()
+        if start == self._TEXT:
+            return np.array([self._text_ok(value, t.lower()) for t in self.tokens])
+        return np.array([self._type_ok(value, t.lower()) for t in self.tokens])
+
+    def _text_ok(self, value: str, token: str) -> bool:
+        head, quote, _ = token.partition('"')
+        grown = value + head
+        if not grown.strip() and not quote:
+            return not value and not head.isspace() and head != ""  # no leading blank
+        if quote:  # closing: the value must be whole words of the scene
+            return bool(grown.strip()) and grown.strip() == grown and re.search(
+                rf"(?<![\w-]){re.escape(grown)}(?![\w-])", self.prompt) is not None
+        return grown in self.prompt
+
+    @staticmethod
+    def _type_ok(value: str, token: str) -> bool:
+        head, quote, _ = token.partition('"')
+        grown = value + head
+        if quote:
+            return grown in CHARACTER_TYPES
+        return bool(head) and any(t.startswith(grown) for t in CHARACTER_TYPES)
 
 
 def build_messages(prompt: str) -> list[dict]:
@@ -143,7 +187,8 @@ def parse_answer(answer: str, prompt: str) -> dict:
     return {"characters": checked, "context": context}
 
 
-def _mention_for(entry: dict, prompt: str, analyzer: PromptAnalyzer, rule_mentions: list[Mention]) -> Mention:
+def _mention_for(entry: dict, prompt: str, analyzer: PromptAnalyzer,
+                 rule_mentions: list[Mention]) -> Mention | None:
     pattern = r"\s+".join(re.escape(w) for w in entry["text"].split())
     match = re.search(rf"(?<![\w-]){pattern}(?![\w-])", prompt, re.IGNORECASE) or re.search(pattern, prompt,
                                                                                           re.IGNORECASE)
@@ -152,17 +197,22 @@ def _mention_for(entry: dict, prompt: str, analyzer: PromptAnalyzer, rule_mentio
     tokens = [t for t in doc if start <= t.idx < end]
     heads = [t for t in tokens if t.pos_ in ("NOUN", "PROPN")] or tokens
     head = heads[-1]
-    for m in rule_mentions:  # the same phrase as spaCy read it keeps its form, relation and possessor
+    listed = noun_info(head)
+    kind = listed.kind if listed is not None else entry["type"]  # a listed noun's kind outranks a small model's
+    for m in rule_mentions:  # the same phrase as spaCy read it keeps its form, kind, relation and possessor
         if m.token == head.i or start <= m.start < end:
-            m.kind = entry["type"]
             m.attrs = list(dict.fromkeys(m.attrs + [a for a in entry["attributes"] if a.lower() in prompt.lower()]))
             return m
+    lemma = head.lemma_.lower()
+    if analyzer._is_excluded(head) or lemma in lexicon.NOT_CHARACTERS or lemma in lexicon.LOCATION_NOUNS or \
+            lemma in lexicon.THING_NOUNS:
+        return None  # a prop, place or depiction by the rules both backends share ("lifts a silver fish")
     info = noun_info(head)
     det = next((c for c in head.children if c.dep_ == "det"), None)
     form = "name" if head.pos_ == "PROPN" else "indefinite" if det is not None and det.lower_ in (
         "a", "an", "another") else "definite"
     return Mention(start=head.idx, end=head.idx + len(head.text), surface=entry["text"], form=form,
-                   kind=entry["type"], base=info.base if info else ("person" if entry["type"] == "person"
+                   kind=kind, base=info.base if info else ("person" if entry["type"] == "person"
                                                                      else head.lemma_.lower()),
                    gender=info.gender if info else None, age=info.age if info else None,
                    heads=[head.lemma_.lower()], names=[head.text] if form == "name" else [],
@@ -175,16 +225,18 @@ def llm_mentions(prompt: str, analyzer: PromptAnalyzer, model_path: str | None, 
     """Mentions from the LLM's checked answer, plus spaCy's pronouns and groups; ``ValueError`` if rejected."""
     lm = models.local_llm(model_path)
     answer, finished = lm.chat(build_messages(prompt), max_new_tokens=max_new_tokens, max_time_s=timeout_s,
-                               answer_prefix=ANSWER_PREFIX, template_kwargs=CHAT_TEMPLATE_KWARGS)
+                               answer_prefix=ANSWER_PREFIX, template_kwargs=CHAT_TEMPLATE_KWARGS,
+                               allowed_next=AnswerConstraint(lm.token_texts(), prompt))
     logger.debug("LLM answer: %s", answer)
     if not finished and _salvage(answer) is None:
         raise ValueError(f"answer was cut off (limit {max_new_tokens} tokens or {timeout_s:.0f} s)")
     parsed = parse_answer(answer, prompt)
     rule_mentions = analyzer.mentions()
     named = [m for m in rule_mentions if m.form not in ("pronoun", "group") and m.appearance and not m.weak]
-    if named and not parsed["characters"]:
+    mentions = [m for m in (_mention_for(e, prompt, analyzer, rule_mentions) for e in parsed["characters"])
+                if m is not None]
+    if named and not mentions:
         raise ValueError(f"answer lists no characters, but the prompt names {named[0].surface!r}")
-    mentions = [_mention_for(e, prompt, analyzer, rule_mentions) for e in parsed["characters"]]
     taken = {m.token for m in mentions}
     mentions += [m for m in rule_mentions if m.form in ("pronoun", "group") and m.token not in taken]
     # a possessor's mention index refers to the rules list; keep it only where that mention is kept

@@ -31,6 +31,7 @@ _GROUP_SIZE = {"two": 2, "both": 2, "three": 3, "four": 4, "five": 5, "couple": 
 _PAIR_RELATIONS = {"parents": ("mother", "father"), "grandparents": ("grandmother", "grandfather")}
 _ANIMATED_DEPICTIONS = {"hologram", "puppet", "doll", "mannequin", "statue", "scarecrow", "figurine"}
 _ALIVE_MODIFIERS = {"talking", "speaking", "living", "sentient", "animated", "walking", "dancing", "singing"}
+_SEX_WORDS = {"male": "m", "female": "f"}
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4}
 _GROUP_NOUNS = {"newlyweds": lexicon.NounInfo("person", "person"), "siblings": lexicon.NounInfo("person", "person"),
                 "couple": lexicon.NounInfo("person", "person"), "pair": lexicon.NounInfo("person", "person")}
@@ -476,7 +477,7 @@ class PromptAnalyzer:
                     index_of_token[tok.i] = len(mentions)
                     mentions.append(mention)
             elif (tok.tag_ in ("NNS", "NNPS") or tok.lower_ in ("couple", "pair") and any(
-                    c.dep_ == "det" and c.lower_ == "the" for c in tok.children)) and (
+                    c.dep_ == "det" and c.lower_ in ("the", "a", "an") for c in tok.children)) and (
                     not self._is_excluded(tok) or tok.lower_ in ("couple", "pair")):
                 mention = self._group_mention(tok, sent_of)
                 if mention is not None:
@@ -570,6 +571,10 @@ class PromptAnalyzer:
                     break
         if kind is None:
             kind, base = "person", "person"
+        sex = next((_SEX_WORDS[c.lower_] for t in chain for c in t.lefts if c.lower_ in _SEX_WORDS), None)
+        if kind == "person" and sex and gender in (None, sex):
+            gender = sex  # "a male colleague", "the female detective"
+            base = {"m": "man", "f": "woman"}[sex] if base == "person" else base
         if name_token is not None:
             attrs = [a for a in attrs if a.lower() not in {w.lower() for n in names for w in n.split()}]
         head_token = chain[0]
@@ -684,7 +689,8 @@ class PromptAnalyzer:
         if det is None and num is not None and num.i > 0 and tok.doc[num.i - 1].lower_ in ("the", "these", "those"):
             det_word = "the"  # "the two women": the parser hangs "the" on the number
         introduces = not det_word and num is not None and num.lower_ in _GROUP_SIZE and tok.dep_ in (
-            "nsubj", "nsubjpass", "dobj", "appos", "ROOT")
+            "nsubj", "nsubjpass", "dobj", "appos", "ROOT") or det_word in ("a", "an") and tok.lower_ in _GROUP_NOUNS \
+            and tok.dep_ != "appos"
         if det_word not in ("the", "both", "these", "those") and not introduces and not any(
                 c.dep_ == "poss" for c in tok.children):
             return None

@@ -179,7 +179,10 @@ class Resolver:
                 return self._pair_relation(m, mentions)
             if m.newcomer:
                 return self._new_group(m)
-            return self._group(m)
+            found = self._group(m)
+            if not found and m.heads and m.heads[0] in _PAIR_NOUNS:
+                return self._new_group(m)  # "the elderly couple" that the story had not shown: two people
+            return found
         if m.names:
             for name in m.names:
                 rec = self.registry.by_name(name)
@@ -509,6 +512,7 @@ class Resolver:
             rec.name = self.registry.next_name(rec.base)
 
 
+_PAIR_NOUNS = {"couple", "newlyweds", "newlywed", "twins", "twin", "pair"}
 _PAIR_RELATIONS = {"parents": ("mother", "father"), "grandparents": ("grandmother", "grandfather")}
 _RELATION_GROUP = {
     "son": "child", "daughter": "child", "child": "child", "kid": "child", "baby": "child",

@@ -52,14 +52,18 @@ CHAT_TEMPLATE_KWARGS = {"enable_thinking": False}
 class AnswerConstraint:
     """Keeps a small model's answer inside the schema while it is written: a "text" value may only grow into
     words of the scene (case aside) and a "type" value only into one of the five types. Elsewhere the model
-    writes freely; the answer is still parsed and checked afterwards."""
+    writes freely; the answer is still parsed and checked afterwards.
+
+    The allowed tokens are looked up from the scene's own continuations (a token is allowed when it spells the
+    next characters of the scene), so the cost does not grow with the vocabulary (Qwen3 has 151k tokens)."""
 
     _TEXT, _TYPE = '"text": "', '"type": "'
 
     def __init__(self, token_texts: list[str], prompt: str):
-        self.tokens = token_texts
+        self.size = len(token_texts)
         self.prompt = " ".join(prompt.split()).lower()
-        self.quote = np.array(['"' in t for t in token_texts])
+        self.by_text, self.by_head = _token_index(token_texts)
+        self.longest = max((len(t) for t in self.by_text), default=1)
 
     def __call__(self, answer: str) -> np.ndarray | None:
         key, start = max((answer.rfind(self._TEXT), self._TEXT), (answer.rfind(self._TYPE), self._TYPE))
@@ -69,27 +73,57 @@ class AnswerConstraint:
         if '"' in value:
             return None  # the value is closed: free writing until the next one opens
         value = value.lower()
+        mask = np.zeros(self.size, dtype=bool)
         if start == self._TEXT:
-            return np.array([self._text_ok(value, t.lower()) for t in self.tokens])
-        return np.array([self._type_ok(value, t.lower()) for t in self.tokens])
+            starts = [i + len(value) for i in _occurrences(self.prompt, value)] if value else [
+                i for i, ch in enumerate(self.prompt) if ch != " " and (i == 0 or not self.prompt[i - 1].isalnum())]
+            pairs = [(self.prompt, q) for q in starts]
+        else:
+            pairs = [(t, len(value)) for t in CHARACTER_TYPES if t.startswith(value)]
+        for source, q in pairs:
+            rest = source[q: q + self.longest]
+            for length in range(1, len(rest) + 1):
+                for i in self.by_text.get(rest[:length], ()):
+                    mask[i] = True
+            for length in range(0, len(rest) + 1):
+                closed = value + rest[:length]
+                if closed.strip() and closed.strip() == closed and self._whole(closed, start):
+                    for i in self.by_head.get(rest[:length], ()):
+                        mask[i] = True
+        return mask
 
-    def _text_ok(self, value: str, token: str) -> bool:
-        head, quote, _ = token.partition('"')
-        grown = value + head
-        if not grown.strip() and not quote:
-            return not value and not head.isspace() and head != ""  # no leading blank
-        if quote:  # closing: the value must be whole words of the scene
-            return bool(grown.strip()) and grown.strip() == grown and re.search(
-                rf"(?<![\w-]){re.escape(grown)}(?![\w-])", self.prompt) is not None
-        return grown in self.prompt
+    def _whole(self, closed: str, start: str) -> bool:
+        if start == self._TYPE:
+            return closed in CHARACTER_TYPES
+        return re.search(rf"(?<![\w-]){re.escape(closed)}(?![\w-])", self.prompt) is not None
 
-    @staticmethod
-    def _type_ok(value: str, token: str) -> bool:
-        head, quote, _ = token.partition('"')
-        grown = value + head
-        if quote:
-            return grown in CHARACTER_TYPES
-        return bool(head) and any(t.startswith(grown) for t in CHARACTER_TYPES)
+
+def _occurrences(text: str, part: str) -> list[int]:
+    out, i = [], text.find(part)
+    while i >= 0:
+        out.append(i)
+        i = text.find(part, i + 1)
+    return out
+
+
+_INDEX_CACHE: dict[int, tuple[dict, dict]] = {}
+
+
+def _token_index(token_texts: list[str]) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+    """Vocabulary ids by lower-cased text (tokens without a quote) and, for tokens holding a quote, by the
+    text before it (they close a value). Built once per vocabulary."""
+    key = id(token_texts)
+    if key not in _INDEX_CACHE:
+        by_text: dict[str, list[int]] = {}
+        by_head: dict[str, list[int]] = {}
+        for i, text in enumerate(token_texts):
+            lower = text.lower()
+            if '"' in lower:
+                by_head.setdefault(lower.partition('"')[0], []).append(i)
+            elif lower:
+                by_text.setdefault(lower, []).append(i)
+        _INDEX_CACHE[key] = (by_text, by_head)
+    return _INDEX_CACHE[key]
 
 
 def build_messages(prompt: str) -> list[dict]:

@@ -289,9 +289,9 @@ class EntityAgent:
         doc = models.spacy_pipeline()(prompt)
         names = {n for r in registry.entities.values() for n in r.names for n in [n] + n.split()}
         # heads that name a character only once the story has one: vehicles, and animated depictions
-        vehicle_heads = {h for r in registry.entities.values() if r.kind == "vehicle" for h in r.heads + [r.base]}
-        vehicle_heads |= {h for r in registry.entities.values() if r.kind == "robot" for h in r.heads}
-        return PromptAnalyzer(doc, names, vehicle_heads, classify_unknown=_noun_classifier())
+        known_heads = {h for r in registry.entities.values() if r.kind == "vehicle" for h in r.heads + [r.base]}
+        known_heads |= {h for r in registry.entities.values() if r.kind == "robot" for h in r.heads}
+        return PromptAnalyzer(doc, names, known_heads, classify_unknown=_noun_classifier())
 
     def _mentions(self, prompt: str, rules_only: bool = False) -> tuple[list[Mention], dict, str]:
         analyzer = self._analyzer(prompt, self.registry)

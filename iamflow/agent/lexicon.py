@@ -205,6 +205,9 @@ RELATION_NOUNS = {
     "bodyguard": "boss", "servant": "boss", "cousin": "cousin", "grandparent": "grandchild",
 }
 # Relations between people who are peers or already together in the story ("her partner", "his brother").
+# Plural relations that stand for two people, each with their own role ("her grandparents").
+PAIR_RELATIONS = {"parents": ("mother", "father"), "grandparents": ("grandmother", "grandfather")}
+
 PEER_RELATIONS = {"partner", "husband", "wife", "spouse", "brother", "sister", "sibling", "twin", "friend",
                   "girlfriend", "boyfriend", "lover", "coworker", "colleague", "companion", "pursuer", "rider",
                   "assistant", "coach", "trainer", "owner", "neighbor", "neighbour", "roommate", "boss",

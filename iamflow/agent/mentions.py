@@ -28,7 +28,6 @@ _HANDLED_VERBS = {"lift", "hold", "carry", "cook", "eat", "sell", "fillet", "gri
                   "reel", "gut", "clean", "weigh", "wrap", "buy"}
 _STATE_ADJECTIVES = {"bald", "clean-shaven", "bearded", "barefoot", "blindfolded", "masked", "hooded"}
 _GROUP_SIZE = {"two": 2, "both": 2, "three": 3, "four": 4, "five": 5, "couple": 2, "pair": 2, "newlyweds": 2, "twins": 2}
-_PAIR_RELATIONS = {"parents": ("mother", "father"), "grandparents": ("grandmother", "grandfather")}
 _ANIMATED_DEPICTIONS = {"hologram", "puppet", "doll", "mannequin", "statue", "scarecrow", "figurine"}
 _ALIVE_MODIFIERS = {"talking", "speaking", "living", "sentient", "animated", "walking", "dancing", "singing"}
 _SEX_WORDS = {"male": "m", "female": "f"}
@@ -188,10 +187,11 @@ def _conjuncts(token) -> list:
 class PromptAnalyzer:
     """Turns a spaCy ``Doc`` into mentions and scene context."""
 
-    def __init__(self, doc, known_names: set[str], known_vehicle_heads: set[str], classify_unknown=None):
+    def __init__(self, doc, known_names: set[str], known_heads: set[str], classify_unknown=None):
         self.doc = doc
         self.known_names = {n.lower() for n in known_names}
-        self.known_vehicle_heads = known_vehicle_heads
+        # heads that name a character only once the story has one: its vehicles, its talking holograms
+        self.known_heads = known_heads
         self.classify_unknown = classify_unknown  # callable(lemma) -> NounInfo | None
         self.person_tokens = {t.i for ent in doc.ents if ent.label_ == "PERSON" for t in ent}
         self.non_name_tokens = {t.i for ent in doc.ents if ent.label_ in _NON_NAME_ENTS for t in ent}
@@ -200,7 +200,7 @@ class PromptAnalyzer:
     def character_info(self, token) -> lexicon.NounInfo | None:
         if _descriptive_one(token):
             return lexicon.NounInfo("person", "person")
-        if token.lemma_.lower() in _ANIMATED_DEPICTIONS and token.lemma_.lower() in self.known_vehicle_heads:
+        if token.lemma_.lower() in _ANIMATED_DEPICTIONS and token.lemma_.lower() in self.known_heads:
             return lexicon.NounInfo("robot", "robot")  # "the hologram" once the story has a talking one
         if token.pos_ not in ("NOUN", "PROPN") and not (token.pos_ == "ADJ" and (
                 token.dep_ in ("nsubj", "dobj") or _misparsed_verb(token) or _adjective_for_noun(token))):
@@ -564,7 +564,7 @@ class PromptAnalyzer:
                 given = [c for c in t.lefts if c.dep_ == "compound" and c.pos_ == "PROPN" and c.text[:1].isupper()
                          and c.lower_ not in _TITLE_WORDS and c.lower_ not in lexicon.CHARACTER_NOUNS
                          and c.i not in self.non_name_tokens]
-                if given and t.i in {x.i for x in chain} and self.character_info(t) is not None:
+                if given and self.character_info(t) is not None:
                     names.append(_joined(given))
                     given_name = given
                     attrs = [a for a in attrs if a not in {c.text for c in given} and a != names[-1]]
@@ -610,8 +610,8 @@ class PromptAnalyzer:
         elif kind == "vehicle" and not names:
             # a vehicle is a character when it acts ("a red muscle car tears through"), else only if known
             acting = (head_token.dep_ == "nsubj" or _misparsed_verb(head_token)) and bool(
-                attrs or head_token.lemma_.lower() in self.known_vehicle_heads)
-            if not acting and not set(heads) & self.known_vehicle_heads:
+                attrs or head_token.lemma_.lower() in self.known_heads)
+            if not acting and not set(heads) & self.known_heads:
                 return None
             weak = not acting
         if name_token is not None:
@@ -698,7 +698,7 @@ class PromptAnalyzer:
             return None
         size = _GROUP_SIZE.get(num.lower_ if num is not None else det_word) or _GROUP_SIZE.get(tok.lower_)
         poss = next((c for c in tok.children if c.dep_ == "poss"), None)
-        if not size and poss is not None and tok.lower_ in _PAIR_RELATIONS:
+        if not size and poss is not None and tok.lower_ in lexicon.PAIR_RELATIONS:
             # "her grandparents": two people, each related to her
             return Mention(start=tok.idx, end=tok.idx + len(tok.text), surface=_phrase(tok, include_of=False),
                            form="group", kind="person", base="person", heads=[lemma], group_size=2, token=tok.i,

@@ -175,7 +175,7 @@ class Resolver:
         if m.form == "pronoun":
             return self._pronoun(m, mentions)
         if m.form == "group":
-            if m.relation in _PAIR_RELATIONS:
+            if m.relation in lexicon.PAIR_RELATIONS:
                 return self._pair_relation(m, mentions)
             if m.newcomer:
                 return self._new_group(m)
@@ -374,7 +374,7 @@ class Resolver:
         if not owners:
             return []
         owner = owners[0]
-        roles = _PAIR_RELATIONS[m.relation]
+        roles = lexicon.PAIR_RELATIONS[m.relation]
         known = [rec.global_id for rec in self._records() if any(other == owner and rel in roles
                                                                   for rel, other in rec.relations)]
         if len(known) >= 2:
@@ -513,7 +513,6 @@ class Resolver:
 
 
 _PAIR_NOUNS = {"couple", "newlyweds", "newlywed", "twins", "twin", "pair"}
-_PAIR_RELATIONS = {"parents": ("mother", "father"), "grandparents": ("grandmother", "grandfather")}
 _RELATION_GROUP = {
     "son": "child", "daughter": "child", "child": "child", "kid": "child", "baby": "child",
     "father": "parent", "mother": "parent", "dad": "parent", "mom": "parent", "mum": "parent", "parent": "parent",

@@ -109,3 +109,18 @@ def test_non_human_characters_persist_as_their_own_kinds():
     assert sorted(e.name for e in scenes[3].entities) == ["car_1", "dog_1", "robot_1"]
     snapshot = agent.registry.snapshot()
     assert sorted(v["kind"] for v in snapshot.values()) == ["animal", "robot", "vehicle"]
+
+
+def test_group_members_are_numbered_in_order_and_survive_save_and_undo():
+    import json
+
+    agent, scenes = story("Two kids in matching red raincoats splash through puddles.",
+                          "The second kid slips and falls.")
+    assert sorted(e.name for e in scenes[0].entities) == ["child_1", "child_2"]
+    assert all("Two" not in e.attrs for e in scenes[0].entities)
+    second = scenes[1].entities[0].global_id
+    resumed = EntityAgent.from_mapping(json.loads(json.dumps(agent.to_mapping())))
+    again = resumed.observe("The second kid gets up, laughing.")
+    assert [e.global_id for e in again.entities] == [second]
+    agent.undo_last()
+    assert sorted(r.name for r in agent.registry.entities.values()) == ["child_1", "child_2"]

@@ -710,7 +710,8 @@ class PromptAnalyzer:
         return Mention(start=tok.idx, end=tok.idx + len(tok.text), surface=_phrase(tok, include_of=False),
                        form="group", kind=info.kind, base=info.base, gender=info.gender, heads=[lemma],
                        group_size=size, token=tok.i, sentence=sent_of.get(tok.i, 0), weak=True,
-                       newcomer=introduces, attrs=self.attributes(tok) if introduces else [])
+                       newcomer=introduces,
+                       attrs=[a for a in self.attributes(tok) if num is None or a != num.text] if introduces else [])
 
     def _link_possessors(self, mentions: list[Mention], index_of_token: dict[int, int]) -> None:
         for m in mentions:

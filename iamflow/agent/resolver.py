@@ -498,17 +498,17 @@ class Resolver:
     # -- finishing ------------------------------------------------------------------------------------
     def finish(self, mentions: list[Mention], result: Resolution) -> None:
         """Name new characters now that the whole prompt is read (a later "she" can tell "person" apart)."""
-        for gid in result.new_ids:
-            rec = self.registry.entities.get(gid)
-            if rec is None:
-                continue
+        fresh = [self.registry.entities[g] for g in result.new_ids if g in self.registry.entities]
+        for rec in fresh:
+            rec.name = "__pending__"  # provisional names must not push the numbering of this prompt's others
+        for rec in fresh:
+            gid = rec.global_id
             gender = self.pending_gender.get(gid)
             if rec.kind == "person" and rec.base in ("person", "teenager", "child") and gender:
                 if rec.base == "person":
                     rec.base = {"m": "man", "f": "woman"}[gender]
                 elif rec.base == "child":
                     rec.base = {"m": "boy", "f": "girl"}[gender]
-            rec.name = "__pending__"
             rec.name = self.registry.next_name(rec.base)
 
 

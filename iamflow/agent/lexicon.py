@@ -205,6 +205,9 @@ RELATION_NOUNS = {
     "bodyguard": "boss", "servant": "boss", "cousin": "cousin", "grandparent": "grandchild",
 }
 # Relations between people who are peers or already together in the story ("her partner", "his brother").
+# Plural relations that stand for two people, each with their own role ("her grandparents").
+PAIR_RELATIONS = {"parents": ("mother", "father"), "grandparents": ("grandmother", "grandfather")}
+
 PEER_RELATIONS = {"partner", "husband", "wife", "spouse", "brother", "sister", "sibling", "twin", "friend",
                   "girlfriend", "boyfriend", "lover", "coworker", "colleague", "companion", "pursuer", "rider",
                   "assistant", "coach", "trainer", "owner", "neighbor", "neighbour", "roommate", "boss",
@@ -252,6 +255,25 @@ TIME_OF_DAY = ["golden hour", "blue hour", "first light", "high noon", "late aft
                "early morning", "late-afternoon", "dawn", "dusk", "sunrise", "sunset", "twilight", "midnight",
                "noon", "midday", "morning", "afternoon", "evening", "night", "nighttime", "daybreak",
                "nightfall", "daytime"]
+# Common things, compared with an unlisted noun to tell a character from a prop (``agent.NounClassifier``).
+THING_NOUNS = set("""table chair sofa bed lamp candle cake cup mug glass bottle plate bowl fork knife spoon pan pot
+    kettle book letter map phone laptop computer screen keyboard camera microphone guitar piano violin drum bag
+    suitcase box basket umbrella hat cap coat jacket shirt dress scarf glove boot shoe necklace watch clock key
+    door window wall floor stair fence gate tree bush flower grass rock stone sand water wave fire smoke cloud
+    rain snow sun moon star light sound music song noise hand arm face eye hair head leg foot finger shoulder
+    voice smile tear breath ball kite flag sign banner card coin money ticket paper pen pencil brush paint rope
+    chain wheel engine mast sail button lever wire pipe tool hammer wrench saw blade sword shield gun bow arrow
+    torch lantern mirror frame crown symbol pattern color line shape moment day night morning evening idea plan
+    dream story game match race fight dance party meal dinner breakfast food bread fruit apple wine beer tea
+    coffee milk soup meat cheese egg popcorn flour salt sugar towel soap sponge bucket hose vase jar lid tray
+    board desk shelf cabinet counter stove oven fridge curtain rug carpet blanket pillow chip deck helmet armor
+    visor veil apron uniform suit hood badge medal trophy kernel petal leaf branch bush shrub hedge vine moss
+    dust mud ice steam bubble spark flame ember ash glow beam ray mist fog breeze wind storm thunder lightning
+    tide current ripple reflection surface edge corner side top bottom front back middle center distance
+    background foreground scene shot frame view angle close-up lens focus camera motion movement gesture
+    expression look gaze glance step stride pace rhythm beat melody tune note chord lyric word sentence
+    message signal code data file folder document report note list record photo""".split())
+
 LIGHTING = ["golden hour", "neon-lit", "neon", "candlelight", "candlelit", "moonlight", "moonlit", "sunlight",
             "sunlit", "backlit", "backlight", "fluorescent", "tungsten", "lamplight", "firelight", "spotlight",
             "spotlights", "soft light", "harsh light", "dim", "dimly lit", "shadows", "silhouetted",

@@ -27,7 +27,11 @@ _TOY_MODIFIERS = {"stuffed", "toy", "plush", "wooden", "plastic", "ceramic", "pa
 _HANDLED_VERBS = {"lift", "hold", "carry", "cook", "eat", "sell", "fillet", "grill", "fry", "serve", "hook",
                   "reel", "gut", "clean", "weigh", "wrap", "buy"}
 _STATE_ADJECTIVES = {"bald", "clean-shaven", "bearded", "barefoot", "blindfolded", "masked", "hooded"}
-_GROUP_SIZE = {"two": 2, "both": 2, "three": 3, "four": 4, "couple": 2, "pair": 2, "newlyweds": 2, "twins": 2}
+_GROUP_SIZE = {"two": 2, "both": 2, "three": 3, "four": 4, "five": 5, "couple": 2, "pair": 2, "newlyweds": 2, "twins": 2}
+_ANIMATED_DEPICTIONS = {"hologram", "puppet", "doll", "mannequin", "statue", "scarecrow", "figurine"}
+_ALIVE_MODIFIERS = {"talking", "speaking", "living", "sentient", "animated", "walking", "dancing", "singing"}
+_SEX_WORDS = {"male": "m", "female": "f"}
+_ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4}
 _GROUP_NOUNS = {"newlyweds": lexicon.NounInfo("person", "person"), "siblings": lexicon.NounInfo("person", "person"),
                 "couple": lexicon.NounInfo("person", "person"), "pair": lexicon.NounInfo("person", "person")}
 
@@ -65,6 +69,7 @@ class Mention:
     protagonist: bool = False
     introduced: bool = False  # an indefinite apposition introduces it here ("the sheriff, a heavyset man")
     relation_owner: int | None = None  # set by the resolver: global id of the relation's possessor
+    ordinal: int = 0  # "the second kid": 2, picks a member of a group the story introduced
 
     def description(self) -> str:
         """Text the sentence encoder compares with known characters."""
@@ -78,6 +83,8 @@ def noun_info(token) -> lexicon.NounInfo | None:
     lemma = token.lemma_.lower()
     text = token.text.lower()
     if lemma in lexicon.NOT_CHARACTERS or text in lexicon.NOT_CHARACTERS:
+        if lemma in _ANIMATED_DEPICTIONS and any(c.lower_ in _ALIVE_MODIFIERS for c in token.lefts):
+            return lexicon.NounInfo("robot", "robot")  # "a talking hologram" acts: an artificial character
         return None
     return lexicon.CHARACTER_NOUNS.get(lemma) or lexicon.CHARACTER_NOUNS.get(text)
 
@@ -121,8 +128,11 @@ def _misparsed_verb(token) -> bool:
     if token.dep_ == "amod" and token.tag_ == "JJ" and head.pos_ in ("VERB", "AUX") and head.i == token.i + 1 \
             and token.lower_ in lexicon.CHARACTER_NOUNS:
         return True  # "The protagonist steps": the noun was tagged as an adjective
+    if token.dep_ == "compound" and head.tag_ == "VBZ" and head.i == token.i + 1 and token.pos_ == "NOUN":
+        return True  # "The taxi speeds off": the noun hung on its own verb
+    clause_as_object = head.dep_ == "pobj" and head.head.lower_ in ("as", "while", "when", "until", "before", "after")
     return (token.dep_ in ("compound", "amod") and head.tag_ == "NNS" and head.i == token.i + 1
-            and head.dep_ in ("ROOT", "nsubj", "conj", "advcl")
+            and (head.dep_ in ("ROOT", "nsubj", "conj", "advcl", "npadvmod") or clause_as_object)
             and (noun_info(head) is None or head.dep_ == "ROOT")
             and head.lower_ not in lexicon.NOT_CHARACTERS)
 
@@ -159,6 +169,13 @@ def _determiner(token):
     return None
 
 
+def _descriptive_one(token) -> bool:
+    """"the one in red", "the one with the curly hair": a back-reference made only of attributes."""
+    return token.lower_ == "one" and any(c.dep_ == "det" and c.lower_ in ("the", "that") for c in token.children) \
+        and any(c.dep_ in ("prep", "acl", "relcl") and c.lower_ in ("in", "with", "wearing", "holding", "carrying")
+                for c in token.rights)
+
+
 def _conjuncts(token) -> list:
     out = [token]
     for child in token.children:
@@ -170,33 +187,63 @@ def _conjuncts(token) -> list:
 class PromptAnalyzer:
     """Turns a spaCy ``Doc`` into mentions and scene context."""
 
-    def __init__(self, doc, known_names: set[str], known_vehicle_heads: set[str], classify_unknown=None):
+    def __init__(self, doc, known_names: set[str], known_heads: set[str], classify_unknown=None):
         self.doc = doc
         self.known_names = {n.lower() for n in known_names}
-        self.known_vehicle_heads = known_vehicle_heads
+        # heads that name a character only once the story has one: its vehicles, its talking holograms
+        self.known_heads = known_heads
         self.classify_unknown = classify_unknown  # callable(lemma) -> NounInfo | None
         self.person_tokens = {t.i for ent in doc.ents if ent.label_ == "PERSON" for t in ent}
         self.non_name_tokens = {t.i for ent in doc.ents if ent.label_ in _NON_NAME_ENTS for t in ent}
 
     # -- token classification ------------------------------------------------------------------------
     def character_info(self, token) -> lexicon.NounInfo | None:
+        if _descriptive_one(token):
+            return lexicon.NounInfo("person", "person")
+        if token.lemma_.lower() in _ANIMATED_DEPICTIONS and token.lemma_.lower() in self.known_heads:
+            return lexicon.NounInfo("robot", "robot")  # "the hologram" once the story has a talking one
         if token.pos_ not in ("NOUN", "PROPN") and not (token.pos_ == "ADJ" and (
                 token.dep_ in ("nsubj", "dobj") or _misparsed_verb(token) or _adjective_for_noun(token))):
             return None
         info = noun_info(token)
-        if info is None and token.pos_ == "NOUN" and self.classify_unknown is not None \
-                and token.dep_ in ("nsubj", "appos", "nsubjpass") and token.tag_ == "NN":
-            info = self.classify_unknown(token.lemma_.lower())
+        if info is None and self._unlisted_candidate(token):
+            as_object = token.dep_ in ("dobj", "pobj") or token.dep_ == "conj" and token.head.dep_ == "dobj"
+            info = self.classify_unknown(token.lemma_.lower(), self._compound_phrase(token), as_object)
         return info
 
+    def _unlisted_candidate(self, token) -> bool:
+        return token.pos_ == "NOUN" and self.classify_unknown is not None and token.tag_ == "NN" \
+            and self._classifiable_role(token)
+
+    @staticmethod
+    def _compound_phrase(token) -> str:
+        compounds = [c.text.lower() for c in token.lefts if c.dep_ == "compound" and c.pos_ == "NOUN"]
+        return " ".join(compounds + [token.lemma_.lower()])
+
+    def _classifiable_role(self, token) -> bool:
+        """An unlisted noun is asked about where a character would stand: acting, acted on, or set beside one."""
+        if token.dep_ in ("nsubj", "nsubjpass", "appos", "dobj"):
+            return True
+        if _misparsed_verb(token):
+            # "a fishmonger waves to him": only a noun that starts its clause, not "round tortoiseshell glasses"
+            return not any(t.dep_ == "amod" for t in token.head.lefts) and token.head.dep_ in ("ROOT", "conj")
+        if token.dep_ == "conj":
+            return token.head.dep_ in ("nsubj", "nsubjpass", "dobj", "appos")
+        if token.dep_ == "pobj":
+            return token.head.lower_ in ("with", "beside", "behind", "toward", "towards", "to", "at", "for")
+        return False
+
     def is_name(self, token) -> bool:
+        if token.pos_ == "NOUN" and token.text[:1].isupper() and token.lower_ in self.known_names and \
+                token.lower_ not in lexicon.CHARACTER_NOUNS:
+            return True  # a name the story already knows, whatever the tagger made of it ("Florence hands ...")
         if token.pos_ != "PROPN" or token.dep_ == "compound" and token.head.pos_ == "PROPN":
             return False
         if token.lower_ in self.known_names or any(p.lower() in self.known_names for p in token.text.split()):
             return True
         if token.lower_ in lexicon.CHARACTER_NOUNS or token.lower_ in lexicon.LOCATION_NOUNS:
             return False
-        if any(c.dep_ == "det" for c in token.children):
+        if any(c.dep_ == "det" for c in token.children) and not self._stage_name(token):
             return False
         if token.dep_ == "conj" and token.head.pos_ == "PROPN" and token.head.i < token.i and (
                 token.head.i in self.person_tokens or self.is_name(token.head)):
@@ -204,11 +251,39 @@ class PromptAnalyzer:
         if token.i in self.person_tokens:
             return True
         if token.i in self.non_name_tokens and not any(
-                c.dep_ == "appos" and noun_info(c) and noun_info(c).kind == "person" for c in token.children):
+                c.dep_ == "appos" and noun_info(c) and noun_info(c).kind == "person" for c in token.children) \
+                and not self._acts_like_a_name(token):
             return False
+        if self._acts_like_a_name(token):
+            return True  # "Sydney points up the ridge": a capitalised subject is a name whatever NER says
         has_person_appos = any(c.dep_ == "appos" and (noun_info(c) or c.pos_ == "PROPN") for c in token.children)
         is_appos_of_person = token.dep_ == "appos" and noun_info(token.head) is not None
         return has_person_appos or is_appos_of_person
+
+    def _acts_like_a_name(self, token) -> bool:
+        """A capitalised proper noun that does something or is given something is someone, even when the
+        small NER model calls it a place ("Florence", "Jordan", "Sydney")."""
+        if not token.text[:1].isupper() or token.lower_ in _TITLE_WORDS or token.lower_ in lexicon.PRONOUNS:
+            return False
+        if token.lower_ in lexicon.LOCATION_NOUNS or token.lower_ in lexicon.CHARACTER_NOUNS:
+            return False
+        if any(c.dep_ == "det" for c in token.children) and not self._stage_name(token):
+            return False
+        if token.dep_ in ("nsubj", "nsubjpass") and token.head.pos_ in ("VERB", "AUX") and \
+                token.head.lemma_ not in ("be", "lie", "stretch", "glow", "sit", "stand", "rise", "loom", "sprawl"):
+            return True
+        return token.dep_ in ("dative",) or token.dep_ == "dobj" and token.head.pos_ == "VERB" and any(
+            c.dep_ == "dobj" and c.i != token.i for c in token.head.children)
+
+    def _stage_name(self, token) -> bool:
+        """"The Great Orlando": "the" before capitalised words that end in a proper noun that is not a place."""
+        det = next((c for c in token.children if c.dep_ == "det"), None)
+        if det is None or det.lower_ != "the" or token.pos_ != "PROPN" or token.lower_ in lexicon.LOCATION_NOUNS:
+            return False
+        between = token.doc[det.i + 1: token.i]
+        place = {t.i for ent in token.doc.ents if ent.label_ in ("GPE", "LOC") for t in ent}
+        return len(between) >= 1 and all(t.text[:1].isupper() and t.pos_ in ("PROPN", "ADJ") for t in between) \
+            and token.dep_ in ("nsubj", "nsubjpass", "dobj", "appos") and token.i not in place
 
     def _name_text(self, token) -> str:
         parts = [c for c in token.children if c.dep_ == "compound" and c.pos_ == "PROPN"
@@ -241,6 +316,9 @@ class PromptAnalyzer:
     def attributes(self, token) -> list[str]:
         attrs: list[str] = []
         left = [t for t in token.lefts if t.dep_ in ("amod", "compound", "nmod", "npadvmod", "nummod", "advmod")]
+        if _misparsed_verb(token):
+            # "A yellow taxi screeches": the parser hung "yellow" on the verb it took for the noun
+            left += [t for t in token.head.lefts if t.i < token.i and t.dep_ in ("amod", "nmod")]
         if left:
             # adjectives and hyphenated modifiers, e.g. "scruffy black-and-white" -> two attributes
             span = token.doc[min(t.left_edge.i for t in left): token.i]
@@ -262,7 +340,8 @@ class PromptAnalyzer:
                         phrase = _phrase(conj)
                         if child.lower_ == "of" and not attributes.is_age_phrase(phrase):
                             continue
-                        if conj.lemma_.lower() in lexicon.LOCATION_NOUNS or conj.ent_type_ in ("GPE", "LOC", "FAC"):
+                        if conj.lemma_.lower() in lexicon.LOCATION_NOUNS or conj.ent_type_ in ("GPE", "LOC", "FAC") \
+                                and not token.lower_ == "one":
                             continue
                         if child.lower_ == "of":
                             phrase = "about " + phrase if not phrase.startswith(("about", "around")) else phrase
@@ -306,16 +385,24 @@ class PromptAnalyzer:
         verb = token.head
         while verb.pos_ not in ("VERB", "AUX") and verb.head.i != verb.i:
             verb = verb.head
-        for c in verb.children:
-            if c.dep_ in ("nsubj", "nsubjpass") and c.i != token.i:
-                if c.lower_ in ("who", "that", "which") and verb.dep_ == "relcl":
-                    return verb.head.i  # "a cook ..., who hands him a bowl": the subject is the cook
-                return c.i
+        for _ in range(2):
+            for c in verb.children:
+                if c.dep_ in ("nsubj", "nsubjpass") and c.i != token.i:
+                    if c.lower_ in ("who", "that", "which") and verb.dep_ == "relcl":
+                        return verb.head.i  # "a cook ..., who hands him a bowl": the subject is the cook
+                    return c.i
+            if verb.dep_ != "conj" or verb.head.pos_ not in ("VERB", "AUX"):
+                break
+            verb = verb.head  # "they open the door and hug her": the subject of "open" hugs
         return None
 
     # -- extraction -----------------------------------------------------------------------------------
     def mentions(self) -> list[Mention]:
         doc = self.doc
+        prepare = getattr(self.classify_unknown, "prepare", None)
+        if prepare is not None:
+            unlisted = [t for t in doc if noun_info(t) is None and self._unlisted_candidate(t)]
+            prepare([t.lemma_.lower() for t in unlisted] + [self._compound_phrase(t) for t in unlisted])
         sent_of = {}
         for si, sent in enumerate(doc.sents):
             for t in sent:
@@ -389,7 +476,9 @@ class PromptAnalyzer:
                 if mention is not None:
                     index_of_token[tok.i] = len(mentions)
                     mentions.append(mention)
-            elif tok.tag_ in ("NNS", "NNPS") and not self._is_excluded(tok):
+            elif (tok.tag_ in ("NNS", "NNPS") or tok.lower_ in ("couple", "pair") and any(
+                    c.dep_ == "det" and c.lower_ in ("the", "a", "an") for c in tok.children)) and (
+                    not self._is_excluded(tok) or tok.lower_ in ("couple", "pair")):
                 mention = self._group_mention(tok, sent_of)
                 if mention is not None:
                     index_of_token[tok.i] = len(mentions)
@@ -407,9 +496,27 @@ class PromptAnalyzer:
                         target.age = extra.age
                     if target.base == "person" and extra.base != "person":
                         target.base = extra.base
+        mentions = self._members_named_here(mentions, index_of_token)
         self._link_possessors(mentions, index_of_token)
         self._wearing_predicates(mentions, index_of_token)
         return mentions
+
+    def _members_named_here(self, mentions: list[Mention], index_of_token: dict[int, int]) -> list[Mention]:
+        """"Two brothers ...: Luis, ... and Mateo": when the sentence goes on to name or describe the members,
+        they are the characters and the numbered group introduces nobody."""
+        keep = []
+        for m in mentions:
+            if m.form == "group" and m.newcomer:
+                members = [o for o in mentions if o.sentence == m.sentence and o.token > m.token
+                           and o.form not in ("pronoun", "group") and o.kind == m.kind]
+                colon = members and any(t.text == ":" for t in self.doc[m.token: members[0].token])
+                if len(members) >= m.group_size or colon:
+                    continue  # "Two brothers unload crates: Luis, ..., and Mateo"
+            keep.append(m)
+        if len(keep) != len(mentions):
+            index_of_token.clear()
+            index_of_token.update({m.token: i for i, m in enumerate(keep)})
+        return keep
 
     def _subject_of(self, verb):
         node = verb
@@ -450,8 +557,24 @@ class PromptAnalyzer:
             gender = gender or info.gender
             age = age or info.age
             attrs.extend(a for a in self.attributes(t) if a not in attrs)
+        given_name: list = []
+        if name_token is None:
+            # "Tom cat", "Jerry mouse": a capitalised proper noun right before a character noun is its name
+            for t in chain:
+                given = [c for c in t.lefts if c.dep_ == "compound" and c.pos_ == "PROPN" and c.text[:1].isupper()
+                         and c.lower_ not in _TITLE_WORDS and c.lower_ not in lexicon.CHARACTER_NOUNS
+                         and c.i not in self.non_name_tokens]
+                if given and self.character_info(t) is not None:
+                    names.append(_joined(given))
+                    given_name = given
+                    attrs = [a for a in attrs if a not in {c.text for c in given} and a != names[-1]]
+                    break
         if kind is None:
             kind, base = "person", "person"
+        sex = next((_SEX_WORDS[c.lower_] for t in chain for c in t.lefts if c.lower_ in _SEX_WORDS), None)
+        if kind == "person" and sex and gender in (None, sex):
+            gender = sex  # "a male colleague", "the female detective"
+            base = {"m": "man", "f": "woman"}[sex] if base == "person" else base
         if name_token is not None:
             attrs = [a for a in attrs if a.lower() not in {w.lower() for n in names for w in n.split()}]
         head_token = chain[0]
@@ -471,8 +594,9 @@ class PromptAnalyzer:
         newcomer = det_word == "another" or bool(modifiers & (lexicon.NEWCOMER_MARKERS - {"other"})) and \
             det_word in ("a", "an", "another", "")
         other = "other" in modifiers and det_word in ("the", "this", "that")
-        same = bool(modifiers & lexicon.SAME_MARKERS) and det_word in ("the", "this", "that")
-        if names and (det is None or det_word in ("the",) and head_token.pos_ == "PROPN"):
+        ordinal = next((_ORDINALS[w] for w in modifiers if w in _ORDINALS), 0) if det_word == "the" else 0
+        same = bool(modifiers & lexicon.SAME_MARKERS) and det_word in ("the", "this", "that") and not ordinal
+        if names and (det is None or det_word in ("the",) and (head_token.pos_ == "PROPN" or given_name)):
             form = "name"
         elif det_word in ("a", "an", "another", "some", "one"):
             form = "indefinite"
@@ -486,8 +610,8 @@ class PromptAnalyzer:
         elif kind == "vehicle" and not names:
             # a vehicle is a character when it acts ("a red muscle car tears through"), else only if known
             acting = (head_token.dep_ == "nsubj" or _misparsed_verb(head_token)) and bool(
-                attrs or head_token.lemma_.lower() in self.known_vehicle_heads)
-            if not acting and not set(heads) & self.known_vehicle_heads:
+                attrs or head_token.lemma_.lower() in self.known_heads)
+            if not acting and not set(heads) & self.known_heads:
                 return None
             weak = not acting
         if name_token is not None:
@@ -500,6 +624,8 @@ class PromptAnalyzer:
         else:
             start, end = head_token.idx, head_token.idx + len(head_token.text)
             surface = _phrase(head_token, include_of=False)
+            if given_name:
+                start = min(start, min(c.idx for c in given_name))
         relation = None
         possessor_pronoun = None
         if poss is not None:
@@ -517,7 +643,7 @@ class PromptAnalyzer:
             age=age, heads=heads, names=names, attrs=attrs, newcomer=newcomer, same=same, other=other,
             relation=relation, possessor_pronoun=possessor_pronoun, weak=weak, action=self._action(head_token),
             token=head_token.i, sentence=sent_of.get(head_token.i, 0),
-            clause_subject=self._clause_subject(head_token), protagonist=protagonist)
+            clause_subject=self._clause_subject(head_token), protagonist=protagonist, ordinal=ordinal)
         if poss is not None and poss.tag_ != "PRP$":
             mention.possessor_index = -poss.i - 1  # a token index, turned into a mention index later
         return mention
@@ -547,29 +673,45 @@ class PromptAnalyzer:
         own_subject = self._clause_subject(tok)
         for t in reversed(list(sent[: tok.i - sent.start])):
             if t.pos_ in ("NOUN", "PROPN") and t.dep_ in ("nsubj", "nsubjpass", "dobj", "appos") \
-                    and t.i != own_subject and t.tag_ not in ("NNS", "NNPS"):
+                    and t.i != own_subject and t.tag_ not in ("NNS", "NNPS") \
+                    and not (t.dep_ == "appos" and t.head.i == own_subject):
                 return t.i
         return None
 
     def _group_mention(self, tok, sent_of) -> Mention | None:
         lemma = tok.lemma_.lower()
         info = lexicon.CHARACTER_NOUNS.get(lemma) or _GROUP_NOUNS.get(tok.lower_)
-        if info is None or lemma in lexicon.NOT_CHARACTERS:
+        if info is None or lemma in lexicon.NOT_CHARACTERS and tok.lower_ not in _GROUP_NOUNS:
             return None
         det = next((c for c in tok.children if c.dep_ in ("det", "predet")), None)
         num = next((c for c in tok.children if c.dep_ == "nummod"), None)
         det_word = det.lower_ if det is not None else ""
-        if det_word not in ("the", "both", "these", "those") and not any(
+        if det is None and num is not None and num.i > 0 and tok.doc[num.i - 1].lower_ in ("the", "these", "those"):
+            det_word = "the"  # "the two women": the parser hangs "the" on the number
+        introduces = not det_word and num is not None and num.lower_ in _GROUP_SIZE and tok.dep_ in (
+            "nsubj", "nsubjpass", "dobj", "appos", "ROOT") or det_word in ("a", "an") and tok.lower_ in _GROUP_NOUNS \
+            and tok.dep_ != "appos"
+        if det_word not in ("the", "both", "these", "those") and not introduces and not any(
                 c.dep_ == "poss" for c in tok.children):
             return None
         if any(_misparsed_verb(c) for c in tok.children):
             return None
         size = _GROUP_SIZE.get(num.lower_ if num is not None else det_word) or _GROUP_SIZE.get(tok.lower_)
+        poss = next((c for c in tok.children if c.dep_ == "poss"), None)
+        if not size and poss is not None and tok.lower_ in lexicon.PAIR_RELATIONS:
+            # "her grandparents": two people, each related to her
+            return Mention(start=tok.idx, end=tok.idx + len(tok.text), surface=_phrase(tok, include_of=False),
+                           form="group", kind="person", base="person", heads=[lemma], group_size=2, token=tok.i,
+                           sentence=sent_of.get(tok.i, 0), relation=tok.lower_,
+                           possessor_pronoun=poss.lower_ if poss.tag_ == "PRP$" else None,
+                           attrs=self.attributes(tok))
         if not size:
             return None
         return Mention(start=tok.idx, end=tok.idx + len(tok.text), surface=_phrase(tok, include_of=False),
                        form="group", kind=info.kind, base=info.base, gender=info.gender, heads=[lemma],
-                       group_size=size, token=tok.i, sentence=sent_of.get(tok.i, 0), weak=True)
+                       group_size=size, token=tok.i, sentence=sent_of.get(tok.i, 0), weak=True,
+                       newcomer=introduces,
+                       attrs=[a for a in self.attributes(tok) if num is None or a != num.text] if introduces else [])
 
     def _link_possessors(self, mentions: list[Mention], index_of_token: dict[int, int]) -> None:
         for m in mentions:

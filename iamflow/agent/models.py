@@ -125,17 +125,50 @@ class LocalLM:
     model: object
     tokenizer: object
     source: str
+    _token_texts: list[str] | None = None
+
+    def chat_text(self, messages: list[dict], template_kwargs: dict | None = None) -> str:
+        """The model's input for ``messages``: its own chat template, or a plain turn format when the model
+        file carries none (some GGUF files, e.g. the Gemma 3 270M one, ship without a template)."""
+        if getattr(self.tokenizer, "chat_template", None):
+            try:
+                return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False,
+                                                          **(template_kwargs or {}))
+            except TypeError:  # a template that takes no extra arguments
+                return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        model_type = getattr(getattr(self.model, "config", None), "model_type", "") or ""
+        if model_type.startswith("gemma"):
+            # Gemma's turn format: no system role, the instructions open the first user turn
+            turns, system = [], ""
+            for m in messages:
+                if m["role"] == "system":
+                    system = m["content"] + "\n\n"
+                    continue
+                role = "model" if m["role"] == "assistant" else "user"
+                turns.append(f"<start_of_turn>{role}\n{system}{m['content']}<end_of_turn>\n")
+                system = ""
+            return (self.tokenizer.bos_token or "") + "".join(turns) + "<start_of_turn>model\n"
+        lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
+        return "\n\n".join(lines) + "\n\nAssistant: "
+
+    def token_texts(self) -> list[str]:
+        """Each vocabulary id decoded on its own (built once; used to constrain decoding)."""
+        if self._token_texts is None:
+            self._token_texts = [self.tokenizer.decode([i]) for i in range(len(self.tokenizer))]
+        return self._token_texts
 
     def chat(self, messages: list[dict], max_new_tokens: int, max_time_s: float,
-             answer_prefix: str = "") -> tuple[str, bool]:
+             answer_prefix: str = "", template_kwargs: dict | None = None,
+             allowed_next=None) -> tuple[str, bool]:
         """Greedy answer to a chat, stopped as soon as it holds one complete JSON object.
 
-        Returns (text, finished); ``finished`` is False when the token or time limit cut the answer off.
+        ``allowed_next(answer_so_far) -> bool mask over the vocabulary or None`` constrains decoding (None: any
+        token). Returns (text, finished); ``finished`` is False when the token or time limit cut the answer off.
         """
         import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList
+        from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
-        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        text = self.chat_text(messages, template_kwargs)
         inputs = self.tokenizer(text + answer_prefix, return_tensors="pt", add_special_tokens=False)
         prompt_len = inputs["input_ids"].shape[1]
         tokenizer = self.tokenizer
@@ -149,6 +182,16 @@ class LocalLM:
                 self.complete = _json_object_complete(answer)
                 return self.complete
 
+        class Constrained(LogitsProcessor):
+            def __call__(self, input_ids, scores):
+                answer = answer_prefix + tokenizer.decode(input_ids[0, prompt_len:], skip_special_tokens=True)
+                mask = allowed_next(answer)
+                if mask is not None and mask.any():
+                    blocked = torch.from_numpy(~mask[: scores.shape[-1]])
+                    scores[0, : blocked.shape[0]][blocked] = -float("inf")
+                return scores
+
+        processors = LogitsProcessorList([Constrained()] if allowed_next is not None else [])
         stop = JsonComplete()
         previous_threads = torch.get_num_threads()
         torch.set_num_threads(1)  # one sequence, small model: extra threads only spin on a busy CPU
@@ -157,6 +200,7 @@ class LocalLM:
                 output = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
                                              max_time=max_time_s, repetition_penalty=1.1,
                                              stopping_criteria=StoppingCriteriaList([stop]),
+                                             logits_processor=processors,
                                              pad_token_id=self.tokenizer.eos_token_id)
         finally:
             torch.set_num_threads(previous_threads)

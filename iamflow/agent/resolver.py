@@ -65,6 +65,8 @@ class Resolver:
         self.created: list[int] = []
         self.pending_relations: dict[int, list[tuple[str, int]]] = {}
         self.pending_gender: dict[int, str] = {}
+        self.group_members: dict[int, list[int]] = {}  # members of a group introduced here ("two kids")
+        self.group_relations: dict[int, list[tuple[str, int]]] = {}  # "her grandparents": (role, her id)
 
     # -- helpers --------------------------------------------------------------------------------------
     def _sim(self, a: str, b: str) -> float:
@@ -100,7 +102,9 @@ class Resolver:
                     return g in (None, m.gender)
                 return g == m.gender
             return True
-        if m.kind != rec.kind:
+        if m.heads == ["one"]:
+            pass  # "the one in red" can be any kind of character
+        elif m.kind != rec.kind:
             generic = set(m.heads) & _GENERIC_NONPERSON
             if not (generic and rec.kind in ("robot", "creature", "animal") and m.kind in ("robot", "creature",
                                                                                          "animal")):
@@ -171,7 +175,14 @@ class Resolver:
         if m.form == "pronoun":
             return self._pronoun(m, mentions)
         if m.form == "group":
-            return self._group(m)
+            if m.relation in lexicon.PAIR_RELATIONS:
+                return self._pair_relation(m, mentions)
+            if m.newcomer:
+                return self._new_group(m)
+            found = self._group(m)
+            if not found and m.heads and m.heads[0] in _PAIR_NOUNS:
+                return self._new_group(m)  # "the elderly couple" that the story had not shown: two people
+            return found
         if m.names:
             for name in m.names:
                 rec = self.registry.by_name(name)
@@ -185,6 +196,10 @@ class Resolver:
                 return [-1]
         if m.newcomer:
             return [-1]
+        if m.ordinal:
+            member = self._group_member(m)
+            if member is not None:
+                return [member]
         if m.protagonist and m.form != "indefinite":
             found = self._protagonist(m)
             if found is not None:
@@ -245,6 +260,11 @@ class Resolver:
                 score = hs + 0.3 * min(overlap, 3) + sim + recency
             elif hs < 0:
                 continue  # introduced here with a new role noun: a newcomer
+            elif m.heads == ["one"]:
+                # "the one with the curly hair": only what the registry knows of it decides
+                if overlap == 0:
+                    continue
+                score = 1.0 + 0.5 * min(overlap, 3) + sim + recency
             elif m.kind != "person":
                 # "the sheriff, a heavyset man": introduced here, so only a close match is the same character
                 if sim < self.threshold:
@@ -339,6 +359,56 @@ class Resolver:
                 break
         return out if len(out) >= 2 else []
 
+    def _new_group(self, m: Mention) -> list[int]:
+        """"Two kids in red raincoats": each member becomes a character, in order, so the story can split them."""
+        members = []
+        for _ in range(m.group_size):
+            members.append(self._create(m))
+        for gid in members:
+            self.group_members[gid] = members
+        return members
+
+    def _pair_relation(self, m: Mention, mentions: list[Mention]) -> list[int]:
+        """"Her grandparents": the two the story recorded as hers, else two new people related to her."""
+        owners = self._possessor_ids(m, mentions)
+        if not owners:
+            return []
+        owner = owners[0]
+        roles = lexicon.PAIR_RELATIONS[m.relation]
+        known = [rec.global_id for rec in self._records() if any(other == owner and rel in roles
+                                                                  for rel, other in rec.relations)]
+        if len(known) >= 2:
+            return known[:2]
+        members = []
+        for role, gender in zip(roles, ("f", "m")):
+            member = Mention(start=m.start, end=m.end, surface=m.surface, form="indefinite", kind="person",
+                             base={"f": "woman", "m": "man"}[gender], gender=gender, heads=[role],
+                             attrs=list(m.attrs), token=m.token, sentence=m.sentence)
+            gid = self._create(member)
+            self.group_relations[gid] = [(role, owner)]
+            members.append(gid)
+        for gid in members:
+            self.group_members[gid] = members
+        return members
+
+    def _group_member(self, m: Mention) -> int | None:
+        """"The second kid": the member at that place in the latest group the story introduced of that kind."""
+        best, best_prompt = None, -1
+        for rec in self._records():
+            for inst in rec.instances:
+                members = inst.get("group") or []
+                if len(members) < m.ordinal or inst["prompt_index"] <= best_prompt:
+                    continue
+                if not (set(m.heads) & set(rec.heads) or m.base == rec.base) or rec.kind != m.kind:
+                    continue
+                if members[m.ordinal - 1] in self.registry.entities:
+                    best, best_prompt = members[m.ordinal - 1], inst["prompt_index"]
+        for gid, members in self.group_members.items():
+            rec = self.registry.entities[gid]
+            if len(members) >= m.ordinal and (set(m.heads) & set(rec.heads) or m.base == rec.base):
+                return members[m.ordinal - 1]
+        return best
+
     def _group(self, m: Mention) -> list[int]:
         def fits(rec: EntityRecord) -> bool:
             if m.heads and m.heads[0] in ("newlywed", "newlyweds", "couple"):
@@ -428,20 +498,21 @@ class Resolver:
     # -- finishing ------------------------------------------------------------------------------------
     def finish(self, mentions: list[Mention], result: Resolution) -> None:
         """Name new characters now that the whole prompt is read (a later "she" can tell "person" apart)."""
-        for gid in result.new_ids:
-            rec = self.registry.entities.get(gid)
-            if rec is None:
-                continue
+        fresh = [self.registry.entities[g] for g in result.new_ids if g in self.registry.entities]
+        for rec in fresh:
+            rec.name = "__pending__"  # provisional names must not push the numbering of this prompt's others
+        for rec in fresh:
+            gid = rec.global_id
             gender = self.pending_gender.get(gid)
             if rec.kind == "person" and rec.base in ("person", "teenager", "child") and gender:
                 if rec.base == "person":
                     rec.base = {"m": "man", "f": "woman"}[gender]
                 elif rec.base == "child":
                     rec.base = {"m": "boy", "f": "girl"}[gender]
-            rec.name = "__pending__"
             rec.name = self.registry.next_name(rec.base)
 
 
+_PAIR_NOUNS = {"couple", "newlyweds", "newlywed", "twins", "twin", "pair"}
 _RELATION_GROUP = {
     "son": "child", "daughter": "child", "child": "child", "kid": "child", "baby": "child",
     "father": "parent", "mother": "parent", "dad": "parent", "mom": "parent", "mum": "parent", "parent": "parent",

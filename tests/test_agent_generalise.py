@@ -1,0 +1,126 @@
+"""Entity agent (rules backend) on text outside its word lists: unlisted roles, names the parser takes for
+places, descriptive back-references, groups that split, non-human characters that persist.
+
+Real spaCy and MiniLM throughout.
+"""
+
+from iamflow.agent import EntityAgent
+from iamflow.agent.agent import _noun_classifier
+
+
+def story(*prompts):
+    agent = EntityAgent()
+    return agent, [agent.observe(p) for p in prompts]
+
+
+def by_word(scene, word):
+    """The character whose mention covers ``word`` in the scene's prompt."""
+    hits = [e for e in scene.entities if word.lower() in e.surface.lower().split()]
+    assert hits, f"{word!r} not among {[e.surface for e in scene.entities]}"
+    return hits[0]
+
+
+def test_unlisted_role_nouns_are_decided_by_similarity_to_listed_ones():
+    classify = _noun_classifier()
+    for noun in ("referee", "goalkeeper", "juggler", "apprentice", "patron"):
+        info = classify(noun, noun)
+        assert info is not None and info.kind == "person", noun
+    for noun in ("wrench", "towel", "visor", "kernel"):
+        assert classify(noun, noun) is None, noun
+    assert classify("frog", "frog").kind == "animal"  # listed already; the classifier agrees
+
+
+def test_an_unlisted_role_is_a_character_that_the_story_keeps():
+    _, scenes = story("A referee in a striped shirt blows his whistle on a muddy football pitch.",
+                      "A goalkeeper with curly hair dives for the ball and misses it.",
+                      "The referee points to the penalty spot.")
+    referee = by_word(scenes[0], "referee")
+    assert referee.kind == "person" and referee.is_new
+    assert by_word(scenes[1], "goalkeeper").global_id != referee.global_id
+    assert by_word(scenes[2], "referee").global_id == referee.global_id
+
+
+def test_names_that_are_also_places_and_stage_names_are_names():
+    agent, scenes = story("Hunter ties his boots at a rocky trailhead while Sydney checks a paper map.",
+                          "Sydney points up the ridge and starts climbing.",
+                          "The Great Orlando, a magician in a purple cape, bows on a small stage.",
+                          "Orlando waves to Sydney.")
+    sydney = by_word(scenes[0], "Sydney")
+    assert sydney.kind == "person" and by_word(scenes[1], "Sydney").global_id == sydney.global_id
+    orlando = by_word(scenes[2], "Orlando")
+    assert "Great Orlando" in agent.registry.entities[orlando.global_id].names
+    last = {e.surface: e.global_id for e in scenes[3].entities}
+    assert last == {"Orlando": orlando.global_id, "Sydney": sydney.global_id}
+
+
+def test_a_given_name_before_a_noun_names_that_character():
+    prompt = "Tom cat springs over the table as Jerry mouse darts behind the toaster."
+    agent, scenes = story(prompt, "Jerry mouse winks at the audience.", "Tom cat sulks in a corner.")
+    tom, jerry = by_word(scenes[0], "Tom"), by_word(scenes[0], "Jerry")
+    assert tom.kind == jerry.kind == "animal" and tom.global_id != jerry.global_id
+    assert prompt[slice(*tom.spans[0])].startswith("Tom")  # the mention covers the name
+    assert scenes[1].entities[0].global_id == jerry.global_id
+    assert scenes[2].entities[0].global_id == tom.global_id
+
+
+def test_the_one_in_red_is_found_through_the_registry_attributes():
+    _, scenes = story("A woman in red and a man with a grey beard wait at a bus stop in the rain.",
+                      "The one in red opens her umbrella.",
+                      "The one with the grey beard checks his watch.")
+    woman, man = by_word(scenes[0], "woman"), by_word(scenes[0], "man")
+    assert [e.global_id for e in scenes[1].entities] == [woman.global_id]
+    assert [e.global_id for e in scenes[2].entities][0] == man.global_id
+
+
+def test_a_numbered_group_splits_into_its_members():
+    _, scenes = story("Two kids in matching red raincoats splash through puddles on a village street.",
+                      "The first kid stops to look at a frog, while the second kid keeps running.",
+                      "The second kid slips and falls.",
+                      "The two kids walk home hand in hand.")
+    members = [e.global_id for e in scenes[0].entities]
+    assert len(members) == 2 and all(e.is_new for e in scenes[0].entities)
+    kids = [e for e in scenes[1].entities if e.kind == "person"]
+    assert [e.global_id for e in kids] == members
+    assert [e.global_id for e in scenes[2].entities] == [members[1]]
+    assert sorted(e.global_id for e in scenes[3].entities) == sorted(members)
+
+
+def test_her_grandparents_become_two_people_related_to_her():
+    agent, scenes = story("A girl in a yellow sundress runs up the porch steps of a farmhouse.",
+                          "Her grandparents, a white-haired couple in matching cardigans, open the door and hug her.",
+                          "Her grandmother pours lemonade while her grandfather fixes a squeaky porch swing.")
+    girl = scenes[0].entities[0].global_id
+    pair = [e.global_id for e in scenes[1].entities if e.global_id != girl]
+    assert len(pair) == 2 and girl in [e.global_id for e in scenes[1].entities]  # "hug her" is the girl
+    names = {e.global_id: e.name for e in scenes[2].entities}
+    assert sorted(names) == sorted(pair)
+    assert sorted(names.values()) == ["man_1", "woman_1"]
+    relations = {gid: agent.registry.entities[gid].relations for gid in pair}
+    assert all(rel[0][1] == girl for rel in relations.values())
+
+
+def test_non_human_characters_persist_as_their_own_kinds():
+    agent, scenes = story("A small delivery robot with a blue flag rolls along a busy sidewalk.",
+                          "A stray dog with a torn ear trots beside the robot.",
+                          "A yellow taxi screeches to a halt at the crossing.",
+                          "The taxi speeds off, and the dog barks at the robot.")
+    kinds = {r.name: r.kind for r in agent.registry.entities.values()}
+    assert kinds == {"robot_1": "robot", "dog_1": "animal", "car_1": "vehicle"}
+    assert sorted(e.name for e in scenes[3].entities) == ["car_1", "dog_1", "robot_1"]
+    snapshot = agent.registry.snapshot()
+    assert sorted(v["kind"] for v in snapshot.values()) == ["animal", "robot", "vehicle"]
+
+
+def test_group_members_are_numbered_in_order_and_survive_save_and_undo():
+    import json
+
+    agent, scenes = story("Two kids in matching red raincoats splash through puddles.",
+                          "The second kid slips and falls.")
+    assert sorted(e.name for e in scenes[0].entities) == ["child_1", "child_2"]
+    assert all("Two" not in e.attrs for e in scenes[0].entities)
+    second = scenes[1].entities[0].global_id
+    resumed = EntityAgent.from_mapping(json.loads(json.dumps(agent.to_mapping())))
+    again = resumed.observe("The second kid gets up, laughing.")
+    assert [e.global_id for e in again.entities] == [second]
+    agent.undo_last()
+    assert sorted(r.name for r in agent.registry.entities.values()) == ["child_1", "child_2"]

@@ -81,6 +81,40 @@ def story_video_path(outputs) -> str:
     return file_of(outputs[3])  # live, progress, scene entities, then the story player
 
 
+def video_frames(path: str) -> int:
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_frames", "-show_entries",
+                          "stream=nb_read_frames", "-of", "csv=p=0", path], capture_output=True, text=True, check=True)
+    return int(out.stdout.strip())
+
+
+def assert_story_whole(session, outputs, timeline_at: int = 4) -> None:
+    """Frames = timeline = mp4: the story's frames, its scenes' frame counts, the timeline rows the page shows and
+    the story mp4 it plays all agree."""
+    assert session.num_video_frames == sum(s.num_frames for s in session.scenes)
+    assert len(session.latents) == sum(s.chunks_done for s in session.scenes)
+    assert [row[0] for row in outputs[timeline_at]["data"]] == list(range(1, len(session.scenes) + 1))
+    video = story_video_path(outputs) if timeline_at == 4 else file_of(outputs[0])
+    assert video_frames(video) == session.num_video_frames
+
+
+@pytest.fixture
+def full_disk(tmp_path, monkeypatch):
+    """While the returned file exists, ffmpeg finds the disk full when it writes a scene's second live segment (a test
+    double for the disk; every other file goes to the real ffmpeg)."""
+    real, armed = shutil.which("ffmpeg"), tmp_path / "armed"
+    fake = tmp_path / "bin" / "ffmpeg"
+    fake.parent.mkdir()
+    fake.write_text(f"""#!/bin/sh
+for arg in "$@"; do
+  case "$arg" in *chunk-0001.ts) [ -e {armed} ] && {{ echo "chunk-0001.ts: No space left on device" >&2; exit 1; }};; esac
+done
+exec {real} "$@"
+""")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    return armed
+
+
 def test_two_turns_continue_one_story(server):
     client = Client(server["url"], verbose=False)
     try:
@@ -190,6 +224,35 @@ def test_stop_mid_scene_keeps_the_story_consistent(server):
         after = scene(client, "The man walks home.")
         assert [row[0] for row in after[4]["data"]] == [1, 2, 3]
         assert session.scenes[2].first_frame == session.scenes[1].first_frame + session.scenes[1].num_frames
+    finally:
+        client.close()
+
+
+def test_a_scene_that_fails_part_way_is_removed_whole_and_the_worker_stops(server, full_disk):
+    controller = server["controller"]
+    client = Client(server["url"], verbose=False)
+    try:
+        scene(client, "A man in a green hat walks to the market.")
+        session = entry_of(controller, client).session
+        frames_before, registry_before = session.num_video_frames, session.registry_snapshot()
+        full_disk.touch()
+        job = client.submit(prompt="A woman with a yellow umbrella buys apples.", seconds=12.0, seed=2,
+                            api_name="/add_scene")
+        with pytest.raises(AppError, match=r"Scene 2 failed \(.*No space left.*\) and was removed"):
+            job.result()
+        # The worker was stopped and waited for: nothing more arrives after the error, the story is as before.
+        controller.worker.call(lambda: None)
+        assert len(session.scenes) == 1 and session.num_video_frames == frames_before
+        assert session.registry_snapshot() == registry_before  # the woman is not in the registry
+        assert not entry_of(controller, client).busy
+        assert_story_whole(session, job.outputs()[-1])
+        # Undo is accepted at once and works on the whole story; the story goes on afterwards.
+        full_disk.unlink()
+        undone = client.predict(api_name="/undo")
+        assert not session.scenes and undone[1]["data"] in ([], [[]])
+        scene(client, "A man in a green hat walks to the market.")
+        after = scene(client, "The man walks home.")
+        assert_story_whole(session, after)
     finally:
         client.close()
 

@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -297,6 +298,79 @@ def test_undo_new_story_and_a_bundle_that_survives_a_restart(server, tmp_path):
     finally:
         controller.close()
         demo.close()
+
+
+class PeakMemory:
+    """The server's (this process's) resident memory, sampled while a call runs."""
+
+    def __init__(self):
+        import psutil
+
+        self.process, self.base, self.peak = psutil.Process(), 0, 0
+        self._done = threading.Event()
+
+    def __enter__(self):
+        self.base = self.peak = self.process.memory_info().rss
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._done.wait(0.01):
+            self.peak = max(self.peak, self.process.memory_info().rss)
+
+    def __exit__(self, *exc):
+        self._done.set()
+        self._thread.join()
+
+    @property
+    def grew_mib(self) -> float:
+        return (self.peak - self.base) / 2**20
+
+
+def write_bundle(path: Path, members: dict[str, bytes], zeros: dict[str, int] = {}, level: int = 6) -> Path:
+    """A zip with these members, plus members of that many zero bytes, streamed (never held in memory)."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=level) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+        for name, size in zeros.items():
+            with archive.open(name, "w", force_zip64=True) as handle:
+                block = bytes(2**20)
+                for _ in range(size // len(block)):
+                    handle.write(block)
+    return path
+
+
+FAKE_SIGNATURE = json.dumps({"format": 1, "hmac_sha256": "0" * 64})
+ONE_SCENE = json.dumps([{"prompt": "A man walks.", "seed": 1, "seconds": 2.0}])
+
+
+def test_a_zip_bomb_is_refused_before_it_is_inflated_and_memory_stays_bounded(server, tmp_path):
+    controller, data_dir = server["controller"], server["data_dir"]
+    # 1.75 GiB of zeros in an 8 MB upload, with a fake signature (the probe's bomb)
+    bomb = write_bundle(tmp_path / "bomb.zip", {"prompts.json": ONE_SCENE, "bundle.sig.json": FAKE_SIGNATURE},
+                        zeros={"story.pt": 1792 * 2**20}, level=1)
+    # 24 MB that do not compress, in a bundle listing one 2-second scene (far less than that)
+    padded = tmp_path / "padded.zip"
+    with zipfile.ZipFile(padded, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("prompts.json", ONE_SCENE)
+        archive.writestr("bundle.sig.json", FAKE_SIGNATURE)
+        archive.writestr("story.pt", os.urandom(24 * 2**20))
+    client = Client(server["url"], verbose=False)
+    try:
+        with PeakMemory() as memory:
+            with pytest.raises(AppError, match="damaged: story.pt unpacks to 1879048192 bytes .* far more than"):
+                client.predict(handle_file(str(bomb)), api_name="/load_story")
+            with pytest.raises(AppError, match=r"damaged: it unpacks to \d+ bytes, more than a story of 1 scene"):
+                client.predict(handle_file(str(padded)), api_name="/load_story")
+        assert memory.grew_mib < 200, f"the server grew by {memory.grew_mib:.0f} MiB"
+        assert client.session_hash not in controller.sessions.keys()  # a refused file takes no place
+        assert not any((data_dir / "uploads").iterdir())
+        with pytest.raises(AppError) as refused:
+            client.predict(handle_file(str(padded)), api_name="/load_story")
+        assert "/" not in str(refused.value).replace("'Download story bundle'", "")  # no server path
+    finally:
+        client.close()
 
 
 def test_idle_stories_drop_their_cache_then_are_released(server):

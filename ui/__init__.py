@@ -56,6 +56,7 @@ def create_app(
     data_dir = Path(data_dir)
     # Stories of an earlier run of the server are gone with its memory; their scratch files go too.
     shutil.rmtree(data_dir / "sessions", ignore_errors=True)
+    shutil.rmtree(data_dir / "uploads", ignore_errors=True)
     options = AppOptions(
         default_preset=preset, presets=configs, data_dir=data_dir, max_live_sessions=max_live_sessions,
         idle_drop_s=idle_drop_s, idle_release_s=idle_release_s, sweep_every_s=sweep_every_s,

@@ -11,6 +11,7 @@ import json
 import logging
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -86,6 +87,10 @@ class StoryController:
             sweep_every_s=options.sweep_every_s,
         )
         self.bundle_key = bundles.load_or_create_key(options.data_dir / "bundle.key")
+        self._uploads = options.data_dir / "uploads"  # bundles being checked, before they are a story
+        self._uploads.mkdir(parents=True, exist_ok=True)
+        self._loading: set[str] = set()  # sessions with a load in progress (one at a time each)
+        self._loads_lock = threading.Lock()
         self.worker.preload(options.default_preset)
 
     # --- settings -------------------------------------------------------------------------------------
@@ -322,28 +327,56 @@ class StoryController:
     def load_story(self, upload, request: gr.Request) -> tuple:
         if upload is None:
             raise _error("Choose a story bundle (.zip) to load.")
-        entry = self._entry(request)
-        path = upload if isinstance(upload, (str, Path)) else getattr(upload, "name", None) or upload.get("path")
-        target = Path(tempfile.mkdtemp(prefix="loaded-", dir=entry.workdir))
-        with entry.lock:
-            if entry.busy:
+        key = self._key(request)
+        path = Path(upload if isinstance(upload, (str, Path)) else getattr(upload, "name", None) or upload.get("path"))
+        with self._loads_lock:
+            if key in self._loading:
+                raise _error("A story is already being loaded in this tab; wait for it.")
+            self._loading.add(key)
+        staging = Path(tempfile.mkdtemp(prefix="load-", dir=self._uploads))
+        try:
+            entry = self.sessions.find(key)
+            if entry is not None and entry.busy:
                 raise _error("A scene is being generated; wait for it to end before loading a story.")
             try:
-                bundles.unpack(path, target, self.bundle_key)
-                preset = self._bundle_preset(target)
-                session = self.worker.call(lambda: StorySession.load(target, self.worker.runtime(preset)))
-            except (bundles.BundleError, ValueError, RuntimeUnavailable) as err:
+                bundles.unpack(path, staging, self.bundle_key, self._bundle_bound)
+                preset = self._bundle_preset(staging)
+                session = self.worker.call(self._load_session, staging, preset)
+            except (bundles.BundleError, RuntimeUnavailable) as err:
                 raise _error(f"Could not load the story: {err}") from None
-            finally:
-                shutil.rmtree(target, ignore_errors=True)
-            self.sessions.replace_session(entry, session, preset, dataclasses.asdict(session.settings))
-            gr.Info(f"Loaded a story of {len(session.scenes)} scene(s).")
-            return self._story_view(entry)
+            entry = self._entry(request)  # the story is good: only now does it take a place on the server
+            with entry.lock:
+                if entry.busy:
+                    raise _error("A scene is being generated; wait for it to end before loading a story.")
+                self.sessions.replace_session(entry, session, preset, dataclasses.asdict(session.settings))
+                gr.Info(f"Loaded a story of {len(session.scenes)} scene(s).")
+                return self._story_view(entry)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+            path.unlink(missing_ok=True)  # the upload is not kept once it has been read (Gradio would keep it an hour)
+            with self._loads_lock:
+                self._loading.discard(key)
+
+    def _bundle_bound(self, preset: str | None, scene_seconds: list[float]) -> int:
+        config = self.options.presets.get(preset or self.options.default_preset)
+        if config is None:
+            raise bundles.BundleError(f"the story was made with model preset {preset!r}, which this server does not run")
+        return bundles.story_size_bound(config, scene_seconds)
+
+    def _load_session(self, directory: Path, preset: str) -> StorySession:
+        """Runs on the worker thread. A signed bundle whose contents do not fit together is reported as damaged."""
+        try:
+            return StorySession.load(directory, self.worker.runtime(preset))
+        except RuntimeUnavailable:
+            raise
+        except ValueError as err:
+            raise bundles.BundleError(str(err)) from None
+        except (KeyError, TypeError, IndexError, AttributeError, RuntimeError) as err:
+            what = f"missing {err}" if isinstance(err, KeyError) else " ".join(str(err).split())[:200]
+            raise bundles.BundleError(f"{bundles.DAMAGED}: its saved state does not fit together ({what})") from None
 
     def _bundle_preset(self, directory: Path) -> str:
-        if not (directory / "story.pt").is_file():
-            raise bundles.BundleError("the bundle holds no saved story (story.pt)")
-        marker = directory / "preset.json"
+        marker = directory / bundles.PRESET_NAME
         preset = json.loads(marker.read_text())["preset"] if marker.is_file() else self.options.default_preset
         if preset not in self.options.presets:
             raise bundles.BundleError(f"the story was made with model preset {preset!r}, which this server does not run")

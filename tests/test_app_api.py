@@ -33,11 +33,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(data_dir: Path, **options):
+def start(data_dir: Path, auth=None, **options):
+    options.setdefault("max_sessions_per_client", 8)  # every test client is 127.0.0.1; one test checks the limit
     demo, controller = create_app(preset=PRESET, data_dir=data_dir, sweep_every_s=3600, **options)
     demo.queue(default_concurrency_limit=None)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, auth=auth,
+                **launch_kwargs())
     controller.worker.runtime(PRESET)  # the model is loaded once, before the clocks of the tests start
     return demo, controller, f"http://127.0.0.1:{port}/"
 
@@ -409,6 +411,62 @@ def test_live_stories_are_capped(server):
         registry.max_live = old_cap
         for client in clients:
             client.close()
+
+
+def test_calls_without_a_story_take_no_place_and_one_client_cannot_fill_the_server(server):
+    registry = server["controller"].sessions
+    held, old_per_client = len(registry), registry.max_per_client
+    prober = Client(server["url"], verbose=False)
+    visitors = []
+    try:
+        # bare Undo / New story / Stop calls from fresh sessions (no heartbeat needed) make no entry
+        for _ in range(registry.max_live + 1):
+            prober.reset_session()
+            assert prober.predict(api_name="/undo")[1]["data"] in ([], [[]])
+            prober.predict(api_name="/new_story")
+            assert prober.predict(api_name="/stop") == "Nothing is being generated."
+        assert len(registry) == held
+        # one client address holds at most max_per_client stories; others are still served
+        registry.max_per_client = held + 1
+        visitors = [Client(server["url"], verbose=False) for _ in range(2)]
+        scene(visitors[0], "A cat sleeps in the sun.")
+        with pytest.raises(AppError, match="Your address already holds"):
+            scene(visitors[1], "A dog sleeps in the shade.")
+        assert visitors[1].session_hash not in registry.keys()
+        assert len(registry) == held + 1 < registry.max_live
+    finally:
+        registry.max_per_client = old_per_client
+        for client in [prober, *visitors]:
+            client.close()
+
+
+def test_on_an_auth_server_only_the_owner_can_release_a_story(tmp_path, caplog):
+    import httpx
+
+    demo, controller, url = start(tmp_path / "auth-data", auth=[("ann", "secret")])
+    try:
+        ann = Client(url, auth=("ann", "secret"), verbose=False)
+        scene(ann, "A man with a red kite runs up a hill.")
+        key = ann.session_hash
+        assert controller.sessions.find(key).owner == "ann"
+        # someone without the login opens and drops the heartbeat of ann's session
+        with httpx.stream("GET", f"{url}gradio_api/heartbeat/{key}", timeout=10) as response:
+            next(response.iter_lines())
+        deadline = time.monotonic() + 30
+        while "not from the login that owns it" not in caplog.text and key in controller.sessions.keys():
+            assert time.monotonic() < deadline, "the heartbeat's unload never ran"
+            time.sleep(0.05)
+        assert key in controller.sessions.keys(), "an unauthenticated request released ann's story"
+        more = scene(ann, "The man lets the kite go.")
+        assert [row[0] for row in more[4]["data"]] == [1, 2]
+        ann.close()  # ann's own tab closing still releases it
+        deadline = time.monotonic() + 30
+        while key in controller.sessions.keys():
+            assert time.monotonic() < deadline, "the owner's closed tab did not release the story"
+            time.sleep(0.05)
+    finally:
+        controller.close()
+        demo.close()
 
 
 def test_names_and_prompts_are_text_not_markup():

@@ -45,6 +45,7 @@ def create_app(
     overrides: list[str] | None = None,
     data_dir: str | Path = "runs/app",
     max_live_sessions: int = 8,
+    max_sessions_per_client: int | None = None,
     idle_drop_s: float = 120.0,
     idle_release_s: float = 1800.0,
     sweep_every_s: float = 10.0,
@@ -59,6 +60,7 @@ def create_app(
     shutil.rmtree(data_dir / "uploads", ignore_errors=True)
     options = AppOptions(
         default_preset=preset, presets=configs, data_dir=data_dir, max_live_sessions=max_live_sessions,
+        max_sessions_per_client=max_sessions_per_client,
         idle_drop_s=idle_drop_s, idle_release_s=idle_release_s, sweep_every_s=sweep_every_s,
     )
     controller = StoryController(options, load_runtime=lambda name: Runtime.load(configs[name]))

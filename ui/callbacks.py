@@ -22,7 +22,7 @@ from iamflow.session import StorySession, StorySettings, validate_prompt, valida
 from iamflow.video import display_scale
 
 from . import bundles, formatting, media
-from .sessions import SessionEntry, SessionLimitReached, SessionRegistry
+from .sessions import NotYourStory, SessionEntry, SessionLimitReached, SessionRegistry
 from .worker import DeviceWorker, RuntimeUnavailable
 
 logger = logging.getLogger(__name__)
@@ -70,6 +70,7 @@ class AppOptions:
     presets: dict[str, Any]  # preset name -> its Config (only those this machine can run)
     data_dir: Path
     max_live_sessions: int = 8
+    max_sessions_per_client: int | None = None  # None: half of max_live_sessions (at least 1)
     idle_drop_s: float = 120.0
     idle_release_s: float = 1800.0
     sweep_every_s: float = 10.0
@@ -83,6 +84,7 @@ class StoryController:
         self.worker = DeviceWorker(load_runtime)
         self.sessions = SessionRegistry(
             self.worker, self._make_session, options.data_dir / "sessions", max_live=options.max_live_sessions,
+            max_per_client=options.max_sessions_per_client or max(1, options.max_live_sessions // 2),
             idle_drop_s=options.idle_drop_s, idle_release_s=options.idle_release_s,
             sweep_every_s=options.sweep_every_s,
         )
@@ -131,11 +133,25 @@ class StoryController:
             raise _error("This call has no browser session; use the page or gradio_client.")
         return key
 
+    @staticmethod
+    def _owner(request: gr.Request | None) -> str | None:
+        return getattr(request, "username", None)
+
+    @staticmethod
+    def _client(request: gr.Request | None) -> str:
+        client = getattr(request, "client", None)
+        return str(getattr(client, "host", "") or "")
+
     def _entry(self, request: gr.Request | None) -> SessionEntry:
+        """The calling tab's story entry, made now if it has none (only a first scene or a load call this)."""
         try:
-            return self.sessions.get(self._key(request))
-        except SessionLimitReached as err:
+            return self.sessions.get(self._key(request), self._owner(request), self._client(request))
+        except (SessionLimitReached, NotYourStory) as err:
             raise _error(str(err)) from None
+
+    def _existing(self, request: gr.Request | None) -> SessionEntry | None:
+        """The calling tab's story entry if it has one; never makes one."""
+        return self.sessions.find(self._key(request), self._owner(request), check_owner=True)
 
     # --- validation (runs before the event takes the queue) -------------------------------------------
 
@@ -283,7 +299,7 @@ class StoryController:
                       f"({scenes_before} scene{'' if scenes_before == 1 else 's'}).")
 
     def stop(self, request: gr.Request) -> str:
-        entry = self.sessions.find(self._key(request))
+        entry = self._existing(request)
         if entry is None or not entry.busy:
             return "Nothing is being generated."
         entry.stop_requested = True
@@ -294,7 +310,10 @@ class StoryController:
     # --- story editing --------------------------------------------------------------------------------
 
     def undo(self, request: gr.Request) -> tuple:
-        entry = self._entry(request)
+        entry = self._existing(request)
+        if entry is None:
+            gr.Warning("There is no scene to undo.")
+            return self._story_view(None)
         with entry.lock:
             if entry.busy:
                 raise _error("A scene is being generated; press Stop and wait for it to end before undoing.")
@@ -308,7 +327,9 @@ class StoryController:
                   request: gr.Request) -> tuple:
         preset, settings = self._settings(memory_policy, transition, max_memory_frames, enrich_prompts, preset,
                                           agent_backend)
-        entry = self._entry(request)
+        entry = self._existing(request)
+        if entry is None:  # no story yet: the settings apply to the first scene
+            return self._story_view(None)
         with entry.lock:
             if entry.busy:
                 raise _error("A scene is being generated; press Stop and wait for it to end first.")
@@ -335,7 +356,7 @@ class StoryController:
             self._loading.add(key)
         staging = Path(tempfile.mkdtemp(prefix="load-", dir=self._uploads))
         try:
-            entry = self.sessions.find(key)
+            entry = self._existing(request)
             if entry is not None and entry.busy:
                 raise _error("A scene is being generated; wait for it to end before loading a story.")
             try:
@@ -385,8 +406,8 @@ class StoryController:
     def release(self, request: gr.Request) -> None:
         """The tab closed: free the story."""
         key = getattr(request, "session_hash", None)
-        if key:
-            self.sessions.release(key)
+        if key:  # only the login that made the story may end it (the heartbeat route itself asks for none)
+            self.sessions.release(key, self._owner(request), check_owner=True)
 
     def page_loaded(self, request: gr.Request) -> str:
         preset = self.options.default_preset
@@ -398,9 +419,9 @@ class StoryController:
 
     # --- views ----------------------------------------------------------------------------------------
 
-    def _story_view(self, entry: SessionEntry) -> tuple:
+    def _story_view(self, entry: SessionEntry | None) -> tuple:
         """Everything that shows the story as it stands: player, timeline, panels, downloads."""
-        session = entry.session
+        session = entry.session if entry is not None else None
         if session is None or not session.scenes:
             empty_registry = session.registry_snapshot() if session is not None else {}
             return (

@@ -469,6 +469,19 @@ def test_on_an_auth_server_only_the_owner_can_release_a_story(tmp_path, caplog):
         demo.close()
 
 
+def test_names_from_files_are_text_in_error_messages(server, tmp_path):
+    crafted = write_bundle(tmp_path / "crafted.zip", {"../<a href=https://example.com>x</a><img src=x>": b"x"})
+    client = Client(server["url"], verbose=False)
+    try:
+        with pytest.raises(AppError) as refused:
+            client.predict(handle_file(str(crafted)), api_name="/load_story")
+        message = str(refused.value)
+        assert "unsafe path" in message and "<a" not in message and "<img" not in message
+        assert "&lt;a href=https:" in message  # shown as the text it is
+    finally:
+        client.close()
+
+
 def test_names_and_prompts_are_text_not_markup():
     registry = {"1": {"name": "<img src=x onerror=alert(1)>", "kind": "person", "aliases": ["<b>bold</b> man"],
                       "attrs": ["red & blue"], "all_attrs": ["red & blue"], "prompts": [0]}}

@@ -19,6 +19,7 @@ import math
 import random
 import threading
 import time
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,13 +41,20 @@ MAX_PROMPT_CHARS = 4000
 MAX_SCENE_SECONDS = 120.0
 SESSION_FORMAT = 1
 MAX_SEED = 2**63 - 1
+_INVISIBLE = {"Cc", "Cf", "Cs", "Co", "Cn"}  # control, format (zero-width, bidi), surrogate, private, unassigned
 
 
 def validate_prompt(prompt: str) -> str:
-    """The prompt, stripped; a ValueError that says what to change if it cannot be used."""
-    if not isinstance(prompt, str) or not prompt.strip():
+    """The prompt as everything downstream sees it (NFC, whitespace runs as one space, control, format and bidi
+    override characters removed, so nothing hides a word from the agent or reorders the text shown); a
+    ValueError that says what to change if it cannot be used."""
+    if not isinstance(prompt, str):
         raise ValueError("the scene prompt is empty: describe what happens in the scene")
+    prompt = unicodedata.normalize("NFC", prompt)
+    prompt = "".join(c for c in " ".join(prompt.split()) if unicodedata.category(c) not in _INVISIBLE)
     prompt = " ".join(prompt.split())
+    if not prompt:
+        raise ValueError("the scene prompt is empty: describe what happens in the scene")
     if len(prompt) > MAX_PROMPT_CHARS:
         raise ValueError(f"the scene prompt is too long ({len(prompt)} characters); keep it under {MAX_PROMPT_CHARS}")
     return prompt

@@ -23,6 +23,7 @@ from gradio_client.utils import Status
 from ui import create_app, formatting, launch_kwargs
 
 PRESET = os.environ.get("IAMFLOW_APP_TEST_PRESET", "storyworld")
+ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.slow
 
@@ -147,7 +148,7 @@ def test_two_turns_continue_one_story(server):
         client.close()
 
 
-def test_second_client_waits_in_the_queue_and_light_events_do_not(server):
+def test_second_client_waits_in_the_queue_and_stop_while_queued_stops_it(server, tmp_path):
     first, second = Client(server["url"], verbose=False), Client(server["url"], verbose=False)
     try:
         running = first.submit(prompt="A woman with a yellow umbrella walks in the rain.", seconds=6.0, seed=5,
@@ -165,13 +166,21 @@ def test_second_client_waits_in_the_queue_and_light_events_do_not(server):
                 break
             time.sleep(0.05)
         assert (Status.IN_QUEUE, 0) in seen, seen
-        # Stop from another session is a light event: it is answered while the first scene is generating.
-        started = time.monotonic()
-        assert second.predict(api_name="/stop") == "Nothing is being generated."
-        assert time.monotonic() - started < 3.0
+        # Loading a story into the generating tab is refused and leaves nothing behind.
+        with pytest.raises(AppError, match="A scene is being generated"):
+            first.predict(handle_file(str(write_bundle(tmp_path / "any.zip", {"prompts.json": ONE_SCENE}))),
+                          api_name="/load_story")
+        # Stop from the waiting session is a light event, answered while the first scene is generating, and
+        # stops the waiting scene before it starts.
+        assert second.predict(api_name="/stop") == "Stopped: the scene waiting in the queue will not be generated."
         assert not running.done()
         assert len(running.result()[4]["data"]) == 1
-        assert len(waiting.result()[4]["data"]) == 1
+        assert "Stopped before it started" in waiting.result()[1]
+        assert second.session_hash not in server["controller"].sessions.keys()  # no story was made for it
+        workdir = entry_of(server["controller"], first).workdir
+        assert not list(workdir.glob("load*")) and not any((server["data_dir"] / "uploads").iterdir())
+        # the next scene of that tab runs as usual
+        assert len(scene(second, "A dog runs across a field.")[4]["data"]) == 1
     finally:
         first.close()
         second.close()
@@ -490,6 +499,53 @@ def test_names_and_prompts_are_text_not_markup():
     assert "&lt;img src=x onerror=alert(1)&gt;" in html and "red &amp; blue" in html
 
 
+def test_a_signed_bundle_whose_state_does_not_fit_together_is_called_damaged(server, tmp_path):
+    import torch
+
+    from ui import bundles
+
+    story = tmp_path / "story"
+    story.mkdir()
+    torch.save({"format": 1, "preset": PRESET}, story / "story.pt")  # no settings, no scenes
+    (story / "prompts.json").write_text(ONE_SCENE)
+    (story / "preset.json").write_text(json.dumps({"preset": PRESET}))
+    signed = bundles.pack(story, tmp_path / "signed.zip", server["controller"].bundle_key)
+    client = Client(server["url"], verbose=False)
+    try:
+        with pytest.raises(AppError, match=r"this story file is damaged: its saved state does not fit together "
+                                           r"\(missing 'settings'\)"):
+            client.predict(handle_file(str(signed)), api_name="/load_story")
+        assert client.session_hash not in server["controller"].sessions.keys()
+    finally:
+        client.close()
+
+
+def run_app(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([os.sys.executable, "app.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_startup_problems_are_explained_with_exit_2(tmp_path):
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "bundle.key").write_text("not hex at all")
+    result = run_app("--data-dir", str(damaged), "--port", str(free_port()))
+    assert result.returncode == 2 and "bundle signing key" in result.stderr and "is damaged" in result.stderr
+    assert "Traceback" not in result.stderr
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    result = run_app("--data-dir", str(blocked / "data"), "--port", str(free_port()))
+    assert result.returncode == 2 and "cannot be written" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_new_signing_key_is_written_whole(tmp_path):
+    from ui import bundles
+
+    key = bundles.load_or_create_key(tmp_path / "bundle.key")
+    assert len(key) == 32 and (tmp_path / "bundle.key").stat().st_mode & 0o777 == 0o600
+    assert bundles.load_or_create_key(tmp_path / "bundle.key") == key
+    assert [p.name for p in tmp_path.iterdir()] == ["bundle.key"]  # no temporary left beside it
+
+
 def test_the_command_line_binds_to_localhost_without_share():
     from app import parse_args
 
@@ -499,4 +555,8 @@ def test_the_command_line_binds_to_localhost_without_share():
     with pytest.raises(SystemExit):
         parse_args(["--auth", "no-colon"])
     assert launch_kwargs()["share"] is False and launch_kwargs()["run_history"] is False
+    for bad in (["--idle-timeout", "0"], ["--idle-timeout", "-5"], ["--idle-timeout", "nan"],
+                ["--idle-timeout", "inf"], ["--max-sessions", "4", "--max-sessions-per-client", "5"]):
+        with pytest.raises(SystemExit):
+            parse_args(bad)
 

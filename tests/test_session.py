@@ -290,3 +290,17 @@ def test_a_seed_the_generator_cannot_take_is_refused_before_anything_changes(run
     assert not session.scenes and not session.registry_snapshot() and not session.agent.prompts
     run(session, MAN, seed=2**63 - 1)  # the largest seed works
     assert session.scenes[0].seed == 2**63 - 1
+
+
+def test_prompts_are_normalised_before_the_agent_sees_them(runtime):
+    from iamflow.session import validate_prompt
+
+    assert validate_prompt("The man\x00 walks") == "The man walks"
+    assert validate_prompt("A \u202edlog\u202c wo\u200bman\x1b waves") == "A dlog woman waves"
+    assert validate_prompt("Cafe\u0301") == "Caf\u00e9"  # NFC
+    with pytest.raises(ValueError, match="empty"):
+        validate_prompt("\u200b\x00 \u202e")
+    session = StorySession(runtime)
+    run(session, "A man\x00 in a red jacket walks\u202e.", seed=1)
+    assert session.scenes[0].prompt == "A man in a red jacket walks."
+    assert any(r["name"].startswith("man") for r in session.registry_snapshot().values())

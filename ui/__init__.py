@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import tempfile
 from pathlib import Path
 
 from iamflow.config import ConfigError, load_config
@@ -39,6 +40,20 @@ def available_presets(default: str, config_path: str | None = None, overrides: l
     return configs
 
 
+def check_writable(data_dir: Path) -> None:
+    """The data folder can be made and written (stories in progress and the bundle key live there): checked at
+    startup, so a server never says it is ready and then fails every action."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=data_dir, prefix=".write-check-"):
+            pass
+    except OSError as err:
+        raise ConfigError(
+            f"--data-dir {data_dir} cannot be written ({err.strerror or type(err).__name__}); give a folder this "
+            "user can write (stories in progress and the bundle signing key are kept there)"
+        ) from None
+
+
 def create_app(
     preset: str = EMBEDDED_PRESET,
     config_path: str | None = None,
@@ -55,6 +70,7 @@ def create_app(
 
     configs = available_presets(preset, config_path, overrides)
     data_dir = Path(data_dir)
+    check_writable(data_dir)
     # Stories of an earlier run of the server are gone with its memory; their scratch files go too.
     shutil.rmtree(data_dir / "sessions", ignore_errors=True)
     shutil.rmtree(data_dir / "uploads", ignore_errors=True)

@@ -25,6 +25,8 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
+from iamflow.config import ConfigError
+
 logger = logging.getLogger(__name__)
 
 SIGNATURE_NAME = "bundle.sig.json"
@@ -42,7 +44,7 @@ class BundleError(ValueError):
     """The file is not a story bundle this server can load; the message says why."""
 
 
-class KeyFileError(RuntimeError):
+class KeyFileError(ConfigError):
     """The signing key file cannot be used; the message says which file and what to do."""
 
 

@@ -81,6 +81,7 @@ class StoryController:
 
     def __init__(self, options: AppOptions, load_runtime):
         self.options = options
+        self.bundle_key = bundles.load_or_create_key(options.data_dir / "bundle.key")  # before any thread starts
         self.worker = DeviceWorker(load_runtime)
         self.sessions = SessionRegistry(
             self.worker, self._make_session, options.data_dir / "sessions", max_live=options.max_live_sessions,
@@ -88,11 +89,12 @@ class StoryController:
             idle_drop_s=options.idle_drop_s, idle_release_s=options.idle_release_s,
             sweep_every_s=options.sweep_every_s,
         )
-        self.bundle_key = bundles.load_or_create_key(options.data_dir / "bundle.key")
         self._uploads = options.data_dir / "uploads"  # bundles being checked, before they are a story
         self._uploads.mkdir(parents=True, exist_ok=True)
         self._loading: set[str] = set()  # sessions with a load in progress (one at a time each)
-        self._loads_lock = threading.Lock()
+        self._queued: dict[str, int] = {}  # sessions -> scenes accepted into the queue, not started yet
+        self._stop_queued: set[str] = set()  # sessions that pressed Stop while their scene waited
+        self._state_lock = threading.Lock()
         self.worker.preload(options.default_preset)
 
     # --- settings -------------------------------------------------------------------------------------
@@ -155,8 +157,11 @@ class StoryController:
 
     # --- validation (runs before the event takes the queue) -------------------------------------------
 
-    def validate_scene(self, prompt, seconds, seed, *settings):
-        """One verdict per input (prompt, seconds, seed, then the settings, which the handler checks)."""
+    def validate_scene(self, prompt, seconds, seed, memory_policy, transition, max_memory_frames, enrich_prompts, preset,
+                       agent_backend, request: gr.Request):
+        """One verdict per input (prompt, seconds, seed, then the settings, which the handler checks). A scene
+        that passes is queued: it is counted, so that Stop can stop it before it starts."""
+        settings = (memory_policy, transition, max_memory_frames, enrich_prompts, preset, agent_backend)
         ok = gr.validate(True, "")
         prompt_verdict, seconds_verdict, seed_verdict = ok, ok, ok
         try:
@@ -173,12 +178,21 @@ class StoryController:
             _seed(seed)
         except ValueError as err:
             seed_verdict = gr.validate(False, formatting.popup_text(_sentence(err)))
-        return [prompt_verdict, seconds_verdict, seed_verdict] + [ok] * len(settings)
+        verdicts = [prompt_verdict, seconds_verdict, seed_verdict]
+        key = getattr(request, "session_hash", None)
+        if key and all(v is ok for v in verdicts):
+            with self._state_lock:
+                self._queued[key] = self._queued.get(key, 0) + 1
+        return verdicts + [ok] * len(settings)
 
     # --- generation -----------------------------------------------------------------------------------
 
     def add_scene(self, prompt, seconds, seed, memory_policy, transition, max_memory_frames, enrich_prompts, preset,
                   agent_backend, request: gr.Request, progress=gr.Progress()) -> Iterator[tuple]:
+        if self._dequeue(self._key(request)):
+            gr.Info("Stopped before it started: the story is unchanged.")
+            yield (gr.skip(), "Stopped before it started; the story is unchanged.") + (gr.skip(),) * (len(SCENE_OUTPUTS) - 2)
+            return
         try:
             prompt = validate_prompt(prompt)
         except ValueError as err:
@@ -298,9 +312,26 @@ class StoryController:
         return _error(f"Scene {number} failed ({_reason(error)}) and was removed: the story is as it was before it "
                       f"({scenes_before} scene{'' if scenes_before == 1 else 's'}).")
 
+    def _dequeue(self, key: str) -> bool:
+        """A queued scene of ``key`` starts: True when Stop was pressed while it waited (it is then not made)."""
+        with self._state_lock:
+            waiting = self._queued.get(key, 0)
+            if waiting <= 1:
+                self._queued.pop(key, None)
+            else:
+                self._queued[key] = waiting - 1
+            stopped = key in self._stop_queued
+            self._stop_queued.discard(key)
+        return stopped
+
     def stop(self, request: gr.Request) -> str:
+        key = self._key(request)
         entry = self._existing(request)
         if entry is None or not entry.busy:
+            with self._state_lock:
+                if self._queued.get(key, 0) > 0:
+                    self._stop_queued.add(key)
+                    return "Stopped: the scene waiting in the queue will not be generated."
             return "Nothing is being generated."
         entry.stop_requested = True
         if entry.session is not None:
@@ -350,7 +381,7 @@ class StoryController:
             raise _error("Choose a story bundle (.zip) to load.")
         key = self._key(request)
         path = Path(upload if isinstance(upload, (str, Path)) else getattr(upload, "name", None) or upload.get("path"))
-        with self._loads_lock:
+        with self._state_lock:
             if key in self._loading:
                 raise _error("A story is already being loaded in this tab; wait for it.")
             self._loading.add(key)
@@ -375,7 +406,7 @@ class StoryController:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
             path.unlink(missing_ok=True)  # the upload is not kept once it has been read (Gradio would keep it an hour)
-            with self._loads_lock:
+            with self._state_lock:
                 self._loading.discard(key)
 
     def _bundle_bound(self, preset: str | None, scene_seconds: list[float]) -> int:
@@ -408,6 +439,10 @@ class StoryController:
         key = getattr(request, "session_hash", None)
         if key:  # only the login that made the story may end it (the heartbeat route itself asks for none)
             self.sessions.release(key, self._owner(request), check_owner=True)
+            with self._state_lock:  # (its queued scenes, if any, went with its connection)
+                if self.sessions.find(key) is None:
+                    self._queued.pop(key, None)
+                    self._stop_queued.discard(key)
 
     def page_loaded(self, request: gr.Request) -> str:
         preset = self.options.default_preset

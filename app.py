@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -27,6 +28,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="config override, repeatable (e.g. cache.max_memory_frames=3)")
     parser.add_argument("--data-dir", default="runs/app", help="where stories in progress and the bundle key live")
     parser.add_argument("--max-sessions", type=int, default=8, help="most stories held at once (default 8)")
+    parser.add_argument("--max-sessions-per-client", type=int, default=None,
+                        help="most stories one client address may hold (default half of --max-sessions)")
     parser.add_argument("--idle-timeout", type=float, default=1800.0,
                         help="seconds after which an idle story is released (default 1800)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -37,6 +40,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--port must be between 1 and 65535 (got {args.port})")
     if args.max_sessions < 1:
         parser.error(f"--max-sessions must be at least 1 (got {args.max_sessions})")
+    if args.max_sessions_per_client is not None and not 1 <= args.max_sessions_per_client <= args.max_sessions:
+        parser.error(f"--max-sessions-per-client must be between 1 and --max-sessions {args.max_sessions} "
+                     f"(got {args.max_sessions_per_client})")
+    if not (math.isfinite(args.idle_timeout) and args.idle_timeout > 0):
+        parser.error(f"--idle-timeout must be a number of seconds above 0 (got {args.idle_timeout})")
     return args
 
 
@@ -59,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         demo, controller = create_app(
             preset=default_preset(args), config_path=args.config, overrides=args.override, data_dir=args.data_dir,
-            max_live_sessions=args.max_sessions, idle_release_s=args.idle_timeout,
+            max_live_sessions=args.max_sessions, max_sessions_per_client=args.max_sessions_per_client,
+            idle_release_s=args.idle_timeout, idle_drop_s=min(120.0, args.idle_timeout),
         )
     except ConfigError as err:
         logger.error("%s", err)

@@ -61,26 +61,105 @@ class BatchConfig:
     overrides: list[str] = field(default_factory=list)  # engine config overrides, section.key=value
 
 
+# Expected type of each key, as named in messages (bool is not accepted where a number is).
+_INT_KEYS = ("num_output_frames", "max_memory_frames", "seed")
+_BOOL_KEYS = ("enrich_prompts", "save_mapping")
+_STR_KEYS = ("data_path", "output_folder", "preset", "model_name", "wan_model_path", "generator_ckpt", "lora_ckpt",
+             "llm_model_path", "agent_backend", "memory_policy", "transition", "save_dir")
+
+
+def _read_yaml(path: str) -> dict:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"--config_path {path} cannot be read as text ({type(err).__name__})") from None
+    try:
+        values = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or "not valid YAML"
+        raise ConfigError(f"{path}{where}: {problem}; fix the YAML there") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path} must hold a mapping of keys to values")
+    return values
+
+
+def _check_types(values: dict) -> None:
+    """Every key has the type it needs; the message names the key and what it got."""
+    for key in _INT_KEYS:
+        if key in values and (isinstance(values[key], bool) or not isinstance(values[key], int)):
+            raise ConfigError(f"{key} must be a whole number (got {values[key]!r})")
+    for key in _BOOL_KEYS:
+        if key in values and not isinstance(values[key], bool):
+            raise ConfigError(f"{key} must be true or false (got {values[key]!r})")
+    for key in _STR_KEYS:
+        if key in values and not isinstance(values[key], str):
+            raise ConfigError(f"{key} must be a string (got {values[key]!r})")
+    if "switch_frame_indices" in values:
+        switches = values["switch_frame_indices"]
+        if isinstance(switches, str):
+            try:
+                switches = [int(x) for x in switches.split(",") if x.strip()]
+            except ValueError:
+                raise ConfigError(f"switch_frame_indices must be whole numbers separated by commas (got {switches!r})") from None
+        if not isinstance(switches, list) or any(isinstance(x, bool) or not isinstance(x, int) for x in switches):
+            raise ConfigError(
+                f"switch_frame_indices must be a list of latent frame indices, e.g. [40, 80] (got {values['switch_frame_indices']!r})"
+            )
+        values["switch_frame_indices"] = switches
+    overrides = values.get("overrides", [])
+    if not isinstance(overrides, list) or not all(isinstance(x, str) for x in overrides):
+        raise ConfigError(f"overrides must be a list of section.key=value strings (got {overrides!r})")
+
+
 def read_batch_config(path: str | None, cli: dict) -> BatchConfig:
     values: dict = {}
     if path:
         if not Path(path).is_file():
             raise ConfigError(f"--config_path {path} does not exist")
-        values = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(values, dict):
-            raise ConfigError(f"{path} must hold a mapping of keys to values")
+        values = _read_yaml(path)
     values.update({k: v for k, v in cli.items() if v is not None})
     names = {f.name for f in dataclasses.fields(BatchConfig)}
     unknown = sorted(set(values) - names)
     if unknown:
         raise ConfigError(f"unknown key(s) {', '.join(unknown)} in the batch config (allowed: {', '.join(sorted(names))})")
+    _check_types(values)
     adapter = values.pop("adapter", None) or {}
     if not isinstance(adapter, dict) or set(adapter) - {"type", "rank", "alpha"}:
         raise ConfigError(f"adapter must be a mapping with type, rank, alpha (got {adapter!r})")
-    config = BatchConfig(**values, adapter=Adapter(**adapter))
-    if isinstance(config.switch_frame_indices, str):
-        config.switch_frame_indices = [int(x) for x in config.switch_frame_indices.split(",") if x.strip()]
-    return config
+    for key in ("rank", "alpha"):
+        if key in adapter and (isinstance(adapter[key], bool) or not isinstance(adapter[key], int)):
+            raise ConfigError(f"adapter.{key} must be a whole number (got {adapter[key]!r})")
+    return BatchConfig(**values, adapter=Adapter(**adapter))
+
+
+def check_output_folder(folder: str) -> None:
+    """The output folder can be made (or is a folder) and written to: checked before any model loads."""
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"output_folder {folder} is a file; give a folder for the videos")
+    parent = next((p for p in [path, *path.parents] if p.exists()), Path("."))
+    if not parent.is_dir():
+        raise ConfigError(f"output_folder {folder} cannot be made: {parent} is a file")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"output_folder {folder} cannot be written ({parent} is not writable)")
+
+
+def check_memory(config, total_latent_frames: int, force: bool) -> None:
+    """A video's frames are held in memory until it is written: refuse one that cannot fit in this machine."""
+    import psutil
+
+    video = config.video
+    per_latent_frame = (video.temporal_compression * video.height * video.width * 3  # uint8 RGB frames
+                        + 4 * config.model.in_channels * video.latent_height * video.latent_width)  # float32 latent
+    needed = 2 * per_latent_frame * total_latent_frames  # the frames, and their copy while the mp4 is written
+    available = psutil.virtual_memory().available
+    if needed > available and not force:
+        raise ConfigError(
+            f"num_output_frames {total_latent_frames} needs about {needed / 2**30:.1f} GiB of memory for one video and "
+            f"this machine has {available / 2**30:.1f} GiB free; lower num_output_frames (or pass --force to try anyway)"
+        )
 
 
 def engine_config(batch: BatchConfig):
@@ -123,8 +202,16 @@ def read_stories(batch: BatchConfig, mode: str) -> list[list[str]]:
     path = Path(batch.data_path)
     if not batch.data_path or not path.is_file():
         raise ConfigError(f"data_path {batch.data_path!r} does not exist: pass --data_path PROMPTS.{'jsonl' if mode == 'interactive' else 'txt'}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        line = path.read_bytes()[: err.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text; data_path must be a text file of prompts") from None
+    if "\0" in text:
+        line = text[: text.index("\0")].count("\n") + 1
+        raise ConfigError(f"{path}:{line}: holds a NUL byte; data_path must be a text file of prompts")
     stories = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         if path.suffix == ".jsonl" or mode == "interactive" and path.suffix != ".txt":
@@ -198,16 +285,20 @@ def run_batch(mode: str, argv: list[str] | None = None) -> list[Path]:
     parser.add_argument("--preset", choices=["auto", "storyworld", "wan2.1-t2v-1.3b", "tiny"])
     parser.add_argument("--num_output_frames", type=int)
     parser.add_argument("--override", action="append", dest="overrides", help="engine config section.key=value")
+    parser.add_argument("--force", action="store_true", help="run even when a video may not fit in this machine's memory")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        batch = read_batch_config(args.config_path, {k: v for k, v in vars(args).items() if k != "config_path"})
+        batch = read_batch_config(args.config_path,
+                                  {k: v for k, v in vars(args).items() if k not in ("config_path", "force")})
         if batch.llm_model_path:
             batch.agent_backend = "llm"
         config = engine_config(batch)
         check_weights(config)
         stories = read_stories(batch, mode)
         plans = [plan_scenes(batch, len(p), config.cache.frames_per_chunk, i + 1) for i, p in enumerate(stories)]
+        check_output_folder(batch.output_folder)
+        check_memory(config, batch.num_output_frames, args.force)
     except ConfigError as err:
         parser.exit(2, f"error: {err}\n")
     return generate_all(batch, config, stories, plans, mode)

@@ -20,6 +20,7 @@ import math
 import random
 import threading
 import time
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,16 +44,37 @@ logger = logging.getLogger(__name__)
 MAX_PROMPT_CHARS = 4000
 MAX_SCENE_SECONDS = 120.0
 SESSION_FORMAT = 1
+MAX_SEED = 2**63 - 1
+_INVISIBLE = {"Cc", "Cf", "Cs", "Co", "Cn"}  # control, format (zero-width, bidi), surrogate, private, unassigned
 
 
 def validate_prompt(prompt: str) -> str:
-    """The prompt, stripped; a ValueError that says what to change if it cannot be used."""
-    if not isinstance(prompt, str) or not prompt.strip():
+    """The prompt as everything downstream sees it (NFC, whitespace runs as one space, control, format and bidi
+    override characters removed, so nothing hides a word from the agent or reorders the text shown); a
+    ValueError that says what to change if it cannot be used."""
+    if not isinstance(prompt, str):
         raise ValueError("the scene prompt is empty: describe what happens in the scene")
+    prompt = unicodedata.normalize("NFC", prompt)
+    prompt = "".join(c for c in " ".join(prompt.split()) if unicodedata.category(c) not in _INVISIBLE)
     prompt = " ".join(prompt.split())
+    if not prompt:
+        raise ValueError("the scene prompt is empty: describe what happens in the scene")
     if len(prompt) > MAX_PROMPT_CHARS:
         raise ValueError(f"the scene prompt is too long ({len(prompt)} characters); keep it under {MAX_PROMPT_CHARS}")
     return prompt
+
+
+def validate_seed(seed) -> int:
+    """A scene's seed: an integer in [0, 2**63) (what the generator takes), or a random one when none is given."""
+    if seed is None or seed == "":
+        return random.randrange(2**31)
+    try:
+        value = int(seed)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"the seed must be a whole number between 0 and {MAX_SEED} (got {seed!r})") from None
+    if isinstance(seed, float) and value != seed or not 0 <= value <= MAX_SEED:
+        raise ValueError(f"the seed must be a whole number between 0 and {MAX_SEED} (got {seed!r})")
+    return value
 
 
 @dataclass
@@ -307,8 +329,26 @@ class StorySession:
             seconds = chunks * self.frames_per_chunk * self.config.video.temporal_compression / self.fps
         if not 0 < float(seconds) <= MAX_SCENE_SECONDS and chunks is None:
             raise ValueError(f"scene length must be between 0 and {MAX_SCENE_SECONDS:g} seconds (got {seconds})")
-        seed = int(seed) if seed is not None and seed != "" else random.randrange(2**31)
-        return self._generate_scene(prompt, float(seconds), seed, chunks)
+        seed = validate_seed(seed)
+        return self._all_or_nothing(self._generate_scene(prompt, float(seconds), seed, chunks))
+
+    def _all_or_nothing(self, events: Iterator[ChunkEvent]) -> Iterator[ChunkEvent]:
+        """A scene that fails part-way is removed whole (scenes, latents, cache log, archive, registry); one whose
+        consumer stops listening keeps the chunks it was handed and is marked stopped."""
+        scenes_before, prompts_before = len(self.scenes), len(self.agent.prompts)
+        try:
+            yield from events
+        except GeneratorExit:
+            if len(self.scenes) > scenes_before:
+                self.scenes[-1].stopped = self.scenes[-1].chunks_done < self.scenes[-1].num_chunks
+            raise
+        except BaseException:
+            with self.runtime.lock:
+                if len(self.scenes) > scenes_before:
+                    self._drop_last_scene()
+                elif len(self.agent.prompts) > prompts_before:  # failed between observing and recording the scene
+                    self.agent.undo_last()
+            raise
 
     def _generate_scene(self, prompt: str, seconds: float, seed: int, chunks: int | None = None) -> Iterator[ChunkEvent]:
         self._stop.clear()

@@ -6,10 +6,12 @@ One story per client: a gradio_client ``Client`` is one browser session, so its 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -22,6 +24,7 @@ from gradio_client.utils import Status
 from ui import create_app, formatting, launch_kwargs
 
 PRESET = os.environ.get("IAMFLOW_APP_TEST_PRESET", "storyworld")
+ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.slow
 
@@ -32,11 +35,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(data_dir: Path, **options):
+def start(data_dir: Path, auth=None, **options):
+    options.setdefault("max_sessions_per_client", 8)  # every test client is 127.0.0.1; one test checks the limit
     demo, controller = create_app(preset=PRESET, data_dir=data_dir, sweep_every_s=3600, **options)
     demo.queue(default_concurrency_limit=None)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, auth=auth,
+                **launch_kwargs())
     controller.worker.runtime(PRESET)  # the model is loaded once, before the clocks of the tests start
     return demo, controller, f"http://127.0.0.1:{port}/"
 
@@ -81,6 +86,40 @@ def story_video_path(outputs) -> str:
     return file_of(outputs[3])  # live, progress, scene entities, then the story player
 
 
+def video_frames(path: str) -> int:
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_frames", "-show_entries",
+                          "stream=nb_read_frames", "-of", "csv=p=0", path], capture_output=True, text=True, check=True)
+    return int(out.stdout.strip())
+
+
+def assert_story_whole(session, outputs, timeline_at: int = 4) -> None:
+    """Frames = timeline = mp4: the story's frames, its scenes' frame counts, the timeline rows the page shows and
+    the story mp4 it plays all agree."""
+    assert session.num_video_frames == sum(s.num_frames for s in session.scenes)
+    assert len(session.latents) == sum(s.chunks_done for s in session.scenes)
+    assert [row[0] for row in outputs[timeline_at]["data"]] == list(range(1, len(session.scenes) + 1))
+    video = story_video_path(outputs) if timeline_at == 4 else file_of(outputs[0])
+    assert video_frames(video) == session.num_video_frames
+
+
+@pytest.fixture
+def full_disk(tmp_path, monkeypatch):
+    """While the returned file exists, ffmpeg finds the disk full when it writes a scene's second live segment (a test
+    double for the disk; every other file goes to the real ffmpeg)."""
+    real, armed = shutil.which("ffmpeg"), tmp_path / "armed"
+    fake = tmp_path / "bin" / "ffmpeg"
+    fake.parent.mkdir()
+    fake.write_text(f"""#!/bin/sh
+for arg in "$@"; do
+  case "$arg" in *chunk-0001.ts) [ -e {armed} ] && {{ echo "chunk-0001.ts: No space left on device" >&2; exit 1; }};; esac
+done
+exec {real} "$@"
+""")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    return armed
+
+
 def test_two_turns_continue_one_story(server):
     client = Client(server["url"], verbose=False)
     try:
@@ -110,7 +149,7 @@ def test_two_turns_continue_one_story(server):
         client.close()
 
 
-def test_second_client_waits_in_the_queue_and_light_events_do_not(server):
+def test_second_client_waits_in_the_queue_and_stop_while_queued_stops_it(server, tmp_path):
     first, second = Client(server["url"], verbose=False), Client(server["url"], verbose=False)
     try:
         running = first.submit(prompt="A woman with a yellow umbrella walks in the rain.", seconds=6.0, seed=5,
@@ -128,13 +167,21 @@ def test_second_client_waits_in_the_queue_and_light_events_do_not(server):
                 break
             time.sleep(0.05)
         assert (Status.IN_QUEUE, 0) in seen, seen
-        # Stop from another session is a light event: it is answered while the first scene is generating.
-        started = time.monotonic()
-        assert second.predict(api_name="/stop") == "Nothing is being generated."
-        assert time.monotonic() - started < 3.0
+        # Loading a story into the generating tab is refused and leaves nothing behind.
+        with pytest.raises(AppError, match="A scene is being generated"):
+            first.predict(handle_file(str(write_bundle(tmp_path / "any.zip", {"prompts.json": ONE_SCENE}))),
+                          api_name="/load_story")
+        # Stop from the waiting session is a light event, answered while the first scene is generating, and
+        # stops the waiting scene before it starts.
+        assert second.predict(api_name="/stop") == "Stopped: the scene waiting in the queue will not be generated."
         assert not running.done()
         assert len(running.result()[4]["data"]) == 1
-        assert len(waiting.result()[4]["data"]) == 1
+        assert "Stopped before it started" in waiting.result()[1]
+        assert second.session_hash not in server["controller"].sessions.keys()  # no story was made for it
+        workdir = entry_of(server["controller"], first).workdir
+        assert not list(workdir.glob("load*")) and not any((server["data_dir"] / "uploads").iterdir())
+        # the next scene of that tab runs as usual
+        assert len(scene(second, "A dog runs across a field.")[4]["data"]) == 1
     finally:
         first.close()
         second.close()
@@ -194,6 +241,35 @@ def test_stop_mid_scene_keeps_the_story_consistent(server):
         client.close()
 
 
+def test_a_scene_that_fails_part_way_is_removed_whole_and_the_worker_stops(server, full_disk):
+    controller = server["controller"]
+    client = Client(server["url"], verbose=False)
+    try:
+        scene(client, "A man in a green hat walks to the market.")
+        session = entry_of(controller, client).session
+        frames_before, registry_before = session.num_video_frames, session.registry_snapshot()
+        full_disk.touch()
+        job = client.submit(prompt="A woman with a yellow umbrella buys apples.", seconds=12.0, seed=2,
+                            api_name="/add_scene")
+        with pytest.raises(AppError, match=r"Scene 2 failed \(.*No space left.*\) and was removed"):
+            job.result()
+        # The worker was stopped and waited for: nothing more arrives after the error, the story is as before.
+        controller.worker.call(lambda: None)
+        assert len(session.scenes) == 1 and session.num_video_frames == frames_before
+        assert session.registry_snapshot() == registry_before  # the woman is not in the registry
+        assert not entry_of(controller, client).busy
+        assert_story_whole(session, job.outputs()[-1])
+        # Undo is accepted at once and works on the whole story; the story goes on afterwards.
+        full_disk.unlink()
+        undone = client.predict(api_name="/undo")
+        assert not session.scenes and undone[1]["data"] in ([], [[]])
+        scene(client, "A man in a green hat walks to the market.")
+        after = scene(client, "The man walks home.")
+        assert_story_whole(session, after)
+    finally:
+        client.close()
+
+
 def test_undo_new_story_and_a_bundle_that_survives_a_restart(server, tmp_path):
     client = Client(server["url"], verbose=False)
     try:
@@ -236,6 +312,79 @@ def test_undo_new_story_and_a_bundle_that_survives_a_restart(server, tmp_path):
         demo.close()
 
 
+class PeakMemory:
+    """The server's (this process's) resident memory, sampled while a call runs."""
+
+    def __init__(self):
+        import psutil
+
+        self.process, self.base, self.peak = psutil.Process(), 0, 0
+        self._done = threading.Event()
+
+    def __enter__(self):
+        self.base = self.peak = self.process.memory_info().rss
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._done.wait(0.01):
+            self.peak = max(self.peak, self.process.memory_info().rss)
+
+    def __exit__(self, *exc):
+        self._done.set()
+        self._thread.join()
+
+    @property
+    def grew_mib(self) -> float:
+        return (self.peak - self.base) / 2**20
+
+
+def write_bundle(path: Path, members: dict[str, bytes], zeros: dict[str, int] = {}, level: int = 6) -> Path:
+    """A zip with these members, plus members of that many zero bytes, streamed (never held in memory)."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=level) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+        for name, size in zeros.items():
+            with archive.open(name, "w", force_zip64=True) as handle:
+                block = bytes(2**20)
+                for _ in range(size // len(block)):
+                    handle.write(block)
+    return path
+
+
+FAKE_SIGNATURE = json.dumps({"format": 1, "hmac_sha256": "0" * 64})
+ONE_SCENE = json.dumps([{"prompt": "A man walks.", "seed": 1, "seconds": 2.0}])
+
+
+def test_a_zip_bomb_is_refused_before_it_is_inflated_and_memory_stays_bounded(server, tmp_path):
+    controller, data_dir = server["controller"], server["data_dir"]
+    # 1.75 GiB of zeros in an 8 MB upload, with a fake signature (the probe's bomb)
+    bomb = write_bundle(tmp_path / "bomb.zip", {"prompts.json": ONE_SCENE, "bundle.sig.json": FAKE_SIGNATURE},
+                        zeros={"story.pt": 1792 * 2**20}, level=1)
+    # 24 MB that do not compress, in a bundle listing one 2-second scene (far less than that)
+    padded = tmp_path / "padded.zip"
+    with zipfile.ZipFile(padded, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("prompts.json", ONE_SCENE)
+        archive.writestr("bundle.sig.json", FAKE_SIGNATURE)
+        archive.writestr("story.pt", os.urandom(24 * 2**20))
+    client = Client(server["url"], verbose=False)
+    try:
+        with PeakMemory() as memory:
+            with pytest.raises(AppError, match="damaged: story.pt unpacks to 1879048192 bytes .* far more than"):
+                client.predict(handle_file(str(bomb)), api_name="/load_story")
+            with pytest.raises(AppError, match=r"damaged: it unpacks to \d+ bytes, more than a story of 1 scene"):
+                client.predict(handle_file(str(padded)), api_name="/load_story")
+        assert memory.grew_mib < 200, f"the server grew by {memory.grew_mib:.0f} MiB"
+        assert client.session_hash not in controller.sessions.keys()  # a refused file takes no place
+        assert not any((data_dir / "uploads").iterdir())
+        with pytest.raises(AppError) as refused:
+            client.predict(handle_file(str(padded)), api_name="/load_story")
+        assert "/" not in str(refused.value).replace("'Download story bundle'", "")  # no server path
+    finally:
+        client.close()
+
+
 def test_idle_stories_drop_their_cache_then_are_released(server):
     controller = server["controller"]
     client = Client(server["url"], verbose=False)
@@ -274,12 +423,151 @@ def test_live_stories_are_capped(server):
             client.close()
 
 
+def test_calls_without_a_story_take_no_place_and_one_client_cannot_fill_the_server(server):
+    registry = server["controller"].sessions
+    deadline = time.monotonic() + 60
+    while len(registry):  # the stories of earlier tests' closed clients are being released
+        assert time.monotonic() < deadline, registry.keys()
+        time.sleep(0.1)
+    held, old_per_client = 0, registry.max_per_client
+    prober = Client(server["url"], verbose=False)
+    visitors = []
+    try:
+        # bare Undo / New story / Stop calls from fresh sessions (no heartbeat needed) make no entry
+        for _ in range(registry.max_live + 1):
+            prober.reset_session()
+            assert prober.predict(api_name="/undo")[1]["data"] in ([], [[]])
+            prober.predict(api_name="/new_story")
+            assert prober.predict(api_name="/stop") == "Nothing is being generated."
+        assert len(registry) == held
+        # one client address holds at most max_per_client stories; others are still served
+        registry.max_per_client = held + 1
+        visitors = [Client(server["url"], verbose=False) for _ in range(2)]
+        scene(visitors[0], "A cat sleeps in the sun.")
+        with pytest.raises(AppError, match="Your address already holds"):
+            scene(visitors[1], "A dog sleeps in the shade.")
+        assert visitors[1].session_hash not in registry.keys()
+        assert len(registry) == held + 1 < registry.max_live
+    finally:
+        registry.max_per_client = old_per_client
+        for client in [prober, *visitors]:
+            client.close()
+
+
+class Messages(logging.Handler):
+    """Log messages of the server, as they are emitted (from any thread)."""
+
+    def __init__(self, logger_name: str):
+        super().__init__(logging.INFO)
+        self.logger, self.text = logging.getLogger(logger_name), ""
+
+    def emit(self, record):
+        self.text += record.getMessage() + "\n"
+
+    def __enter__(self):
+        self.logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc):
+        self.logger.removeHandler(self)
+
+
+def test_on_an_auth_server_only_the_owner_can_release_a_story(tmp_path):
+    import httpx
+
+    demo, controller, url = start(tmp_path / "auth-data", auth=[("ann", "secret")])
+    try:
+        ann = Client(url, auth=("ann", "secret"), verbose=False)
+        scene(ann, "A man with a red kite runs up a hill.")
+        key = ann.session_hash
+        assert controller.sessions.find(key).owner == "ann"
+        # someone without the login opens and drops the heartbeat of ann's session
+        with Messages("ui.sessions") as messages:
+            with httpx.stream("GET", f"{url}gradio_api/heartbeat/{key}", timeout=10) as response:
+                next(response.iter_lines())
+            deadline = time.monotonic() + 30
+            while "not from the login that owns it" not in messages.text and key in controller.sessions.keys():
+                assert time.monotonic() < deadline, "the heartbeat's unload never ran"
+                time.sleep(0.05)
+        assert key in controller.sessions.keys(), "an unauthenticated request released ann's story"
+        more = scene(ann, "The man lets the kite go.")
+        assert [row[0] for row in more[4]["data"]] == [1, 2]
+        ann.close()  # ann's own tab closing still releases it
+        deadline = time.monotonic() + 30
+        while key in controller.sessions.keys():
+            assert time.monotonic() < deadline, "the owner's closed tab did not release the story"
+            time.sleep(0.05)
+    finally:
+        controller.close()
+        demo.close()
+
+
+def test_names_from_files_are_text_in_error_messages(server, tmp_path):
+    crafted = write_bundle(tmp_path / "crafted.zip", {"../<a href=https://example.com>x</a><img src=x>": b"x"})
+    client = Client(server["url"], verbose=False)
+    try:
+        with pytest.raises(AppError) as refused:
+            client.predict(handle_file(str(crafted)), api_name="/load_story")
+        message = str(refused.value)
+        assert "unsafe path" in message and "<a" not in message and "<img" not in message
+        assert "&lt;a href=https:" in message  # shown as the text it is
+    finally:
+        client.close()
+
+
 def test_names_and_prompts_are_text_not_markup():
     registry = {"1": {"name": "<img src=x onerror=alert(1)>", "kind": "person", "aliases": ["<b>bold</b> man"],
                       "attrs": ["red & blue"], "all_attrs": ["red & blue"], "prompts": [0]}}
     html = formatting.registry_html(registry)
     assert "<img" not in html and "<b>bold" not in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in html and "red &amp; blue" in html
+
+
+def test_a_signed_bundle_whose_state_does_not_fit_together_is_called_damaged(server, tmp_path):
+    import torch
+
+    from ui import bundles
+
+    story = tmp_path / "story"
+    story.mkdir()
+    torch.save({"format": 1, "preset": PRESET}, story / "story.pt")  # no settings, no scenes
+    (story / "prompts.json").write_text(ONE_SCENE)
+    (story / "preset.json").write_text(json.dumps({"preset": PRESET}))
+    signed = bundles.pack(story, tmp_path / "signed.zip", server["controller"].bundle_key)
+    client = Client(server["url"], verbose=False)
+    try:
+        with pytest.raises(AppError, match=r"this story file is damaged: its saved state does not fit together "
+                                           r"\(missing 'settings'\)"):
+            client.predict(handle_file(str(signed)), api_name="/load_story")
+        assert client.session_hash not in server["controller"].sessions.keys()
+    finally:
+        client.close()
+
+
+def run_app(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([os.sys.executable, "app.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_startup_problems_are_explained_with_exit_2(tmp_path):
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "bundle.key").write_text("not hex at all")
+    result = run_app("--data-dir", str(damaged), "--port", str(free_port()))
+    assert result.returncode == 2 and "bundle signing key" in result.stderr and "is damaged" in result.stderr
+    assert "Traceback" not in result.stderr
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    result = run_app("--data-dir", str(blocked / "data"), "--port", str(free_port()))
+    assert result.returncode == 2 and "cannot be written" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_new_signing_key_is_written_whole(tmp_path):
+    from ui import bundles
+
+    key = bundles.load_or_create_key(tmp_path / "bundle.key")
+    assert len(key) == 32 and (tmp_path / "bundle.key").stat().st_mode & 0o777 == 0o600
+    assert bundles.load_or_create_key(tmp_path / "bundle.key") == key
+    assert [p.name for p in tmp_path.iterdir()] == ["bundle.key"]  # no temporary left beside it
 
 
 def test_the_command_line_binds_to_localhost_without_share():
@@ -291,4 +579,8 @@ def test_the_command_line_binds_to_localhost_without_share():
     with pytest.raises(SystemExit):
         parse_args(["--auth", "no-colon"])
     assert launch_kwargs()["share"] is False and launch_kwargs()["run_history"] is False
+    for bad in (["--idle-timeout", "0"], ["--idle-timeout", "-5"], ["--idle-timeout", "nan"],
+                ["--idle-timeout", "inf"], ["--max-sessions", "4", "--max-sessions-per-client", "5"]):
+        with pytest.raises(SystemExit):
+            parse_args(bad)
 

@@ -190,3 +190,22 @@ def test_prompts_are_checked_and_shown_as_text(app_url, browser_context):
     assert page.evaluate("() => window.pwned === undefined")
     shot(page, "08-markup-as-text")
     page.close()
+
+
+def test_names_from_a_file_show_as_text_in_the_error_popup(app_url, browser_context, tmp_path):
+    import zipfile
+
+    crafted = tmp_path / "crafted.zip"
+    with zipfile.ZipFile(crafted, "w") as archive:
+        archive.writestr("../<a id=planted href=https://example.com>click</a><img id=planted-img src=x>.pt", b"x")
+    page = browser_context.new_page()
+    page.goto(app_url)
+    expect(page.locator("#scene-prompt textarea")).to_be_visible(timeout=60_000)
+    with page.expect_file_chooser() as chooser:
+        page.locator("#load-story").click()
+    chooser.value.set_files(str(crafted))
+    expect(page.get_by_text("unsafe path").first).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("<a id=planted").first).to_be_visible()  # the name, shown as typed
+    assert page.locator("#planted, #planted-img").count() == 0
+    shot(page, "09-file-names-as-text")
+    page.close()

@@ -102,3 +102,44 @@ def test_missing_files_are_named(tmp_path):
     cfg.write_text(f"generator_ckpt: {tmp_path / 'base.pt'}\ndata_path: {ROOT / 'assets/examples/prompts.txt'}\n")
     result = run("agent_inference.py", "--config_path", str(cfg))
     assert result.returncode == 2 and "weights." in result.stderr, result.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    "yaml_text, message",
+    [
+        ("switch_frame_indices: [six, 12]\n", "switch_frame_indices must be a list of latent frame indices"),
+        ("switch_frame_indices: null\n", "switch_frame_indices must be a list of latent frame indices"),
+        ("switch_frame_indices: [6]\nnum_output_frames: 18.5\n", "num_output_frames must be a whole number"),
+        ("switch_frame_indices: [6\nmax_memory_frames: 2\n", "c.yaml at line 4"),
+        ("switch_frame_indices: [6]\nnum_output_frames: 300000000\n", "lower num_output_frames"),
+        ("switch_frame_indices: [6]\noutput_folder: {data}\n", "is a file; give a folder"),
+    ],
+)
+def test_every_bad_key_is_named_before_a_model_loads(tmp_path, yaml_text, message):
+    data = tmp_path / "stories.jsonl"
+    data.write_text('{"prompts": ["A man walks.", "The man sits."]}\n')
+    config = tmp_path / "c.yaml"
+    config.write_text(f"output_folder: {tmp_path / 'out'}\nnum_output_frames: 18\n" + yaml_text.format(data=data)
+                      if "output_folder" not in yaml_text else yaml_text.format(data=data))
+    result = run("agent_interactive_inference.py", "--preset", "tiny", "--config_path", str(config),
+                 "--data_path", str(data))
+    assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_unusable_files_are_named_with_exit_2(tmp_path):
+    binary = tmp_path / "prompts.txt"
+    binary.write_bytes(b"A man walks.\n\x89PNG\r\n\x1a\n\xff\xfe\x00")
+    result = run("agent_inference.py", "--preset", "tiny", "--data_path", str(binary),
+                 "--output_folder", str(tmp_path / "out"), "--num_output_frames", "6")
+    assert result.returncode == 2 and "prompts.txt:2: not UTF-8 text" in result.stderr, result.stderr[-2000:]
+    assert not (tmp_path / "out").exists()
+
+    stories = tmp_path / "stories.jsonl"
+    stories.write_text('{"prompts": ["A man walks."]}\n')
+    result = run("-m", "iamflow.agent", str(tmp_path), "--out", str(tmp_path / "maps"))
+    assert result.returncode == 2 and "is not a file" in result.stderr and "Traceback" not in result.stderr
+    result = run("-m", "iamflow.agent", str(stories), "--out", str(stories))
+    assert result.returncode == 2 and "is a file" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "maps").exists()

@@ -311,3 +311,59 @@ def test_export_is_playable_h264(runtime, reference, tmp_path):
     assert int(stream["nb_read_frames"]) == len(reference.story_frames())
     mapping = json.loads(out["mapping"].read_text())
     assert {"global_registry", "frame_archive", "frame_active_memory"} <= set(mapping)
+
+
+def _state(session):
+    return ([s.prompt for s in session.scenes], len(session.latents), len(session.chunk_frames), len(session.ops),
+            len(session.bank.archive), list(session.bank.active), session.registry_snapshot(), session.mapping())
+
+
+def test_a_scene_that_fails_part_way_is_removed_whole(runtime):
+    session = StorySession(runtime)
+    run(session, MAN, seed=1)
+    before = _state(session)
+    events = session.add_scene(DOG, seconds=6.0, seed=2)
+    next(events), next(events)
+    with pytest.raises(OSError, match="No space left"):  # the consumer could not write the chunk it was handed
+        events.throw(OSError("No space left on device"))
+    assert _state(session) == before
+    # the story goes on as if the failed scene had never been tried
+    again = StorySession(runtime)
+    run(again, MAN, seed=1)
+    run(again, BACK, seed=3)
+    run(session, BACK, seed=3)
+    assert np.array_equal(session.story_frames(), again.story_frames())
+
+
+def test_a_scene_whose_consumer_leaves_is_kept_and_marked_stopped(runtime):
+    session = StorySession(runtime)
+    events = session.add_scene(MAN, seconds=6.0, seed=1)
+    next(events)
+    events.close()
+    scene = session.scenes[-1]
+    assert scene.stopped and scene.chunks_done == 1 and len(session.latents) == 1
+    assert session.num_video_frames == scene.num_frames
+
+
+@pytest.mark.parametrize("seed", [10**20, -5, 2**63, 1.5, "abc", float("nan")])
+def test_a_seed_the_generator_cannot_take_is_refused_before_anything_changes(runtime, seed):
+    session = StorySession(runtime)
+    with pytest.raises(ValueError, match=r"seed must be a whole number between 0 and 9223372036854775807"):
+        session.add_scene(MAN, seed=seed)
+    assert not session.scenes and not session.registry_snapshot() and not session.agent.prompts
+    run(session, MAN, seed=2**63 - 1)  # the largest seed works
+    assert session.scenes[0].seed == 2**63 - 1
+
+
+def test_prompts_are_normalised_before_the_agent_sees_them(runtime):
+    from iamflow.session import validate_prompt
+
+    assert validate_prompt("The man\x00 walks") == "The man walks"
+    assert validate_prompt("A \u202edlog\u202c wo\u200bman\x1b waves") == "A dlog woman waves"
+    assert validate_prompt("Cafe\u0301") == "Caf\u00e9"  # NFC
+    with pytest.raises(ValueError, match="empty"):
+        validate_prompt("\u200b\x00 \u202e")
+    session = StorySession(runtime)
+    run(session, "A man\x00 in a red jacket walks\u202e.", seed=1)
+    assert session.scenes[0].prompt == "A man in a red jacket walks."
+    assert any(r["name"].startswith("man") for r in session.registry_snapshot().values())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import tempfile
 from pathlib import Path
 
 from iamflow.config import ConfigError, load_config
@@ -39,12 +40,27 @@ def available_presets(default: str, config_path: str | None = None, overrides: l
     return configs
 
 
+def check_writable(data_dir: Path) -> None:
+    """The data folder can be made and written (stories in progress and the bundle key live there): checked at
+    startup, so a server never says it is ready and then fails every action."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=data_dir, prefix=".write-check-"):
+            pass
+    except OSError as err:
+        raise ConfigError(
+            f"--data-dir {data_dir} cannot be written ({err.strerror or type(err).__name__}); give a folder this "
+            "user can write (stories in progress and the bundle signing key are kept there)"
+        ) from None
+
+
 def create_app(
     preset: str = EMBEDDED_PRESET,
     config_path: str | None = None,
     overrides: list[str] | None = None,
     data_dir: str | Path = "runs/app",
     max_live_sessions: int = 8,
+    max_sessions_per_client: int | None = None,
     idle_drop_s: float = 120.0,
     idle_release_s: float = 1800.0,
     sweep_every_s: float = 10.0,
@@ -54,10 +70,13 @@ def create_app(
 
     configs = available_presets(preset, config_path, overrides)
     data_dir = Path(data_dir)
+    check_writable(data_dir)
     # Stories of an earlier run of the server are gone with its memory; their scratch files go too.
     shutil.rmtree(data_dir / "sessions", ignore_errors=True)
+    shutil.rmtree(data_dir / "uploads", ignore_errors=True)
     options = AppOptions(
         default_preset=preset, presets=configs, data_dir=data_dir, max_live_sessions=max_live_sessions,
+        max_sessions_per_client=max_sessions_per_client,
         idle_drop_s=idle_drop_s, idle_release_s=idle_release_s, sweep_every_s=sweep_every_s,
     )
     controller = StoryController(options, load_runtime=lambda name: Runtime.load(configs[name]))

@@ -11,17 +11,18 @@ import json
 import logging
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import gradio as gr
 
-from iamflow.session import StorySession, StorySettings, validate_prompt
+from iamflow.session import StorySession, StorySettings, validate_prompt, validate_seed
 from iamflow.video import display_scale
 
 from . import bundles, formatting, media
-from .sessions import SessionEntry, SessionLimitReached, SessionRegistry
+from .sessions import NotYourStory, SessionEntry, SessionLimitReached, SessionRegistry
 from .worker import DeviceWorker, RuntimeUnavailable
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,30 @@ SETTINGS_INPUTS = ("memory_policy", "transition", "max_memory_frames", "enrich_p
 MAX_SCENE_SECONDS = 30.0
 
 
+def _error(message: str) -> gr.Error:
+    """An error for the page's popup (which renders HTML): names and paths from users or files show as text."""
+    return gr.Error(formatting.popup_text(message))
+
+
+def _sentence(error: Exception) -> str:
+    """An error message as a sentence for the page: capitalised, one final full stop."""
+    text = str(error).strip().rstrip(".")
+    return f"{text[:1].upper()}{text[1:]}."
+
+
+def _reason(error: Exception) -> str:
+    """What went wrong, in a few words and without server paths."""
+    text = " ".join(str(error).split())[:300] or type(error).__name__
+    return formatting.without_paths(text)
+
+
+def _seed(seed) -> int | None:
+    """The seed field: empty or -1 is a random seed, anything else must be a seed the generator takes."""
+    if seed is None or seed == "" or (isinstance(seed, (int, float)) and seed == -1):
+        return None
+    return validate_seed(seed)
+
+
 @dataclass
 class AppOptions:
     """What the command line decides for the whole server."""
@@ -45,6 +70,7 @@ class AppOptions:
     presets: dict[str, Any]  # preset name -> its Config (only those this machine can run)
     data_dir: Path
     max_live_sessions: int = 8
+    max_sessions_per_client: int | None = None  # None: half of max_live_sessions (at least 1)
     idle_drop_s: float = 120.0
     idle_release_s: float = 1800.0
     sweep_every_s: float = 10.0
@@ -55,13 +81,20 @@ class StoryController:
 
     def __init__(self, options: AppOptions, load_runtime):
         self.options = options
+        self.bundle_key = bundles.load_or_create_key(options.data_dir / "bundle.key")  # before any thread starts
         self.worker = DeviceWorker(load_runtime)
         self.sessions = SessionRegistry(
             self.worker, self._make_session, options.data_dir / "sessions", max_live=options.max_live_sessions,
+            max_per_client=options.max_sessions_per_client or max(1, options.max_live_sessions // 2),
             idle_drop_s=options.idle_drop_s, idle_release_s=options.idle_release_s,
             sweep_every_s=options.sweep_every_s,
         )
-        self.bundle_key = bundles.load_or_create_key(options.data_dir / "bundle.key")
+        self._uploads = options.data_dir / "uploads"  # bundles being checked, before they are a story
+        self._uploads.mkdir(parents=True, exist_ok=True)
+        self._loading: set[str] = set()  # sessions with a load in progress (one at a time each)
+        self._queued: dict[str, int] = {}  # sessions -> scenes accepted into the queue, not started yet
+        self._stop_queued: set[str] = set()  # sessions that pressed Stop while their scene waited
+        self._state_lock = threading.Lock()
         self.worker.preload(options.default_preset)
 
     # --- settings -------------------------------------------------------------------------------------
@@ -76,7 +109,7 @@ class StoryController:
     def _settings(self, memory_policy, transition, max_memory_frames, enrich_prompts, preset, agent_backend) -> tuple[str, dict]:
         preset = preset or self.options.default_preset
         if preset not in self.options.presets:
-            raise gr.Error(f"Model preset {preset!r} is not available here; choose one of {', '.join(self.options.presets)}.")
+            raise _error(f"Model preset {preset!r} is not available here; choose one of {', '.join(self.options.presets)}.")
         settings = self.default_settings(preset)
         settings.update(memory_policy=memory_policy or settings["memory_policy"],
                         transition=transition or settings["transition"],
@@ -86,7 +119,7 @@ class StoryController:
         try:
             StorySettings(**settings).validate(self.memory_limit(preset))
         except ValueError as err:
-            raise gr.Error(f"Advanced settings: {err}.") from None
+            raise _error(f"Advanced settings: {err}.") from None
         return preset, settings
 
     def _make_session(self, preset: str, settings: dict) -> StorySession:
@@ -99,51 +132,84 @@ class StoryController:
     def _key(request: gr.Request | None) -> str:
         key = getattr(request, "session_hash", None) if request is not None else None
         if not key:
-            raise gr.Error("This call has no browser session; use the page or gradio_client.")
+            raise _error("This call has no browser session; use the page or gradio_client.")
         return key
 
+    @staticmethod
+    def _owner(request: gr.Request | None) -> str | None:
+        return getattr(request, "username", None)
+
+    @staticmethod
+    def _client(request: gr.Request | None) -> str:
+        client = getattr(request, "client", None)
+        return str(getattr(client, "host", "") or "")
+
     def _entry(self, request: gr.Request | None) -> SessionEntry:
+        """The calling tab's story entry, made now if it has none (only a first scene or a load call this)."""
         try:
-            return self.sessions.get(self._key(request))
-        except SessionLimitReached as err:
-            raise gr.Error(str(err)) from None
+            return self.sessions.get(self._key(request), self._owner(request), self._client(request))
+        except (SessionLimitReached, NotYourStory) as err:
+            raise _error(str(err)) from None
+
+    def _existing(self, request: gr.Request | None) -> SessionEntry | None:
+        """The calling tab's story entry if it has one; never makes one."""
+        return self.sessions.find(self._key(request), self._owner(request), check_owner=True)
 
     # --- validation (runs before the event takes the queue) -------------------------------------------
 
-    def validate_scene(self, prompt, seconds, seed, *settings):
-        """One verdict per input (prompt, seconds, seed, then the settings, which the handler checks)."""
+    def validate_scene(self, prompt, seconds, seed, memory_policy, transition, max_memory_frames, enrich_prompts, preset,
+                       agent_backend, request: gr.Request):
+        """One verdict per input (prompt, seconds, seed, then the settings, which the handler checks). A scene
+        that passes is queued: it is counted, so that Stop can stop it before it starts."""
+        settings = (memory_policy, transition, max_memory_frames, enrich_prompts, preset, agent_backend)
         ok = gr.validate(True, "")
-        prompt_verdict, seconds_verdict = ok, ok
+        prompt_verdict, seconds_verdict, seed_verdict = ok, ok, ok
         try:
             validate_prompt(prompt)
         except ValueError as err:
-            prompt_verdict = gr.validate(False, f"{str(err)[:1].upper()}{str(err)[1:]}.")
+            prompt_verdict = gr.validate(False, formatting.popup_text(_sentence(err)))
         try:
             seconds = float(seconds)
         except (TypeError, ValueError):
             seconds = -1.0
         if not 0 < seconds <= MAX_SCENE_SECONDS:
             seconds_verdict = gr.validate(False, f"Scene length must be between 0 and {MAX_SCENE_SECONDS:g} seconds.")
-        return [prompt_verdict, seconds_verdict, ok] + [ok] * len(settings)
+        try:
+            _seed(seed)
+        except ValueError as err:
+            seed_verdict = gr.validate(False, formatting.popup_text(_sentence(err)))
+        verdicts = [prompt_verdict, seconds_verdict, seed_verdict]
+        key = getattr(request, "session_hash", None)
+        if key and all(v is ok for v in verdicts):
+            with self._state_lock:
+                self._queued[key] = self._queued.get(key, 0) + 1
+        return verdicts + [ok] * len(settings)
 
     # --- generation -----------------------------------------------------------------------------------
 
     def add_scene(self, prompt, seconds, seed, memory_policy, transition, max_memory_frames, enrich_prompts, preset,
                   agent_backend, request: gr.Request, progress=gr.Progress()) -> Iterator[tuple]:
+        if self._dequeue(self._key(request)):
+            gr.Info("Stopped before it started: the story is unchanged.")
+            yield (gr.skip(), "Stopped before it started; the story is unchanged.") + (gr.skip(),) * (len(SCENE_OUTPUTS) - 2)
+            return
         try:
             prompt = validate_prompt(prompt)
         except ValueError as err:
-            raise gr.Error(f"{err}.") from None
+            raise _error(_sentence(err)) from None
         seconds = float(seconds)
         if not 0 < seconds <= MAX_SCENE_SECONDS:
-            raise gr.Error(f"Scene length must be between 0 and {MAX_SCENE_SECONDS:g} seconds.")
-        seed = None if seed is None or seed == "" or int(seed) < 0 else int(seed)
+            raise _error(f"Scene length must be between 0 and {MAX_SCENE_SECONDS:g} seconds.")
+        try:
+            seed = _seed(seed)
+        except ValueError as err:
+            raise _error(_sentence(err)) from None
         preset, settings = self._settings(memory_policy, transition, max_memory_frames, enrich_prompts, preset,
                                           agent_backend)
         entry = self._entry(request)
         with entry.lock:
             if entry.busy:
-                raise gr.Error("A scene of this story is already being generated.")
+                raise _error("A scene of this story is already being generated.")
             entry.busy, entry.stop_requested = True, False
         try:
             yield from self._generate(entry, prompt, seconds, seed, preset, settings, progress)
@@ -152,15 +218,18 @@ class StoryController:
 
     def _generate(self, entry: SessionEntry, prompt: str, seconds: float, seed: int | None, preset: str,
                   settings: dict, progress) -> Iterator[tuple]:
+        """One scene, all or nothing. Every way out (done, Stop, a closed page, an error) waits for the worker to
+        finish with the story before the story is handed back; a scene that fails is removed whole."""
         try:
             applied = self.sessions.ensure_session(entry, preset, settings)
         except RuntimeUnavailable as err:
-            raise gr.Error(str(err)) from None
+            raise _error(str(err)) from None
         if not applied:
             gr.Warning("Advanced settings and the model apply to a new story; this one keeps its own. Press New story to use them.")
         session = entry.session
         scale = display_scale(session.config.video.height, session.config.video.width)
         segments = Path(tempfile.mkdtemp(prefix="live-", dir=entry.workdir))
+        scenes_before = len(session.scenes)
         keep = gr.skip()
 
         def chunks() -> Iterator[Any]:
@@ -184,17 +253,29 @@ class StoryController:
                     keep, keep, formatting.registry_html(event.registry),
                     formatting.memory_gallery(event.memory, event.registry), keep, keep, keep, keep, keep, keep,
                 )
+            view = self._story_view(entry)
         except GeneratorExit:
             # The page went away or the run was cancelled: the worker finishes the chunk it is on, then stops;
-            # the story is only handed back (busy cleared) once it has.
+            # the chunks made so far stay (the scene is marked stopped), and the story is handed back only then.
             session.stop()
-            for _ in events:
-                pass
+            self._wait_for(events)
             raise
-        except ValueError as err:
-            raise gr.Error(f"{err}.") from None
+        except Exception as err:
+            if isinstance(err, ValueError) and event is None and len(session.scenes) == scenes_before:
+                raise _error(_sentence(err)) from None  # refused before anything was made
+            failure = self._failed(entry, events, scenes_before, err)
+        else:
+            failure = None
         finally:
             shutil.rmtree(segments, ignore_errors=True)
+        if failure is not None:
+            try:  # the page shows the story as it now stands, then the error
+                view = self._story_view(entry)
+            except Exception:
+                logger.exception("the story view after a failed scene could not be made")
+            else:
+                yield (None, failure.message, "") + view
+            raise failure
         if event is None:
             gr.Info("Stopped before the first chunk: the story is unchanged.")
             last = "Stopped before the first chunk; the story is unchanged."
@@ -204,11 +285,53 @@ class StoryController:
                                             0.0, done=True)
             if scene is not None and scene.stopped:
                 last = f"Scene {scene.index + 1} stopped after {scene.chunks_done} of {scene.num_chunks} chunks."
-        yield (keep, last, keep) + self._story_view(entry)
+        yield (keep, last, keep) + view
+
+    @staticmethod
+    def _wait_for(events: Iterator[Any]) -> None:
+        """Let the worker run out the scene it is on (it stops at the next chunk); what it still sends is dropped."""
+        try:
+            for _ in events:
+                pass
+        except Exception:
+            logger.warning("the scene also failed while it was being stopped", exc_info=True)
+
+    def _failed(self, entry: SessionEntry, events: Iterator[Any], scenes_before: int, error: Exception) -> gr.Error:
+        """A scene failed part-way: stop the worker, wait for it, remove the scene whole; the message says so."""
+        session = entry.session
+        logger.error("a scene failed: %s", error, exc_info=error)
+        session.stop()
+        self._wait_for(events)
+        number = scenes_before + 1
+
+        def roll_back() -> None:
+            if len(session.scenes) > scenes_before:  # (a scene that failed inside the session removed itself)
+                session.undo_last_scene()
+
+        self.worker.call(roll_back)
+        return _error(f"Scene {number} failed ({_reason(error)}) and was removed: the story is as it was before it "
+                      f"({scenes_before} scene{'' if scenes_before == 1 else 's'}).")
+
+    def _dequeue(self, key: str) -> bool:
+        """A queued scene of ``key`` starts: True when Stop was pressed while it waited (it is then not made)."""
+        with self._state_lock:
+            waiting = self._queued.get(key, 0)
+            if waiting <= 1:
+                self._queued.pop(key, None)
+            else:
+                self._queued[key] = waiting - 1
+            stopped = key in self._stop_queued
+            self._stop_queued.discard(key)
+        return stopped
 
     def stop(self, request: gr.Request) -> str:
-        entry = self.sessions.find(self._key(request))
+        key = self._key(request)
+        entry = self._existing(request)
         if entry is None or not entry.busy:
+            with self._state_lock:
+                if self._queued.get(key, 0) > 0:
+                    self._stop_queued.add(key)
+                    return "Stopped: the scene waiting in the queue will not be generated."
             return "Nothing is being generated."
         entry.stop_requested = True
         if entry.session is not None:
@@ -218,61 +341,94 @@ class StoryController:
     # --- story editing --------------------------------------------------------------------------------
 
     def undo(self, request: gr.Request) -> tuple:
-        entry = self._entry(request)
+        entry = self._existing(request)
+        if entry is None:
+            gr.Warning("There is no scene to undo.")
+            return self._story_view(None)
         with entry.lock:
             if entry.busy:
-                raise gr.Error("A scene is being generated; press Stop and wait for it to end before undoing.")
+                raise _error("A scene is being generated; press Stop and wait for it to end before undoing.")
             if not entry.has_scenes:
                 gr.Warning("There is no scene to undo.")
                 return self._story_view(entry)
-            entry.session.undo_last_scene()
-        return self._story_view(entry)
+            self.worker.call(entry.session.undo_last_scene)  # in order with device work, never beside it
+            return self._story_view(entry)
 
     def new_story(self, memory_policy, transition, max_memory_frames, enrich_prompts, preset, agent_backend,
                   request: gr.Request) -> tuple:
         preset, settings = self._settings(memory_policy, transition, max_memory_frames, enrich_prompts, preset,
                                           agent_backend)
-        entry = self._entry(request)
+        entry = self._existing(request)
+        if entry is None:  # no story yet: the settings apply to the first scene
+            return self._story_view(None)
         with entry.lock:
             if entry.busy:
-                raise gr.Error("A scene is being generated; press Stop and wait for it to end first.")
+                raise _error("A scene is being generated; press Stop and wait for it to end first.")
             if entry.session is not None and (entry.preset, entry.settings) == (preset, settings):
-                entry.session.reset()
+                self.worker.call(entry.session.reset)
             else:
                 old, entry.session = entry.session, None
                 if old is not None:
-                    old.drop_cache()
+                    self.worker.call(old.drop_cache)
                 try:
                     self.sessions.ensure_session(entry, preset, settings)
                 except RuntimeUnavailable as err:
-                    raise gr.Error(str(err)) from None
-        return self._story_view(entry)
+                    raise _error(str(err)) from None
+            return self._story_view(entry)
 
     def load_story(self, upload, request: gr.Request) -> tuple:
         if upload is None:
-            raise gr.Error("Choose a story bundle (.zip) to load.")
-        entry = self._entry(request)
-        path = upload if isinstance(upload, (str, Path)) else getattr(upload, "name", None) or upload.get("path")
-        target = Path(tempfile.mkdtemp(prefix="loaded-", dir=entry.workdir))
-        with entry.lock:
-            if entry.busy:
-                raise gr.Error("A scene is being generated; wait for it to end before loading a story.")
+            raise _error("Choose a story bundle (.zip) to load.")
+        key = self._key(request)
+        path = Path(upload if isinstance(upload, (str, Path)) else getattr(upload, "name", None) or upload.get("path"))
+        with self._state_lock:
+            if key in self._loading:
+                raise _error("A story is already being loaded in this tab; wait for it.")
+            self._loading.add(key)
+        staging = Path(tempfile.mkdtemp(prefix="load-", dir=self._uploads))
+        try:
+            entry = self._existing(request)
+            if entry is not None and entry.busy:
+                raise _error("A scene is being generated; wait for it to end before loading a story.")
             try:
-                bundles.unpack(path, target, self.bundle_key)
-                preset = self._bundle_preset(target)
-                session = self.worker.call(lambda: StorySession.load(target, self.worker.runtime(preset)))
-            except (bundles.BundleError, ValueError, RuntimeUnavailable) as err:
-                raise gr.Error(f"Could not load the story: {err}") from None
-            finally:
-                shutil.rmtree(target, ignore_errors=True)
-            self.sessions.replace_session(entry, session, preset, dataclasses.asdict(session.settings))
-        gr.Info(f"Loaded a story of {len(session.scenes)} scene(s).")
-        return self._story_view(entry)
+                bundles.unpack(path, staging, self.bundle_key, self._bundle_bound)
+                preset = self._bundle_preset(staging)
+                session = self.worker.call(self._load_session, staging, preset)
+            except (bundles.BundleError, RuntimeUnavailable) as err:
+                raise _error(f"Could not load the story: {err}") from None
+            entry = self._entry(request)  # the story is good: only now does it take a place on the server
+            with entry.lock:
+                if entry.busy:
+                    raise _error("A scene is being generated; wait for it to end before loading a story.")
+                self.sessions.replace_session(entry, session, preset, dataclasses.asdict(session.settings))
+                gr.Info(f"Loaded a story of {len(session.scenes)} scene(s).")
+                return self._story_view(entry)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+            path.unlink(missing_ok=True)  # the upload is not kept once it has been read (Gradio would keep it an hour)
+            with self._state_lock:
+                self._loading.discard(key)
+
+    def _bundle_bound(self, preset: str | None, scene_seconds: list[float]) -> int:
+        config = self.options.presets.get(preset or self.options.default_preset)
+        if config is None:
+            raise bundles.BundleError(f"the story was made with model preset {preset!r}, which this server does not run")
+        return bundles.story_size_bound(config, scene_seconds)
+
+    def _load_session(self, directory: Path, preset: str) -> StorySession:
+        """Runs on the worker thread. A signed bundle whose contents do not fit together is reported as damaged."""
+        try:
+            return StorySession.load(directory, self.worker.runtime(preset))
+        except RuntimeUnavailable:
+            raise
+        except ValueError as err:
+            raise bundles.BundleError(str(err)) from None
+        except (KeyError, TypeError, IndexError, AttributeError, RuntimeError) as err:
+            what = f"missing {err}" if isinstance(err, KeyError) else " ".join(str(err).split())[:200]
+            raise bundles.BundleError(f"{bundles.DAMAGED}: its saved state does not fit together ({what})") from None
 
     def _bundle_preset(self, directory: Path) -> str:
-        if not (directory / "story.pt").is_file():
-            raise bundles.BundleError("the bundle holds no saved story (story.pt)")
-        marker = directory / "preset.json"
+        marker = directory / bundles.PRESET_NAME
         preset = json.loads(marker.read_text())["preset"] if marker.is_file() else self.options.default_preset
         if preset not in self.options.presets:
             raise bundles.BundleError(f"the story was made with model preset {preset!r}, which this server does not run")
@@ -281,8 +437,12 @@ class StoryController:
     def release(self, request: gr.Request) -> None:
         """The tab closed: free the story."""
         key = getattr(request, "session_hash", None)
-        if key:
-            self.sessions.release(key)
+        if key:  # only the login that made the story may end it (the heartbeat route itself asks for none)
+            self.sessions.release(key, self._owner(request), check_owner=True)
+            with self._state_lock:  # (its queued scenes, if any, went with its connection)
+                if self.sessions.find(key) is None:
+                    self._queued.pop(key, None)
+                    self._stop_queued.discard(key)
 
     def page_loaded(self, request: gr.Request) -> str:
         preset = self.options.default_preset
@@ -294,9 +454,9 @@ class StoryController:
 
     # --- views ----------------------------------------------------------------------------------------
 
-    def _story_view(self, entry: SessionEntry) -> tuple:
+    def _story_view(self, entry: SessionEntry | None) -> tuple:
         """Everything that shows the story as it stands: player, timeline, panels, downloads."""
-        session = entry.session
+        session = entry.session if entry is not None else None
         if session is None or not session.scenes:
             empty_registry = session.registry_snapshot() if session is not None else {}
             return (

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from typing import Any, Iterable
 
 import numpy as np
@@ -20,6 +21,19 @@ ARCHIVE_HEADERS = ["Scene", "Chunk", "Frame", "Characters", "Score", "Why kept"]
 
 def _text(value: Any) -> str:
     return html.escape(str(value), quote=True)
+
+
+_PATH = re.compile(r"(?:[A-Za-z]:)?[\\/](?:[^\s'\"\\/]+[\\/])+([^\s'\"\\/]*)")
+
+
+def without_paths(text: str) -> str:
+    """``text`` with every absolute file path cut to its last part (the server's folders are nobody's business)."""
+    return _PATH.sub(lambda m: m.group(1) or "", text)
+
+
+def popup_text(text: str) -> str:
+    """A message for an error or info popup, which renders HTML: what came from users or files shows as text."""
+    return html.escape(without_paths(str(text)), quote=False)
 
 
 def _join(values: Iterable[Any]) -> str:

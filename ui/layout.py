@@ -21,6 +21,7 @@ from . import formatting
 from .callbacks import MAX_SCENE_SECONDS, StoryController
 
 CSS_PATH = Path(__file__).with_name("style.css")
+MAX_UPLOAD_BYTES = 1024**3  # a story bundle of hours of storyworld video, minutes of Wan video
 
 INTRO = (
     "Tell a story one scene at a time. Each prompt continues the video from where it stopped; "
@@ -143,4 +144,5 @@ def launch_kwargs() -> dict:
         footer_links=["api", "settings"],
         share=False,
         show_error=True,
+        max_file_size=MAX_UPLOAD_BYTES,  # refused while it is uploaded, before it is stored
     )

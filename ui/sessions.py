@@ -1,9 +1,12 @@
 """Server-side registry of live stories, one per browser session.
 
 A browser tab is identified by Gradio's session hash. Its entry holds the ``StorySession`` (K/V cache, memory
-bank, entity registry) between turns, plus a folder for the files the page shows. Entries are released when
-the tab closes or after ``idle_release_s`` without use; after ``idle_drop_s`` an idle story drops its K/V cache
-and keeps its latents (rebuilt on the next scene). At most ``max_live`` stories are held at once.
+bank, entity registry) between turns, plus a folder for the files the page shows. An entry is made only for a
+story (the first scene, or a loaded bundle), never by a look or an undo; it belongs to the login that made it
+(on a server with ``--auth``) and only that login can use or release it. Entries are released when the tab
+closes or after ``idle_release_s`` without use; after ``idle_drop_s`` an idle story drops its K/V cache and keeps
+its latents (rebuilt on the next scene). At most ``max_live`` stories are held at once, and at most
+``max_per_client`` from one client address.
 """
 
 from __future__ import annotations
@@ -26,10 +29,16 @@ class SessionLimitReached(RuntimeError):
     """The server holds as many live stories as it may; the message says so in words for the page."""
 
 
+class NotYourStory(PermissionError):
+    """The session key is known but belongs to another login."""
+
+
 @dataclass
 class SessionEntry:
     key: str
     workdir: Path
+    owner: str | None = None  # the login that made the story (None on a server without --auth)
+    client: str = ""  # the address it was made from (for the per-client limit)
     session: Any = None
     preset: str = ""
     settings: dict = field(default_factory=dict)
@@ -59,6 +68,7 @@ class SessionRegistry:
         make_session: Callable[[str, dict], Any],
         root: str | Path,
         max_live: int = 8,
+        max_per_client: int | None = None,
         idle_drop_s: float = 120.0,
         idle_release_s: float = 1800.0,
         sweep_every_s: float = 10.0,
@@ -68,6 +78,7 @@ class SessionRegistry:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_live = max_live
+        self.max_per_client = max_per_client or max_live
         self.idle_drop_s = idle_drop_s
         self.idle_release_s = idle_release_s
         self._entries: dict[str, SessionEntry] = {}
@@ -90,15 +101,18 @@ class SessionRegistry:
         with self._lock:
             return sum(1 for e in self._entries.values() if e.session is not None)
 
-    def find(self, key: str) -> SessionEntry | None:
+    def find(self, key: str, owner: str | None = None, check_owner: bool = False) -> SessionEntry | None:
+        """The entry of ``key`` if there is one (and, with ``check_owner``, if ``owner`` made it)."""
         with self._lock:
             entry = self._entries.get(key)
-        if entry is not None:
-            entry.last_used = time.monotonic()
+        if entry is None or (check_owner and entry.owner != owner):
+            return None
+        entry.last_used = time.monotonic()
         return entry
 
-    def get(self, key: str) -> SessionEntry:
-        """The entry of ``key``, created on first use; refuses a new one when the server is full."""
+    def get(self, key: str, owner: str | None = None, client: str = "") -> SessionEntry:
+        """The entry of ``key``, made when a story starts; refuses a new one when the server (or this client's
+        share of it) is full, and an existing one to anyone but its owner."""
         if not key:
             raise ValueError("a browser session key is required")
         with self._lock:
@@ -109,11 +123,19 @@ class SessionRegistry:
                         f"This server is holding the most stories it can ({self.max_live}). "
                         "Try again in a few minutes, when an idle story has been released."
                     )
+                mine = sum(1 for e in self._entries.values() if e.client == client)
+                if mine >= self.max_per_client:
+                    raise SessionLimitReached(
+                        f"Your address already holds {mine} stories on this server, the most one client may. "
+                        "Close a tab you no longer use (its story is released), or wait until an idle one is."
+                    )
                 safe = "".join(c for c in key if c.isalnum() or c in "-_")[:64] or "session"
-                entry = SessionEntry(key=key, workdir=self.root / safe)
+                entry = SessionEntry(key=key, workdir=self.root / safe, owner=owner, client=client)
                 entry.workdir.mkdir(parents=True, exist_ok=True)
                 self._entries[key] = entry
                 logger.info("story session opened for %s (%d live)", safe, len(self._entries))
+            elif entry.owner != owner:
+                raise NotYourStory("this browser session belongs to another login")
         entry.last_used = time.monotonic()
         return entry
 
@@ -149,11 +171,15 @@ class SessionRegistry:
         if entry.closed:
             self.release(entry.key)
 
-    def release(self, key: str) -> bool:
-        """Forget the story of ``key`` and free what it held (device memory, files)."""
+    def release(self, key: str, owner: str | None = None, check_owner: bool = False) -> bool:
+        """Forget the story of ``key`` and free what it held (device memory, files); with ``check_owner``, only
+        when ``owner`` is the login that made it."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
+                return False
+            if check_owner and entry.owner != owner:
+                logger.warning("a release of a story was refused: the request is not from the login that owns it")
                 return False
             if entry.busy:
                 # The generator is still running on the worker: stop it; finish_turn releases it afterwards.

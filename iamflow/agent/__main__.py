@@ -25,8 +25,17 @@ def read_stories(path: Path) -> list[tuple[int, list[str]]]:
     """(line number from 0, prompts) per story; ``ValueError`` names the first bad line and what is wrong."""
     if not path.exists():
         raise ValueError(f"{path} does not exist")
+    if not path.is_file():
+        raise ValueError(f"{path} is not a file: give the .jsonl or .txt file of prompts")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        line = path.read_bytes()[: error.start].count(b"\n") + 1
+        raise ValueError(f"{path.name} line {line}: not UTF-8 text; give a .jsonl or .txt file of prompts") from None
+    except OSError as error:
+        raise ValueError(f"{path} cannot be read ({error.strerror})") from None
     stories: list[tuple[int, list[str]]] = []
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = text.splitlines()
     as_text = path.suffix.lower() == ".txt"
     for number, line in enumerate(lines):
         if not line.strip():
@@ -93,9 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
+        if args.out.exists() and not args.out.is_dir():
+            raise ValueError(f"--out {args.out} is a file; give a folder for the mapping files")
         run(args.prompts, args.out, args.backend, args.llm_model_path)
     except ValueError as error:
         logger.error("%s", error)
+        return 2
+    except OSError as error:  # e.g. --out under a file, or a read-only folder
+        logger.error("cannot write the mapping files to --out %s (%s)", args.out, error.strerror or error)
         return 2
     return 0
 

@@ -8,7 +8,8 @@ the judge reads the decoded RGB frames. Reported per configuration: adherence (l
 where the prompt states them), colour consistency (later mentions that do not restate the colour), trait
 consistency (the unnamed trait; also over returns after a scene away), identity consistency, truth accuracy
 (location, kind and colour against the story whether stated or not) and video frames a second on this
-machine; and where colours and traits are lost (colour asked by crowd size, traits drawn at first appearances).
+machine; the engine's own speed on one core in CPU time (the figure to compare across machines and loads);
+and where colours and traits are lost (colour asked by crowd size, traits drawn at first appearances).
 Writes JSON and a markdown table. ``--override`` changes the storyworld preset (e.g.
 ``sampler.guidance_scale=1``) for every row.
 """
@@ -59,6 +60,24 @@ def evaluate_config(runtime: Runtime, policy: str, enriched: bool, stories: int,
     return summary
 
 
+def generation_fps_one_core(runtime: Runtime, chunks: int = 4) -> float:
+    """Video frames a second of the engine and its streaming decoder on one core, in CPU time (so another job
+    on the machine does not change it): a fixed prompt, ``chunks`` chunks (9 + 12 a chunk frames)."""
+    text = runtime.encode("A robot painted red waves on the beach.")[0]
+    uncond = runtime.encode("")[0] if runtime.config.sampler.guided_steps else None
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        decoder, frames = runtime.codec.stream_decoder(), 0
+        start = time.thread_time()
+        for latents in runtime.engine.generate(text, chunks, torch.Generator().manual_seed(0), uncond=uncond):
+            frames += decoder.decode(latents).shape[2]
+        seconds = time.thread_time() - start
+    finally:
+        torch.set_num_threads(threads)
+    return frames / seconds
+
+
 def row_name(policy: str, enriched: bool) -> str:
     return f"{policy}{' +enrich' if enriched else ''}"
 
@@ -88,9 +107,13 @@ def _cell(value: float | None) -> str:
     return f"{value:.3f}" if value is not None else "—"
 
 
-def markdown(results: dict, stories: int, seed: int) -> str:
+def markdown(results: dict, stories: int, seed: int, generation_fps: float | None = None) -> str:
     head = "| policy | " + " | ".join(COLUMNS) + " | video fps (CPU) |"
-    lines = [f"Stories: {stories}, seed {seed}.", "", head, "|" + "---|" * (len(COLUMNS) + 2)]
+    lines = [f"Stories: {stories}, seed {seed}.", ""]
+    if generation_fps is not None:
+        lines += [f"Generation on one core (engine and streaming decoder, CPU time): {generation_fps:.1f} video "
+                  "frames/s.", ""]
+    lines += [head, "|" + "---|" * (len(COLUMNS) + 2)]
     for name, summary in results.items():
         fps = summary.get("video_fps")
         cells = [_cell(summary.get(c)) for c in COLUMNS] + [f"{fps:.1f}" if fps else "—"]
@@ -131,11 +154,14 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as e:
         parser.error(f"--override: {e}")
     results = evaluate(args.stories, args.seed, args.seconds, policies, enrich, args.jobs, tuple(args.override))
+    generation_fps = generation_fps_one_core(Runtime.load(load_config(preset="storyworld", overrides=args.override)))
+    logger.info("generation on one core: %.1f video frames/s (CPU time)", generation_fps)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "evaluation.json").write_text(json.dumps(
-        {"stories": args.stories, "seed": args.seed, "overrides": args.override, "results": results}, indent=2))
-    (out / "evaluation.md").write_text(markdown(results, args.stories, args.seed))
+        {"stories": args.stories, "seed": args.seed, "overrides": args.override,
+         "generation_fps_one_core": generation_fps, "results": results}, indent=2))
+    (out / "evaluation.md").write_text(markdown(results, args.stories, args.seed, generation_fps))
     logger.info("wrote %s and %s", out / "evaluation.json", out / "evaluation.md")
 
 

@@ -128,14 +128,20 @@ def test_undo_then_redo_is_identical(runtime, reference):
     assert session.mapping()["global_registry"] == reference.mapping()["global_registry"]
 
 
-def test_stop_mid_scene_then_continue(runtime):
-    session = StorySession(runtime)
-    run(session, MAN, seed=1)
+def stop_after_chunk_1(session):
+    """A 6-second DOG scene whose viewer presses Stop once chunk 1 has arrived; the events received."""
     events = []
     for event in session.add_scene(DOG, seconds=6, seed=2):
         events.append(event)
         if event.chunk_index == 1:
             session.stop()
+    return events
+
+
+def test_stop_mid_scene_then_continue(runtime):
+    session = StorySession(runtime)
+    run(session, MAN, seed=1)
+    events = stop_after_chunk_1(session)
     assert len(events) == 2 and session.scenes[1].stopped and session.scenes[1].chunks_done == 2
     frames_before = len(session.story_frames())
     after = run(session, BACK, seed=3)
@@ -167,11 +173,7 @@ def test_overlapped_stop_keeps_the_chunk_in_flight(runtime):
     session = StorySession(runtime)
     session.overlap_decode = True
     run(session, MAN, seed=1)
-    events = []
-    for event in session.add_scene(DOG, seconds=6, seed=2):
-        events.append(event)
-        if event.chunk_index == 1:
-            session.stop()
+    events = stop_after_chunk_1(session)
     assert [e.chunk_index for e in events] == [0, 1, 2]
     assert session.scenes[1].stopped and session.scenes[1].chunks_done == 3
     assert len(session.story_frames()) == sum(len(e.frames) for e in events) + 9 + 3 * 12

@@ -325,7 +325,6 @@ def session_run(args: argparse.Namespace) -> dict:
     session.overlap_decode = args.overlap
     session.timer = StageTimer(runtime.device)
     video_per_chunk = cfg.cache.frames_per_chunk * cfg.video.temporal_compression
-    scenes = []
     prompts = (STORY * ((args.scenes + len(STORY) - 1) // len(STORY)))[: args.scenes]
     if args.sync_debug:  # every host wait inside the story is reported with where it came from
         import traceback
@@ -338,36 +337,43 @@ def session_run(args: argparse.Namespace) -> dict:
         warnings.showwarning = show
         warnings.simplefilter("always")
         torch.cuda.set_sync_debug_mode("warn")
-    for index, prompt in enumerate(prompts):
-        _sync()
-        session.timer.take()
-        clock = time.perf_counter()
-        arrivals, frames = [], 0
-        for event in session.add_scene(prompt, seconds=args.scene_seconds, seed=index):
-            arrivals.append(time.perf_counter() - clock)
-            frames += len(event.frames)
-        stages: dict[str, list[float]] = {}
-        host: dict[str, list[float]] = {}
-        for name, host_seconds, device_seconds in session.timer.take():
-            stages.setdefault(name, []).append(device_seconds if device_seconds is not None else host_seconds)
-            host.setdefault(name, []).append(host_seconds)
-        intervals = [b - a for a, b in zip(arrivals, arrivals[1:])]
-        steady = intervals[1:] or intervals
-        scenes.append({
-            "prompt": prompt,
-            "chunks": len(arrivals),
-            "video_frames": frames,
-            "first_frame_seconds": arrivals[0],
-            "scene_fps": frames / arrivals[-1],
-            "steady_fps": video_per_chunk / statistics.median(steady) if steady else None,
-            "chunk_p50_seconds": statistics.median(intervals) if intervals else None,
-            "chunk_p99_seconds": _percentile(intervals, 99) if intervals else None,
-            "stage_seconds_first_chunk": {k: v[0] for k, v in stages.items()},
-            "stage_seconds_per_chunk_median": {k: statistics.median(v) for k, v in stages.items() if len(v) > 1},
-            "stage_host_seconds_first_chunk": {k: v[0] for k, v in host.items()},
-            "stage_host_seconds_per_chunk_median": {k: statistics.median(v) for k, v in host.items() if len(v) > 1},
-        })
-        logger.info("scene %d: first frame %.3f s, %.1f fps received", index, arrivals[0], scenes[-1]["scene_fps"])
+
+    def tell(session: StorySession) -> list[dict]:
+        scenes = []
+        for index, prompt in enumerate(prompts):
+            _sync()
+            session.timer.take()
+            clock = time.perf_counter()
+            arrivals, frames = [], 0
+            for event in session.add_scene(prompt, seconds=args.scene_seconds, seed=index):
+                arrivals.append(time.perf_counter() - clock)
+                frames += len(event.frames)
+            stages: dict[str, list[float]] = {}
+            host: dict[str, list[float]] = {}
+            for name, host_seconds, device_seconds in session.timer.take():
+                stages.setdefault(name, []).append(device_seconds if device_seconds is not None else host_seconds)
+                host.setdefault(name, []).append(host_seconds)
+            intervals = [b - a for a, b in zip(arrivals, arrivals[1:])]
+            steady = intervals[1:] or intervals
+            scenes.append({
+                "prompt": prompt,
+                "chunks": len(arrivals),
+                "video_frames": frames,
+                "first_frame_seconds": arrivals[0],
+                "scene_fps": frames / arrivals[-1],
+                "steady_fps": video_per_chunk / statistics.median(steady) if steady else None,
+                "chunk_p50_seconds": statistics.median(intervals) if intervals else None,
+                "chunk_p99_seconds": _percentile(intervals, 99) if intervals else None,
+                "chunk_intervals_seconds": intervals,
+                "stage_seconds_first_chunk": {k: v[0] for k, v in stages.items()},
+                "stage_seconds_per_chunk_median": {k: statistics.median(v) for k, v in stages.items() if len(v) > 1},
+                "stage_host_seconds_first_chunk": {k: v[0] for k, v in host.items()},
+                "stage_host_seconds_per_chunk_median": {k: statistics.median(v) for k, v in host.items() if len(v) > 1},
+            })
+            logger.info("scene %d: first frame %.3f s, %.1f fps received", index, arrivals[0], scenes[-1]["scene_fps"])
+        return scenes
+
+    scenes = tell(session)
     torch.cuda.set_sync_debug_mode(0)
     graphs_after = counters["stats"]["unique_graphs"]
     result = {
@@ -394,6 +400,25 @@ def session_run(args: argparse.Namespace) -> dict:
         "text_encoder_gpu_gib": text_encoder_gib,
     }
     result["peak_gpu_memory_without_text_encoder_gib"] = result["peak_gpu_memory_gib"] - text_encoder_gib
+    # the whole story: does a chunk cost the same at its end as at its start (switches left out)
+    steady_story = [i for scene in scenes for i in scene["chunk_intervals_seconds"][1:]]
+    if len(steady_story) >= 10:
+        tenth = max(5, len(steady_story) // 10)
+        early, late = statistics.median(steady_story[:tenth]), statistics.median(steady_story[-tenth:])
+        result["story"] = {
+            "video_seconds": sum(scene["video_frames"] for scene in scenes) / cfg.video.fps,
+            "chunks": sum(scene["chunks"] for scene in scenes),
+            "early_chunk_seconds": early, "late_chunk_seconds": late, "late_over_early": late / early,
+            "chunk_p50_seconds": statistics.median(steady_story),
+            "chunk_p99_seconds": _percentile(steady_story, 99),
+            "first_frame_at_switch_seconds_max": max(scene["first_frame_seconds"] for scene in scenes[1:]),
+        }
+    if args.first_chunk_ahead:  # the same story again, the second chunk queued before the first is handed out
+        again = StorySession(runtime)
+        again.overlap_decode, again.first_chunk_alone, again.timer = args.overlap, False, StageTimer(runtime.device)
+        result["first_chunk_ahead"] = [{k: scene[k] for k in ("first_frame_seconds", "scene_fps", "steady_fps",
+                                        "chunk_p50_seconds", "chunk_p99_seconds", "chunk_intervals_seconds")}
+                                       for scene in tell(again)]
     if args.long_scene_seconds:
         clock, arrivals = time.perf_counter(), []
         for event in session.add_scene(STORY[0], seconds=args.long_scene_seconds, seed=99):
@@ -489,6 +514,158 @@ def text_encoder_run(args: argparse.Namespace) -> dict:
     return result
 
 
+def fp8_run(args: argparse.Namespace) -> dict:
+    """FP8 linears (``runtime.fp8``) against bf16 on the same chunk of a steady cache (memory written, window full):
+    the relative error of the chunk's clean latents and the seconds of a chunk (4 denoising passes + commit), eager
+    and compiled, both models in the same run. Weights are random (the same for both), so the error says how far
+    FP8 moves this computation, not how a trained model's video changes."""
+    from iamflow.runtime import to_fp8
+
+    cfg = load_config(args.config, preset=args.preset, overrides=args.override)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.manual_seed(0)
+    bf16 = build_engine(cfg, torch.bfloat16, compile_blocks=False)
+    fp8 = build_engine(cfg, torch.bfloat16, compile_blocks=False)
+    fp8.model.load_state_dict(bf16.model.state_dict())
+    to_fp8(fp8.model)
+    m, fpc = cfg.model, cfg.cache.frames_per_chunk
+    generator = torch.Generator(device="cuda").manual_seed(0)
+    context = torch.randn(1, m.text_len, m.text_dim, device="cuda", generator=generator)
+    text = bf16.encode_text(context)
+    cache = bf16.new_cache()
+    fill_memory(bf16, cache, text, generator)
+    offset = 0
+    for _ in range(args.warmup_chunks):
+        list(bf16.generate(text, 1, generator, cache=cache, frame_offset=offset))
+        offset += fpc
+    result: dict = {"mode": "fp8", "card": torch.cuda.get_device_name(), "torch": torch.__version__,
+                    "date": datetime.date.today().isoformat(), "preset": cfg.preset,
+                    "resolution": f"{cfg.video.width}x{cfg.video.height}"}
+
+    def chunk(engine):  # one chunk's denoising on the same context: the slot it writes is rewritten by each call
+        return engine.denoise_chunk(cache, text, offset, torch.Generator(device="cuda").manual_seed(7)).float()
+
+    reference, quantised = chunk(bf16), chunk(fp8)
+    again = chunk(bf16)
+    result["relative_l2_error"] = ((quantised - reference).norm() / reference.norm()).item()
+    result["max_abs_error"] = (quantised - reference).abs().max().item()
+    result["bf16_repeat_relative_l2"] = ((again - reference).norm() / reference.norm()).item()
+
+    def seconds_per_chunk(engine, label):
+        nonlocal offset
+        times, offset = time_chunks(engine, text, generator, cache, offset, args.chunks)
+        result[f"chunk_seconds_{label}"] = statistics.median(times)
+        logger.info("%s: %.3f s a chunk", label, result[f"chunk_seconds_{label}"])
+
+    seconds_per_chunk(bf16, "bf16_eager")
+    seconds_per_chunk(fp8, "fp8_eager")
+    if args.compile:
+        for engine, label in ((bf16, "bf16_compiled"), (fp8, "fp8_compiled")):
+            started = time.perf_counter()
+            engine.model.compile_blocks()
+            try:
+                list(engine.generate(text, 2, generator, cache=cache, frame_offset=offset))
+                offset += 2 * fpc
+                _sync()
+                result[f"compile_seconds_{label}"] = time.perf_counter() - started
+                seconds_per_chunk(engine, label)
+            except Exception as err:  # noqa: BLE001 - reported; the eager rows stand
+                result[f"{label}_error"] = f"{type(err).__name__}: {str(err)[:300]}"
+    result["peak_gpu_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    return result
+
+
+def app_run(args: argparse.Namespace) -> dict:
+    """The app as a person runs it: the Gradio server in this process on the preset (random weights for Wan),
+    driven through ``gradio_client`` like a browser session. Per scene: seconds from Add scene to the first streamed
+    segment, the segments' video frame rate, and the whole turn (with the story view at its end). Then the same
+    scenes through ``StorySession`` alone on the same runtime, so the app's own cost shows beside it."""
+    import socket
+    import tempfile
+    from pathlib import Path
+
+    from gradio_client import Client
+
+    from iamflow.runtime import build_runtime
+    from iamflow.session import StorySession
+    from ui import launch_kwargs
+    from ui.callbacks import AppOptions, StoryController
+    from ui.layout import build_blocks
+
+    wan = args.preset == "wan2.1-t2v-1.3b"
+    overrides = list(args.override)
+    if wan:
+        overrides += [f"runtime.compile={str(args.compile).lower()}",
+                      f"runtime.compile_decoder={str(args.compile_decoder).lower()}"]
+    cfg = load_config(args.config, preset=args.preset, overrides=overrides)
+
+    def load_runtime(name: str):
+        runtime = build_runtime(cfg, random_weights=wan)
+        if args.decoder == "tiny":
+            from iamflow.engine.tiny_decoder import build_random_tiny_codec
+
+            runtime.codec = build_random_tiny_codec(runtime.device, runtime.engine.model.dtype)
+            runtime.warm_up()
+        return runtime
+
+    options = AppOptions(default_preset=cfg.preset, presets={cfg.preset: cfg},
+                         data_dir=Path(tempfile.mkdtemp(prefix="iamflow-bench-app-")), max_live_sessions=2,
+                         max_sessions_per_client=2, idle_drop_s=3600, idle_release_s=3600, sweep_every_s=3600)
+    controller = StoryController(options, load_runtime=load_runtime)
+    demo = build_blocks(controller)
+    demo.queue(default_concurrency_limit=None)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
+    started = time.perf_counter()
+    runtime = controller.worker.runtime(cfg.preset)
+    load_seconds = time.perf_counter() - started
+    prompts = (STORY * ((args.scenes + len(STORY) - 1) // len(STORY)))[: args.scenes]
+    result: dict = {"mode": "app", "card": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+                    "torch": torch.__version__, "date": datetime.date.today().isoformat(), "preset": cfg.preset,
+                    "decoder": args.decoder, "compiled": args.compile, "load_seconds": load_seconds,
+                    "scene_seconds": args.scene_seconds, "app": [], "session": []}
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        for index, prompt in enumerate(prompts):
+            clock = time.perf_counter()
+            job = client.submit(prompt=prompt, seconds=args.scene_seconds, seed=index, api_name="/add_scene")
+            updates = []
+            for outputs in job:
+                updates.append((time.perf_counter() - clock, outputs))
+            job.result()
+            turn = time.perf_counter() - clock
+            segments = [t for t, outputs in updates[:-1] if outputs[0]]  # the last update is the story view
+            entry = controller.sessions.find(client.session_hash)
+            frames = entry.session.scenes[index].num_frames
+            result["app"].append({
+                "first_segment_seconds": segments[0], "segments": len(segments), "video_frames": frames,
+                "video_fps_received": frames / segments[-1], "turn_seconds": turn,
+                "segment_intervals_seconds": [b - a for a, b in zip(segments, segments[1:])],
+            })
+            logger.info("app scene %d: first segment %.3f s, %.1f fps, turn %.2f s", index, segments[0],
+                        frames / segments[-1], turn)
+
+        def session_alone() -> list[dict]:
+            session, out = StorySession(runtime), []
+            for index, prompt in enumerate(prompts):
+                clock, arrivals, frames = time.perf_counter(), [], 0
+                for event in session.add_scene(prompt, seconds=args.scene_seconds, seed=index):
+                    arrivals.append(time.perf_counter() - clock)
+                    frames += len(event.frames)
+                out.append({"first_frame_seconds": arrivals[0], "video_fps_received": frames / arrivals[-1]})
+            return out
+
+        result["session"] = controller.worker.call(session_alone)
+        result["app_first_segment_minus_session_first_frame_seconds"] = [
+            a["first_segment_seconds"] - b["first_frame_seconds"] for a, b in zip(result["app"], result["session"])]
+    finally:
+        controller.close()
+        demo.close()
+    return result
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
@@ -521,24 +698,37 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-overlap", dest="overlap", action="store_false",
                         help="decode each chunk before the next is made (the loop's serial order)")
     parser.add_argument("--text-encoder-device", default="auto", choices=["auto", "cuda", "cpu", "offload"])
+    parser.add_argument("--first-chunk-ahead", action="store_true",
+                        help="tell the story a second time queuing each scene's second chunk before its first is handed out")
     parser.add_argument("--sync-debug", action="store_true", help="report every host wait for the GPU in the story")
     parser.add_argument("--decoders", action="store_true",
                         help="time the Wan VAE's streaming decode of a chunk as it is, with cudnn.benchmark, "
                              "channels-last and compiled, and the tiny decoder")
+    parser.add_argument("--app", action="store_true",
+                        help="the app in this process driven through gradio_client: first streamed segment, segment rate"
+                             " (runs on a CPU too with --preset storyworld)")
+    parser.add_argument("--fp8-check", action="store_true",
+                        help="FP8 against bf16 on one chunk: relative error, and chunk seconds eager (and with --compile)")
     parser.add_argument("--text-encoders", action="store_true",
                         help="time one prompt's encoding and the GPU memory for each umT5 placement")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if not torch.cuda.is_available():
+    if args.app and args.preset == "storyworld":
+        result = app_run(args)  # the embedded model: a CPU is enough
+    elif not torch.cuda.is_available():
         parser.error("the benchmark needs a CUDA GPU")
-    if not args.random_weights:
+    elif not args.random_weights:
         parser.error("pass --random-weights: the benchmark measures speed with random weights of the preset's shape")
-    if args.session:
+    elif args.app:
+        result = app_run(args)
+    elif args.session:
         result = session_run(args)
     elif args.decoders:
         result = decoder_run(args)
     elif args.text_encoders:
         result = text_encoder_run(args)
+    elif args.fp8_check:
+        result = fp8_run(args)
     elif args.sdpa == "auto":
         result = run(args)
     else:

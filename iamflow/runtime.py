@@ -277,11 +277,16 @@ def _umt5(config: Config, device: torch.device, dtype: torch.dtype, random_weigh
                           relative_attention_max_distance=128)
         with init_empty_weights():  # no random initialisation of 5.7 B parameters before they are overwritten
             model = UMT5EncoderModel(umt5)
-        model = model.to_empty(device=home).to(dtype)
-        generator = torch.Generator(device=home).manual_seed(0)
+        # drawn on the GPU when there is one (5.7 B normal draws take the host minutes), then moved home
+        draw = device if device.type == "cuda" else home
+        model = model.to_empty(device=draw).to(dtype)
+        generator = torch.Generator(device=draw).manual_seed(0)
         with torch.no_grad():
             for param in model.parameters():
                 param.normal_(0, 0.02, generator=generator)
+        model = model.to(home)
+        if draw != home:
+            torch.cuda.empty_cache()
         # the umT5 tokenizer is not bundled; token counts, not token ids, set the encoder's cost
         tokenizer = AutoTokenizer.from_pretrained(str(minilm_model_dir()))
         encoder = UMT5TextEncoder(model, tokenizer, text_len=config.model.text_len)

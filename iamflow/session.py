@@ -172,6 +172,9 @@ class StorySession:
         # decode chunk n while chunk n+1 denoises (on a GPU: a second stream). A scene stopped part-way then ends
         # with the chunk already being made. Off on a CPU, where nothing runs beside the loop.
         self.overlap_decode = runtime.streams.cuda
+        # hand a scene's first chunk out before queuing the next (the viewer sees it sooner; the second chunk
+        # then starts on an idle device); False: queue the second chunk first (steadier intervals)
+        self.first_chunk_alone = True
         self.timer: StageTimer | None = None  # set by the benchmark: per-stage durations
         self.reset()
 
@@ -396,7 +399,7 @@ class StorySession:
                 made.append((g, self.registry_snapshot(), self.memory_view()))
             # the scene's first chunk is handed out before the next is queued (queuing it takes the host a while,
             # and the viewer is waiting); from then on the decode of one chunk overlaps the making of the next
-            if len(made) > (lookahead if c > 0 else 0):
+            if len(made) > (lookahead if c > 0 or not self.first_chunk_alone else 0):
                 yield self._hand_out(scene, *made.pop(0), start_time)
         while made:
             yield self._hand_out(scene, *made.pop(0), start_time)

@@ -8,3 +8,24 @@ def test_bench_command_loads_and_lists_its_options():
     done = subprocess.run([sys.executable, "-m", "iamflow.bench", "--help"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "--random-weights" in done.stdout and "time to first frame" in done.stdout
+
+
+def test_app_bench_drives_the_app_and_the_session_on_the_embedded_model(tmp_path):
+    """``--app`` on the CPU preset: the page's add_scene through gradio_client streams one segment per chunk, and the
+    same scene through StorySession alone is reported beside it."""
+    import json
+    import os
+
+    out = tmp_path / "app.json"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    done = subprocess.run([sys.executable, "-m", "iamflow.bench", "--app", "--preset", "storyworld", "--scenes", "1",
+                           "--scene-seconds", "1", "--out", str(out)], capture_output=True, text=True, timeout=900, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    (app,), (alone,) = report["app"], report["session"]
+    assert report["mode"] == "app" and report["preset"] == "storyworld"
+    assert app["segments"] == 2  # 1 s at 16 fps: two chunks of the embedded model, one live segment each
+    assert app["video_frames"] > 0 and 0 < app["first_segment_seconds"] <= app["turn_seconds"]
+    assert len(app["segment_intervals_seconds"]) == 1
+    assert alone["first_frame_seconds"] > 0 and alone["video_fps_received"] > 0
+    assert len(report["app_first_segment_minus_session_first_frame_seconds"]) == 1

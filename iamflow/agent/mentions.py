@@ -36,6 +36,72 @@ _GROUP_NOUNS = {"newlyweds": lexicon.NounInfo("person", "person"), "siblings": l
                 "couple": lexicon.NounInfo("person", "person"), "pair": lexicon.NounInfo("person", "person")}
 
 
+# telegraphic shot lists ("bright daylight - businesswoman walks to desk, sets down briefcase") parse far better
+# read as sentences with articles: " - " ends a sentence and a bare character noun gets "the"
+_SHOT_BREAK = re.compile(r"\s+[-–—]{1,2}\s+")
+_WORD = re.compile(r"[A-Za-z][\w'-]*")
+_BARE_NOUN_AFTER = {"to", "with", "at", "from", "by", "behind", "beside", "toward", "towards", "for", "near",
+                    "past", "around", "between"}
+_PAIR_WORDS = {"couple", "pair", "newlyweds", "twins"}
+_NOUN_MODIFIERS = {"male", "female", "young", "old", "elderly", "little", "tall", "short", "small", "big", "new"}
+_ARTICLE_BLOCKERS = {"a", "an", "the", "this", "that", "these", "those", "his", "her", "their", "its", "my",
+                     "your", "our", "another", "one", "each", "every", "some", "no", "any", "two", "three", "both"}
+
+
+def readable_text(text: str) -> tuple[str, list[int]]:
+    """``text`` rewritten for the parser, and for each of its characters the index it comes from in ``text``.
+
+    A shot break " - " becomes ". "; a lower-case listed character noun (with a few plain modifiers before it)
+    that starts a clause or follows a preposition, with no article, gets "the" ("male colleague approaches
+    desk, hands documents to businesswoman" -> "the male colleague approaches desk, hands documents to the
+    businesswoman"). Mentions found in the rewritten text are mapped back through the indices.
+    """
+    inserts: dict[int, str] = {}  # original index -> text inserted before it
+    replaced: dict[int, tuple[int, str]] = {}  # original start -> (original end, replacement)
+    for match in _SHOT_BREAK.finditer(text):
+        if match.start() > 0 and text[match.start() - 1] not in ".!?:;":
+            replaced[match.start()] = (match.end(), ". ")
+    words = list(_WORD.finditer(text))
+    for i, word in enumerate(words):
+        lower = word.group().lower()
+        listed = lower in lexicon.CHARACTER_NOUNS and lower not in lexicon.NOT_CHARACTERS or lower in _PAIR_WORDS
+        if not word.group()[:1].islower() or not listed:
+            continue
+        first = i
+        while first > 0 and words[first - 1].group() in _NOUN_MODIFIERS and \
+                text[words[first - 1].end(): words[first].start()] == " ":
+            first -= 1
+        between = text[words[first - 1].end(): words[first].start()] if first > 0 else text[: words[first].start()]
+        previous = words[first - 1].group().lower() if first > 0 else ""
+        clause_start = first == 0 or bool(re.search(r"[,;:.!?]|\s[-–—]{1,2}\s", between))
+        if previous in _ARTICLE_BLOCKERS and not clause_start:
+            continue
+        if clause_start or (between.strip() == "" and previous in _BARE_NOUN_AFTER):
+            inserts[words[first].start()] = "the "
+    if not inserts and not replaced:
+        return text, list(range(len(text) + 1))
+    out: list[str] = []
+    origin: list[int] = []
+    i = 0
+    while i < len(text):
+        if i in replaced:
+            end, new = replaced[i]
+            out.append(new)
+            origin.extend([i] * len(new))
+            i = end
+            continue
+        sentence_start = not out or bool(re.search(r"[.!?]\s*$", "".join(out[-3:])))
+        if i in inserts:
+            out.append(inserts[i].capitalize() if sentence_start else inserts[i])
+            origin.extend([i] * len(inserts[i]))
+            sentence_start = False
+        out.append(text[i].upper() if sentence_start and i not in inserts and i > 0 else text[i])
+        origin.append(i)
+        i += 1
+    origin.append(len(text))
+    return "".join(out), origin
+
+
 @dataclass
 class Mention:
     """One reference to a character in a prompt."""
@@ -187,8 +253,10 @@ def _conjuncts(token) -> list:
 class PromptAnalyzer:
     """Turns a spaCy ``Doc`` into mentions and scene context."""
 
-    def __init__(self, doc, known_names: set[str], known_heads: set[str], classify_unknown=None):
+    def __init__(self, doc, known_names: set[str], known_heads: set[str], classify_unknown=None,
+                 origin: list[int] | None = None):
         self.doc = doc
+        self.origin = origin  # for a rewritten text (``readable_text``): index in the prompt of each character
         self.known_names = {n.lower() for n in known_names}
         # heads that name a character only once the story has one: its vehicles, its talking holograms
         self.known_heads = known_heads
@@ -499,7 +567,13 @@ class PromptAnalyzer:
         mentions = self._members_named_here(mentions, index_of_token)
         self._link_possessors(mentions, index_of_token)
         self._wearing_predicates(mentions, index_of_token)
+        for m in mentions:
+            m.start, m.end = self.in_prompt(m.start), self.in_prompt(m.end - 1) + 1
         return mentions
+
+    def in_prompt(self, index: int) -> int:
+        """Index in the prompt of character ``index`` of the parsed text."""
+        return self.origin[index] if self.origin is not None else index
 
     def _members_named_here(self, mentions: list[Mention], index_of_token: dict[int, int]) -> list[Mention]:
         """"Two brothers ...: Luis, ... and Mateo": when the sentence goes on to name or describe the members,

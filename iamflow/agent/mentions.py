@@ -539,7 +539,8 @@ class PromptAnalyzer:
                 if mention is not None:
                     index_of_token[tok.i] = len(mentions)
                     mentions.append(mention)
-            elif tok.tag_ == "PRP" and tok.lower_ in lexicon.PRONOUNS:
+            elif tok.tag_ == "PRP" and tok.lower_ in lexicon.PRONOUNS or self._owner_pronoun(tok) or \
+                    tok.lower_ == "both" and tok.dep_ in ("nsubj", "ROOT", "dobj", "pobj", "dep", "appos"):
                 mention = self._pronoun_mention(tok, sent_of)
                 if mention is not None:
                     index_of_token[tok.i] = len(mentions)
@@ -564,6 +565,7 @@ class PromptAnalyzer:
                         target.age = extra.age
                     if target.base == "person" and extra.base != "person":
                         target.base = extra.base
+        mentions = self._names_missed(mentions, index_of_token, sent_of)
         mentions = self._members_named_here(mentions, index_of_token)
         self._link_possessors(mentions, index_of_token)
         self._wearing_predicates(mentions, index_of_token)
@@ -574,6 +576,56 @@ class PromptAnalyzer:
     def in_prompt(self, index: int) -> int:
         """Index in the prompt of character ``index`` of the parsed text."""
         return self.origin[index] if self.origin is not None else index
+
+    @staticmethod
+    def _owner_pronoun(tok) -> bool:
+        """"his ear", "their hair": the owner of a body part, clothing or a held thing takes part in the scene
+        (a relation's owner, "her son", does not by that alone)."""
+        if tok.tag_ != "PRP$" or tok.lower_ not in ("his", "her", "their") or tok.dep_ != "poss":
+            return False
+        owned = [tok.head, tok.doc[tok.i + 1]] + [c for c in tok.head.children if c.dep_ == "compound"]
+        return tok.head.pos_ != "PROPN" and not any(
+            t.lemma_.lower() in lexicon.RELATION_NOUNS or t.lower_ in lexicon.PAIR_RELATIONS or noun_info(t)
+            for t in owned)
+
+    def _names_missed(self, mentions: list[Mention], index_of_token: dict[int, int], sent_of) -> list[Mention]:
+        """Names the parse hid: a name the story knows wherever it stands ("wheels Tom cat-parcel"), and a
+        capitalised word before a character noun ("Spike bulldog's silhouette": a bulldog named Spike)."""
+        covered = {t.i for m in mentions for t in self.doc if m.start <= t.idx < m.end} | set(index_of_token)
+        added = False
+        for tok in self.doc:
+            lower = tok.lower_
+            if tok.i in covered or not tok.text[:1].isupper() or not tok.is_alpha or lower in _TITLE_WORDS or \
+                    lower in lexicon.PRONOUNS or lower in lexicon.CHARACTER_NOUNS or lower in lexicon.LOCATION_NOUNS:
+                continue
+            nxt = tok.doc[tok.i + 1] if tok.i + 1 < len(tok.doc) else None
+            noun = noun_info(nxt) if nxt is not None and nxt.text[:1].islower() else None
+            j = tok.i - 1
+            while j >= 0 and tok.doc[j].tag_ in ("JJ", "RB", "NNP", "HYPH", "VBN"):
+                j -= 1
+            if tok.ent_type_ in ("NORP", "LANGUAGE", "DATE", "TIME") or lower in lexicon.COLORS or j >= 0 and \
+                    tok.doc[j].lower_ in ("a", "an"):
+                noun = None  # "a German shepherd", "a slightly overweight Black adult man"
+            given = noun is not None and noun.kind != "vehicle" and (tok.tag_ == "NNP" or not tok.is_sent_start)
+            if not given and lower not in self.known_names:
+                continue
+            if given and nxt.i in index_of_token:
+                target = mentions[index_of_token[nxt.i]]
+                if not target.names:
+                    target.names.insert(0, tok.text)
+                    target.surface, target.form, target.start = tok.text, "name", tok.idx
+                continue
+            info = noun or lexicon.NounInfo("person", "person")
+            mentions.append(Mention(start=tok.idx, end=tok.idx + len(tok.text), surface=tok.text, form="name",
+                                    kind=info.kind, base=info.base, gender=info.gender, names=[tok.text],
+                                    heads=[nxt.lemma_.lower()] if noun else [], token=tok.i,
+                                    sentence=sent_of.get(tok.i, 0), action=self._action(tok)))
+            added = True
+        if added:
+            mentions.sort(key=lambda m: m.token)
+            index_of_token.clear()
+            index_of_token.update({m.token: i for i, m in enumerate(mentions)})
+        return mentions
 
     def _members_named_here(self, mentions: list[Mention], index_of_token: dict[int, int]) -> list[Mention]:
         """"Two brothers ...: Luis, ... and Mateo": when the sentence goes on to name or describe the members,
@@ -724,7 +776,8 @@ class PromptAnalyzer:
 
     def _pronoun_mention(self, tok, sent_of) -> Mention | None:
         word = tok.lower_
-        gender = lexicon.PRONOUNS[word]
+        owner = tok.tag_ == "PRP$"
+        gender = "p" if word == "both" else lexicon.POSSESSIVE_DETERMINERS[word] if owner else lexicon.PRONOUNS[word]
         if word in ("it", "itself"):
             if tok.dep_ not in ("nsubj", "dobj", "pobj", "dative", "nsubjpass"):
                 return None
@@ -736,7 +789,7 @@ class PromptAnalyzer:
         mention = Mention(start=tok.idx, end=tok.idx + len(tok.text), surface=tok.text, form="pronoun",
                           kind="person" if gender in ("m", "f") else "", base="", gender=gender if gender in
                           ("m", "f") else None, pronoun=pronoun, token=tok.i, sentence=sent_of.get(tok.i, 0),
-                          clause_subject=self._clause_subject(tok) if tok.dep_ != "nsubj" else None,
+                          clause_subject=self._clause_subject(tok) if tok.dep_ != "nsubj" and not owner else None,
                           action=self._action(tok), weak=(pronoun == "it"))
         if pronoun == "it":
             mention.it_antecedent = self._nearest_noun_before(tok)

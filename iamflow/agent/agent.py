@@ -97,15 +97,27 @@ class NounClassifier:
             self._prototypes()
             self.encoder.encode(list(dict.fromkeys(texts)))
 
-    def __call__(self, lemma: str, phrase: str = "", as_object: bool = False) -> lexicon.NounInfo | None:
-        key = f"{lemma}|{phrase}|{as_object}"
+    EVIDENCE_MARGIN = {"dressed": -0.2, "acts": 0.0}  # person only: described by clothing or age / a person's verb
+    EVIDENCE_FLOOR = 0.4
+
+    def __call__(self, lemma: str, phrase: str = "", as_object: bool = False,
+                 evidence: str | None = None) -> lexicon.NounInfo | None:
+        """``evidence`` ("dressed", "acts"): the sentence shows a person; then "person" needs only to be the
+        nearest kind and not far below the things."""
+        key = f"{lemma}|{phrase}|{as_object}|{evidence}"
         if key in self.cache:
             return self.cache[key]
         info = None
         if lemma.isalpha() and len(lemma) > 2 and lemma not in lexicon.LOCATION_NOUNS and \
                 lemma not in lexicon.NOT_CHARACTERS and lemma not in lexicon.THING_NOUNS:
             for text in dict.fromkeys([lemma] + ([phrase] if phrase and phrase != lemma else [])):
-                kind = self._decide(self.kind_scores(text), self.OBJECT_MARGIN if as_object else self.MARGIN)
+                scores = self.kind_scores(text)
+                kind = self._decide(dict(scores), self.OBJECT_MARGIN if as_object else self.MARGIN)
+                if kind is None and evidence is not None:
+                    thing = scores.pop("thing")
+                    if max(scores, key=scores.get) == "person" and scores["person"] >= self.EVIDENCE_FLOOR and \
+                            scores["person"] - thing >= self.EVIDENCE_MARGIN[evidence]:
+                        kind = "person"
                 if kind is not None:
                     info = _classified_info(kind, lemma)
                     break

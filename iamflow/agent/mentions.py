@@ -30,6 +30,7 @@ _STATE_ADJECTIVES = {"bald", "clean-shaven", "bearded", "barefoot", "blindfolded
 _GROUP_SIZE = {"two": 2, "both": 2, "three": 3, "four": 4, "five": 5, "couple": 2, "pair": 2, "newlyweds": 2, "twins": 2}
 _ANIMATED_DEPICTIONS = {"hologram", "puppet", "doll", "mannequin", "statue", "scarecrow", "figurine"}
 _ALIVE_MODIFIERS = {"talking", "speaking", "living", "sentient", "animated", "walking", "dancing", "singing"}
+_ENTRANCE_VERBS = {"appear", "enter", "arrive", "emerge", "join", "materialize", "materialise"}
 _SEX_WORDS = {"male": "m", "female": "f"}
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4}
 _GROUP_NOUNS = {"newlyweds": lexicon.NounInfo("person", "person"), "siblings": lexicon.NounInfo("person", "person"),
@@ -67,6 +68,10 @@ def readable_text(text: str) -> tuple[str, list[int]]:
         listed = lower in lexicon.CHARACTER_NOUNS and lower not in lexicon.NOT_CHARACTERS or lower in _PAIR_WORDS
         if not word.group()[:1].islower() or not listed:
             continue
+        following = words[i + 1].group().lower() if i + 1 < len(words) else ""
+        if following and text[word.end(): words[i + 1].start()] == " " and following in \
+                lexicon.THING_NOUNS | lexicon.LOCATION_NOUNS | set(lexicon.CHARACTER_NOUNS):
+            continue  # a modifier of the next noun ("king bed")
         first = i
         while first > 0 and words[first - 1].group() in _NOUN_MODIFIERS and \
                 text[words[first - 1].end(): words[first].start()] == " ":
@@ -136,6 +141,7 @@ class Mention:
     introduced: bool = False  # an indefinite apposition introduces it here ("the sheriff, a heavyset man")
     relation_owner: int | None = None  # set by the resolver: global id of the relation's possessor
     ordinal: int = 0  # "the second kid": 2, picks a member of a group the story introduced
+    entrance: bool = False  # subject of "appears", "enters", "arrives": someone may be new to the story
 
     def description(self) -> str:
         """Text the sentence encoder compares with known characters."""
@@ -276,8 +282,29 @@ class PromptAnalyzer:
         info = noun_info(token)
         if info is None and self._unlisted_candidate(token):
             as_object = token.dep_ in ("dobj", "pobj") or token.dep_ == "conj" and token.head.dep_ == "dobj"
-            info = self.classify_unknown(token.lemma_.lower(), self._compound_phrase(token), as_object)
+            info = self.classify_unknown(token.lemma_.lower(), self._compound_phrase(token), as_object,
+                                         self._person_evidence(token))
         return info
+
+    @staticmethod
+    def _person_evidence(token) -> str | None:
+        """What the sentence says of an unlisted noun that only fits a person: "dressed" when it is described by
+        clothing or an age ("a glassblower with a leather apron", "in his late 30s"), "acts" when it does or
+        undergoes what people do ("the damsel" kidnapped, "the official shows him a card")."""
+        for child in token.rights:
+            if child.dep_ == "prep" and child.lower_ in ("with", "in", "wearing") or child.lemma_ in ("wear", "dress"):
+                for obj in child.subtree:
+                    if obj.lemma_.lower() in attributes.CLOTHING_WORDS or obj.lower_ in lexicon.HAIR_WORDS or \
+                            attributes.is_age_phrase(obj.text) and obj.dep_ == "pobj":
+                        return "dressed"
+        verb = token.head
+        if token.dep_ in ("nsubj", "nsubjpass") and verb.lemma_.lower() in lexicon.PERSON_VERBS:
+            return "acts"
+        if token.dep_ == "nsubj" and any(c.dep_ == "dative" for c in verb.children):
+            return "acts"  # gives someone something
+        if token.dep_ in ("dobj", "conj") and verb.lemma_.lower() in lexicon.PERSON_OBJECT_VERBS:
+            return "acts"
+        return None
 
     def _unlisted_candidate(self, token) -> bool:
         return token.pos_ == "NOUN" and self.classify_unknown is not None and token.tag_ == "NN" \
@@ -769,7 +796,8 @@ class PromptAnalyzer:
             age=age, heads=heads, names=names, attrs=attrs, newcomer=newcomer, same=same, other=other,
             relation=relation, possessor_pronoun=possessor_pronoun, weak=weak, action=self._action(head_token),
             token=head_token.i, sentence=sent_of.get(head_token.i, 0),
-            clause_subject=self._clause_subject(head_token), protagonist=protagonist, ordinal=ordinal)
+            clause_subject=self._clause_subject(head_token), protagonist=protagonist, ordinal=ordinal,
+            entrance=head_token.dep_ == "nsubj" and head_token.head.lemma_.lower() in _ENTRANCE_VERBS)
         if poss is not None and poss.tag_ != "PRP$":
             mention.possessor_index = -poss.i - 1  # a token index, turned into a mention index later
         return mention

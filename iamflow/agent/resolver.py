@@ -271,8 +271,9 @@ class Resolver:
                     continue
                 score = 0.5 + sim + 0.3 * min(overlap, 3) + recency
             else:
-                # a bare definite role ("the scientist", "the skater") refers back to someone recent
-                if sim < self.threshold and not recency:
+                # a bare definite role ("the scientist", "the skater") refers back to someone recent, unless
+                # it makes an entrance under a role nobody had ("the villain appears")
+                if sim < self.threshold and not recency or m.entrance:
                     continue
                 score = 0.5 + sim + 0.3 * min(overlap, 3) + recency
             if rec.global_id in same_sentence:

@@ -268,10 +268,15 @@ class PromptAnalyzer:
         self.known_heads = known_heads
         self.classify_unknown = classify_unknown  # callable(lemma) -> NounInfo | None
         self.person_tokens = {t.i for ent in doc.ents if ent.label_ == "PERSON" for t in ent}
+        # a shot heading before a colon ("Match cut: ...", "Musical duel: ...") names no one
+        colon = next((t.i for t in doc[:4] if t.text == ":"), None)
+        self.heading_tokens = set(range(colon)) if colon is not None else set()
         self.non_name_tokens = {t.i for ent in doc.ents if ent.label_ in _NON_NAME_ENTS for t in ent}
 
     # -- token classification ------------------------------------------------------------------------
     def character_info(self, token) -> lexicon.NounInfo | None:
+        if token.i in self.heading_tokens:
+            return None
         if _descriptive_one(token):
             return lexicon.NounInfo("person", "person")
         if token.lemma_.lower() in _ANIMATED_DEPICTIONS and token.lemma_.lower() in self.known_heads:
@@ -298,8 +303,9 @@ class PromptAnalyzer:
                             attributes.is_age_phrase(obj.text) and obj.dep_ == "pobj":
                         return "dressed"
         verb = token.head
-        if token.dep_ in ("nsubj", "nsubjpass") and verb.lemma_.lower() in lexicon.PERSON_VERBS:
-            return "acts"
+        if token.dep_ in ("nsubj", "nsubjpass") and (verb.lemma_.lower() in lexicon.PERSON_VERBS or any(
+                c.dep_ in ("xcomp", "advcl") and c.lemma_.lower() in lexicon.PERSON_VERBS for c in verb.children)):
+            return "acts"  # also "the dealer is seen dealing cards"
         if token.dep_ == "nsubj" and any(c.dep_ == "dative" for c in verb.children):
             return "acts"  # gives someone something
         if token.dep_ in ("dobj", "conj") and verb.lemma_.lower() in lexicon.PERSON_OBJECT_VERBS:
@@ -329,6 +335,8 @@ class PromptAnalyzer:
         return False
 
     def is_name(self, token) -> bool:
+        if token.i in self.heading_tokens:
+            return False
         if token.pos_ == "NOUN" and token.text[:1].isupper() and token.lower_ in self.known_names and \
                 token.lower_ not in lexicon.CHARACTER_NOUNS:
             return True  # a name the story already knows, whatever the tagger made of it ("Florence hands ...")
@@ -360,6 +368,9 @@ class PromptAnalyzer:
         small NER model calls it a place ("Florence", "Jordan", "Sydney")."""
         if not token.text[:1].isupper() or token.lower_ in _TITLE_WORDS or token.lower_ in lexicon.PRONOUNS:
             return False
+        if token.text.isupper() and len(token.text) > 1 or token.head.tag_ == "VBN" and not any(
+                c.dep_ in ("aux", "auxpass") for c in token.head.children):
+            return False  # "POP—two toasts shoot up" (a sound), "Vision blocked, ..." (an absolute phrase)
         if token.lower_ in lexicon.LOCATION_NOUNS or token.lower_ in lexicon.CHARACTER_NOUNS:
             return False
         if any(c.dep_ == "det" for c in token.children) and not self._stage_name(token):

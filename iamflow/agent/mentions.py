@@ -30,6 +30,7 @@ _STATE_ADJECTIVES = {"bald", "clean-shaven", "bearded", "barefoot", "blindfolded
 _GROUP_SIZE = {"two": 2, "both": 2, "three": 3, "four": 4, "five": 5, "couple": 2, "pair": 2, "newlyweds": 2, "twins": 2}
 _ANIMATED_DEPICTIONS = {"hologram", "puppet", "doll", "mannequin", "statue", "scarecrow", "figurine"}
 _ALIVE_MODIFIERS = {"talking", "speaking", "living", "sentient", "animated", "walking", "dancing", "singing"}
+_COLLECTIVE_NOUNS = {"group", "team", "gang", "band", "troupe", "squad", "crew", "pack", "flock", "herd"}
 _ENTRANCE_VERBS = {"appear", "enter", "arrive", "emerge", "join", "materialize", "materialise"}
 _SEX_WORDS = {"male": "m", "female": "f"}
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4}
@@ -142,6 +143,7 @@ class Mention:
     relation_owner: int | None = None  # set by the resolver: global id of the relation's possessor
     ordinal: int = 0  # "the second kid": 2, picks a member of a group the story introduced
     entrance: bool = False  # subject of "appears", "enters", "arrives": someone may be new to the story
+    collective: bool = False  # "the politicians", "a group of reporters": a group that acts as one character
 
     def description(self) -> str:
         """Text the sentence encoder compares with known characters."""
@@ -859,7 +861,7 @@ class PromptAnalyzer:
             and tok.dep_ != "appos"
         if det_word not in ("the", "both", "these", "those") and not introduces and not any(
                 c.dep_ == "poss" for c in tok.children):
-            return None
+            return self._collective_mention(tok, info, det_word, sent_of) if num is None else None
         if any(_misparsed_verb(c) for c in tok.children):
             return None
         size = _GROUP_SIZE.get(num.lower_ if num is not None else det_word) or _GROUP_SIZE.get(tok.lower_)
@@ -872,12 +874,29 @@ class PromptAnalyzer:
                            possessor_pronoun=poss.lower_ if poss.tag_ == "PRP$" else None,
                            attrs=self.attributes(tok))
         if not size:
-            return None
+            return self._collective_mention(tok, info, det_word, sent_of)
         return Mention(start=tok.idx, end=tok.idx + len(tok.text), surface=_phrase(tok, include_of=False),
                        form="group", kind=info.kind, base=info.base, gender=info.gender, heads=[lemma],
                        group_size=size, token=tok.i, sentence=sent_of.get(tok.i, 0), weak=True,
                        newcomer=introduces,
                        attrs=[a for a in self.attributes(tok) if num is None or a != num.text] if introduces else [])
+
+    def _collective_mention(self, tok, info: lexicon.NounInfo, det_word: str, sent_of) -> Mention | None:
+        """"The politicians engage in conversations", "a group of reporters approaches": a group of people or
+        animals with no number that acts as a whole is one character (or, later, the members the story had)."""
+        head = tok.head
+        in_group_of = tok.dep_ == "pobj" and head.lower_ == "of" and head.head.lemma_.lower() in _COLLECTIVE_NOUNS \
+            and head.head.dep_ in ("nsubj", "nsubjpass", "dobj", "pobj", "appos")
+        acting = info.kind == "person" and det_word in ("the", "these", "those") and \
+            tok.dep_ in ("nsubj", "nsubjpass", "dobj") and \
+            not any(c.dep_ == "neg" for c in head.children)  # "the beekeepers are not in the frame"
+        if info.kind not in ("person", "animal") or not (in_group_of or acting):
+            return None
+        return Mention(start=tok.idx, end=tok.idx + len(tok.text), surface=_phrase(tok, include_of=False),
+                       form="indefinite" if in_group_of else "definite", kind=info.kind, base="group",
+                       heads=[tok.lemma_.lower()], token=tok.i, sentence=sent_of.get(tok.i, 0),
+                       attrs=[a for a in self.attributes(tok) if a.lower() not in ("group", "team")],
+                       collective=True, action=self._action(tok))
 
     def _link_possessors(self, mentions: list[Mention], index_of_token: dict[int, int]) -> None:
         for m in mentions:

@@ -174,6 +174,8 @@ class Resolver:
         """Ids for ``m``; ``[-1]`` means a new character, ``[]`` means not a character reference."""
         if m.form == "pronoun":
             return self._pronoun(m, mentions)
+        if m.collective:
+            return self._collective(m)
         if m.form == "group":
             if m.relation in lexicon.PAIR_RELATIONS:
                 return self._pair_relation(m, mentions)
@@ -344,6 +346,9 @@ class Resolver:
 
     def _they(self, m: Mention) -> list[int]:
         subject_ids = {g for g, other in self.assigned if other.token == m.clause_subject}
+        for gid, other in reversed(self.assigned):
+            if other.token < m.token and other.collective and gid not in subject_ids:
+                return [gid]  # "the politicians ... as they navigate"
         here = []
         for gid, other in self.assigned:
             if other.token < m.token and gid not in here and self.registry.entities[gid].kind == "person" and \
@@ -409,6 +414,25 @@ class Resolver:
             if len(members) >= m.ordinal and (set(m.heads) & set(rec.heads) or m.base == rec.base):
                 return members[m.ordinal - 1]
         return best
+
+    def _collective(self, m: Mention) -> list[int]:
+        """"The kids" without a number: the members of the latest group of kids the story introduced, else the
+        group the story treats as one character ("the politicians"), else a new such group."""
+        members: list[int] = []
+        latest = -1
+        for rec in self._records():
+            if rec.kind != m.kind or not set(m.heads) & set(rec.heads):
+                continue
+            if rec.base == "group":
+                return [rec.global_id]
+            for inst in rec.instances:
+                group = [g for g in inst.get("group") or [] if g in self.registry.entities]
+                if len(group) >= 2 and inst["prompt_index"] > latest:
+                    members, latest = group, inst["prompt_index"]
+        for gid, group in self.group_members.items():
+            if set(m.heads) & set(self.registry.entities[gid].heads):
+                return list(group)
+        return members or [-1]
 
     def _group(self, m: Mention) -> list[int]:
         def fits(rec: EntityRecord) -> bool:

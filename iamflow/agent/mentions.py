@@ -408,8 +408,13 @@ class PromptAnalyzer:
             prep = token.head
             if prep.lower_ in ("like", "than", "unlike"):
                 return True
-            if prep.lower_ == "of" and prep.head.lemma_.lower() in lexicon.DEPICTION_NOUNS:
-                return True
+            if prep.lower_ == "of" and prep.head.lemma_.lower() in lexicon.DEPICTION_NOUNS and not (
+                    prep.head.i - prep.head.sent.start <= 3 and prep.head.dep_ in ("ROOT", "nsubj", "npadvmod", "dep")):
+                return True  # "a statue of a warrior stands ..."; "a realistic photo of a tiger, ..." is the shot
+            if prep.lower_ == "of" and token.i > 0 and token.doc[token.i - 1].lower_ in ("a", "an") and \
+                    prep.head.pos_ == "NOUN" and noun_info(prep.head) is None and \
+                    prep.head.lemma_.lower() not in _COLLECTIVE_NOUNS:
+                return True  # "with the precision of an artist": a comparison, no one in the scene
         if token.dep_ in ("dobj", "conj") and token.head.lemma_.lower() in lexicon.DEPICTION_VERBS:
             return True
         info = noun_info(token)
@@ -856,8 +861,9 @@ class PromptAnalyzer:
         det_word = det.lower_ if det is not None else ""
         if det is None and num is not None and num.i > 0 and tok.doc[num.i - 1].lower_ in ("the", "these", "those"):
             det_word = "the"  # "the two women": the parser hangs "the" on the number
-        introduces = not det_word and num is not None and num.lower_ in _GROUP_SIZE and tok.dep_ in (
-            "nsubj", "nsubjpass", "dobj", "appos", "ROOT") or det_word in ("a", "an") and tok.lower_ in _GROUP_NOUNS \
+        introduces = not det_word and num is not None and num.lower_ in _GROUP_SIZE and (tok.dep_ in (
+            "nsubj", "nsubjpass", "dobj", "appos", "ROOT") or tok.dep_ == "pobj" and tok.head.lower_ not in (
+            "of", "like", "than")) or det_word in ("a", "an") and tok.lower_ in _GROUP_NOUNS \
             and tok.dep_ != "appos"
         if det_word not in ("the", "both", "these", "those") and not introduces and not any(
                 c.dep_ == "poss" for c in tok.children):

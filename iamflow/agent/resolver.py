@@ -286,6 +286,13 @@ class Resolver:
 
     def _indefinite(self, m: Mention) -> int | None:
         best, best_key = None, None
+        # "A cute sparrow, ..." opening prompt after prompt: the same phrase again is the character it named
+        last = self._prompt_order()[:1]
+        for gid in (last[0] if last else []):
+            rec = self.registry.entities[gid]
+            if rec.kind == m.kind and m.surface.lower() in {e.lower() for e in rec.all_entities} and \
+                    not self._in_prompt(gid) and self._compatible(m, rec, strict=True):
+                return gid
         for rec in self._records():
             if self._in_prompt(rec.global_id) and rec.global_id not in self.created:
                 continue

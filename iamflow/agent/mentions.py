@@ -144,6 +144,7 @@ class Mention:
     ordinal: int = 0  # "the second kid": 2, picks a member of a group the story introduced
     entrance: bool = False  # subject of "appears", "enters", "arrives": someone may be new to the story
     collective: bool = False  # "the politicians", "a group of reporters": a group that acts as one character
+    bare: bool = False  # written with no article ("photographer enters"): known by its noun, or new
 
     def description(self) -> str:
         """Text the sentence encoder compares with known characters."""
@@ -815,7 +816,8 @@ class PromptAnalyzer:
             relation=relation, possessor_pronoun=possessor_pronoun, weak=weak, action=self._action(head_token),
             token=head_token.i, sentence=sent_of.get(head_token.i, 0),
             clause_subject=self._clause_subject(head_token), protagonist=protagonist, ordinal=ordinal,
-            entrance=head_token.dep_ == "nsubj" and head_token.head.lemma_.lower() in _ENTRANCE_VERBS)
+            entrance=head_token.dep_ == "nsubj" and head_token.head.lemma_.lower() in _ENTRANCE_VERBS,
+            bare=det is not None and self.in_prompt(det.idx) == self.in_prompt(det.idx + len(det.text) + 1))
         if poss is not None and poss.tag_ != "PRP$":
             mention.possessor_index = -poss.i - 1  # a token index, turned into a mention index later
         return mention

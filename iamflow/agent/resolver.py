@@ -273,9 +273,10 @@ class Resolver:
                     continue
                 score = 0.5 + sim + 0.3 * min(overlap, 3) + recency
             else:
-                # a bare definite role ("the scientist", "the skater") refers back to someone recent, unless
-                # it makes an entrance under a role nobody had ("the villain appears")
-                if sim < self.threshold and not recency or m.entrance:
+                # a definite role ("the scientist", "the skater") refers back to someone recent, unless it
+                # makes an entrance under a role nobody had ("the villain appears") or has no article at all
+                # ("female model walks in": a shot list's way to bring someone in)
+                if sim < self.threshold and not recency or m.entrance or m.bare:
                     continue
                 score = 0.5 + sim + 0.3 * min(overlap, 3) + recency
             if rec.global_id in same_sentence:

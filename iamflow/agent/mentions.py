@@ -637,7 +637,8 @@ class PromptAnalyzer:
     def _names_missed(self, mentions: list[Mention], index_of_token: dict[int, int], sent_of) -> list[Mention]:
         """Names the parse hid: a name the story knows wherever it stands ("wheels Tom cat-parcel"), and a
         capitalised word before a character noun ("Spike bulldog's silhouette": a bulldog named Spike)."""
-        covered = {t.i for m in mentions for t in self.doc if m.start <= t.idx < m.end} | set(index_of_token)
+        spans = [(m.start, m.end) for m in mentions]
+        covered = {t.i for t in self.doc if any(s <= t.idx < e for s, e in spans)} | set(index_of_token)
         added = False
         for tok in self.doc:
             lower = tok.lower_

@@ -586,7 +586,8 @@ class PromptAnalyzer:
                     index_of_token[tok.i] = len(mentions)
                     mentions.append(mention)
             elif tok.tag_ == "PRP" and tok.lower_ in lexicon.PRONOUNS or self._owner_pronoun(tok) or \
-                    tok.lower_ == "both" and tok.dep_ in ("nsubj", "ROOT", "dobj", "pobj", "dep", "appos"):
+                    tok.lower_ == "both" and tok.dep_ in ("nsubj", "ROOT", "dobj", "pobj", "dep", "appos") or \
+                    self._cast_noun(tok):
                 mention = self._pronoun_mention(tok, sent_of)
                 if mention is not None:
                     index_of_token[tok.i] = len(mentions)
@@ -622,6 +623,11 @@ class PromptAnalyzer:
     def in_prompt(self, index: int) -> int:
         """Index in the prompt of character ``index`` of the parsed text."""
         return self.origin[index] if self.origin is not None else index
+
+    @staticmethod
+    def _cast_noun(tok) -> bool:
+        """"The characters never look into the camera", "the main characters": everyone in the story, like "they"."""
+        return tok.lower_ == "characters" and any(c.dep_ == "det" and c.lower_ == "the" for c in tok.children)
 
     @staticmethod
     def _owner_pronoun(tok) -> bool:
@@ -826,7 +832,10 @@ class PromptAnalyzer:
     def _pronoun_mention(self, tok, sent_of) -> Mention | None:
         word = tok.lower_
         owner = tok.tag_ == "PRP$"
-        gender = "p" if word == "both" else lexicon.POSSESSIVE_DETERMINERS[word] if owner else lexicon.PRONOUNS[word]
+        if word in ("both", "characters"):
+            gender = "p"
+        else:
+            gender = lexicon.POSSESSIVE_DETERMINERS[word] if owner else lexicon.PRONOUNS[word]
         if word in ("it", "itself"):
             if tok.dep_ not in ("nsubj", "dobj", "pobj", "dative", "nsubjpass"):
                 return None
@@ -896,6 +905,8 @@ class PromptAnalyzer:
         head = tok.head
         in_group_of = tok.dep_ == "pobj" and head.lower_ == "of" and head.head.lemma_.lower() in _COLLECTIVE_NOUNS \
             and head.head.dep_ in ("nsubj", "nsubjpass", "dobj", "pobj", "appos")
+        if any(c.lower_ == "other" for c in tok.children):
+            return None  # "the other passengers": the background around the characters
         acting = info.kind == "person" and det_word in ("the", "these", "those") and \
             tok.dep_ in ("nsubj", "nsubjpass", "dobj") and \
             not any(c.dep_ == "neg" for c in head.children)  # "the beekeepers are not in the frame"

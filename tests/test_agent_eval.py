@@ -54,7 +54,7 @@ def test_rules_backend_meets_targets_on_all_labelled_data(results):
     # numbers measured after the work (no longer blind for any of the three), catch a regression on such text
     ("scripts_public_a.yaml", 0.95, 0.94),
     ("scripts_public_b.yaml", 0.97, 0.98),
-    ("scripts_public_c.yaml", 0.93, 0.94),
+    ("scripts_public_c.yaml", 0.97, 0.97),
 ])
 def test_public_held_out_sets_do_not_regress(results, source, f1, recall):
     total = _totals(results, lambda s: s.source == source)

@@ -90,3 +90,15 @@ def test_shot_headings_sounds_and_photo_prefixes():
     prompt = "a cinematic photo of a snow leopard, telephoto lens, stalking along a ridge"
     _, scenes = story(prompt)
     assert [e.kind for e in scenes[0].entities] == ["animal"]
+
+
+def test_the_characters_are_everyone_and_the_other_passengers_are_background():
+    prompts = ["A nurse and a porter wait inside a hospital lift.",
+               "Around them, the other passengers stare at their phones.",
+               "The characters step out onto the ward."]
+    agent, scenes = story(*prompts)
+    pair = {e.global_id for e in scenes[0].entities}
+    assert len(pair) == 2
+    assert {e.global_id for e in scenes[1].entities} == pair
+    assert {e.global_id for e in scenes[2].entities} == pair
+    assert len(agent.registry.entities) == 2

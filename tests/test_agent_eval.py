@@ -1,7 +1,6 @@
 """The labelled scripts: targets for the rules backend, and the batch command."""
 
 import json
-import statistics
 
 import pytest
 
@@ -61,12 +60,6 @@ def test_public_held_out_sets_do_not_regress(results, source, f1, recall):
     assert total.scripts >= 10
     assert total.identity_f1 >= f1 and total.recall >= recall, summary_table(
         [r for r in results if r.script.source == source])
-
-
-def test_rules_backend_latency_per_prompt(results):
-    latencies = [x for r in results for x in r.latencies_ms]
-    # target is 50 ms a prompt on the 2-core CPU; allow headroom for a busy shared machine
-    assert statistics.median(latencies) < 100, statistics.median(latencies)
 
 
 def test_cli_writes_one_mapping_per_line(tmp_path):

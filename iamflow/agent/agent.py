@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import attributes, lexicon, models
-from .mentions import Mention, PromptAnalyzer
+from .mentions import Mention, PromptAnalyzer, readable_text
 from .registry import EntityRegistry
 from .resolver import Resolver
 
@@ -97,15 +97,27 @@ class NounClassifier:
             self._prototypes()
             self.encoder.encode(list(dict.fromkeys(texts)))
 
-    def __call__(self, lemma: str, phrase: str = "", as_object: bool = False) -> lexicon.NounInfo | None:
-        key = f"{lemma}|{phrase}|{as_object}"
+    EVIDENCE_MARGIN = {"dressed": -0.2, "acts": 0.0}  # person only: described by clothing or age / a person's verb
+    EVIDENCE_FLOOR = 0.4
+
+    def __call__(self, lemma: str, phrase: str = "", as_object: bool = False,
+                 evidence: str | None = None) -> lexicon.NounInfo | None:
+        """``evidence`` ("dressed", "acts"): the sentence shows a person; then "person" needs only to be the
+        nearest kind and not far below the things."""
+        key = f"{lemma}|{phrase}|{as_object}|{evidence}"
         if key in self.cache:
             return self.cache[key]
         info = None
         if lemma.isalpha() and len(lemma) > 2 and lemma not in lexicon.LOCATION_NOUNS and \
                 lemma not in lexicon.NOT_CHARACTERS and lemma not in lexicon.THING_NOUNS:
             for text in dict.fromkeys([lemma] + ([phrase] if phrase and phrase != lemma else [])):
-                kind = self._decide(self.kind_scores(text), self.OBJECT_MARGIN if as_object else self.MARGIN)
+                scores = self.kind_scores(text)
+                kind = self._decide(dict(scores), self.OBJECT_MARGIN if as_object else self.MARGIN)
+                if kind is None and evidence is not None:
+                    thing = scores.pop("thing")
+                    if max(scores, key=scores.get) == "person" and scores["person"] >= self.EVIDENCE_FLOOR and \
+                            scores["person"] - thing >= self.EVIDENCE_MARGIN[evidence]:
+                        kind = "person"
                 if kind is not None:
                     info = _classified_info(kind, lemma)
                     break
@@ -286,12 +298,13 @@ class EntityAgent:
 
     # -- internals ------------------------------------------------------------------------------------
     def _analyzer(self, prompt: str, registry: EntityRegistry) -> PromptAnalyzer:
-        doc = models.spacy_pipeline()(prompt)
+        text, origin = readable_text(prompt)
+        doc = models.spacy_pipeline()(text)
         names = {n for r in registry.entities.values() for n in r.names for n in [n] + n.split()}
         # heads that name a character only once the story has one: vehicles, and animated depictions
         known_heads = {h for r in registry.entities.values() if r.kind == "vehicle" for h in r.heads + [r.base]}
         known_heads |= {h for r in registry.entities.values() if r.kind == "robot" for h in r.heads}
-        return PromptAnalyzer(doc, names, known_heads, classify_unknown=_noun_classifier())
+        return PromptAnalyzer(doc, names, known_heads, classify_unknown=_noun_classifier(), origin=origin)
 
     def _mentions(self, prompt: str, rules_only: bool = False) -> tuple[list[Mention], dict, str]:
         analyzer = self._analyzer(prompt, self.registry)

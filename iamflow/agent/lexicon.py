@@ -213,6 +213,13 @@ PEER_RELATIONS = {"partner", "husband", "wife", "spouse", "brother", "sister", "
                   "assistant", "coach", "trainer", "owner", "neighbor", "neighbour", "roommate", "boss",
                   "captor", "bodyguard", "fiance", "fiancee", "cousin"}
 
+# what only people do to or with others: an unlisted noun in such a clause needs less evidence from MiniLM
+PERSON_VERBS = set("""say smile laugh whisper nod shout wave grin frown argue speak talk sing cry weep sigh shrug
+    wink greet hug kiss announce explain cheer clap gesture kneel ask answer reply yell scream pray hand offer
+    shake deal bow salute frown chuckle giggle blush apologize apologise introduce negotiate interview thank
+    kidnap rescue marry arrest comfort console confront scold hire embrace meet""".split())
+PERSON_OBJECT_VERBS = set("""meet greet hug kiss rescue kidnap marry help thank interview arrest comfort console
+    confront scold hire fire introduce embrace save capture tell ask congratulate teach warn""".split())
 PRONOUNS = {
     "he": "m", "him": "m", "himself": "m", "she": "f", "her": "f", "herself": "f", "it": "n", "itself": "n",
     "they": "p", "them": "p", "themselves": "p",

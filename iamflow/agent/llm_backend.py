@@ -228,7 +228,7 @@ def _mention_for(entry: dict, prompt: str, analyzer: PromptAnalyzer,
                                                                                           re.IGNORECASE)
     start, end = match.span()
     doc = analyzer.doc
-    tokens = [t for t in doc if start <= t.idx < end]
+    tokens = [t for t in doc if start <= analyzer.in_prompt(t.idx) < end]
     heads = [t for t in tokens if t.pos_ in ("NOUN", "PROPN")] or tokens
     head = heads[-1]
     listed = noun_info(head)
@@ -245,7 +245,8 @@ def _mention_for(entry: dict, prompt: str, analyzer: PromptAnalyzer,
     det = next((c for c in head.children if c.dep_ == "det"), None)
     form = "name" if head.pos_ == "PROPN" else "indefinite" if det is not None and det.lower_ in (
         "a", "an", "another") else "definite"
-    return Mention(start=head.idx, end=head.idx + len(head.text), surface=entry["text"], form=form,
+    return Mention(start=analyzer.in_prompt(head.idx), end=analyzer.in_prompt(head.idx + len(head.text) - 1) + 1,
+                   surface=entry["text"], form=form,
                    kind=kind, base=info.base if info else ("person" if entry["type"] == "person"
                                                                      else head.lemma_.lower()),
                    gender=info.gender if info else None, age=info.age if info else None,

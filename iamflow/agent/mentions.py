@@ -30,10 +30,82 @@ _STATE_ADJECTIVES = {"bald", "clean-shaven", "bearded", "barefoot", "blindfolded
 _GROUP_SIZE = {"two": 2, "both": 2, "three": 3, "four": 4, "five": 5, "couple": 2, "pair": 2, "newlyweds": 2, "twins": 2}
 _ANIMATED_DEPICTIONS = {"hologram", "puppet", "doll", "mannequin", "statue", "scarecrow", "figurine"}
 _ALIVE_MODIFIERS = {"talking", "speaking", "living", "sentient", "animated", "walking", "dancing", "singing"}
+_COLLECTIVE_NOUNS = {"group", "team", "gang", "band", "troupe", "squad", "crew", "pack", "flock", "herd"}
+_ENTRANCE_VERBS = {"appear", "enter", "arrive", "emerge", "join", "materialize", "materialise"}
 _SEX_WORDS = {"male": "m", "female": "f"}
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4}
 _GROUP_NOUNS = {"newlyweds": lexicon.NounInfo("person", "person"), "siblings": lexicon.NounInfo("person", "person"),
                 "couple": lexicon.NounInfo("person", "person"), "pair": lexicon.NounInfo("person", "person")}
+
+
+# telegraphic shot lists ("bright daylight - businesswoman walks to desk, sets down briefcase") parse far better
+# read as sentences with articles: " - " ends a sentence and a bare character noun gets "the"
+_SHOT_BREAK = re.compile(r"\s+[-–—]{1,2}\s+")
+_WORD = re.compile(r"[A-Za-z][\w'-]*")
+_BARE_NOUN_AFTER = {"to", "with", "at", "from", "by", "behind", "beside", "toward", "towards", "for", "near",
+                    "past", "around", "between"}
+_PAIR_WORDS = {"couple", "pair", "newlyweds", "twins"}
+_NOUN_MODIFIERS = {"male", "female", "young", "old", "elderly", "little", "tall", "short", "small", "big", "new"}
+_ARTICLE_BLOCKERS = {"a", "an", "the", "this", "that", "these", "those", "his", "her", "their", "its", "my",
+                     "your", "our", "another", "one", "each", "every", "some", "no", "any", "two", "three", "both"}
+
+
+def readable_text(text: str) -> tuple[str, list[int]]:
+    """``text`` rewritten for the parser, and for each of its characters the index it comes from in ``text``.
+
+    A shot break " - " becomes ". "; a lower-case listed character noun (with a few plain modifiers before it)
+    that starts a clause or follows a preposition, with no article, gets "the" ("male colleague approaches
+    desk, hands documents to businesswoman" -> "the male colleague approaches desk, hands documents to the
+    businesswoman"). Mentions found in the rewritten text are mapped back through the indices.
+    """
+    inserts: dict[int, str] = {}  # original index -> text inserted before it
+    replaced: dict[int, tuple[int, str]] = {}  # original start -> (original end, replacement)
+    for match in _SHOT_BREAK.finditer(text):
+        if match.start() > 0 and text[match.start() - 1] not in ".!?:;":
+            replaced[match.start()] = (match.end(), ". ")
+    words = list(_WORD.finditer(text))
+    for i, word in enumerate(words):
+        lower = word.group().lower()
+        listed = lower in lexicon.CHARACTER_NOUNS and lower not in lexicon.NOT_CHARACTERS or lower in _PAIR_WORDS
+        if not word.group()[:1].islower() or not listed:
+            continue
+        following = words[i + 1].group().lower() if i + 1 < len(words) else ""
+        if following and text[word.end(): words[i + 1].start()] == " " and following in \
+                lexicon.THING_NOUNS | lexicon.LOCATION_NOUNS | set(lexicon.CHARACTER_NOUNS):
+            continue  # a modifier of the next noun ("king bed")
+        first = i
+        while first > 0 and words[first - 1].group() in _NOUN_MODIFIERS and \
+                text[words[first - 1].end(): words[first].start()] == " ":
+            first -= 1
+        between = text[words[first - 1].end(): words[first].start()] if first > 0 else text[: words[first].start()]
+        previous = words[first - 1].group().lower() if first > 0 else ""
+        clause_start = first == 0 or bool(re.search(r"[,;:.!?]|\s[-–—]{1,2}\s", between))
+        if previous in _ARTICLE_BLOCKERS and not clause_start:
+            continue
+        if clause_start or (between.strip() == "" and previous in _BARE_NOUN_AFTER):
+            inserts[words[first].start()] = "the "
+    if not inserts and not replaced:
+        return text, list(range(len(text) + 1))
+    out: list[str] = []
+    origin: list[int] = []
+    i = 0
+    while i < len(text):
+        if i in replaced:
+            end, new = replaced[i]
+            out.append(new)
+            origin.extend([i] * len(new))
+            i = end
+            continue
+        sentence_start = not out or bool(re.search(r"[.!?]\s*$", "".join(out[-3:])))
+        if i in inserts:
+            out.append(inserts[i].capitalize() if sentence_start else inserts[i])
+            origin.extend([i] * len(inserts[i]))
+            sentence_start = False
+        out.append(text[i].upper() if sentence_start and i not in inserts and i > 0 else text[i])
+        origin.append(i)
+        i += 1
+    origin.append(len(text))
+    return "".join(out), origin
 
 
 @dataclass
@@ -70,6 +142,9 @@ class Mention:
     introduced: bool = False  # an indefinite apposition introduces it here ("the sheriff, a heavyset man")
     relation_owner: int | None = None  # set by the resolver: global id of the relation's possessor
     ordinal: int = 0  # "the second kid": 2, picks a member of a group the story introduced
+    entrance: bool = False  # subject of "appears", "enters", "arrives": someone may be new to the story
+    collective: bool = False  # "the politicians", "a group of reporters": a group that acts as one character
+    bare: bool = False  # written with no article ("photographer enters"): known by its noun, or new
 
     def description(self) -> str:
         """Text the sentence encoder compares with known characters."""
@@ -187,17 +262,24 @@ def _conjuncts(token) -> list:
 class PromptAnalyzer:
     """Turns a spaCy ``Doc`` into mentions and scene context."""
 
-    def __init__(self, doc, known_names: set[str], known_heads: set[str], classify_unknown=None):
+    def __init__(self, doc, known_names: set[str], known_heads: set[str], classify_unknown=None,
+                 origin: list[int] | None = None):
         self.doc = doc
+        self.origin = origin  # for a rewritten text (``readable_text``): index in the prompt of each character
         self.known_names = {n.lower() for n in known_names}
         # heads that name a character only once the story has one: its vehicles, its talking holograms
         self.known_heads = known_heads
         self.classify_unknown = classify_unknown  # callable(lemma) -> NounInfo | None
         self.person_tokens = {t.i for ent in doc.ents if ent.label_ == "PERSON" for t in ent}
+        # a shot heading before a colon ("Match cut: ...", "Musical duel: ...") names no one
+        colon = next((t.i for t in doc[:4] if t.text == ":"), None)
+        self.heading_tokens = set(range(colon)) if colon is not None else set()
         self.non_name_tokens = {t.i for ent in doc.ents if ent.label_ in _NON_NAME_ENTS for t in ent}
 
     # -- token classification ------------------------------------------------------------------------
     def character_info(self, token) -> lexicon.NounInfo | None:
+        if token.i in self.heading_tokens:
+            return None
         if _descriptive_one(token):
             return lexicon.NounInfo("person", "person")
         if token.lemma_.lower() in _ANIMATED_DEPICTIONS and token.lemma_.lower() in self.known_heads:
@@ -208,8 +290,30 @@ class PromptAnalyzer:
         info = noun_info(token)
         if info is None and self._unlisted_candidate(token):
             as_object = token.dep_ in ("dobj", "pobj") or token.dep_ == "conj" and token.head.dep_ == "dobj"
-            info = self.classify_unknown(token.lemma_.lower(), self._compound_phrase(token), as_object)
+            info = self.classify_unknown(token.lemma_.lower(), self._compound_phrase(token), as_object,
+                                         self._person_evidence(token))
         return info
+
+    @staticmethod
+    def _person_evidence(token) -> str | None:
+        """What the sentence says of an unlisted noun that only fits a person: "dressed" when it is described by
+        clothing or an age ("a glassblower with a leather apron", "in his late 30s"), "acts" when it does or
+        undergoes what people do ("the damsel" kidnapped, "the official shows him a card")."""
+        for child in token.rights:
+            if child.dep_ == "prep" and child.lower_ in ("with", "in", "wearing") or child.lemma_ in ("wear", "dress"):
+                for obj in child.subtree:
+                    if obj.lemma_.lower() in attributes.CLOTHING_WORDS or obj.lower_ in lexicon.HAIR_WORDS or \
+                            attributes.is_age_phrase(obj.text) and obj.dep_ == "pobj":
+                        return "dressed"
+        verb = token.head
+        if token.dep_ in ("nsubj", "nsubjpass") and (verb.lemma_.lower() in lexicon.PERSON_VERBS or any(
+                c.dep_ in ("xcomp", "advcl") and c.lemma_.lower() in lexicon.PERSON_VERBS for c in verb.children)):
+            return "acts"  # also "the dealer is seen dealing cards"
+        if token.dep_ == "nsubj" and any(c.dep_ == "dative" for c in verb.children):
+            return "acts"  # gives someone something
+        if token.dep_ in ("dobj", "conj") and verb.lemma_.lower() in lexicon.PERSON_OBJECT_VERBS:
+            return "acts"
+        return None
 
     def _unlisted_candidate(self, token) -> bool:
         return token.pos_ == "NOUN" and self.classify_unknown is not None and token.tag_ == "NN" \
@@ -234,6 +338,8 @@ class PromptAnalyzer:
         return False
 
     def is_name(self, token) -> bool:
+        if token.i in self.heading_tokens:
+            return False
         if token.pos_ == "NOUN" and token.text[:1].isupper() and token.lower_ in self.known_names and \
                 token.lower_ not in lexicon.CHARACTER_NOUNS:
             return True  # a name the story already knows, whatever the tagger made of it ("Florence hands ...")
@@ -265,6 +371,9 @@ class PromptAnalyzer:
         small NER model calls it a place ("Florence", "Jordan", "Sydney")."""
         if not token.text[:1].isupper() or token.lower_ in _TITLE_WORDS or token.lower_ in lexicon.PRONOUNS:
             return False
+        if token.text.isupper() and len(token.text) > 1 or token.head.tag_ == "VBN" and not any(
+                c.dep_ in ("aux", "auxpass") for c in token.head.children):
+            return False  # "POP—two toasts shoot up" (a sound), "Vision blocked, ..." (an absolute phrase)
         if token.lower_ in lexicon.LOCATION_NOUNS or token.lower_ in lexicon.CHARACTER_NOUNS:
             return False
         if any(c.dep_ == "det" for c in token.children) and not self._stage_name(token):
@@ -300,8 +409,13 @@ class PromptAnalyzer:
             prep = token.head
             if prep.lower_ in ("like", "than", "unlike"):
                 return True
-            if prep.lower_ == "of" and prep.head.lemma_.lower() in lexicon.DEPICTION_NOUNS:
-                return True
+            if prep.lower_ == "of" and prep.head.lemma_.lower() in lexicon.DEPICTION_NOUNS and not (
+                    prep.head.i - prep.head.sent.start <= 3 and prep.head.dep_ in ("ROOT", "nsubj", "npadvmod", "dep")):
+                return True  # "a statue of a warrior stands ..."; "a realistic photo of a tiger, ..." is the shot
+            if prep.lower_ == "of" and token.i > 0 and token.doc[token.i - 1].lower_ in ("a", "an") and \
+                    prep.head.pos_ == "NOUN" and noun_info(prep.head) is None and \
+                    prep.head.lemma_.lower() not in _COLLECTIVE_NOUNS:
+                return True  # "with the precision of an artist": a comparison, no one in the scene
         if token.dep_ in ("dobj", "conj") and token.head.lemma_.lower() in lexicon.DEPICTION_VERBS:
             return True
         info = noun_info(token)
@@ -471,7 +585,9 @@ class PromptAnalyzer:
                 if mention is not None:
                     index_of_token[tok.i] = len(mentions)
                     mentions.append(mention)
-            elif tok.tag_ == "PRP" and tok.lower_ in lexicon.PRONOUNS:
+            elif tok.tag_ == "PRP" and tok.lower_ in lexicon.PRONOUNS or self._owner_pronoun(tok) or \
+                    tok.lower_ == "both" and tok.dep_ in ("nsubj", "ROOT", "dobj", "pobj", "dep", "appos") or \
+                    self._cast_noun(tok):
                 mention = self._pronoun_mention(tok, sent_of)
                 if mention is not None:
                     index_of_token[tok.i] = len(mentions)
@@ -496,9 +612,72 @@ class PromptAnalyzer:
                         target.age = extra.age
                     if target.base == "person" and extra.base != "person":
                         target.base = extra.base
+        mentions = self._names_missed(mentions, index_of_token, sent_of)
         mentions = self._members_named_here(mentions, index_of_token)
         self._link_possessors(mentions, index_of_token)
         self._wearing_predicates(mentions, index_of_token)
+        for m in mentions:
+            m.start, m.end = self.in_prompt(m.start), self.in_prompt(m.end - 1) + 1
+        return mentions
+
+    def in_prompt(self, index: int) -> int:
+        """Index in the prompt of character ``index`` of the parsed text."""
+        return self.origin[index] if self.origin is not None else index
+
+    @staticmethod
+    def _cast_noun(tok) -> bool:
+        """"The characters never look into the camera", "the main characters": everyone in the story, like "they"."""
+        return tok.lower_ == "characters" and any(c.dep_ == "det" and c.lower_ == "the" for c in tok.children)
+
+    @staticmethod
+    def _owner_pronoun(tok) -> bool:
+        """"his ear", "their hair": the owner of a body part, clothing or a held thing takes part in the scene
+        (a relation's owner, "her son", does not by that alone)."""
+        if tok.tag_ != "PRP$" or tok.lower_ not in ("his", "her", "their") or tok.dep_ != "poss":
+            return False
+        owned = [tok.head, tok.doc[tok.i + 1]] + [c for c in tok.head.children if c.dep_ == "compound"]
+        return tok.head.pos_ != "PROPN" and not any(
+            t.lemma_.lower() in lexicon.RELATION_NOUNS or t.lower_ in lexicon.PAIR_RELATIONS or noun_info(t)
+            for t in owned)
+
+    def _names_missed(self, mentions: list[Mention], index_of_token: dict[int, int], sent_of) -> list[Mention]:
+        """Names the parse hid: a name the story knows wherever it stands ("wheels Tom cat-parcel"), and a
+        capitalised word before a character noun ("Spike bulldog's silhouette": a bulldog named Spike)."""
+        spans = [(m.start, m.end) for m in mentions]
+        covered = {t.i for t in self.doc if any(s <= t.idx < e for s, e in spans)} | set(index_of_token)
+        added = False
+        for tok in self.doc:
+            lower = tok.lower_
+            if tok.i in covered or not tok.text[:1].isupper() or not tok.is_alpha or lower in _TITLE_WORDS or \
+                    lower in lexicon.PRONOUNS or lower in lexicon.CHARACTER_NOUNS or lower in lexicon.LOCATION_NOUNS:
+                continue
+            nxt = tok.doc[tok.i + 1] if tok.i + 1 < len(tok.doc) else None
+            noun = noun_info(nxt) if nxt is not None and nxt.text[:1].islower() else None
+            j = tok.i - 1
+            while j >= 0 and tok.doc[j].tag_ in ("JJ", "RB", "NNP", "HYPH", "VBN"):
+                j -= 1
+            if tok.ent_type_ in ("NORP", "LANGUAGE", "DATE", "TIME") or lower in lexicon.COLORS or j >= 0 and \
+                    tok.doc[j].lower_ in ("a", "an"):
+                noun = None  # "a German shepherd", "a slightly overweight Black adult man"
+            given = noun is not None and noun.kind != "vehicle" and (tok.tag_ == "NNP" or not tok.is_sent_start)
+            if not given and lower not in self.known_names:
+                continue
+            if given and nxt.i in index_of_token:
+                target = mentions[index_of_token[nxt.i]]
+                if not target.names:
+                    target.names.insert(0, tok.text)
+                    target.surface, target.form, target.start = tok.text, "name", tok.idx
+                continue
+            info = noun or lexicon.NounInfo("person", "person")
+            mentions.append(Mention(start=tok.idx, end=tok.idx + len(tok.text), surface=tok.text, form="name",
+                                    kind=info.kind, base=info.base, gender=info.gender, names=[tok.text],
+                                    heads=[nxt.lemma_.lower()] if noun else [], token=tok.i,
+                                    sentence=sent_of.get(tok.i, 0), action=self._action(tok)))
+            added = True
+        if added:
+            mentions.sort(key=lambda m: m.token)
+            index_of_token.clear()
+            index_of_token.update({m.token: i for i, m in enumerate(mentions)})
         return mentions
 
     def _members_named_here(self, mentions: list[Mention], index_of_token: dict[int, int]) -> list[Mention]:
@@ -643,14 +822,20 @@ class PromptAnalyzer:
             age=age, heads=heads, names=names, attrs=attrs, newcomer=newcomer, same=same, other=other,
             relation=relation, possessor_pronoun=possessor_pronoun, weak=weak, action=self._action(head_token),
             token=head_token.i, sentence=sent_of.get(head_token.i, 0),
-            clause_subject=self._clause_subject(head_token), protagonist=protagonist, ordinal=ordinal)
+            clause_subject=self._clause_subject(head_token), protagonist=protagonist, ordinal=ordinal,
+            entrance=head_token.dep_ == "nsubj" and head_token.head.lemma_.lower() in _ENTRANCE_VERBS,
+            bare=det is not None and self.in_prompt(det.idx) == self.in_prompt(det.idx + len(det.text) + 1))
         if poss is not None and poss.tag_ != "PRP$":
             mention.possessor_index = -poss.i - 1  # a token index, turned into a mention index later
         return mention
 
     def _pronoun_mention(self, tok, sent_of) -> Mention | None:
         word = tok.lower_
-        gender = lexicon.PRONOUNS[word]
+        owner = tok.tag_ == "PRP$"
+        if word in ("both", "characters"):
+            gender = "p"
+        else:
+            gender = lexicon.POSSESSIVE_DETERMINERS[word] if owner else lexicon.PRONOUNS[word]
         if word in ("it", "itself"):
             if tok.dep_ not in ("nsubj", "dobj", "pobj", "dative", "nsubjpass"):
                 return None
@@ -662,7 +847,7 @@ class PromptAnalyzer:
         mention = Mention(start=tok.idx, end=tok.idx + len(tok.text), surface=tok.text, form="pronoun",
                           kind="person" if gender in ("m", "f") else "", base="", gender=gender if gender in
                           ("m", "f") else None, pronoun=pronoun, token=tok.i, sentence=sent_of.get(tok.i, 0),
-                          clause_subject=self._clause_subject(tok) if tok.dep_ != "nsubj" else None,
+                          clause_subject=self._clause_subject(tok) if tok.dep_ != "nsubj" and not owner else None,
                           action=self._action(tok), weak=(pronoun == "it"))
         if pronoun == "it":
             mention.it_antecedent = self._nearest_noun_before(tok)
@@ -688,12 +873,13 @@ class PromptAnalyzer:
         det_word = det.lower_ if det is not None else ""
         if det is None and num is not None and num.i > 0 and tok.doc[num.i - 1].lower_ in ("the", "these", "those"):
             det_word = "the"  # "the two women": the parser hangs "the" on the number
-        introduces = not det_word and num is not None and num.lower_ in _GROUP_SIZE and tok.dep_ in (
-            "nsubj", "nsubjpass", "dobj", "appos", "ROOT") or det_word in ("a", "an") and tok.lower_ in _GROUP_NOUNS \
+        introduces = not det_word and num is not None and num.lower_ in _GROUP_SIZE and (tok.dep_ in (
+            "nsubj", "nsubjpass", "dobj", "appos", "ROOT") or tok.dep_ == "pobj" and tok.head.lower_ not in (
+            "of", "like", "than")) or det_word in ("a", "an") and tok.lower_ in _GROUP_NOUNS \
             and tok.dep_ != "appos"
         if det_word not in ("the", "both", "these", "those") and not introduces and not any(
                 c.dep_ == "poss" for c in tok.children):
-            return None
+            return self._collective_mention(tok, info, det_word, sent_of) if num is None else None
         if any(_misparsed_verb(c) for c in tok.children):
             return None
         size = _GROUP_SIZE.get(num.lower_ if num is not None else det_word) or _GROUP_SIZE.get(tok.lower_)
@@ -706,12 +892,31 @@ class PromptAnalyzer:
                            possessor_pronoun=poss.lower_ if poss.tag_ == "PRP$" else None,
                            attrs=self.attributes(tok))
         if not size:
-            return None
+            return self._collective_mention(tok, info, det_word, sent_of)
         return Mention(start=tok.idx, end=tok.idx + len(tok.text), surface=_phrase(tok, include_of=False),
                        form="group", kind=info.kind, base=info.base, gender=info.gender, heads=[lemma],
                        group_size=size, token=tok.i, sentence=sent_of.get(tok.i, 0), weak=True,
                        newcomer=introduces,
                        attrs=[a for a in self.attributes(tok) if num is None or a != num.text] if introduces else [])
+
+    def _collective_mention(self, tok, info: lexicon.NounInfo, det_word: str, sent_of) -> Mention | None:
+        """"The politicians engage in conversations", "a group of reporters approaches": a group of people or
+        animals with no number that acts as a whole is one character (or, later, the members the story had)."""
+        head = tok.head
+        in_group_of = tok.dep_ == "pobj" and head.lower_ == "of" and head.head.lemma_.lower() in _COLLECTIVE_NOUNS \
+            and head.head.dep_ in ("nsubj", "nsubjpass", "dobj", "pobj", "appos")
+        if any(c.lower_ == "other" for c in tok.children):
+            return None  # "the other passengers": the background around the characters
+        acting = info.kind == "person" and det_word in ("the", "these", "those") and \
+            tok.dep_ in ("nsubj", "nsubjpass", "dobj") and \
+            not any(c.dep_ == "neg" for c in head.children)  # "the beekeepers are not in the frame"
+        if info.kind not in ("person", "animal") or not (in_group_of or acting):
+            return None
+        return Mention(start=tok.idx, end=tok.idx + len(tok.text), surface=_phrase(tok, include_of=False),
+                       form="indefinite" if in_group_of else "definite", kind=info.kind, base="group",
+                       heads=[tok.lemma_.lower()], token=tok.i, sentence=sent_of.get(tok.i, 0),
+                       attrs=[a for a in self.attributes(tok) if a.lower() not in ("group", "team")],
+                       collective=True, action=self._action(tok))
 
     def _link_possessors(self, mentions: list[Mention], index_of_token: dict[int, int]) -> None:
         for m in mentions:

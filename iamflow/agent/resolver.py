@@ -174,6 +174,8 @@ class Resolver:
         """Ids for ``m``; ``[-1]`` means a new character, ``[]`` means not a character reference."""
         if m.form == "pronoun":
             return self._pronoun(m, mentions)
+        if m.collective:
+            return self._collective(m)
         if m.form == "group":
             if m.relation in lexicon.PAIR_RELATIONS:
                 return self._pair_relation(m, mentions)
@@ -271,8 +273,10 @@ class Resolver:
                     continue
                 score = 0.5 + sim + 0.3 * min(overlap, 3) + recency
             else:
-                # a bare definite role ("the scientist", "the skater") refers back to someone recent
-                if sim < self.threshold and not recency:
+                # a definite role ("the scientist", "the skater") refers back to someone recent, unless it
+                # makes an entrance under a role nobody had ("the villain appears") or has no article at all
+                # ("female model walks in": a shot list's way to bring someone in)
+                if sim < self.threshold and not recency or m.entrance or m.bare:
                     continue
                 score = 0.5 + sim + 0.3 * min(overlap, 3) + recency
             if rec.global_id in same_sentence:
@@ -283,6 +287,13 @@ class Resolver:
 
     def _indefinite(self, m: Mention) -> int | None:
         best, best_key = None, None
+        # "A cute sparrow, ..." opening prompt after prompt: the same phrase again is the character it named
+        last = self._prompt_order()[:1]
+        for gid in (last[0] if last else []):
+            rec = self.registry.entities[gid]
+            if rec.kind == m.kind and m.surface.lower() in {e.lower() for e in rec.all_entities} and \
+                    not self._in_prompt(gid) and self._compatible(m, rec, strict=True):
+                return gid
         for rec in self._records():
             if self._in_prompt(rec.global_id) and rec.global_id not in self.created:
                 continue
@@ -343,6 +354,9 @@ class Resolver:
 
     def _they(self, m: Mention) -> list[int]:
         subject_ids = {g for g, other in self.assigned if other.token == m.clause_subject}
+        for gid, other in reversed(self.assigned):
+            if other.token < m.token and other.collective and gid not in subject_ids:
+                return [gid]  # "the politicians ... as they navigate"
         here = []
         for gid, other in self.assigned:
             if other.token < m.token and gid not in here and self.registry.entities[gid].kind == "person" and \
@@ -408,6 +422,25 @@ class Resolver:
             if len(members) >= m.ordinal and (set(m.heads) & set(rec.heads) or m.base == rec.base):
                 return members[m.ordinal - 1]
         return best
+
+    def _collective(self, m: Mention) -> list[int]:
+        """"The kids" without a number: the members of the latest group of kids the story introduced, else the
+        group the story treats as one character ("the politicians"), else a new such group."""
+        members: list[int] = []
+        latest = -1
+        for rec in self._records():
+            if rec.kind != m.kind or not set(m.heads) & set(rec.heads):
+                continue
+            if rec.base == "group":
+                return [rec.global_id]
+            for inst in rec.instances:
+                group = [g for g in inst.get("group") or [] if g in self.registry.entities]
+                if len(group) >= 2 and inst["prompt_index"] > latest:
+                    members, latest = group, inst["prompt_index"]
+        for gid, group in self.group_members.items():
+            if set(m.heads) & set(self.registry.entities[gid].heads):
+                return list(group)
+        return members or [-1]
 
     def _group(self, m: Mention) -> list[int]:
         def fits(rec: EntityRecord) -> bool:

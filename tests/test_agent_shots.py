@@ -1,0 +1,104 @@
+"""Entity agent (rules backend) on the way shot lists are written by others: telegraphic fragments, names the
+parse hides, owners of body parts, groups acting as one, an identity phrase repeated prompt after prompt.
+
+Real spaCy and MiniLM throughout.
+"""
+
+from iamflow.agent import EntityAgent
+from iamflow.agent.mentions import readable_text
+
+
+def story(*prompts):
+    agent = EntityAgent()
+    return agent, [agent.observe(p) for p in prompts]
+
+
+def ids_at(scene, prompt, word):
+    """Global ids of the characters with a mention span exactly on ``word`` in ``prompt``."""
+    return [e.global_id for e in scene.entities if any(prompt[s:t] == word for s, t in e.spans)]
+
+
+def test_telegraphic_shots_are_read_as_sentences_and_spans_stay_on_the_prompt():
+    original = "Bright studio - photographer in black sweater enters, hands a lens to assistant"
+    text, origin = readable_text(original)
+    assert text == "Bright studio. The photographer in black sweater enters, hands a lens to the assistant"
+    assert len(origin) == len(text) + 1
+    assert origin[text.index("photographer")] == original.index("photographer")
+    assert origin[text.index("assistant")] == original.index("assistant")
+    prompts = ["Bright studio, white walls - photographer in black sweater enters carrying tripod",
+               "Bright studio, white walls - photographer sets up tripod, adjusts lights",
+               "Bright studio, white walls - female model walks in, photographer waves to model"]
+    _, scenes = story(*prompts)
+    first = ids_at(scenes[0], prompts[0], "photographer")
+    assert len(first) == 1
+    assert ids_at(scenes[1], prompts[1], "photographer") == first
+    assert ids_at(scenes[2], prompts[2], "photographer") == first
+    model = ids_at(scenes[2], prompts[2], "model")
+    assert model and model != first
+
+
+def test_a_known_name_is_found_wherever_the_parse_puts_it():
+    prompts = ["Biscuit dog naps by the warm stove.",
+               "A doorbell rings; Mia grins and wheels Biscuit dog-basket toward the door."]
+    _, scenes = story(*prompts)
+    dog = ids_at(scenes[0], prompts[0], "dog")
+    assert len(dog) == 1
+    assert ids_at(scenes[1], prompts[1], "Biscuit") == dog  # "Biscuit" hangs on "basket" here
+
+
+def test_the_owner_of_a_body_part_takes_part_and_both_is_the_pair():
+    prompts = ["A tall woman in a red scarf waits at a tram stop beside an old man with a cane.",
+               "Snow settles on her shoulders as the tram arrives.",
+               "Both wave goodbye to the driver."]
+    _, scenes = story(*prompts)
+    woman = ids_at(scenes[0], prompts[0], "woman")
+    assert ids_at(scenes[1], prompts[1], "her") == woman
+    assert len({e.global_id for e in scenes[2].entities if e.kind == "person"}) == 3  # the pair and the driver
+
+
+def test_a_group_acting_as_one_is_one_character_and_they_take_it():
+    prompts = ["A group of firefighters unrolls a hose beside a burning barn.",
+               "The firefighters spray water onto the roof as they shout orders."]
+    agent, scenes = story(*prompts)
+    crew = ids_at(scenes[0], prompts[0], "firefighters")
+    assert len(crew) == 1 and ids_at(scenes[1], prompts[1], "firefighters") == crew
+    assert ids_at(scenes[1], prompts[1], "they") == crew
+    assert len(agent.registry.entities) == 1
+
+
+def test_the_same_identity_phrase_opening_each_prompt_is_one_character_and_another_is_new():
+    prompts = ["A small grey rabbit, sniffing clover in a meadow",
+               "A small grey rabbit, hopping behind a fence",
+               "Another rabbit, nibbling a carrot"]
+    _, scenes = story(*prompts)
+    rabbit = ids_at(scenes[0], prompts[0], "rabbit")
+    assert ids_at(scenes[1], prompts[1], "rabbit") == rabbit
+    assert ids_at(scenes[2], prompts[2], "rabbit") != rabbit
+
+
+def test_a_role_nobody_had_that_makes_an_entrance_is_a_newcomer():
+    prompts = ["The knight rides into the castle yard.", "The wizard appears on the battlements."]
+    _, scenes = story(*prompts)
+    assert ids_at(scenes[1], prompts[1], "wizard") and \
+        ids_at(scenes[1], prompts[1], "wizard") != ids_at(scenes[0], prompts[0], "knight")
+
+
+def test_shot_headings_sounds_and_photo_prefixes():
+    prompt = "Smash cut: POP— a balloon bursts as a clown juggles three oranges."
+    _, scenes = story(prompt)
+    assert [prompt[s:t] for e in scenes[0].entities for s, t in e.spans] == ["clown"]
+    prompt = "a cinematic photo of a snow leopard, telephoto lens, stalking along a ridge"
+    _, scenes = story(prompt)
+    assert [e.kind for e in scenes[0].entities] == ["animal"]
+
+
+def test_the_characters_are_everyone_and_the_other_passengers_are_background():
+    prompts = ["A nurse and a porter wait inside a hospital lift.",
+               "Around them, the other passengers stare at their phones.",
+               "The characters step out onto the ward."]
+    agent, scenes = story(*prompts)
+    pair = {e.global_id for e in scenes[0].entities}
+    assert len(pair) == 2
+    assert {e.global_id for e in scenes[1].entities} == pair
+    assert {e.global_id for e in scenes[2].entities} == pair
+    assert len(agent.registry.entities) == 2

@@ -130,6 +130,8 @@ def caption_words(num_stories: int = 60000) -> set[str]:
         words.update(_WORDS.findall(phrase.lower()))
     for name in (*World.COLOURS, *World.KINDS, *World.LOCATIONS):
         words.update(_WORDS.findall(name.lower()))
+    for table_words in train.words().values():  # the templates' own words too
+        words.update(table_words)
     return words
 
 

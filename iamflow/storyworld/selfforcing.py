@@ -25,6 +25,7 @@ import argparse
 import copy
 import json
 import logging
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -444,6 +445,9 @@ def main(argv: list[str] | None = None) -> None:
         steps += 1
         logger.info("step %d: %s (%.1f s a step)", record["step"], record, (time.time() - started) / steps)
     stage.save(args.out)
+    for name in ("codec.safetensors", "config.yaml"):  # the piece's folder is a weights folder (load_storyworld)
+        if (Path(args.init) / name).is_file() and not (Path(args.out) / name).is_file():
+            shutil.copyfile(Path(args.init) / name, Path(args.out) / name)
     logger.info("saved %s: step %d, %d sequences seen", args.out, stage.state["step"], stage.state["sequences_seen"])
 
 

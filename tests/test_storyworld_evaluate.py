@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+from iamflow.storyworld.metrics import stated
 from iamflow.storyworld.stories import story_from_seed
 
 
@@ -49,3 +50,25 @@ def test_evaluate_command_refuses_a_bad_override(tmp_path):
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "guidance_scale" in done.stderr
     assert not (tmp_path / "evaluation.json").exists()
+
+
+def test_evaluate_command_captions_the_stories_in_the_held_apart_phrasing(tmp_path):
+    out = tmp_path / "eval"
+    cmd = [sys.executable, "-m", "iamflow.storyworld.evaluate", "--stories", "1", "--seed", "3", "--seconds", "1.5",
+           "--policies", "iam", "--no-enrich", "--phrasing", "held", "--override", "sampler.guidance_steps=2",
+           "--out", str(out)]
+    subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600)
+    report = json.loads((out / "evaluation.json").read_text())
+    assert report["phrasing"] == "held" and list(report["results"]) == ["iam"]
+    row = report["results"]["iam"]
+    held = story_from_seed(3, phrasing="held")
+    assert row["tallies"]["location"][1] == len(held.scenes) and 0.0 <= row["adherence"] <= 1.0
+    asked = sum(stated(scene, c, held.character(c).kind)[1] for scene in held.scenes for c in scene.char_ids)
+    assert row["tallies"]["colour_asked"][1] == asked
+    assert "held phrasing" in (out / "evaluation.md").read_text()
+
+
+def test_evaluate_command_refuses_an_unknown_phrasing(tmp_path):
+    cmd = [sys.executable, "-m", "iamflow.storyworld.evaluate", "--phrasing", "casual", "--out", str(tmp_path)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "--phrasing" in result.stderr

@@ -5,17 +5,27 @@ import itertools
 import logging
 import re
 import time
+from collections import Counter
 
 import numpy as np
 import pytest
 
 from iamflow.storyworld.metrics import degrade, judge_scene, judge_story, read_scene, stated, summarise
 from iamflow.storyworld.stories import (
+    HELD,
+    KIND_WORDS,
+    MAX_SEED,
+    NAMES,
+    PHRASINGS,
+    PRONOUNS,
+    TRAIN,
     TRAIT_WORDS,
     entity_ground_truth,
     iter_training_clips,
+    memory_story,
     sample_story,
     story_from_seed,
+    training_story,
 )
 from iamflow.storyworld.world import (
     HALF_WIDTH,
@@ -433,3 +443,121 @@ def test_breakdown_says_where_colours_and_traits_are_lost(stories, videos):
         swapped.append(judge_story(frames, story))
     crowded = summarise(swapped)["breakdown"]["colour_asked_by_figures"]
     assert crowded["1"] >= 0.98 and crowded["2"] < 0.3 and crowded["3"] < 0.3, crowded
+
+
+# --- phrasings and memory stories ------------------------------------------------------------------------
+
+_COLOUR_WORDS = {word: colour for ph in PHRASINGS.values() for colour, words in ph.colours.items() for word in words}
+# words any two phrasings may share: articles, prepositions and the like (names and pronouns are not phrasing)
+_FUNCTION_WORDS = {"a", "an", "the", "in", "on", "by", "is", "one", "our", "of", "its", "and", "with", "to"}
+
+
+def _parse(phrase: str) -> tuple[set[str], set[str]]:
+    """The kinds and colours a phrase names, read with every phrasing's words."""
+    text = phrase.lower()
+    kinds = {kind for kind, words in KIND_WORDS.items() if any(re.search(rf"\b{re.escape(w)}\b", text) for w in words)}
+    colours = {colour for word, colour in _COLOUR_WORDS.items() if re.search(rf"\b{re.escape(word)}\b", text)}
+    return kinds, colours
+
+
+def _check_truth(story: Story) -> None:
+    """What the existing caption tests check, for any phrasing: every phrase is in its prompt, a first appearance
+    names kind and colour (read back to the character's own), a colour reference names its colour, a name,
+    pronoun or role does not state the colour, and the judge's ``stated`` agrees with what the phrase names."""
+    seen: set[str] = set()
+    for scene in story.scenes:
+        assert scene.prompt[0].isupper() and scene.prompt.endswith("."), scene.prompt
+        assert "  " not in scene.prompt and " ," not in scene.prompt, scene.prompt
+        assert not set(re.findall(r"[a-z]+", scene.prompt.lower())) & set(TRAIT_WORDS), scene.prompt
+        assert set(scene.mentions) == set(scene.char_ids) == set(scene.referring)
+        for char_id in scene.char_ids:
+            phrase, form, character = scene.mentions[char_id], scene.referring[char_id], story.character(char_id)
+            assert phrase in scene.prompt
+            kinds, colours = _parse(phrase)
+            assert (form == "full") == (char_id not in seen) == (char_id in scene.newcomers)
+            if form == "full":
+                assert kinds == {character.kind} and colours == {character.colour}, phrase
+            elif form == "colour":
+                assert colours == {character.colour} and kinds <= {character.kind}, phrase
+            else:
+                assert not colours and kinds <= {character.kind}, (form, phrase)
+            assert stated(scene, char_id, character.kind) == (form == "full" or (form in ("colour", "role") and bool(kinds)),
+                                                              form in ("full", "colour")), (form, phrase)
+        seen |= set(scene.char_ids)
+
+
+@pytest.mark.parametrize("phrasing", ["train", "held"])
+def test_other_phrasings_caption_the_same_story_and_keep_its_truth(phrasing):
+    rng = np.random.default_rng(12)
+    for seed in rng.integers(MAX_SEED, size=200):
+        plain, other = story_from_seed(int(seed)), story_from_seed(int(seed), phrasing=phrasing)
+        assert other.to_dict() == story_from_seed(int(seed), phrasing=phrasing).to_dict()  # deterministic
+        assert other.characters == plain.characters
+        for a, b in zip(plain.scenes, other.scenes):
+            assert (a.location, a.characters, a.referring, a.newcomers, a.location_mentioned) == \
+                   (b.location, b.characters, b.referring, b.newcomers, b.location_mentioned)
+        _check_truth(plain)
+        _check_truth(other)
+    with pytest.raises(ValueError, match="phrasing must be one of"):
+        story_from_seed(1, phrasing="casual")
+
+
+def test_training_captions_are_far_wider_than_the_plain_ones():
+    prompts = " ".join(p for seed in range(400) for p in training_story(seed).prompts).lower()
+    for phrase in ("pooch", "the shore", "dashes off", "the robot fellow", "crimson", "turquoise", "bolts",
+                   "the main character", "in a garden"):
+        assert phrase in prompts, phrase
+    words = lambda text: set(re.findall(r"[a-z]+", text))  # noqa: E731
+    plain = " ".join(p for seed in range(400) for p in story_from_seed(seed).prompts).lower()
+    assert len(words(prompts) - words(plain)) >= 60
+
+
+def test_held_phrasing_shares_no_words_with_training():
+    """The held-apart split's words and templates are none of the training phrasing's (which holds the plain
+    one): apart from articles and prepositions, no word of a held caption appears in any training caption."""
+    held, train = HELD.words(), TRAIN.words()
+    held_all, train_all = set().union(*held.values()), set().union(*train.values())
+    assert not (held_all & train_all) - _FUNCTION_WORDS, sorted((held_all & train_all) - _FUNCTION_WORDS)
+    for table in ("nouns", "colours", "places", "actions", "garments"):
+        assert held[table] and not (held[table] & train_all) - _FUNCTION_WORDS, table
+    names = {n.lower() for names in NAMES.values() for n in names} | set(PRONOUNS.values())
+    words = lambda prompts: {w for p in prompts for w in re.findall(r"[a-z]+", p.lower())}  # noqa: E731
+    training = words(p for seed in range(400) for p in training_story(seed).prompts)
+    held_captions = words(p for seed in range(300) for p in story_from_seed(seed, phrasing="held").prompts)
+    assert not (held_captions & training) - _FUNCTION_WORDS - names, sorted((held_captions & training) - _FUNCTION_WORDS - names)
+    assert len(held_captions - names) >= 80
+
+
+def test_judge_knows_the_truth_of_held_captions():
+    held = [story_from_seed(seed, phrasing="held") for seed in range(4)]
+    summary = summarise([judge_story(render_story(story, FRAMES), story) for story in held])
+    assert summary["adherence"] >= 0.98 and summary["tallies"]["kind_asked"][1] > 0
+
+
+def test_memory_stories_bring_characters_back_after_an_absence():
+    forms, crowded, scenes_total, away = Counter(), 0, 0, 0
+    for seed in range(300):
+        story = memory_story(seed)
+        assert memory_story(seed).to_dict() == story.to_dict()
+        assert 4 <= len(story.scenes) <= 6
+        _check_truth(story)
+        present = [set(scene.char_ids) for scene in story.scenes]
+        assert present[1] & present[0], "the second scene brings someone back"
+        returns = []
+        for char_id in present[0]:
+            for j in range(3, len(present)):
+                if char_id in present[j] and not any(char_id in present[k] for k in range(1, j)):
+                    returns.append((char_id, j))
+        assert returns, f"seed {seed}: nobody of the first scene leaves for two scenes and comes back"
+        for char_id, j in returns:
+            scene = story.scenes[j]
+            assert list(scene.referring)[0] == char_id  # named first on its return
+            forms[scene.referring[char_id]] += 1
+            away += 1
+        crowded += sum(len(p) >= 2 for p in present)
+        scenes_total += len(present)
+    assert set(forms) == {"name", "pronoun", "role", "colour"}, forms
+    plain = [len(scene.characters) >= 2 for seed in range(300) for scene in story_from_seed(seed).scenes]
+    assert crowded / scenes_total >= 0.7 and crowded / scenes_total > sum(plain) / len(plain) + 0.2
+    memory = sum(training_story(seed).to_dict() == memory_story(seed).to_dict() for seed in range(200))
+    assert 60 <= memory <= 140  # about half the training stories are memory stories

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from iamflow.storyworld.stories import story_from_seed
+from iamflow.storyworld.stories import story_from_seed, training_story
 from iamflow.storyworld.world import Story, World, background, render_scene
 
 logger = logging.getLogger(__name__)
@@ -118,17 +118,20 @@ def caption_words(num_stories: int = 60000) -> set[str]:
 
     words: set[str] = set()
     for seed in range(num_stories):
-        for prompt in story_from_seed(seed).prompts:
+        for prompt in story_from_seed(seed).prompts + training_story(seed).prompts:
             words.update(_WORDS.findall(prompt.lower()))
-    for table in (lexicon.NOUNS, lexicon.GARMENTS, lexicon.NAMES, lexicon.ACTION_PHRASES, lexicon.DOG_ACTION_PHRASES,
-                  lexicon.ROBOT_ACTION_PHRASES, lexicon.ADVERBS, lexicon.LOCATION_PHRASES):
+    train = lexicon.TRAIN  # the training phrasing's tables hold the plain ones
+    for table in (train.nouns, train.garments, lexicon.NAMES, train.actions, train.dog_actions, train.robot_actions,
+                  train.adverbs, train.places, train.colours, train.roles):
         for phrases in table.values():
             for phrase in phrases:
                 words.update(_WORDS.findall(phrase.lower()))
-    for phrase in (*lexicon.LATER_OPENERS, *lexicon.ORDINALS, *lexicon.PROTAGONIST_ROLES, *lexicon.PRONOUNS.values()):
+    for phrase in (*train.openers, *lexicon.ORDINALS, *train.protagonist_roles, *lexicon.PRONOUNS.values()):
         words.update(_WORDS.findall(phrase.lower()))
     for name in (*World.COLOURS, *World.KINDS, *World.LOCATIONS):
         words.update(_WORDS.findall(name.lower()))
+    for table_words in train.words().values():  # the templates' own words too
+        words.update(table_words)
     return words
 
 
@@ -213,8 +216,9 @@ def render_story_video(story: Story, chunks_per_scene: list[int]) -> StoryVideo:
 
 
 def random_story_video(seed: int) -> StoryVideo:
-    """The training story of a seed: the story of ``seed``, 2 to 6 chunks (1.5 to 4.5 s) a scene."""
-    story = story_from_seed(seed)
+    """The training story of a seed (``stories.training_story``: memory stories among the world's, captions in the
+    training phrasing), 2 to 6 chunks (1.5 to 4.5 s) a scene."""
+    story = training_story(seed)
     rng = np.random.default_rng(seed + 7919)
     return render_story_video(story, [int(c) for c in rng.integers(2, 7, size=len(story.scenes))])
 

@@ -11,7 +11,9 @@ consistency (the unnamed trait; also over returns after a scene away), identity 
 machine; the engine's own speed on one core in CPU time (the figure to compare across machines and loads);
 and where colours and traits are lost (colour asked by crowd size, traits drawn at first appearances).
 Writes JSON and a markdown table. ``--override`` changes the storyworld preset (e.g.
-``sampler.guidance_scale=1``) for every row.
+``sampler.guidance_scale=1``) for every row. ``--phrasing held`` captions the same stories in the held-apart
+phrasing (other words and templates, none of which training captions use): how well the model follows words a
+person might type rather than the world's own.
 """
 
 from __future__ import annotations
@@ -39,11 +41,13 @@ COLUMNS = ("adherence", "location_accuracy", "kind_asked", "colour_asked", "colo
            "truth_accuracy")
 
 
-def evaluate_config(runtime: Runtime, policy: str, enriched: bool, stories: int, seed: int, seconds: float) -> dict:
-    """One row of the table: ``stories`` stories under one memory policy, prompt enrichment on or off."""
+def evaluate_config(runtime: Runtime, policy: str, enriched: bool, stories: int, seed: int, seconds: float,
+                    phrasing: str = "plain") -> dict:
+    """One row of the table: ``stories`` stories under one memory policy, prompt enrichment on or off, captions in
+    ``phrasing`` (``stories.PHRASINGS``)."""
     judged, frames_made, seconds_spent = [], 0, 0.0
     for i in range(stories):
-        story = story_from_seed(seed + i)
+        story = story_from_seed(seed + i, phrasing=phrasing)
         session = StorySession(runtime, StorySettings(memory_policy=policy, enrich_prompts=enriched))
         scene_frames = []
         for j, scene in enumerate(story.scenes):
@@ -83,18 +87,19 @@ def row_name(policy: str, enriched: bool) -> str:
 
 
 def _worker(args: tuple) -> tuple[str, dict]:
-    policy, enriched, stories, seed, seconds, overrides = args
+    policy, enriched, stories, seed, seconds, overrides, phrasing = args
     if not logging.getLogger().handlers:  # a spawned worker: log its row like the parent does
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(1)  # one core a worker: the video fps stays a one-core figure
     runtime = Runtime.load(load_config(preset="storyworld", overrides=list(overrides)))
-    return row_name(policy, enriched), evaluate_config(runtime, policy, enriched, stories, seed, seconds)
+    return row_name(policy, enriched), evaluate_config(runtime, policy, enriched, stories, seed, seconds, phrasing)
 
 
 def evaluate(stories: int, seed: int, seconds: float, policies=POLICIES, enrich=(False, True), jobs: int = 1,
-             overrides: tuple[str, ...] = ()) -> dict:
+             overrides: tuple[str, ...] = (), phrasing: str = "plain") -> dict:
     """Every (policy, enrichment) row; ``jobs`` rows at a time in their own processes."""
-    rows = [(policy, enriched, stories, seed, seconds, tuple(overrides)) for policy in policies for enriched in enrich]
+    rows = [(policy, enriched, stories, seed, seconds, tuple(overrides), phrasing)
+            for policy in policies for enriched in enrich]
     if jobs <= 1:
         done = dict(_worker(row) for row in rows)
     else:
@@ -107,9 +112,10 @@ def _cell(value: float | None) -> str:
     return f"{value:.3f}" if value is not None else "—"
 
 
-def markdown(results: dict, stories: int, seed: int, generation_fps: float | None = None) -> str:
+def markdown(results: dict, stories: int, seed: int, generation_fps: float | None = None,
+             phrasing: str = "plain") -> str:
     head = "| policy | " + " | ".join(COLUMNS) + " | video fps (CPU) |"
-    lines = [f"Stories: {stories}, seed {seed}.", ""]
+    lines = [f"Stories: {stories}, seed {seed}, captions in the {phrasing} phrasing.", ""]
     if generation_fps is not None:
         lines += [f"Generation on one core (engine and streaming decoder, CPU time): {generation_fps:.1f} video "
                   "frames/s.", ""]
@@ -141,6 +147,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=1, help="rows evaluated at once, one process (and core) each")
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                         help="storyworld preset setting for every row, e.g. sampler.guidance_scale=1 (repeatable)")
+    parser.add_argument("--phrasing", choices=("plain", "held"), default="plain",
+                        help="captions of the stories: the world's own (plain) or the held-apart phrasing no training "
+                             "caption uses (held); the stories are the same")
     parser.add_argument("--out", default="outputs/evaluation")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -153,15 +162,16 @@ def main(argv: list[str] | None = None) -> None:
         load_config(preset="storyworld", overrides=args.override)
     except ConfigError as e:
         parser.error(f"--override: {e}")
-    results = evaluate(args.stories, args.seed, args.seconds, policies, enrich, args.jobs, tuple(args.override))
+    results = evaluate(args.stories, args.seed, args.seconds, policies, enrich, args.jobs, tuple(args.override),
+                       args.phrasing)
     generation_fps = generation_fps_one_core(Runtime.load(load_config(preset="storyworld", overrides=args.override)))
     logger.info("generation on one core: %.1f video frames/s (CPU time)", generation_fps)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "evaluation.json").write_text(json.dumps(
-        {"stories": args.stories, "seed": args.seed, "overrides": args.override,
+        {"stories": args.stories, "seed": args.seed, "overrides": args.override, "phrasing": args.phrasing,
          "generation_fps_one_core": generation_fps, "results": results}, indent=2))
-    (out / "evaluation.md").write_text(markdown(results, args.stories, args.seed, generation_fps))
+    (out / "evaluation.md").write_text(markdown(results, args.stories, args.seed, generation_fps, args.phrasing))
     logger.info("wrote %s and %s", out / "evaluation.json", out / "evaluation.md")
 
 

@@ -33,7 +33,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from iamflow.storyworld.stories import NOUNS
+from iamflow.storyworld.stories import KIND_WORDS
 from iamflow.storyworld.world import HALF_WIDTH, Character, SceneSpec, Story, World, render_scene
 
 logger = logging.getLogger(__name__)
@@ -519,7 +519,7 @@ def stated(scene: SceneSpec, char_id: str, kind: str) -> tuple[bool, bool]:
     if form == "full":
         return True, True
     phrase = scene.mentions.get(char_id, "").lower()
-    kind_named = any(re.search(rf"\b{re.escape(noun)}\b", phrase) for noun in NOUNS[kind])
+    kind_named = any(re.search(rf"\b{re.escape(noun)}\b", phrase) for noun in KIND_WORDS[kind])  # any phrasing
     return form in ("colour", "role") and kind_named, form == "colour"
 
 

@@ -34,7 +34,8 @@ from iamflow.engine.engine import Engine
 from iamflow.engine.kv_cache import KVCache
 from iamflow.engine.model import TextConditioning
 from iamflow.engine.streams import HostCopy, StageTimer
-from iamflow.memory.bank import FrameRecord, MemoryBank, relevance
+from iamflow.memory.bank import FrameRecord, MemoryBank
+from iamflow.memory.policies import memory_policy, score_layers, transition_policy
 from iamflow.runtime import Runtime
 
 __all__ = ["Runtime", "StorySession", "StorySettings", "SceneRecord", "ChunkEvent", "validate_prompt"]
@@ -241,12 +242,13 @@ class StorySession:
             self._scene_text[scene] = self.runtime.encode(self.scenes[scene].text_prompt)
         return self._scene_text[scene]
 
+    @property
+    def memory_policy(self):
+        return memory_policy(self.settings.memory_policy)
+
     def _new_cache(self) -> KVCache:
-        policy = self.settings.memory_policy
-        return self.engine.new_cache(
-            sink_frames=0 if policy == "none" else self.config.cache.sink_frames,  # none: local window only
-            max_memory_frames=self.settings.max_memory_frames if policy in ("nam", "iam") else 0,
-        )
+        shape = self.memory_policy.cache_shape(self.config.cache.sink_frames, self.settings.max_memory_frames)
+        return self.engine.new_cache(sink_frames=shape.sink_frames, max_memory_frames=shape.memory_frames)
 
     def _apply(self, op: dict, capture: dict | None = None, x0: torch.Tensor | None = None) -> None:
         """Execute one cache operation (and record it when it is new). ``x0``: a new chunk's latents, still on the
@@ -378,7 +380,8 @@ class StorySession:
                 self._uncond()
             # memory first: the re-cached context attends to the frames the new scene remembers
             with self._stage("memory retrieval and write"):
-                if scene_index > 0 and self.bank.retrieve(scene.entity_ids, prompt_keys):
+                if scene_index > 0 and self.bank.enabled and self.bank.set_active(
+                        self.memory_policy.at_switch(self.bank, scene.entity_ids, prompt_keys)):
                     self._log({"op": "memory", "keys": list(self.bank.active), "text": ["scene", scene_index]})
             with self._stage("re-cache"):
                 ramp = self._begin_transition(scene)
@@ -446,34 +449,27 @@ class StorySession:
         )
 
     def _context_guided(self, scene: SceneRecord, chunk: int) -> bool:
-        """Context guidance for this chunk of the scene: only where no new character comes (it would pull a
-        newcomer towards the look of the characters in the context), on the scene's first chunks."""
-        first_chunks = self.config.sampler.context_guidance_chunks
-        return scene.returning_only and (first_chunks is None or chunk < first_chunks)
+        return transition_policy(self.settings.transition).context_guided(
+            scene.returning_only, chunk, self.config.sampler.context_guidance_chunks)
 
     def _score_layers(self) -> list[int]:
-        layers = [layer for layer in self.config.memory.score_layers if layer < self.engine.model.cfg.num_layers]
-        return layers or [0]
+        return score_layers(self.config.memory.score_layers, self.engine.model.cfg.num_layers)
 
     def _begin_transition(self, scene: SceneRecord) -> list[float]:
-        """Apply the scene-switch policy; returns the soft ramp's blend weights (empty otherwise)."""
+        """Apply the scene-switch policy's plan (logging its cache operations); returns the prompt ramp's blend
+        weights (empty when the prompt switches at once)."""
         if scene.index == 0 or not self.latents:
             return []
-        if self.settings.transition == "recache":
-            ring = self.cache.ring_slots
-            first_ring_chunk = 1 if self.cache.sink_frames else 0
-            chunks = list(range(max(first_ring_chunk, len(self.latents) - ring), len(self.latents)))
-            if chunks:
-                op = {"op": "recache", "chunks": chunks, "text": ["scene", scene.index]}
-                if self.cache.sink_frames and self.config.memory.recache_sink:
-                    op["sink"] = 0  # the chunk the sink holds, rewritten under the new prompt too
-                self._log(op)
-            return []
-        if self.settings.transition == "soft":
-            distance = sentence_distance(self.scenes[scene.index - 1].text_prompt, scene.text_prompt)
-            steps = 1 + round(2 * distance * self.cache.ring_slots)  # farther prompts blend over more chunks
-            return [0.5 * (1 - math.cos(math.pi * (i + 1) / (steps + 1))) for i in range(steps)]
-        return []
+        plan = transition_policy(self.settings.transition).begin(
+            len(self.latents), 1 if self.cache.sink_frames else 0, self.cache.ring_slots, bool(self.cache.sink_frames),
+            self.config.memory.recache_sink,
+            lambda: sentence_distance(self.scenes[scene.index - 1].text_prompt, scene.text_prompt))
+        if plan.recache_chunks:
+            op = {"op": "recache", "chunks": plan.recache_chunks, "text": ["scene", scene.index]}
+            if plan.recache_sink:
+                op["sink"] = 0  # the chunk the sink holds, rewritten under the new prompt too
+            self._log(op)
+        return plan.ramp
 
     def _remember(self, g: int, scene: SceneRecord, prompt_keys: torch.Tensor) -> None:
         """Memory bank step after chunk ``g``: archive the chunk leaving the window, update the active frames."""
@@ -485,27 +481,21 @@ class StorySession:
             return
         owner = self.scenes[self.chunk_scene[leaving]]
         chunk_in_scene = leaving - owner.first_chunk
-        if not self.bank.should_archive(chunk_in_scene):
+        if not self.memory_policy.archives(chunk_in_scene):
             return
         self._settle(leaving)  # a chunk leaving the window was made a window ago: its copies are there
-        entity_keys, owner_keys = self._scoring_keys(owner)
         queries = self.chunk_queries[leaving]  # [fpc, layers, heads, D]
-        best, best_score, best_scores = 0, -math.inf, {}
-        for j in range(queries.shape[0]):
-            scores = {e: relevance(queries[j], k) for e, k in entity_keys.items()}
-            score = sum(scores.values()) / len(scores) if scores else relevance(queries[j], owner_keys)
-            if score > best_score:
-                best, best_score, best_scores = j, score, scores
-        frames = self.chunk_frames[leaving]
-        thumb = frames[min(len(frames) - 1, max(0, len(frames) - (self.frames_per_chunk - best) * 4))]
+        pick = self.memory_policy.pick_frame(queries, *self._scoring_keys(owner))
+        best, frames = pick.index, self.chunk_frames[leaving]
+        video_frames_per_latent = self.config.video.temporal_compression
+        thumb = frames[min(len(frames) - 1, max(0, len(frames) - (self.frames_per_chunk - best) * video_frames_per_latent))]
         record = FrameRecord(
             scene=owner.index, chunk=chunk_in_scene, frame=leaving * self.frames_per_chunk + best,
-            entity_ids=list(owner.entity_ids), scores=best_scores, score=best_score,
-            reason="entity match" if entity_keys else "prompt relevance",
+            entity_ids=list(owner.entity_ids), scores=pick.scores, score=pick.score, reason=pick.reason,
             latent=self.latents[leaving][0, :, best].clone(), queries=queries[best].clone(), thumbnail=thumb.copy(),
         )
         self.bank.add(record)
-        if self.bank.update_during_scene(scene.entity_ids, prompt_keys):
+        if self.bank.set_active(self.memory_policy.during_scene(self.bank, scene.entity_ids, prompt_keys)):
             self._log({"op": "memory", "keys": list(self.bank.active), "text": ["scene", scene.index]})
 
     def _scoring_keys(self, owner: SceneRecord) -> tuple[dict[int, torch.Tensor], torch.Tensor]:

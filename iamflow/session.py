@@ -35,7 +35,8 @@ from iamflow.engine.kv_cache import KVCache
 from iamflow.engine.model import TextConditioning
 from iamflow.engine.streams import HostCopy, StageTimer
 from iamflow.memory.bank import FrameRecord, MemoryBank
-from iamflow.memory.policies import memory_policy, score_layers, transition_policy
+from iamflow.memory.memflow import MemFlowBank, records_chunk
+from iamflow.memory.policies import memory_policy, scene_transition, score_layers, transition_policy
 from iamflow.runtime import Runtime
 
 __all__ = ["Runtime", "StorySession", "StorySettings", "SceneRecord", "ChunkEvent", "validate_prompt"]
@@ -88,6 +89,7 @@ class StorySettings:
     enrich_prompts: bool = False
     agent_backend: str = "rules"
     llm_model_path: str = ""
+    auto_cut: bool = False  # a scene at a new location (as the agent reads it) starts with a cut
 
     def validate(self, cache_limit: int) -> "StorySettings":
         if self.memory_policy not in MemoryConfig.POLICIES:
@@ -130,6 +132,8 @@ class SceneRecord:
     ops_start: int = 0  # length of the cache log before the scene
     archived_before: int = 0  # size of the memory archive before the scene
     active_before: list[str] = field(default_factory=list)
+    transition: str = ""  # how the scene began (recache, soft, none, cut); empty for the first
+    position_shift: int = 0  # rotary frame positions of the scene = story frame index + this (cuts jump)
 
     @property
     def returning_only(self) -> bool:
@@ -191,6 +195,7 @@ class StorySession:
         self.ops: list[dict] = []  # the cache log
         self._scene_text: dict[int, tuple[TextConditioning, int]] = {}
         self.cache: KVCache | None = None
+        self.kv_bank: MemFlowBank | None = None  # MemFlow's bank bookkeeping, rebuilt with the cache
         self.decoder = None
 
     @property
@@ -248,6 +253,8 @@ class StorySession:
 
     def _new_cache(self) -> KVCache:
         shape = self.memory_policy.cache_shape(self.config.cache.sink_frames, self.settings.max_memory_frames)
+        self.kv_bank = (MemFlowBank(self.engine.model.cfg.num_layers, self.settings.max_memory_frames)
+                        if self.memory_policy.kv_as_committed and shape.memory_frames else None)
         return self.engine.new_cache(sink_frames=shape.sink_frames, max_memory_frames=shape.memory_frames)
 
     def _apply(self, op: dict, capture: dict | None = None, x0: torch.Tensor | None = None) -> None:
@@ -258,19 +265,28 @@ class StorySession:
         if op["op"] == "commit":
             i = op["chunk"]
             latents = x0 if x0 is not None else to_device(self.latents[i])
-            engine.commit_chunk(self.cache, self._text(op["text"]), latents, i * fpc, capture)
+            engine.commit_chunk(self.cache, self._text(op["text"]), latents, op.get("position", i * fpc), capture)
         elif op["op"] == "recache":
             chunks = op["chunks"]
             window = to_device(torch.cat([self.latents[i] for i in chunks], dim=2))
             sink = to_device(self.latents[op["sink"]]) if "sink" in op else None
-            engine.recache(self.cache, self._text(op["text"]), window, chunks[0] * fpc, sink)
+            engine.recache(self.cache, self._text(op["text"]), window, op.get("position", chunks[0] * fpc), sink)
         elif op["op"] == "memory":
             records = [self.bank.archive[k] for k in op["keys"]]
             if records:
                 latents = to_device(torch.stack([r.latent for r in records], dim=1)[None])  # [1, C, M, h, w]
-                engine.write_memory(self.cache, self._text(op["text"]), latents, [r.frame for r in records])
+                positions = [r.frame + self.scenes[r.scene].position_shift for r in records]
+                engine.write_memory(self.cache, self._text(op["text"]), latents, positions)
             else:
                 self.cache.set_memory_count(0)
+        elif op["op"] == "cut":  # a new shot: the window goes, the sink and the memory stay
+            self.cache.reset_ring(keep_sink=True)
+        elif op["op"] == "stage":  # MemFlow: a recording chunk's first frame, K/V as committed
+            self.kv_bank.stage(self.cache, op["key"])
+        elif op["op"] == "bank":  # MemFlow: place the newest record or re-compress the bank
+            text = self._text(op["text"]) if op["text"] else None
+            self.kv_bank.before_chunk(self.cache, [k for k, _ in text.kv] if text else None)
+            self.bank.set_active([k for k in self.kv_bank.active() if k in self.bank.archive])
 
     def _log(self, op: dict, capture: dict | None = None, x0: torch.Tensor | None = None) -> None:
         self._apply(op, capture, x0)
@@ -293,7 +309,7 @@ class StorySession:
         with other transitions) every operation counts. The cost of rebuilding is then bounded by the current
         scene, not the story; the result is the same cache, bit for bit (every write lands in the same slot)."""
         anchors = [i for i, op in enumerate(self.ops) if op["op"] == "recache"]
-        if not anchors:
+        if not anchors or self.memory_policy.kv_as_committed:
             return list(self.ops)
         anchor = anchors[-1]
         keep = set(range(anchor, len(self.ops)))
@@ -413,14 +429,20 @@ class StorySession:
         runtime, engine, fpc, streams = self.runtime, self.engine, self.frames_per_chunk, self.runtime.streams
         g = len(self.latents)
         spec = ["scene", scene.index] if c >= len(ramp) else ["blend", scene.index - 1, scene.index, ramp[c]]
+        commit = {"op": "commit", "chunk": g, "text": spec}
+        if scene.position_shift:
+            commit["position"] = g * fpc + scene.position_shift
+        if self.kv_bank is not None and self.kv_bank.pending:  # MemFlow: before the chunk's first step
+            zero_text = c == 0 and scene.transition == "recache"  # its text cache was just emptied by the re-cache
+            self._log({"op": "bank", "text": None if zero_text else spec})
         with self._stage("denoise"):
-            x0 = engine.denoise_chunk(self.cache, self._text(spec), g * fpc, generator, uncond=self._uncond(),
+            x0 = engine.denoise_chunk(self.cache, self._text(spec), commit.get("position", g * fpc), generator, uncond=self._uncond(),
                                       context_guidance=self._context_guided(scene, c))
         frames = runtime.decode_to_host(self.decoder, x0, self._stage)
         layers = self._score_layers()
         capture = {layer: None for layer in layers}
         with self._stage("commit"):
-            self._log({"op": "commit", "chunk": g, "text": spec}, capture, x0)
+            self._log(commit, capture, x0)
         copies = {"latents": streams.to_host(x0), "frames": frames,
                   "queries": streams.to_host(torch.stack([capture[layer][0] for layer in layers], dim=1))}
         self.latents.append(copies["latents"].tensor)
@@ -460,19 +482,39 @@ class StorySession:
         weights (empty when the prompt switches at once)."""
         if scene.index == 0 or not self.latents:
             return []
-        plan = transition_policy(self.settings.transition).begin(
-            len(self.latents), 1 if self.cache.sink_frames else 0, self.cache.ring_slots, bool(self.cache.sink_frames),
-            self.config.memory.recache_sink,
-            lambda: sentence_distance(self.scenes[scene.index - 1].text_prompt, scene.text_prompt))
+        previous = self.scenes[scene.index - 1]
+        scene.position_shift = previous.position_shift
+        scene.transition = scene_transition(self.settings.transition, scene.prompt, self._location(scene.index),
+                                            self._location(scene.index - 1), self.settings.auto_cut)
+        last_cut = max((s.first_chunk for s in self.scenes[: scene.index] if s.transition == "cut"), default=0)
+        plan = transition_policy(scene.transition).begin(
+            len(self.latents), max(1 if self.cache.sink_frames else 0, last_cut), self.cache.ring_slots,
+            bool(self.cache.sink_frames), self.config.memory.recache_sink,
+            lambda: sentence_distance(previous.text_prompt, scene.text_prompt))
+        if plan.recache_chunks and self.kv_bank is not None and self.kv_bank.pending:
+            self._log({"op": "bank", "text": None})  # MemFlow re-compresses before re-caching, its text cache empty
         if plan.recache_chunks:
             op = {"op": "recache", "chunks": plan.recache_chunks, "text": ["scene", scene.index]}
             if plan.recache_sink:
                 op["sink"] = 0  # the chunk the sink holds, rewritten under the new prompt too
+            if scene.position_shift:  # the window's chunks are all of the shot since the last cut
+                op["position"] = plan.recache_chunks[0] * self.frames_per_chunk + previous.position_shift
             self._log(op)
+        if plan.flush:
+            self._log({"op": "cut"})
+        scene.position_shift += plan.jump * self.frames_per_chunk
         return plan.ramp
+
+    def _location(self, scene_index: int) -> str:
+        """The scene's place as the agent read it from the prompt ("" when it names none)."""
+        scenes = self.agent.scenes
+        return scenes[scene_index].context.get("location", "") if 0 <= scene_index < len(scenes) else ""
 
     def _remember(self, g: int, scene: SceneRecord, prompt_keys: torch.Tensor) -> None:
         """Memory bank step after chunk ``g``: archive the chunk leaving the window, update the active frames."""
+        if self.kv_bank is not None:
+            self._record(g)
+            return
         if not self.bank.enabled:
             return
         leaving = g + 1 - self.cache.ring_slots
@@ -497,6 +539,25 @@ class StorySession:
         self.bank.add(record)
         if self.bank.set_active(self.memory_policy.during_scene(self.bank, scene.entity_ids, prompt_keys)):
             self._log({"op": "memory", "keys": list(self.bank.active), "text": ["scene", scene.index]})
+
+    def _record(self, g: int) -> None:
+        """MemFlow's memory after chunk ``g``: a recording chunk stages its first frame's K/V for the bank. The
+        recorded frames whose latents have reached the host are archived (for the memory panel and the files)."""
+        if records_chunk(g):
+            self._log({"op": "stage", "chunk": g, "key": self._record_key(g)})
+        for c in range(max(0, g - 2 * self.cache.ring_slots), g + 1):
+            if records_chunk(c) and c not in self._arriving and self._record_key(c) not in self.bank.archive:
+                owner, frames = self.scenes[self.chunk_scene[c]], self.chunk_frames[c]
+                self.bank.add(FrameRecord(
+                    scene=owner.index, chunk=c - owner.first_chunk, frame=c * self.frames_per_chunk,
+                    entity_ids=list(owner.entity_ids), scores={}, score=0.0, reason="every third chunk",
+                    latent=self.latents[c][0, :, 0].clone(), queries=self.chunk_queries[c][0].clone(),
+                    thumbnail=frames[max(0, len(frames) - self.frames_per_chunk * self.config.video.temporal_compression)].copy(),
+                ))
+
+    def _record_key(self, g: int) -> str:
+        owner = self.scenes[self.chunk_scene[g]]
+        return f"p{owner.index}_c{g - owner.first_chunk}_f{g * self.frames_per_chunk}"
 
     def _scoring_keys(self, owner: SceneRecord) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
         """The memory scorer's keys for the frames of scene ``owner``: per entity, and of its prompt."""

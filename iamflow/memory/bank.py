@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 class FrameRecord:
     scene: int
     chunk: int  # chunk index within the scene
-    frame: int  # story latent frame index (also its rotary position)
+    frame: int  # story latent frame index (its rotary position, plus its scene's shift after a cut)
     entity_ids: list[int]
     scores: dict[int, float]  # entity id -> score when archived
     score: float

@@ -56,6 +56,7 @@ class MemoryPolicy:
     name = "none"
     keeps_sink = False
     archives_frames = False  # frames leaving the window go to the bank's archive
+    kv_as_committed = False  # memory slots keep K/V as first committed (only a replay of the whole log rebuilds them)
 
     def cache_shape(self, sink_frames: int, max_memory_frames: int) -> CacheShape:
         return CacheShape(sink_frames if self.keeps_sink else 0, max_memory_frames if self.archives_frames else 0)
@@ -95,7 +96,7 @@ class SinkMemory(MemoryPolicy):
 class PromptMemory(MemoryPolicy):
     """A prototype frame every third chunk; the top-k frames by relevance to the current prompt."""
 
-    name = "nam"
+    name = "nam-prompt"
     keeps_sink = True
     archives_frames = True
 
@@ -127,7 +128,26 @@ class EntityMemory(MemoryPolicy):
         return bank.cover(named_entities, prompt_keys)
 
 
-MEMORY_POLICIES: dict[str, MemoryPolicy] = {p.name: p for p in (MemoryPolicy(), SinkMemory(), PromptMemory(), EntityMemory())}
+class MemFlowMemory(MemoryPolicy):
+    """MemFlow's bank (``iamflow.memory.memflow``): K/V as first committed, one slot more for the newest record."""
+
+    name = "nam"
+    keeps_sink = True
+    kv_as_committed = True
+
+    def cache_shape(self, sink_frames: int, max_memory_frames: int) -> CacheShape:
+        return CacheShape(sink_frames, max_memory_frames + 1 if max_memory_frames else 0)
+
+    def enabled(self, max_memory_frames: int) -> bool:
+        return max_memory_frames > 0
+
+    def at_switch(self, bank, named_entities, prompt_keys):
+        return list(bank.active)  # the bank is MemFlow's; a switch does not choose frames
+
+
+MEMORY_POLICIES: dict[str, MemoryPolicy] = {
+    p.name: p for p in (MemoryPolicy(), SinkMemory(), MemFlowMemory(), PromptMemory(), EntityMemory())
+}
 
 
 def memory_policy(name: str) -> MemoryPolicy:

@@ -284,7 +284,7 @@ class StorySession:
         elif op["op"] == "stage":  # MemFlow: a recording chunk's first frame, K/V as committed
             self.kv_bank.stage(self.cache, op["key"])
         elif op["op"] == "bank":  # MemFlow: place the newest record or re-compress the bank
-            text = self._text(op["text"]) if op["text"] else None
+            text = None if op.get("zero_text") else self._text(op["text"])
             self.kv_bank.before_chunk(self.cache, [k for k, _ in text.kv] if text else None)
             self.bank.set_active([k for k in self.kv_bank.active() if k in self.bank.archive])
 
@@ -434,7 +434,7 @@ class StorySession:
             commit["position"] = g * fpc + scene.position_shift
         if self.kv_bank is not None and self.kv_bank.pending:  # MemFlow: before the chunk's first step
             zero_text = c == 0 and scene.transition == "recache"  # its text cache was just emptied by the re-cache
-            self._log({"op": "bank", "text": None if zero_text else spec})
+            self._log({"op": "bank", "text": spec, **({"zero_text": True} if zero_text else {})})
         with self._stage("denoise"):
             x0 = engine.denoise_chunk(self.cache, self._text(spec), commit.get("position", g * fpc), generator, uncond=self._uncond(),
                                       context_guidance=self._context_guided(scene, c))
@@ -492,7 +492,8 @@ class StorySession:
             bool(self.cache.sink_frames), self.config.memory.recache_sink,
             lambda: sentence_distance(previous.text_prompt, scene.text_prompt))
         if plan.recache_chunks and self.kv_bank is not None and self.kv_bank.pending:
-            self._log({"op": "bank", "text": None})  # MemFlow re-compresses before re-caching, its text cache empty
+            # MemFlow re-compresses before re-caching, its text cache empty
+            self._log({"op": "bank", "text": ["scene", scene.index], "zero_text": True})
         if plan.recache_chunks:
             op = {"op": "recache", "chunks": plan.recache_chunks, "text": ["scene", scene.index]}
             if plan.recache_sink:
@@ -501,7 +502,7 @@ class StorySession:
                 op["position"] = plan.recache_chunks[0] * self.frames_per_chunk + previous.position_shift
             self._log(op)
         if plan.flush:
-            self._log({"op": "cut"})
+            self._log({"op": "cut", "text": ["scene", scene.index]})
         scene.position_shift += plan.jump * self.frames_per_chunk
         return plan.ramp
 
@@ -544,7 +545,7 @@ class StorySession:
         """MemFlow's memory after chunk ``g``: a recording chunk stages its first frame's K/V for the bank. The
         recorded frames whose latents have reached the host are archived (for the memory panel and the files)."""
         if records_chunk(g):
-            self._log({"op": "stage", "chunk": g, "key": self._record_key(g)})
+            self._log({"op": "stage", "chunk": g, "key": self._record_key(g), "text": self.ops[-1]["text"]})
         for c in range(max(0, g - 2 * self.cache.ring_slots), g + 1):
             if records_chunk(c) and c not in self._arriving and self._record_key(c) not in self.bank.archive:
                 owner, frames = self.scenes[self.chunk_scene[c]], self.chunk_frames[c]

@@ -204,7 +204,7 @@ class MemoryConfig:
     save_dir: str = ""
     score_layers: list[int] = field(default_factory=lambda: [0, 1, 2])
 
-    POLICIES = ("none", "sink", "nam", "nam-prompt", "iam")
+    POLICIES = ("none", "sink", "nam", "iam", "nam-prompt")
     TRANSITIONS = ("recache", "soft", "none", "cut")
 
     def validate(self, where: str) -> None:

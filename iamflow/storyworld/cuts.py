@@ -44,6 +44,8 @@ def evaluate_transition(runtime: Runtime, transition: str, stories: int, seed: i
                 if scene.location != story.scenes[j - 1].location:
                     new_place_hits.append(correct)
         judged.append(judge_story(scene_frames, story))
+        logger.info("%s: story %d of %d judged (first chunks so far: %d of %d at the right place)", transition,
+                    i + 1, stories, sum(first_hits), len(first_hits))
     summary = summarise(judged)
     summary["first_chunk_location"] = float(np.mean(first_hits)) if first_hits else None
     summary["new_place_first_chunk"] = float(np.mean(new_place_hits)) if new_place_hits else None

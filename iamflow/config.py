@@ -204,8 +204,8 @@ class MemoryConfig:
     save_dir: str = ""
     score_layers: list[int] = field(default_factory=lambda: [0, 1, 2])
 
-    POLICIES = ("none", "sink", "nam", "iam")
-    TRANSITIONS = ("recache", "soft", "none")
+    POLICIES = ("none", "sink", "nam", "iam", "nam-prompt")
+    TRANSITIONS = ("recache", "soft", "none", "cut")
 
     def validate(self, where: str) -> None:
         _check_choice(f"{where}.policy", self.policy, self.POLICIES)

@@ -34,7 +34,9 @@ from iamflow.engine.engine import Engine
 from iamflow.engine.kv_cache import KVCache
 from iamflow.engine.model import TextConditioning
 from iamflow.engine.streams import HostCopy, StageTimer
-from iamflow.memory.bank import FrameRecord, MemoryBank, relevance
+from iamflow.memory.bank import FrameRecord, MemoryBank
+from iamflow.memory.memflow import MemFlowBank, records_chunk
+from iamflow.memory.policies import memory_policy, scene_transition, score_layers, transition_policy
 from iamflow.runtime import Runtime
 
 __all__ = ["Runtime", "StorySession", "StorySettings", "SceneRecord", "ChunkEvent", "validate_prompt"]
@@ -87,6 +89,7 @@ class StorySettings:
     enrich_prompts: bool = False
     agent_backend: str = "rules"
     llm_model_path: str = ""
+    auto_cut: bool = False  # a scene at a new location (as the agent reads it) starts with a cut
 
     def validate(self, cache_limit: int) -> "StorySettings":
         if self.memory_policy not in MemoryConfig.POLICIES:
@@ -129,6 +132,8 @@ class SceneRecord:
     ops_start: int = 0  # length of the cache log before the scene
     archived_before: int = 0  # size of the memory archive before the scene
     active_before: list[str] = field(default_factory=list)
+    transition: str = ""  # how the scene began (recache, soft, none, cut); empty for the first
+    position_shift: int = 0  # rotary frame positions of the scene = story frame index + this (cuts jump)
 
     @property
     def returning_only(self) -> bool:
@@ -193,6 +198,7 @@ class StorySession:
         self.ops: list[dict] = []  # the cache log
         self._scene_text: dict[int, tuple[TextConditioning, int]] = {}
         self.cache: KVCache | None = None
+        self.kv_bank: MemFlowBank | None = None  # MemFlow's bank bookkeeping, rebuilt with the cache
         self.decoder = None
 
     @property
@@ -244,12 +250,15 @@ class StorySession:
             self._scene_text[scene] = self.runtime.encode(self.scenes[scene].text_prompt)
         return self._scene_text[scene]
 
+    @property
+    def memory_policy(self):
+        return memory_policy(self.settings.memory_policy)
+
     def _new_cache(self) -> KVCache:
-        policy = self.settings.memory_policy
-        return self.engine.new_cache(
-            sink_frames=0 if policy == "none" else self.config.cache.sink_frames,  # none: local window only
-            max_memory_frames=self.settings.max_memory_frames if policy in ("nam", "iam") else 0,
-        )
+        shape = self.memory_policy.cache_shape(self.config.cache.sink_frames, self.settings.max_memory_frames)
+        self.kv_bank = (MemFlowBank(self.engine.model.cfg.num_layers, self.settings.max_memory_frames)
+                        if self.memory_policy.kv_as_committed and shape.memory_frames else None)
+        return self.engine.new_cache(sink_frames=shape.sink_frames, max_memory_frames=shape.memory_frames)
 
     def _apply(self, op: dict, capture: dict | None = None, x0: torch.Tensor | None = None) -> None:
         """Execute one cache operation (and record it when it is new). ``x0``: a new chunk's latents, still on the
@@ -259,19 +268,28 @@ class StorySession:
         if op["op"] == "commit":
             i = op["chunk"]
             latents = x0 if x0 is not None else to_device(self.latents[i])
-            engine.commit_chunk(self.cache, self._text(op["text"]), latents, i * fpc, capture)
+            engine.commit_chunk(self.cache, self._text(op["text"]), latents, op.get("position", i * fpc), capture)
         elif op["op"] == "recache":
             chunks = op["chunks"]
             window = to_device(torch.cat([self.latents[i] for i in chunks], dim=2))
             sink = to_device(self.latents[op["sink"]]) if "sink" in op else None
-            engine.recache(self.cache, self._text(op["text"]), window, chunks[0] * fpc, sink)
+            engine.recache(self.cache, self._text(op["text"]), window, op.get("position", chunks[0] * fpc), sink)
         elif op["op"] == "memory":
             records = [self.bank.archive[k] for k in op["keys"]]
             if records:
                 latents = to_device(torch.stack([r.latent for r in records], dim=1)[None])  # [1, C, M, h, w]
-                engine.write_memory(self.cache, self._text(op["text"]), latents, [r.frame for r in records])
+                positions = [r.frame + self.scenes[r.scene].position_shift for r in records]
+                engine.write_memory(self.cache, self._text(op["text"]), latents, positions)
             else:
                 self.cache.set_memory_count(0)
+        elif op["op"] == "cut":  # a new shot: the window goes, the sink and the memory stay
+            self.cache.reset_ring(keep_sink=True)
+        elif op["op"] == "stage":  # MemFlow: a recording chunk's first frame, K/V as committed
+            self.kv_bank.stage(self.cache, op["key"])
+        elif op["op"] == "bank":  # MemFlow: place the newest record or re-compress the bank
+            text = None if op.get("zero_text") else self._text(op["text"])
+            self.kv_bank.before_chunk(self.cache, [k for k, _ in text.kv] if text else None)
+            self.bank.set_active([k for k in self.kv_bank.active() if k in self.bank.archive])
 
     def _log(self, op: dict, capture: dict | None = None, x0: torch.Tensor | None = None) -> None:
         self._apply(op, capture, x0)
@@ -294,7 +312,7 @@ class StorySession:
         with other transitions) every operation counts. The cost of rebuilding is then bounded by the current
         scene, not the story; the result is the same cache, bit for bit (every write lands in the same slot)."""
         anchors = [i for i, op in enumerate(self.ops) if op["op"] == "recache"]
-        if not anchors:
+        if not anchors or self.memory_policy.kv_as_committed:
             return list(self.ops)
         anchor = anchors[-1]
         keep = set(range(anchor, len(self.ops)))
@@ -381,7 +399,8 @@ class StorySession:
                 self._uncond()
             # memory first: the re-cached context attends to the frames the new scene remembers
             with self._stage("memory retrieval and write"):
-                if scene_index > 0 and self.bank.retrieve(scene.entity_ids, prompt_keys):
+                if scene_index > 0 and self.bank.enabled and self.bank.set_active(
+                        self.memory_policy.at_switch(self.bank, scene.entity_ids, prompt_keys)):
                     self._log({"op": "memory", "keys": list(self.bank.active), "text": ["scene", scene_index]})
             with self._stage("re-cache"):
                 ramp = self._begin_transition(scene)
@@ -413,14 +432,20 @@ class StorySession:
         runtime, engine, fpc, streams = self.runtime, self.engine, self.frames_per_chunk, self.runtime.streams
         g = len(self.latents)
         spec = ["scene", scene.index] if c >= len(ramp) else ["blend", scene.index - 1, scene.index, ramp[c]]
+        commit = {"op": "commit", "chunk": g, "text": spec}
+        if scene.position_shift:
+            commit["position"] = g * fpc + scene.position_shift
+        if self.kv_bank is not None and self.kv_bank.pending:  # MemFlow: before the chunk's first step
+            zero_text = c == 0 and scene.transition == "recache"  # its text cache was just emptied by the re-cache
+            self._log({"op": "bank", "text": spec, **({"zero_text": True} if zero_text else {})})
         with self._stage("denoise"):
-            x0 = engine.denoise_chunk(self.cache, self._text(spec), g * fpc, generator, uncond=self._uncond(),
+            x0 = engine.denoise_chunk(self.cache, self._text(spec), commit.get("position", g * fpc), generator, uncond=self._uncond(),
                                       context_guidance=self._context_guided(scene, c))
         frames = runtime.decode_to_host(self.decoder, x0, self._stage)
         layers = self._score_layers()
         capture = {layer: None for layer in layers}
         with self._stage("commit"):
-            self._log({"op": "commit", "chunk": g, "text": spec}, capture, x0)
+            self._log(commit, capture, x0)
         copies = {"latents": streams.to_host(x0), "frames": frames,
                   "queries": streams.to_host(torch.stack([capture[layer][0] for layer in layers], dim=1))}
         self.latents.append(copies["latents"].tensor)
@@ -449,37 +474,51 @@ class StorySession:
         )
 
     def _context_guided(self, scene: SceneRecord, chunk: int) -> bool:
-        """Context guidance for this chunk of the scene: only where no new character comes (it would pull a
-        newcomer towards the look of the characters in the context), on the scene's first chunks."""
-        first_chunks = self.config.sampler.context_guidance_chunks
-        return scene.returning_only and (first_chunks is None or chunk < first_chunks)
+        return transition_policy(self.settings.transition).context_guided(
+            scene.returning_only, chunk, self.config.sampler.context_guidance_chunks)
 
     def _score_layers(self) -> list[int]:
-        layers = [layer for layer in self.config.memory.score_layers if layer < self.engine.model.cfg.num_layers]
-        return layers or [0]
+        return score_layers(self.config.memory.score_layers, self.engine.model.cfg.num_layers)
 
     def _begin_transition(self, scene: SceneRecord) -> list[float]:
-        """Apply the scene-switch policy; returns the soft ramp's blend weights (empty otherwise)."""
+        """Apply the scene-switch policy's plan (logging its cache operations); returns the prompt ramp's blend
+        weights (empty when the prompt switches at once)."""
         if scene.index == 0 or not self.latents:
             return []
-        if self.settings.transition == "recache":
-            ring = self.cache.ring_slots
-            first_ring_chunk = 1 if self.cache.sink_frames else 0
-            chunks = list(range(max(first_ring_chunk, len(self.latents) - ring), len(self.latents)))
-            if chunks:
-                op = {"op": "recache", "chunks": chunks, "text": ["scene", scene.index]}
-                if self.cache.sink_frames and self.config.memory.recache_sink:
-                    op["sink"] = 0  # the chunk the sink holds, rewritten under the new prompt too
-                self._log(op)
-            return []
-        if self.settings.transition == "soft":
-            distance = sentence_distance(self.scenes[scene.index - 1].text_prompt, scene.text_prompt)
-            steps = 1 + round(2 * distance * self.cache.ring_slots)  # farther prompts blend over more chunks
-            return [0.5 * (1 - math.cos(math.pi * (i + 1) / (steps + 1))) for i in range(steps)]
-        return []
+        previous = self.scenes[scene.index - 1]
+        scene.position_shift = previous.position_shift
+        scene.transition = scene_transition(self.settings.transition, scene.prompt, self._location(scene.index),
+                                            self._location(scene.index - 1), self.settings.auto_cut)
+        last_cut = max((s.first_chunk for s in self.scenes[: scene.index] if s.transition == "cut"), default=0)
+        plan = transition_policy(scene.transition).begin(
+            len(self.latents), max(1 if self.cache.sink_frames else 0, last_cut), self.cache.ring_slots,
+            bool(self.cache.sink_frames), self.config.memory.recache_sink,
+            lambda: sentence_distance(previous.text_prompt, scene.text_prompt))
+        if plan.recache_chunks and self.kv_bank is not None and self.kv_bank.pending:
+            # MemFlow re-compresses before re-caching, its text cache empty
+            self._log({"op": "bank", "text": ["scene", scene.index], "zero_text": True})
+        if plan.recache_chunks:
+            op = {"op": "recache", "chunks": plan.recache_chunks, "text": ["scene", scene.index]}
+            if plan.recache_sink:
+                op["sink"] = 0  # the chunk the sink holds, rewritten under the new prompt too
+            if scene.position_shift:  # the window's chunks are all of the shot since the last cut
+                op["position"] = plan.recache_chunks[0] * self.frames_per_chunk + previous.position_shift
+            self._log(op)
+        if plan.flush:
+            self._log({"op": "cut", "text": ["scene", scene.index]})
+        scene.position_shift += plan.jump * self.frames_per_chunk
+        return plan.ramp
+
+    def _location(self, scene_index: int) -> str:
+        """The scene's place as the agent read it from the prompt ("" when it names none)."""
+        scenes = self.agent.scenes
+        return scenes[scene_index].context.get("location", "") if 0 <= scene_index < len(scenes) else ""
 
     def _remember(self, g: int, scene: SceneRecord, prompt_keys: torch.Tensor) -> None:
         """Memory bank step after chunk ``g``: archive the chunk leaving the window, update the active frames."""
+        if self.kv_bank is not None:
+            self._record(g)
+            return
         if not self.bank.enabled:
             return
         leaving = g + 1 - self.cache.ring_slots
@@ -488,28 +527,41 @@ class StorySession:
             return
         owner = self.scenes[self.chunk_scene[leaving]]
         chunk_in_scene = leaving - owner.first_chunk
-        if not self.bank.should_archive(chunk_in_scene):
+        if not self.memory_policy.archives(chunk_in_scene):
             return
         self._settle(leaving)  # a chunk leaving the window was made a window ago: its copies are there
-        entity_keys, owner_keys = self._scoring_keys(owner)
         queries = self.chunk_queries[leaving]  # [fpc, layers, heads, D]
-        best, best_score, best_scores = 0, -math.inf, {}
-        for j in range(queries.shape[0]):
-            scores = {e: relevance(queries[j], k) for e, k in entity_keys.items()}
-            score = sum(scores.values()) / len(scores) if scores else relevance(queries[j], owner_keys)
-            if score > best_score:
-                best, best_score, best_scores = j, score, scores
-        frames = self.chunk_frames[leaving]
-        thumb = frames[min(len(frames) - 1, max(0, len(frames) - (self.frames_per_chunk - best) * 4))]
+        pick = self.memory_policy.pick_frame(queries, *self._scoring_keys(owner))
+        best, frames = pick.index, self.chunk_frames[leaving]
+        video_frames_per_latent = self.config.video.temporal_compression
+        thumb = frames[min(len(frames) - 1, max(0, len(frames) - (self.frames_per_chunk - best) * video_frames_per_latent))]
         record = FrameRecord(
             scene=owner.index, chunk=chunk_in_scene, frame=leaving * self.frames_per_chunk + best,
-            entity_ids=list(owner.entity_ids), scores=best_scores, score=best_score,
-            reason="entity match" if entity_keys else "prompt relevance",
+            entity_ids=list(owner.entity_ids), scores=pick.scores, score=pick.score, reason=pick.reason,
             latent=self.latents[leaving][0, :, best].clone(), queries=queries[best].clone(), thumbnail=thumb.copy(),
         )
         self.bank.add(record)
-        if self.bank.update_during_scene(scene.entity_ids, prompt_keys):
+        if self.bank.set_active(self.memory_policy.during_scene(self.bank, scene.entity_ids, prompt_keys)):
             self._log({"op": "memory", "keys": list(self.bank.active), "text": ["scene", scene.index]})
+
+    def _record(self, g: int) -> None:
+        """MemFlow's memory after chunk ``g``: a recording chunk stages its first frame's K/V for the bank. The
+        recorded frames whose latents have reached the host are archived (for the memory panel and the files)."""
+        if records_chunk(g):
+            self._log({"op": "stage", "chunk": g, "key": self._record_key(g), "text": self.ops[-1]["text"]})
+        for c in range(max(0, g - 2 * self.cache.ring_slots), g + 1):
+            if records_chunk(c) and c not in self._arriving and self._record_key(c) not in self.bank.archive:
+                owner, frames = self.scenes[self.chunk_scene[c]], self.chunk_frames[c]
+                self.bank.add(FrameRecord(
+                    scene=owner.index, chunk=c - owner.first_chunk, frame=c * self.frames_per_chunk,
+                    entity_ids=list(owner.entity_ids), scores={}, score=0.0, reason="every third chunk",
+                    latent=self.latents[c][0, :, 0].clone(), queries=self.chunk_queries[c][0].clone(),
+                    thumbnail=frames[max(0, len(frames) - self.frames_per_chunk * self.config.video.temporal_compression)].copy(),
+                ))
+
+    def _record_key(self, g: int) -> str:
+        owner = self.scenes[self.chunk_scene[g]]
+        return f"p{owner.index}_c{g - owner.first_chunk}_f{g * self.frames_per_chunk}"
 
     def _scoring_keys(self, owner: SceneRecord) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
         """The memory scorer's keys for the frames of scene ``owner``: per entity, and of its prompt."""

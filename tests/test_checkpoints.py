@@ -10,7 +10,7 @@ import json
 
 import pytest
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from iamflow.config import load_config
 from iamflow.engine.checkpoints import (
@@ -275,13 +275,13 @@ def test_load_reports_the_format(cfg, checkpoint_files):
 def test_missing_key_is_named(cfg, weights, tmp_path):
     broken = {k: v for k, v in weights.items() if k != "blocks.1.cross_attn.norm_k.weight"}
     save_file(broken, tmp_path / "w.safetensors")
-    with pytest.raises(CheckpointError, match=r"1 missing \(blocks\.1\.cross_attn\.norm_k\.weight\)"):
+    with pytest.raises(CheckpointError, match=r"1 missing key\(s\): blocks\.1\.cross_attn\.norm_k\.weight"):
         load_generator(CausalWanModel(cfg), tmp_path / "w.safetensors")
 
 
 def test_unexpected_key_is_named(cfg, weights, tmp_path):
     torch.save({**weights, "blocks.0.self_attn.extra.weight": torch.zeros(3)}, tmp_path / "w.pt")
-    with pytest.raises(CheckpointError, match=r"1 unexpected \(blocks\.0\.self_attn\.extra\.weight\)"):
+    with pytest.raises(CheckpointError, match=r"1 unexpected key\(s\): blocks\.0\.self_attn\.extra\.weight"):
         load_generator(CausalWanModel(cfg), tmp_path / "w.pt")
 
 
@@ -291,7 +291,7 @@ def test_shape_mismatch_is_named_with_both_shapes(cfg, weights, tmp_path):
     torch.save({"generator": {f"model.{k}": v for k, v in broken.items()}}, tmp_path / "w.pt")
     model = CausalWanModel(cfg)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    expected = r"shape mismatch \(blocks\.0\.ffn\.0\.weight: checkpoint \[64, 48\] vs model \[96, 48\]\)"
+    expected = r"1 wrong shape key\(s\): blocks\.0\.ffn\.0\.weight \(checkpoint \(64, 48\), model \(96, 48\)\)"
     with pytest.raises(CheckpointError, match=expected):
         load_generator(model, tmp_path / "w.pt")
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # nothing half-loaded
@@ -385,7 +385,7 @@ def test_lora_with_the_wrong_rank_is_refused_with_the_file_rank(cfg, weights, lo
 def test_lora_missing_a_layer_is_named(cfg, weights, lora_weights, tmp_path):
     partial = {f"base_model.model.{k}": v for k, v in lora_weights.items() if not k.startswith("blocks.1.ffn.2.")}
     torch.save({"generator_lora": partial}, tmp_path / "lora.pt")
-    expected = r"2 missing \(blocks\.1\.ffn\.2\.lora_A\.weight, blocks\.1\.ffn\.2\.lora_B\.weight\)"
+    expected = r"2 missing key\(s\): blocks\.1\.ffn\.2\.lora_A\.weight, blocks\.1\.ffn\.2\.lora_B\.weight"
     with pytest.raises(CheckpointError, match=expected):
         apply_lora(base_model(cfg, weights), tmp_path / "lora.pt", LORA_RANK, LORA_ALPHA)
 
@@ -393,3 +393,18 @@ def test_lora_missing_a_layer_is_named(cfg, weights, lora_weights, tmp_path):
 def test_lora_file_is_not_a_generator(cfg, weights, lora_files):
     with pytest.raises(CheckpointError):
         load_generator(base_model(cfg, weights), lora_files["raw"])
+
+
+def test_every_loader_raises_the_one_checkpoint_error(cfg, tmp_path):
+    """The storyworld shards, the codec files and the generator loader share one checker and one error class."""
+    from iamflow.engine.codec import StateDictMismatchError
+    from iamflow.storyworld.model import StoryworldWeightsError, load_dit_state, save_dit
+
+    assert StateDictMismatchError is CheckpointError and StoryworldWeightsError is CheckpointError
+    model = CausalWanModel(cfg)
+    (shard,) = save_dit(model, tmp_path)
+    state = load_file(str(shard))
+    del state["head.head.bias"]
+    save_file(state, str(shard))
+    with pytest.raises(CheckpointError, match=r"(?s)storyworld DiT weights in .*1 missing key\(s\): head\.head\.bias"):
+        load_dit_state(CausalWanModel(cfg), tmp_path)

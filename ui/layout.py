@@ -80,10 +80,11 @@ def build_blocks(app: StoryController) -> gr.Blocks:
                                            elem_id="load-story")
                 with gr.Accordion("Advanced settings (apply to a new story)", open=False, elem_id="advanced"):
                     memory_policy = gr.Dropdown(list(MemoryConfig.POLICIES), value=defaults["memory_policy"],
-                                                label="Memory policy", info="none · sink (LongLive) · nam (MemFlow) · iam (entity-aware)",
+                                                label="Memory policy", info="none · sink (LongLive) · nam (MemFlow) · iam (entity-aware) · nam-prompt",
                                                 elem_id="memory-policy")
                     transition = gr.Dropdown(list(MemoryConfig.TRANSITIONS), value=defaults["transition"],
-                                             label="Scene transition", elem_id="transition")
+                                             label="Scene transition", elem_id="transition",
+                                             info="recache (LongLive) · soft · none · cut (a new shot; a prompt opening \"Cut to …\" is one)")
                     max_memory = gr.Slider(0, limit, value=defaults["max_memory_frames"], step=1,
                                            label="Max memory frames", elem_id="max-memory-frames")
                     enrich = gr.Checkbox(value=defaults["enrich_prompts"], label="Enrich prompts with known attributes",

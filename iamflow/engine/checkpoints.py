@@ -28,6 +28,8 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from iamflow.engine.state_dicts import CheckpointError, check_state_dict, mismatch_message
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -45,10 +47,6 @@ __all__ = [
 ]
 
 StateDict = dict[str, torch.Tensor]
-
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be read or does not fit the model; the message names the file and the keys."""
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -375,34 +373,6 @@ def _first(names: list[str], limit: int = 5) -> str:
     return shown + (", ..." if len(names) > limit else "")
 
 
-def _mismatch_message(
-    where: str, missing: list[str], unexpected: list[str], shapes: list[tuple[str, tuple, tuple]], hint: str = ""
-) -> str:
-    parts = []
-    if missing:
-        parts.append(f"{len(missing)} missing ({_first(missing)})")
-    if unexpected:
-        parts.append(f"{len(unexpected)} unexpected ({_first(unexpected)})")
-    if shapes:
-        shown = [f"{k}: checkpoint {list(a)} vs model {list(b)}" for k, a, b in shapes]
-        parts.append(f"{len(shapes)} shape mismatch{'es' if len(shapes) > 1 else ''} ({_first(shown, 3)})")
-    return f"{where} does not fit the model: " + ", ".join(parts) + hint
-
-
-def _check_fit(
-    where: str, state_dict: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], hint: str = ""
-) -> None:
-    missing = [k for k in expected if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in expected]
-    shapes = [
-        (k, tuple(v.shape), tuple(expected[k].shape))
-        for k, v in state_dict.items()
-        if k in expected and tuple(v.shape) != tuple(expected[k].shape)
-    ]
-    if missing or unexpected or shapes:
-        raise CheckpointError(_mismatch_message(where, missing, unexpected, shapes, hint))
-
-
 def load_generator(model: nn.Module, path: str | Path, key: str = "auto") -> LoadedCheckpoint:
     """Load a generator checkpoint of any supported format into ``model`` (a ``CausalWanModel``), strictly.
 
@@ -415,7 +385,7 @@ def load_generator(model: nn.Module, path: str | Path, key: str = "auto") -> Loa
     hint = ""
     if layout == "wan" and not any(k in expected for k in state_dict):
         hint = " (no key matched at all: is this a Wan2.1 DiT checkpoint?)"
-    _check_fit(f"checkpoint {path}", state_dict, expected, hint)
+    check_state_dict(f"checkpoint {path}", state_dict, expected, hint)
     cast = {k: v.to(dtype=expected[k].dtype) for k, v in state_dict.items()}
     model.load_state_dict(cast, strict=True)
     info = LoadedCheckpoint(str(path), fmt, layout, used_key, len(cast))
@@ -513,15 +483,15 @@ def attach_lora(model: nn.Module, path: str | Path, rank: int, alpha: float):
             f"set weights.lora_rank={file_rank}"
         )
     expected = {k: torch.empty(shape, device="meta") for k, shape in _expected_lora_shapes(model, rank).items()}
-    _check_fit(f"LoRA file {path}", lora, expected)
+    check_state_dict(f"LoRA file {path}", lora, expected)
 
     requires_grad = {name: p.requires_grad for name, p in model.named_parameters()}
     config = peft.LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=lora_target_modules(model))
     wrapped = peft.get_peft_model(model, config)
     result = peft.set_peft_model_state_dict(wrapped, {_PEFT_PREFIX + k: v for k, v in lora.items()})
     not_loaded = [k for k in result.missing_keys if ".lora_" in k]
-    if result.unexpected_keys or not_loaded:  # cannot happen after _check_fit unless PEFT's naming changes
-        raise CheckpointError(_mismatch_message(f"LoRA file {path}", not_loaded, list(result.unexpected_keys), []))
+    if result.unexpected_keys or not_loaded:  # cannot happen after check_state_dict unless PEFT's naming changes
+        raise CheckpointError(mismatch_message(f"LoRA file {path}", not_loaded, list(result.unexpected_keys), []))
     for name, param in model.named_parameters():  # PEFT freezes the base; keep the caller's flags
         base_name = name.replace(".base_layer.", ".")
         if base_name in requires_grad:

@@ -157,3 +157,23 @@ class KVCache:
     def local_filled_frames(self) -> int:
         ring_chunks = self.chunks_written - (1 if self.sink_frames and self.sink_filled else 0)
         return min(max(ring_chunks, 0), self.ring_slots) * self.frames_per_chunk
+
+    # --- memory slots holding K/V as first committed (MemFlow's bank) ---
+    def last_chunk_start(self) -> int:
+        """Token start of the chunk committed last (in the sink or the ring)."""
+        ring_index = self.chunks_written - 1 - (1 if self.sink_frames else 0)
+        if ring_index < 0:
+            return self.sink_start * self.tokens_per_frame
+        return (self.local_start + (ring_index % self.ring_slots) * self.frames_per_chunk) * self.tokens_per_frame
+
+    def copy_to_memory_slot(self, token_start: int, slot: int) -> None:
+        """Copy one frame's K/V (every layer) from ``token_start`` into memory slot ``slot`` (0 = leftmost)."""
+        tpf = self.tokens_per_frame
+        for tensor in (self.keys, self.values):
+            tensor[:, :, :, slot * tpf : (slot + 1) * tpf].copy_(tensor[:, :, :, token_start : token_start + tpf])
+
+    def memory_slot_view(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The memory region as [layers, B, heads, slots, tokens_per_frame, D] views (keys, values)."""
+        end = self.max_memory_frames * self.tokens_per_frame
+        return tuple(t[:, :, :, :end].unflatten(3, (self.max_memory_frames, self.tokens_per_frame))
+                     for t in (self.keys, self.values))

@@ -1,4 +1,7 @@
-"""Reading raw state dicts and checking that they fit a model, with errors that list what does not."""
+"""Reading raw state dicts and checking that they fit a model, with errors that list what does not.
+
+The one strict checker of the project: every loader (DiT generator and LoRA, VAE, tiny decoder, umT5, the
+storyworld weights) compares names and shapes with ``check_state_dict`` and raises ``CheckpointError``."""
 
 from __future__ import annotations
 
@@ -8,12 +11,16 @@ from pathlib import Path
 import torch
 
 
-class StateDictMismatchError(ValueError):
-    """A checkpoint does not fit the model: lists missing, unexpected and wrongly shaped keys."""
+class CheckpointError(ValueError):
+    """A weights file cannot be read or does not fit the model; the message names the file and the keys."""
 
 
-def mismatch_message(what: str, missing: list[str], unexpected: list[str], shapes: list[str], show: int = 5) -> str:
-    parts = [f"{what} does not match the model:"]
+StateDictMismatchError = CheckpointError  # the name the codec and text-encoder modules export
+
+
+def mismatch_message(what: str, missing: list[str], unexpected: list[str], shapes: list[str], show: int = 5,
+                     hint: str = "") -> str:
+    parts = [f"{what} does not match the model{hint}:"]
     for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)):
         if keys:
             more = f", ... ({len(keys) - show} more)" if len(keys) > show else ""
@@ -21,8 +28,10 @@ def mismatch_message(what: str, missing: list[str], unexpected: list[str], shape
     return "\n  ".join(parts)
 
 
-def check_state_dict(what: str, state_dict: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor]) -> None:
-    """Raise StateDictMismatchError unless ``state_dict`` has exactly the keys and shapes of ``expected``."""
+def check_state_dict(what: str, state_dict: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor],
+                     hint: str = "") -> None:
+    """Raise CheckpointError unless ``state_dict`` has exactly the keys and shapes of ``expected``; ``hint`` (e.g.
+    " (no key matched at all: is this a Wan2.1 DiT checkpoint?)") follows the first line."""
     missing = sorted(k for k in expected if k not in state_dict)
     unexpected = sorted(k for k in state_dict if k not in expected)
     shapes = sorted(
@@ -31,7 +40,7 @@ def check_state_dict(what: str, state_dict: Mapping[str, torch.Tensor], expected
         if k in expected and tuple(state_dict[k].shape) != tuple(expected[k].shape)
     )
     if missing or unexpected or shapes:
-        raise StateDictMismatchError(mismatch_message(what, missing, unexpected, shapes))
+        raise CheckpointError(mismatch_message(what, missing, unexpected, shapes, hint=hint))
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -42,5 +51,5 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
     if not isinstance(state, Mapping):
-        raise StateDictMismatchError(f"{path} holds a {type(state).__name__}, not a state dict")
+        raise CheckpointError(f"{path} holds a {type(state).__name__}, not a state dict")
     return dict(state)

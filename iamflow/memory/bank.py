@@ -4,15 +4,8 @@ An archived frame is its clean latent plus metadata (scene, chunk, story frame, 
 ``p{scene}_c{chunk}_f{frame}.pt`` when a save directory is set. K/V are never archived: when a frame becomes
 active its K/V are recomputed under the current prompt into the memory region of the cache.
 
-Policies (``memory.policy``):
-
-* ``none`` / ``sink`` — nothing is archived or remembered (the cache config decides about the sink);
-* ``nam`` (MemFlow's narrative memory) — a prototype frame every 3rd chunk; the active frames are the top-k by
-  relevance to the current prompt (rescored with the new prompt at a switch);
-* ``iam`` (entity-aware) — from the 3rd chunk of a scene on, the frames of the chunk leaving the local window
-  are scored against the scene's characters; the best is archived under those characters' ids; at most
-  ``max_memory_frames`` stay active, the lowest evicted. At a switch the characters the new prompt names get
-  the fewest archived frames that cover their ids (ties by score), the remaining slots filled by score.
+Which chunks are archived and which frames are active is the memory policy's decision
+(``iamflow.memory.policies``); the bank stores, covers and ranks.
 
 Scores are cross-attention logits: a frame's mean cross-attention query (captured on a few layers during its
 clean commit pass) against the mean cross-attention key of a text (an entity's description, or the prompt).
@@ -35,7 +28,7 @@ logger = logging.getLogger(__name__)
 class FrameRecord:
     scene: int
     chunk: int  # chunk index within the scene
-    frame: int  # story latent frame index (also its rotary position)
+    frame: int  # story latent frame index (its rotary position, plus its scene's shift after a cut)
     entity_ids: list[int]
     scores: dict[int, float]  # entity id -> score when archived
     score: float
@@ -81,19 +74,9 @@ class MemoryBank:
 
     @property
     def enabled(self) -> bool:
-        return self.policy in ("nam", "iam") and self.max_memory_frames > 0
+        from iamflow.memory.policies import memory_policy
 
-    # --- archiving ---------------------------------------------------------------------------------
-    def should_archive(self, chunk_in_scene: int) -> bool:
-        """Whether the chunk now leaving the local window (``chunk_in_scene`` of its scene) is archived.
-
-        Chunks start leaving the window from a scene's 3rd chunk on (window of 3 chunks).
-        """
-        if not self.enabled:
-            return False
-        if self.policy == "nam":
-            return chunk_in_scene % 3 == 0  # a prototype every 3rd chunk
-        return True
+        return memory_policy(self.policy).enabled(self.max_memory_frames)
 
     def add(self, record: FrameRecord) -> None:
         self.archive[record.key] = record
@@ -117,32 +100,14 @@ class MemoryBank:
         self.active = [k for k in active if k in self.archive]
 
     # --- choosing the active frames ---------------------------------------------------------------
-    def update_during_scene(self, scene_entities: list[int], prompt_keys: torch.Tensor) -> bool:
-        """After archiving: keep the best frames for the current scene; returns True if the active set changed."""
-        if not self.enabled:
-            return False
-        if self.policy == "nam":
-            chosen = self._top_by_prompt(prompt_keys, self.max_memory_frames)
-        else:
-            chosen = self._cover(scene_entities, prompt_keys)
-        return self._set_active(chosen)
-
-    def retrieve(self, named_entities: list[int], prompt_keys: torch.Tensor) -> bool:
-        """Scene switch: bring back the frames of the characters the new prompt names."""
-        if not self.enabled:
-            return False
-        if self.policy == "nam":
-            return self._set_active(self._top_by_prompt(prompt_keys, self.max_memory_frames))
-        return self._set_active(self._cover(named_entities, prompt_keys))
-
-    def _top_by_prompt(self, prompt_keys: torch.Tensor, count: int, exclude: set[str] = frozenset()) -> list[str]:
+    def top_by_prompt(self, prompt_keys: torch.Tensor, count: int, exclude: set[str] = frozenset()) -> list[str]:
         ranked = sorted(
             (k for k in self.archive if k not in exclude),
             key=lambda k: (-relevance(self.archive[k].queries, prompt_keys), -self.archive[k].frame),
         )
         return ranked[:count]
 
-    def _cover(self, entities: list[int], prompt_keys: torch.Tensor) -> list[str]:
+    def cover(self, entities: list[int], prompt_keys: torch.Tensor) -> list[str]:
         """Greedy set cover of ``entities`` by archived frames (most new ids first, ties by score)."""
         wanted = {e for e in entities if self.by_entity.get(e)}
         chosen: list[str] = []
@@ -161,10 +126,11 @@ class MemoryBank:
             chosen.append(best)
             wanted -= set(self.archive[best].entity_ids)
         if len(chosen) < self.max_memory_frames:
-            chosen += self._top_by_prompt(prompt_keys, self.max_memory_frames - len(chosen), exclude=set(chosen))
+            chosen += self.top_by_prompt(prompt_keys, self.max_memory_frames - len(chosen), exclude=set(chosen))
         return chosen
 
-    def _set_active(self, keys: list[str]) -> bool:
+    def set_active(self, keys: list[str]) -> bool:
+        """Make ``keys`` the active frames; returns True if the active set changed."""
         keys = sorted(keys, key=lambda k: self.archive[k].frame)  # slot order = story order
         changed = keys != self.active
         self.active = keys

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from iamflow.config import ConfigError, load_config
+from iamflow.config import ConfigError, MemoryConfig, load_config
 from iamflow.session import Runtime, StorySession, StorySettings
 from iamflow.storyworld.metrics import judge_story, summarise
 from iamflow.storyworld.stories import story_from_seed
@@ -154,9 +154,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
-    bad = [p for p in policies if p not in POLICIES]
+    bad = [p for p in policies if p not in MemoryConfig.POLICIES]
     if bad:
-        parser.error(f"--policies takes {', '.join(POLICIES)} (got {', '.join(bad)})")
+        parser.error(f"--policies takes {', '.join(MemoryConfig.POLICIES)} (got {', '.join(bad)})")
     enrich = {"both": (False, True), "off": (False,), "on": (True,)}[args.enrich]
     try:
         load_config(preset="storyworld", overrides=args.override)

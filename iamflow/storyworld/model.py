@@ -20,6 +20,7 @@ import yaml
 
 from iamflow.config import Config, load_config
 from iamflow.engine.model import CausalWanModel
+from iamflow.engine.state_dicts import CheckpointError, check_state_dict
 from iamflow.engine.text_encoder import MiniLMTextEncoder
 from iamflow.storyworld.codec import StoryworldCodec
 
@@ -29,8 +30,7 @@ ASSETS = Path(__file__).resolve().parents[2] / "assets" / "storyworld"
 SHARD_BYTES = 15 * 2**20
 
 
-class StoryworldWeightsError(RuntimeError):
-    """The shipped weights are missing or do not fit the model."""
+StoryworldWeightsError = CheckpointError  # the shipped weights are missing or do not fit the model
 
 
 def save_codec(codec: StoryworldCodec, path: str | Path) -> None:
@@ -42,7 +42,9 @@ def save_codec(codec: StoryworldCodec, path: str | Path) -> None:
 def load_codec_state(codec: StoryworldCodec, path: str | Path) -> None:
     from safetensors.torch import load_file
 
-    codec.load_state_dict(load_file(str(path)))
+    state = load_file(str(path))
+    check_state_dict(f"storyworld codec weights {path}", state, codec.state_dict())
+    codec.load_state_dict(state)
 
 
 def save_dit(model: CausalWanModel, folder: str | Path) -> list[Path]:
@@ -78,14 +80,7 @@ def load_dit_state(model: CausalWanModel, folder: str | Path) -> None:
     for path in paths:
         state.update(load_file(str(path)))
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    shapes = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
-    if missing or unexpected or shapes:
-        raise StoryworldWeightsError(
-            f"storyworld DiT weights in {folder} do not fit the model: missing {missing[:5]} ({len(missing)}), "
-            f"unexpected {unexpected[:5]} ({len(unexpected)}), wrong shape {shapes[:5]} ({len(shapes)})"
-        )
+    check_state_dict(f"storyworld DiT weights in {folder}", state, expected)
     with torch.no_grad():
         for name, param in expected.items():
             param.copy_(state[name].to(param.dtype))

@@ -515,7 +515,7 @@ def long_story_run(args) -> dict:
     from iamflow.session import Runtime, StorySession
 
     torch.set_num_threads(max(1, args.threads))
-    runtime = Runtime.load(load_config(preset="storyworld", overrides={"runtime.device": "cpu"}))
+    runtime = Runtime.load(load_config(preset="storyworld"))
     process = psutil.Process()
     work = Path(tempfile.mkdtemp(prefix="iamflow-long-story-"))
     session = StorySession(runtime, video_dir=work / "video")
@@ -537,7 +537,7 @@ def long_story_run(args) -> dict:
         turns.append(turn)
         beyond.append(turn - frames)
         rss.append(process.memory_info().rss)
-        if index % 20 == 19:
+        if index % 10 == 9:
             logger.info("scene %d: turn %.2f s, beyond frames %.2f s, RSS %.0f MiB", index + 1, turn, turn - frames,
                         rss[-1] / 2**20)
     latents_bytes = sum(z.numel() * z.element_size() for z in session.latents)

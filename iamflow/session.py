@@ -479,6 +479,9 @@ class StorySession:
         """Wait for chunk ``g``'s frames and make its event (with the panels as they were when it was made)."""
         self._settle(g)
         frames = self._recent_frames[g]
+        window = self.cache.ring_slots if self.cache is not None else 1
+        for old in [k for k in self._recent_frames if k < g + 1 - window]:  # out of the window: in the segments only
+            del self._recent_frames[old]
         c = g - scene.first_chunk
         elapsed = time.perf_counter() - start_time
         first_frame = scene.first_frame + sum(self.chunk_frame_counts[scene.first_chunk : g])
@@ -541,8 +544,6 @@ class StorySession:
             if score > best_score:
                 best, best_score, best_scores = j, score, scores
         frames = self._recent_frames[leaving]
-        for old in [k for k in self._recent_frames if k < leaving]:  # out of the window: in the segments only
-            del self._recent_frames[old]
         thumb = frames[min(len(frames) - 1, max(0, len(frames) - (self.frames_per_chunk - best) * 4))]
         record = FrameRecord(
             scene=owner.index, chunk=chunk_in_scene, frame=leaving * self.frames_per_chunk + best,

@@ -83,7 +83,8 @@ def write_video(frames: np.ndarray, path: str | Path, fps: float, scale: int | N
         writer.close()
     except (OSError, RuntimeError) as err:
         path.unlink(missing_ok=True)
-        raise VideoError(f"encoding {path.name} failed: {' '.join(str(err).split())[-400:]}") from None
+        reason = str(err).split("STDERR OUTPUT:")[-1]  # ffmpeg's own words, not the command line
+        raise VideoError(f"encoding {path.name} failed: {' '.join(reason.split())[-400:]}") from None
     return path
 
 

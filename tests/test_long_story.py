@@ -20,7 +20,7 @@ PROMPTS = [
 
 @pytest.fixture(scope="module")
 def runtime():
-    return Runtime.load(load_config(preset="storyworld", overrides={"runtime.device": "cpu"}))
+    return Runtime.load(load_config(preset="storyworld"))
 
 
 def tell(session, scenes, chunks=1, seed=0):
@@ -75,7 +75,9 @@ def test_load_and_undo_replay_a_bounded_tail_of_the_story(runtime, tmp_path):
         counts[scenes] = after_load, (session.replayed_ops, session.decoded_latent_frames - decoded_before)
         # continuing a loaded story is continuing the story: same frames
         assert np.array_equal(loaded.story_frames(), session.story_frames())
-    assert counts[12] == counts[3]  # four times the story, the same work to pick it up again
+    for (ops_long, decoded_long), (ops_short, decoded_short) in zip(counts[12], counts[3]):
+        assert decoded_long == decoded_short  # four times the story, the same decoding to pick it up again
+        assert ops_long <= ops_short + 1  # (+1: the memory write, which the short story has not made yet)
     fpc = runtime.config.cache.frames_per_chunk
     (ops, decoded), _ = counts[12]
     assert ops < 12 and decoded <= 3 * fpc + 1

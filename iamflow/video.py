@@ -1,4 +1,4 @@
-"""Video files: the one H.264 writer of the project (through imageio-ffmpeg), and joining segments without re-encoding.
+"""Video files: the one H.264 writer of the project (imageio-ffmpeg's ffmpeg), and joining segments without re-encoding.
 
 Every file is H.264 in yuv420p (what browsers play). A story's video is kept as one segment a chunk (MPEG-TS,
 each starting on a keyframe, no B-frames, so a segment plays the moment it is written); the story mp4 is those
@@ -69,22 +69,17 @@ def write_video(frames: np.ndarray, path: str | Path, fps: float, scale: int | N
     frames = _even(upscale(frames, scale))
     t, h, w, _ = frames.shape
     path.parent.mkdir(parents=True, exist_ok=True)
-    import imageio_ffmpeg
-
-    output = ["-preset", "veryfast", "-tune", "zerolatency", "-bf", "0", "-crf", str(crf), "-g", str(t),
-              "-f", CONTAINERS[path.suffix]] + (["-movflags", "+faststart"] if path.suffix == ".mp4" else [])
-    ffmpeg_path()
-    writer = imageio_ffmpeg.write_frames(str(path), (w, h), fps=fps, codec="libx264", pix_fmt_out="yuv420p",
-                                         quality=None, macro_block_size=1, ffmpeg_log_level="error",
-                                         output_params=output)
-    try:
-        writer.send(None)  # start ffmpeg
-        writer.send(np.ascontiguousarray(frames))
-        writer.close()
-    except (OSError, RuntimeError) as err:
+    # one ffmpeg run fed the raw frames (imageio-ffmpeg's own writer sends ffmpeg's error output to the server's
+    # stderr, where no one reads why a segment failed; here it comes back in the error)
+    args = [ffmpeg_path(), "-v", "error", "-nostdin", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
+            "-r", f"{fps:g}", "-i", "pipe:0", "-an", "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency",
+            "-bf", "0", "-pix_fmt", "yuv420p", "-crf", str(crf), "-g", str(t), "-f", CONTAINERS[path.suffix]]
+    args += ["-movflags", "+faststart"] if path.suffix == ".mp4" else []
+    result = subprocess.run(args + [str(path)], input=np.ascontiguousarray(frames).tobytes(), capture_output=True)
+    if result.returncode != 0:
         path.unlink(missing_ok=True)
-        reason = str(err).split("STDERR OUTPUT:")[-1]  # ffmpeg's own words, not the command line
-        raise VideoError(f"encoding {path.name} failed: {' '.join(reason.split())[-400:]}") from None
+        message = " ".join(result.stderr.decode(errors="replace").strip().splitlines()[-3:])
+        raise VideoError(f"encoding {path.name} failed (ffmpeg exit {result.returncode}): {message}")
     return path
 
 

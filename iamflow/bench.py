@@ -22,6 +22,7 @@ import platform
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -501,11 +502,13 @@ def text_encoder_run(args: argparse.Namespace) -> dict:
         encoder = _umt5(cfg, torch.device("cuda"), torch.bfloat16, random_weights=True)
         load_seconds = time.perf_counter() - started
         held = torch.cuda.memory_allocated() - before
+        _sync()
+        torch.cuda.reset_peak_memory_stats()  # the build's transient memory (random weights drawn on the GPU) aside
         prompts = iter(f"{STORY[i % len(STORY)]} Take {i}." for i in range(100))
         seconds = timed(lambda: encoder.encode([next(prompts)]).to("cuda"), repeats=3, warmup=1)
         result["placements"][place] = {
             "encode_seconds": seconds, "gpu_memory_held_gib": held / 2**30,
-            "gpu_peak_while_encoding_gib": (torch.cuda.max_memory_allocated() - before) / 2**30,
+            "gpu_peak_while_encoding_gib": (torch.cuda.max_memory_allocated() - before) / 2**30,  # held + transient
             "build_seconds": load_seconds,
         }
         logger.info("text encoder on %s: %.3f s a prompt", place, seconds)
@@ -582,7 +585,6 @@ def app_run(args: argparse.Namespace) -> dict:
     scenes through ``StorySession`` alone on the same runtime, so the app's own cost shows beside it."""
     import socket
     import tempfile
-    from pathlib import Path
 
     from gradio_client import Client
 
@@ -666,6 +668,87 @@ def app_run(args: argparse.Namespace) -> dict:
     return result
 
 
+# --- a long story on the CPU (embedded model): does a turn cost the same at scene 200 as at scene 1? -----------
+LONG_STORY = [
+    "A man in a red shirt walks along the beach.",
+    "The man waves at a woman in a yellow dress.",
+    "Later, the man runs through a snowy field.",
+    "The woman in yellow walks in the park with an orange dog.",
+    "He jumps in the desert.",
+    "The dog sits in the room.",
+]
+
+
+def long_story_run(args) -> dict:
+    """A storyworld story of ``--scenes`` scenes of ``--scene-seconds`` through StorySession, on the CPU. A turn is
+    one scene plus what the app's refresh does (join the segments into the story mp4, the mapping, the panels'
+    snapshots). Reports the turn times (first and last 10), the time of a turn beyond making its frames (denoise,
+    commit and decode), host RSS growth, and undo and load at the end."""
+    import tempfile
+
+    import psutil
+
+    from iamflow.config import load_config
+    from iamflow.engine.streams import StageTimer
+    from iamflow.session import Runtime, StorySession
+
+    torch.set_num_threads(max(1, args.threads))
+    runtime = Runtime.load(load_config(preset="storyworld"))
+    process = psutil.Process()
+    work = Path(tempfile.mkdtemp(prefix="iamflow-long-story-"))
+    session = StorySession(runtime, video_dir=work / "video")
+    session.timer = StageTimer(torch.device("cpu"))
+    frame_stages = {"denoise", "commit", "decode"}
+    turns, beyond, rss = [], [], []
+    rss_start = process.memory_info().rss
+    for index in range(args.scenes):
+        started = time.perf_counter()
+        for _ in session.add_scene(LONG_STORY[index % len(LONG_STORY)], seconds=args.scene_seconds, seed=index):
+            pass
+        view = work / f"story-{index % 2}"  # the app's refresh: the story mp4, mapping.json, the panels
+        view.mkdir(exist_ok=True)
+        session.video.join(view / "story.mp4")
+        (view / "mapping.json").write_text(json.dumps(session.mapping()))
+        session.memory_view(), session.memory_snapshot(), session.registry_snapshot()
+        turn = time.perf_counter() - started
+        frames = sum(host for name, host, _ in session.timer.take() if name in frame_stages)
+        turns.append(turn)
+        beyond.append(turn - frames)
+        rss.append(process.memory_info().rss)
+        if index % 10 == 9:
+            logger.info("scene %d: turn %.2f s, beyond frames %.2f s, RSS %.0f MiB", index + 1, turn, turn - frames,
+                        rss[-1] / 2**20)
+    latents_bytes = sum(z.numel() * z.element_size() for z in session.latents)
+    saved = session.save(work / "saved")
+    started = time.perf_counter()
+    session.undo_last_scene()
+    for _ in session.add_scene(LONG_STORY[0], seconds=args.scene_seconds, seed=args.scenes - 1):
+        pass  # (undo's work is done when the next scene rebuilds the cache and the decoder)
+    undo_and_redo = time.perf_counter() - started
+    started = time.perf_counter()
+    loaded = StorySession.load(saved, runtime, video_dir=work / "loaded")
+    load_s = time.perf_counter() - started
+    started = time.perf_counter()
+    for _ in loaded.add_scene(LONG_STORY[1], seconds=args.scene_seconds, seed=12345):
+        pass
+    first_scene_after_load = time.perf_counter() - started
+    first, last = turns[: min(10, len(turns))], turns[-min(10, len(turns)):]
+    return {
+        "mode": "long story (CPU, storyworld)", "scenes": args.scenes, "scene_seconds": args.scene_seconds,
+        "threads": torch.get_num_threads(), "video_frames": session.num_video_frames, "chunks": len(session.latents),
+        "turn_first10_mean_s": statistics.mean(first), "turn_last10_mean_s": statistics.mean(last),
+        "last10_over_first10": statistics.mean(last) / statistics.mean(first),
+        "beyond_frames_first10_mean_s": statistics.mean(beyond[: len(first)]),
+        "beyond_frames_last10_mean_s": statistics.mean(beyond[-len(last):]), "beyond_frames_max_s": max(beyond),
+        "rss_growth_mib": (rss[-1] - rss_start) / 2**20, "latents_mib": latents_bytes / 2**20,
+        "undo_then_next_scene_s": undo_and_redo, "load_s": load_s, "first_scene_after_load_s": first_scene_after_load,
+        "replayed_ops_after_load": getattr(loaded, "replayed_ops", None),
+        "decoded_latent_frames_after_load": loaded.decoded_latent_frames,
+        "segments_mib": sum(p.stat().st_size for p in (work / "video").glob("*.ts")) / 2**20,
+        "turns_s": [round(t, 3) for t in turns],
+    }
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
@@ -692,6 +775,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scene-seconds", type=float, default=6.0)
     parser.add_argument("--long-scene-seconds", type=float, default=0.0,
                         help="after the story, one scene this long: its early and late chunk times")
+    parser.add_argument("--long-story", action="store_true",
+                        help="CPU, embedded model: a story of --scenes scenes of --scene-seconds through StorySession; "
+                             "turn time first vs last 10, RSS growth, undo and load at the end")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (--long-story)")
     parser.add_argument("--fp8", action="store_true", help="FP8 linears (runtime.fp8)")
     parser.add_argument("--decoder", default="wan", choices=["wan", "tiny"])
     parser.add_argument("--compile-decoder", action="store_true", help="torch.compile the Wan VAE decoder")
@@ -713,7 +800,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="time one prompt's encoding and the GPU memory for each umT5 placement")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if args.app and args.preset == "storyworld":
+    if args.long_story:
+        result = long_story_run(args)  # the embedded model on the CPU
+    elif args.app and args.preset == "storyworld":
         result = app_run(args)  # the embedded model: a CPU is enough
     elif not torch.cuda.is_available():
         parser.error("the benchmark needs a CUDA GPU")

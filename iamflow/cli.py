@@ -306,7 +306,6 @@ def run_batch(mode: str, argv: list[str] | None = None) -> list[Path]:
 
 def generate_all(batch: BatchConfig, config, stories: list[list[str]], plans: list[list[int]], mode: str) -> list[Path]:
     from iamflow.session import Runtime, StorySession
-    from iamflow.video import write_mp4
 
     rank, world = _distributed()
     runtime = Runtime.load(config)
@@ -321,7 +320,7 @@ def generate_all(batch: BatchConfig, config, stories: list[list[str]], plans: li
             logger.info("rank %d: story %d scene %d/%d: %d latent frames", rank, i, j + 1, len(stories[i]), frames)
             for _ in session.add_scene(prompt, seed=batch.seed + 1000 * i + j, chunks=frames // fpc):
                 pass
-        video = write_mp4(session.story_frames(), out / f"rank{rank}-{i}-0_iam_lora.mp4", session.fps)
+        video = session.video.join(out / f"rank{rank}-{i}-0_iam_lora.mp4")  # the segments, not re-encoded
         if mode == "interactive" or batch.save_mapping:
             target = out / f"mapping_{i}.json"
             target.write_text(json.dumps(session.mapping(), indent=2, ensure_ascii=False))

@@ -13,15 +13,17 @@ undone, or a saved story loaded, and the continuation is the same as if nothing 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import json
 import logging
 import math
 import random
+import shutil
+import tempfile
 import threading
 import time
 import unicodedata
+import weakref
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +40,9 @@ from iamflow.memory.bank import FrameRecord, MemoryBank
 from iamflow.memory.memflow import MemFlowBank, records_chunk
 from iamflow.memory.policies import memory_policy, scene_transition, score_layers, transition_policy
 from iamflow.runtime import Runtime
+from iamflow import story_files
+from iamflow.story_files import StoryVideo
+from iamflow.video import display_scale
 
 __all__ = ["Runtime", "StorySession", "StorySettings", "SceneRecord", "ChunkEvent", "validate_prompt"]
 
@@ -45,7 +50,6 @@ logger = logging.getLogger(__name__)
 
 MAX_PROMPT_CHARS = 4000
 MAX_SCENE_SECONDS = 120.0
-SESSION_FORMAT = 1
 MAX_SEED = 2**63 - 1
 _INVISIBLE = {"Cc", "Cf", "Cs", "Co", "Cn"}  # control, format (zero-width, bidi), surrogate, private, unassigned
 
@@ -150,6 +154,7 @@ class ChunkEvent:
     frames: np.ndarray  # [T, H, W, 3] uint8
     first_frame: int
     fps: int
+    segment: Future  # -> the chunk's H.264 segment (Path) once written; raises if it could not be
     registry: dict
     memory: list[dict]
     scene_entities: list[dict]
@@ -166,7 +171,8 @@ def sentence_distance(a: str, b: str) -> float:
 
 
 class StorySession:
-    def __init__(self, runtime: Runtime, settings: StorySettings | None = None, save_dir: str | Path | None = None):
+    def __init__(self, runtime: Runtime, settings: StorySettings | None = None, save_dir: str | Path | None = None,
+                 video_dir: str | Path | None = None):
         self.runtime = runtime
         self.config = runtime.config
         self.settings = (settings or StorySettings.from_config(runtime.config)).validate(
@@ -181,6 +187,12 @@ class StorySession:
         # then starts on an idle device); False: queue the second chunk first (steadier intervals)
         self.first_chunk_alone = True
         self.timer: StageTimer | None = None  # set by the benchmark: per-stage durations
+        if video_dir is None:  # a folder of the session's own, gone with it
+            video_dir = tempfile.mkdtemp(prefix="iamflow-video-")
+            weakref.finalize(self, shutil.rmtree, video_dir, True)
+        self.video_dir = Path(video_dir)
+        self.video: StoryVideo | None = None
+        self.decoded_latent_frames = 0  # latent frames decoded to rebuild the decoder's state (undo, load)
         self.reset()
 
     # --- state ---------------------------------------------------------------------------------------
@@ -192,7 +204,8 @@ class StorySession:
         self.scenes: list[SceneRecord] = []
         self.latents: list[torch.Tensor] = []  # per chunk [1, C, fpc, h, w], CPU float32
         self.chunk_scene: list[int] = []
-        self.chunk_frames: list[np.ndarray] = []  # per chunk [T, H, W, 3] uint8
+        self.chunk_frame_counts: list[int] = []  # video frames per chunk (the frames are in the segments)
+        self._recent_frames: dict[int, np.ndarray] = {}  # chunk -> [T, H, W, 3] uint8, while in the window
         self.chunk_queries: list[torch.Tensor] = []  # per chunk [fpc, layers, heads, D]
         self._arriving: dict[int, dict[str, HostCopy]] = {}  # chunk -> its copies still on the way to the host
         self.ops: list[dict] = []  # the cache log
@@ -200,6 +213,11 @@ class StorySession:
         self.cache: KVCache | None = None
         self.kv_bank: MemFlowBank | None = None  # MemFlow's bank bookkeeping, rebuilt with the cache
         self.decoder = None
+        if self.video is not None:
+            self.video.truncate(0)
+        else:
+            video = self.config.video
+            self.video = StoryVideo(self.video_dir, display_scale(video.height, video.width), video.fps)
 
     @property
     def engine(self) -> Engine:
@@ -215,20 +233,22 @@ class StorySession:
 
     @property
     def num_video_frames(self) -> int:
-        return sum(len(f) for f in self.chunk_frames)
+        return sum(self.chunk_frame_counts)
 
     def _stage(self, name: str, host: bool = False):
         return self.timer(name, host) if self.timer is not None else contextlib.nullcontext()
 
     def _settle(self, chunk: int | None = None) -> None:
-        """Wait for the host copies of ``chunk`` (of every chunk when None) and keep them in pageable memory."""
-        for g in list(self._arriving) if chunk is None else [chunk]:
-            copies = self._arriving.pop(g, None)
-            if not copies:
-                continue
+        """Wait for the host copies of ``chunk`` and of the chunks before it (of every chunk when None), keep them in
+        pageable memory and queue the frames' segments, in story order."""
+        for g in [k for k in list(self._arriving) if chunk is None or k <= chunk]:
+            copies = self._arriving.pop(g)
             self.latents[g] = copies["latents"].wait().clone()  # [1, C, fpc, h, w], out of the pinned pool
             self.chunk_queries[g] = copies["queries"].wait().clone()
-            self.chunk_frames[g] = copies["frames"].wait().numpy().copy()
+            frames = copies["frames"].wait().numpy().copy()
+            self._recent_frames[g] = frames
+            assert len(self.video) == g, f"segment of chunk {g} queued out of order ({len(self.video)} queued)"
+            self.video.add(frames)
 
     def chunks_for(self, seconds: float) -> int:
         video_frames = self.frames_per_chunk * self.config.video.temporal_compression
@@ -324,11 +344,35 @@ class StorySession:
         return [self.ops[i] for i in sorted(keep)]
 
     def _ensure_decoder(self) -> None:
+        """A decoder whose causal state is the story's end (after undo or load), and the frames of the chunks still
+        in the window (the memory's thumbnails come from them). Decodes a bounded tail of the story, not all of it."""
         if self.decoder is not None:
             return
+        window = self.cache.ring_slots if self.cache is not None else 1
+        first = max(0, len(self.latents) + 1 - window)
         self.decoder = self.runtime.codec.stream_decoder()
-        for latents in self.latents:  # the decoder's causal state is a function of all frames so far
-            self.runtime.decode_frames(self.decoder, latents)
+        for g, frames in self._decode_from(self.decoder, first):
+            self._recent_frames[g] = frames
+
+    def _decode_from(self, decoder, first: int) -> Iterator[tuple[int, np.ndarray]]:
+        """Bring a fresh ``decoder`` to the state it has before chunk ``first`` and yield each chunk's frames from
+        there on. The decoder's state reaches back ``reach_latent_frames`` latent frames (its causal convolutions'
+        memory), so only those are decoded first; a decoder that does not say starts from the story's beginning."""
+        fpc = self.frames_per_chunk
+        reach = getattr(decoder, "reach_latent_frames", None)
+        start = 0 if reach is None else max(0, first * fpc - reach - 1)  # (-1: the video's first latent frame is special)
+        if start < first * fpc:
+            warm = torch.cat(self.latents[start // fpc : first], dim=2)[:, :, start % fpc :]  # [1, C, t, h, w]
+            self.runtime.decode_frames(decoder, warm)  # frames of chunks before ``first``: not needed
+            self.decoded_latent_frames += warm.shape[2]
+        for g in range(first, len(self.latents)):
+            self.decoded_latent_frames += self.latents[g].shape[2]
+            yield g, self.runtime.decode_frames(decoder, self.latents[g])
+
+    def close(self) -> None:
+        """The story is over: its video segments go (a saved or exported copy stays)."""
+        self.video.truncate(0)
+        self.video.close()
 
     def drop_cache(self) -> None:
         """Free the K/V (e.g. between turns); the next scene rebuilds it from the kept latents."""
@@ -450,7 +494,7 @@ class StorySession:
                   "queries": streams.to_host(torch.stack([capture[layer][0] for layer in layers], dim=1))}
         self.latents.append(copies["latents"].tensor)
         self.chunk_queries.append(copies["queries"].tensor)
-        self.chunk_frames.append(frames.tensor)
+        self.chunk_frame_counts.append(len(frames.tensor))
         self._arriving[g] = copies
         self.chunk_scene.append(scene.index)
         with self._stage("memory scoring"):
@@ -462,13 +506,17 @@ class StorySession:
     def _hand_out(self, scene: SceneRecord, g: int, registry: dict, memory: list[dict], start_time: float) -> ChunkEvent:
         """Wait for chunk ``g``'s frames and make its event (with the panels as they were when it was made)."""
         self._settle(g)
-        frames = self.chunk_frames[g]
+        frames = self._recent_frames[g]
+        window = self.cache.ring_slots if self.cache is not None else 1
+        for old in [k for k in self._recent_frames if k < g + 1 - window]:  # out of the window: in the segments only
+            if not self._awaits_record(old):
+                del self._recent_frames[old]
         c = g - scene.first_chunk
         elapsed = time.perf_counter() - start_time
-        first_frame = scene.first_frame + sum(len(self.chunk_frames[i]) for i in range(scene.first_chunk, g))
+        first_frame = scene.first_frame + sum(self.chunk_frame_counts[scene.first_chunk : g])
         return ChunkEvent(
             scene_index=scene.index, chunk_index=c, num_chunks=scene.num_chunks, frames=frames,
-            first_frame=first_frame, fps=self.fps,
+            first_frame=first_frame, fps=self.fps, segment=self.video.write_of(g),
             registry=registry, memory=memory, scene_entities=list(scene.entities),
             elapsed_s=elapsed, eta_s=elapsed / (c + 1) * (scene.num_chunks - c - 1), done=c + 1 == scene.num_chunks,
         )
@@ -532,7 +580,7 @@ class StorySession:
         self._settle(leaving)  # a chunk leaving the window was made a window ago: its copies are there
         queries = self.chunk_queries[leaving]  # [fpc, layers, heads, D]
         pick = self.memory_policy.pick_frame(queries, *self._scoring_keys(owner))
-        best, frames = pick.index, self.chunk_frames[leaving]
+        best, frames = pick.index, self._recent_frames[leaving]
         video_frames_per_latent = self.config.video.temporal_compression
         thumb = frames[min(len(frames) - 1, max(0, len(frames) - (self.frames_per_chunk - best) * video_frames_per_latent))]
         record = FrameRecord(
@@ -550,14 +598,18 @@ class StorySession:
         if records_chunk(g):
             self._log({"op": "stage", "chunk": g, "key": self._record_key(g), "text": self.ops[-1]["text"]})
         for c in range(max(0, g - 2 * self.cache.ring_slots), g + 1):
-            if records_chunk(c) and c not in self._arriving and self._record_key(c) not in self.bank.archive:
-                owner, frames = self.scenes[self.chunk_scene[c]], self.chunk_frames[c]
+            if self._awaits_record(c) and c not in self._arriving and c in self._recent_frames:
+                owner, frames = self.scenes[self.chunk_scene[c]], self._recent_frames[c]
                 self.bank.add(FrameRecord(
                     scene=owner.index, chunk=c - owner.first_chunk, frame=c * self.frames_per_chunk,
                     entity_ids=list(owner.entity_ids), scores={}, score=0.0, reason="every third chunk",
                     latent=self.latents[c][0, :, 0].clone(), queries=self.chunk_queries[c][0].clone(),
                     thumbnail=frames[max(0, len(frames) - self.frames_per_chunk * self.config.video.temporal_compression)].copy(),
                 ))
+
+    def _awaits_record(self, g: int) -> bool:
+        """Chunk ``g`` is one MemFlow's memory records and its frame is not archived yet (its frames are kept)."""
+        return self.kv_bank is not None and records_chunk(g) and self._record_key(g) not in self.bank.archive
 
     def _record_key(self, g: int) -> str:
         owner = self.scenes[self.chunk_scene[g]]
@@ -600,7 +652,9 @@ class StorySession:
         self._settle()
         scene = self.scenes[-1]
         del self.latents[scene.first_chunk :], self.chunk_scene[scene.first_chunk :]
-        del self.chunk_frames[scene.first_chunk :], self.chunk_queries[scene.first_chunk :]
+        del self.chunk_frame_counts[scene.first_chunk :], self.chunk_queries[scene.first_chunk :]
+        self._recent_frames = {g: f for g, f in self._recent_frames.items() if g < scene.first_chunk}
+        self.video.truncate(scene.first_chunk)
         del self.ops[scene.ops_start :]
         # everything archived during the scene goes, earlier scenes' frames included: the bank as it was
         self.bank.rewind(scene.archived_before, scene.active_before)
@@ -610,12 +664,22 @@ class StorySession:
         self.cache = None  # rebuilt by replaying the log
         self.decoder = None
 
-    def story_frames(self) -> np.ndarray:
+    def iter_story_frames(self) -> Iterator[np.ndarray]:
+        """The story's frames chunk by chunk, exactly as they were made (decoded again from the latents with a
+        fresh decoder: the segments are H.264, which is lossy)."""
         self._settle()
-        if not self.chunk_frames:
+        with self.runtime.lock:
+            for _, frames in self._decode_from(self.runtime.codec.stream_decoder(), 0):
+                yield frames
+
+    def story_frames(self) -> np.ndarray:
+        """All the story's frames ``uint8 [T, H, W, 3]``, exact (see ``iter_story_frames``; for a long story at
+        832x480 this is 1.2 MB a frame: prefer the iterator or the segments)."""
+        chunks = list(self.iter_story_frames())
+        if not chunks:
             h, w = self.config.video.height, self.config.video.width
             return np.zeros((0, h, w, 3), dtype=np.uint8)
-        return np.concatenate(self.chunk_frames, axis=0)
+        return np.concatenate(chunks, axis=0)
 
     def registry_snapshot(self) -> dict:
         return self.agent.registry.snapshot()
@@ -638,68 +702,14 @@ class StorySession:
 
     # --- persistence ---------------------------------------------------------------------------------
     def export(self, path: str | Path, scale: int | None = None) -> dict[str, Path]:
-        """The story as an H.264 mp4 at the story's fps, and mapping.json beside it."""
-        from iamflow.video import write_mp4
-
-        frames = self.story_frames()
-        if len(frames) == 0:
-            raise ValueError("the story is empty: add a scene before exporting")
-        path = Path(path)
-        write_mp4(frames, path, self.fps, scale=scale)
-        mapping_path = path.with_name("mapping.json") if path.suffix else path / "mapping.json"
-        mapping_path.write_text(json.dumps(self.mapping(), indent=2, ensure_ascii=False))
-        return {"mp4": path, "mapping": mapping_path}
+        """The story as an H.264 mp4 (its segments joined) and mapping.json beside it (``iamflow.story_files``)."""
+        return story_files.export(self, path, scale)
 
     def save(self, directory: str | Path) -> Path:
-        """Everything needed to resume the story identically: prompts, seeds, latents, log, registry, archive."""
-        self._settle()
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        state = {
-            "format": SESSION_FORMAT,
-            "preset": self.config.preset,
-            "config": self.config.to_dict(),
-            "settings": dataclasses.asdict(self.settings),
-            "scenes": [dataclasses.asdict(s) for s in self.scenes],
-            "latents": self.latents,
-            "chunk_scene": self.chunk_scene,
-            "chunk_queries": self.chunk_queries,
-            "ops": self.ops,
-            "agent": self.agent.state_dict(),
-            "bank": self.bank.state_dict(),
-        }
-        torch.save(state, directory / "story.pt")
-        (directory / "mapping.json").write_text(json.dumps(self.mapping(), indent=2, ensure_ascii=False))
-        (directory / "prompts.json").write_text(
-            json.dumps([{"prompt": s.prompt, "seed": s.seed, "seconds": s.seconds} for s in self.scenes], indent=2)
-        )
-        return directory
+        """Everything needed to resume the story identically (``iamflow.story_files``)."""
+        return story_files.save(self, directory)
 
     @classmethod
-    def load(cls, directory: str | Path, runtime: Runtime) -> "StorySession":
-        path = Path(directory) / "story.pt"
-        if not path.is_file():
-            raise ValueError(f"{directory} is not a saved story (no story.pt in it)")
-        try:  # tensors and plain containers only: a story file cannot run code
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:
-            raise ValueError(f"{path} is not a story saved by this version ({type(err).__name__}: {str(err)[:200]})") from None
-        if state.get("format") != SESSION_FORMAT:
-            raise ValueError(f"{path} has story format {state.get('format')}, this version reads {SESSION_FORMAT}")
-        if state["preset"] != runtime.config.preset:
-            raise ValueError(
-                f"the story was made with model preset {state['preset']!r}; load it with that preset "
-                f"(the running model is {runtime.config.preset!r})"
-            )
-        session = cls(runtime, StorySettings(**state["settings"]))
-        session.scenes = [SceneRecord(**s) for s in state["scenes"]]
-        session.latents = list(state["latents"])
-        session.chunk_scene = list(state["chunk_scene"])
-        session.chunk_queries = list(state["chunk_queries"])
-        session.ops = list(state["ops"])
-        session.agent.load_state_dict(state["agent"])
-        session.bank.load_state_dict(state["bank"])
-        session.decoder = runtime.codec.stream_decoder()
-        with runtime.lock:
-            session.chunk_frames = [runtime.decode_frames(session.decoder, z) for z in session.latents]
-        return session
+    def load(cls, directory: str | Path, runtime: Runtime, video_dir: str | Path | None = None) -> "StorySession":
+        """A saved story, ready to continue; decodes only what the decoder's causal state needs."""
+        return story_files.load(directory, runtime, video_dir)

@@ -106,17 +106,19 @@ def assert_story_whole(session, outputs, timeline_at: int = 4) -> None:
 def full_disk(tmp_path, monkeypatch):
     """While the returned file exists, ffmpeg finds the disk full when it writes a scene's second live segment (a test
     double for the disk; every other file goes to the real ffmpeg)."""
-    real, armed = shutil.which("ffmpeg"), tmp_path / "armed"
+    from iamflow.video import ffmpeg_path
+
+    real, armed = ffmpeg_path(), tmp_path / "armed"
     fake = tmp_path / "bin" / "ffmpeg"
     fake.parent.mkdir()
     fake.write_text(f"""#!/bin/sh
 for arg in "$@"; do
-  case "$arg" in *chunk-0001.ts) [ -e {armed} ] && {{ echo "chunk-0001.ts: No space left on device" >&2; exit 1; }};; esac
+  case "$arg" in *chunk-*.ts) [ -e {armed} ] && {{ [ -e {armed}.once ] || {{ touch {armed}.once; break; }}; echo "$arg: No space left on device" >&2; exit 1; }};; esac
 done
 exec {real} "$@"
 """)
     fake.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(fake))  # the ffmpeg the video writer runs
     return armed
 
 
@@ -277,8 +279,11 @@ def test_undo_new_story_and_a_bundle_that_survives_a_restart(server, tmp_path):
         two = scene(client, "The girl picks up the cat.", seed=8)
         undone = client.predict(api_name="/undo")
         assert [row[1] for row in undone[1]["data"]] == ["A girl with a blue scarf plays with a cat."]
-        bundle = Path(file_of(undone[8]))
+        assert not file_of(undone[8])  # the bundle is made when asked for, not on every refresh
+        bundle = Path(file_of(client.predict(api_name="/story_bundle")))
         assert bundle.suffix == ".zip"
+        with zipfile.ZipFile(bundle) as archive:  # the story's video segments travel with it
+            assert any(name.startswith("video/chunk-") for name in archive.namelist())
         saved = shutil.copy(bundle, tmp_path / "story.zip")
         registry_before = entry_of(server["controller"], client).session.registry_snapshot()
         assert two[5] != undone[2]  # the Entities panel went back to one scene

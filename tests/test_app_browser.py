@@ -153,6 +153,8 @@ def test_a_story_told_in_the_browser(app_url, browser_context, tmp_path):
     expect(page.locator("#live-video video")).to_have_count(0)  # nor the undone scene in the live player
     shot(page, "06-after-undo")
 
+    page.locator("#prepare-bundle").click()  # the bundle is made when asked for
+    expect(page.locator("#download-bundle")).to_be_enabled(timeout=120_000)
     with page.expect_download() as download_info:
         page.locator("#download-bundle").click()
     bundle = tmp_path / "story.zip"

@@ -316,7 +316,8 @@ def test_export_is_playable_h264(runtime, reference, tmp_path):
 
 
 def _state(session):
-    return ([s.prompt for s in session.scenes], len(session.latents), len(session.chunk_frames), len(session.ops),
+    return ([s.prompt for s in session.scenes], len(session.latents), len(session.chunk_frame_counts),
+            len(session.video), len(session.ops),
             len(session.bank.archive), list(session.bank.active), session.registry_snapshot(), session.mapping())
 
 

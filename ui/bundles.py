@@ -26,12 +26,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
 from iamflow.config import ConfigError
+from iamflow.story_files import MAPPING_NAME, PRESET_NAME, PROMPTS_NAME, SEGMENT_NAME, STORY_NAME, VIDEO_DIR
+from iamflow.video import display_scale
 
 logger = logging.getLogger(__name__)
 
 SIGNATURE_NAME = "bundle.sig.json"
-STORY_NAME, PROMPTS_NAME, PRESET_NAME, MAPPING_NAME = "story.pt", "prompts.json", "preset.json", "mapping.json"
 MEMBERS = (STORY_NAME, MAPPING_NAME, PROMPTS_NAME, PRESET_NAME, SIGNATURE_NAME)  # what ``pack`` of a saved story holds
+# ... and its video segments, VIDEO_DIR/chunk-NNNN.ts
 SMALL_MEMBER_BYTES = {SIGNATURE_NAME: 4096, PRESET_NAME: 4096, PROMPTS_NAME: 16 * 2**20}
 MAX_UNPACKED_BYTES = 2 * 1024**3
 # A saved story compresses about 1.2:1 (tensors) and up to 10:1 (JSON); far more means padding, not a story.
@@ -83,7 +85,8 @@ def load_or_create_key(path: str | Path) -> bytes:
 
 def story_size_bound(config: Any, scene_seconds: list[float]) -> int:
     """The most bytes a saved story of scenes this long can unpack to, under ``config`` (a generous bound: twice
-    what its latents, memory queries, archived frames and log take, plus room for prompts and the registry)."""
+    what its latents, memory queries, archived frames, log and video segments take (a segment at most the raw
+    bytes of its display-size frames), plus room for prompts and the registry)."""
     video, cache, model = config.video, config.cache, config.model
     frames_per_chunk = cache.frames_per_chunk
     video_frames_per_chunk = frames_per_chunk * video.temporal_compression
@@ -91,7 +94,9 @@ def story_size_bound(config: Any, scene_seconds: list[float]) -> int:
     latent_frame = 4 * model.in_channels * video.latent_height * video.latent_width  # float32
     query_frame = 4 * max(1, len(config.memory.score_layers)) * model.num_heads * model.head_dim
     thumbnail = 3 * video.height * video.width
-    per_chunk = frames_per_chunk * (latent_frame + query_frame) + latent_frame + query_frame + thumbnail + 4096
+    segment = video_frames_per_chunk * thumbnail * display_scale(video.height, video.width) ** 2 + 65536
+    per_chunk = (frames_per_chunk * (latent_frame + query_frame) + latent_frame + query_frame + thumbnail + segment
+                 + 4096)
     per_scene = 64 * 1024
     return 2 * (2**20 + chunks * per_chunk + len(scene_seconds) * per_scene)
 
@@ -131,6 +136,11 @@ def _member_name(info: zipfile.ZipInfo) -> str:
     if name.is_absolute() or ".." in name.parts or "\\" in info.filename or not name.parts:
         raise BundleError(f"the bundle holds a file with an unsafe path ({info.filename!r})")
     return name.as_posix()
+
+
+def _is_segment(name: str) -> bool:
+    folder, _, base = name.partition("/")
+    return folder == VIDEO_DIR and SEGMENT_NAME.fullmatch(base) is not None
 
 
 def _read_small(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> Any:
@@ -184,7 +194,7 @@ def _unpack(archive: zipfile.ZipFile, directory: Path, key: bytes, size_bound) -
     names: dict[str, zipfile.ZipInfo] = {}
     for info in infos:
         name = _member_name(info)
-        if name not in MEMBERS:
+        if name not in MEMBERS and not _is_segment(name):
             raise BundleError(f"{DAMAGED}: it holds a file no saved story has ({name!r})")
         if name in names:
             raise BundleError(f"{DAMAGED}: it holds {name!r} twice")
@@ -213,6 +223,7 @@ def _unpack(archive: zipfile.ZipFile, directory: Path, key: bytes, size_bound) -
     digests = {}
     for name, info in names.items():
         target = directory / name
+        target.parent.mkdir(exist_ok=True)
         digest, written = hashlib.sha256(), 0
         with archive.open(info) as source, target.open("wb") as sink:
             for block in iter(lambda: source.read(BLOCK_BYTES), b""):

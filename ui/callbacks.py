@@ -18,8 +18,10 @@ from typing import Any, Iterator
 
 import gradio as gr
 
+from gradio.utils import get_upload_folder
+
+from iamflow import story_files
 from iamflow.session import StorySession, StorySettings, validate_prompt, validate_seed
-from iamflow.video import display_scale
 
 from . import bundles, formatting, media
 from .sessions import NotYourStory, SessionEntry, SessionLimitReached, SessionRegistry
@@ -147,13 +149,27 @@ class StoryController:
     def _entry(self, request: gr.Request | None) -> SessionEntry:
         """The calling tab's story entry, made now if it has none (only a first scene or a load call this)."""
         try:
-            return self.sessions.get(self._key(request), self._owner(request), self._client(request))
+            entry = self.sessions.get(self._key(request), self._owner(request), self._client(request))
         except (SessionLimitReached, NotYourStory) as err:
             raise _error(str(err)) from None
+        self._tell_if_released(request)
+        return entry
+
+    def _tell_if_released(self, request: gr.Request | None) -> None:
+        """A story released for idleness is not silently replaced: the next call of its tab says so."""
+        scenes = self.sessions.released_idle(self._key(request))
+        if scenes:
+            minutes = self.options.idle_release_s / 60
+            gr.Warning(f"Your story of {scenes} scene{'' if scenes == 1 else 's'} was released after {minutes:g} "
+                       "minutes without use, so this starts a new story. Download the story bundle to keep a story "
+                       "for longer; Load story brings it back.")
 
     def _existing(self, request: gr.Request | None) -> SessionEntry | None:
         """The calling tab's story entry if it has one; never makes one."""
-        return self.sessions.find(self._key(request), self._owner(request), check_owner=True)
+        entry = self.sessions.find(self._key(request), self._owner(request), check_owner=True)
+        if entry is None:
+            self._tell_if_released(request)
+        return entry
 
     # --- validation (runs before the event takes the queue) -------------------------------------------
 
@@ -227,8 +243,6 @@ class StoryController:
         if not applied:
             gr.Warning("Advanced settings and the model apply to a new story; this one keeps its own. Press New story to use them.")
         session = entry.session
-        scale = display_scale(session.config.video.height, session.config.video.width)
-        segments = Path(tempfile.mkdtemp(prefix="live-", dir=entry.workdir))
         scenes_before = len(session.scenes)
         keep = gr.skip()
 
@@ -244,7 +258,7 @@ class StoryController:
         events = self.worker.stream(chunks)
         try:
             for event in events:
-                segment = media.write_h264(event.frames, segments / f"chunk-{event.chunk_index:04d}.ts", event.fps, scale)
+                segment = event.segment.result()  # the story's own segment of the chunk (a write error fails the scene)
                 text = formatting.progress_text(event.scene_index, event.chunk_index, event.num_chunks, event.elapsed_s,
                                                 event.eta_s, event.done)
                 progress((event.chunk_index + 1, event.num_chunks), desc=text)
@@ -266,8 +280,6 @@ class StoryController:
             failure = self._failed(entry, events, scenes_before, err)
         else:
             failure = None
-        finally:
-            shutil.rmtree(segments, ignore_errors=True)
         if failure is not None:
             try:  # the page shows the story as it now stands, then the error
                 view = self._story_view(entry)
@@ -428,8 +440,10 @@ class StoryController:
             raise bundles.BundleError(f"{bundles.DAMAGED}: its saved state does not fit together ({what})") from None
 
     def _bundle_preset(self, directory: Path) -> str:
-        marker = directory / bundles.PRESET_NAME
-        preset = json.loads(marker.read_text())["preset"] if marker.is_file() else self.options.default_preset
+        try:
+            preset = story_files.saved_preset(directory) or self.options.default_preset
+        except ValueError as err:
+            raise bundles.BundleError(f"{bundles.DAMAGED}: {err}") from None
         if preset not in self.options.presets:
             raise bundles.BundleError(f"the story was made with model preset {preset!r}, which this server does not run")
         return preset
@@ -455,7 +469,8 @@ class StoryController:
     # --- views ----------------------------------------------------------------------------------------
 
     def _story_view(self, entry: SessionEntry | None) -> tuple:
-        """Everything that shows the story as it stands: player, timeline, panels, downloads."""
+        """Everything that shows the story as it stands: player, timeline, panels, downloads. Its cost does not grow
+        with the story but for joining the segments (no re-encoding); the bundle is made only on request."""
         session = entry.session if entry is not None else None
         if session is None or not session.scenes:
             empty_registry = session.registry_snapshot() if session is not None else {}
@@ -469,31 +484,59 @@ class StoryController:
         scenes = [dataclasses.asdict(s) for s in session.scenes]
         registry = session.registry_snapshot()
         memory = session.memory_snapshot()
-        out_dir = entry.next_name("story", "")
+        mapping = session.mapping()
+        # written where Gradio keeps what it serves, so it serves them without a copy of its own; the previous
+        # turn's files go, so a story leaves one copy of its video, not one a turn
+        out_dir = self._served_dir(entry) / entry.next_name("story", "").name
         out_dir.mkdir(parents=True, exist_ok=True)
-        exported = session.export(out_dir / "story.mp4")  # H.264, scaled up like the live player
+        video = session.video.join(out_dir / "story.mp4")  # (waits for a segment still being written)
         subtitles = media.write_subtitles(formatting.scene_captions(scenes, session.fps), out_dir / "story.vtt")
-        saved = session.save(out_dir / "bundle")
-        (saved / "preset.json").write_text(json.dumps({"preset": entry.preset}))
-        bundle = bundles.pack(saved, out_dir / "iamflow-story.zip", self.bundle_key)
-        self._prune(entry, keep=out_dir)
+        mapping_path = out_dir / story_files.MAPPING_NAME
+        mapping_path.write_text(json.dumps(mapping, indent=2, ensure_ascii=False))
+        self._prune(out_dir.parent, keep=out_dir)
         return (
-            gr.Video(value=str(exported["mp4"]), subtitles=str(subtitles)),
+            gr.Video(value=str(video), subtitles=str(subtitles)),
             formatting.timeline_rows(scenes, registry),
             formatting.registry_html(registry),
             formatting.memory_gallery(session.memory_view(), registry),
             formatting.archive_rows(memory.get("archive", []), registry),
-            formatting.mapping_text(session.mapping()),
-            gr.DownloadButton(value=str(exported["mp4"]), interactive=True),
-            gr.DownloadButton(value=str(exported["mapping"]), interactive=True),
-            gr.DownloadButton(value=str(bundle), interactive=True),
+            formatting.mapping_text(mapping),
+            gr.DownloadButton(value=str(video), interactive=True),
+            gr.DownloadButton(value=str(mapping_path), interactive=True),
+            gr.DownloadButton(value=None, interactive=False),  # made by Prepare story bundle
             formatting.story_summary(scenes, session.fps),
         )
 
+    def story_bundle(self, request: gr.Request):
+        """Prepare story bundle: the story saved and signed as one .zip, made now, on the worker."""
+        entry = self._existing(request)
+        if entry is None or not entry.has_scenes:
+            raise _error("The story is empty: add a scene before saving it.")
+        with entry.lock:
+            if entry.busy:
+                raise _error("A scene is being generated; wait for it to end before saving the story.")
+            out_dir = self._served_dir(entry) / "bundle"
+            shutil.rmtree(out_dir, ignore_errors=True)
+
+            def save_and_pack() -> Path:
+                saved = entry.session.save(out_dir / "story")
+                return bundles.pack(saved, out_dir / "iamflow-story.zip", self.bundle_key)
+
+            bundle = self.worker.call(save_and_pack)
+            shutil.rmtree(out_dir / "story", ignore_errors=True)
+        return gr.DownloadButton(value=str(bundle), interactive=True)
+
     @staticmethod
-    def _prune(entry: SessionEntry, keep: Path) -> None:
-        """Earlier exports of this story are superseded (Gradio serves its own copies of what it showed)."""
-        for old in entry.workdir.glob("story-*"):
+    def _served_dir(entry: SessionEntry) -> Path:
+        """This story's folder inside Gradio's cache (files there are served as they are, not copied again)."""
+        if entry.served_dir is None:
+            entry.served_dir = Path(get_upload_folder()) / "iamflow-stories" / entry.workdir.name
+        return entry.served_dir
+
+    @staticmethod
+    def _prune(folder: Path, keep: Path) -> None:
+        """Earlier views of this story are superseded."""
+        for old in folder.glob("story-*"):
             if old != keep and old.is_dir():
                 shutil.rmtree(old, ignore_errors=True)
 

@@ -3,7 +3,7 @@
 Element ids are stable (tests and people who script the page rely on them): ``scene-prompt``, ``add-scene``,
 ``live-video``, ``story-video``, ``entity-registry``, ``memory-frames``, ``stop``, ``undo``, ``new-story``,
 ``download-mp4``, ``download-mapping``; and ``scene-seconds``, ``scene-seed``, ``progress``, ``timeline``,
-``memory-archive``, ``mapping-json``, ``download-bundle``, ``load-story``, ``story-summary``, ``server-status``.
+``memory-archive``, ``mapping-json``, ``prepare-bundle``, ``download-bundle``, ``load-story``, ``story-summary``, ``server-status``.
 
 Generation runs in the ``device`` concurrency group, one at a time, and shows the queue position to whoever
 waits; everything else (stop, undo, downloads, loading, panels) has its own group and never waits behind it.
@@ -29,23 +29,38 @@ INTRO = (
     "in mind to draw them again."
 )
 
-EXAMPLES = [
-    "A young man in a red jacket walks along a beach at sunset.",
-    "The man stops and waves at a woman with a yellow umbrella.",
-    "He sits down on a bench in the park while it starts to rain.",
-]
+# "Try" prompts a preset's model can draw. The embedded world has six places (park, beach, city street at night,
+# snowy field, desert, room), six kinds of character in eight colours, and a few actions (docs/storyworld.md):
+# no umbrellas, benches or rain.
+EXAMPLES = {
+    "storyworld": [
+        "A man in a red shirt walks along the beach.",
+        "The man waves at a woman in a yellow dress.",
+        "Later, he runs through a snowy field with an orange dog.",
+    ],
+    "wan2.1-t2v-1.3b": [
+        "A young man in a red jacket walks along a beach at sunset.",
+        "The man stops and waves at a woman with a yellow umbrella.",
+        "He sits down on a bench in the park while it starts to rain.",
+    ],
+}
+
+
+def examples_for(preset: str) -> list[str]:
+    return EXAMPLES.get(preset, EXAMPLES["storyworld"])
 
 
 def build_blocks(app: StoryController) -> gr.Blocks:
     limit = app.memory_limit()
     defaults = app.default_settings()
+    examples = examples_for(app.options.default_preset)
     with gr.Blocks(title="IAM Flow — live storytelling", delete_cache=(600, 3600)) as demo:
         gr.Markdown("# IAM Flow\n" + INTRO, elem_id="intro")
         server_status = gr.Markdown(elem_id="server-status")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=420):
                 with gr.Group():
-                    prompt = gr.Textbox(label="Scene prompt", placeholder=EXAMPLES[0], lines=2, max_lines=6,
+                    prompt = gr.Textbox(label="Scene prompt", placeholder=examples[0], lines=2, max_lines=6,
                                         elem_id="scene-prompt", autofocus=True)
                     with gr.Row():
                         seconds = gr.Slider(1, MAX_SCENE_SECONDS, value=3, step=0.5, label="Length (seconds)",
@@ -57,7 +72,7 @@ def build_blocks(app: StoryController) -> gr.Blocks:
                     stop = gr.Button("Stop", variant="stop", elem_id="stop", scale=1)
                     undo = gr.Button("Undo last scene", elem_id="undo", scale=1)
                     new = gr.Button("New story", elem_id="new-story", scale=1)
-                gr.Examples(EXAMPLES, inputs=[prompt], label="Try")
+                gr.Examples(examples, inputs=[prompt], label="Try")
                 progress = gr.Textbox(label="Progress", interactive=False, elem_id="progress", max_lines=1)
                 scene_entities = gr.Textbox(label="This scene", interactive=False, elem_id="scene-entities",
                                             max_lines=3)
@@ -74,6 +89,7 @@ def build_blocks(app: StoryController) -> gr.Blocks:
                     download_mp4 = gr.DownloadButton("Download story mp4", interactive=False, elem_id="download-mp4")
                     download_mapping = gr.DownloadButton("Download mapping.json", interactive=False,
                                                          elem_id="download-mapping")
+                    prepare_bundle = gr.Button("Prepare story bundle", elem_id="prepare-bundle")
                     download_bundle = gr.DownloadButton("Download story bundle", interactive=False,
                                                         elem_id="download-bundle")
                     load = gr.UploadButton("Load story", file_types=[".zip"], file_count="single",
@@ -131,6 +147,8 @@ def build_blocks(app: StoryController) -> gr.Blocks:
                   api_name="new_story").success(**clear_scene)
         load.upload(app.load_story, inputs=[load], outputs=story_outputs, concurrency_limit=4, concurrency_id="story",
                     api_name="load_story").success(**clear_scene)
+        prepare_bundle.click(app.story_bundle, outputs=[download_bundle], concurrency_limit=4, concurrency_id="story",
+                             api_name="story_bundle")
         demo.load(app.page_loaded, outputs=[server_status], api_name=False, concurrency_limit=None,
                   concurrency_id="light")
         demo.unload(app.release)

@@ -48,6 +48,7 @@ class SessionEntry:
     closed: bool = False  # the tab went away; released as soon as it is not busy
     cache_dropped: bool = False
     turn: int = 0  # counts files made for this story, so names never repeat
+    served_dir: Path | None = None  # its files in Gradio's cache (served without a copy), gone with it
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def next_name(self, stem: str, suffix: str) -> Path:
@@ -82,6 +83,7 @@ class SessionRegistry:
         self.idle_drop_s = idle_drop_s
         self.idle_release_s = idle_release_s
         self._entries: dict[str, SessionEntry] = {}
+        self._released_idle: dict[str, int] = {}  # key -> scenes of a story released for idleness, until told
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep_loop, args=(sweep_every_s,), name="iamflow-session-sweeper",
@@ -192,6 +194,8 @@ class SessionRegistry:
         if session is not None:
             self._discard_session(session)
         shutil.rmtree(entry.workdir, ignore_errors=True)
+        if entry.served_dir is not None:
+            shutil.rmtree(entry.served_dir, ignore_errors=True)
         logger.info("story session released (%d live)", len(self))
         return True
 
@@ -221,10 +225,20 @@ class SessionRegistry:
                 continue
             if idle >= self.idle_release_s:
                 logger.info("releasing a story idle for %.0f s", idle)
-                self.release(entry.key)
+                scenes = len(entry.session.scenes) if entry.session is not None else 0
+                if self.release(entry.key) and scenes:
+                    with self._lock:
+                        if len(self._released_idle) >= 10_000:  # (tabs that never come back)
+                            self._released_idle.pop(next(iter(self._released_idle)))
+                        self._released_idle[entry.key] = scenes
             elif idle >= self.idle_drop_s and entry.session is not None and not entry.cache_dropped:
                 # Queued behind any running scene; skipped when it runs if the story was used meanwhile.
                 self.worker.submit(self._drop_if_idle, entry, entry.last_used, idle)
+
+    def released_idle(self, key: str) -> int:
+        """Scenes of the story of ``key`` released for idleness since its tab last heard of it (0: none); told once."""
+        with self._lock:
+            return self._released_idle.pop(key, 0)
 
     def _drop_if_idle(self, entry: SessionEntry, last_used: float, idle: float) -> None:
         with entry.lock:

@@ -12,6 +12,7 @@ per channel, from the VAE config; the DiT works on z_norm.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -334,6 +335,22 @@ class WanStreamDecoder(StreamDecoder):
         convs = sum(isinstance(m, WanCausalConv3d) for m in self.codec.vae.decoder.modules())
         self._feat_cache: list[Any] = [None] * convs
         self._started = False
+
+    @property
+    def reach_latent_frames(self) -> int:
+        """How many latent frames back the causal state reaches: each causal conv keeps its last (kernel - 1) input
+        frames, at the frame rate of its place in the decoder (doubled by each temporal upsampling before it).
+        Decoding the last this-many latent frames with a fresh decoder gives the state of one that saw them all."""
+        from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d, WanResample
+
+        reach, upsamplers = 0.0, []
+        for name, module in self.codec.vae.decoder.named_modules():
+            if isinstance(module, WanResample) and module.mode == "upsample3d":
+                upsamplers.append(name + ".")
+            elif isinstance(module, WanCausalConv3d):
+                rate = 2 ** sum(not name.startswith(u) for u in upsamplers)  # its own time_conv runs before the doubling
+                reach += (module.kernel_size[0] - 1) / rate
+        return math.ceil(reach)
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:

@@ -153,6 +153,8 @@ class StoryworldCodec(VideoCodec):
 class StoryworldStreamDecoder(StreamDecoder):
     """Chunk by chunk decoding; the only state is whether the video's first latent frame has been seen."""
 
+    reach_latent_frames = 0  # each latent frame decodes on its own
+
     def __init__(self, codec: StoryworldCodec):
         self.codec = codec
         self.started = False

@@ -1,0 +1,111 @@
+"""Long stories: the video lives in H.264 segments on disk, the story mp4 is those segments joined, and undo and
+load rebuild the decoder and the K/V from a bounded tail of the story (counted in operations, never timed)."""
+
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from iamflow.config import load_config
+from iamflow.session import Runtime, StorySession
+from iamflow.video import display_scale, read_video, upscale
+
+PROMPTS = [
+    "A man in a red shirt walks along the beach.",
+    "The man waves at a woman in a yellow dress.",
+    "Later, the man runs through a snowy field.",
+]
+
+
+@pytest.fixture(scope="module")
+def runtime():
+    return Runtime.load(load_config(preset="storyworld"))
+
+
+def tell(session, scenes, chunks=1, seed=0):
+    for i in range(scenes):
+        for _ in session.add_scene(PROMPTS[i % len(PROMPTS)], chunks=chunks, seed=seed + i):
+            pass
+
+
+def probe(path, entries):
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_frames", "-show_entries", entries,
+                          "-of", "csv=p=0", str(path)], capture_output=True, text=True, check=True)
+    return out.stdout.strip().splitlines()
+
+
+def test_the_story_video_is_its_segments_joined(runtime, tmp_path):
+    session = StorySession(runtime, video_dir=tmp_path / "video")
+    tell(session, 2, chunks=2)
+    assert not hasattr(session, "chunk_frames")  # no frame of the story is kept in RAM beyond the window
+    segments = session.video.segments()
+    assert [p.name for p in segments] == [f"chunk-{g:04d}.ts" for g in range(4)]
+    out = session.export(tmp_path / "story.mp4")["mp4"]
+    frames = session.story_frames()  # exact: decoded again from the latents
+    assert probe(out, "stream=codec_name")[0].startswith("h264")
+    assert int(probe(out, "stream=nb_read_frames")[0]) == len(frames) == session.num_video_frames
+    duration = float(probe(out, "format=duration")[-1])
+    assert abs(duration - len(frames) / session.fps) < 1.5 / session.fps
+    shown = read_video(out)
+    scale = display_scale(*frames.shape[1:3])
+    for i in (0, len(frames) // 2, len(frames) - 1):  # the scenes in order, within H.264's loss
+        error = np.abs(shown[i].astype(int) - upscale(frames[i], scale).astype(int)).mean()
+        assert error < 6, (i, error)
+    # undo drops the scene's segments with it; the next scene writes its own
+    session.undo_last_scene()
+    assert len(session.video.segments()) == 2 and not (tmp_path / "video" / "chunk-0002.ts").exists()
+
+
+def test_load_and_undo_replay_a_bounded_tail_of_the_story(runtime, tmp_path):
+    counts = {}
+    for scenes in (3, 12):
+        session = StorySession(runtime, video_dir=tmp_path / f"video-{scenes}")
+        tell(session, scenes)
+        saved = session.save(tmp_path / f"saved-{scenes}")
+        loaded = StorySession.load(saved, runtime, video_dir=tmp_path / f"loaded-{scenes}")
+        assert loaded.decoded_latent_frames == 0  # loading decodes nothing: the segments come with the story
+        assert len(loaded.video) == len(session.latents) and loaded.num_video_frames == session.num_video_frames
+        tell(loaded, 1, seed=100)
+        tell(session, 1, seed=100)
+        after_load = (loaded.replayed_ops, loaded.decoded_latent_frames)
+        session.undo_last_scene()
+        decoded_before = session.decoded_latent_frames
+        tell(session, 1, seed=100)
+        counts[scenes] = after_load, (session.replayed_ops, session.decoded_latent_frames - decoded_before)
+        # continuing a loaded story is continuing the story: same frames
+        assert np.array_equal(loaded.story_frames(), session.story_frames())
+    for (ops_long, decoded_long), (ops_short, decoded_short) in zip(counts[12], counts[3]):
+        assert decoded_long == decoded_short  # four times the story, the same decoding to pick it up again
+        assert ops_long <= ops_short + 1  # (+1: the memory write, which the short story has not made yet)
+    fpc = runtime.config.cache.frames_per_chunk
+    (ops, decoded), _ = counts[12]
+    assert ops < 12 and decoded <= 3 * fpc + 1
+
+
+def test_the_wan_decoder_resumes_from_its_reach(tmp_path):
+    """The Wan VAE decoder's causal state is a function of its last ``reach_latent_frames`` latent frames: decoding
+    only those with a fresh decoder continues bit for bit, one frame fewer does not (a real AutoencoderKLWan of
+    Wan's layout at a tiny width)."""
+    from diffusers import AutoencoderKLWan
+
+    from iamflow.engine.codec import WanVAECodec
+
+    torch.manual_seed(0)
+    vae = AutoencoderKLWan(base_dim=8, z_dim=4, dim_mult=[1, 2, 2, 2], num_res_blocks=1,
+                           temperal_downsample=[False, True, True], latents_mean=[0.0] * 4, latents_std=[1.0] * 4).eval()
+    codec = WanVAECodec(vae, fps=16)
+    reach = codec.stream_decoder().reach_latent_frames
+    latents = [torch.randn(1, 4, 3, 2, 3) for _ in range(14)]
+    whole = codec.stream_decoder()
+    expected = [whole.decode(z) for z in latents]
+
+    def resumed(frames_back: int) -> bool:
+        decoder, first = codec.stream_decoder(), 12
+        decoder.decode(torch.cat(latents, dim=2)[:, :, first * 3 - frames_back - 1 : first * 3])
+        return all(torch.equal(decoder.decode(latents[g]), expected[g]) for g in range(first, 14))
+
+    assert resumed(reach) and not resumed(reach - 2)
+    big = AutoencoderKLWan(base_dim=8, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2,
+                           temperal_downsample=[False, True, True])
+    assert WanVAECodec(big, fps=16).stream_decoder().reach_latent_frames == 38  # Wan2.1's layout: 13 chunks

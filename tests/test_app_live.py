@@ -91,18 +91,19 @@ def test_live_mode_in_the_browser(server):
                                            timeout=WAIT_S * 1000)
             shot(page, "live-01-running")
 
-            # the next prompt, submitted with Enter while it plays (no Stop): the story switches at the next chunk
+            # the next prompt, added while it plays (no Stop): the story switches at the next chunk
             page.locator("#scene-live input[type=checkbox]").uncheck()
             set_seconds(page, 1)
             page.locator("#scene-prompt textarea").fill(NEXT)
-            page.locator("#scene-prompt textarea").press("Enter")
+            page.locator("#add-scene").click()
+            shot(page, "live-02-next-prompt-submitted")
             expect(progress).to_have_value(re.compile(r"Switching to scene 2|switching to scene 2|Scene 2 · chunk"),
                                            timeout=WAIT_S * 1000)
             expect(page.locator("#story-summary")).to_contain_text("2 scenes ·", timeout=WAIT_S * 1000)
             assert timeline_count(page) == 2
             expect(page.locator("#timeline")).to_contain_text("live, until the next prompt")
             expect(page.locator("#timeline")).to_contain_text(NEXT)
-            shot(page, "live-02-switched")
+            shot(page, "live-03-switched")
             page.close()
         finally:
             context.close()

@@ -290,7 +290,7 @@ class StoryController:
     def _next_request(entry: SessionEntry) -> tuple | None:
         """The run ended: a prompt submitted meanwhile starts the next one; else the tab stops taking switches."""
         with entry.lock:
-            if entry.pending_switches:
+            if entry.pending_switches and not entry.closed:
                 return entry.pending_switches.pop(0)
             entry.accepting_switches = False
             return None

@@ -148,3 +148,14 @@ def test_undo_of_a_live_scene_and_save_load_continue_identically(runtime, refere
     assert not loaded.scenes and not loaded.latents and not loaded.ops
     live_then_switch(loaded, after=1)
     assert_same_story(loaded, expected)
+
+
+def test_bad_live_settings_are_refused_with_what_to_change(runtime):
+    from iamflow.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"video.live_max_seconds must be above 0 and at most 3600 \(got 0.0\)"):
+        load_config(preset="storyworld", overrides=["video.live_max_seconds=0"])
+    session = StorySession(runtime)
+    with pytest.raises(ValueError, match="between 0 and 120 seconds, or 'live' \\(until the next prompt\\)"):
+        session.add_scene(MAN, seconds="forever")
+    assert not session.scenes

@@ -66,6 +66,7 @@ class VideoConfig:
     fps: int = 16
     temporal_compression: int = 4
     spatial_compression: int = 8
+    live_max_seconds: float = 60.0  # a live scene ("until the next prompt") ends by itself at this length
 
     @property
     def latent_height(self) -> int:
@@ -82,6 +83,8 @@ class VideoConfig:
                 raise ConfigError(
                     f"{where}.{name} must be a positive multiple of {self.spatial_compression * 2} (got {value})"
                 )
+        if not 0 < self.live_max_seconds <= 3600:
+            raise ConfigError(f"{where}.live_max_seconds must be above 0 and at most 3600 (got {self.live_max_seconds})")
 
 
 @dataclass

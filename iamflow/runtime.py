@@ -147,7 +147,9 @@ def _storyworld(config: Config):
 
     model, codec, text_encoder, shipped = load_storyworld(device=resolve_device(config))
     # the network's shape is the shipped model's; sampler, memory, agent and cache choices stay the user's
+    live_max_seconds = config.video.live_max_seconds  # (not geometry: the user's)
     config.model, config.video = shipped.model, shipped.video
+    config.video.live_max_seconds = live_max_seconds
     config.cache.frames_per_chunk = shipped.cache.frames_per_chunk
     return Engine(model, config), codec, text_encoder
 

@@ -22,6 +22,7 @@ import threading
 import time
 import unicodedata
 import weakref
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -44,13 +45,15 @@ from iamflow import story_files
 from iamflow.story_files import StoryVideo
 from iamflow.video import display_scale
 
-__all__ = ["Runtime", "StorySession", "StorySettings", "SceneRecord", "ChunkEvent", "validate_prompt"]
+__all__ = ["Runtime", "StorySession", "StorySettings", "SceneRecord", "ChunkEvent", "validate_prompt", "LIVE",
+           "NoSceneRunning"]
 
 logger = logging.getLogger(__name__)
 
 MAX_PROMPT_CHARS = 4000
 MAX_SCENE_SECONDS = 120.0
 MAX_SEED = 2**63 - 1
+LIVE = "live"  # a scene's length "until the next prompt" (capped by video.live_max_seconds)
 _INVISIBLE = {"Cc", "Cf", "Cs", "Co", "Cn"}  # control, format (zero-width, bidi), surrogate, private, unassigned
 
 
@@ -81,6 +84,10 @@ def validate_seed(seed) -> int:
     if isinstance(seed, float) and value != seed or not 0 <= value <= MAX_SEED:
         raise ValueError(f"the seed must be a whole number between 0 and {MAX_SEED} (got {seed!r})")
     return value
+
+
+class NoSceneRunning(RuntimeError):
+    """A switch was asked for while no scene is being generated: add the scene instead."""
 
 
 @dataclass
@@ -138,6 +145,8 @@ class SceneRecord:
     active_before: list[str] = field(default_factory=list)
     transition: str = ""  # how the scene began (recache, soft, none, cut); empty for the first
     position_shift: int = 0  # rotary frame positions of the scene = story frame index + this (cuts jump)
+    live: bool = False  # ran until the next prompt (or its cap); seconds and num_chunks are then what it made
+    switched: bool = False  # ended early because the next prompt came while it was generated
 
     @property
     def returning_only(self) -> bool:
@@ -161,6 +170,7 @@ class ChunkEvent:
     elapsed_s: float
     eta_s: float
     done: bool
+    live: bool = False  # the scene runs until the next prompt; num_chunks is its cap
 
 
 def sentence_distance(a: str, b: str) -> float:
@@ -193,6 +203,11 @@ class StorySession:
         self.video_dir = Path(video_dir)
         self.video: StoryVideo | None = None
         self.decoded_latent_frames = 0  # latent frames decoded to rebuild the decoder's state (undo, load)
+        # scenes asked for while one is generated (request_switch), started in order at chunk boundaries
+        self._switch_lock = threading.Lock()
+        self._switches: deque[tuple[str, float | str, int]] = deque()
+        self._running = False  # a run of add_scene is taking switches
+        self._between = False  # the run took a switch whose scene is not in self.scenes yet
         self.reset()
 
     # --- state ---------------------------------------------------------------------------------------
@@ -379,23 +394,83 @@ class StorySession:
         self.cache = None
 
     # --- generation --------------------------------------------------------------------------------
-    def stop(self) -> None:
-        """Stop the scene being generated at the next chunk boundary; the chunks made so far stay."""
-        self._stop.set()
+    def stop(self) -> list[str]:
+        """Stop the scene being generated at the next chunk boundary; the chunks made so far stay. Scenes asked for
+        with ``request_switch`` and not started yet are withdrawn; returns their prompts."""
+        with self._switch_lock:
+            withdrawn = [prompt for prompt, _, _ in self._switches]
+            self._switches.clear()
+            self._stop.set()
+        return withdrawn
 
     def add_scene(
-        self, prompt: str, seconds: float = 3.0, seed: int | None = None, chunks: int | None = None
+        self, prompt: str, seconds: float | str = 3.0, seed: int | None = None, chunks: int | None = None
     ) -> Iterator[ChunkEvent]:
-        """Extend the story by a scene of ``seconds`` (or exactly ``chunks`` chunks); yields one event a chunk."""
+        """Extend the story by a scene of ``seconds`` (or exactly ``chunks`` chunks); yields one event a chunk.
+
+        ``seconds=LIVE`` ("live") runs the scene until the next prompt, at most ``video.live_max_seconds``.
+        A prompt handed to ``request_switch`` while the scene runs ends it at the next chunk boundary (it keeps the
+        chunks it made) and its scene follows in the same run of events, with the story's transition policy."""
         prompt = validate_prompt(prompt)
         if chunks is not None:
             if int(chunks) < 1:
                 raise ValueError(f"a scene needs at least one chunk (got {chunks})")
             seconds = chunks * self.frames_per_chunk * self.config.video.temporal_compression / self.fps
-        if not 0 < float(seconds) <= MAX_SCENE_SECONDS and chunks is None:
-            raise ValueError(f"scene length must be between 0 and {MAX_SCENE_SECONDS:g} seconds (got {seconds})")
+        else:
+            seconds = self._validate_seconds(seconds)
         seed = validate_seed(seed)
-        return self._all_or_nothing(self._generate_scene(prompt, float(seconds), seed, chunks))
+        return self._run(prompt, seconds, seed, chunks)
+
+    def _validate_seconds(self, seconds) -> float | str:
+        if seconds == LIVE:
+            return LIVE
+        try:
+            value = float(seconds)
+        except (TypeError, ValueError):
+            value = math.nan
+        if not 0 < value <= MAX_SCENE_SECONDS:
+            raise ValueError(f"scene length must be between 0 and {MAX_SCENE_SECONDS:g} seconds, or {LIVE!r} "
+                             f"(until the next prompt) (got {seconds!r})")
+        return value
+
+    def request_switch(self, prompt: str, seconds: float | str = LIVE, seed: int | None = None) -> int:
+        """From any thread: end the scene being generated at its next chunk boundary (it keeps what it made; every
+        scene makes at least one chunk) and go on with this prompt. Requests made before it switches follow in
+        order. Returns the new scene's index; raises NoSceneRunning when nothing is being generated."""
+        prompt, seconds, seed = validate_prompt(prompt), self._validate_seconds(seconds), validate_seed(seed)
+        with self._switch_lock:
+            if not self._running:
+                raise NoSceneRunning("no scene is being generated: add the scene instead")
+            self._switches.append((prompt, seconds, seed))
+            return len(self.scenes) + len(self._switches) - 1 + self._between
+
+    @property
+    def pending_switches(self) -> list[str]:
+        """Prompts asked for while the current scene runs, not started yet."""
+        with self._switch_lock:
+            return [prompt for prompt, _, _ in self._switches]
+
+    def _run(self, prompt: str, seconds: float | str, seed: int, chunks: int | None) -> Iterator[ChunkEvent]:
+        """The scene, then each scene asked for while it ran, in order; each one all or nothing."""
+        with self._switch_lock:
+            if self._running:
+                raise RuntimeError("a scene is already being generated in this story; use request_switch")
+            self._running = True
+        try:
+            while True:
+                yield from self._all_or_nothing(self._generate_scene(prompt, seconds, seed, chunks))
+                with self._switch_lock:
+                    if not self._switches:
+                        return
+                    (prompt, seconds, seed), chunks = self._switches.popleft(), None
+                    self._between = True
+        finally:
+            with self._switch_lock:
+                if self._switches:  # the consumer left or a scene failed: what was asked for is not made
+                    logger.warning("%d scene(s) asked for were not started: %s", len(self._switches),
+                                   [p for p, _, _ in self._switches])
+                self._switches.clear()
+                self._running = self._between = False
 
     def _all_or_nothing(self, events: Iterator[ChunkEvent]) -> Iterator[ChunkEvent]:
         """A scene that fails part-way is removed whole (scenes, latents, cache log, archive, registry); one whose
@@ -406,6 +481,7 @@ class StorySession:
         except GeneratorExit:
             if len(self.scenes) > scenes_before:
                 self.scenes[-1].stopped = self.scenes[-1].chunks_done < self.scenes[-1].num_chunks
+                self._record_length(self.scenes[-1])
             raise
         except BaseException:
             with self.runtime.lock:
@@ -415,7 +491,14 @@ class StorySession:
                     self.agent.undo_last()
             raise
 
-    def _generate_scene(self, prompt: str, seconds: float, seed: int, chunks: int | None = None) -> Iterator[ChunkEvent]:
+    def _record_length(self, scene: SceneRecord) -> None:
+        """A live or switched scene is as long as what it made."""
+        if scene.live or scene.switched:
+            scene.seconds = scene.num_frames / self.fps
+        if scene.live:
+            scene.num_chunks = scene.chunks_done
+
+    def _generate_scene(self, prompt: str, seconds: float | str, seed: int, chunks: int | None = None) -> Iterator[ChunkEvent]:
         self._stop.clear()
         runtime, engine = self.runtime, self.engine
         start_time = time.perf_counter()
@@ -425,8 +508,13 @@ class StorySession:
             with self._stage("agent", host=True):
                 entities = self.agent.observe(prompt)
                 text_prompt = self.agent.enrich(prompt) if self.settings.enrich_prompts else prompt
+            live = seconds == LIVE
+            if live:  # its cap: the most chunks whose video fits in live_max_seconds
+                seconds = self.config.video.live_max_seconds
+                chunks = max(1, int(seconds * self.fps // (self.frames_per_chunk * self.config.video.temporal_compression)))
             scene = SceneRecord(
                 index=scene_index, prompt=prompt, seed=seed, seconds=seconds, num_chunks=chunks or self.chunks_for(seconds),
+                live=live,
                 text_prompt=text_prompt, first_chunk=len(self.latents), first_frame=self.num_video_frames,
                 entity_ids=[e.global_id for e in entities.entities],
                 entities=[{"global_id": e.global_id, "name": e.name, "surface": e.surface, "is_new": e.is_new}
@@ -434,6 +522,7 @@ class StorySession:
                 ops_start=len(self.ops), archived_before=len(self.bank.archive), active_before=list(self.bank.active),
             )
             self.scenes.append(scene)
+            self._between = False
             self._ensure_cache()
             self._ensure_decoder()
             with self._stage("text encoding", host=True):
@@ -457,6 +546,10 @@ class StorySession:
                 scene.stopped = True
                 logger.info("scene %d stopped after %d of %d chunks", scene_index, c, scene.num_chunks)
                 break
+            if c > 0 and self._switches:
+                scene.switched = True
+                logger.info("scene %d switched to the next prompt after %d chunks", scene_index, c)
+                break
             with runtime.lock:
                 g = self._make_chunk(scene, c, ramp, generator, prompt_keys)
                 made.append((g, self.registry_snapshot(), self.memory_view()))
@@ -466,6 +559,7 @@ class StorySession:
                 yield self._hand_out(scene, *made.pop(0), start_time)
         while made:
             yield self._hand_out(scene, *made.pop(0), start_time)
+        self._record_length(scene)
         if scene.chunks_done == 0:  # stopped before anything was made: the scene never happened
             self._drop_last_scene()
 
@@ -519,6 +613,7 @@ class StorySession:
             first_frame=first_frame, fps=self.fps, segment=self.video.write_of(g),
             registry=registry, memory=memory, scene_entities=list(scene.entities),
             elapsed_s=elapsed, eta_s=elapsed / (c + 1) * (scene.num_chunks - c - 1), done=c + 1 == scene.num_chunks,
+            live=scene.live,
         )
 
     def _context_guided(self, scene: SceneRecord, chunk: int) -> bool:

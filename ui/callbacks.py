@@ -21,7 +21,7 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 
 from iamflow import story_files
-from iamflow.session import StorySession, StorySettings, validate_prompt, validate_seed
+from iamflow.session import LIVE, NoSceneRunning, StorySession, StorySettings, validate_prompt, validate_seed
 
 from . import bundles, formatting, media
 from .sessions import NotYourStory, SessionEntry, SessionLimitReached, SessionRegistry
@@ -38,6 +38,7 @@ SCENE_OUTPUTS = ("live_video", "progress", "scene_entities") + STORY_OUTPUTS
 SETTINGS_INPUTS = ("memory_policy", "transition", "max_memory_frames", "enrich_prompts", "preset", "agent_backend")
 
 MAX_SCENE_SECONDS = 30.0
+NOTHING_TO_SWITCH = "Nothing is being generated: add the scene with Add scene."
 
 
 def _error(message: str) -> gr.Error:
@@ -104,6 +105,9 @@ class StoryController:
     def default_settings(self, preset: str | None = None) -> dict:
         config = self.options.presets[preset or self.options.default_preset]
         return dataclasses.asdict(StorySettings.from_config(config))
+
+    def live_cap_seconds(self, preset: str | None = None) -> float:
+        return self.options.presets[preset or self.options.default_preset].video.live_max_seconds
 
     def memory_limit(self, preset: str | None = None) -> int:
         return self.options.presets[preset or self.options.default_preset].cache.max_memory_frames
@@ -174,7 +178,7 @@ class StoryController:
     # --- validation (runs before the event takes the queue) -------------------------------------------
 
     def validate_scene(self, prompt, seconds, seed, memory_policy, transition, max_memory_frames, enrich_prompts, preset,
-                       agent_backend, request: gr.Request):
+                       agent_backend, live=False, request: gr.Request = None):
         """One verdict per input (prompt, seconds, seed, then the settings, which the handler checks). A scene
         that passes is queued: it is counted, so that Stop can stop it before it starts."""
         settings = (memory_policy, transition, max_memory_frames, enrich_prompts, preset, agent_backend)
@@ -188,7 +192,7 @@ class StoryController:
             seconds = float(seconds)
         except (TypeError, ValueError):
             seconds = -1.0
-        if not 0 < seconds <= MAX_SCENE_SECONDS:
+        if not live and not 0 < seconds <= MAX_SCENE_SECONDS:
             seconds_verdict = gr.validate(False, f"Scene length must be between 0 and {MAX_SCENE_SECONDS:g} seconds.")
         try:
             _seed(seed)
@@ -199,12 +203,12 @@ class StoryController:
         if key and all(v is ok for v in verdicts):
             with self._state_lock:
                 self._queued[key] = self._queued.get(key, 0) + 1
-        return verdicts + [ok] * len(settings)
+        return verdicts + [ok] * (len(settings) + 1)
 
     # --- generation -----------------------------------------------------------------------------------
 
     def add_scene(self, prompt, seconds, seed, memory_policy, transition, max_memory_frames, enrich_prompts, preset,
-                  agent_backend, request: gr.Request, progress=gr.Progress()) -> Iterator[tuple]:
+                  agent_backend, live=False, request: gr.Request = None, progress=gr.Progress()) -> Iterator[tuple]:
         if self._dequeue(self._key(request)):
             gr.Info("Stopped before it started: the story is unchanged.")
             yield (gr.skip(), "Stopped before it started; the story is unchanged.") + (gr.skip(),) * (len(SCENE_OUTPUTS) - 2)
@@ -213,9 +217,7 @@ class StoryController:
             prompt = validate_prompt(prompt)
         except ValueError as err:
             raise _error(_sentence(err)) from None
-        seconds = float(seconds)
-        if not 0 < seconds <= MAX_SCENE_SECONDS:
-            raise _error(f"Scene length must be between 0 and {MAX_SCENE_SECONDS:g} seconds.")
+        seconds = self._seconds(seconds, live)
         try:
             seed = _seed(seed)
         except ValueError as err:
@@ -226,11 +228,88 @@ class StoryController:
         with entry.lock:
             if entry.busy:
                 raise _error("A scene of this story is already being generated.")
-            entry.busy, entry.stop_requested = True, False
+            entry.busy, entry.stop_requested, entry.accepting_switches = True, False, True
         try:
             yield from self._generate(entry, prompt, seconds, seed, preset, settings, progress)
         finally:
+            with entry.lock:
+                if entry.pending_switches:  # the run failed or its page went away
+                    logger.warning("scenes asked for during a failed run were not made: %s", entry.pending_switches)
+                entry.accepting_switches, entry.pending_switches = False, []
             self.sessions.finish_turn(entry)
+
+    @staticmethod
+    def _seconds(seconds, live) -> float | str:
+        """The length input: a number of seconds, or LIVE (until the next prompt) when the Live box is ticked."""
+        if live:
+            return LIVE
+        try:
+            seconds = float(seconds)
+        except (TypeError, ValueError):
+            seconds = -1.0
+        if not 0 < seconds <= MAX_SCENE_SECONDS:
+            raise _error(f"Scene length must be between 0 and {MAX_SCENE_SECONDS:g} seconds, or tick Live.")
+        return seconds
+
+    # --- live: a prompt submitted while a scene runs switches the story at the next chunk -----------------
+
+    def submit_scene(self, prompt, seconds, seed, live, start, request: gr.Request):
+        """Add scene / Enter on the page: while this tab's scene runs, the prompt switches the story at the next
+        chunk; otherwise ``start`` is bumped, which starts the scene in the device queue (``add_scene``)."""
+        text = self._switch(prompt, seconds, seed, live, request)
+        if text is None:
+            return gr.skip(), (start or 0) + 1
+        return text, gr.skip()
+
+    def switch_scene(self, prompt: str, seconds: float = 3.0, seed: int = -1, live: bool = True,
+                     request: gr.Request = None) -> str:
+        """API: switch the scene being generated by this client to ``prompt`` at the next chunk (the running scene
+        keeps its chunks; the new one follows in the running /add_scene call's stream)."""
+        return self._switch(prompt, seconds, seed, live, request) or NOTHING_TO_SWITCH
+
+    def _switch(self, prompt, seconds, seed, live, request) -> str | None:
+        """Hand the prompt to the tab's running scene; None when nothing is being generated for the tab."""
+        entry = self._existing(request)
+        if entry is None or not entry.accepting_switches:
+            return None
+        try:
+            prompt = validate_prompt(prompt)
+            seed = _seed(seed)
+        except ValueError as err:
+            raise _error(_sentence(err)) from None
+        seconds = self._seconds(seconds, live)
+        with entry.lock:
+            if not entry.accepting_switches:
+                return None
+            session = entry.session
+            if session is not None and session.scenes and prompt in (
+                    [session.scenes[-1].prompt] + session.pending_switches + [p for p, _, _ in entry.pending_switches]):
+                return "That scene is already being generated or is next."  # a double click, not a new scene
+            entry.stop_requested = False  # a prompt after Stop: the stopped scene ends, this one follows
+            try:
+                if session is None:
+                    raise NoSceneRunning("the story is being made")
+                index = session.request_switch(prompt, seconds, seed)
+            except NoSceneRunning:  # the run has not started or is between scenes: it takes the prompt next
+                entry.pending_switches.append((prompt, seconds, seed))
+                index = len(session.scenes if session is not None else []) + len(entry.pending_switches)
+        return formatting.switching_text(index)
+
+    @staticmethod
+    def _hand_over(entry: SessionEntry, session: StorySession) -> None:
+        """Runs on the worker inside the session's run: prompts submitted before it could take them go to it."""
+        with entry.lock:
+            while entry.pending_switches:
+                session.request_switch(*entry.pending_switches.pop(0))
+
+    @staticmethod
+    def _next_request(entry: SessionEntry) -> tuple | None:
+        """The run ended: a prompt submitted meanwhile starts the next one; else the tab stops taking switches."""
+        with entry.lock:
+            if entry.pending_switches and not entry.closed:
+                return entry.pending_switches.pop(0)
+            entry.accepting_switches = False
+            return None
 
     def _generate(self, entry: SessionEntry, prompt: str, seconds: float, seed: int | None, preset: str,
                   settings: dict, progress) -> Iterator[tuple]:
@@ -247,26 +326,33 @@ class StoryController:
         keep = gr.skip()
 
         def chunks() -> Iterator[Any]:
-            for event in session.add_scene(prompt, seconds=seconds, seed=seed):
-                if entry.stop_requested or entry.closed:
-                    session.stop()  # a Stop that came before the scene started still counts
-                yield event
+            request = (prompt, seconds, seed)
+            while request is not None:  # a run: the scene, then those submitted while it ran
+                for event in session.add_scene(*request):
+                    self._hand_over(entry, session)
+                    if entry.stop_requested or entry.closed:
+                        session.stop()  # a Stop that came before the scene started still counts
+                    yield event
+                request = self._next_request(entry)
 
         if entry.stop_requested:
             session.stop()
         event = None
         events = self.worker.stream(chunks)
+        failing, consuming = scenes_before, False  # the scene whose chunk is being shown; errors here are the page's
         try:
             for event in events:
+                failing, consuming = event.scene_index, True
                 segment = event.segment.result()  # the story's own segment of the chunk (a write error fails the scene)
-                text = formatting.progress_text(event.scene_index, event.chunk_index, event.num_chunks, event.elapsed_s,
-                                                event.eta_s, event.done)
+                text = self._progress(session, event)
                 progress((event.chunk_index + 1, event.num_chunks), desc=text)
                 yield (
                     str(segment), text, formatting.scene_entities_text(event.scene_entities),
                     keep, keep, formatting.registry_html(event.registry),
                     formatting.memory_gallery(event.memory, event.registry), keep, keep, keep, keep, keep, keep,
                 )
+                consuming = False
+            consuming = True
             view = self._story_view(entry)
         except GeneratorExit:
             # The page went away or the run was cancelled: the worker finishes the chunk it is on, then stops;
@@ -277,7 +363,8 @@ class StoryController:
         except Exception as err:
             if isinstance(err, ValueError) and event is None and len(session.scenes) == scenes_before:
                 raise _error(_sentence(err)) from None  # refused before anything was made
-            failure = self._failed(entry, events, scenes_before, err)
+            # the session removes a scene that fails in it; one the page failed to show goes with those after it
+            failure = self._failed(entry, events, failing if consuming else len(session.scenes), err)
         else:
             failure = None
         if failure is not None:
@@ -297,7 +384,22 @@ class StoryController:
                                             0.0, done=True)
             if scene is not None and scene.stopped:
                 last = f"Scene {scene.index + 1} stopped after {scene.chunks_done} of {scene.num_chunks} chunks."
+            elif scene is not None and scene.live:
+                last = (f"Scene {scene.index + 1} (live) ran to its cap: {scene.chunks_done} chunks, "
+                        f"{scene.seconds:.1f} s.")
         yield (keep, last, keep) + view
+
+    @staticmethod
+    def _progress(session: StorySession, event) -> str:
+        """The progress line of a chunk; says so when the story switches to a submitted prompt at the next chunk."""
+        pending = session.pending_switches
+        switching_to = event.scene_index + 1 if pending else None
+        if event.live:
+            return formatting.live_progress_text(event.scene_index, event.chunk_index, event.elapsed_s,
+                                                 session.config.video.live_max_seconds, switching_to)
+        text = formatting.progress_text(event.scene_index, event.chunk_index, event.num_chunks, event.elapsed_s,
+                                        event.eta_s, event.done)
+        return text if switching_to is None else f"{text} · switching to scene {switching_to + 1} at the next chunk"
 
     @staticmethod
     def _wait_for(events: Iterator[Any]) -> None:
@@ -317,7 +419,7 @@ class StoryController:
         number = scenes_before + 1
 
         def roll_back() -> None:
-            if len(session.scenes) > scenes_before:  # (a scene that failed inside the session removed itself)
+            while len(session.scenes) > scenes_before:  # (a scene that failed inside the session removed itself)
                 session.undo_last_scene()
 
         self.worker.call(roll_back)
@@ -345,9 +447,14 @@ class StoryController:
                     self._stop_queued.add(key)
                     return "Stopped: the scene waiting in the queue will not be generated."
             return "Nothing is being generated."
-        entry.stop_requested = True
-        if entry.session is not None:
-            entry.session.stop()
+        with entry.lock:
+            entry.stop_requested = True
+            withdrawn = [p for p, _, _ in entry.pending_switches]
+            entry.pending_switches = []
+            if entry.session is not None:
+                withdrawn = entry.session.stop() + withdrawn
+        if withdrawn:
+            return f"Stopping at the next chunk… ({len(withdrawn)} submitted scene(s) not started were withdrawn.)"
         return "Stopping at the next chunk…"
 
     # --- story editing --------------------------------------------------------------------------------

@@ -153,13 +153,20 @@ def timeline_rows(scenes: list[dict], registry: dict) -> list[list]:
     names = entity_names(registry)
     rows = []
     for s in scenes:
-        note = "stopped early" if s.get("stopped") else ""
+        note = "stopped early" if s.get("stopped") else scene_note(s)
         rows.append([
             int(s["index"]) + 1, str(s["prompt"]), round(float(s.get("seconds", 0.0)), 2),
             f'{int(s.get("chunks_done", 0))}/{int(s.get("num_chunks", 0))}',
             _join(names.get(int(i), f"#{i}") for i in s.get("entity_ids") or []), note,
         ])  # fmt: skip
     return rows
+
+
+def scene_note(scene: dict) -> str:
+    """How a scene that was not stopped ended, when that is not "at its length"."""
+    if scene.get("live"):
+        return "live, until the next prompt" if scene.get("switched") else "live, ran to its cap"
+    return "switched early to the next prompt" if scene.get("switched") else ""
 
 
 def scene_captions(scenes: list[dict], fps: float) -> list[tuple[float, float, str]]:
@@ -186,6 +193,19 @@ def progress_text(scene_index: int, chunk_index: int, num_chunks: int, elapsed_s
     if eta_s is None:
         return head
     return f"{head} · about {_clock(eta_s)} left"
+
+
+def live_progress_text(scene_index: int, chunk_index: int, elapsed_s: float, cap_s: float,
+                       switching_to: int | None = None) -> str:
+    """ "Scene 2 · live · chunk 3 · 4 s elapsed · until the next prompt (at most 60 s)" """
+    head = f"Scene {scene_index + 1} · live · chunk {chunk_index + 1} · {_clock(elapsed_s)} elapsed"
+    if switching_to is not None:
+        return f"{head} · switching to scene {switching_to + 1} at the next chunk"
+    return f"{head} · until the next prompt (at most {cap_s:g} s)"
+
+
+def switching_text(scene_index: int) -> str:
+    return f"Switching to scene {scene_index + 1} at the next chunk…"
 
 
 def story_summary(scenes: list[dict], fps: float) -> str:

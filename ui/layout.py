@@ -65,6 +65,9 @@ def build_blocks(app: StoryController) -> gr.Blocks:
                     with gr.Row():
                         seconds = gr.Slider(1, MAX_SCENE_SECONDS, value=3, step=0.5, label="Length (seconds)",
                                             elem_id="scene-seconds", scale=3)
+                        live_mode = gr.Checkbox(value=False, label="Live (until the next prompt)", elem_id="scene-live",
+                                                scale=1, min_width=120,
+                                                info=f"ends by itself at {app.live_cap_seconds():g} s")
                         seed = gr.Number(label="Seed (-1 = random)", value=-1, precision=0, minimum=-1,
                                          elem_id="scene-seed", scale=1, min_width=120)
                 with gr.Row():
@@ -129,13 +132,21 @@ def build_blocks(app: StoryController) -> gr.Blocks:
                          download_bundle, summary]
         scene_outputs = [live, progress, scene_entities] + story_outputs
 
-        generate_args = dict(
-            fn=app.add_scene, inputs=[prompt, seconds, seed, *settings], outputs=scene_outputs,
+        # Add scene / Enter: while this tab's scene runs, the prompt switches the story at the next chunk (a light
+        # event, answered at once); otherwise it bumps `start`, whose change queues the scene on the device.
+        # "always_last": a start asked for while the last run is still ending is not dropped, it runs next.
+        start = gr.State(0)
+        submit_args = dict(fn=app.submit_scene, inputs=[prompt, seconds, seed, live_mode, start],
+                           outputs=[progress, start], concurrency_limit=None, concurrency_id="light", api_name=False,
+                           show_progress="hidden")
+        add.click(**submit_args)
+        prompt.submit(**submit_args)
+        start.change(
+            fn=app.add_scene, inputs=[prompt, seconds, seed, *settings, live_mode], outputs=scene_outputs,
             validator=app.validate_scene, concurrency_limit=1, concurrency_id="device", api_name="add_scene",
-            show_progress="minimal", show_progress_on=[progress], trigger_mode="once",
+            show_progress="minimal", show_progress_on=[progress], trigger_mode="always_last",
         )
-        add.click(**generate_args)
-        prompt.submit(**{**generate_args, "api_name": False})
+        gr.api(app.switch_scene, api_name="switch_scene", concurrency_limit=None, concurrency_id="light")
         stop.click(app.stop, outputs=[progress], concurrency_limit=None, concurrency_id="light", api_name="stop",
                    show_progress="hidden")
         # the live player, the progress line and the scene's entities show the last generation: cleared once

@@ -45,6 +45,8 @@ class SessionEntry:
     last_used: float = field(default_factory=time.monotonic)
     busy: bool = False  # a scene is being generated for this story
     stop_requested: bool = False  # Stop was pressed for the scene being generated (or about to be)
+    accepting_switches: bool = False  # a prompt submitted now switches the running scene at its next chunk
+    pending_switches: list = field(default_factory=list)  # (prompt, seconds, seed) for the run, not handed over yet
     closed: bool = False  # the tab went away; released as soon as it is not busy
     cache_dropped: bool = False
     turn: int = 0  # counts files made for this story, so names never repeat

@@ -92,6 +92,13 @@ class Runtime:
         if self.config.agent.backend == "rules":
             models.spacy_pipeline()
             models.sentence_encoder()
+            from iamflow.agent import EntityAgent
+
+            # a throwaway agent reads two prompts: the parser's, the encoder's and the noun classifier's first calls
+            # (prototypes, lazily built caches) happen here, not in the first scene's first frame
+            agent = EntityAgent(backend="rules")
+            agent.observe("A young man in a grey wool coat walks his dog through a park at sunset.")
+            agent.observe("The man sits on a bench and a woman in a red dress approaches him.")
         if self.config.runtime.compile_decoder and hasattr(self.codec, "vae"):
             logger.info("compiling the Wan VAE decoder (once per process; about a minute and a half)")
             torch.compiler.set_stance("default")

@@ -40,6 +40,7 @@ from iamflow.engine.engine import Engine
 from iamflow.engine.kv_cache import KVCache
 from iamflow.engine.model import CausalWanModel, TextConditioning
 from iamflow.memory.bank import FrameRecord, MemoryBank
+from iamflow.memory.policies import memory_policy
 from iamflow.storyworld.data import CHUNK_FRAMES, frame_mask_to_tokens, render_story_video, to_video_tensor
 from iamflow.storyworld.stories import training_story
 from iamflow.storyworld.world import Story
@@ -122,6 +123,7 @@ def rollout(engine: Engine, stories: list[Story], features: list[torch.Tensor], 
     with torch.no_grad():
         texts = [_encode(model, f) for f in features]
     cache = engine.new_cache(batch_size=batch)
+    policy = memory_policy("iam")
     banks = [MemoryBank("iam", cache.max_memory_frames) for _ in stories]
     ids = [{c.char_id: i for i, c in enumerate(story.characters)} for story in stories]
     entities = [[[ids[b][c] for c in story.scenes[j].char_ids] for b, story in enumerate(stories)] for j in range(num_scenes)]
@@ -136,7 +138,7 @@ def rollout(engine: Engine, stories: list[Story], features: list[torch.Tensor], 
         with torch.no_grad():
             if j > 0:  # a scene switch: memory for the characters the new prompt names, then the re-cache
                 for b, bank in enumerate(banks):
-                    bank.retrieve(entities[j][b], zero_keys)
+                    bank.set_active(policy.at_switch(bank, entities[j][b], zero_keys))
                 memory, positions = _write_memory(model, cache, text, *_memory_of(banks), sampler.context_timestep)
                 first_ring = 1 if cache.sink_frames else 0
                 kept = list(range(max(first_ring, len(clean) - cache.ring_slots), len(clean)))
@@ -182,7 +184,8 @@ def rollout(engine: Engine, stories: list[Story], features: list[torch.Tensor], 
                         scene=owner, chunk=leaving % chunks_per_scene, frame=frame, entity_ids=list(entities[owner][b]),
                         scores={e: 0.0 for e in entities[owner][b]}, score=0.0, reason="entity match",
                         latent=clean[leaving][b, :, fpc // 2].detach(), queries=torch.zeros(1, 1, 1)))
-                changed = [bank.update_during_scene(entities[j][b], zero_keys) for b, bank in enumerate(banks)]
+                changed = [bank.set_active(policy.during_scene(bank, entities[j][b], zero_keys))
+                           for b, bank in enumerate(banks)]
                 if any(changed):
                     with torch.no_grad():
                         memory, positions = _write_memory(model, cache, text, *_memory_of(banks),

@@ -20,6 +20,8 @@ import logging
 import math
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -586,7 +588,6 @@ def app_run(args: argparse.Namespace) -> dict:
     import socket
     import tempfile
 
-    from gradio_client import Client
 
     from iamflow.runtime import build_runtime
     from iamflow.session import StorySession
@@ -629,25 +630,28 @@ def app_run(args: argparse.Namespace) -> dict:
                     "decoder": args.decoder, "compiled": args.compile, "load_seconds": load_seconds,
                     "scene_seconds": args.scene_seconds, "app": [], "session": []}
     try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-        for index, prompt in enumerate(prompts):
-            clock = time.perf_counter()
-            job = client.submit(prompt=prompt, seconds=args.scene_seconds, seed=index, api_name="/add_scene")
-            updates = []
-            for outputs in job:
-                updates.append((time.perf_counter() - clock, outputs))
-            job.result()
-            turn = time.perf_counter() - clock
-            segments = [t for t, outputs in updates[:-1] if outputs[0]]  # the last update is the story view
-            entry = controller.sessions.find(client.session_hash)
-            frames = entry.session.scenes[index].num_frames
+        # the page's side runs in a process of its own, as a browser does (a client thread here would share the
+        # interpreter with the server and the generation loop, and its clock would read their turns as its own)
+        command = [sys.executable, "-m", "iamflow.bench", "--app-client", f"http://127.0.0.1:{port}/",
+                   "--scenes", str(args.scenes), "--scene-seconds", str(args.scene_seconds)]
+        page = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        line = page.stdout.readline()  # the client stays connected (its story kept) until told to go
+        if not line:
+            raise RuntimeError(f"the app's client failed: {page.communicate()[1].strip()[-2000:]}")
+        received = json.loads(line)
+        entry = controller.sessions.find(received["session_hash"])
+        for index, scene in enumerate(received["scenes"]):
+            segments, frames = scene["segment_arrivals"], entry.session.scenes[index].num_frames
             result["app"].append({
                 "first_segment_seconds": segments[0], "segments": len(segments), "video_frames": frames,
-                "video_fps_received": frames / segments[-1], "turn_seconds": turn,
+                "chunks": entry.session.scenes[index].num_chunks,
+                "video_fps_received": frames / segments[-1], "turn_seconds": scene["turn_seconds"],
                 "segment_intervals_seconds": [b - a for a, b in zip(segments, segments[1:])],
             })
             logger.info("app scene %d: first segment %.3f s, %.1f fps, turn %.2f s", index, segments[0],
-                        frames / segments[-1], turn)
+                        frames / segments[-1], scene["turn_seconds"])
+        page.communicate("done\n", timeout=60)
 
         def session_alone() -> list[dict]:
             session, out = StorySession(runtime), []
@@ -666,6 +670,30 @@ def app_run(args: argparse.Namespace) -> dict:
         controller.close()
         demo.close()
     return result
+
+
+def app_client(url: str, scenes: int, scene_seconds: float) -> None:
+    """The page's side of ``--app``: add ``scenes`` scenes through gradio_client and note when each streamed
+    segment arrives (seconds from Add scene). Prints them as one JSON line, then stays until a line comes in."""
+    from gradio_client import Client
+
+    prompts = (STORY * ((scenes + len(STORY) - 1) // len(STORY)))[:scenes]
+    client = Client(url, verbose=False)
+    out: dict = {"session_hash": client.session_hash, "scenes": []}
+    try:
+        for index, prompt in enumerate(prompts):
+            clock = time.perf_counter()
+            job = client.submit(prompt=prompt, seconds=scene_seconds, seed=index, api_name="/add_scene")
+            updates = [(time.perf_counter() - clock, outputs) for outputs in job]
+            job.result()
+            out["scenes"].append({
+                "segment_arrivals": [t for t, outputs in updates[:-1] if outputs[0]],  # the last: the story view
+                "turn_seconds": time.perf_counter() - clock,
+            })
+        print(json.dumps(out), flush=True)
+        sys.stdin.readline()  # the server reads the story's scenes before the client leaves (and its story goes)
+    finally:
+        client.close()
 
 
 # --- a long story on the CPU (embedded model): does a turn cost the same at scene 200 as at scene 1? -----------
@@ -794,12 +822,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--app", action="store_true",
                         help="the app in this process driven through gradio_client: first streamed segment, segment rate"
                              " (runs on a CPU too with --preset storyworld)")
+    parser.add_argument("--app-client", default=None, metavar="URL", help=argparse.SUPPRESS)  # --app's page side
     parser.add_argument("--fp8-check", action="store_true",
                         help="FP8 against bf16 on one chunk: relative error, and chunk seconds eager (and with --compile)")
     parser.add_argument("--text-encoders", action="store_true",
                         help="time one prompt's encoding and the GPU memory for each umT5 placement")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.app_client:
+        app_client(args.app_client, args.scenes, args.scene_seconds)
+        return
     if args.long_story:
         result = long_story_run(args)  # the embedded model on the CPU
     elif args.app and args.preset == "storyworld":

@@ -20,7 +20,7 @@ import gradio as gr
 
 from gradio.utils import get_upload_folder
 
-from iamflow import story_files
+from iamflow import story_files, video
 from iamflow.session import LIVE, NoSceneRunning, StorySession, StorySettings, validate_prompt, validate_seed
 
 from . import bundles, formatting, media
@@ -338,12 +338,17 @@ class StoryController:
         if entry.stop_requested:
             session.stop()
         event = None
-        events = self.worker.stream(chunks)
+        # chunks that arrived while the page was still taking the last one are shown as one segment: the player
+        # never falls behind the story when the server's own handling of a segment is slower than a chunk
+        events = self.worker.stream(chunks, batched=True)
         failing, consuming = scenes_before, False  # the scene whose chunk is being shown; errors here are the page's
+        joined = Path(tempfile.mkdtemp(prefix="shown-", dir=entry.workdir))
         try:
-            for event in events:
-                failing, consuming = event.scene_index, True
-                segment = event.segment.result()  # the story's own segment of the chunk (a write error fails the scene)
+            for batch in events:
+                event = batch[-1]
+                failing, consuming = batch[0].scene_index, True
+                # the story's own segments of the chunks (a write error fails the scene)
+                segment = _one_segment([e.segment.result() for e in batch], joined)
                 text = self._progress(session, event)
                 progress((event.chunk_index + 1, event.num_chunks), desc=text)
                 yield (
@@ -367,6 +372,8 @@ class StoryController:
             failure = self._failed(entry, events, failing if consuming else len(session.scenes), err)
         else:
             failure = None
+        finally:
+            shutil.rmtree(joined, ignore_errors=True)  # (the page has its own copies of what it was given)
         if failure is not None:
             try:  # the page shows the story as it now stands, then the error
                 view = self._story_view(entry)
@@ -650,3 +657,10 @@ class StoryController:
     def close(self) -> None:
         self.sessions.close()
         self.worker.shutdown()
+
+
+def _one_segment(segments: list[Path], folder: Path) -> Path:
+    """The segment to show for chunks that arrived together: the one segment, or their join (no re-encoding)."""
+    if len(segments) == 1:
+        return segments[0]
+    return video.concat(segments, folder / f"{Path(segments[0]).stem}-{len(segments)}.ts")

@@ -98,8 +98,10 @@ class DeviceWorker:
             return fn(*args, **kwargs)
         return self.submit(fn, *args, **kwargs).result()
 
-    def stream(self, make_items: Callable[[], Iterator[Any]]) -> Iterator[Any]:
+    def stream(self, make_items: Callable[[], Iterator[Any]], batched: bool = False) -> Iterator[Any]:
         """Run the generator made by ``make_items`` on the worker thread; yield its items here as they come.
+        ``batched``: yield lists instead, each holding every item that had arrived when the consumer came back
+        for more (a consumer slower than the producer catches up in one step instead of falling behind).
 
         If the consumer stops early the producer is not interrupted mid-item: the caller is expected to ask
         the producer to stop (``StorySession.stop``), which it does at its next item boundary.
@@ -116,13 +118,18 @@ class DeviceWorker:
                 channel.put(_END)
 
         self.submit(produce)
-        while True:
-            item = channel.get()
-            if item is _END:
-                return
-            if isinstance(item, _Failure):
-                raise item.error
-            yield item
+        if not batched:
+            yield from _read(channel)
+            return
+        items = _read(channel)
+        for first in items:
+            batch = [first]
+            while not channel.empty():  # what has arrived meanwhile (the end and a failure stay for the next read)
+                head = channel.queue[0]
+                if head is _END or isinstance(head, _Failure):
+                    break
+                batch.append(next(items))
+            yield batch
 
     def _run(self) -> None:
         while True:
@@ -151,3 +158,14 @@ class DeviceWorker:
         except Exception:
             logger.warning("device worker did not finish its jobs within %.0f s", timeout)
         self._runtimes.clear()
+
+
+def _read(channel: queue.Queue) -> Iterator[Any]:
+    """The items a producer puts in ``channel``, up to its end; its failure is raised here."""
+    while True:
+        item = channel.get()
+        if item is _END:
+            return
+        if isinstance(item, _Failure):
+            raise item.error
+        yield item

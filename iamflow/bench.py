@@ -727,7 +727,9 @@ def long_story_run(args) -> dict:
     session = StorySession(runtime, video_dir=work / "video")
     session.timer = StageTimer(torch.device("cpu"))
     frame_stages = {"denoise", "commit", "decode"}
-    turns, beyond, rss = [], [], []
+    # every stage of the model's own work at a turn (the switch's re-cache, the prompt's encoding, memory)
+    model_stages = frame_stages | {"re-cache", "text encoding", "memory retrieval and write", "memory scoring"}
+    turns, beyond, beyond_model, rss = [], [], [], []
     rss_start = process.memory_info().rss
     for index in range(args.scenes):
         started = time.perf_counter()
@@ -739,9 +741,11 @@ def long_story_run(args) -> dict:
         (view / "mapping.json").write_text(json.dumps(session.mapping()))
         session.memory_view(), session.memory_snapshot(), session.registry_snapshot()
         turn = time.perf_counter() - started
-        frames = sum(host for name, host, _ in session.timer.take() if name in frame_stages)
+        stages = session.timer.take()
+        frames = sum(host for name, host, _ in stages if name in frame_stages)
         turns.append(turn)
         beyond.append(turn - frames)
+        beyond_model.append(turn - sum(host for name, host, _ in stages if name in model_stages))
         rss.append(process.memory_info().rss)
         if index % 10 == 9:
             logger.info("scene %d: turn %.2f s, beyond frames %.2f s, RSS %.0f MiB", index + 1, turn, turn - frames,
@@ -768,6 +772,10 @@ def long_story_run(args) -> dict:
         "last10_over_first10": statistics.mean(last) / statistics.mean(first),
         "beyond_frames_first10_mean_s": statistics.mean(beyond[: len(first)]),
         "beyond_frames_last10_mean_s": statistics.mean(beyond[-len(last):]), "beyond_frames_max_s": max(beyond),
+        "beyond_model_first10_mean_s": statistics.mean(beyond_model[: len(first)]),
+        "beyond_model_last10_mean_s": statistics.mean(beyond_model[-len(last):]),
+        "beyond_model_max_s": max(beyond_model),
+        "rss_growth_after_scene_10_mib": (rss[-1] - rss[min(9, len(rss) - 1)]) / 2**20,
         "rss_growth_mib": (rss[-1] - rss_start) / 2**20, "latents_mib": latents_bytes / 2**20,
         "undo_then_next_scene_s": undo_and_redo, "load_s": load_s, "first_scene_after_load_s": first_scene_after_load,
         "replayed_ops_after_load": getattr(loaded, "replayed_ops", None),

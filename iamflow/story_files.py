@@ -51,6 +51,9 @@ class StoryVideo:
         self._writes: list[Future] = []  # one a chunk, in story order
         self._encoder = ThreadPoolExecutor(1, thread_name_prefix="segments")
         self._lock = threading.Lock()
+        # the story joined so far (its first ``_joined_chunks`` segments): a turn appends its new segments to it
+        # instead of joining every segment of the story again
+        self._joined, self._joined_chunks = self.directory / "joined" / "story.ts", 0
 
     def __len__(self) -> int:
         return len(self._writes)
@@ -94,6 +97,9 @@ class StoryVideo:
         """Keep the first ``chunks`` segments (undo); the others' files go."""
         with self._lock:
             dropped, self._writes = self._writes[chunks:], self._writes[:chunks]
+            if self._joined_chunks > chunks:  # the joined story holds chunks that are gone
+                self._joined.unlink(missing_ok=True)
+                self._joined_chunks = 0
         for index, future in enumerate(dropped, chunks):
             try:
                 future.result()
@@ -102,11 +108,20 @@ class StoryVideo:
             self.path(index).unlink(missing_ok=True)
 
     def join(self, path: str | Path) -> Path:
-        """The story so far as one file (``.mp4`` or ``.ts``), joined without re-encoding."""
+        """The story so far as one file (``.mp4`` or ``.ts``), joined without re-encoding. The story joined at the
+        last call is kept, so a call joins it with the segments added since (two inputs and a copy of the bytes,
+        not one input a chunk)."""
         segments = self.segments()
         if not segments:
             raise ValueError("the story is empty: add a scene first")
-        return concat(segments, path)
+        with self._lock:
+            joined, done = self._joined, self._joined_chunks if self._joined.is_file() else 0
+            if done < len(segments):
+                growing = joined.with_name("next.ts")
+                concat(([joined] if done else []) + segments[done:], growing)
+                growing.replace(joined)
+                self._joined_chunks = len(segments)
+            return concat([joined], path)
 
     def close(self) -> None:
         self._encoder.shutdown(wait=True)

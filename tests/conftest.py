@@ -8,6 +8,15 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 logging.basicConfig(level=logging.INFO)
 
 
+@pytest.fixture(scope="session")
+def tiny_runtime():
+    """The tiny preset's runtime, shared by the tests that drive StorySession on it (it keeps no story state)."""
+    from iamflow.config import load_config
+    from iamflow.session import Runtime
+
+    return Runtime.load(load_config(preset="tiny"))
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "gpu: needs a CUDA device; run on the lent GPU machine, never in CI")
     config.addinivalue_line("markers", "slow: takes more than a few seconds on the 2-core CPU")

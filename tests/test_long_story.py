@@ -57,6 +57,32 @@ def test_the_story_video_is_its_segments_joined(runtime, tmp_path):
     assert len(session.video.segments()) == 2 and not (tmp_path / "video" / "chunk-0002.ts").exists()
 
 
+def test_the_joined_story_grows_by_the_new_segments_and_forgets_undone_ones(tmp_path):
+    """A turn joins the story joined at the last turn with the segments since; the result is every segment, in
+    order, bit for bit (no re-encoding), also after an undo dropped segments the joined story held."""
+    from iamflow.story_files import StoryVideo
+
+    rng = np.random.default_rng(0)
+    clips = [rng.integers(0, 255, (12, 32, 48, 3), dtype=np.uint8) for _ in range(5)]
+    story = StoryVideo(tmp_path / "video", scale=1, fps=16)
+
+    def expected(chunks):
+        return np.concatenate([read_video(p) for p in story.segments()[:chunks]])
+
+    for clip in clips[:3]:
+        story.add(clip)
+    np.testing.assert_array_equal(read_video(story.join(tmp_path / "turn-1.mp4")), expected(3))
+    for clip in clips[3:]:
+        story.add(clip)
+    np.testing.assert_array_equal(read_video(story.join(tmp_path / "turn-2.mp4")), expected(5))
+    assert story._joined_chunks == 5
+    story.truncate(2)  # undo: the joined story held chunks 2-4
+    np.testing.assert_array_equal(read_video(story.join(tmp_path / "turn-3.mp4")), expected(2))
+    story.add(clips[4])
+    np.testing.assert_array_equal(read_video(story.join(tmp_path / "turn-4.ts")), expected(3))
+    story.close()
+
+
 def test_load_and_undo_replay_a_bounded_tail_of_the_story(runtime, tmp_path):
     counts = {}
     for scenes in (3, 12):

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from iamflow.config import load_config
 from iamflow.memory.policies import scene_transition
-from iamflow.session import Runtime, StorySession, StorySettings
+from iamflow.session import StorySession, StorySettings
 
 MAN = "A young man in a red jacket walks through a sunny park."
 CUT = "Cut to the beach: the man waves at the camera."
@@ -16,8 +15,8 @@ BACK = "The man sits down."
 
 
 @pytest.fixture(scope="module")
-def runtime():
-    return Runtime.load(load_config(preset="tiny"))
+def runtime(tiny_runtime):
+    return tiny_runtime
 
 
 def frames_of(events):

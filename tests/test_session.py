@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from iamflow.config import load_config
-from iamflow.session import Runtime, StorySession, StorySettings
+from iamflow.session import StorySession, StorySettings
 
 MAN = "A young man in a red jacket walks through a sunny park."
 DOG = "A small brown dog runs along the beach at noon."
@@ -17,8 +16,8 @@ BACK = "The man waves at the camera."
 
 
 @pytest.fixture(scope="module")
-def runtime():
-    return Runtime.load(load_config(preset="tiny"))
+def runtime(tiny_runtime):
+    return tiny_runtime
 
 
 def run(session, prompt, seconds=3.0, seed=0):

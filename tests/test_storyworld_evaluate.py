@@ -8,12 +8,17 @@ from iamflow.storyworld.metrics import stated
 from iamflow.storyworld.stories import story_from_seed
 
 
-def test_evaluate_command_writes_json_and_markdown(tmp_path):
+def evaluate(tmp_path, *options: str):
+    """One story of seed 3, 1.5 s a scene, two guided steps, prompts as written: the command's output folder."""
     out = tmp_path / "eval"
     cmd = [sys.executable, "-m", "iamflow.storyworld.evaluate", "--stories", "1", "--seed", "3", "--seconds", "1.5",
-           "--policies", "none,iam", "--no-enrich", "--jobs", "2", "--override", "sampler.guidance_steps=2",
-           "--out", str(out)]
+           "--no-enrich", "--override", "sampler.guidance_steps=2", *options, "--out", str(out)]
     subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600)
+    return out
+
+
+def test_evaluate_command_writes_json_and_markdown(tmp_path):
+    out = evaluate(tmp_path, "--policies", "none,iam", "--jobs", "2")
     story_scenes = story_from_seed(3).scenes
     report = json.loads((out / "evaluation.json").read_text())
     assert report["stories"] == 1 and list(report["results"]) == ["none", "iam"]
@@ -53,11 +58,7 @@ def test_evaluate_command_refuses_a_bad_override(tmp_path):
 
 
 def test_evaluate_command_captions_the_stories_in_the_held_apart_phrasing(tmp_path):
-    out = tmp_path / "eval"
-    cmd = [sys.executable, "-m", "iamflow.storyworld.evaluate", "--stories", "1", "--seed", "3", "--seconds", "1.5",
-           "--policies", "iam", "--no-enrich", "--phrasing", "held", "--override", "sampler.guidance_steps=2",
-           "--out", str(out)]
-    subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600)
+    out = evaluate(tmp_path, "--policies", "iam", "--phrasing", "held")
     report = json.loads((out / "evaluation.json").read_text())
     assert report["phrasing"] == "held" and list(report["results"]) == ["iam"]
     row = report["results"]["iam"]

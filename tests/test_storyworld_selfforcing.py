@@ -71,6 +71,12 @@ def test_two_steps_train_the_student_and_the_fake_score_not_the_teacher(parts, t
     assert record["step"] == 3 and again.state["sequences_seen"] == 6 and again.state["next_seed"] > saved_seed
     assert len(again.state["losses"]) == 3
     assert not stage(parts).resume(tmp_path / "empty"), "a folder without a piece starts fresh"
+    # a piece brought back from the GPU as its weights and state alone (the moments stay behind)
+    (tmp_path / "optim.pt").unlink()
+    bare = stage(parts)
+    assert bare.resume(tmp_path) and bare.state["step"] == 2
+    assert changed(saved_student, bare.student) < 2e-3 and not bare.student_opt.state_dict()["state"]
+    assert bare.step()["step"] == 3
 
 
 def test_rollout_runs_through_the_cache_and_the_memory_bank(parts):

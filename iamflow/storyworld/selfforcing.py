@@ -384,9 +384,12 @@ class SelfForcing:
             return False
         load_dit_state(self.student, folder)
         load_dit_state(self.fake, folder / "fake")
-        optim = torch.load(folder / "optim.pt", map_location=self.student.device)
-        self.student_opt.load_state_dict(optim["student"])
-        self.fake_opt.load_state_dict(optim["fake"])
+        if (folder / "optim.pt").is_file():
+            optim = torch.load(folder / "optim.pt", map_location=self.student.device)
+            self.student_opt.load_state_dict(optim["student"])
+            self.fake_opt.load_state_dict(optim["fake"])
+        else:  # a piece brought back as its weights alone (the moments did not travel): fresh optimizer moments
+            logger.info("%s has no optim.pt: the optimizers start afresh from its weights", folder)
         self.state = json.loads((folder / "state.json").read_text())
         return True
 

@@ -636,21 +636,37 @@ def app_run(args: argparse.Namespace) -> dict:
                    "--scenes", str(args.scenes), "--scene-seconds", str(args.scene_seconds)]
         page = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
-        line = page.stdout.readline()  # the client stays connected (its story kept) until told to go
-        if not line:
-            raise RuntimeError(f"the app's client failed: {page.communicate()[1].strip()[-2000:]}")
-        received = json.loads(line)
-        entry = controller.sessions.find(received["session_hash"])
-        for index, scene in enumerate(received["scenes"]):
+        import psutil
+
+        server = psutil.Process()
+        rss_start, entry = server.memory_info().rss, None
+        for line in page.stdout:  # a line a scene as it ends, then the story operations
+            received = json.loads(line)
+            if "operations" in received:
+                result["operations"] = received["operations"]
+                break
+            entry = entry or controller.sessions.find(received["session_hash"])
+            index, scene = len(result["app"]), received["scene"]
             segments, frames = scene["segment_arrivals"], entry.session.scenes[index].num_frames
             result["app"].append({
                 "first_segment_seconds": segments[0], "segments": len(segments), "video_frames": frames,
                 "chunks": entry.session.scenes[index].num_chunks,
                 "video_fps_received": frames / segments[-1], "turn_seconds": scene["turn_seconds"],
                 "segment_intervals_seconds": [b - a for a, b in zip(segments, segments[1:])],
+                "server_rss_mib": server.memory_info().rss / 2**20,
             })
             logger.info("app scene %d: first segment %.3f s, %.1f fps, turn %.2f s", index, segments[0],
                         frames / segments[-1], scene["turn_seconds"])
+            if index + 1 == args.scenes:
+                page.stdin.write("next\n")  # the client goes on to Undo, the bundle and loading it
+                page.stdin.flush()
+        else:
+            raise RuntimeError(f"the app's client failed: {page.communicate()[1].strip()[-2000:]}")
+        turns = [a["turn_seconds"] for a in result["app"]]
+        if len(turns) >= 20:
+            result["turn_first10_mean_s"], result["turn_last10_mean_s"] = statistics.mean(turns[:10]), statistics.mean(turns[-10:])
+            result["last10_over_first10"] = result["turn_last10_mean_s"] / result["turn_first10_mean_s"]
+        result["server_rss_growth_mib"] = (server.memory_info().rss - rss_start) / 2**20
         page.communicate("done\n", timeout=60)
 
         def session_alone() -> list[dict]:
@@ -663,7 +679,8 @@ def app_run(args: argparse.Namespace) -> dict:
                 out.append({"first_frame_seconds": arrivals[0], "video_fps_received": frames / arrivals[-1]})
             return out
 
-        result["session"] = controller.worker.call(session_alone)
+        if not args.app_only:
+            result["session"] = controller.worker.call(session_alone)
         result["app_first_segment_minus_session_first_frame_seconds"] = [
             a["first_segment_seconds"] - b["first_frame_seconds"] for a, b in zip(result["app"], result["session"])]
     finally:
@@ -674,26 +691,45 @@ def app_run(args: argparse.Namespace) -> dict:
 
 def app_client(url: str, scenes: int, scene_seconds: float) -> None:
     """The page's side of ``--app``: add ``scenes`` scenes through gradio_client and note when each streamed
-    segment arrives (seconds from Add scene). Prints them as one JSON line, then stays until a line comes in."""
-    from gradio_client import Client
+    segment arrives (seconds from Add scene); then time Prepare story bundle, loading that bundle in a second tab
+    and Undo (last, so a one-scene story still has a bundle). Prints one JSON line a scene and one for the story
+    operations, then stays (its story kept) until a line comes in."""
+    from gradio_client import Client, handle_file
+
+    def bundle_file(output):
+        return output.get("value") if isinstance(output, dict) else output
 
     prompts = (STORY * ((scenes + len(STORY) - 1) // len(STORY)))[:scenes]
     client = Client(url, verbose=False)
-    out: dict = {"session_hash": client.session_hash, "scenes": []}
+    other = None
     try:
         for index, prompt in enumerate(prompts):
             clock = time.perf_counter()
             job = client.submit(prompt=prompt, seconds=scene_seconds, seed=index, api_name="/add_scene")
             updates = [(time.perf_counter() - clock, outputs) for outputs in job]
             job.result()
-            out["scenes"].append({
+            print(json.dumps({"session_hash": client.session_hash, "scene": {
                 "segment_arrivals": [t for t, outputs in updates[:-1] if outputs[0]],  # the last: the story view
                 "turn_seconds": time.perf_counter() - clock,
-            })
-        print(json.dumps(out), flush=True)
+            }}), flush=True)
+        operations: dict = {}
+        sys.stdin.readline()  # the server has read the last scene
+        clock = time.perf_counter()
+        bundle = bundle_file(client.predict(api_name="/story_bundle"))
+        operations["bundle_seconds"] = time.perf_counter() - clock
+        other = Client(url, verbose=False)
+        clock = time.perf_counter()
+        other.predict(handle_file(str(bundle)), api_name="/load_story")
+        operations["load_seconds"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        client.predict(api_name="/undo")
+        operations["undo_seconds"] = time.perf_counter() - clock
+        print(json.dumps({"session_hash": client.session_hash, "operations": operations}), flush=True)
         sys.stdin.readline()  # the server reads the story's scenes before the client leaves (and its story goes)
     finally:
         client.close()
+        if other is not None:
+            other.close()
 
 
 # --- a long story on the CPU (embedded model): does a turn cost the same at scene 200 as at scene 1? -----------
@@ -830,6 +866,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--app", action="store_true",
                         help="the app in this process driven through gradio_client: first streamed segment, segment rate"
                              " (runs on a CPU too with --preset storyworld)")
+    parser.add_argument("--app-only", action="store_true", help="--app without the same scenes through StorySession alone")
     parser.add_argument("--app-client", default=None, metavar="URL", help=argparse.SUPPRESS)  # --app's page side
     parser.add_argument("--fp8-check", action="store_true",
                         help="FP8 against bf16 on one chunk: relative error, and chunk seconds eager (and with --compile)")

@@ -30,3 +30,5 @@ def test_app_bench_drives_the_app_and_the_session_on_the_embedded_model(tmp_path
     assert len(app["segment_intervals_seconds"]) == app["segments"] - 1
     assert alone["first_frame_seconds"] > 0 and alone["video_fps_received"] > 0
     assert len(report["app_first_segment_minus_session_first_frame_seconds"]) == 1
+    operations = report["operations"]  # the story's bundle, loaded in a second tab, then Undo
+    assert set(operations) == {"bundle_seconds", "load_seconds", "undo_seconds"} and min(operations.values()) > 0

@@ -21,7 +21,8 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 
 from iamflow import story_files, video
-from iamflow.session import LIVE, NoSceneRunning, StorySession, StorySettings, validate_prompt, validate_seed
+from iamflow.session import (LIVE, MAX_SCENE_SECONDS, NoSceneRunning, StorySession, StorySettings, validate_prompt,
+                             validate_seed)
 
 from . import bundles, formatting, media
 from .sessions import NotYourStory, SessionEntry, SessionLimitReached, SessionRegistry
@@ -37,7 +38,6 @@ SCENE_OUTPUTS = ("live_video", "progress", "scene_entities") + STORY_OUTPUTS
 # Settings inputs, in order, as the Advanced panel passes them.
 SETTINGS_INPUTS = ("memory_policy", "transition", "max_memory_frames", "enrich_prompts", "preset", "agent_backend")
 
-MAX_SCENE_SECONDS = 30.0
 NOTHING_TO_SWITCH = "Nothing is being generated: add the scene with Add scene."
 
 

@@ -343,6 +343,7 @@ class StoryController:
         events = self.worker.stream(chunks, batched=True)
         failing, consuming = scenes_before, False  # the scene whose chunk is being shown; errors here are the page's
         joined = Path(tempfile.mkdtemp(prefix="shown-", dir=entry.workdir))
+        shown_registry = shown_memory = None  # the panels as last sent: unchanged panels are not sent again
         try:
             for batch in events:
                 event = batch[-1]
@@ -351,11 +352,17 @@ class StoryController:
                 segment = _one_segment([e.segment.result() for e in batch], joined)
                 text = self._progress(session, event)
                 progress((event.chunk_index + 1, event.num_chunks), desc=text)
+                registry_html = formatting.registry_html(event.registry)
+                memory = [(f.get("key"), f.get("score")) for f in event.memory or []], registry_html
                 yield (
-                    str(segment), text, formatting.scene_entities_text(event.scene_entities),
-                    keep, keep, formatting.registry_html(event.registry),
-                    formatting.memory_gallery(event.memory, event.registry), keep, keep, keep, keep, keep, keep,
+                    str(segment), text, formatting.scene_entities_text(event.scene_entities), keep, keep,
+                    keep if registry_html == shown_registry else registry_html,
+                    # (the gallery's images are written to files the page fetches: a chunk that kept the same
+                    # frames sends nothing, rather than the same pictures encoded again)
+                    keep if memory == shown_memory else formatting.memory_gallery(event.memory, event.registry),
+                    keep, keep, keep, keep, keep, keep,
                 )
+                shown_registry, shown_memory = registry_html, memory
                 consuming = False
             consuming = True
             view = self._story_view(entry)

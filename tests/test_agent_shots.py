@@ -102,3 +102,36 @@ def test_the_characters_are_everyone_and_the_other_passengers_are_background():
     assert {e.global_id for e in scenes[1].entities} == pair
     assert {e.global_id for e in scenes[2].entities} == pair
     assert len(agent.registry.entities) == 2
+
+
+def test_placeholder_tags_name_characters_and_spans_stay_on_the_tag():
+    prompts = ["A quiet harbour at dawn. [character1] is a old fisherman in a yellow raincoat. [character2] is a young "
+               "girl holding a kite.",
+               "Wide shot of [character2] running along the pier, her kite trailing behind.",
+               "Close-up of [character1]'s weathered hands as he mends a net.",
+               "Medium shot as [character1] waves to [character2]."]
+    _, scenes = story(*prompts)
+    old = ids_at(scenes[0], prompts[0], "character1")
+    girl = ids_at(scenes[0], prompts[0], "character2")
+    assert len(old) == 1 and len(girl) == 1 and old != girl
+    assert ids_at(scenes[1], prompts[1], "character2") == girl
+    assert ids_at(scenes[2], prompts[2], "character1") == old
+    assert ids_at(scenes[3], prompts[3], "character1") == old
+    assert ids_at(scenes[3], prompts[3], "character2") == girl
+    assert [e.surface for e in scenes[2].entities if e.global_id in old] == ["character1"]
+
+
+def test_bracketed_names_no_character_frames_and_caption_marks():
+    text, origin = readable_text("[Nina]at the market #She buys bread.")
+    assert text == "Nina at the market. She buys bread."
+    assert origin[text.index("Nina")] == 1
+    assert readable_text("[NC]A gull lands on the roof.")[0] == "A gull lands on the roof."
+    prompts = ["[Nina]at the market #She buys bread.",
+               "[NC]rain falls on the empty stalls.",
+               "[Nina] and [Omar] share an umbrella # They walk home."]
+    _, scenes = story(*prompts)
+    nina = ids_at(scenes[0], prompts[0], "Nina")
+    assert len(nina) == 1
+    assert not scenes[1].entities
+    assert ids_at(scenes[2], prompts[2], "Nina") == nina
+    assert ids_at(scenes[2], prompts[2], "Omar") not in ([], nina)

@@ -50,8 +50,72 @@ _ARTICLE_BLOCKERS = {"a", "an", "the", "this", "that", "these", "those", "his", 
                      "your", "our", "another", "one", "each", "every", "some", "no", "any", "two", "three", "both"}
 
 
+# bracket markup of story tools: "[character1]" (a placeholder that names a character), "[Bob]" (a name in
+# brackets, maybe glued to the next word: "[Kitty]at home"), "[NC]" (no character in this frame); "#" before a
+# caption ("[Bob] at home #He reads")
+_TAG = re.compile(r"\[([A-Za-z][\w' .-]{0,40})\]")
+_PLACEHOLDER = re.compile(r"^(?:character|char|person|subject|actor|role|protagonist|hero|id)[ _-]?(\d{1,2})$", re.I)
+_NO_CHARACTER_TAGS = {"nc", "no character", "none", "empty"}
+_CAPTION_MARK = re.compile(r"\s*#\s*")
+# names the parser reads well, standing in for placeholder tags while parsing ("[character2]" -> "Sam")
+STAND_IN_NAMES = ("Alex", "Sam", "Robin", "Jamie", "Chris", "Taylor", "Jordan", "Casey", "Riley")
+
+
+def _markup(text: str) -> tuple[dict[int, tuple[int, str, list[int]]], dict[int, str]]:
+    """Replacements for bracket and caption markup (original start -> (original end, new text, origin of each
+    new character)), and the placeholder tags: original start of the tag -> the tag as written."""
+    replaced: dict[int, tuple[int, str, list[int]]] = {}
+    tags: dict[int, str] = {}
+    for match in _TAG.finditer(text):
+        inner = match.group(1).strip()
+        start, end = match.start(1), match.end(1)
+        after = text[match.end(): match.end() + 1]
+        if inner.lower() in _NO_CHARACTER_TAGS or not inner[:1].isupper() and " " in inner:
+            # "[NC]": no one is in this frame; "[shot cut]": a marker between shots
+            new = "" if match.start() == 0 or inner.lower() in _NO_CHARACTER_TAGS else ". "
+            end_at = match.end()
+            while not text[: match.start()].strip() and text[end_at: end_at + 1].isspace():
+                end_at += 1  # at the start of the prompt, with the spaces after it
+            replaced[match.start()] = (end_at, new, [match.start()] * len(new))
+            continue
+        placeholder = _PLACEHOLDER.match(inner)
+        if placeholder:
+            name = STAND_IN_NAMES[(int(placeholder.group(1)) - 1) % len(STAND_IN_NAMES)]
+            tags[match.start()] = inner
+            # the name's first and last characters come from the tag's: a mention spans the whole tag
+            origin = [min(start + i, end - 2) for i in range(len(name) - 1)] + [end - 1]
+        elif inner[:1].isupper():
+            name = inner  # "[Bob]": a name, whatever the parser makes of it
+            tags[match.start()] = inner
+            origin = list(range(start, end))
+        else:
+            continue
+        new = name + (" " if after.isalnum() else "")
+        replaced[match.start()] = (match.end(), new, origin + [end] * (len(new) - len(name)))
+    for match in _CAPTION_MARK.finditer(text):
+        if match.start() in replaced or "#" not in match.group():
+            continue
+        before = text[: match.start()].rstrip()
+        if not before or before[-1] in ".!?:;":
+            new = " " if before else ""
+        else:
+            new = ". "
+        replaced[match.start()] = (match.end(), new, [match.start()] * len(new))
+    return replaced, tags
+
+
 def readable_text(text: str) -> tuple[str, list[int]]:
-    """``text`` rewritten for the parser, and for each of its characters the index it comes from in ``text``.
+    """``text`` rewritten for the parser, and for each of its characters the index it comes from in ``text``."""
+    new, origin, _ = readable_markup(text)
+    return new, origin
+
+
+def readable_markup(text: str) -> tuple[str, list[int], dict[int, str]]:
+    """``text`` rewritten for the parser, and for each of its characters the index it comes from in ``text``;
+    and the placeholder tags it replaced (start of the stand-in name in the new text -> tag).
+
+    Bracket markup goes first: "[Bob]" -> "Bob", "[Kitty]at" -> "Kitty at", "[character1]" -> a stand-in
+    name, "[NC]" and caption "#" marks dropped (a "#" between two clauses becomes ". ").
 
     A shot break " - " becomes ". "; a lower-case listed character noun (with a few plain modifiers before it)
     that starts a clause or follows a preposition, with no article, gets "the" ("male colleague approaches
@@ -59,10 +123,12 @@ def readable_text(text: str) -> tuple[str, list[int]]:
     businesswoman"). Mentions found in the rewritten text are mapped back through the indices.
     """
     inserts: dict[int, str] = {}  # original index -> text inserted before it
-    replaced: dict[int, tuple[int, str]] = {}  # original start -> (original end, replacement)
+    # original start -> (original end, replacement, origin of each replacement character)
+    replaced, tags = _markup(text) if "[" in text or "#" in text else ({}, {})
     for match in _SHOT_BREAK.finditer(text):
-        if match.start() > 0 and text[match.start() - 1] not in ".!?:;":
-            replaced[match.start()] = (match.end(), ". ")
+        if match.start() > 0 and text[match.start() - 1] not in ".!?:;" and \
+                not any(s <= match.start() < e for s, (e, _, _) in replaced.items()):
+            replaced[match.start()] = (match.end(), ". ", [match.start()] * 2)
     words = list(_WORD.finditer(text))
     for i, word in enumerate(words):
         lower = word.group().lower()
@@ -85,15 +151,19 @@ def readable_text(text: str) -> tuple[str, list[int]]:
         if clause_start or (between.strip() == "" and previous in _BARE_NOUN_AFTER):
             inserts[words[first].start()] = "the "
     if not inserts and not replaced:
-        return text, list(range(len(text) + 1))
+        return text, list(range(len(text) + 1)), {}
+    placed: dict[int, str] = {}
     out: list[str] = []
     origin: list[int] = []
     i = 0
     while i < len(text):
         if i in replaced:
-            end, new = replaced[i]
-            out.append(new)
-            origin.extend([i] * len(new))
+            end, new, where = replaced[i]
+            if i in tags:
+                placed[len(origin)] = tags[i]
+            sentence_start = not out or bool(re.search(r"[.!?]\s*$", "".join(out[-3:])))
+            out.append(new[:1].upper() + new[1:] if sentence_start and new.strip() else new)
+            origin.extend(where)
             i = end
             continue
         sentence_start = not out or bool(re.search(r"[.!?]\s*$", "".join(out[-3:])))
@@ -105,7 +175,7 @@ def readable_text(text: str) -> tuple[str, list[int]]:
         origin.append(i)
         i += 1
     origin.append(len(text))
-    return "".join(out), origin
+    return "".join(out), origin, placed
 
 
 @dataclass
@@ -263,10 +333,12 @@ class PromptAnalyzer:
     """Turns a spaCy ``Doc`` into mentions and scene context."""
 
     def __init__(self, doc, known_names: set[str], known_heads: set[str], classify_unknown=None,
-                 origin: list[int] | None = None):
+                 origin: list[int] | None = None, tags: dict[int, str] | None = None):
         self.doc = doc
         self.origin = origin  # for a rewritten text (``readable_text``): index in the prompt of each character
         self.known_names = {n.lower() for n in known_names}
+        # placeholder tags ("[character1]"): the stand-in name's tokens, each a name, reported as the tag
+        self.tags = {t.i: tags[t.idx] for t in doc if tags and t.idx in tags}
         # heads that name a character only once the story has one: its vehicles, its talking holograms
         self.known_heads = known_heads
         self.classify_unknown = classify_unknown  # callable(lemma) -> NounInfo | None
@@ -338,6 +410,8 @@ class PromptAnalyzer:
         return False
 
     def is_name(self, token) -> bool:
+        if token.i in self.tags:
+            return True
         if token.i in self.heading_tokens:
             return False
         if token.pos_ == "NOUN" and token.text[:1].isupper() and token.lower_ in self.known_names and \
@@ -395,6 +469,8 @@ class PromptAnalyzer:
             and token.dep_ in ("nsubj", "nsubjpass", "dobj", "appos") and token.i not in place
 
     def _name_text(self, token) -> str:
+        if token.i in self.tags:
+            return self.tags[token.i]
         parts = [c for c in token.children if c.dep_ == "compound" and c.pos_ == "PROPN"
                  and c.lower_ not in _TITLE_WORDS and c.i < token.i]
         toks = sorted(parts + [token], key=lambda t: t.i)

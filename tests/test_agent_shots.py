@@ -135,3 +135,18 @@ def test_bracketed_names_no_character_frames_and_caption_marks():
     assert not scenes[1].entities
     assert ids_at(scenes[2], prompts[2], "Nina") == nina
     assert ids_at(scenes[2], prompts[2], "Omar") not in ([], nina)
+
+
+def test_a_named_group_is_one_character_and_later_they_is_the_group():
+    prompts = ["1. A small crew of sailors hoists the sails at sunrise, their hands raw from the ropes.",
+               "2. The crew gathers on the deck as a storm rolls in.",
+               "3. At midnight, they lash the barrels down, their faces soaked with rain.",
+               "4. The old captain shouts orders from the wheel."]
+    _, scenes = story(*prompts)
+    crew = ids_at(scenes[0], prompts[0], "crew of sailors")
+    assert len(crew) == 1
+    assert ids_at(scenes[0], prompts[0], "their") == crew
+    assert ids_at(scenes[1], prompts[1], "crew") == crew
+    assert ids_at(scenes[2], prompts[2], "they") == crew
+    captain = ids_at(scenes[3], prompts[3], "captain")
+    assert captain and captain != crew  # one of them, not the group itself

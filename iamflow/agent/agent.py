@@ -304,6 +304,7 @@ class EntityAgent:
         # heads that name a character only once the story has one: vehicles, and animated depictions
         known_heads = {h for r in registry.entities.values() if r.kind == "vehicle" for h in r.heads + [r.base]}
         known_heads |= {h for r in registry.entities.values() if r.kind == "robot" for h in r.heads}
+        known_heads |= {h for r in registry.entities.values() if r.base == "group" for h in r.heads}  # "the team"
         return PromptAnalyzer(doc, names, known_heads, classify_unknown=_noun_classifier(), origin=origin,
                               tags=tags)
 

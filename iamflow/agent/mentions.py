@@ -655,6 +655,7 @@ class PromptAnalyzer:
                     folded_into[primary] = subj.i
         mentions: list[Mention] = []
         index_of_token: dict[int, int] = {}
+        folded_members: set[int] = set()  # "scientists" in "a team of scientists": the team is the mention
         for tok in doc:
             if tok.i in groups and tok.i not in folded_into:
                 mention = self._noun_mention(tok, groups[tok.i], sent_of)
@@ -668,6 +669,10 @@ class PromptAnalyzer:
                 if mention is not None:
                     index_of_token[tok.i] = len(mentions)
                     mentions.append(mention)
+            elif tok.i in folded_members:
+                continue
+            elif self._collective_noun(tok, sent_of, folded_members, mentions, index_of_token):
+                continue
             elif (tok.tag_ in ("NNS", "NNPS") or tok.lower_ in ("couple", "pair") and any(
                     c.dep_ == "det" and c.lower_ in ("the", "a", "an") for c in tok.children)) and (
                     not self._is_excluded(tok) or tok.lower_ in ("couple", "pair")):
@@ -974,6 +979,53 @@ class PromptAnalyzer:
                        group_size=size, token=tok.i, sentence=sent_of.get(tok.i, 0), weak=True,
                        newcomer=introduces,
                        attrs=[a for a in self.attributes(tok) if num is None or a != num.text] if introduces else [])
+
+    def _collective_noun(self, tok, sent_of, folded_members: set[int], mentions: list[Mention],
+                         index_of_token: dict[int, int]) -> bool:
+        """"A team of scientists", "the team", "a wolf pack", "the pack": a group word that acts or is named
+        with its members is one character (the group), whose "they" and "their" follow. Adds the mention."""
+        lemma = tok.lemma_.lower()
+        if lemma not in _COLLECTIVE_NOUNS or tok.tag_ != "NN" or tok.i in self.heading_tokens:
+            return False
+        member = next((c for of in tok.children if of.dep_ == "prep" and of.lower_ == "of"
+                       for c in of.children if c.dep_ == "pobj" and c.tag_ in ("NNS", "NNPS")), None)
+        compound = next((c for c in tok.lefts if c.dep_ == "compound" and c.pos_ == "NOUN"), None)
+        if member is not None and lemma == "group":
+            return False  # "a group of firefighters": the firefighters are the mention (``_collective_mention``)
+        described = member if member is not None else compound
+        info = None
+        if described is not None:
+            info = noun_info(described) or lexicon.CHARACTER_NOUNS.get(described.lemma_.lower())
+            if info is None and self.classify_unknown is not None and described.lemma_.isalpha():
+                info = self.classify_unknown(described.lemma_.lower())
+            if info is None or info.kind not in ("person", "animal"):
+                return False  # "a pack of cards", "a band of light"
+            kind = info.kind
+        else:
+            kind = "animal" if lemma in ("pack", "flock", "herd") else "person"
+        det = _determiner(tok)
+        det_word = det.lower_ if det is not None else ""
+        owned = any(c.dep_ == "poss" for c in tok.children)
+        acting = tok.dep_ in ("nsubj", "nsubjpass") or _misparsed_verb(tok) or member is not None or (
+            tok.dep_ in ("dobj", "appos", "pobj", "conj") and described is not None)
+        if not (det_word in ("a", "an", "the", "this", "that", "our") or owned) or not (
+                acting or lemma in self.known_heads):
+            return False
+        if lemma in ("pack", "flock", "herd") and described is None and not (
+                tok.dep_ in ("nsubj", "nsubjpass") or lemma in self.known_heads):
+            return False  # "a pack on his back"
+        end_tok = member if member is not None else tok
+        heads = [lemma] + ([described.lemma_.lower()] if described is not None else [])
+        mention = Mention(start=tok.idx if compound is None else compound.idx, end=end_tok.idx + len(end_tok.text),
+                          surface=_phrase(tok, include_of=True), form="indefinite" if det_word in ("a", "an")
+                          else "definite", kind=kind, base="group", heads=heads, token=tok.i,
+                          sentence=sent_of.get(tok.i, 0), collective=True, action=self._action(tok),
+                          attrs=[a for a in self.attributes(tok) if a.lower() not in heads])
+        if member is not None:
+            folded_members.add(member.i)
+        index_of_token[tok.i] = len(mentions)
+        mentions.append(mention)
+        return True
 
     def _collective_mention(self, tok, info: lexicon.NounInfo, det_word: str, sent_of) -> Mention | None:
         """"The politicians engage in conversations", "a group of reporters approaches": a group of people or

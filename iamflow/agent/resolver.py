@@ -96,12 +96,16 @@ class Resolver:
         if m.form == "pronoun":
             if m.pronoun == "it":
                 return rec.kind != "person"
+            if rec.base == "group" and m.pronoun != "they":
+                return False  # a group acting as one is "they"
             if m.pronoun in ("he", "she"):
                 g = self._gender(rec)
                 if rec.kind == "person":
                     return g in (None, m.gender)
                 return g == m.gender
             return True
+        if (rec.base == "group") != bool(m.collective):
+            return False  # "the team" is not its lead archaeologist
         if m.heads == ["one"]:
             pass  # "the one in red" can be any kind of character
         elif m.kind != rec.kind:
@@ -364,6 +368,15 @@ class Resolver:
                 here.append(gid)
         if len(here) >= 2:
             return here
+        if not here:
+            # a group acting as one in the latest prompt that had characters: "The team sets up camp." ->
+            # "At night, they gather around a fire"
+            for ids in self._prompt_order()[:2]:
+                groups = [g for g in ids if self.registry.entities[g].base == "group" and g not in subject_ids]
+                if groups:
+                    return groups[-1:]
+                if any(self.registry.entities[g].kind == "person" for g in ids):
+                    break
         out = [g for g in here]
         for ids in self._prompt_order()[:4]:
             for gid in ids:

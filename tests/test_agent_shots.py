@@ -150,3 +150,19 @@ def test_a_named_group_is_one_character_and_later_they_is_the_group():
     assert ids_at(scenes[2], prompts[2], "they") == crew
     captain = ids_at(scenes[3], prompts[3], "captain")
     assert captain and captain != crew  # one of them, not the group itself
+
+
+def test_a_title_case_heading_young_name_and_a_first_partner():
+    prompts = ["School Trip: Lucy, in a yellow raincoat, waves from the bus window.",
+               "Summer Camp: Young Lucy paddles a canoe beside her first boyfriend, both laughing.",
+               "Proposal: Lucy smiles at her fiancé on the pier at sunset.",
+               "Birth of Second Child: Lucy rests in a hospital bed while her husband reads beside her."]
+    _, scenes = story(*prompts)
+    lucy = ids_at(scenes[0], prompts[0], "Lucy")
+    assert len(lucy) == 1
+    assert ids_at(scenes[1], prompts[1], "Lucy") == lucy  # "Young Lucy" is the story's Lucy
+    first = ids_at(scenes[1], prompts[1], "boyfriend")
+    fiance = ids_at(scenes[2], prompts[2], "fiancé")
+    assert len(first) == 1 and fiance and fiance != first
+    assert ids_at(scenes[3], prompts[3], "husband") == fiance
+    assert {e.surface for e in scenes[3].entities} == {"Lucy", "husband"}  # not "Birth", not "Second Child"

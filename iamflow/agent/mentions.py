@@ -40,6 +40,8 @@ _GROUP_NOUNS = {"newlyweds": lexicon.NounInfo("person", "person"), "siblings": l
 
 # telegraphic shot lists ("bright daylight - businesswoman walks to desk, sets down briefcase") parse far better
 # read as sentences with articles: " - " ends a sentence and a bare character noun gets "the"
+_HEADING_FUNCTION_WORDS = {"of", "the", "a", "an", "and", "in", "on", "at", "to", "for", "with", "from", "by"}
+_NAME_AGE_WORDS = {"young", "little", "old", "older", "younger", "baby", "teenage", "adult", "elderly"}
 _SHOT_BREAK = re.compile(r"\s+[-–—]{1,2}\s+")
 _WORD = re.compile(r"[A-Za-z][\w'-]*")
 _BARE_NOUN_AFTER = {"to", "with", "at", "from", "by", "behind", "beside", "toward", "towards", "for", "near",
@@ -345,6 +347,12 @@ class PromptAnalyzer:
         self.person_tokens = {t.i for ent in doc.ents if ent.label_ == "PERSON" for t in ent}
         # a shot heading before a colon ("Match cut: ...", "Musical duel: ...") names no one
         colon = next((t.i for t in doc[:4] if t.text == ":"), None)
+        if colon is None:
+            # "Birth of First Child: A close-up of Mary ...": a title-case heading at the line start
+            colon = next((t.i for t in doc[:8] if t.text == ":"), None)
+            if colon is not None and not all(t.text[:1].isupper() or t.lower_ in _HEADING_FUNCTION_WORDS or
+                                             t.is_punct for t in doc[:colon]):
+                colon = None
         self.heading_tokens = set(range(colon)) if colon is not None else set()
         self.non_name_tokens = {t.i for ent in doc.ents if ent.label_ in _NON_NAME_ENTS for t in ent}
 
@@ -605,7 +613,7 @@ class PromptAnalyzer:
                 continue
             info = self.character_info(tok)
             name = self.is_name(tok)
-            if (info is None and not name) or self._is_excluded(tok):
+            if (info is None and not name) or self._is_excluded(tok) and tok.i not in self.tags:
                 continue
             if tok.tag_ in ("NNS", "NNPS") and not name:
                 continue
@@ -835,6 +843,12 @@ class PromptAnalyzer:
         if kind == "person" and sex and gender in (None, sex):
             gender = sex  # "a male colleague", "the female detective"
             base = {"m": "man", "f": "woman"}[sex] if base == "person" else base
+        for i, n in enumerate(names):
+            first, _, rest = n.partition(" ")
+            if first.lower() in _NAME_AGE_WORDS and rest.lower() in self.known_names:
+                names[i] = rest  # "Young Mary" is the story's Mary
+                if first.lower() not in attrs:
+                    attrs.append(first.lower())
         if name_token is not None:
             attrs = [a for a in attrs if a.lower() not in {w.lower() for n in names for w in n.split()}]
         head_token = chain[0]
@@ -893,6 +907,8 @@ class PromptAnalyzer:
                 if h in lexicon.RELATION_NOUNS:
                     relation = h
                     break
+            if relation and "first" in modifiers | {c.lower_ for c in head_token.lefts}:
+                relation = f"first {relation}"  # "her first boyfriend": a past one, not her later fiance
             if poss.tag_ == "PRP$":
                 possessor_pronoun = poss.lower_
         protagonist = any(h in lexicon.PROTAGONIST_NOUNS for h in heads)

@@ -195,9 +195,12 @@ class Resolver:
                 if rec is not None:
                     return [rec.global_id]
         if m.relation and (m.possessor_pronoun or m.possessor_index is not None):
+            self.other_relation_seen = False
             found = self._relation(m, mentions)
             if found is not None:
                 return [found]
+            if self.other_relation_seen:
+                return [-1]  # "her fiance" when the man with her so far was her first boyfriend
             if m.names or m.introduced or m.relation not in lexicon.PEER_RELATIONS or m.kind != "person":
                 return [-1]
         if m.newcomer:
@@ -524,6 +527,9 @@ class Resolver:
         for rec in self._records():
             if rec.global_id == owner:
                 continue
+            if any(other == owner and _other_relation(groups.get(rel, rel), wanted) for rel, other in rec.relations):
+                self.other_relation_seen = True
+                continue  # already someone else to the owner ("her first boyfriend" is not her fiance)
             shared = set(rec.prompts_seen()) & set(self.registry.entities[owner].prompts_seen())
             if shared and self._compatible(m, rec, strict=False) and (m.relation != "owner" or rec.kind == "person"):
                 with_owner.append(rec.global_id)
@@ -531,7 +537,9 @@ class Resolver:
             return with_owner[0]
         previous = self._prompt_order()[:1]
         near = [g for g in (previous[0] if previous else []) if g != owner and
-                self._compatible(m, self.registry.entities[g], strict=False)]
+                self._compatible(m, self.registry.entities[g], strict=False) and not any(
+                    other == owner and _other_relation(groups.get(rel, rel), wanted)
+                    for rel, other in self.registry.entities[g].relations)]
         if with_owner:
             near = [g for g in near if g in with_owner]
         if len(near) == 1:
@@ -564,10 +572,20 @@ _RELATION_GROUP = {
     "father": "parent", "mother": "parent", "dad": "parent", "mom": "parent", "mum": "parent", "parent": "parent",
     "husband": "spouse", "wife": "spouse", "spouse": "spouse", "brother": "sibling", "sister": "sibling",
     "sibling": "sibling", "twin": "sibling", "girlfriend": "lover", "boyfriend": "lover", "lover": "lover",
-    "fiance": "lover", "fiancee": "lover", "coworker": "colleague", "colleague": "colleague",
+    "fiance": "lover", "fiancee": "lover", "fiancé": "lover", "fiancée": "lover", "coworker": "colleague",
+    "colleague": "colleague",
     "grandson": "grandchild", "granddaughter": "grandchild", "grandfather": "grandparent",
     "grandmother": "grandparent", "coach": "coach", "trainer": "coach", "owner": "owner",
 }
 _INVERSE = {"child": "parent", "parent": "child", "spouse": "spouse", "sibling": "sibling", "lover": "lover",
             "colleague": "colleague", "partner": "partner", "friend": "friend", "grandchild": "grandparent",
             "grandparent": "grandchild", "companion": "companion", "cousin": "cousin"}
+
+
+_PARTNER_GROUPS = {"lover", "spouse", "partner"}
+
+
+def _other_relation(held: str, wanted: str) -> bool:
+    """Is a relation already held to the owner a different one from ``wanted``? A fiance who becomes the husband
+    is the same partner; "her first boyfriend" (a past one) or her brother is not her fiance."""
+    return held != wanted and not (held in _PARTNER_GROUPS and wanted in _PARTNER_GROUPS)

@@ -166,3 +166,22 @@ def test_a_title_case_heading_young_name_and_a_first_partner():
     assert len(first) == 1 and fiance and fiance != first
     assert ids_at(scenes[3], prompts[3], "husband") == fiance
     assert {e.surface for e in scenes[3].entities} == {"Lucy", "husband"}  # not "Birth", not "Second Child"
+
+
+def test_titles_vehicles_that_move_animals_as_she_and_adjective_nouns():
+    prompts = ["1. A small plane glides over the quiet lagoon at dawn.",
+               "2. The plane lands beside a reef where giant, swaying ferns grow.",
+               "3. The Omega, a grey tortoise with a cracked shell, watches from the sand.",
+               "4. A young otter, her whiskers dripping, slips into the water.",
+               "5. She dives under the plane as the Omega blinks slowly."]
+    _, scenes = story(*prompts)
+    plane = ids_at(scenes[0], prompts[0], "plane")
+    assert len(plane) == 1  # a vehicle that flies is a character of the shot
+    assert ids_at(scenes[1], prompts[1], "plane") == plane
+    assert [e.surface for e in scenes[1].entities] == ["plane"]  # "giant" is the ferns' size
+    omega = ids_at(scenes[2], prompts[2], "Omega")
+    assert len(omega) == 1 and scenes[2].entities[0].kind == "animal"
+    assert ids_at(scenes[4], prompts[4], "Omega") == omega
+    otter = ids_at(scenes[3], prompts[3], "otter")
+    assert len(otter) == 1 and ids_at(scenes[3], prompts[3], "her") == otter
+    assert ids_at(scenes[4], prompts[4], "She") == otter

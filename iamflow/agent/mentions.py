@@ -40,6 +40,10 @@ _GROUP_NOUNS = {"newlyweds": lexicon.NounInfo("person", "person"), "siblings": l
 
 # telegraphic shot lists ("bright daylight - businesswoman walks to desk, sets down briefcase") parse far better
 # read as sentences with articles: " - " ends a sentence and a bare character noun gets "the"
+# what a vehicle does when it is a character of the shot ("A helicopter flies over the rainforest")
+_VEHICLE_MOTION_VERBS = {"fly", "land", "drive", "race", "speed", "sail", "hover", "soar", "zoom", "cruise", "glide",
+                         "crash", "swerve", "skid", "roar", "rumble", "chug", "taxi", "dive", "circle", "take"}
+_ADJECTIVE_NOUNS = {"giant", "dwarf", "baby", "monster", "mammoth", "titan"}  # also adjectives: "giant ferns"
 _HEADING_FUNCTION_WORDS = {"of", "the", "a", "an", "and", "in", "on", "at", "to", "for", "with", "from", "by"}
 _NAME_AGE_WORDS = {"young", "little", "old", "older", "younger", "baby", "teenage", "adult", "elderly"}
 _SHOT_BREAK = re.compile(r"\s+[-–—]{1,2}\s+")
@@ -299,6 +303,8 @@ def _adjective_for_noun(token) -> bool:
     """"A barefoot street urchin in ...": a listed noun tagged as an adjective, not modifying a noun."""
     if token.lower_ not in lexicon.CHARACTER_NOUNS or token.lower_ in lexicon.AGE_WORDS:
         return False
+    if token.dep_ == "amod" and token.head.pos_ == "NOUN" and token.head.i > token.i:
+        return False  # "giant, glowing mushrooms": an adjective of the noun after it
     nxt = token.doc[token.i + 1] if token.i + 1 < len(token.doc) else None
     return nxt is None or nxt.pos_ not in ("NOUN", "PROPN", "ADJ")
 
@@ -360,6 +366,9 @@ class PromptAnalyzer:
     def character_info(self, token) -> lexicon.NounInfo | None:
         if token.i in self.heading_tokens:
             return None
+        if token.lower_ in _ADJECTIVE_NOUNS and token.i + 2 < len(token.doc) and token.doc[token.i + 1].text == "," \
+                and token.doc[token.i + 2].dep_ == "amod" and token.doc[token.i + 2].head.i > token.i + 2:
+            return None  # "giant, glowing mushrooms": an adjective in a list before the noun
         if _descriptive_one(token):
             return lexicon.NounInfo("person", "person")
         if token.lemma_.lower() in _ANIMATED_DEPICTIONS and token.lemma_.lower() in self.known_heads:
@@ -431,6 +440,10 @@ class PromptAnalyzer:
             return True
         if token.lower_ in lexicon.CHARACTER_NOUNS or token.lower_ in lexicon.LOCATION_NOUNS:
             return False
+        if any(c.dep_ == "det" and c.lower_ == "the" for c in token.children) and token.text[:1].isupper() and any(
+                c.dep_ == "appos" and noun_info(c) is not None and noun_info(c).kind in ("animal", "creature", "robot")
+                for c in token.children):
+            return True  # "The Alpha, a majestic wolf": a title the story goes on to use as a name
         if any(c.dep_ == "det" for c in token.children) and not self._stage_name(token):
             return False
         if token.dep_ == "conj" and token.head.pos_ == "PROPN" and token.head.i < token.i and (
@@ -884,7 +897,8 @@ class PromptAnalyzer:
         elif kind == "vehicle" and not names:
             # a vehicle is a character when it acts ("a red muscle car tears through"), else only if known
             acting = (head_token.dep_ == "nsubj" or _misparsed_verb(head_token)) and bool(
-                attrs or head_token.lemma_.lower() in self.known_heads)
+                attrs or head_token.lemma_.lower() in self.known_heads or
+                head_token.dep_ == "nsubj" and head_token.head.lemma_.lower() in _VEHICLE_MOTION_VERBS)
             if not acting and not set(heads) & self.known_heads:
                 return None
             weak = not acting

@@ -357,7 +357,28 @@ class Resolver:
                         return [gid] if rec.kind != "person" else []
                 return []  # "it" is the preceding object, not a character
         candidates = self._pronoun_candidates(m)
+        if m.pronoun in ("he", "she") and (not candidates or not self._in_prompt(candidates[0]) and
+                                           self.registry.entities[candidates[0]].kind != "person"):
+            # an animal of this shot whose sex is not yet known comes before an animal from an earlier shot
+            candidates = self._animal_for_pronoun(m) or candidates
         return candidates[:1]
+
+    def _animal_for_pronoun(self, m: Mention) -> list[int]:
+        """"The young wolf ..., her fur ...", "She races across the sky": with no person about, "he"/"she" is the
+        animal (or creature) the shot is about, nearest first, when its sex is not yet known."""
+        def fits(gid: int) -> bool:
+            rec = self.registry.entities[gid]
+            return rec.kind in ("animal", "creature") and rec.base != "group" and self._gender(rec) is None
+
+        here = [gid for gid, other in reversed(self.assigned) if other.token < m.token and other.form != "pronoun"]
+        if here:
+            return [g for g in here if fits(g)][:1] if not any(
+                self.registry.entities[g].kind == "person" for g in here) else []
+        last = self._prompt_order()[:1]
+        ids = last[0] if last else []
+        if any(self.registry.entities[g].kind == "person" for g in ids):
+            return []
+        return [g for g in ids if fits(g)][:1]
 
     def _they(self, m: Mention) -> list[int]:
         subject_ids = {g for g, other in self.assigned if other.token == m.clause_subject}

@@ -185,3 +185,17 @@ def test_titles_vehicles_that_move_animals_as_she_and_adjective_nouns():
     otter = ids_at(scenes[3], prompts[3], "otter")
     assert len(otter) == 1 and ids_at(scenes[3], prompts[3], "her") == otter
     assert ids_at(scenes[4], prompts[4], "She") == otter
+
+
+def test_a_placeholders_role_noun_refers_back_and_a_noun_before_its_tag_is_in_the_span():
+    prompts = ["A quiet library at night. The scene features a tired librarian, [character1], in a wool cardigan. "
+               "[character2] is a veteran geologist with a grey beard.",
+               "Close-up of [character2] unrolling an old map.",
+               "Medium shot of [character1] as she hands a lamp to the geologist."]
+    _, scenes = story(*prompts)
+    librarian = ids_at(scenes[0], prompts[0], "librarian, [character1")
+    assert len(librarian) == 1
+    mapper = ids_at(scenes[0], prompts[0], "character2")
+    assert ids_at(scenes[1], prompts[1], "character2") == mapper
+    assert ids_at(scenes[2], prompts[2], "character1") == librarian
+    assert ids_at(scenes[2], prompts[2], "geologist") == mapper  # unlisted, named after its tag

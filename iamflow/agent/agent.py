@@ -305,8 +305,11 @@ class EntityAgent:
         known_heads = {h for r in registry.entities.values() if r.kind == "vehicle" for h in r.heads + [r.base]}
         known_heads |= {h for r in registry.entities.values() if r.kind == "robot" for h in r.heads}
         known_heads |= {h for r in registry.entities.values() if r.base == "group" for h in r.heads}  # "the team"
-        return PromptAnalyzer(doc, names, known_heads, classify_unknown=_noun_classifier(), origin=origin,
-                              tags=tags)
+        analyzer = PromptAnalyzer(doc, names, known_heads, classify_unknown=_noun_classifier(), origin=origin,
+                                  tags=tags)
+        analyzer.known_roles = {h for r in registry.entities.values() if r.kind == "person" and r.base != "group"
+                                for h in r.heads if h not in lexicon.CHARACTER_NOUNS}
+        return analyzer
 
     def _mentions(self, prompt: str, rules_only: bool = False) -> tuple[list[Mention], dict, str]:
         analyzer = self._analyzer(prompt, self.registry)

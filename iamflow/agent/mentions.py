@@ -347,6 +347,7 @@ class PromptAnalyzer:
         self.known_names = {n.lower() for n in known_names}
         # placeholder tags ("[character1]"): the stand-in name's tokens, each a name, reported as the tag
         self.tags = {t.i: tags[t.idx] for t in doc if tags and t.idx in tags}
+        self.known_roles: set[str] = set()  # unlisted role nouns of the story's people ("historian")
         # heads that name a character only once the story has one: its vehicles, its talking holograms
         self.known_heads = known_heads
         self.classify_unknown = classify_unknown  # callable(lemma) -> NounInfo | None
@@ -377,6 +378,9 @@ class PromptAnalyzer:
                 token.dep_ in ("nsubj", "dobj") or _misparsed_verb(token) or _adjective_for_noun(token))):
             return None
         info = noun_info(token)
+        if info is None and token.pos_ == "NOUN" and token.lemma_.lower() in self.known_roles and \
+                _determiner(token) is not None and _determiner(token).lower_ in ("the", "this", "that"):
+            return lexicon.NounInfo("person", "person")  # "the historian" the story introduced
         if info is None and self._unlisted_candidate(token):
             as_object = token.dep_ in ("dobj", "pobj") or token.dep_ == "conj" and token.head.dep_ == "dobj"
             info = self.classify_unknown(token.lemma_.lower(), self._compound_phrase(token), as_object,
@@ -417,6 +421,9 @@ class PromptAnalyzer:
         """An unlisted noun is asked about where a character would stand: acting, acted on, or set beside one."""
         if token.dep_ in ("nsubj", "nsubjpass", "appos", "dobj"):
             return True
+        if token.dep_ == "attr" and token.head.lemma_ == "be" and any(
+                c.dep_ == "nsubj" and c.i in self.tags for c in token.head.children):
+            return True  # "[character1] is a modern-day historian": what the placeholder is
         if _misparsed_verb(token):
             # "a fishmonger waves to him": only a noun that starts its clause, not "round tortoiseshell glasses"
             return not any(t.dep_ == "amod" for t in token.head.lefts) and token.head.dep_ in ("ROOT", "conj")
@@ -908,6 +915,9 @@ class PromptAnalyzer:
                                                       and c.pos_ == "PROPN" and c.lower_ not in _TITLE_WORDS
                                                       and c.i < span_tok.i])
             end = span_tok.idx + len(span_tok.text)
+            if span_tok.i in self.tags and span_tok.dep_ == "appos" and span_tok.head.i < span_tok.i and \
+                    span_tok.head in chain:
+                start = span_tok.head.idx  # "a young painter, [character1], ...": the noun and its tag
             surface = names[0]
         else:
             start, end = head_token.idx, head_token.idx + len(head_token.text)

@@ -199,3 +199,10 @@ def test_a_placeholders_role_noun_refers_back_and_a_noun_before_its_tag_is_in_th
     assert ids_at(scenes[1], prompts[1], "character2") == mapper
     assert ids_at(scenes[2], prompts[2], "character1") == librarian
     assert ids_at(scenes[2], prompts[2], "geologist") == mapper  # unlisted, named after its tag
+
+
+def test_someones_friends_acting_together_are_one_group():
+    prompts = ["Picnic: Priya laughs on a blanket as her friends share sandwiches."]
+    _, scenes = story(*prompts)
+    friends = ids_at(scenes[0], prompts[0], "friends")
+    assert len(friends) == 1 and friends != ids_at(scenes[0], prompts[0], "Priya")

@@ -1075,7 +1075,10 @@ class PromptAnalyzer:
             and head.head.dep_ in ("nsubj", "nsubjpass", "dobj", "pobj", "appos")
         if any(c.lower_ == "other" for c in tok.children):
             return None  # "the other passengers": the background around the characters
-        acting = info.kind == "person" and det_word in ("the", "these", "those") and \
+        owned = any(c.dep_ == "poss" for c in tok.children)
+        acting = (info.kind == "person" and (det_word in ("the", "these", "those") or owned) or
+                  info.kind == "animal" and det_word == "the" and tok.dep_ == "nsubj" or
+                  tok.lower_ == "people" and not det_word and tok.dep_ == "nsubj") and \
             tok.dep_ in ("nsubj", "nsubjpass", "dobj") and \
             not any(c.dep_ == "neg" for c in head.children)  # "the beekeepers are not in the frame"
         if info.kind not in ("person", "animal") or not (in_group_of or acting):

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import attributes, lexicon, models
-from .mentions import Mention, PromptAnalyzer, readable_text
+from .mentions import Mention, PromptAnalyzer, readable_markup
 from .registry import EntityRegistry
 from .resolver import Resolver
 
@@ -298,13 +298,18 @@ class EntityAgent:
 
     # -- internals ------------------------------------------------------------------------------------
     def _analyzer(self, prompt: str, registry: EntityRegistry) -> PromptAnalyzer:
-        text, origin = readable_text(prompt)
+        text, origin, tags = readable_markup(prompt)
         doc = models.spacy_pipeline()(text)
         names = {n for r in registry.entities.values() for n in r.names for n in [n] + n.split()}
         # heads that name a character only once the story has one: vehicles, and animated depictions
         known_heads = {h for r in registry.entities.values() if r.kind == "vehicle" for h in r.heads + [r.base]}
         known_heads |= {h for r in registry.entities.values() if r.kind == "robot" for h in r.heads}
-        return PromptAnalyzer(doc, names, known_heads, classify_unknown=_noun_classifier(), origin=origin)
+        known_heads |= {h for r in registry.entities.values() if r.base == "group" for h in r.heads}  # "the team"
+        analyzer = PromptAnalyzer(doc, names, known_heads, classify_unknown=_noun_classifier(), origin=origin,
+                                  tags=tags)
+        analyzer.known_roles = {h for r in registry.entities.values() if r.kind == "person" and r.base != "group"
+                                for h in r.heads if h not in lexicon.CHARACTER_NOUNS}
+        return analyzer
 
     def _mentions(self, prompt: str, rules_only: bool = False) -> tuple[list[Mention], dict, str]:
         analyzer = self._analyzer(prompt, self.registry)

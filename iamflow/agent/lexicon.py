@@ -33,7 +33,8 @@ def _people() -> dict[str, NounInfo]:
             "waiter": ("man", None), "actor": ("man", None), "sir": ("man", None), "stallion": ("horse", None),
             "salesman": ("man", None), "gunman": ("man", None), "horseman": ("man", None),
             "old-timer": ("man", "old"), "widower": ("man", None), "schoolboy": ("boy", "child"),
-            "fiance": ("man", None), "lord": ("man", None), "duke": ("man", None), "wizard": ("man", None),
+            "fiance": ("man", None), "fiancé": ("man", None), "lord": ("man", None), "duke": ("man", None),
+            "wizard": ("man", None),
             "sailorman": ("man", None), "postman": ("man", None), "watchman": ("man", None),
             "craftsman": ("man", None), "nobleman": ("man", None), "chairman": ("man", None),
             "grandson": ("boy", None), "stepfather": ("man", None),
@@ -48,7 +49,8 @@ def _people() -> dict[str, NounInfo]:
             "bride": ("woman", "adult"), "girlfriend": ("woman", None), "heroine": ("woman", None),
             "ballerina": ("woman", None), "policewoman": ("woman", None), "businesswoman": ("woman", None),
             "mistress": ("woman", None), "widow": ("woman", None), "schoolgirl": ("girl", "child"),
-            "fiancee": ("woman", None), "madam": ("woman", None), "witch": ("woman", None),
+            "fiancee": ("woman", None), "fiancée": ("woman", None), "madam": ("woman", None),
+            "witch": ("woman", None),
             "duchess": ("woman", None), "redhead": ("woman", None), "blonde": ("woman", None),
             "brunette": ("woman", None), "granddaughter": ("girl", None), "stepmother": ("woman", None),
             "housewife": ("woman", "adult"), "maid": ("woman", None), "goddess": ("woman", None),
@@ -195,7 +197,8 @@ RELATION_NOUNS = {
     "father": "child", "mother": "child", "dad": "child", "mom": "child", "mum": "child", "parent": "child",
     "husband": "spouse", "wife": "spouse", "spouse": "spouse", "partner": "partner", "brother": "sibling",
     "sister": "sibling", "sibling": "sibling", "twin": "sibling", "friend": "friend", "girlfriend": "lover",
-    "boyfriend": "lover", "lover": "lover", "fiance": "lover", "fiancee": "lover", "coworker": "colleague",
+    "boyfriend": "lover", "lover": "lover", "fiance": "lover", "fiancee": "lover", "fiancé": "lover",
+    "fiancée": "lover", "coworker": "colleague",
     "colleague": "colleague", "boss": "employee", "assistant": "boss", "owner": "pet", "coach": "trainee",
     "trainer": "trainee", "teacher": "student", "student": "teacher", "master": "apprentice",
     "apprentice": "master", "grandfather": "grandchild", "grandmother": "grandchild", "grandson": "grandparent",
@@ -211,7 +214,7 @@ PAIR_RELATIONS = {"parents": ("mother", "father"), "grandparents": ("grandmother
 PEER_RELATIONS = {"partner", "husband", "wife", "spouse", "brother", "sister", "sibling", "twin", "friend",
                   "girlfriend", "boyfriend", "lover", "coworker", "colleague", "companion", "pursuer", "rider",
                   "assistant", "coach", "trainer", "owner", "neighbor", "neighbour", "roommate", "boss",
-                  "captor", "bodyguard", "fiance", "fiancee", "cousin"}
+                  "captor", "bodyguard", "fiance", "fiancee", "fiancé", "fiancée", "cousin"}
 
 # what only people do to or with others: an unlisted noun in such a clause needs less evidence from MiniLM
 PERSON_VERBS = set("""say smile laugh whisper nod shout wave grin frown argue speak talk sing cry weep sigh shrug

@@ -40,6 +40,12 @@ _GROUP_NOUNS = {"newlyweds": lexicon.NounInfo("person", "person"), "siblings": l
 
 # telegraphic shot lists ("bright daylight - businesswoman walks to desk, sets down briefcase") parse far better
 # read as sentences with articles: " - " ends a sentence and a bare character noun gets "the"
+# what a vehicle does when it is a character of the shot ("A helicopter flies over the rainforest")
+_VEHICLE_MOTION_VERBS = {"fly", "land", "drive", "race", "speed", "sail", "hover", "soar", "zoom", "cruise", "glide",
+                         "crash", "swerve", "skid", "roar", "rumble", "chug", "taxi", "dive", "circle", "take"}
+_ADJECTIVE_NOUNS = {"giant", "dwarf", "baby", "monster", "mammoth", "titan"}  # also adjectives: "giant ferns"
+_HEADING_FUNCTION_WORDS = {"of", "the", "a", "an", "and", "in", "on", "at", "to", "for", "with", "from", "by"}
+_NAME_AGE_WORDS = {"young", "little", "old", "older", "younger", "baby", "teenage", "adult", "elderly"}
 _SHOT_BREAK = re.compile(r"\s+[-–—]{1,2}\s+")
 _WORD = re.compile(r"[A-Za-z][\w'-]*")
 _BARE_NOUN_AFTER = {"to", "with", "at", "from", "by", "behind", "beside", "toward", "towards", "for", "near",
@@ -50,8 +56,72 @@ _ARTICLE_BLOCKERS = {"a", "an", "the", "this", "that", "these", "those", "his", 
                      "your", "our", "another", "one", "each", "every", "some", "no", "any", "two", "three", "both"}
 
 
+# bracket markup of story tools: "[character1]" (a placeholder that names a character), "[Bob]" (a name in
+# brackets, maybe glued to the next word: "[Kitty]at home"), "[NC]" (no character in this frame); "#" before a
+# caption ("[Bob] at home #He reads")
+_TAG = re.compile(r"\[([A-Za-z][\w' .-]{0,40})\]")
+_PLACEHOLDER = re.compile(r"^(?:character|char|person|subject|actor|role|protagonist|hero|id)[ _-]?(\d{1,2})$", re.I)
+_NO_CHARACTER_TAGS = {"nc", "no character", "none", "empty"}
+_CAPTION_MARK = re.compile(r"\s*#\s*")
+# names the parser reads well, standing in for placeholder tags while parsing ("[character2]" -> "Sam")
+STAND_IN_NAMES = ("Alex", "Sam", "Robin", "Jamie", "Chris", "Taylor", "Jordan", "Casey", "Riley")
+
+
+def _markup(text: str) -> tuple[dict[int, tuple[int, str, list[int]]], dict[int, str]]:
+    """Replacements for bracket and caption markup (original start -> (original end, new text, origin of each
+    new character)), and the placeholder tags: original start of the tag -> the tag as written."""
+    replaced: dict[int, tuple[int, str, list[int]]] = {}
+    tags: dict[int, str] = {}
+    for match in _TAG.finditer(text):
+        inner = match.group(1).strip()
+        start, end = match.start(1), match.end(1)
+        after = text[match.end(): match.end() + 1]
+        if inner.lower() in _NO_CHARACTER_TAGS or not inner[:1].isupper() and " " in inner:
+            # "[NC]": no one is in this frame; "[shot cut]": a marker between shots
+            new = "" if match.start() == 0 or inner.lower() in _NO_CHARACTER_TAGS else ". "
+            end_at = match.end()
+            while not text[: match.start()].strip() and text[end_at: end_at + 1].isspace():
+                end_at += 1  # at the start of the prompt, with the spaces after it
+            replaced[match.start()] = (end_at, new, [match.start()] * len(new))
+            continue
+        placeholder = _PLACEHOLDER.match(inner)
+        if placeholder:
+            name = STAND_IN_NAMES[(int(placeholder.group(1)) - 1) % len(STAND_IN_NAMES)]
+            tags[match.start()] = inner
+            # the name's first and last characters come from the tag's: a mention spans the whole tag
+            origin = [min(start + i, end - 2) for i in range(len(name) - 1)] + [end - 1]
+        elif inner[:1].isupper():
+            name = inner  # "[Bob]": a name, whatever the parser makes of it
+            tags[match.start()] = inner
+            origin = list(range(start, end))
+        else:
+            continue
+        new = name + (" " if after.isalnum() else "")
+        replaced[match.start()] = (match.end(), new, origin + [end] * (len(new) - len(name)))
+    for match in _CAPTION_MARK.finditer(text):
+        if match.start() in replaced or "#" not in match.group():
+            continue
+        before = text[: match.start()].rstrip()
+        if not before or before[-1] in ".!?:;":
+            new = " " if before else ""
+        else:
+            new = ". "
+        replaced[match.start()] = (match.end(), new, [match.start()] * len(new))
+    return replaced, tags
+
+
 def readable_text(text: str) -> tuple[str, list[int]]:
-    """``text`` rewritten for the parser, and for each of its characters the index it comes from in ``text``.
+    """``text`` rewritten for the parser, and for each of its characters the index it comes from in ``text``."""
+    new, origin, _ = readable_markup(text)
+    return new, origin
+
+
+def readable_markup(text: str) -> tuple[str, list[int], dict[int, str]]:
+    """``text`` rewritten for the parser, and for each of its characters the index it comes from in ``text``;
+    and the placeholder tags it replaced (start of the stand-in name in the new text -> tag).
+
+    Bracket markup goes first: "[Bob]" -> "Bob", "[Kitty]at" -> "Kitty at", "[character1]" -> a stand-in
+    name, "[NC]" and caption "#" marks dropped (a "#" between two clauses becomes ". ").
 
     A shot break " - " becomes ". "; a lower-case listed character noun (with a few plain modifiers before it)
     that starts a clause or follows a preposition, with no article, gets "the" ("male colleague approaches
@@ -59,10 +129,12 @@ def readable_text(text: str) -> tuple[str, list[int]]:
     businesswoman"). Mentions found in the rewritten text are mapped back through the indices.
     """
     inserts: dict[int, str] = {}  # original index -> text inserted before it
-    replaced: dict[int, tuple[int, str]] = {}  # original start -> (original end, replacement)
+    # original start -> (original end, replacement, origin of each replacement character)
+    replaced, tags = _markup(text) if "[" in text or "#" in text else ({}, {})
     for match in _SHOT_BREAK.finditer(text):
-        if match.start() > 0 and text[match.start() - 1] not in ".!?:;":
-            replaced[match.start()] = (match.end(), ". ")
+        if match.start() > 0 and text[match.start() - 1] not in ".!?:;" and \
+                not any(s <= match.start() < e for s, (e, _, _) in replaced.items()):
+            replaced[match.start()] = (match.end(), ". ", [match.start()] * 2)
     words = list(_WORD.finditer(text))
     for i, word in enumerate(words):
         lower = word.group().lower()
@@ -85,15 +157,19 @@ def readable_text(text: str) -> tuple[str, list[int]]:
         if clause_start or (between.strip() == "" and previous in _BARE_NOUN_AFTER):
             inserts[words[first].start()] = "the "
     if not inserts and not replaced:
-        return text, list(range(len(text) + 1))
+        return text, list(range(len(text) + 1)), {}
+    placed: dict[int, str] = {}
     out: list[str] = []
     origin: list[int] = []
     i = 0
     while i < len(text):
         if i in replaced:
-            end, new = replaced[i]
-            out.append(new)
-            origin.extend([i] * len(new))
+            end, new, where = replaced[i]
+            if i in tags:
+                placed[len(origin)] = tags[i]
+            sentence_start = not out or bool(re.search(r"[.!?]\s*$", "".join(out[-3:])))
+            out.append(new[:1].upper() + new[1:] if sentence_start and new.strip() else new)
+            origin.extend(where)
             i = end
             continue
         sentence_start = not out or bool(re.search(r"[.!?]\s*$", "".join(out[-3:])))
@@ -105,7 +181,7 @@ def readable_text(text: str) -> tuple[str, list[int]]:
         origin.append(i)
         i += 1
     origin.append(len(text))
-    return "".join(out), origin
+    return "".join(out), origin, placed
 
 
 @dataclass
@@ -227,6 +303,8 @@ def _adjective_for_noun(token) -> bool:
     """"A barefoot street urchin in ...": a listed noun tagged as an adjective, not modifying a noun."""
     if token.lower_ not in lexicon.CHARACTER_NOUNS or token.lower_ in lexicon.AGE_WORDS:
         return False
+    if token.dep_ == "amod" and token.head.pos_ == "NOUN" and token.head.i > token.i:
+        return False  # "giant, glowing mushrooms": an adjective of the noun after it
     nxt = token.doc[token.i + 1] if token.i + 1 < len(token.doc) else None
     return nxt is None or nxt.pos_ not in ("NOUN", "PROPN", "ADJ")
 
@@ -263,16 +341,25 @@ class PromptAnalyzer:
     """Turns a spaCy ``Doc`` into mentions and scene context."""
 
     def __init__(self, doc, known_names: set[str], known_heads: set[str], classify_unknown=None,
-                 origin: list[int] | None = None):
+                 origin: list[int] | None = None, tags: dict[int, str] | None = None):
         self.doc = doc
         self.origin = origin  # for a rewritten text (``readable_text``): index in the prompt of each character
         self.known_names = {n.lower() for n in known_names}
+        # placeholder tags ("[character1]"): the stand-in name's tokens, each a name, reported as the tag
+        self.tags = {t.i: tags[t.idx] for t in doc if tags and t.idx in tags}
+        self.known_roles: set[str] = set()  # unlisted role nouns of the story's people ("historian")
         # heads that name a character only once the story has one: its vehicles, its talking holograms
         self.known_heads = known_heads
         self.classify_unknown = classify_unknown  # callable(lemma) -> NounInfo | None
         self.person_tokens = {t.i for ent in doc.ents if ent.label_ == "PERSON" for t in ent}
         # a shot heading before a colon ("Match cut: ...", "Musical duel: ...") names no one
         colon = next((t.i for t in doc[:4] if t.text == ":"), None)
+        if colon is None:
+            # "Birth of First Child: A close-up of Mary ...": a title-case heading at the line start
+            colon = next((t.i for t in doc[:8] if t.text == ":"), None)
+            if colon is not None and not all(t.text[:1].isupper() or t.lower_ in _HEADING_FUNCTION_WORDS or
+                                             t.is_punct for t in doc[:colon]):
+                colon = None
         self.heading_tokens = set(range(colon)) if colon is not None else set()
         self.non_name_tokens = {t.i for ent in doc.ents if ent.label_ in _NON_NAME_ENTS for t in ent}
 
@@ -280,6 +367,9 @@ class PromptAnalyzer:
     def character_info(self, token) -> lexicon.NounInfo | None:
         if token.i in self.heading_tokens:
             return None
+        if token.lower_ in _ADJECTIVE_NOUNS and token.i + 2 < len(token.doc) and token.doc[token.i + 1].text == "," \
+                and token.doc[token.i + 2].dep_ == "amod" and token.doc[token.i + 2].head.i > token.i + 2:
+            return None  # "giant, glowing mushrooms": an adjective in a list before the noun
         if _descriptive_one(token):
             return lexicon.NounInfo("person", "person")
         if token.lemma_.lower() in _ANIMATED_DEPICTIONS and token.lemma_.lower() in self.known_heads:
@@ -288,6 +378,9 @@ class PromptAnalyzer:
                 token.dep_ in ("nsubj", "dobj") or _misparsed_verb(token) or _adjective_for_noun(token))):
             return None
         info = noun_info(token)
+        if info is None and token.pos_ == "NOUN" and token.lemma_.lower() in self.known_roles and \
+                _determiner(token) is not None and _determiner(token).lower_ in ("the", "this", "that"):
+            return lexicon.NounInfo("person", "person")  # "the historian" the story introduced
         if info is None and self._unlisted_candidate(token):
             as_object = token.dep_ in ("dobj", "pobj") or token.dep_ == "conj" and token.head.dep_ == "dobj"
             info = self.classify_unknown(token.lemma_.lower(), self._compound_phrase(token), as_object,
@@ -328,6 +421,9 @@ class PromptAnalyzer:
         """An unlisted noun is asked about where a character would stand: acting, acted on, or set beside one."""
         if token.dep_ in ("nsubj", "nsubjpass", "appos", "dobj"):
             return True
+        if token.dep_ == "attr" and token.head.lemma_ == "be" and any(
+                c.dep_ == "nsubj" and c.i in self.tags for c in token.head.children):
+            return True  # "[character1] is a modern-day historian": what the placeholder is
         if _misparsed_verb(token):
             # "a fishmonger waves to him": only a noun that starts its clause, not "round tortoiseshell glasses"
             return not any(t.dep_ == "amod" for t in token.head.lefts) and token.head.dep_ in ("ROOT", "conj")
@@ -338,6 +434,8 @@ class PromptAnalyzer:
         return False
 
     def is_name(self, token) -> bool:
+        if token.i in self.tags:
+            return True
         if token.i in self.heading_tokens:
             return False
         if token.pos_ == "NOUN" and token.text[:1].isupper() and token.lower_ in self.known_names and \
@@ -349,6 +447,10 @@ class PromptAnalyzer:
             return True
         if token.lower_ in lexicon.CHARACTER_NOUNS or token.lower_ in lexicon.LOCATION_NOUNS:
             return False
+        if any(c.dep_ == "det" and c.lower_ == "the" for c in token.children) and token.text[:1].isupper() and any(
+                c.dep_ == "appos" and noun_info(c) is not None and noun_info(c).kind in ("animal", "creature", "robot")
+                for c in token.children):
+            return True  # "The Alpha, a majestic wolf": a title the story goes on to use as a name
         if any(c.dep_ == "det" for c in token.children) and not self._stage_name(token):
             return False
         if token.dep_ == "conj" and token.head.pos_ == "PROPN" and token.head.i < token.i and (
@@ -395,6 +497,8 @@ class PromptAnalyzer:
             and token.dep_ in ("nsubj", "nsubjpass", "dobj", "appos") and token.i not in place
 
     def _name_text(self, token) -> str:
+        if token.i in self.tags:
+            return self.tags[token.i]
         parts = [c for c in token.children if c.dep_ == "compound" and c.pos_ == "PROPN"
                  and c.lower_ not in _TITLE_WORDS and c.i < token.i]
         toks = sorted(parts + [token], key=lambda t: t.i)
@@ -529,7 +633,7 @@ class PromptAnalyzer:
                 continue
             info = self.character_info(tok)
             name = self.is_name(tok)
-            if (info is None and not name) or self._is_excluded(tok):
+            if (info is None and not name) or self._is_excluded(tok) and tok.i not in self.tags:
                 continue
             if tok.tag_ in ("NNS", "NNPS") and not name:
                 continue
@@ -579,6 +683,7 @@ class PromptAnalyzer:
                     folded_into[primary] = subj.i
         mentions: list[Mention] = []
         index_of_token: dict[int, int] = {}
+        folded_members: set[int] = set()  # "scientists" in "a team of scientists": the team is the mention
         for tok in doc:
             if tok.i in groups and tok.i not in folded_into:
                 mention = self._noun_mention(tok, groups[tok.i], sent_of)
@@ -592,6 +697,10 @@ class PromptAnalyzer:
                 if mention is not None:
                     index_of_token[tok.i] = len(mentions)
                     mentions.append(mention)
+            elif tok.i in folded_members:
+                continue
+            elif self._collective_noun(tok, sent_of, folded_members, mentions, index_of_token):
+                continue
             elif (tok.tag_ in ("NNS", "NNPS") or tok.lower_ in ("couple", "pair") and any(
                     c.dep_ == "det" and c.lower_ in ("the", "a", "an") for c in tok.children)) and (
                     not self._is_excluded(tok) or tok.lower_ in ("couple", "pair")):
@@ -754,6 +863,12 @@ class PromptAnalyzer:
         if kind == "person" and sex and gender in (None, sex):
             gender = sex  # "a male colleague", "the female detective"
             base = {"m": "man", "f": "woman"}[sex] if base == "person" else base
+        for i, n in enumerate(names):
+            first, _, rest = n.partition(" ")
+            if first.lower() in _NAME_AGE_WORDS and rest.lower() in self.known_names:
+                names[i] = rest  # "Young Mary" is the story's Mary
+                if first.lower() not in attrs:
+                    attrs.append(first.lower())
         if name_token is not None:
             attrs = [a for a in attrs if a.lower() not in {w.lower() for n in names for w in n.split()}]
         head_token = chain[0]
@@ -789,7 +904,8 @@ class PromptAnalyzer:
         elif kind == "vehicle" and not names:
             # a vehicle is a character when it acts ("a red muscle car tears through"), else only if known
             acting = (head_token.dep_ == "nsubj" or _misparsed_verb(head_token)) and bool(
-                attrs or head_token.lemma_.lower() in self.known_heads)
+                attrs or head_token.lemma_.lower() in self.known_heads or
+                head_token.dep_ == "nsubj" and head_token.head.lemma_.lower() in _VEHICLE_MOTION_VERBS)
             if not acting and not set(heads) & self.known_heads:
                 return None
             weak = not acting
@@ -799,6 +915,9 @@ class PromptAnalyzer:
                                                       and c.pos_ == "PROPN" and c.lower_ not in _TITLE_WORDS
                                                       and c.i < span_tok.i])
             end = span_tok.idx + len(span_tok.text)
+            if span_tok.i in self.tags and span_tok.dep_ == "appos" and span_tok.head.i < span_tok.i and \
+                    span_tok.head in chain:
+                start = span_tok.head.idx  # "a young painter, [character1], ...": the noun and its tag
             surface = names[0]
         else:
             start, end = head_token.idx, head_token.idx + len(head_token.text)
@@ -812,6 +931,8 @@ class PromptAnalyzer:
                 if h in lexicon.RELATION_NOUNS:
                     relation = h
                     break
+            if relation and "first" in modifiers | {c.lower_ for c in head_token.lefts}:
+                relation = f"first {relation}"  # "her first boyfriend": a past one, not her later fiance
             if poss.tag_ == "PRP$":
                 possessor_pronoun = poss.lower_
         protagonist = any(h in lexicon.PROTAGONIST_NOUNS for h in heads)
@@ -899,6 +1020,53 @@ class PromptAnalyzer:
                        newcomer=introduces,
                        attrs=[a for a in self.attributes(tok) if num is None or a != num.text] if introduces else [])
 
+    def _collective_noun(self, tok, sent_of, folded_members: set[int], mentions: list[Mention],
+                         index_of_token: dict[int, int]) -> bool:
+        """"A team of scientists", "the team", "a wolf pack", "the pack": a group word that acts or is named
+        with its members is one character (the group), whose "they" and "their" follow. Adds the mention."""
+        lemma = tok.lemma_.lower()
+        if lemma not in _COLLECTIVE_NOUNS or tok.tag_ != "NN" or tok.i in self.heading_tokens:
+            return False
+        member = next((c for of in tok.children if of.dep_ == "prep" and of.lower_ == "of"
+                       for c in of.children if c.dep_ == "pobj" and c.tag_ in ("NNS", "NNPS")), None)
+        compound = next((c for c in tok.lefts if c.dep_ == "compound" and c.pos_ == "NOUN"), None)
+        if member is not None and lemma == "group":
+            return False  # "a group of firefighters": the firefighters are the mention (``_collective_mention``)
+        described = member if member is not None else compound
+        info = None
+        if described is not None:
+            info = noun_info(described) or lexicon.CHARACTER_NOUNS.get(described.lemma_.lower())
+            if info is None and self.classify_unknown is not None and described.lemma_.isalpha():
+                info = self.classify_unknown(described.lemma_.lower())
+            if info is None or info.kind not in ("person", "animal"):
+                return False  # "a pack of cards", "a band of light"
+            kind = info.kind
+        else:
+            kind = "animal" if lemma in ("pack", "flock", "herd") else "person"
+        det = _determiner(tok)
+        det_word = det.lower_ if det is not None else ""
+        owned = any(c.dep_ == "poss" for c in tok.children)
+        acting = tok.dep_ in ("nsubj", "nsubjpass") or _misparsed_verb(tok) or member is not None or (
+            tok.dep_ in ("dobj", "appos", "pobj", "conj") and described is not None)
+        if not (det_word in ("a", "an", "the", "this", "that", "our") or owned) or not (
+                acting or lemma in self.known_heads):
+            return False
+        if lemma in ("pack", "flock", "herd") and described is None and not (
+                tok.dep_ in ("nsubj", "nsubjpass") or lemma in self.known_heads):
+            return False  # "a pack on his back"
+        end_tok = member if member is not None else tok
+        heads = [lemma] + ([described.lemma_.lower()] if described is not None else [])
+        mention = Mention(start=tok.idx if compound is None else compound.idx, end=end_tok.idx + len(end_tok.text),
+                          surface=_phrase(tok, include_of=True), form="indefinite" if det_word in ("a", "an")
+                          else "definite", kind=kind, base="group", heads=heads, token=tok.i,
+                          sentence=sent_of.get(tok.i, 0), collective=True, action=self._action(tok),
+                          attrs=[a for a in self.attributes(tok) if a.lower() not in heads])
+        if member is not None:
+            folded_members.add(member.i)
+        index_of_token[tok.i] = len(mentions)
+        mentions.append(mention)
+        return True
+
     def _collective_mention(self, tok, info: lexicon.NounInfo, det_word: str, sent_of) -> Mention | None:
         """"The politicians engage in conversations", "a group of reporters approaches": a group of people or
         animals with no number that acts as a whole is one character (or, later, the members the story had)."""
@@ -907,7 +1075,10 @@ class PromptAnalyzer:
             and head.head.dep_ in ("nsubj", "nsubjpass", "dobj", "pobj", "appos")
         if any(c.lower_ == "other" for c in tok.children):
             return None  # "the other passengers": the background around the characters
-        acting = info.kind == "person" and det_word in ("the", "these", "those") and \
+        owned = any(c.dep_ == "poss" for c in tok.children)
+        acting = (info.kind == "person" and (det_word in ("the", "these", "those") or owned) or
+                  info.kind == "animal" and det_word == "the" and tok.dep_ == "nsubj" or
+                  tok.lower_ == "people" and not det_word and tok.dep_ == "nsubj") and \
             tok.dep_ in ("nsubj", "nsubjpass", "dobj") and \
             not any(c.dep_ == "neg" for c in head.children)  # "the beekeepers are not in the frame"
         if info.kind not in ("person", "animal") or not (in_group_of or acting):

@@ -96,12 +96,16 @@ class Resolver:
         if m.form == "pronoun":
             if m.pronoun == "it":
                 return rec.kind != "person"
+            if rec.base == "group" and m.pronoun != "they":
+                return False  # a group acting as one is "they"
             if m.pronoun in ("he", "she"):
                 g = self._gender(rec)
                 if rec.kind == "person":
                     return g in (None, m.gender)
                 return g == m.gender
             return True
+        if (rec.base == "group") != bool(m.collective):
+            return False  # "the team" is not its lead archaeologist
         if m.heads == ["one"]:
             pass  # "the one in red" can be any kind of character
         elif m.kind != rec.kind:
@@ -191,9 +195,12 @@ class Resolver:
                 if rec is not None:
                     return [rec.global_id]
         if m.relation and (m.possessor_pronoun or m.possessor_index is not None):
+            self.other_relation_seen = False
             found = self._relation(m, mentions)
             if found is not None:
                 return [found]
+            if self.other_relation_seen:
+                return [-1]  # "her fiance" when the man with her so far was her first boyfriend
             if m.names or m.introduced or m.relation not in lexicon.PEER_RELATIONS or m.kind != "person":
                 return [-1]
         if m.newcomer:
@@ -350,7 +357,28 @@ class Resolver:
                         return [gid] if rec.kind != "person" else []
                 return []  # "it" is the preceding object, not a character
         candidates = self._pronoun_candidates(m)
+        if m.pronoun in ("he", "she") and (not candidates or not self._in_prompt(candidates[0]) and
+                                           self.registry.entities[candidates[0]].kind != "person"):
+            # an animal of this shot whose sex is not yet known comes before an animal from an earlier shot
+            candidates = self._animal_for_pronoun(m) or candidates
         return candidates[:1]
+
+    def _animal_for_pronoun(self, m: Mention) -> list[int]:
+        """"The young wolf ..., her fur ...", "She races across the sky": with no person about, "he"/"she" is the
+        animal (or creature) the shot is about, nearest first, when its sex is not yet known."""
+        def fits(gid: int) -> bool:
+            rec = self.registry.entities[gid]
+            return rec.kind in ("animal", "creature") and rec.base != "group" and self._gender(rec) is None
+
+        here = [gid for gid, other in reversed(self.assigned) if other.token < m.token and other.form != "pronoun"]
+        if here:
+            return [g for g in here if fits(g)][:1] if not any(
+                self.registry.entities[g].kind == "person" for g in here) else []
+        last = self._prompt_order()[:1]
+        ids = last[0] if last else []
+        if any(self.registry.entities[g].kind == "person" for g in ids):
+            return []
+        return [g for g in ids if fits(g)][:1]
 
     def _they(self, m: Mention) -> list[int]:
         subject_ids = {g for g, other in self.assigned if other.token == m.clause_subject}
@@ -364,6 +392,15 @@ class Resolver:
                 here.append(gid)
         if len(here) >= 2:
             return here
+        if not here:
+            # a group acting as one in the latest prompt that had characters: "The team sets up camp." ->
+            # "At night, they gather around a fire"
+            for ids in self._prompt_order()[:2]:
+                groups = [g for g in ids if self.registry.entities[g].base == "group" and g not in subject_ids]
+                if groups:
+                    return groups[-1:]
+                if any(self.registry.entities[g].kind == "person" for g in ids):
+                    break
         out = [g for g in here]
         for ids in self._prompt_order()[:4]:
             for gid in ids:
@@ -511,6 +548,9 @@ class Resolver:
         for rec in self._records():
             if rec.global_id == owner:
                 continue
+            if any(other == owner and _other_relation(groups.get(rel, rel), wanted) for rel, other in rec.relations):
+                self.other_relation_seen = True
+                continue  # already someone else to the owner ("her first boyfriend" is not her fiance)
             shared = set(rec.prompts_seen()) & set(self.registry.entities[owner].prompts_seen())
             if shared and self._compatible(m, rec, strict=False) and (m.relation != "owner" or rec.kind == "person"):
                 with_owner.append(rec.global_id)
@@ -518,7 +558,9 @@ class Resolver:
             return with_owner[0]
         previous = self._prompt_order()[:1]
         near = [g for g in (previous[0] if previous else []) if g != owner and
-                self._compatible(m, self.registry.entities[g], strict=False)]
+                self._compatible(m, self.registry.entities[g], strict=False) and not any(
+                    other == owner and _other_relation(groups.get(rel, rel), wanted)
+                    for rel, other in self.registry.entities[g].relations)]
         if with_owner:
             near = [g for g in near if g in with_owner]
         if len(near) == 1:
@@ -551,10 +593,20 @@ _RELATION_GROUP = {
     "father": "parent", "mother": "parent", "dad": "parent", "mom": "parent", "mum": "parent", "parent": "parent",
     "husband": "spouse", "wife": "spouse", "spouse": "spouse", "brother": "sibling", "sister": "sibling",
     "sibling": "sibling", "twin": "sibling", "girlfriend": "lover", "boyfriend": "lover", "lover": "lover",
-    "fiance": "lover", "fiancee": "lover", "coworker": "colleague", "colleague": "colleague",
+    "fiance": "lover", "fiancee": "lover", "fiancé": "lover", "fiancée": "lover", "coworker": "colleague",
+    "colleague": "colleague",
     "grandson": "grandchild", "granddaughter": "grandchild", "grandfather": "grandparent",
     "grandmother": "grandparent", "coach": "coach", "trainer": "coach", "owner": "owner",
 }
 _INVERSE = {"child": "parent", "parent": "child", "spouse": "spouse", "sibling": "sibling", "lover": "lover",
             "colleague": "colleague", "partner": "partner", "friend": "friend", "grandchild": "grandparent",
             "grandparent": "grandchild", "companion": "companion", "cousin": "cousin"}
+
+
+_PARTNER_GROUPS = {"lover", "spouse", "partner"}
+
+
+def _other_relation(held: str, wanted: str) -> bool:
+    """Is a relation already held to the owner a different one from ``wanted``? A fiance who becomes the husband
+    is the same partner; "her first boyfriend" (a past one) or her brother is not her fiance."""
+    return held != wanted and not (held in _PARTNER_GROUPS and wanted in _PARTNER_GROUPS)

@@ -634,8 +634,9 @@ def app_run(args: argparse.Namespace) -> dict:
         # interpreter with the server and the generation loop, and its clock would read their turns as its own)
         command = [sys.executable, "-m", "iamflow.bench", "--app-client", f"http://127.0.0.1:{port}/",
                    "--scenes", str(args.scenes), "--scene-seconds", str(args.scene_seconds)]
-        page = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
+        # the client's log goes to a file: a pipe nobody reads fills up and stops the client mid-story
+        client_log = tempfile.TemporaryFile("w+")
+        page = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=client_log, text=True)
         import psutil
 
         server = psutil.Process()
@@ -661,7 +662,9 @@ def app_run(args: argparse.Namespace) -> dict:
                 page.stdin.write("next\n")  # the client goes on to Undo, the bundle and loading it
                 page.stdin.flush()
         else:
-            raise RuntimeError(f"the app's client failed: {page.communicate()[1].strip()[-2000:]}")
+            page.wait(timeout=60)
+            client_log.seek(0)
+            raise RuntimeError(f"the app's client failed: {client_log.read().strip()[-2000:]}")
         turns = [a["turn_seconds"] for a in result["app"]]
         if len(turns) >= 20:
             result["turn_first10_mean_s"], result["turn_last10_mean_s"] = statistics.mean(turns[:10]), statistics.mean(turns[-10:])
@@ -699,6 +702,7 @@ def app_client(url: str, scenes: int, scene_seconds: float) -> None:
     def bundle_file(output):
         return output.get("value") if isinstance(output, dict) else output
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line a request otherwise
     prompts = (STORY * ((scenes + len(STORY) - 1) // len(STORY)))[:scenes]
     client = Client(url, verbose=False)
     other = None

@@ -33,6 +33,9 @@ _ALIVE_MODIFIERS = {"talking", "speaking", "living", "sentient", "animated", "wa
 _COLLECTIVE_NOUNS = {"group", "team", "gang", "band", "troupe", "squad", "crew", "pack", "flock", "herd"}
 _ENTRANCE_VERBS = {"appear", "enter", "arrive", "emerge", "join", "materialize", "materialise"}
 _SEX_WORDS = {"male": "m", "female": "f"}
+_SPEECH_VERBS = {"say", "respond", "reply", "ask", "answer", "whisper", "shout", "yell", "speak", "think", "narrate",
+                 "explain", "mutter", "exclaim", "call", "cry", "scream", "sing", "add", "continue"}
+_TEAM_WORDS = {"team", "crew", "squad", "gang", "band", "troupe"}
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4}
 _GROUP_NOUNS = {"newlyweds": lexicon.NounInfo("person", "person"), "siblings": lexicon.NounInfo("person", "person"),
                 "couple": lexicon.NounInfo("person", "person"), "pair": lexicon.NounInfo("person", "person")}
@@ -110,6 +113,55 @@ def _markup(text: str) -> tuple[dict[int, tuple[int, str, list[int]]], dict[int,
     return replaced, tags
 
 
+# a robot's or droid's designation: capitals and digits joined by a hyphen ("GREET-0", "PLAY-7", "R2-D2"); read
+# through a stand-in name like a placeholder tag, and reported as written
+_DESIGNATION = re.compile(r"(?<![\w-])(?=[A-Z0-9-]*\d)(?=[A-Z0-9-]*[A-Z])[A-Z0-9]+-[A-Z0-9]+(?![\w-])")
+# screenplay capitals: "KING ARTHUS", "THE WITCH", "ROYAL MESSENGER" (two or more capitalised words, outside quotes)
+_CAPS_RUN = re.compile(r"(?<![\w'-])[A-Z]{2,}(?:[ ]+[A-Z]{2,})+(?![\w'-])")
+_QUOTED = re.compile(r"\"[^\"]*\"|“[^”]*”")
+
+
+def _designations(text: str, replaced: dict, tags: dict) -> None:
+    used = set(re.findall(r"[A-Z][a-z]+", text))
+    names = [n for n in STAND_IN_NAMES if n not in used] or list(STAND_IN_NAMES)
+    given: dict[str, str] = {}
+    for match in _DESIGNATION.finditer(text):
+        if any(s <= match.start() < e for s, (e, _, _) in replaced.items()):
+            continue
+        start, end = match.span()
+        name = given.setdefault(match.group(), names[len(given) % len(names)])
+        tags[start] = match.group()
+        origin = [min(start + i, end - 2) for i in range(len(name) - 1)] + [end - 1]
+        replaced[start] = (end, name, origin)
+
+
+def _screenplay_capitals(text: str, replaced: dict, inserts: dict) -> None:
+    """"KING ARTHUS, a majestic king" -> "King Arthus, a majestic king"; "THE WITCH" -> "the witch": a run of
+    capitalised words in a prompt that is otherwise in mixed case is read in ordinary case (a character noun or
+    function word in lower case, a name or title capitalised). Signs in quotes keep their capitals."""
+    if sum(c.islower() for c in text) < sum(c.isupper() for c in text):
+        return
+    quoted = [m.span() for m in _QUOTED.finditer(text)]
+    for run in _CAPS_RUN.finditer(text):
+        if any(s <= run.start() < e for s, e in quoted):
+            continue
+        last = run.group().split()[-1].lower()
+        # "ROYAL MESSENGER": a description (all lower case); "KING ARTHUS": a name with its title
+        described = last in lexicon.CHARACTER_NOUNS and last not in _TITLE_WORDS
+        before = re.findall(r"[A-Za-z']+", text[: run.start()])
+        if described and (not before or before[-1].lower() not in _ARTICLE_BLOCKERS) and \
+                run.group().split()[0].lower() not in _ARTICLE_BLOCKERS:
+            inserts[run.start()] = "a "  # capitals bring a character in: "shot of ROYAL MESSENGER" is someone new
+        for word in re.finditer(r"[A-Z]+", run.group()):
+            start, end = run.start() + word.start(), run.start() + word.end()
+            if any(s <= start < e for s, (e, _, _) in replaced.items()):
+                continue
+            lower = word.group().lower()
+            plain = described or lower in _HEADING_FUNCTION_WORDS
+            new = lower if plain else lower.capitalize()
+            replaced[start] = (end, new, list(range(start, end)))
+
+
 def readable_text(text: str) -> tuple[str, list[int]]:
     """``text`` rewritten for the parser, and for each of its characters the index it comes from in ``text``."""
     new, origin, _ = readable_markup(text)
@@ -131,6 +183,11 @@ def readable_markup(text: str) -> tuple[str, list[int], dict[int, str]]:
     inserts: dict[int, str] = {}  # original index -> text inserted before it
     # original start -> (original end, replacement, origin of each replacement character)
     replaced, tags = _markup(text) if "[" in text or "#" in text else ({}, {})
+    if "-" in text:
+        _designations(text, replaced, tags)
+    _screenplay_capitals(text, replaced, inserts)
+    for match in re.finditer(r"(?<=[a-z])\((?=[\w/ ]{1,20}\))", text):
+        inserts[match.start()] = " "  # "the cat(1/2 screen)": a glued parenthesis is its own word
     for match in _SHOT_BREAK.finditer(text):
         if match.start() > 0 and text[match.start() - 1] not in ".!?:;" and \
                 not any(s <= match.start() < e for s, (e, _, _) in replaced.items()):
@@ -168,6 +225,10 @@ def readable_markup(text: str) -> tuple[str, list[int], dict[int, str]]:
             if i in tags:
                 placed[len(origin)] = tags[i]
             sentence_start = not out or bool(re.search(r"[.!?]\s*$", "".join(out[-3:])))
+            if i in inserts:
+                out.append(inserts[i].capitalize() if sentence_start else inserts[i])
+                origin.extend([i] * len(inserts[i]))
+                sentence_start = False
             out.append(new[:1].upper() + new[1:] if sentence_start and new.strip() else new)
             origin.extend(where)
             i = end
@@ -354,6 +415,14 @@ class PromptAnalyzer:
         self.person_tokens = {t.i for ent in doc.ents if ent.label_ == "PERSON" for t in ent}
         # a shot heading before a colon ("Match cut: ...", "Musical duel: ...") names no one
         colon = next((t.i for t in doc[:4] if t.text == ":"), None)
+        # but a speaker label does: 'Evan responding: "..."', "Architect manifesting digitally: ..."
+        self.speaker_tokens: set[int] = set()
+        if colon is not None and colon >= 2 and doc[0].text[:1].isupper() and doc[0].is_alpha and \
+                doc[0].pos_ in ("PROPN", "NOUN") and doc[0].lower_ not in lexicon.CHARACTER_NOUNS and \
+                (doc[1].tag_ == "VBG" or doc[1].lemma_.lower() in _SPEECH_VERBS) and \
+                all(t.pos_ in ("VERB", "ADV", "AUX") for t in doc[1:colon]):
+            self.speaker_tokens = {0}
+            colon = None
         if colon is None:
             # "Birth of First Child: A close-up of Mary ...": a title-case heading at the line start
             colon = next((t.i for t in doc[:8] if t.text == ":"), None)
@@ -434,7 +503,7 @@ class PromptAnalyzer:
         return False
 
     def is_name(self, token) -> bool:
-        if token.i in self.tags:
+        if token.i in self.tags or token.i in self.speaker_tokens:
             return True
         if token.i in self.heading_tokens:
             return False
@@ -460,7 +529,9 @@ class PromptAnalyzer:
             return True
         if token.i in self.non_name_tokens and not any(
                 c.dep_ == "appos" and noun_info(c) and noun_info(c).kind == "person" for c in token.children) \
-                and not self._acts_like_a_name(token):
+                and not self._acts_like_a_name(token) and not (
+                token.dep_ == "appos" and token.head.i < token.i and noun_info(token.head) is not None and
+                token.head.tag_ == "NN"):  # "His dark cat, Spark, is watching": a name set beside its noun
             return False
         if self._acts_like_a_name(token):
             return True  # "Sydney points up the ridge": a capitalised subject is a name whatever NER says
@@ -725,9 +796,25 @@ class PromptAnalyzer:
         mentions = self._members_named_here(mentions, index_of_token)
         self._link_possessors(mentions, index_of_token)
         self._wearing_predicates(mentions, index_of_token)
+        self._speaker_portrait(mentions)
         for m in mentions:
             m.start, m.end = self.in_prompt(m.start), self.in_prompt(m.end - 1) + 1
         return mentions
+
+    def _speaker_portrait(self, mentions: list[Mention]) -> None:
+        """'Evan responding: "..." Young man in contemplative pose, ...': after a speaker's quoted line, the bare
+        description that follows (no article) pictures the speaker."""
+        speaker = next((m for m in mentions if m.token in self.speaker_tokens and m.names), None)
+        quotes = [t.i for t in self.doc if t.text in ('"', "”", "“")]
+        if speaker is None or len(quotes) < 2:
+            return
+        for m in mentions:
+            if m.token > quotes[1] and m.form in ("definite", "indefinite") and not m.names and \
+                    _determiner(self.doc[m.token]) is None and not m.collective:
+                if self.doc[m.token].left_edge.i == quotes[1] + 1:
+                    m.names = list(speaker.names)
+                    speaker.attrs.extend(a for a in m.attrs if a not in speaker.attrs)
+                break
 
     def in_prompt(self, index: int) -> int:
         """Index in the prompt of character ``index`` of the parsed text."""
@@ -754,13 +841,20 @@ class PromptAnalyzer:
         capitalised word before a character noun ("Spike bulldog's silhouette": a bulldog named Spike)."""
         spans = [(m.start, m.end) for m in mentions]
         covered = {t.i for t in self.doc if any(s <= t.idx < e for s, e in spans)} | set(index_of_token)
+        listed = self._listed_with_names({m.token for m in mentions if m.names})
         added = False
         for tok in self.doc:
             lower = tok.lower_
             if tok.i in covered or not tok.text[:1].isupper() or not tok.is_alpha or lower in _TITLE_WORDS or \
-                    lower in lexicon.PRONOUNS or lower in lexicon.CHARACTER_NOUNS or lower in lexicon.LOCATION_NOUNS:
+                    lower in lexicon.PRONOUNS or lower in lexicon.CHARACTER_NOUNS or lower in lexicon.LOCATION_NOUNS \
+                    or lower in _ARTICLE_BLOCKERS or lower in _HEADING_FUNCTION_WORDS:
                 continue
             nxt = tok.doc[tok.i + 1] if tok.i + 1 < len(tok.doc) else None
+            titled = False
+            if nxt is not None and nxt.lower_ == "the" and tok.i + 2 < len(tok.doc) and \
+                    tok.doc[tok.i + 2].tag_ == "NN" and noun_info(tok.doc[tok.i + 2]) is not None and \
+                    noun_info(tok.doc[tok.i + 2]).kind in ("animal", "creature", "robot"):
+                nxt, titled = tok.doc[tok.i + 2], True  # "Ferdinand the frog is perched ...": a frog named Ferdinand
             noun = noun_info(nxt) if nxt is not None and nxt.text[:1].islower() else None
             j = tok.i - 1
             while j >= 0 and tok.doc[j].tag_ in ("JJ", "RB", "NNP", "HYPH", "VBN"):
@@ -768,8 +862,8 @@ class PromptAnalyzer:
             if tok.ent_type_ in ("NORP", "LANGUAGE", "DATE", "TIME") or lower in lexicon.COLORS or j >= 0 and \
                     tok.doc[j].lower_ in ("a", "an"):
                 noun = None  # "a German shepherd", "a slightly overweight Black adult man"
-            given = noun is not None and noun.kind != "vehicle" and (tok.tag_ == "NNP" or not tok.is_sent_start)
-            if not given and lower not in self.known_names:
+            given = noun is not None and noun.kind != "vehicle" and (tok.tag_ == "NNP" or not tok.is_sent_start or titled)
+            if not given and lower not in self.known_names and tok.i not in listed:
                 continue
             if given and nxt.i in index_of_token:
                 target = mentions[index_of_token[nxt.i]]
@@ -788,6 +882,32 @@ class PromptAnalyzer:
             index_of_token.clear()
             index_of_token.update({m.token: i for i, m in enumerate(mentions)})
         return mentions
+
+    def _listed_with_names(self, name_tokens: set[int]) -> set[int]:
+        """"Anna, Elsa, Kristoff, Olaf, and Mattias embark ...": capitalised words listed (three or more, by
+        commas and "and") with a name are names too, whatever the parser and NER made of each."""
+        doc, out, i = self.doc, set(), 0
+        capital = lambda t: t.is_alpha and t.text[:1].isupper() and t.lower_ not in _ARTICLE_BLOCKERS and \
+            t.lower_ not in lexicon.PRONOUNS and t.lower_ not in _TITLE_WORDS
+        while i < len(doc):
+            if not capital(doc[i]):
+                i += 1
+                continue
+            run, j = [i], i + 1
+            while j < len(doc):
+                k = j
+                if doc[k].text == ",":
+                    k += 1
+                if k < len(doc) and doc[k].lower_ in ("and", "&"):
+                    k += 1
+                if k == j or k >= len(doc) or not capital(doc[k]):
+                    break
+                run.append(k)
+                j = k + 1
+            if len(run) >= 3 and any(r in name_tokens for r in run):
+                out.update(r for r in run if r not in name_tokens and doc[r].lower_ not in lexicon.LOCATION_NOUNS)
+            i = run[-1] + 1
+        return out
 
     def _members_named_here(self, mentions: list[Mention], index_of_token: dict[int, int]) -> list[Mention]:
         """"Two brothers ...: Luis, ... and Mateo": when the sentence goes on to name or describe the members,
@@ -1047,7 +1167,10 @@ class PromptAnalyzer:
         det_word = det.lower_ if det is not None else ""
         owned = any(c.dep_ == "poss" for c in tok.children)
         acting = tok.dep_ in ("nsubj", "nsubjpass") or _misparsed_verb(tok) or member is not None or (
-            tok.dep_ in ("dobj", "appos", "pobj", "conj") and described is not None)
+            tok.dep_ in ("dobj", "appos", "pobj", "conj") and described is not None) or (
+            tok.dep_ == "conj" and tok.head.dep_ in ("nsubj", "nsubjpass")) or (  # "Dominic and his team face"
+            tok.dep_ == "dobj" and any(c.dep_ == "xcomp" and c.i > tok.i for c in tok.head.children))  # "forcing
+        # the team to adapt"
         if not (det_word in ("a", "an", "the", "this", "that", "our") or owned) or not (
                 acting or lemma in self.known_heads):
             return False
@@ -1056,6 +1179,8 @@ class PromptAnalyzer:
             return False  # "a pack on his back"
         end_tok = member if member is not None else tok
         heads = [lemma] + ([described.lemma_.lower()] if described is not None else [])
+        if lemma in _TEAM_WORDS and "team" not in heads:
+            heads.append("team")  # "his crew" is the team the story had
         mention = Mention(start=tok.idx if compound is None else compound.idx, end=end_tok.idx + len(end_tok.text),
                           surface=_phrase(tok, include_of=True), form="indefinite" if det_word in ("a", "an")
                           else "definite", kind=kind, base="group", heads=heads, token=tok.i,
@@ -1078,8 +1203,10 @@ class PromptAnalyzer:
         owned = any(c.dep_ == "poss" for c in tok.children)
         acting = (info.kind == "person" and (det_word in ("the", "these", "those") or owned) or
                   info.kind == "animal" and det_word == "the" and tok.dep_ == "nsubj" or
-                  tok.lower_ == "people" and not det_word and tok.dep_ == "nsubj") and \
-            tok.dep_ in ("nsubj", "nsubjpass", "dobj") and \
+                  tok.lower_ == "people" and not det_word and tok.dep_ == "nsubj") and (
+            tok.dep_ in ("nsubj", "nsubjpass", "dobj") or tok.dep_ == "conj" and (
+                tok.head.dep_ in ("nsubj", "nsubjpass", "dobj") or tok.head.dep_ == "pobj" and
+                tok.head.head.lower_ == "with")) and \
             not any(c.dep_ == "neg" for c in head.children)  # "the beekeepers are not in the frame"
         if info.kind not in ("person", "animal") or not (in_group_of or acting):
             return None

@@ -184,7 +184,7 @@ class Resolver:
             if m.relation in lexicon.PAIR_RELATIONS:
                 return self._pair_relation(m, mentions)
             if m.newcomer:
-                return self._new_group(m)
+                return self._same_group(m) or self._new_group(m)
             found = self._group(m)
             if not found and m.heads and m.heads[0] in _PAIR_NOUNS:
                 return self._new_group(m)  # "the elderly couple" that the story had not shown: two people
@@ -227,6 +227,14 @@ class Resolver:
         return [found]
 
     def _definite(self, m: Mention) -> int | None:
+        # "A boy crouches ... The boy smiles": the one this prompt just brought in under that noun
+        for gid in reversed(self.created):
+            rec = self.registry.entities[gid]
+            if m.heads and m.heads[0] in rec.heads and rec.kind == m.kind and not (m.names and rec.names) and \
+                    (not m.attrs or self._overlap(m, rec)) and \
+                    self._compatible(m, rec, strict=True) and not any(
+                        g == gid and other.sentence == m.sentence for g, other in self.assigned):
+                return gid
         best, best_score = None, 0.0
         scored = []
         for rec in self._records():
@@ -409,6 +417,25 @@ class Resolver:
             if len(out) >= 2:
                 break
         return out if len(out) >= 2 else []
+
+    def _same_group(self, m: Mention) -> list[int]:
+        """"Two children" again, prompt after prompt: the two the story brought in together as a group of that
+        size and kind, none of them in this prompt yet (an image prompt describes its cast anew each time)."""
+        if m.attrs:
+            return []
+        for ids in self._prompt_order()[:2]:
+            for gid in ids:
+                rec = self.registry.entities[gid]
+                groups = [inst.get("group") for inst in rec.instances if inst.get("group")]
+                if not groups or rec.kind != m.kind:
+                    continue
+                members = [g for g in groups[0] if g in self.registry.entities]
+                if len(members) == m.group_size == len(groups[0]) and \
+                        (set(m.heads) & set(self.registry.entities[members[0]].heads) or
+                         m.base == self.registry.entities[members[0]].base) and \
+                        not any(self._in_prompt(g) for g in members):
+                    return members
+        return []
 
     def _new_group(self, m: Mention) -> list[int]:
         """"Two kids in red raincoats": each member becomes a character, in order, so the story can split them."""

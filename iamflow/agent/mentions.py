@@ -520,12 +520,13 @@ class PromptAnalyzer:
                 c.dep_ == "appos" and noun_info(c) is not None and noun_info(c).kind in ("animal", "creature", "robot")
                 for c in token.children):
             return True  # "The Alpha, a majestic wolf": a title the story goes on to use as a name
-        if any(c.dep_ == "det" for c in token.children) and not self._stage_name(token):
+        if any(c.dep_ == "det" for c in token.children) and not self._stage_name(token) and \
+                not self._epithet_name(token):
             return False
         if token.dep_ == "conj" and token.head.pos_ == "PROPN" and token.head.i < token.i and (
                 token.head.i in self.person_tokens or self.is_name(token.head)):
             return True
-        if token.i in self.person_tokens:
+        if token.i in self.person_tokens or self._epithet_name(token):
             return True
         if token.i in self.non_name_tokens and not any(
                 c.dep_ == "appos" and noun_info(c) and noun_info(c).kind == "person" for c in token.children) \
@@ -556,6 +557,19 @@ class PromptAnalyzer:
             return True
         return token.dep_ in ("dative",) or token.dep_ == "dobj" and token.head.pos_ == "VERB" and any(
             c.dep_ == "dobj" and c.i != token.i for c in token.head.children)
+
+    @staticmethod
+    def _epithet_name(token) -> bool:
+        """"joins forces with the cunning Valentina": "the", lower-case adjectives, then a capitalised name."""
+        det = next((c for c in token.children if c.dep_ == "det"), None)
+        if det is None or det.lower_ != "the" or token.pos_ != "PROPN" or token.lower_ in lexicon.LOCATION_NOUNS \
+                or token.ent_type_ in ("LOC", "FAC", "ORG", "EVENT", "WORK_OF_ART", "PRODUCT"):
+            return False
+        between = token.doc[det.i + 1: token.i]
+        nxt = token.doc[token.i + 1] if token.i + 1 < len(token.doc) else None
+        return len(between) >= 1 and all(t.pos_ == "ADJ" and t.text.islower() for t in between) and \
+            (nxt is None or nxt.pos_ in ("PUNCT", "VERB", "AUX", "ADP", "CCONJ", "SCONJ", "PART")) and \
+            token.dep_ in ("nsubj", "dobj", "pobj", "conj")
 
     def _stage_name(self, token) -> bool:
         """"The Great Orlando": "the" before capitalised words that end in a proper noun that is not a place."""
@@ -593,6 +607,8 @@ class PromptAnalyzer:
                 return True  # "with the precision of an artist": a comparison, no one in the scene
         if token.dep_ in ("dobj", "conj") and token.head.lemma_.lower() in lexicon.DEPICTION_VERBS:
             return True
+        if token.tag_ == "NN" and any(c.dep_ == "det" and c.lower_ in ("any", "every", "no") for c in token.children):
+            return True  # "different from any other squirrel": no one in particular
         info = noun_info(token)
         if info is not None and info.kind == "animal":
             if any(c.lower_ in _TOY_MODIFIERS for c in token.lefts):
@@ -797,9 +813,31 @@ class PromptAnalyzer:
         self._link_possessors(mentions, index_of_token)
         self._wearing_predicates(mentions, index_of_token)
         self._speaker_portrait(mentions)
+        self._self_introductions(mentions)
         for m in mentions:
             m.start, m.end = self.in_prompt(m.start), self.in_prompt(m.end - 1) + 1
         return mentions
+
+    def _self_introductions(self, mentions: list[Mention]) -> None:
+        """'"Hello!" said the squirrel. "My name is Squeaky ..."': a name given in the speaker's own words
+        ("my name is", "I am", "I'm") is the speaker's, the one said to speak in the prompt."""
+        doc = self.doc
+        marks = [t.i for t in doc if t.text in ('"', "“", "”")]
+        quoted = {i for a, b in zip(marks[::2], marks[1::2]) for i in range(a, b + 1)}
+        speakers = [m for m in mentions if m.form not in ("pronoun", "group") and doc[m.token].dep_ == "nsubj"
+                    and m.token not in quoted
+                    and doc[m.token].head.lemma_.lower() in _SPEECH_VERBS | {"chirp", "bark", "squeak", "croak"}]
+        if len(speakers) != 1:
+            return
+        for m in mentions:
+            tok = doc[m.token]
+            if m is speakers[0] or m.form != "name" or tok.dep_ != "attr" or tok.head.lemma_ != "be":
+                continue
+            subject = next((c for c in tok.head.children if c.dep_ == "nsubj"), None)
+            if subject is not None and (subject.lower_ in ("i",) or subject.lower_ == "name" and any(
+                    c.lower_ == "my" for c in subject.children)):
+                speakers[0].names = speakers[0].names or list(m.names)
+                m.appearance = False
 
     def _speaker_portrait(self, mentions: list[Mention]) -> None:
         """'Evan responding: "..." Young man in contemplative pose, ...': after a speaker's quoted line, the bare

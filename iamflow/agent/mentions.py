@@ -419,8 +419,9 @@ class PromptAnalyzer:
         self.speaker_tokens: set[int] = set()
         if colon is not None and colon >= 2 and doc[0].text[:1].isupper() and doc[0].is_alpha and \
                 doc[0].pos_ in ("PROPN", "NOUN") and doc[0].lower_ not in lexicon.CHARACTER_NOUNS and \
-                (doc[1].tag_ == "VBG" or doc[1].lemma_.lower() in _SPEECH_VERBS) and \
-                all(t.pos_ in ("VERB", "ADV", "AUX") for t in doc[1:colon]):
+                (doc[1].tag_ == "VBG" or doc[1].lower_.endswith("ing") and doc[1].is_lower or
+                 doc[1].lemma_.lower() in _SPEECH_VERBS) and \
+                all(t.pos_ in ("VERB", "ADV", "AUX") for t in doc[2:colon]):
             self.speaker_tokens = {0}
             colon = None
         if colon is None:
@@ -720,7 +721,8 @@ class PromptAnalyzer:
                 continue
             info = self.character_info(tok)
             name = self.is_name(tok)
-            if (info is None and not name) or self._is_excluded(tok) and tok.i not in self.tags:
+            if (info is None and not name) or self._is_excluded(tok) and tok.i not in self.tags and \
+                    tok.i not in self.speaker_tokens:
                 continue
             if tok.tag_ in ("NNS", "NNPS") and not name:
                 continue
@@ -814,9 +816,23 @@ class PromptAnalyzer:
         self._wearing_predicates(mentions, index_of_token)
         self._speaker_portrait(mentions)
         self._self_introductions(mentions)
+        self._titled_names(mentions)
         for m in mentions:
             m.start, m.end = self.in_prompt(m.start), self.in_prompt(m.end - 1) + 1
         return mentions
+
+    def _titled_names(self, mentions: list[Mention]) -> None:
+        """"Pip the hedgehog sniffs ...", "Spark the cat": the name and the noun after "the" are one animal."""
+        by_token = {m.token: m for m in mentions}
+        for m in mentions:
+            if m.form != "name" or m.token + 2 >= len(self.doc) or self.doc[m.token + 1].lower_ != "the":
+                continue
+            noun = by_token.get(m.token + 2)
+            if noun is None or noun.names or noun.kind not in ("animal", "creature", "robot"):
+                continue
+            m.kind, m.base, m.gender = noun.kind, noun.base, m.gender or noun.gender
+            m.heads = list(dict.fromkeys(m.heads + noun.heads))
+            noun.names = list(m.names)
 
     def _self_introductions(self, mentions: list[Mention]) -> None:
         """'"Hello!" said the squirrel. "My name is Squeaky ..."': a name given in the speaker's own words
@@ -829,15 +845,17 @@ class PromptAnalyzer:
                     and doc[m.token].head.lemma_.lower() in _SPEECH_VERBS | {"chirp", "bark", "squeak", "croak"}]
         if len(speakers) != 1:
             return
-        for m in mentions:
-            tok = doc[m.token]
-            if m is speakers[0] or m.form != "name" or tok.dep_ != "attr" or tok.head.lemma_ != "be":
+        by_token = {m.token: m for m in mentions}
+        for tok in doc:
+            if tok.i not in quoted or not tok.text[:1].isupper() or not tok.is_alpha or tok.dep_ != "attr" or \
+                    tok.head.lemma_ != "be" or tok.lower_ in lexicon.PRONOUNS:
                 continue
             subject = next((c for c in tok.head.children if c.dep_ == "nsubj"), None)
-            if subject is not None and (subject.lower_ in ("i",) or subject.lower_ == "name" and any(
+            if subject is not None and (subject.lower_ == "i" or subject.lower_ == "name" and any(
                     c.lower_ == "my" for c in subject.children)):
-                speakers[0].names = speakers[0].names or list(m.names)
-                m.appearance = False
+                speakers[0].names = speakers[0].names or [tok.text]
+                if tok.i in by_token and by_token[tok.i] is not speakers[0]:
+                    by_token[tok.i].appearance = False
 
     def _speaker_portrait(self, mentions: list[Mention]) -> None:
         """'Evan responding: "..." Young man in contemplative pose, ...': after a speaker's quoted line, the bare

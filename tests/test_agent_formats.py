@@ -1,0 +1,115 @@
+"""Entity agent (rules backend) on more ways scripts are written by others: speaker labels before a quoted line,
+names listed together, robot designations, screenplay capitals, "Pip the hedgehog", a name in the speaker's own
+words, the same pair of children prompt after prompt, a name with an epithet, a crew named with its captain.
+
+Real spaCy and MiniLM throughout.
+"""
+
+from iamflow.agent import EntityAgent
+from iamflow.agent.mentions import readable_text
+
+
+def story(*prompts):
+    agent = EntityAgent()
+    return agent, [agent.observe(p) for p in prompts]
+
+
+def ids_at(scene, prompt, word):
+    """Global ids of the characters with a mention span overlapping the first ``word`` in ``prompt``."""
+    start = prompt.index(word)
+    end = start + len(word)
+    return [e.global_id for e in scene.entities if any(s < end and start < t for s, t in e.spans)]
+
+
+def test_a_speaker_label_names_its_speaker_and_the_portrait_after_the_quote():
+    prompts = ['Mara whispering: "Stay close to the wall..." Young woman in a grey raincoat, crouching by a door',
+               'Mara opening the door slowly, rain on her hood']
+    _, scenes = story(*prompts)
+    mara = ids_at(scenes[0], prompts[0], "Mara")
+    assert len(mara) == 1
+    assert ids_at(scenes[0], prompts[0], "woman") == mara
+    assert len({e.global_id for e in scenes[0].entities}) == 1
+    assert ids_at(scenes[1], prompts[1], "Mara") == mara
+
+
+def test_names_listed_with_names_are_names_and_they_take_them_all():
+    prompts = ["Tomas, Ines, Breck, and Oona board the old ferry at dawn.",
+               "They wave from the deck as the ferry leaves."]
+    _, scenes = story(*prompts)
+    for name in ("Tomas", "Ines", "Breck", "Oona"):
+        assert len(ids_at(scenes[0], prompts[0], name)) == 1, name
+    four = {e.global_id for e in scenes[0].entities}
+    assert len(four) == 4
+    assert set(ids_at(scenes[1], prompts[1], "They")) == four
+
+
+def test_a_robot_designation_is_read_as_a_name_and_reported_as_written():
+    text, origin = readable_text("A tall robot (KX-9) rolls into the lab.")
+    assert "KX-9" not in text and len(origin) == len(text) + 1
+    prompts = ["A tall robot (KX-9) rolls into the lab.", "KX-9 hands the scientist a wrench."]
+    _, scenes = story(*prompts)
+    robot = ids_at(scenes[0], prompts[0], "KX-9")
+    assert len(robot) == 1
+    assert scenes[1].entities[0].surface == "KX-9"
+    assert ids_at(scenes[1], prompts[1], "KX-9") == robot
+
+
+def test_screenplay_capitals_are_read_in_ordinary_case():
+    original = "Wide shot of OLD FISHERMAN mending a net beside CAPTAIN VOSS, a stern woman."
+    text, origin = readable_text(original)
+    assert "a old fisherman" in text and "Captain Voss" in text
+    assert origin[text.index("Voss")] == original.index("VOSS")
+    prompts = [original, "Close-up of CAPTAIN VOSS, frowning at the sky."]
+    _, scenes = story(*prompts)
+    fisherman = ids_at(scenes[0], prompts[0], "FISHERMAN")
+    voss = ids_at(scenes[0], prompts[0], "VOSS")
+    assert len(fisherman) == 1 and len(voss) == 1 and fisherman != voss
+    assert ids_at(scenes[1], prompts[1], "VOSS") == voss
+
+
+def test_a_name_beside_its_noun_is_that_character():
+    prompts = ["Pip the hedgehog sniffs a fallen leaf.", "His dog, Rufus, barks at the gate.",
+               "Pip curls into a ball while Rufus sniffs him."]
+    _, scenes = story(*prompts)
+    pip = ids_at(scenes[0], prompts[0], "Pip")
+    assert len(pip) == 1 and ids_at(scenes[0], prompts[0], "hedgehog") == pip
+    rufus = ids_at(scenes[1], prompts[1], "Rufus")
+    assert len(rufus) == 1 and [e.kind for e in scenes[1].entities] == ["animal"]  # the dog is Rufus
+    assert ids_at(scenes[2], prompts[2], "Pip") == pip
+    assert ids_at(scenes[2], prompts[2], "Rufus") == rufus
+
+
+def test_a_name_in_the_speakers_own_words_is_the_speakers():
+    prompts = ['"Good morning, little one!" said the owl from the branch. "My name is Hoot."',
+               "Hoot glides down to the barn roof."]
+    _, scenes = story(*prompts)
+    owl = ids_at(scenes[0], prompts[0], "owl")
+    assert len(owl) == 1
+    assert not ids_at(scenes[0], prompts[0], "Hoot")  # named, not a second character
+    assert ids_at(scenes[1], prompts[1], "Hoot") == owl
+
+
+def test_the_same_two_children_prompt_after_prompt_and_the_boy_just_brought_in():
+    prompts = ["Two children fly a red kite on a hill. The boy holds the string and the girl runs.",
+               "Two children sit under an oak tree, sharing an apple.",
+               "A boy climbs the fence. The boy waves to the farmer."]
+    _, scenes = story(*prompts)
+    boy = ids_at(scenes[0], prompts[0], "boy")
+    girl = ids_at(scenes[0], prompts[0], "girl")
+    assert len(boy) == 1 and len(girl) == 1 and boy != girl
+    assert set(ids_at(scenes[1], prompts[1], "children")) == set(boy + girl)
+    climbing = ids_at(scenes[2], prompts[2], "boy")
+    waving = [e.global_id for e in scenes[2].entities
+              if any(prompts[2][s:t] == "boy" and s > prompts[2].index("The boy") - 1 for s, t in e.spans)]
+    assert climbing == waving
+
+
+def test_a_name_with_an_epithet_and_a_crew_named_with_its_captain():
+    prompts = ["Leo meets the clever Marisol at the fish market.",
+               "Captain Reyes and his crew sail into the storm.",
+               "The crew pulls down the sails."]
+    _, scenes = story(*prompts)
+    assert len(ids_at(scenes[0], prompts[0], "Marisol")) == 1
+    crew = ids_at(scenes[1], prompts[1], "crew")
+    assert len(crew) == 1 and crew != ids_at(scenes[1], prompts[1], "Reyes")
+    assert ids_at(scenes[2], prompts[2], "crew") == crew

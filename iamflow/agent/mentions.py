@@ -1163,6 +1163,12 @@ class PromptAnalyzer:
     def _group_mention(self, tok, sent_of) -> Mention | None:
         lemma = tok.lemma_.lower()
         info = lexicon.CHARACTER_NOUNS.get(lemma) or _GROUP_NOUNS.get(tok.lower_)
+        if info is None and tok.text[:1].isupper() and tok.is_alpha and not tok.is_sent_start and \
+                tok.i not in self.heading_tokens and lemma not in lexicon.NOT_CHARACTERS | lexicon.THING_NOUNS | \
+                lexicon.LOCATION_NOUNS and tok.ent_type_ not in ("NORP", "GPE", "LOC", "ORG", "DATE") and \
+                _determiner(tok) is not None and _determiner(tok).lower_ == "the":
+            # "the ever-loyal Minions", "the original Emotions": a capitalised plural is a named band of characters
+            return self._collective_mention(tok, lexicon.NounInfo("person", "person"), "the", sent_of)
         if info is None or lemma in lexicon.NOT_CHARACTERS and tok.lower_ not in _GROUP_NOUNS:
             return None
         det = next((c for c in tok.children if c.dep_ in ("det", "predet")), None)

@@ -113,3 +113,15 @@ def test_a_name_with_an_epithet_and_a_crew_named_with_its_captain():
     crew = ids_at(scenes[1], prompts[1], "crew")
     assert len(crew) == 1 and crew != ids_at(scenes[1], prompts[1], "Reyes")
     assert ids_at(scenes[2], prompts[2], "crew") == crew
+
+
+def test_an_image_prompt_redescribes_its_one_robot_but_a_named_animal_is_not_a_new_one():
+    prompts = ["A small robot sweeps the hall of a quiet museum.", "A small robot waters the plants by the window."]
+    _, scenes = story(*prompts)
+    robot = ids_at(scenes[0], prompts[0], "robot")
+    assert len(robot) == 1 and ids_at(scenes[1], prompts[1], "robot") == robot
+    prompts = ["The Alpha, a majestic wolf, howls at the moon.", "A young wolf watches the sky."]
+    _, scenes = story(*prompts)
+    alpha = ids_at(scenes[0], prompts[0], "Alpha")
+    young = ids_at(scenes[1], prompts[1], "wolf")
+    assert len(alpha) == 1 and len(young) == 1 and young != alpha

@@ -309,6 +309,14 @@ class Resolver:
             if rec.kind == m.kind and m.surface.lower() in {e.lower() for e in rec.all_entities} and \
                     not self._in_prompt(gid) and self._compatible(m, rec, strict=True):
                 return gid
+        # an image prompt's way: "a small robot" again, the one robot the last prompt showed (nothing contradicts)
+        if m.heads and m.kind != "person":
+            recent = [self.registry.entities[g] for g in (last[0] if last else [])]
+            same_head = [r for r in recent if r.kind == m.kind and m.heads[0] in r.heads and not self._in_prompt(
+                r.global_id)]
+            if len(same_head) == 1 and len([r for r in recent if r.kind == m.kind and m.heads[0] in r.heads]) == 1 \
+                    and not same_head[0].names and self._compatible(m, same_head[0], strict=True):
+                return same_head[0].global_id
         for rec in self._records():
             if self._in_prompt(rec.global_id) and rec.global_id not in self.created:
                 continue

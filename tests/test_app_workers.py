@@ -48,6 +48,13 @@ def chunk_times(job, seen: list) -> None:
             seen.append(time.monotonic())
 
 
+def wait_until_no_stories(controller) -> None:
+    deadline = time.monotonic() + 60
+    while len(controller.sessions):  # the stories of the tests before are being released
+        assert time.monotonic() < deadline, controller.sessions.keys()
+        time.sleep(0.1)
+
+
 def test_two_stories_are_generated_at_once_each_on_its_own_worker(two_workers):
     controller = two_workers["controller"]
     first, second = controller.workers
@@ -93,10 +100,7 @@ def test_two_stories_are_generated_at_once_each_on_its_own_worker(two_workers):
 def test_when_every_worker_is_busy_the_next_story_waits_with_its_position_then_takes_a_free_worker(
         two_workers, tmp_path):
     controller = two_workers["controller"]
-    deadline = time.monotonic() + 60
-    while len(controller.sessions):  # the stories of the test before are being released
-        assert time.monotonic() < deadline, controller.sessions.keys()
-        time.sleep(0.1)
+    wait_until_no_stories(controller)
     clients = [Client(two_workers["url"], verbose=False) for _ in range(3)]
     try:
         running = [clients[i].submit(prompt="A man in a red shirt walks along the beach.", seconds=6.0, seed=i + 1,
@@ -136,6 +140,35 @@ def test_when_every_worker_is_busy_the_next_story_waits_with_its_position_then_t
         assert controller.sessions.stories_per_worker() == [2, 2]
     finally:
         for client in clients:
+            client.close()
+
+
+def test_a_story_whose_worker_is_busy_says_how_many_jobs_are_ahead_of_it(two_workers):
+    controller = two_workers["controller"]
+    wait_until_no_stories(controller)
+    first, second = controller.workers
+    clients = {name: Client(two_workers["url"], verbose=False) for name in ("ann", "bob", "cid", "dan")}
+    try:
+        scene(clients["ann"], "A man in a red shirt walks along the beach.", seconds=1.0)
+        scene(clients["bob"], "A woman in a yellow dress runs in the park.", seconds=1.0)
+        assert [entry_of(controller, clients[n]).worker for n in ("ann", "bob")] == [first, second]
+        long = clients["ann"].submit(prompt="The man runs into the sea.", seconds=12.0, seed=2, api_name="/add_scene")
+        deadline = time.monotonic() + 120
+        while not first.busy:
+            assert time.monotonic() < deadline and not long.done()
+            time.sleep(0.05)
+        scene(clients["dan"], "A dog runs across a field.", seconds=1.0)  # a tie on stories: the idle worker
+        assert entry_of(controller, clients["dan"]).worker is second
+        # the first worker has the fewest stories but is busy: a new story there waits for it, and says so
+        assert not long.done(), "the long scene ended before the test could queue behind it"
+        waiting = clients["cid"].submit(prompt="A cat sleeps in the sun.", seconds=1.0, seed=4, api_name="/add_scene")
+        assert len(waiting.result(timeout=300)[4]["data"]) == 1
+        assert entry_of(controller, clients["cid"]).worker is first
+        lines = [outputs[1] for outputs in waiting.outputs()]
+        assert "In the queue of cpu: 1 job of other stories ahead" in lines, lines
+        assert len(long.result(timeout=300)[4]["data"]) == 2  # the long scene was not disturbed
+    finally:
+        for client in clients.values():
             client.close()
 
 

@@ -14,7 +14,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Generator, Iterator, Sequence
 
 import gradio as gr
 
@@ -327,12 +327,30 @@ class StoryController:
             entry.accepting_switches = False
             return None
 
+    def _when_free(self, entry: SessionEntry, job: Callable[[], Any]) -> Generator[tuple, None, Any]:
+        """``job()`` run on the story's worker (a new story is made there); while it waits behind other stories'
+        work on that device, the page's progress line says how many jobs are ahead. Returns what ``job`` returns."""
+        if len(self.workers) == 1:  # (one worker: the page's own queue is the only one a scene waits in)
+            return job()
+        results = []
+        for item in entry.worker.stream(lambda: iter([job()]), report_waiting=True):
+            if isinstance(item, Waiting):
+                yield self._waiting_view(entry, item)
+            else:
+                results.append(item)
+        return results[0]
+
+    @staticmethod
+    def _waiting_view(entry: SessionEntry, waiting: Waiting) -> tuple:
+        return (gr.skip(), formatting.waiting_text(waiting.ahead, entry.worker.device)) + \
+            (gr.skip(),) * (len(SCENE_OUTPUTS) - 2)
+
     def _generate(self, entry: SessionEntry, prompt: str, seconds: float, seed: int | None, preset: str,
                   settings: dict, progress) -> Iterator[tuple]:
         """One scene, all or nothing. Every way out (done, Stop, a closed page, an error) waits for the worker to
         finish with the story before the story is handed back; a scene that fails is removed whole."""
         try:
-            applied = self.sessions.ensure_session(entry, preset, settings)
+            applied = yield from self._when_free(entry, lambda: self.sessions.ensure_session(entry, preset, settings))
         except RuntimeUnavailable as err:
             raise _error(str(err)) from None
         if not applied:
@@ -363,8 +381,7 @@ class StoryController:
         try:
             for batch in events:
                 if isinstance(batch, Waiting):  # behind another story's work on this story's device
-                    text = formatting.waiting_text(batch.ahead, entry.worker.device)
-                    yield (keep, text) + (keep,) * (len(SCENE_OUTPUTS) - 2)
+                    yield self._waiting_view(entry, batch)
                     continue
                 event = batch[-1]
                 failing, consuming = batch[0].scene_index, True

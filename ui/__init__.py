@@ -67,6 +67,22 @@ def check_devices(devices: list[str]) -> None:
                               f"{'' if count == 1 else 's'} (cuda:0 to cuda:{count - 1}); list only those")
 
 
+def _device_loader(device: str, configs: dict):
+    """The runtime loader of the worker of ``device``; it runs on that worker's thread."""
+    from iamflow.session import Runtime
+
+    def load(name: str):
+        if device.startswith("cuda"):
+            import torch
+
+            # the thread's current device is its worker's: a stream, event or "cuda" tensor made without an index
+            # lands there, not on cuda:0 (the setting is per thread and stays for the worker's later jobs)
+            torch.cuda.set_device(torch.device(device))
+        return Runtime.load(configs[name])
+
+    return load
+
+
 def check_writable(data_dir: Path) -> None:
     """The data folder can be made and written (stories in progress and the bundle key live there): checked at
     startup, so a server never says it is ready and then fails every action."""
@@ -116,7 +132,7 @@ def create_app(
         controller = StoryController(options, load_runtime=lambda name: Runtime.load(configs[name]))
     else:
         controller = StoryController(options, device_runtimes=[
-            (device, lambda name, own=own: Runtime.load(own[name])) for device, own in zip(devices, per_device)])
+            (device, _device_loader(device, own)) for device, own in zip(devices, per_device)])
     demo = build_blocks(controller)
     logger.info("app built: presets %s, default %s, %s", ", ".join(configs), preset,
                 f"devices {', '.join(devices)}" if devices else "one device worker")

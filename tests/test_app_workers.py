@@ -225,6 +225,34 @@ def test_a_new_story_goes_to_the_worker_with_fewest_stories_then_an_idle_one(tmp
             worker.shutdown()
 
 
+def test_a_device_whose_model_fails_to_load_gets_no_new_story_and_the_page_says_so(tmp_path):
+    from ui import formatting
+
+    def load(device):
+        def load_runtime(preset):
+            if device == "cuda:7":
+                raise RuntimeError("CUDA out of memory")
+            return object()
+        return load_runtime
+
+    workers = [DeviceWorker(load(device), device=device) for device in ("cuda:7", "cuda:3")]
+    registry = SessionRegistry(workers, lambda worker, preset, settings: None, tmp_path / "sessions",
+                               sweep_every_s=3600)
+    try:
+        for worker in workers:
+            worker.preload(PRESET).result(timeout=30)
+        assert workers[0].failed and not workers[1].failed
+        assert [registry.get(key).worker for key in "abc"] == [workers[1]] * 3  # none on the failed device
+        status = formatting.server_status(PRESET, [w.device for w in workers], [w.is_loaded(PRESET) for w in workers],
+                                          [w.load_error(PRESET) for w in workers])
+        assert status.startswith(f"Model: {PRESET} on 2 devices (cuda:7 failed, cuda:3 ready); 1 story is generated")
+        assert f"⚠ The {PRESET} model could not be loaded on cuda:7: CUDA out of memory" in status
+    finally:
+        registry.close()
+        for worker in workers:
+            worker.shutdown()
+
+
 def test_bad_devices_are_refused_with_what_to_write(tmp_path):
     from app import parse_args
 

@@ -219,8 +219,9 @@ def server_status(preset: str, devices: list[str], loaded: list[bool], errors: l
         return f"Model: {preset} ({'ready' if loaded[0] else 'loading…'}). Type the first scene and press Add scene."
     states = ", ".join(f"{device} {'failed' if error else 'ready' if ready else 'loading…'}"
                        for device, ready, error in zip(devices, loaded, errors))
-    text = (f"Model: {preset} on {len(devices)} devices ({states}); {len(devices)} stories are generated at once. "
-            "Type the first scene and press Add scene.")
+    serving = len(devices) - len(failed)
+    text = (f"Model: {preset} on {len(devices)} devices ({states}); {serving} "
+            f"{'story is' if serving == 1 else 'stories are'} generated at once. Type the first scene and press Add scene.")
     return text if not failed else f"{text} ⚠ {' '.join(failed)}"
 
 

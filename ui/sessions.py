@@ -9,7 +9,8 @@ its latents (rebuilt on the next scene). At most ``max_live`` stories are held a
 ``max_per_client`` from one client address.
 
 With several device workers, an entry is pinned to one of them when it is made (the one holding the fewest
-stories, an idle one first) and every device job of its story runs there: its tensors live on that device.
+stories, an idle one on a tie, never one whose models failed to load while another's did not) and every device job
+of its story runs there: its tensors live on that device.
 """
 
 from __future__ import annotations
@@ -123,14 +124,16 @@ class SessionRegistry:
         return counts
 
     def least_loaded(self) -> DeviceWorker:
-        """The worker a new story goes to: the fewest stories pinned to it, then idle before busy, then the first."""
+        """The worker a new story goes to: one whose models load, with the fewest stories pinned to it, then idle
+        before busy, then the first."""
         with self._lock:
             return self._least_loaded()
 
     def _least_loaded(self) -> DeviceWorker:
         counts = self._counts()
         order = sorted(range(len(self.workers)),
-                       key=lambda i: (counts[i], self.workers[i].busy or self.workers[i].jobs_waiting() > 0, i))
+                       key=lambda i: (self.workers[i].failed, counts[i],
+                                      self.workers[i].busy or self.workers[i].jobs_waiting() > 0, i))
         return self.workers[order[0]]
 
     def find(self, key: str, owner: str | None = None, check_owner: bool = False) -> SessionEntry | None:

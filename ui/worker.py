@@ -110,6 +110,12 @@ class DeviceWorker:
         return preset in self._runtimes
 
     @property
+    def failed(self) -> bool:
+        """A model failed to load here and none is loaded: new stories go elsewhere while another worker can."""
+        with self._state_lock:
+            return bool(self._load_errors) and not self._runtimes
+
+    @property
     def busy(self) -> bool:
         with self._state_lock:
             return self._busy_since is not None

@@ -78,6 +78,9 @@ def _device_loader(device: str, configs: dict):
             # the thread's current device is its worker's: a stream, event or "cuda" tensor made without an index
             # lands there, not on cuda:0 (the setting is per thread and stays for the worker's later jobs)
             torch.cuda.set_device(torch.device(device))
+            # a runtime compiled on another device left Dynamo at "eager_on_recompile" (process-wide): this one's
+            # blocks are new to Dynamo there and must compile too; its load sets the stance back when it is warm
+            torch.compiler.set_stance("default")
         return Runtime.load(configs[name])
 
     return load

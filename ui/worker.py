@@ -21,10 +21,9 @@ logger = logging.getLogger(__name__)
 
 _END = object()
 
-# The first load of a preset imports its libraries, and lazy imports (transformers') are not safe from two threads
-# at once: workers load a preset one at a time until one has loaded it, then side by side.
-_first_load_lock = threading.Lock()
-_loaded_once: set[str] = set()
+# Workers load their models one at a time: a first load imports libraries whose lazy imports (transformers') are
+# not safe from two threads at once, Dynamo compiles one graph at a time anyway, and its stance is process-wide.
+_load_lock = threading.Lock()
 
 
 class RuntimeUnavailable(RuntimeError):
@@ -85,12 +84,8 @@ class DeviceWorker:
         return self._runtimes[preset]
 
     def _load(self, preset: str) -> Any:
-        with _first_load_lock:
-            if preset not in _loaded_once:
-                runtime = self._load_runtime(preset)
-                _loaded_once.add(preset)
-                return runtime
-        return self._load_runtime(preset)
+        with _load_lock:
+            return self._load_runtime(preset)
 
     def preload(self, preset: str) -> Future:
         """Start loading ``preset`` in the background; the first scene does not pay for it."""

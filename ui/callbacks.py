@@ -570,9 +570,11 @@ class StoryController:
                 raise _error(f"Could not load the story: {err}") from None
             entry = self._entry(request, worker)  # the story is good: only now does it take a place on the server
             with entry.lock:
-                if entry.busy or entry.worker is not worker:
+                if entry.busy or entry.worker is not worker:  # (a first scene of this tab began meanwhile)
                     worker.call(session.drop_cache)
-                    raise _error("A scene is being generated; wait for it to end before loading a story.")
+                    raise _error("A scene is being generated; wait for it to end before loading a story."
+                                 if entry.busy else "A story was started in this tab while the bundle was being "
+                                 "loaded; load the bundle again.")
                 self.sessions.replace_session(entry, session, preset, dataclasses.asdict(session.settings))
                 gr.Info(f"Loaded a story of {len(session.scenes)} scene(s).")
                 return self._story_view(entry)

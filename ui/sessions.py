@@ -43,7 +43,7 @@ class SessionEntry:
     workdir: Path
     owner: str | None = None  # the login that made the story (None on a server without --auth)
     client: str = ""  # the address it was made from (for the per-client limit)
-    worker: Any = None  # the DeviceWorker its story lives on, for the entry's whole life
+    worker: DeviceWorker | None = None  # the worker its story lives on, for the entry's whole life
     session: Any = None
     preset: str = ""
     settings: dict = field(default_factory=dict)

@@ -2,6 +2,7 @@
 
 Binds to 127.0.0.1 unless ``--host`` says otherwise; no share link is ever made. The embedded storyworld
 model runs on the CPU; ``--preset wan2.1-t2v-1.3b --config my_wan.yaml`` serves Wan2.1 with local weights.
+``--devices cuda:0,cuda:1`` serves one story per listed device at once (each device loads its own models).
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--config", help="YAML config laid over the preset (weight paths, policies, ...)")
     parser.add_argument("--override", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="config override, repeatable (e.g. cache.max_memory_frames=3)")
+    parser.add_argument("--devices", type=parse_devices, metavar="DEVICE,DEVICE,...",
+                        help="one device worker per listed device, e.g. cuda:0,cuda:1 (or cpu,cpu): as many stories "
+                             "are generated at once, each on its own device (default: one, runtime.device)")
     parser.add_argument("--data-dir", default="runs/app", help="where stories in progress and the bundle key live")
     parser.add_argument("--max-sessions", type=int, default=8, help="most stories held at once (default 8)")
     parser.add_argument("--max-sessions-per-client", type=int, default=None,
@@ -48,6 +52,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def parse_devices(text: str) -> list[str]:
+    """``--devices cuda:0,cuda:1`` -> ["cuda:0", "cuda:1"]; whether they exist is checked when the app starts."""
+    devices = [part.strip() for part in text.split(",")]
+    if not text.strip() or any(not d for d in devices):
+        raise argparse.ArgumentTypeError(f"{text!r} has an empty entry; list devices separated by commas, "
+                                         "e.g. --devices cuda:0,cuda:1 or --devices cpu,cpu")
+    for device in devices:
+        if not (device in ("cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())):
+            raise argparse.ArgumentTypeError(f"{device!r} is not a device; write cpu, cuda or cuda:N "
+                                             "(e.g. --devices cuda:0,cuda:1)")
+    return devices
+
+
 def default_preset(args: argparse.Namespace) -> str:
     if args.preset:
         return args.preset
@@ -68,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         demo, controller = create_app(
             preset=default_preset(args), config_path=args.config, overrides=args.override, data_dir=args.data_dir,
             max_live_sessions=args.max_sessions, max_sessions_per_client=args.max_sessions_per_client,
-            idle_release_s=args.idle_timeout, idle_drop_s=min(120.0, args.idle_timeout),
+            idle_release_s=args.idle_timeout, idle_drop_s=min(120.0, args.idle_timeout), devices=args.devices,
         )
     except ConfigError as err:
         logger.error("%s", err)

@@ -21,15 +21,20 @@ logger = logging.getLogger(__name__)
 EMBEDDED_PRESET = "storyworld"
 WAN_PRESET = "wan2.1-t2v-1.3b"
 
-__all__ = ["AppOptions", "StoryController", "available_presets", "create_app", "launch_kwargs"]
+__all__ = ["AppOptions", "StoryController", "available_presets", "check_devices", "create_app", "launch_kwargs"]
 
 
-def available_presets(default: str, config_path: str | None = None, overrides: list[str] | None = None) -> dict:
+def available_presets(default: str, config_path: str | None = None, overrides: list[str] | None = None,
+                      device: str | None = None) -> dict:
     """Preset name -> Config, for the presets this machine can run: the chosen one, the embedded model, and
-    Wan2.1 when its weight paths are configured (in the config file or overrides)."""
+    Wan2.1 when its weight paths are configured (in the config file or overrides). ``device``: every preset's
+    ``runtime.device`` set to it (the configs of one device worker)."""
+    if device is not None:
+        overrides = [*(overrides or []), f"runtime.device={device}"]
     configs = {default: load_config(config_path, preset=default, overrides=overrides)}
     if EMBEDDED_PRESET not in configs:
-        configs[EMBEDDED_PRESET] = load_config(preset=EMBEDDED_PRESET)
+        configs[EMBEDDED_PRESET] = load_config(
+            preset=EMBEDDED_PRESET, overrides=None if device is None else [f"runtime.device={device}"])
     if WAN_PRESET not in configs:
         try:
             wan = load_config(config_path, preset=WAN_PRESET, overrides=overrides)
@@ -38,6 +43,47 @@ def available_presets(default: str, config_path: str | None = None, overrides: l
         if wan is not None and wan.weights.generator_ckpt:
             configs[WAN_PRESET] = wan
     return configs
+
+
+def check_devices(devices: list[str]) -> None:
+    """Every device of ``--devices`` exists on this machine; the error says which to list instead."""
+    import torch
+
+    if not devices:
+        raise ConfigError("--devices lists no device; give one or more, e.g. --devices cuda:0,cuda:1 or cpu,cpu")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    for device in devices:
+        if device == "cpu":
+            continue
+        if not (device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit())):
+            raise ConfigError(f"--devices: {device!r} is not a device; write cpu, cuda or cuda:N "
+                              "(e.g. --devices cuda:0,cuda:1)")
+        index = int(device[5:]) if ":" in device else 0
+        if count == 0:
+            raise ConfigError(f"--devices names {device} but no CUDA device is available here; use --devices cpu "
+                              "(or leave --devices out)")
+        if index >= count:
+            raise ConfigError(f"--devices names {device} but this machine has {count} CUDA device"
+                              f"{'' if count == 1 else 's'} (cuda:0 to cuda:{count - 1}); list only those")
+
+
+def _device_loader(device: str, configs: dict):
+    """The runtime loader of the worker of ``device``; it runs on that worker's thread."""
+    from iamflow.session import Runtime
+
+    def load(name: str):
+        if device.startswith("cuda"):
+            import torch
+
+            # the thread's current device is its worker's: a stream, event or "cuda" tensor made without an index
+            # lands there, not on cuda:0 (the setting is per thread and stays for the worker's later jobs)
+            torch.cuda.set_device(torch.device(device))
+            # a runtime compiled on another device left Dynamo at "eager_on_recompile" (process-wide): this one's
+            # blocks are new to Dynamo there and must compile too; its load sets the stance back when it is warm
+            torch.compiler.set_stance("default")
+        return Runtime.load(configs[name])
+
+    return load
 
 
 def check_writable(data_dir: Path) -> None:
@@ -64,11 +110,17 @@ def create_app(
     idle_drop_s: float = 120.0,
     idle_release_s: float = 1800.0,
     sweep_every_s: float = 10.0,
+    devices: list[str] | None = None,
 ):
-    """The page and its services: ``(demo, controller)``. ``controller.close()`` releases every story."""
+    """The page and its services: ``(demo, controller)``. ``controller.close()`` releases every story.
+    ``devices`` (e.g. ``["cuda:0", "cuda:1"]``): one device worker per entry, each with its own models there,
+    serving its own stories; None: one worker on the config's ``runtime.device``."""
     from iamflow.session import Runtime
 
     configs = available_presets(preset, config_path, overrides)
+    if devices is not None:
+        check_devices(devices)
+        per_device = [available_presets(preset, config_path, overrides, device) for device in devices]
     data_dir = Path(data_dir)
     check_writable(data_dir)
     # Stories of an earlier run of the server are gone with its memory; their scratch files go too.
@@ -79,7 +131,12 @@ def create_app(
         max_sessions_per_client=max_sessions_per_client,
         idle_drop_s=idle_drop_s, idle_release_s=idle_release_s, sweep_every_s=sweep_every_s,
     )
-    controller = StoryController(options, load_runtime=lambda name: Runtime.load(configs[name]))
+    if devices is None:
+        controller = StoryController(options, load_runtime=lambda name: Runtime.load(configs[name]))
+    else:
+        controller = StoryController(options, device_runtimes=[
+            (device, _device_loader(device, own)) for device, own in zip(devices, per_device)])
     demo = build_blocks(controller)
-    logger.info("app built: presets %s, default %s", ", ".join(configs), preset)
+    logger.info("app built: presets %s, default %s, %s", ", ".join(configs), preset,
+                f"devices {', '.join(devices)}" if devices else "one device worker")
     return demo, controller

@@ -14,7 +14,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Generator, Iterator, Sequence
 
 import gradio as gr
 
@@ -26,7 +26,7 @@ from iamflow.session import (LIVE, MAX_SCENE_SECONDS, NoSceneRunning, StorySessi
 
 from . import bundles, formatting, media
 from .sessions import NotYourStory, SessionEntry, SessionLimitReached, SessionRegistry
-from .worker import DeviceWorker, RuntimeUnavailable
+from .worker import DeviceWorker, RuntimeUnavailable, Waiting
 
 logger = logging.getLogger(__name__)
 
@@ -80,14 +80,22 @@ class AppOptions:
 
 
 class StoryController:
-    """Holds the worker and the session registry; its methods are the page's event handlers."""
+    """Holds the device workers and the session registry; its methods are the page's event handlers.
 
-    def __init__(self, options: AppOptions, load_runtime):
+    ``load_runtime(preset)`` loads a preset's models for the one worker of a server on one device;
+    ``device_runtimes`` instead lists ``(device, load_runtime)`` per device: one worker each, a story on one.
+    """
+
+    def __init__(self, options: AppOptions, load_runtime: Callable[[str], Any] | None = None,
+                 device_runtimes: Sequence[tuple[str, Callable[[str], Any]]] = ()):
+        if (load_runtime is None) == (not device_runtimes):
+            raise ValueError("give either load_runtime (one device) or device_runtimes (one worker per device)")
         self.options = options
         self.bundle_key = bundles.load_or_create_key(options.data_dir / "bundle.key")  # before any thread starts
-        self.worker = DeviceWorker(load_runtime)
+        self.workers = ([DeviceWorker(load_runtime)] if load_runtime is not None
+                        else [DeviceWorker(load, device) for device, load in device_runtimes])
         self.sessions = SessionRegistry(
-            self.worker, self._make_session, options.data_dir / "sessions", max_live=options.max_live_sessions,
+            self.workers, self._make_session, options.data_dir / "sessions", max_live=options.max_live_sessions,
             max_per_client=options.max_sessions_per_client or max(1, options.max_live_sessions // 2),
             idle_drop_s=options.idle_drop_s, idle_release_s=options.idle_release_s,
             sweep_every_s=options.sweep_every_s,
@@ -98,7 +106,13 @@ class StoryController:
         self._queued: dict[str, int] = {}  # sessions -> scenes accepted into the queue, not started yet
         self._stop_queued: set[str] = set()  # sessions that pressed Stop while their scene waited
         self._state_lock = threading.Lock()
-        self.worker.preload(options.default_preset)
+        for worker in self.workers:
+            worker.preload(options.default_preset)
+
+    @property
+    def worker(self) -> DeviceWorker:
+        """The first device worker (the only one on a server with one device)."""
+        return self.workers[0]
 
     # --- settings -------------------------------------------------------------------------------------
 
@@ -128,9 +142,10 @@ class StoryController:
             raise _error(f"Advanced settings: {err}.") from None
         return preset, settings
 
-    def _make_session(self, preset: str, settings: dict) -> StorySession:
-        """Runs on the worker thread: a new empty story on the preset's runtime."""
-        return StorySession(self.worker.runtime(preset), StorySettings(**settings))
+    @staticmethod
+    def _make_session(worker: DeviceWorker, preset: str, settings: dict) -> StorySession:
+        """Runs on ``worker``'s thread: a new empty story on its runtime of the preset."""
+        return StorySession(worker.runtime(preset), StorySettings(**settings))
 
     # --- session lookup -------------------------------------------------------------------------------
 
@@ -150,10 +165,11 @@ class StoryController:
         client = getattr(request, "client", None)
         return str(getattr(client, "host", "") or "")
 
-    def _entry(self, request: gr.Request | None) -> SessionEntry:
-        """The calling tab's story entry, made now if it has none (only a first scene or a load call this)."""
+    def _entry(self, request: gr.Request | None, worker: DeviceWorker | None = None) -> SessionEntry:
+        """The calling tab's story entry, made now if it has none (only a first scene or a load call this); a new
+        one is pinned to ``worker`` if given, else to the least loaded worker."""
         try:
-            entry = self.sessions.get(self._key(request), self._owner(request), self._client(request))
+            entry = self.sessions.get(self._key(request), self._owner(request), self._client(request), worker)
         except (SessionLimitReached, NotYourStory) as err:
             raise _error(str(err)) from None
         self._tell_if_released(request)
@@ -311,12 +327,30 @@ class StoryController:
             entry.accepting_switches = False
             return None
 
+    def _when_free(self, entry: SessionEntry, job: Callable[[], Any]) -> Generator[tuple, None, Any]:
+        """``job()`` run on the story's worker (a new story is made there); while it waits behind other stories'
+        work on that device, the page's progress line says how many jobs are ahead. Returns what ``job`` returns."""
+        if len(self.workers) == 1:  # (one worker: the page's own queue is the only one a scene waits in)
+            return job()
+        results = []
+        for item in entry.worker.stream(lambda: iter([job()]), report_waiting=True):
+            if isinstance(item, Waiting):
+                yield self._waiting_view(entry, item)
+            else:
+                results.append(item)
+        return results[0]
+
+    @staticmethod
+    def _waiting_view(entry: SessionEntry, waiting: Waiting) -> tuple:
+        return (gr.skip(), formatting.waiting_text(waiting.ahead, entry.worker.device)) + \
+            (gr.skip(),) * (len(SCENE_OUTPUTS) - 2)
+
     def _generate(self, entry: SessionEntry, prompt: str, seconds: float, seed: int | None, preset: str,
                   settings: dict, progress) -> Iterator[tuple]:
         """One scene, all or nothing. Every way out (done, Stop, a closed page, an error) waits for the worker to
         finish with the story before the story is handed back; a scene that fails is removed whole."""
         try:
-            applied = self.sessions.ensure_session(entry, preset, settings)
+            applied = yield from self._when_free(entry, lambda: self.sessions.ensure_session(entry, preset, settings))
         except RuntimeUnavailable as err:
             raise _error(str(err)) from None
         if not applied:
@@ -340,12 +374,15 @@ class StoryController:
         event = None
         # chunks that arrived while the page was still taking the last one are shown as one segment: the player
         # never falls behind the story when the server's own handling of a segment is slower than a chunk
-        events = self.worker.stream(chunks, batched=True)
+        events = entry.worker.stream(chunks, batched=True, report_waiting=len(self.workers) > 1)
         failing, consuming = scenes_before, False  # the scene whose chunk is being shown; errors here are the page's
         joined = Path(tempfile.mkdtemp(prefix="shown-", dir=entry.workdir))
         shown_registry = shown_memory = None  # the panels as last sent: unchanged panels are not sent again
         try:
             for batch in events:
+                if isinstance(batch, Waiting):  # behind another story's work on this story's device
+                    yield self._waiting_view(entry, batch)
+                    continue
                 event = batch[-1]
                 failing, consuming = batch[0].scene_index, True
                 # the story's own segments of the chunks (a write error fails the scene)
@@ -436,7 +473,7 @@ class StoryController:
             while len(session.scenes) > scenes_before:  # (a scene that failed inside the session removed itself)
                 session.undo_last_scene()
 
-        self.worker.call(roll_back)
+        entry.worker.call(roll_back)
         return _error(f"Scene {number} failed ({_reason(error)}) and was removed: the story is as it was before it "
                       f"({scenes_before} scene{'' if scenes_before == 1 else 's'}).")
 
@@ -484,7 +521,7 @@ class StoryController:
             if not entry.has_scenes:
                 gr.Warning("There is no scene to undo.")
                 return self._story_view(entry)
-            self.worker.call(entry.session.undo_last_scene)  # in order with device work, never beside it
+            entry.worker.call(entry.session.undo_last_scene)  # in order with device work, never beside it
             return self._story_view(entry)
 
     def new_story(self, memory_policy, transition, max_memory_frames, enrich_prompts, preset, agent_backend,
@@ -498,11 +535,11 @@ class StoryController:
             if entry.busy:
                 raise _error("A scene is being generated; press Stop and wait for it to end first.")
             if entry.session is not None and (entry.preset, entry.settings) == (preset, settings):
-                self.worker.call(entry.session.reset)
+                entry.worker.call(entry.session.reset)
             else:
                 old, entry.session = entry.session, None
                 if old is not None:
-                    self.worker.call(old.drop_cache)
+                    entry.worker.call(old.drop_cache)
                 try:
                     self.sessions.ensure_session(entry, preset, settings)
                 except RuntimeUnavailable as err:
@@ -523,16 +560,21 @@ class StoryController:
             entry = self._existing(request)
             if entry is not None and entry.busy:
                 raise _error("A scene is being generated; wait for it to end before loading a story.")
+            # the story is loaded onto the device of the tab's story, or of the least loaded worker for a new one
+            worker = entry.worker if entry is not None else self.sessions.least_loaded()
             try:
                 bundles.unpack(path, staging, self.bundle_key, self._bundle_bound)
                 preset = self._bundle_preset(staging)
-                session = self.worker.call(self._load_session, staging, preset)
+                session = worker.call(self._load_session, worker, staging, preset)
             except (bundles.BundleError, RuntimeUnavailable) as err:
                 raise _error(f"Could not load the story: {err}") from None
-            entry = self._entry(request)  # the story is good: only now does it take a place on the server
+            entry = self._entry(request, worker)  # the story is good: only now does it take a place on the server
             with entry.lock:
-                if entry.busy:
-                    raise _error("A scene is being generated; wait for it to end before loading a story.")
+                if entry.busy or entry.worker is not worker:  # (a first scene of this tab began meanwhile)
+                    worker.call(session.drop_cache)
+                    raise _error("A scene is being generated; wait for it to end before loading a story."
+                                 if entry.busy else "A story was started in this tab while the bundle was being "
+                                 "loaded; load the bundle again.")
                 self.sessions.replace_session(entry, session, preset, dataclasses.asdict(session.settings))
                 gr.Info(f"Loaded a story of {len(session.scenes)} scene(s).")
                 return self._story_view(entry)
@@ -548,10 +590,11 @@ class StoryController:
             raise bundles.BundleError(f"the story was made with model preset {preset!r}, which this server does not run")
         return bundles.story_size_bound(config, scene_seconds)
 
-    def _load_session(self, directory: Path, preset: str) -> StorySession:
-        """Runs on the worker thread. A signed bundle whose contents do not fit together is reported as damaged."""
+    @staticmethod
+    def _load_session(worker: DeviceWorker, directory: Path, preset: str) -> StorySession:
+        """Runs on ``worker``'s thread. A signed bundle whose contents do not fit together is reported as damaged."""
         try:
-            return StorySession.load(directory, self.worker.runtime(preset))
+            return StorySession.load(directory, worker.runtime(preset))
         except RuntimeUnavailable:
             raise
         except ValueError as err:
@@ -581,11 +624,9 @@ class StoryController:
 
     def page_loaded(self, request: gr.Request) -> str:
         preset = self.options.default_preset
-        error = self.worker.load_error(preset)
-        if error:
-            return f"⚠ {error}"
-        state = "ready" if self.worker.is_loaded(preset) else "loading…"
-        return f"Model: {preset} ({state}). Type the first scene and press Add scene."
+        return formatting.server_status(preset, [w.device for w in self.workers],
+                                        [w.is_loaded(preset) for w in self.workers],
+                                        [w.load_error(preset) for w in self.workers])
 
     # --- views ----------------------------------------------------------------------------------------
 
@@ -643,7 +684,7 @@ class StoryController:
                 saved = entry.session.save(out_dir / "story")
                 return bundles.pack(saved, out_dir / "iamflow-story.zip", self.bundle_key)
 
-            bundle = self.worker.call(save_and_pack)
+            bundle = entry.worker.call(save_and_pack)
             shutil.rmtree(out_dir / "story", ignore_errors=True)
         return gr.DownloadButton(value=str(bundle), interactive=True)
 
@@ -663,7 +704,8 @@ class StoryController:
 
     def close(self) -> None:
         self.sessions.close()
-        self.worker.shutdown()
+        for worker in self.workers:
+            worker.shutdown()
 
 
 def _one_segment(segments: list[Path], folder: Path) -> Path:

@@ -204,6 +204,27 @@ def live_progress_text(scene_index: int, chunk_index: int, elapsed_s: float, cap
     return f"{head} · until the next prompt (at most {cap_s:g} s)"
 
 
+def waiting_text(ahead: int, device: str) -> str:
+    """ "In the queue of cuda:1: 2 jobs of other stories ahead" (a story waits for the device it lives on)"""
+    where = f" of {device}" if device else ""
+    return f"In the queue{where}: {ahead} job{'' if ahead == 1 else 's'} of other stories ahead"
+
+
+def server_status(preset: str, devices: list[str], loaded: list[bool], errors: list[str | None]) -> str:
+    """The line under the title: the model, and per device whether it is ready (one device: as it always read)."""
+    failed = [error for error in errors if error]
+    if failed and len(failed) == len(errors):
+        return f"⚠ {failed[0]}" if len(failed) == 1 else "⚠ " + " ".join(failed)
+    if len(devices) == 1:
+        return f"Model: {preset} ({'ready' if loaded[0] else 'loading…'}). Type the first scene and press Add scene."
+    states = ", ".join(f"{device} {'failed' if error else 'ready' if ready else 'loading…'}"
+                       for device, ready, error in zip(devices, loaded, errors))
+    serving = len(devices) - len(failed)
+    text = (f"Model: {preset} on {len(devices)} devices ({states}); {serving} "
+            f"{'story is' if serving == 1 else 'stories are'} generated at once. Type the first scene and press Add scene.")
+    return text if not failed else f"{text} ⚠ {' '.join(failed)}"
+
+
 def switching_text(scene_index: int) -> str:
     return f"Switching to scene {scene_index + 1} at the next chunk…"
 

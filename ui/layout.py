@@ -5,8 +5,9 @@ Element ids are stable (tests and people who script the page rely on them): ``sc
 ``download-mp4``, ``download-mapping``; and ``scene-seconds``, ``scene-seed``, ``progress``, ``timeline``,
 ``memory-archive``, ``mapping-json``, ``prepare-bundle``, ``download-bundle``, ``load-story``, ``story-summary``, ``server-status``.
 
-Generation runs in the ``device`` concurrency group, one at a time, and shows the queue position to whoever
-waits; everything else (stop, undo, downloads, loading, panels) has its own group and never waits behind it.
+Generation runs in the ``device`` concurrency group, one at a time per device worker (one scene at a time on a
+server with one device, N at once with ``--devices`` listing N), and shows the queue position to whoever waits;
+everything else (stop, undo, downloads, loading, panels) has its own group and never waits behind it.
 """
 
 from __future__ import annotations
@@ -143,7 +144,8 @@ def build_blocks(app: StoryController) -> gr.Blocks:
         prompt.submit(**submit_args)
         start.change(
             fn=app.add_scene, inputs=[prompt, seconds, seed, *settings, live_mode], outputs=scene_outputs,
-            validator=app.validate_scene, concurrency_limit=1, concurrency_id="device", api_name="add_scene",
+            validator=app.validate_scene, concurrency_limit=len(app.workers), concurrency_id="device",
+            api_name="add_scene",
             show_progress="minimal", show_progress_on=[progress], trigger_mode="always_last",
         )
         gr.api(app.switch_scene, api_name="switch_scene", concurrency_limit=None, concurrency_id="light")

@@ -7,6 +7,10 @@ story (the first scene, or a loaded bundle), never by a look or an undo; it belo
 closes or after ``idle_release_s`` without use; after ``idle_drop_s`` an idle story drops its K/V cache and keeps
 its latents (rebuilt on the next scene). At most ``max_live`` stories are held at once, and at most
 ``max_per_client`` from one client address.
+
+With several device workers, an entry is pinned to one of them when it is made (the one holding the fewest
+stories, an idle one on a tie, never one whose models failed to load while another's did not) and every device job
+of its story runs there: its tensors live on that device.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class SessionEntry:
     workdir: Path
     owner: str | None = None  # the login that made the story (None on a server without --auth)
     client: str = ""  # the address it was made from (for the per-client limit)
+    worker: DeviceWorker | None = None  # the worker its story lives on, for the entry's whole life
     session: Any = None
     preset: str = ""
     settings: dict = field(default_factory=dict)
@@ -67,8 +72,8 @@ class SessionRegistry:
 
     def __init__(
         self,
-        worker: DeviceWorker,
-        make_session: Callable[[str, dict], Any],
+        workers: DeviceWorker | list[DeviceWorker],
+        make_session: Callable[[DeviceWorker, str, dict], Any],
         root: str | Path,
         max_live: int = 8,
         max_per_client: int | None = None,
@@ -76,8 +81,10 @@ class SessionRegistry:
         idle_release_s: float = 1800.0,
         sweep_every_s: float = 10.0,
     ):
-        self.worker = worker
-        self.make_session = make_session
+        self.workers = [workers] if isinstance(workers, DeviceWorker) else list(workers)
+        if not self.workers:
+            raise ValueError("a session registry needs at least one device worker")
+        self.make_session = make_session  # (worker, preset, settings) -> a new story; runs on that worker
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_live = max_live
@@ -105,6 +112,30 @@ class SessionRegistry:
         with self._lock:
             return sum(1 for e in self._entries.values() if e.session is not None)
 
+    def stories_per_worker(self) -> list[int]:
+        """Entries pinned to each worker, in the order of ``workers``."""
+        with self._lock:
+            return self._counts()
+
+    def _counts(self) -> list[int]:
+        counts = [0] * len(self.workers)
+        for entry in self._entries.values():
+            counts[self.workers.index(entry.worker)] += 1
+        return counts
+
+    def least_loaded(self) -> DeviceWorker:
+        """The worker a new story goes to: one whose models load, with the fewest stories pinned to it, then idle
+        before busy, then the first."""
+        with self._lock:
+            return self._least_loaded()
+
+    def _least_loaded(self) -> DeviceWorker:
+        counts = self._counts()
+        order = sorted(range(len(self.workers)),
+                       key=lambda i: (self.workers[i].failed, counts[i],
+                                      self.workers[i].busy or self.workers[i].jobs_waiting() > 0, i))
+        return self.workers[order[0]]
+
     def find(self, key: str, owner: str | None = None, check_owner: bool = False) -> SessionEntry | None:
         """The entry of ``key`` if there is one (and, with ``check_owner``, if ``owner`` made it)."""
         with self._lock:
@@ -114,9 +145,11 @@ class SessionRegistry:
         entry.last_used = time.monotonic()
         return entry
 
-    def get(self, key: str, owner: str | None = None, client: str = "") -> SessionEntry:
+    def get(self, key: str, owner: str | None = None, client: str = "",
+            worker: DeviceWorker | None = None) -> SessionEntry:
         """The entry of ``key``, made when a story starts; refuses a new one when the server (or this client's
-        share of it) is full, and an existing one to anyone but its owner."""
+        share of it) is full, and an existing one to anyone but its owner. A new entry is pinned to ``worker``
+        (a story loaded there already), else to the least loaded worker."""
         if not key:
             raise ValueError("a browser session key is required")
         with self._lock:
@@ -134,10 +167,12 @@ class SessionRegistry:
                         "Close a tab you no longer use (its story is released), or wait until an idle one is."
                     )
                 safe = "".join(c for c in key if c.isalnum() or c in "-_")[:64] or "session"
-                entry = SessionEntry(key=key, workdir=self.root / safe, owner=owner, client=client)
+                entry = SessionEntry(key=key, workdir=self.root / safe, owner=owner, client=client,
+                                     worker=worker or self._least_loaded())
                 entry.workdir.mkdir(parents=True, exist_ok=True)
                 self._entries[key] = entry
-                logger.info("story session opened for %s (%d live)", safe, len(self._entries))
+                where = f" on {entry.worker.device}" if len(self.workers) > 1 else ""
+                logger.info("story session opened for %s%s (%d live)", safe, where, len(self._entries))
             elif entry.owner != owner:
                 raise NotYourStory("this browser session belongs to another login")
         entry.last_used = time.monotonic()
@@ -153,19 +188,19 @@ class SessionRegistry:
             if entry.session is not None and (entry.has_scenes or (entry.preset, entry.settings) == (preset, settings)):
                 return (entry.preset, entry.settings) == (preset, settings)
             old = entry.session
-            entry.session = self.worker.call(self.make_session, preset, settings)
+            entry.session = entry.worker.call(self.make_session, entry.worker, preset, settings)
             entry.preset, entry.settings, entry.cache_dropped = preset, dict(settings), False
         if old is not None:
-            self._discard_session(old)
+            self._discard_session(old, entry.worker)
         return True
 
     def replace_session(self, entry: SessionEntry, session: Any, preset: str, settings: dict) -> None:
-        """Put a loaded story in place of the entry's current one."""
+        """Put a loaded story (loaded on the entry's worker) in place of the entry's current one."""
         with entry.lock:
             old, entry.session = entry.session, session
             entry.preset, entry.settings, entry.cache_dropped = preset, dict(settings), False
         if old is not None and old is not session:
-            self._discard_session(old)
+            self._discard_session(old, entry.worker)
 
     def finish_turn(self, entry: SessionEntry) -> None:
         """A generation for this entry ended; release it now if its tab closed meanwhile."""
@@ -194,14 +229,14 @@ class SessionRegistry:
             del self._entries[key]
         session, entry.session = entry.session, None
         if session is not None:
-            self._discard_session(session)
+            self._discard_session(session, entry.worker)
         shutil.rmtree(entry.workdir, ignore_errors=True)
         if entry.served_dir is not None:
             shutil.rmtree(entry.served_dir, ignore_errors=True)
         logger.info("story session released (%d live)", len(self))
         return True
 
-    def _discard_session(self, session: Any) -> None:
+    def _discard_session(self, session: Any, worker: DeviceWorker) -> None:
         def drop() -> None:
             close = getattr(session, "close", None)
             if callable(close):
@@ -210,7 +245,7 @@ class SessionRegistry:
                 session.drop_cache()
 
         try:
-            self.worker.call(drop)
+            worker.call(drop)
         except Exception:
             logger.exception("freeing a story's cache failed")
         del session
@@ -235,7 +270,7 @@ class SessionRegistry:
                         self._released_idle[entry.key] = scenes
             elif idle >= self.idle_drop_s and entry.session is not None and not entry.cache_dropped:
                 # Queued behind any running scene; skipped when it runs if the story was used meanwhile.
-                self.worker.submit(self._drop_if_idle, entry, entry.last_used, idle)
+                entry.worker.submit(self._drop_if_idle, entry, entry.last_used, idle)
 
     def released_idle(self, key: str) -> int:
         """Scenes of the story of ``key`` released for idleness since its tab last heard of it (0: none); told once."""

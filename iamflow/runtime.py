@@ -141,7 +141,11 @@ class Runtime:
         logger.info("agent and decoder warm (%.1f s)", time.perf_counter() - started)
 
     def decode_frames(self, decoder, latents: torch.Tensor) -> np.ndarray:
-        """Decode on the current stream and wait for the frames (replays, loading)."""
+        """Decode on the current stream (two devices: the decode stream) and wait for the frames (replays,
+        loading)."""
+        if self.decode_stage is not None:
+            with self.decode_stage.on_decode_stream():
+                return to_uint8(self._decode(decoder, latents))
         return to_uint8(self._decode(decoder, latents))
 
     def _decode(self, decoder, latents: torch.Tensor) -> torch.Tensor:

@@ -161,6 +161,17 @@ class DecodeStage:
                 self._thread = threading.Thread(target=self._work, name=f"decode-{self.device}", daemon=True)
                 self._thread.start()
 
+    @contextlib.contextmanager
+    def on_decode_stream(self) -> Iterator[None]:
+        """The host thread's decoding (a decoder's state rebuilt after undo or load, replays, the warm-up) runs on
+        the decode stream too: every decoder's state is then made and used on one stream, in the order queued."""
+        if not self.cuda:
+            yield
+            return
+        with torch.cuda.stream(self.decode_stream):
+            yield
+
+    @torch.no_grad()
     def _work(self) -> None:
         while True:
             item = self._queue.get()
@@ -184,9 +195,6 @@ class DecodeStage:
             with stage("frame copy to host"):
                 return HostCopy(frames.cpu())
         with torch.cuda.stream(self.decode_stream):
-            # what the host thread queued on the decode device (the decoder's state rebuilt after undo or load,
-            # prompts encoded) comes first
-            self.decode_stream.wait_stream(torch.cuda.default_stream(self.device))
             with stage("hand-over"):
                 if latents.device == self.device:
                     self.decode_stream.wait_event(ready)

@@ -88,6 +88,11 @@ class Runtime:
     def device(self) -> torch.device:
         return self.engine.device
 
+    def close(self) -> None:
+        """End the decode thread (two devices) once the chunks queued are decoded."""
+        if self.decode_stage is not None:
+            self.decode_stage.close()
+
     @classmethod
     def load(cls, config: Config | None = None) -> "Runtime":
         return build_runtime(config or load_config(preset="storyworld"))

@@ -173,3 +173,25 @@ def test_split_storyworld_equals_one_device():
     assert all(np.array_equal(a.frames, b.frames) for a, b in zip(events, expected_events))
     assert all(torch.equal(a, b) for a, b in zip(session.latents, expected_session.latents))
     assert session.ops == expected_session.ops
+
+
+def test_the_decode_thread_ends_with_its_runtime():
+    """A split runtime's decode thread starts with its first chunk and ends when the runtime is closed, or dropped
+    (the thread holds it weakly): a process that builds runtimes does not keep their models alive."""
+    import gc
+    import weakref
+
+    runtime = Runtime.load(load_config(preset="tiny", overrides=["runtime.devices=[cpu, cpu]"]))
+    assert runtime.decode_stage._thread is None
+    session = StorySession(runtime)
+    run(session, MAN, seconds=1.5, seed=1)
+    thread = runtime.decode_stage._thread
+    assert thread.is_alive()
+    runtime.close()
+    assert not thread.is_alive()
+    run(session, DOG, seconds=1.5, seed=2)  # a closed runtime's stage starts a new thread when asked again
+    thread, dropped = runtime.decode_stage._thread, weakref.ref(runtime)
+    del session, runtime
+    gc.collect()
+    thread.join(timeout=30)
+    assert dropped() is None and not thread.is_alive()

@@ -16,6 +16,7 @@ import logging
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -158,7 +159,9 @@ class DecodeStage:
     def _ensure_thread(self) -> None:
         with self._start_lock:
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._work, name=f"decode-{self.device}", daemon=True)
+                # the thread holds the stage weakly: a runtime dropped takes its stage and thread with it
+                self._thread = threading.Thread(target=_decode_worker, args=(weakref.ref(self), self._queue),
+                                                name=f"decode-{self.device}", daemon=True)
                 self._thread.start()
 
     @contextlib.contextmanager
@@ -171,20 +174,6 @@ class DecodeStage:
         with torch.cuda.stream(self.decode_stream):
             yield
 
-    @torch.no_grad()
-    def _work(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            job, decoder, latents, ready, stage = item
-            del item
-            try:
-                job.future.set_result(self._run(decoder, latents, ready, stage))
-            except BaseException as err:  # handed to the waiting host thread; this thread goes on
-                job.future.set_exception(err)
-            del job, decoder, latents, ready, stage
-
     def _run(self, decoder, latents: torch.Tensor, ready, stage) -> HostCopy:
         stage = stage or (lambda name: contextlib.nullcontext())
         if not self.cuda:
@@ -196,16 +185,19 @@ class DecodeStage:
                 return HostCopy(frames.cpu())
         with torch.cuda.stream(self.decode_stream):
             with stage("hand-over"):
-                if latents.device == self.device:
-                    self.decode_stream.wait_event(ready)
-                    moved = latents
-                else:
+                if latents.device == self.device:  # one GPU: the decode stream waits for the chunk
                     if ready is not None:
-                        self.handover_stream.wait_event(ready)
-                    # a peer copy on the DiT device's side stream; the decode stream waits for it
+                        self.decode_stream.wait_event(ready)
+                    moved = latents
+                elif ready is not None:
+                    # a peer copy on the DiT device's side stream, once the chunk is made; the decode stream (the
+                    # copy's destination stream) waits for it
+                    self.handover_stream.wait_event(ready)
                     with torch.cuda.stream(self.handover_stream):
                         moved = latents.to(self.device, non_blocking=True)
                     self.decode_stream.wait_stream(self.handover_stream)
+                else:  # a DiT on the host
+                    moved = latents.to(self.device)
             with stage("decode"):
                 frames = self._decode(decoder, moved)
             with stage("frame copy to host"):
@@ -220,6 +212,31 @@ class DecodeStage:
         if self._thread is not None and self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
+
+
+@torch.no_grad()
+def _decode_worker(stage_ref: "weakref.ref[DecodeStage]", jobs: queue.Queue) -> None:
+    """The decode thread: the chunks in the order queued; an error goes to the chunk's job (the host thread raises
+    it where it waits) and the thread goes on."""
+    while True:
+        try:
+            item = jobs.get(timeout=1.0)
+        except queue.Empty:
+            if stage_ref() is None:  # the runtime is gone
+                return
+            continue
+        if item is None:
+            return
+        job, decoder, latents, ready, timer = item
+        del item
+        stage = stage_ref()
+        try:
+            if stage is None:
+                raise DecodeError("the runtime was closed")
+            job.future.set_result(stage._run(decoder, latents, ready, timer))
+        except BaseException as err:
+            job.future.set_exception(err)
+        del job, decoder, latents, ready, timer, stage
 
 
 @dataclass

@@ -71,3 +71,36 @@ def test_split_storyworld_equals_one_gpu():
         preset="storyworld", overrides=[f"runtime.devices=[cuda:0, {second_device()}]"])))
     _compare(split, frames, one, expected, same_kernels=second_device() == "cuda:0")
     assert np.array_equal(split.story_frames(), one.story_frames()) or second_device() != "cuda:0"
+
+
+def test_decode_stage_waits_for_each_chunk_and_keeps_it_alive_on_gpu():
+    """Chunks whose latents come out of long work on the DiT's stream, freed by the host at once and their memory
+    overwritten by the next work: the decode stage (hand-over after the chunk's event, the decoder's state on one
+    stream) decodes exactly what a serial decode on the host gives, and a failing chunk raises where it is read."""
+    from iamflow.engine.streams import DecodeError
+
+    runtime = build_runtime(load_config(preset="tiny", overrides={
+        "runtime": {"dtype": "bfloat16", "devices": ["cuda:0", second_device()]}}))
+    channels, height, width = runtime.engine.latent_shape
+    mix = torch.randn(4096, 4096, device="cuda:0") / 64
+
+    def chunk(i: int) -> torch.Tensor:  # [1, C, 3, h, w] after a few milliseconds of work on the DiT's stream
+        x = torch.randn(64, 4096, device="cuda:0", generator=torch.Generator("cuda:0").manual_seed(i))
+        for _ in range(200):
+            x = torch.tanh(x @ mix)
+        return x.flatten()[: channels * 3 * height * width].view(1, channels, 3, height, width).contiguous()
+
+    serial_decoder = runtime.codec.stream_decoder()
+    expected = [runtime.decode_frames(serial_decoder, chunk(i)) for i in range(8)]
+    decoder, jobs, frames = runtime.codec.stream_decoder(), [], []
+    for i in range(8):
+        jobs.append(runtime.decode_to_host(decoder, chunk(i)))
+        torch.full((64, 4096), float("nan"), device="cuda:0").mul_(2)  # would land in a chunk freed too early
+        if len(jobs) > 1:
+            frames.append(jobs.pop(0).wait().numpy().copy())
+    frames += [job.wait().numpy().copy() for job in jobs]
+    assert all(np.array_equal(a, b) for a, b in zip(frames, expected))
+    wrong = torch.zeros(1, channels + 1, 3, height, width, device="cuda:0")
+    with pytest.raises(DecodeError, match="decoding a chunk on cuda"):
+        runtime.decode_to_host(runtime.codec.stream_decoder(), wrong).wait()
+    runtime.close()

@@ -609,6 +609,8 @@ def app_run(args: argparse.Namespace) -> dict:
     if wan:
         overrides += [f"runtime.compile={str(args.compile).lower()}",
                       f"runtime.compile_decoder={str(args.compile_decoder).lower()}"]
+    if args.devices:
+        overrides.append(f"runtime.devices=[{args.devices}]")
     cfg = load_config(args.config, preset=args.preset, overrides=overrides)
 
     def load_runtime(name: str):
@@ -616,7 +618,7 @@ def app_run(args: argparse.Namespace) -> dict:
         if args.decoder == "tiny":
             from iamflow.engine.tiny_decoder import build_random_tiny_codec
 
-            runtime.codec = build_random_tiny_codec(runtime.device, runtime.engine.model.dtype)
+            runtime.codec = build_random_tiny_codec(runtime.codec.device, runtime.engine.model.dtype)
             runtime.warm_up()
         return runtime
 
@@ -638,6 +640,7 @@ def app_run(args: argparse.Namespace) -> dict:
                     "torch": torch.__version__, "date": datetime.date.today().isoformat(), "preset": cfg.preset,
                     "decoder": args.decoder, "compiled": args.compile, "load_seconds": load_seconds,
                     "scene_seconds": args.scene_seconds, "app": [], "session": []}
+    result["devices"] = {"dit": str(runtime.device), "decoder": str(runtime.codec.device), "decode_thread": runtime.split}
     try:
         # the page's side runs in a process of its own, as a browser does (a client thread here would share the
         # interpreter with the server and the generation loop, and its clock would read their turns as its own)
@@ -871,7 +874,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="decode each chunk before the next is made (the loop's serial order)")
     parser.add_argument("--text-encoder-device", default="auto", choices=["auto", "cuda", "cpu", "offload"])
     parser.add_argument("--devices", default="", metavar="DIT,DECODER",
-                        help="--session: runtime.devices, e.g. cuda:0,cuda:1 (cuda:0,cuda:0: the decode thread on one GPU)")
+                        help="--session, --app: runtime.devices, e.g. cuda:0,cuda:1 (cuda:0,cuda:0: the decode thread on one GPU)")
     parser.add_argument("--first-chunk-ahead", action="store_true",
                         help="tell the story a second time queuing each scene's second chunk before its first is handed out")
     parser.add_argument("--sync-debug", action="store_true", help="report every host wait for the GPU in the story")

@@ -275,9 +275,10 @@ class RuntimeConfig:
     # where the umT5 text encoder lives: "auto" (the runtime device), "cuda", "cpu", or "offload" (weights on the
     # host, streamed to the GPU layer by layer for each prompt; ~11 GB less GPU memory, slower prompts)
     text_encoder_device: str = "auto"
-    # two devices split a story's work: the DiT and its KV cache on the first, the decoder and the text encoder on
-    # the second (each chunk decoded there while the first denoises the next), e.g. [cuda:0, cuda:1]. One entry is
-    # the same as runtime.device; empty: runtime.device. When both are set, devices wins.
+    # two devices split a story's work: the DiT and its KV cache on the first, the decoder and the text encoder
+    # (text_encoder_device auto or cuda) on the second, each chunk decoded there while the first denoises the next;
+    # e.g. [cuda:0, cuda:1]. One entry is the same as runtime.device; empty: runtime.device. When both are set,
+    # devices wins.
     devices: list[str] = field(default_factory=list)
 
     TEXT_ENCODER_DEVICES = ("auto", "cuda", "cpu", "offload")

@@ -178,7 +178,12 @@ class DecodeStage:
         stage = stage or (lambda name: contextlib.nullcontext())
         if not self.cuda:
             with stage("hand-over"):
-                moved = latents.to(self.device)
+                if ready is not None:  # a GPU's chunk to a host decoder: copied once made, beside the DiT
+                    self.handover_stream.wait_event(ready)
+                    with torch.cuda.stream(self.handover_stream):
+                        moved = latents.to(self.device)
+                else:
+                    moved = latents.to(self.device)
             with stage("decode"):
                 frames = self._decode(decoder, moved)
             with stage("frame copy to host"):

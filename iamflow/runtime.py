@@ -47,7 +47,7 @@ def _one_device(wanted: str, key: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if wanted.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ConfigError(f"{key} names {wanted} but no CUDA device is available here; use cpu")
+            raise ConfigError(f"{key} names {wanted} but no CUDA device is available here; set {key} to cpu")
         index = int(wanted[5:]) if wanted.startswith("cuda:") else 0
         if index >= torch.cuda.device_count():
             raise ConfigError(f"{key} names {wanted} but only {torch.cuda.device_count()} CUDA device(s) are "

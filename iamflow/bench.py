@@ -306,6 +306,8 @@ def session_run(args: argparse.Namespace) -> dict:
     overrides += [f"runtime.compile={str(args.compile).lower()}", f"runtime.fp8={str(args.fp8).lower()}",
                   f"runtime.compile_decoder={str(args.compile_decoder).lower()}",
                   f"runtime.text_encoder_device={args.text_encoder_device}"]
+    if args.devices:  # e.g. cuda:0,cuda:1: the DiT on the first, decoder and text encoder on the second
+        overrides.append(f"runtime.devices=[{args.devices}]")
     cfg = load_config(args.config, preset=args.preset, overrides=overrides)
     torch.backends.cuda.matmul.allow_tf32 = True
     from torch._dynamo.utils import counters
@@ -316,12 +318,15 @@ def session_run(args: argparse.Namespace) -> dict:
     if args.decoder == "tiny":
         from iamflow.engine.tiny_decoder import build_random_tiny_codec
 
-        runtime.codec = build_random_tiny_codec(runtime.device, runtime.engine.model.dtype)
+        runtime.codec = build_random_tiny_codec(runtime.codec.device, runtime.engine.model.dtype)
         runtime.warm_up()
+    gpus = sorted({d for d in (runtime.device, runtime.codec.device) if d.type == "cuda"}, key=str)
     text_encoder_gib = sum(p.numel() * p.element_size() for p in runtime.text_encoder.model.parameters()
                            if p.device.type == "cuda") / 2**30
     _sync()
-    torch.cuda.reset_peak_memory_stats()
+    for gpu in gpus:
+        torch.cuda.synchronize(gpu)
+        torch.cuda.reset_peak_memory_stats(gpu)
     graphs_before = counters["stats"]["unique_graphs"]
 
     session = StorySession(runtime)
@@ -344,7 +349,8 @@ def session_run(args: argparse.Namespace) -> dict:
     def tell(session: StorySession) -> list[dict]:
         scenes = []
         for index, prompt in enumerate(prompts):
-            _sync()
+            for gpu in gpus:  # the DiT's and the decoder's
+                torch.cuda.synchronize(gpu)
             session.timer.take()
             clock = time.perf_counter()
             arrivals, frames = [], 0
@@ -395,11 +401,14 @@ def session_run(args: argparse.Namespace) -> dict:
         "compiled_decoder": args.compile_decoder,
         "overlap_decode": args.overlap,
         "text_encoder_device": args.text_encoder_device,
+        "devices": {"dit": str(runtime.device), "decoder": str(runtime.codec.device),
+                    "text_encoder": str(runtime.text_encoder.device), "decode_thread": runtime.split},
         "load_seconds": load_seconds,
         "compile_warm_up_seconds": getattr(runtime.engine, "compile_seconds", 0.0),
         "graphs_compiled_during_story": graphs_after - graphs_before,
         "scenes": scenes,
         "peak_gpu_memory_gib": torch.cuda.max_memory_allocated() / 2**30,
+        "peak_gpu_memory_gib_per_device": {str(gpu): torch.cuda.max_memory_allocated(gpu) / 2**30 for gpu in gpus},
         "text_encoder_gpu_gib": text_encoder_gib,
     }
     result["peak_gpu_memory_without_text_encoder_gib"] = result["peak_gpu_memory_gib"] - text_encoder_gib
@@ -600,6 +609,8 @@ def app_run(args: argparse.Namespace) -> dict:
     if wan:
         overrides += [f"runtime.compile={str(args.compile).lower()}",
                       f"runtime.compile_decoder={str(args.compile_decoder).lower()}"]
+    if args.devices:
+        overrides.append(f"runtime.devices=[{args.devices}]")
     cfg = load_config(args.config, preset=args.preset, overrides=overrides)
 
     def load_runtime(name: str):
@@ -607,7 +618,7 @@ def app_run(args: argparse.Namespace) -> dict:
         if args.decoder == "tiny":
             from iamflow.engine.tiny_decoder import build_random_tiny_codec
 
-            runtime.codec = build_random_tiny_codec(runtime.device, runtime.engine.model.dtype)
+            runtime.codec = build_random_tiny_codec(runtime.codec.device, runtime.engine.model.dtype)
             runtime.warm_up()
         return runtime
 
@@ -629,6 +640,7 @@ def app_run(args: argparse.Namespace) -> dict:
                     "torch": torch.__version__, "date": datetime.date.today().isoformat(), "preset": cfg.preset,
                     "decoder": args.decoder, "compiled": args.compile, "load_seconds": load_seconds,
                     "scene_seconds": args.scene_seconds, "app": [], "session": []}
+    result["devices"] = {"dit": str(runtime.device), "decoder": str(runtime.codec.device), "decode_thread": runtime.split}
     try:
         # the page's side runs in a process of its own, as a browser does (a client thread here would share the
         # interpreter with the server and the generation loop, and its clock would read their turns as its own)
@@ -861,6 +873,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-overlap", dest="overlap", action="store_false",
                         help="decode each chunk before the next is made (the loop's serial order)")
     parser.add_argument("--text-encoder-device", default="auto", choices=["auto", "cuda", "cpu", "offload"])
+    parser.add_argument("--devices", default="", metavar="DIT,DECODER",
+                        help="--session, --app: runtime.devices, e.g. cuda:0,cuda:1 (cuda:0,cuda:0: the decode thread on one GPU)")
     parser.add_argument("--first-chunk-ahead", action="store_true",
                         help="tell the story a second time queuing each scene's second chunk before its first is handed out")
     parser.add_argument("--sync-debug", action="store_true", help="report every host wait for the GPU in the story")

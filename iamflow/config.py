@@ -275,6 +275,11 @@ class RuntimeConfig:
     # where the umT5 text encoder lives: "auto" (the runtime device), "cuda", "cpu", or "offload" (weights on the
     # host, streamed to the GPU layer by layer for each prompt; ~11 GB less GPU memory, slower prompts)
     text_encoder_device: str = "auto"
+    # two devices split a story's work: the DiT and its KV cache on the first, the decoder and the text encoder
+    # (text_encoder_device auto or cuda) on the second, each chunk decoded there while the first denoises the next;
+    # e.g. [cuda:0, cuda:1]. One entry is the same as runtime.device; empty: runtime.device. When both are set,
+    # devices wins.
+    devices: list[str] = field(default_factory=list)
 
     TEXT_ENCODER_DEVICES = ("auto", "cuda", "cpu", "offload")
 
@@ -283,6 +288,11 @@ class RuntimeConfig:
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ConfigError(f"{where}.device must be auto, cpu, cuda or cuda:N (got {self.device!r})")
         _check_choice(f"{where}.text_encoder_device", self.text_encoder_device, self.TEXT_ENCODER_DEVICES)
+        if len(self.devices) > 2:
+            raise ConfigError(f"{where}.devices takes one or two devices, e.g. [cuda:0, cuda:1] (got {self.devices})")
+        for name in self.devices:
+            if not (name in ("cpu", "cuda") or name.startswith("cuda:") and name[5:].isdigit()):
+                raise ConfigError(f"{where}.devices: each device must be cpu, cuda or cuda:N (got {name!r})")
 
 
 @dataclass

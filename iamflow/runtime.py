@@ -16,7 +16,7 @@ from iamflow.config import Config, ConfigError, load_config
 from iamflow.engine.codec import to_uint8, to_uint8_tensor
 from iamflow.engine.engine import Engine
 from iamflow.engine.model import CausalWanModel, TextConditioning
-from iamflow.engine.streams import DeviceStreams
+from iamflow.engine.streams import DecodeStage, DeviceStreams
 from iamflow.memory.bank import text_keys
 
 logger = logging.getLogger(__name__)
@@ -25,11 +25,34 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 
 def resolve_device(config: Config) -> torch.device:
-    wanted = config.runtime.device
+    """The DiT's device: the first of ``runtime.devices`` when that is set (it wins over runtime.device), else
+    ``runtime.device``."""
+    return resolve_devices(config)[0]
+
+
+def resolve_devices(config: Config) -> tuple[torch.device, torch.device | None]:
+    """(the DiT's device, the decode device or None): ``runtime.devices`` when set (it wins over runtime.device;
+    two entries split the work), else ``runtime.device`` alone. A device that is not here is a ConfigError."""
+    names = config.runtime.devices
+    if not names:
+        return _one_device(config.runtime.device, "runtime.device"), None
+    if len(names) > 2:
+        raise ConfigError(f"runtime.devices takes one or two devices, e.g. [cuda:0, cuda:1] (got {names})")
+    devices = [_one_device(name, "runtime.devices") for name in names]
+    return devices[0], (devices[1] if len(devices) == 2 else None)
+
+
+def _one_device(wanted: str, key: str) -> torch.device:
     if wanted == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if wanted.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"runtime.device={wanted} but no CUDA device is available here; use runtime.device=cpu")
+    if wanted.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"{key} names {wanted} but no CUDA device is available here; set {key} to cpu")
+        index = int(wanted[5:]) if wanted.startswith("cuda:") else 0
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"{key} names {wanted} but only {torch.cuda.device_count()} CUDA device(s) are "
+                              f"visible here (cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+        return torch.device("cuda", index)
     return torch.device(wanted)
 
 
@@ -40,7 +63,11 @@ def resolve_dtype(config: Config, device: torch.device) -> torch.dtype:
 
 
 class Runtime:
-    """The loaded models, shared by every story of the process. ``lock`` serialises device work."""
+    """The loaded models, shared by every story of the process. ``lock`` serialises device work.
+
+    With two ``runtime.devices`` the DiT and its KV cache are on the first, the codec and the text encoder on the
+    second, and ``decode_stage`` (a thread fed through a bounded queue) decodes each chunk there while the host
+    queues the next one on the first. One device: no thread, ``decode_stage`` is None."""
 
     TEXT_CACHE_SIZE = 32  # a Wan prompt is ~94 MB of K/V (30 layers x 512 tokens)
 
@@ -51,12 +78,20 @@ class Runtime:
         self.text_encoder = text_encoder
         self.lock = threading.RLock()
         self.streams = DeviceStreams(engine.device)
+        self.decode_stage: DecodeStage | None = None
+        if len(config.runtime.devices) == 2:
+            self.decode_stage = DecodeStage(engine.device, codec.device, self._decode_uint8)
         self._text_cache: dict[str, tuple[TextConditioning, int]] = {}
         self._key_cache: dict[tuple[str, tuple[int, ...]], torch.Tensor] = {}
 
     @property
     def device(self) -> torch.device:
         return self.engine.device
+
+    def close(self) -> None:
+        """End the decode thread (two devices) once the chunks queued are decoded."""
+        if self.decode_stage is not None:
+            self.decode_stage.close()
 
     @classmethod
     def load(cls, config: Config | None = None) -> "Runtime":
@@ -111,16 +146,31 @@ class Runtime:
         logger.info("agent and decoder warm (%.1f s)", time.perf_counter() - started)
 
     def decode_frames(self, decoder, latents: torch.Tensor) -> np.ndarray:
-        """Decode on the current stream and wait for the frames (replays, loading)."""
+        """Decode on the current stream (two devices: the decode stream) and wait for the frames (replays,
+        loading)."""
+        if self.decode_stage is not None:
+            with self.decode_stage.on_decode_stream():
+                return to_uint8(self._decode(decoder, latents))
         return to_uint8(self._decode(decoder, latents))
 
     def _decode(self, decoder, latents: torch.Tensor) -> torch.Tensor:
         dtype = getattr(self.codec, "dtype", torch.float32)
         return decoder.decode(latents.to(self.codec.device, dtype))  # [1, 3, T, H, W]
 
+    def _decode_uint8(self, decoder, latents: torch.Tensor) -> torch.Tensor:
+        return to_uint8_tensor(self._decode(decoder, latents))
+
+    @property
+    def split(self) -> bool:
+        """The decode runs on a device (and thread) of its own."""
+        return self.decode_stage is not None
+
     def decode_to_host(self, decoder, latents: torch.Tensor, stage=None):
-        """Decode on the decode stream and start copying the uint8 frames [T, H, W, 3] to the host: a HostCopy.
-        ``stage(name)``: the benchmark's timer, entered on the decode stream."""
+        """Decode on the decode stream and start copying the uint8 frames [T, H, W, 3] to the host: a HostCopy
+        (two devices: a DecodeJob of the decode stage; both have ``wait()``). ``stage(name)``: the benchmark's
+        timer, entered on the decode stream."""
+        if self.decode_stage is not None:
+            return self.decode_stage.submit(decoder, latents, stage)
         stage = stage or (lambda name: contextlib.nullcontext())
         streams = self.streams
         with streams.side("decode_stream", latents):
@@ -145,14 +195,19 @@ def build_runtime(config: Config, random_weights: bool = False) -> Runtime:
             # everything a story repeats is compiled now; a shape not warmed runs eager rather than compiling
             # in front of the viewer
             torch.compiler.set_stance("eager_on_recompile")
-    logger.info("runtime ready: preset %s on %s (%s)", config.preset, engine.device, engine.model.dtype)
+    logger.info("runtime ready: preset %s on %s (%s)%s", config.preset, engine.device, engine.model.dtype,
+                f", decoding on {codec.device} in a thread of its own" if runtime.split else "")
     return runtime
 
 
 def _storyworld(config: Config):
     from iamflow.storyworld.model import load_storyworld
 
-    model, codec, text_encoder, shipped = load_storyworld(device=resolve_device(config))
+    device, second = resolve_devices(config)
+    model, codec, text_encoder, shipped = load_storyworld(device=device)
+    if second is not None:  # the decoder and the text encoder on the decode device
+        codec.to(second)
+        text_encoder.model.to(second)
     # the network's shape is the shipped model's; sampler, memory, agent and cache choices stay the user's
     live_max_seconds = config.video.live_max_seconds  # (not geometry: the user's)
     config.model, config.video = shipped.model, shipped.video
@@ -177,9 +232,10 @@ def _tiny(config: Config):
         base_dim=8, z_dim=m.in_channels, dim_mult=[1, 2, 2, 2], num_res_blocks=1,
         temperal_downsample=[False, True, True], latents_mean=[0.0] * m.in_channels, latents_std=[1.0] * m.in_channels,
     ).eval()
-    device = resolve_device(config)
-    codec = WanVAECodec(vae.to(device), fps=config.video.fps)
-    return Engine(model.to(device), config), codec, MiniLMTextEncoder(text_len=m.text_len)
+    device, second = resolve_devices(config)
+    codec = WanVAECodec(vae.to(second or device), fps=config.video.fps)
+    text_encoder = MiniLMTextEncoder(text_len=m.text_len, device=second or "cpu")
+    return Engine(model.to(device), config), codec, text_encoder
 
 
 def check_weights(config: Config) -> None:
@@ -221,7 +277,7 @@ def _wan(config: Config, random_weights: bool = False):
     if not random_weights:
         check_weights(config)
     w = config.weights
-    device = resolve_device(config)
+    device, second = resolve_devices(config)
     dtype = resolve_dtype(config, device)
     started = time.perf_counter()
     if random_weights:
@@ -235,11 +291,12 @@ def _wan(config: Config, random_weights: bool = False):
     model = model.to(device).to_inference_dtype(dtype).eval()
     if config.runtime.fp8:
         to_fp8(model)
-    text_encoder = _umt5(config, device, dtype, random_weights)
-    codec = _wan_vae(config, device, dtype, random_weights)
+    # two devices: the text encoder ("auto": the decode device) and the VAE on the second
+    text_encoder = _umt5(config, second or device, dtype, random_weights)
+    codec = _wan_vae(config, second or device, dtype, random_weights)
     engine = Engine(model, config)
-    logger.info("Wan runtime loaded in %.1f s (text encoder on %s)", time.perf_counter() - started,
-                config.runtime.text_encoder_device)
+    logger.info("Wan runtime loaded in %.1f s (DiT on %s, decoder on %s, text encoder: %s)",
+                time.perf_counter() - started, device, second or device, config.runtime.text_encoder_device)
     if device.type == "cuda" and config.runtime.compile:
         model.compile_blocks()
         logger.info("compiling the DiT for every pass shape a story uses (once per process; about a minute)")

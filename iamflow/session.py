@@ -190,9 +190,10 @@ class StorySession:
         )
         self.save_dir = Path(save_dir) if save_dir else (Path(self.config.memory.save_dir) if self.config.memory.save_dir else None)
         self._stop = threading.Event()
-        # decode chunk n while chunk n+1 denoises (on a GPU: a second stream). A scene stopped part-way then ends
-        # with the chunk already being made. Off on a CPU, where nothing runs beside the loop.
-        self.overlap_decode = runtime.streams.cuda
+        # decode chunk n while chunk n+1 denoises (on a GPU: a second stream; with two devices: the decode device's
+        # thread). A scene stopped part-way then ends with the chunk already being made. Off on one CPU, where
+        # nothing runs beside the loop.
+        self.overlap_decode = runtime.streams.cuda or runtime.split
         # hand a scene's first chunk out before queuing the next (the viewer sees it sooner; the second chunk
         # then starts on an idle device); False: queue the second chunk first (steadier intervals)
         self.first_chunk_alone = True
@@ -261,6 +262,7 @@ class StorySession:
             self.latents[g] = copies["latents"].wait().clone()  # [1, C, fpc, h, w], out of the pinned pool
             self.chunk_queries[g] = copies["queries"].wait().clone()
             frames = copies["frames"].wait().numpy().copy()
+            assert len(frames) == self.chunk_frame_counts[g], f"chunk {g} decoded to {len(frames)} frames"
             self._recent_frames[g] = frames
             assert len(self.video) == g, f"segment of chunk {g} queued out of order ({len(self.video)} queued)"
             self.video.add(frames)
@@ -588,14 +590,21 @@ class StorySession:
                   "queries": streams.to_host(torch.stack([capture[layer][0] for layer in layers], dim=1))}
         self.latents.append(copies["latents"].tensor)
         self.chunk_queries.append(copies["queries"].tensor)
-        self.chunk_frame_counts.append(len(frames.tensor))
+        video_frames = self._video_frames(g, x0.shape[2])
+        self.chunk_frame_counts.append(video_frames)
         self._arriving[g] = copies
         self.chunk_scene.append(scene.index)
         with self._stage("memory scoring"):
             self._remember(g, scene, prompt_keys)
         scene.chunks_done += 1
-        scene.num_frames += len(frames.tensor)
+        scene.num_frames += video_frames
         return g
+
+    def _video_frames(self, g: int, latent_frames: int) -> int:
+        """The video frames chunk ``g`` decodes to (known before it is decoded: the story's first chunk starts the
+        video, 4t-3 frames; every later one continues it, 4t)."""
+        factor = self.runtime.codec.temporal_factor
+        return factor * latent_frames - (factor - 1 if g == 0 else 0)
 
     def _hand_out(self, scene: SceneRecord, g: int, registry: dict, memory: list[dict], start_time: float) -> ChunkEvent:
         """Wait for chunk ``g``'s frames and make its event (with the panels as they were when it was made)."""
@@ -744,8 +753,12 @@ class StorySession:
         self._drop_last_scene()
 
     def _drop_last_scene(self) -> None:
-        self._settle()
         scene = self.scenes[-1]
+        for g in [k for k in self._arriving if k >= scene.first_chunk]:  # its chunks still being decoded go with it
+            copies = self._arriving.pop(g)
+            for copy in copies.values():
+                getattr(copy, "finish_quietly", copy.wait)()
+        self._settle()
         del self.latents[scene.first_chunk :], self.chunk_scene[scene.first_chunk :]
         del self.chunk_frame_counts[scene.first_chunk :], self.chunk_queries[scene.first_chunk :]
         self._recent_frames = {g: f for g, f in self._recent_frames.items() if g < scene.first_chunk}

@@ -146,11 +146,12 @@ class Runtime:
         logger.info("agent and decoder warm (%.1f s)", time.perf_counter() - started)
 
     def decode_frames(self, decoder, latents: torch.Tensor) -> np.ndarray:
-        """Decode on the current stream (two devices: the decode stream) and wait for the frames (replays,
-        loading)."""
+        """Decode on the current stream (two devices: on the decode thread, behind the chunks queued) and wait for
+        the frames (warm-up, replays, loading)."""
         if self.decode_stage is not None:
-            with self.decode_stage.on_decode_stream():
-                return to_uint8(self._decode(decoder, latents))
+            # through the decode thread like every chunk: cuDNN keeps its chosen convolution algorithms per thread,
+            # so a decoder's state made on another thread would be computed with other kernels (other bits)
+            return self.decode_stage.submit(decoder, latents).wait().numpy()
         return to_uint8(self._decode(decoder, latents))
 
     def _decode(self, decoder, latents: torch.Tensor) -> torch.Tensor:

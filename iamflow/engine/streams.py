@@ -140,7 +140,7 @@ class DecodeStage:
         before; returns at once unless the queue is full. ``stage(name)``: the benchmark's timer."""
         job = DecodeJob(self.device)
         ready = None
-        if self.source.type == "cuda":
+        if self.source.type == "cuda" and latents.device == self.source:  # (a story's saved latents come from the host)
             ready = torch.cuda.Event()
             ready.record(torch.cuda.current_stream(self.source))
             latents.record_stream(self.handover_stream)  # not reused by the DiT before the hand-over read it
@@ -163,16 +163,6 @@ class DecodeStage:
                 self._thread = threading.Thread(target=_decode_worker, args=(weakref.ref(self), self._queue),
                                                 name=f"decode-{self.device}", daemon=True)
                 self._thread.start()
-
-    @contextlib.contextmanager
-    def on_decode_stream(self) -> Iterator[None]:
-        """The host thread's decoding (a decoder's state rebuilt after undo or load, replays, the warm-up) runs on
-        the decode stream too: every decoder's state is then made and used on one stream, in the order queued."""
-        if not self.cuda:
-            yield
-            return
-        with torch.cuda.stream(self.decode_stream):
-            yield
 
     def _run(self, decoder, latents: torch.Tensor, ready, stage) -> HostCopy:
         stage = stage or (lambda name: contextlib.nullcontext())

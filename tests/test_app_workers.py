@@ -269,5 +269,8 @@ def test_bad_devices_are_refused_with_what_to_write(tmp_path):
     result = run_app("--devices", f"cpu,{missing}", "--data-dir", str(tmp_path / "data"), "--port", str(free_port()))
     assert result.returncode == 2 and f"--devices names {missing}" in result.stderr
     assert "Traceback" not in result.stderr
+    with pytest.raises(ConfigError, match=r"--devices \(a story on each device\) and runtime.devices=.*leave out one"):
+        create_app(preset=PRESET, data_dir=tmp_path / "data", devices=["cpu", "cpu"],
+                   overrides=["runtime.devices=[cpu, cpu]"])
     result = run_app("--devices", "cpu,,cpu", "--port", str(free_port()))
     assert result.returncode == 2 and "has an empty entry" in result.stderr and "--devices cpu,cpu" in result.stderr

@@ -120,6 +120,11 @@ def create_app(
     configs = available_presets(preset, config_path, overrides)
     if devices is not None:
         check_devices(devices)
+        split = [name for name, config in configs.items() if len(config.runtime.devices) == 2]
+        if split:
+            raise ConfigError(
+                f"--devices (a story on each device) and runtime.devices={configs[split[0]].runtime.devices} (each "
+                "story over two devices) do not combine; leave out one of them")
         per_device = [available_presets(preset, config_path, overrides, device) for device in devices]
     data_dir = Path(data_dir)
     check_writable(data_dir)

@@ -280,6 +280,9 @@ class RuntimeConfig:
     # e.g. [cuda:0, cuda:1]. One entry is the same as runtime.device; empty: runtime.device. When both are set,
     # devices wins.
     devices: list[str] = field(default_factory=list)
+    # on a GPU: cuDNN times its convolution algorithms once per shape and keeps the fastest (per thread); off: its
+    # heuristic choice, the same on every thread and run (the decoder's frames are then reproducible bit for bit)
+    cudnn_benchmark: bool = True
 
     TEXT_ENCODER_DEVICES = ("auto", "cuda", "cpu", "offload")
 

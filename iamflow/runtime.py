@@ -190,7 +190,9 @@ def build_runtime(config: Config, random_weights: bool = False) -> Runtime:
         builders[config.preset](config)
     runtime = Runtime(config, engine, codec, text_encoder)
     if engine.device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # the decoder's convolutions: fastest algorithm per shape, chosen once
+        # the decoder's convolutions: the fastest algorithm per shape, chosen once (per thread: cuDNN keeps its
+        # choices in a thread-local cache, consulted even after benchmarking is turned off)
+        torch.backends.cudnn.benchmark = config.runtime.cudnn_benchmark
         runtime.warm_up()
         if getattr(engine.model, "compiled", False) or (config.runtime.compile_decoder and hasattr(codec, "vae")):
             # everything a story repeats is compiled now; a shape not warmed runs eager rather than compiling

@@ -69,6 +69,32 @@ def test_single_mode_with_torchrun_splits_lines(tmp_path, switches):
     assert not list(out.glob("mapping_*.json"))  # single mode writes mappings only on request
 
 
+def test_single_mode_with_torchrun_over_two_nodes_splits_lines(tmp_path, switches):
+    """Two torchrun launchers, each a "node" of one process, meeting through a c10d rendezvous (as on two machines):
+    the lines are split over the global ranks as with one launcher of two processes."""
+    import socket
+
+    with socket.socket() as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        port = probe_socket.getsockname()[1]
+    data = tmp_path / "prompts.txt"
+    data.write_text("A man in a red shirt walks.\nA dog runs on the beach.\nA robot waves.\n")
+    out = tmp_path / "out"
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
+                "--rdzv_backend=c10d", f"--rdzv_endpoint=127.0.0.1:{port}", "--rdzv_id=iamflow-two-nodes"]
+    args = ["agent_inference.py", "--preset", "tiny", "--config_path", str(switches), "--data_path", str(data),
+            "--output_folder", str(out), "--num_output_frames", "6"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    logs = [tmp_path / f"node{i}.log" for i in range(2)]  # files, not pipes: neither launcher waits on a full pipe
+    nodes = [subprocess.Popen([*launcher, *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=log.open("w")) for log in logs]
+    codes = [node.wait(timeout=900) for node in nodes]
+    assert codes == [0, 0], "\n".join(log.read_text()[-2000:] for log in logs)
+    videos = sorted(p.name for p in out.glob("*.mp4"))
+    assert videos == ["rank0-0-0_iam_lora.mp4", "rank0-2-0_iam_lora.mp4", "rank1-1-0_iam_lora.mp4"]
+    assert all(int(probe(out / v)["nb_read_frames"]) == 4 * 6 - 3 for v in videos)
+
+
 @pytest.mark.parametrize(
     "content, yaml_text, frames, message",
     [

@@ -19,10 +19,13 @@ def second_device() -> str:
     return "cuda:1" if torch.cuda.device_count() > 1 else "cuda:0"
 
 
+# cuDNN keeps the convolution algorithms it timed per thread (and uses them whatever the setting later): the split's
+# decode thread could time and keep other algorithms than the one-GPU runtime's thread. Its heuristic choice is the
+# same on every thread, so both runtimes are built without timing.
+NO_TIMING = "runtime.cudnn_benchmark=false"
+
+
 def _story(runtime, prompts=PROMPTS, seconds=3):
-    # cuDNN's benchmark cache is per thread: the split's decode thread would time and may pick other convolution
-    # algorithms than the one-GPU runtime's thread; its heuristic choice is the same on every thread
-    torch.backends.cudnn.benchmark = False
     session = StorySession(runtime)
     session.overlap_decode = True  # as one GPU runs it; the split always overlaps
     frames = []
@@ -46,7 +49,7 @@ def _compare(split, frames, one, expected, same_kernels: bool):
 
 def test_split_tiny_wan_vae_equals_one_gpu():
     """The tiny preset in bf16 (a random Wan VAE: the causal decoder whose state crosses chunks), three scenes."""
-    overrides = {"runtime": {"device": "cuda:0", "dtype": "bfloat16"}}
+    overrides = {"runtime": {"device": "cuda:0", "dtype": "bfloat16", "cudnn_benchmark": False}}
     one_runtime = build_runtime(load_config(preset="tiny", overrides=overrides))
     one_runtime.text_encoder.model.to("cuda:0")  # the split's text encoder is on a GPU: the same kernels here
     split_runtime = build_runtime(load_config(preset="tiny", overrides={
@@ -71,9 +74,10 @@ def test_split_storyworld_equals_one_gpu():
         frames += [e.frames for e in session.add_scene(PROMPTS[2], seconds=3, seed=8)]
         return session, frames
 
-    one, expected = steps(build_runtime(load_config(preset="storyworld", overrides=["runtime.device=cuda:0"])))
+    one, expected = steps(build_runtime(load_config(preset="storyworld",
+                                                    overrides=["runtime.device=cuda:0", NO_TIMING])))
     split, frames = steps(build_runtime(load_config(
-        preset="storyworld", overrides=[f"runtime.devices=[cuda:0, {second_device()}]"])))
+        preset="storyworld", overrides=[f"runtime.devices=[cuda:0, {second_device()}]", NO_TIMING])))
     _compare(split, frames, one, expected, same_kernels=second_device() == "cuda:0")
     assert np.array_equal(split.story_frames(), one.story_frames()) or second_device() != "cuda:0"
 

@@ -58,8 +58,10 @@ def parse_devices(text: str) -> list[str]:
     if not text.strip() or any(not d for d in devices):
         raise argparse.ArgumentTypeError(f"{text!r} has an empty entry; list devices separated by commas, "
                                          "e.g. --devices cuda:0,cuda:1 or --devices cpu,cpu")
+    from iamflow.config import is_device_name
+
     for device in devices:
-        if not (device in ("cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())):
+        if not is_device_name(device):
             raise argparse.ArgumentTypeError(f"{device!r} is not a device; write cpu, cuda or cuda:N "
                                              "(e.g. --devices cuda:0,cuda:1)")
     return devices

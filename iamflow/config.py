@@ -260,6 +260,11 @@ class CodecConfig:
         _check_choice(f"{where}.decoder", self.decoder, self.DECODERS)
 
 
+def is_device_name(name: str) -> bool:
+    """``cpu``, ``cuda`` or ``cuda:N``: a device ``runtime.devices`` and the app's ``--devices`` take."""
+    return name in ("cpu", "cuda") or (name.startswith("cuda:") and name[5:].isdigit())
+
+
 @dataclass
 class RuntimeConfig:
     device: str = "auto"
@@ -294,7 +299,7 @@ class RuntimeConfig:
         if len(self.devices) > 2:
             raise ConfigError(f"{where}.devices takes one or two devices, e.g. [cuda:0, cuda:1] (got {self.devices})")
         for name in self.devices:
-            if not (name in ("cpu", "cuda") or name.startswith("cuda:") and name[5:].isdigit()):
+            if not is_device_name(name):
                 raise ConfigError(f"{where}.devices: each device must be cpu, cuda or cuda:N (got {name!r})")
 
 

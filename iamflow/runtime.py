@@ -35,23 +35,24 @@ def resolve_devices(config: Config) -> tuple[torch.device, torch.device | None]:
     two entries split the work), else ``runtime.device`` alone. A device that is not here is a ConfigError."""
     names = config.runtime.devices
     if not names:
-        return _one_device(config.runtime.device, "runtime.device"), None
-    if len(names) > 2:
-        raise ConfigError(f"runtime.devices takes one or two devices, e.g. [cuda:0, cuda:1] (got {names})")
-    devices = [_one_device(name, "runtime.devices") for name in names]
+        return device_here(config.runtime.device, "runtime.device"), None
+    devices = [device_here(name, "runtime.devices") for name in names]  # (one or two: checked by the config)
     return devices[0], (devices[1] if len(devices) == 2 else None)
 
 
-def _one_device(wanted: str, key: str) -> torch.device:
+def device_here(wanted: str, key: str) -> torch.device:
+    """The device ``wanted`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``) as set in ``key``; one that this machine does
+    not have is a ConfigError naming ``key`` and what to write instead."""
     if wanted == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if wanted.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"{key} names {wanted} but no CUDA device is available here; set {key} to cpu")
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"{key} names {wanted} but no CUDA device is available here; use {key} cpu instead")
         index = int(wanted[5:]) if wanted.startswith("cuda:") else 0
-        if index >= torch.cuda.device_count():
-            raise ConfigError(f"{key} names {wanted} but only {torch.cuda.device_count()} CUDA device(s) are "
-                              f"visible here (cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+        if index >= count:
+            raise ConfigError(f"{key} names {wanted} but this machine has {count} CUDA device"
+                              f"{'' if count == 1 else 's'} (cuda:0 to cuda:{count - 1}); list only those")
         return torch.device("cuda", index)
     return torch.device(wanted)
 

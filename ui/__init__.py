@@ -47,24 +47,16 @@ def available_presets(default: str, config_path: str | None = None, overrides: l
 
 def check_devices(devices: list[str]) -> None:
     """Every device of ``--devices`` exists on this machine; the error says which to list instead."""
-    import torch
+    from iamflow.config import is_device_name
+    from iamflow.runtime import device_here
 
     if not devices:
         raise ConfigError("--devices lists no device; give one or more, e.g. --devices cuda:0,cuda:1 or cpu,cpu")
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     for device in devices:
-        if device == "cpu":
-            continue
-        if not (device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit())):
+        if not is_device_name(device):
             raise ConfigError(f"--devices: {device!r} is not a device; write cpu, cuda or cuda:N "
                               "(e.g. --devices cuda:0,cuda:1)")
-        index = int(device[5:]) if ":" in device else 0
-        if count == 0:
-            raise ConfigError(f"--devices names {device} but no CUDA device is available here; use --devices cpu "
-                              "(or leave --devices out)")
-        if index >= count:
-            raise ConfigError(f"--devices names {device} but this machine has {count} CUDA device"
-                              f"{'' if count == 1 else 's'} (cuda:0 to cuda:{count - 1}); list only those")
+        device_here(device, "--devices")
 
 
 def _device_loader(device: str, configs: dict):

@@ -12,7 +12,6 @@ so a CPU run is identical whichever way the loop is ordered.
 from __future__ import annotations
 
 import contextlib
-import logging
 import queue
 import threading
 import time
@@ -22,8 +21,6 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import torch
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -68,17 +65,22 @@ class DeviceStreams:
         if not self.cuda:
             return HostCopy(tensor.cpu())
         with self.side(stream, tensor):
-            host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
-            host.copy_(tensor, non_blocking=True)
-            event = torch.cuda.Event()
-            event.record()
-        return HostCopy(host, event)
+            return _pinned_copy(tensor)
 
     def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
         """A host tensor onto the device without the host waiting for the device's queue (a pageable copy would)."""
         if not self.cuda or tensor.device.type == "cuda":
             return tensor.to(self.device)
         return tensor.pin_memory().to(self.device, non_blocking=True)
+
+
+def _pinned_copy(tensor: torch.Tensor) -> HostCopy:
+    """Start copying a GPU ``tensor`` into pinned host memory on the current stream; the host goes on at once."""
+    host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+    host.copy_(tensor, non_blocking=True)
+    event = torch.cuda.Event()
+    event.record()
+    return HostCopy(host, event)
 
 
 class DecodeError(RuntimeError):
@@ -196,11 +198,7 @@ class DecodeStage:
             with stage("decode"):
                 frames = self._decode(decoder, moved)
             with stage("frame copy to host"):
-                host = torch.empty(frames.shape, dtype=frames.dtype, pin_memory=True)
-                host.copy_(frames, non_blocking=True)
-                event = torch.cuda.Event()
-                event.record(self.decode_stream)
-        return HostCopy(host, event)
+                return _pinned_copy(frames)
 
     def close(self) -> None:
         """Let the thread finish the chunks queued and end."""

@@ -625,6 +625,7 @@ def app_run(args: argparse.Namespace) -> dict:
     options = AppOptions(default_preset=cfg.preset, presets={cfg.preset: cfg},
                          data_dir=Path(tempfile.mkdtemp(prefix="iamflow-bench-app-")), max_live_sessions=2,
                          max_sessions_per_client=2, idle_drop_s=3600, idle_release_s=3600, sweep_every_s=3600)
+    marks = _mark_first_segment_path()
     controller = StoryController(options, load_runtime=load_runtime)
     demo = build_blocks(controller)
     demo.queue(default_concurrency_limit=None)
@@ -663,6 +664,7 @@ def app_run(args: argparse.Namespace) -> dict:
             segments, frames = scene["segment_arrivals"], entry.session.scenes[index].num_frames
             result["app"].append({
                 "first_segment_seconds": segments[0], "segments": len(segments), "video_frames": frames,
+                "first_segment_path": _first_segment_path(marks, scene["submitted"], scene["first_arrival"]),
                 "chunks": entry.session.scenes[index].num_chunks,
                 "video_fps_received": frames / segments[-1], "turn_seconds": scene["turn_seconds"],
                 "segment_intervals_seconds": [b - a for a, b in zip(segments, segments[1:])],
@@ -677,6 +679,10 @@ def app_run(args: argparse.Namespace) -> dict:
             page.wait(timeout=60)
             client_log.seek(0)
             raise RuntimeError(f"the app's client failed: {client_log.read().strip()[-2000:]}")
+        paths = [a["first_segment_path"] for a in result["app"] if a["first_segment_path"]]
+        if paths:  # the median of each step over the scenes: where the seconds to the first segment go
+            result["first_segment_path_median"] = {
+                step: statistics.median(p[step] for p in paths) for step in paths[0]}
         turns = [a["turn_seconds"] for a in result["app"]]
         if len(turns) >= 20:
             result["turn_first10_mean_s"], result["turn_last10_mean_s"] = statistics.mean(turns[:10]), statistics.mean(turns[-10:])
@@ -704,6 +710,71 @@ def app_run(args: argparse.Namespace) -> dict:
     return result
 
 
+def _mark_first_segment_path() -> dict[str, list[float]]:
+    """Note (``time.monotonic()``, one clock for the server and the page's client process) when each step between
+    Add scene and the page's first segment happens in this process: the story's scene starting on the device worker
+    and handing out its first chunk, the chunk's H.264 segment written, and Gradio's own handling of the streamed
+    segment (it probes and re-muxes each one). The functions are wrapped, not changed."""
+    import functools
+
+    import gradio as gr
+
+    from iamflow import story_files
+    from iamflow.session import StorySession
+
+    marks: dict[str, list[float]] = {"scene started": [], "chunk handed out": [], "segment written": [],
+                                     "gradio stream start": [], "gradio stream end": []}
+    add_scene, write_video, stream_output = StorySession.add_scene, story_files.write_video, gr.Video.stream_output
+
+    @functools.wraps(add_scene)
+    def timed_add_scene(self, *args, **kwargs):
+        marks["scene started"].append(time.monotonic())
+        for event in add_scene(self, *args, **kwargs):
+            marks["chunk handed out"].append(time.monotonic())
+            yield event
+
+    @functools.wraps(write_video)
+    def timed_write_video(*args, **kwargs):
+        path = write_video(*args, **kwargs)
+        marks["segment written"].append(time.monotonic())
+        return path
+
+    @functools.wraps(stream_output)
+    async def timed_stream_output(self, *args, **kwargs):
+        marks["gradio stream start"].append(time.monotonic())
+        try:
+            return await stream_output(self, *args, **kwargs)
+        finally:
+            marks["gradio stream end"].append(time.monotonic())
+
+    StorySession.add_scene, story_files.write_video = timed_add_scene, timed_write_video
+    gr.Video.stream_output = timed_stream_output
+    return marks
+
+
+def _first_segment_path(marks: dict[str, list[float]], submitted: float, arrived: float | None) -> dict | None:
+    """Seconds from Add scene (the client's submit) to each step of the scene's first segment, and the steps' own
+    lengths; None when a mark is missing."""
+    if arrived is None:
+        return None
+    at = {}
+    for step, times in marks.items():
+        after = [t for t in times if submitted <= t <= arrived]
+        if not after:
+            return None
+        at[step] = after[0]
+    return {
+        "to scene started (queue, settings, story on the worker)": at["scene started"] - submitted,
+        "scene started to first chunk (agent, text, memory, re-cache, denoise, decode)":
+            at["chunk handed out"] - at["scene started"],
+        "first chunk to its segment written (H.264 encode)": at["segment written"] - at["chunk handed out"],
+        "segment written to Gradio's stream handling": at["gradio stream start"] - at["segment written"],
+        "Gradio's stream handling (probe, mux)": at["gradio stream end"] - at["gradio stream start"],
+        "to the page's client (message, download)": arrived - at["gradio stream end"],
+        "total": arrived - submitted,
+    }
+
+
 def app_client(url: str, scenes: int, scene_seconds: float) -> None:
     """The page's side of ``--app``: add ``scenes`` scenes through gradio_client and note when each streamed
     segment arrives (seconds from Add scene); then time Prepare story bundle, loading that bundle in a second tab
@@ -720,13 +791,14 @@ def app_client(url: str, scenes: int, scene_seconds: float) -> None:
     other = None
     try:
         for index, prompt in enumerate(prompts):
-            clock = time.perf_counter()
+            clock, submitted = time.perf_counter(), time.monotonic()  # (monotonic: the server's clock too)
             job = client.submit(prompt=prompt, seconds=scene_seconds, seed=index, api_name="/add_scene")
-            updates = [(time.perf_counter() - clock, outputs) for outputs in job]
+            updates = [(time.perf_counter() - clock, time.monotonic(), outputs) for outputs in job]
             job.result()
+            shown = [(t, at) for t, at, outputs in updates[:-1] if outputs[0]]  # the last: the story view
             print(json.dumps({"session_hash": client.session_hash, "scene": {
-                "segment_arrivals": [t for t, outputs in updates[:-1] if outputs[0]],  # the last: the story view
-                "turn_seconds": time.perf_counter() - clock,
+                "segment_arrivals": [t for t, _ in shown], "submitted": submitted,
+                "first_arrival": shown[0][1] if shown else None, "turn_seconds": time.perf_counter() - clock,
             }}), flush=True)
         operations: dict = {}
         sys.stdin.readline()  # the server has read the last scene

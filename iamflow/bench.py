@@ -626,6 +626,8 @@ def app_run(args: argparse.Namespace) -> dict:
                          data_dir=Path(tempfile.mkdtemp(prefix="iamflow-bench-app-")), max_live_sessions=2,
                          max_sessions_per_client=2, idle_drop_s=3600, idle_release_s=3600, sweep_every_s=3600)
     marks = _mark_first_segment_path()
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
     controller = StoryController(options, load_runtime=load_runtime)
     demo = build_blocks(controller)
     demo.queue(default_concurrency_limit=None)
@@ -642,6 +644,7 @@ def app_run(args: argparse.Namespace) -> dict:
                     "decoder": args.decoder, "compiled": args.compile, "load_seconds": load_seconds,
                     "scene_seconds": args.scene_seconds, "app": [], "session": []}
     result["devices"] = {"dit": str(runtime.device), "decoder": str(runtime.codec.device), "decode_thread": runtime.split}
+    result["switch_interval_s"] = sys.getswitchinterval()
     try:
         # the page's side runs in a process of its own, as a browser does (a client thread here would share the
         # interpreter with the server and the generation loop, and its clock would read their turns as its own)
@@ -654,6 +657,7 @@ def app_run(args: argparse.Namespace) -> dict:
 
         server = psutil.Process()
         rss_start, entry = server.memory_info().rss, None
+        cpu_mark = _cpu_seconds(server)
         for line in page.stdout:  # a line a scene as it ends, then the story operations
             received = json.loads(line)
             if "operations" in received:
@@ -669,7 +673,10 @@ def app_run(args: argparse.Namespace) -> dict:
                 "video_fps_received": frames / segments[-1], "turn_seconds": scene["turn_seconds"],
                 "segment_intervals_seconds": [b - a for a, b in zip(segments, segments[1:])],
                 "server_rss_mib": server.memory_info().rss / 2**20,
+                # the server's CPU seconds since the last scene's line (this turn, and the page's requests after it)
+                "server_cpu_seconds": _cpu_seconds(server) - cpu_mark,
             })
+            cpu_mark = _cpu_seconds(server)
             logger.info("app scene %d: first segment %.3f s, %.1f fps, turn %.2f s", index, segments[0],
                         frames / segments[-1], scene["turn_seconds"])
             if index + 1 == args.scenes:
@@ -687,6 +694,7 @@ def app_run(args: argparse.Namespace) -> dict:
         if len(turns) >= 20:
             result["turn_first10_mean_s"], result["turn_last10_mean_s"] = statistics.mean(turns[:10]), statistics.mean(turns[-10:])
             result["last10_over_first10"] = result["turn_last10_mean_s"] / result["turn_first10_mean_s"]
+            result["turn_server_cpu_seconds"] = _ratio_of_means([a["server_cpu_seconds"] for a in result["app"]])
         result["server_rss_growth_mib"] = (server.memory_info().rss - rss_start) / 2**20
         page.communicate("done\n", timeout=60)
 
@@ -831,6 +839,18 @@ LONG_STORY = [
 ]
 
 
+def _cpu_seconds(process) -> float:
+    """CPU seconds ``process`` (a psutil.Process) has used, its threads and its finished ffmpeg runs included: what a
+    turn costs, whatever else the machine runs beside it (wall-clock turns on a shared CPU also count the others)."""
+    t = process.cpu_times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def _ratio_of_means(values: list[float]) -> dict:
+    return {"first10_mean": statistics.mean(values[:10]), "last10_mean": statistics.mean(values[-10:]),
+            "last10_over_first10": statistics.mean(values[-10:]) / statistics.mean(values[:10])}
+
+
 def long_story_run(args) -> dict:
     """A storyworld story of ``--scenes`` scenes of ``--scene-seconds`` through StorySession, on the CPU. A turn is
     one scene plus what the app's refresh does (join the segments into the story mp4, the mapping, the panels'
@@ -853,10 +873,10 @@ def long_story_run(args) -> dict:
     frame_stages = {"denoise", "commit", "decode"}
     # every stage of the model's own work at a turn (the switch's re-cache, the prompt's encoding, memory)
     model_stages = frame_stages | {"re-cache", "text encoding", "memory retrieval and write", "memory scoring"}
-    turns, beyond, beyond_model, rss = [], [], [], []
+    turns, beyond, beyond_model, rss, cpu = [], [], [], [], []
     rss_start = process.memory_info().rss
     for index in range(args.scenes):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), _cpu_seconds(process)
         for _ in session.add_scene(LONG_STORY[index % len(LONG_STORY)], seconds=args.scene_seconds, seed=index):
             pass
         view = work / f"story-{index % 2}"  # the app's refresh: the story mp4, mapping.json, the panels
@@ -868,6 +888,7 @@ def long_story_run(args) -> dict:
         stages = session.timer.take()
         frames = sum(host for name, host, _ in stages if name in frame_stages)
         turns.append(turn)
+        cpu.append(_cpu_seconds(process) - cpu_started)
         beyond.append(turn - frames)
         beyond_model.append(turn - sum(host for name, host, _ in stages if name in model_stages))
         rss.append(process.memory_info().rss)
@@ -894,6 +915,7 @@ def long_story_run(args) -> dict:
         "threads": torch.get_num_threads(), "video_frames": session.num_video_frames, "chunks": len(session.latents),
         "turn_first10_mean_s": statistics.mean(first), "turn_last10_mean_s": statistics.mean(last),
         "last10_over_first10": statistics.mean(last) / statistics.mean(first),
+        "turn_cpu_seconds": _ratio_of_means(cpu) if len(cpu) >= 20 else None,
         "beyond_frames_first10_mean_s": statistics.mean(beyond[: len(first)]),
         "beyond_frames_last10_mean_s": statistics.mean(beyond[-len(last):]), "beyond_frames_max_s": max(beyond),
         "beyond_model_first10_mean_s": statistics.mean(beyond_model[: len(first)]),
@@ -956,6 +978,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--app", action="store_true",
                         help="the app in this process driven through gradio_client: first streamed segment, segment rate"
                              " (runs on a CPU too with --preset storyworld)")
+    parser.add_argument("--switch-interval", type=float, default=0.0, metavar="SECONDS",
+                        help="--app: Python's thread switch interval in the server's process (sys.setswitchinterval)")
     parser.add_argument("--app-only", action="store_true", help="--app without the same scenes through StorySession alone")
     parser.add_argument("--app-client", default=None, metavar="URL", help=argparse.SUPPRESS)  # --app's page side
     parser.add_argument("--fp8-check", action="store_true",

@@ -32,3 +32,9 @@ def test_app_bench_drives_the_app_and_the_session_on_the_embedded_model(tmp_path
     assert len(report["app_first_segment_minus_session_first_frame_seconds"]) == 1
     operations = report["operations"]  # the story's bundle, loaded in a second tab, then Undo
     assert set(operations) == {"bundle_seconds", "load_seconds", "undo_seconds"} and min(operations.values()) > 0
+    # where the seconds to the first segment went: every step in order on one clock, adding up to the client's wait
+    path = app["first_segment_path"]
+    steps = [seconds for step, seconds in path.items() if step != "total"]
+    assert len(steps) == 6 and min(steps) >= 0
+    assert abs(sum(steps) - path["total"]) < 1e-6 and path["total"] <= app["first_segment_seconds"] + 0.05
+    assert app["server_cpu_seconds"] > 0

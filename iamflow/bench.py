@@ -899,8 +899,9 @@ def long_story_run(args) -> dict:
     saved = session.save(work / "saved")
     started = time.perf_counter()
     session.undo_last_scene()
+    undo_s = time.perf_counter() - started
     for _ in session.add_scene(LONG_STORY[0], seconds=args.scene_seconds, seed=args.scenes - 1):
-        pass  # (undo's work is done when the next scene rebuilds the cache and the decoder)
+        pass  # (the rest of undo's work is done when the next scene rebuilds the cache and the decoder)
     undo_and_redo = time.perf_counter() - started
     started = time.perf_counter()
     loaded = StorySession.load(saved, runtime, video_dir=work / "loaded")
@@ -923,7 +924,8 @@ def long_story_run(args) -> dict:
         "beyond_model_max_s": max(beyond_model),
         "rss_growth_after_scene_10_mib": (rss[-1] - rss[min(9, len(rss) - 1)]) / 2**20,
         "rss_growth_mib": (rss[-1] - rss_start) / 2**20, "latents_mib": latents_bytes / 2**20,
-        "undo_then_next_scene_s": undo_and_redo, "load_s": load_s, "first_scene_after_load_s": first_scene_after_load,
+        "undo_s": undo_s, "undo_then_next_scene_s": undo_and_redo,
+        "next_scene_after_undo_over_last10_turns_s": undo_and_redo - undo_s - statistics.mean(last), "load_s": load_s, "first_scene_after_load_s": first_scene_after_load,
         "replayed_ops_after_load": getattr(loaded, "replayed_ops", None),
         "decoded_latent_frames_after_load": loaded.decoded_latent_frames,
         "segments_mib": sum(p.stat().st_size for p in (work / "video").glob("*.ts")) / 2**20,

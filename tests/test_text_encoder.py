@@ -161,11 +161,21 @@ def test_minilm_token_features(minilm):
     assert out[1].abs().sum(-1).min() > 0  # the long prompt is truncated to 32 tokens: no padding
 
 
-def test_minilm_sentence_embeddings_rank_by_meaning(minilm):
-    emb = minilm.embed_sentences(["a man in a red jacket walks down the street",
-                                  "a guy wearing a red coat is walking along the road",
-                                  "a bowl of soup on a wooden kitchen table"])
-    assert emb.shape == (3, 384)
-    torch.testing.assert_close(emb.norm(dim=-1), torch.ones(3))
-    similar, dissimilar = float(emb[0] @ emb[1]), float(emb[0] @ emb[2])
+def test_minilm_shares_the_agents_sentence_encoder_weights(minilm):
+    """One MiniLM in the process: the embedded model's token encoder runs the weights the entity agent loaded for
+    its sentence vectors (the one sentence encoder); moved off the CPU it takes a copy and leaves the agent's."""
+    from iamflow.agent import models
+
+    agent = models.sentence_encoder()
+    assert minilm.model is agent.model and minilm.tokenizer is agent.tokenizer
+    vectors = agent.encode(["a man in a red jacket walks down the street",
+                            "a guy wearing a red coat is walking along the road",
+                            "a bowl of soup on a wooden kitchen table"])
+    similar, dissimilar = float(vectors[0] @ vectors[1]), float(vectors[0] @ vectors[2])
     assert similar > dissimilar + 0.3
+    # the token features are the mean-pooled sentence vector's inputs: pooling them gives the agent's vector
+    features = minilm.encode(["a bowl of soup on a wooden kitchen table"])[0]
+    pooled = features[features.abs().sum(-1) > 0].mean(0)
+    torch.testing.assert_close(torch.nn.functional.normalize(pooled, dim=0), torch.from_numpy(vectors[2]))
+    moved = MiniLMTextEncoder(text_len=32).to("meta")
+    assert moved.model is not agent.model and next(agent.model.parameters()).device.type == "cpu"

@@ -11,6 +11,7 @@ position past the prompt's true length is set to exactly zero.
 
 from __future__ import annotations
 
+import copy
 import html
 import logging
 import re
@@ -373,10 +374,15 @@ def minilm_model_dir() -> Path:
 
 
 class MiniLMTextEncoder(TextEncoder):
-    """all-MiniLM-L6-v2 token features [B, text_len, 384] for the embedded model, plus pooled sentence vectors."""
+    """all-MiniLM-L6-v2 token features [B, text_len, 384] for the embedded model.
 
-    # all-MiniLM-L6-v2's sentence-transformers setting: mean pooling over at most 256 tokens, then L2 norm.
-    sentence_max_tokens = 256
+    One MiniLM serves the process: on the CPU in float32 (the embedded model's setting) this encoder runs the
+    weights the entity agent already loaded for its sentence vectors (``iamflow.agent.models.sentence_encoder``,
+    the project's one sentence encoder), rather than a second copy. Elsewhere (another device or dtype, or a
+    ``model_dir`` of its own) it loads its own. ``iamflow.storyworld.data.CompactMiniLM`` is the third form, for
+    training only: the same weights with a word table instead of the tokenizer, so batches of captions encode on
+    the GPU without tokenizing; a test checks it gives these features exactly.
+    """
 
     def __init__(
         self,
@@ -387,53 +393,33 @@ class MiniLMTextEncoder(TextEncoder):
         dtype: torch.dtype = torch.float32,
         cache_size: int = 256,
     ) -> None:
-        from transformers import AutoModel, AutoTokenizer
+        if model_dir is None and torch.device(device).type == "cpu" and dtype == torch.float32:
+            from iamflow.agent import models
 
-        folder = Path(model_dir) if model_dir is not None else minilm_model_dir()
-        model = AutoModel.from_pretrained(str(folder), dtype=dtype)
+            shared = models.sentence_encoder()
+            model, tokenizer, self._shared = shared.model, shared.tokenizer, True
+        else:
+            from transformers import AutoModel, AutoTokenizer
+
+            folder = Path(model_dir) if model_dir is not None else minilm_model_dir()
+            model = AutoModel.from_pretrained(str(folder), dtype=dtype).eval().requires_grad_(False).to(device)
+            tokenizer = AutoTokenizer.from_pretrained(str(folder))
+            self._shared = False
         super().__init__(text_len=text_len, dim=model.config.hidden_size, cache_size=cache_size)
-        self._model = model.eval().requires_grad_(False).to(device)
-        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        self._sentence_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._model, self.tokenizer = model, tokenizer
 
     @property
     def model(self) -> torch.nn.Module:
         return self._model
 
-    def _hidden(self, prompts: list[str], max_length: int, pad_to_max: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        batch = self.tokenizer(
-            prompts,
-            padding="max_length" if pad_to_max else True,
-            truncation=True,
-            max_length=max_length,
-            return_tensors="pt",
-        ).to(self.device)
-        hidden = self.model(**batch).last_hidden_state  # [n, L, 384]
-        return hidden, batch.attention_mask
+    def to(self, device: torch.device | str) -> "MiniLMTextEncoder":
+        if self._shared and torch.device(device).type != "cpu":  # the agent keeps the CPU weights it shares
+            self._model, self._shared = copy.deepcopy(self._model), False
+        return super().to(device)
 
     def _encode_batch(self, prompts: list[str]) -> torch.Tensor:
-        hidden, mask = self._hidden(prompts, self.text_len, pad_to_max=True)
-        return hidden.masked_fill(~mask.bool()[..., None], 0.0)  # [n, text_len, 384]
-
-    @torch.no_grad()
-    def embed_sentences(self, prompts: list[str]) -> torch.Tensor:
-        """[B, 384] unit-length sentence embeddings (mean of token features), for prompt-distance computations."""
-        if isinstance(prompts, str):
-            raise TypeError("embed_sentences takes a list of prompts; wrap a single prompt as [prompt]")
-        found = {p: self._sentence_cache[p] for p in prompts if p in self._sentence_cache}
-        todo = list(dict.fromkeys(p for p in prompts if p not in found))
-        if todo:
-            hidden, mask = self._hidden(todo, self.sentence_max_tokens, pad_to_max=False)
-            weights = mask[..., None].to(hidden.dtype)
-            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)  # [n, 384] mean over real tokens
-            found.update(zip(todo, F.normalize(pooled, dim=-1)))
-        for prompt in dict.fromkeys(prompts):
-            self._sentence_cache[prompt] = found[prompt]
-            self._sentence_cache.move_to_end(prompt)
-        while len(self._sentence_cache) > self.cache_size:
-            self._sentence_cache.popitem(last=False)
-        return torch.stack([found[p] for p in prompts])
-
-    def clear_cache(self) -> None:
-        super().clear_cache()
-        self._sentence_cache.clear()
+        batch = self.tokenizer(prompts, padding="max_length", truncation=True, max_length=self.text_len,
+                               return_tensors="pt").to(self.device)
+        with torch.no_grad():
+            hidden = self.model(**batch).last_hidden_state  # [n, text_len, 384]
+        return hidden.masked_fill(~batch.attention_mask.bool()[..., None], 0.0)

@@ -650,6 +650,8 @@ def app_run(args: argparse.Namespace) -> dict:
         # interpreter with the server and the generation loop, and its clock would read their turns as its own)
         command = [sys.executable, "-m", "iamflow.bench", "--app-client", f"http://127.0.0.1:{port}/",
                    "--scenes", str(args.scenes), "--scene-seconds", str(args.scene_seconds)]
+        command += ["--client-no-download"] if args.client_no_download else []
+        result["client_downloads_files"] = not args.client_no_download
         # the client's log goes to a file: a pipe nobody reads fills up and stops the client mid-story
         client_log = tempfile.TemporaryFile("w+")
         page = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=client_log, text=True)
@@ -783,19 +785,20 @@ def _first_segment_path(marks: dict[str, list[float]], submitted: float, arrived
     }
 
 
-def app_client(url: str, scenes: int, scene_seconds: float) -> None:
+def app_client(url: str, scenes: int, scene_seconds: float, download_files: bool = True) -> None:
     """The page's side of ``--app``: add ``scenes`` scenes through gradio_client and note when each streamed
     segment arrives (seconds from Add scene); then time Prepare story bundle, loading that bundle in a second tab
     and Undo (last, so a one-scene story still has a bundle). Prints one JSON line a scene and one for the story
     operations, then stays (its story kept) until a line comes in."""
     from gradio_client import Client, handle_file
 
-    def bundle_file(output):
-        return output.get("value") if isinstance(output, dict) else output
+    def bundle_file(output):  # a path, an update holding one, or (files not downloaded) the server's file data
+        output = output.get("value", output) if isinstance(output, dict) else output
+        return output["path"] if isinstance(output, dict) else output
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line a request otherwise
     prompts = (STORY * ((scenes + len(STORY) - 1) // len(STORY)))[:scenes]
-    client = Client(url, verbose=False)
+    client = Client(url, verbose=False, download_files=download_files)
     other = None
     try:
         for index, prompt in enumerate(prompts):
@@ -982,6 +985,8 @@ def main(argv: list[str] | None = None) -> None:
                              " (runs on a CPU too with --preset storyworld)")
     parser.add_argument("--switch-interval", type=float, default=0.0, metavar="SECONDS",
                         help="--app: Python's thread switch interval in the server's process (sys.setswitchinterval)")
+    parser.add_argument("--client-no-download", action="store_true",
+                        help="--app: the page's client takes each update as it comes, without fetching its files")
     parser.add_argument("--app-only", action="store_true", help="--app without the same scenes through StorySession alone")
     parser.add_argument("--app-client", default=None, metavar="URL", help=argparse.SUPPRESS)  # --app's page side
     parser.add_argument("--fp8-check", action="store_true",
@@ -991,7 +996,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.app_client:
-        app_client(args.app_client, args.scenes, args.scene_seconds)
+        app_client(args.app_client, args.scenes, args.scene_seconds, download_files=not args.client_no_download)
         return
     if args.long_story:
         result = long_story_run(args)  # the embedded model on the CPU

@@ -29,7 +29,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from iamflow.config import EMBEDDED_PRESET, WAN_PRESET, Config, ConfigError, load_config, merge_overrides, parse_overrides
+from iamflow.config import (EMBEDDED_PRESET, WAN_PRESET, CodecConfig, Config, ConfigError, RuntimeConfig, load_config,
+                            merge_overrides, parse_overrides)
 from iamflow.engine.engine import Engine
 from iamflow.engine.model import CausalWanModel
 
@@ -504,7 +505,8 @@ def text_encoder_run(args: argparse.Namespace) -> dict:
     result: dict = {"mode": "text_encoders", "card": torch.cuda.get_device_name(), "torch": torch.__version__,
                     "date": datetime.date.today().isoformat(), "placements": {}}
     for place in ("cuda", "offload", "cpu"):
-        cfg = load_config(args.config, preset=args.preset, overrides=merge_overrides(args.overrides, {"runtime": {"text_encoder_device": place}}))
+        placed = merge_overrides(args.overrides, {"runtime": {"text_encoder_device": place}})
+        cfg = load_config(args.config, preset=args.preset, overrides=placed)
         _sync()
         before = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
@@ -870,11 +872,12 @@ def main(argv: list[str] | None = None) -> None:
                              "turn time first vs last 10, RSS growth, undo and load at the end")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (--long-story)")
     parser.add_argument("--fp8", action="store_true", help="FP8 linears (runtime.fp8)")
-    parser.add_argument("--decoder", default="wan", choices=["wan", "tiny"])
+    parser.add_argument("--decoder", default=CodecConfig.decoder, choices=CodecConfig.DECODERS)
     parser.add_argument("--compile-decoder", action="store_true", help="torch.compile the Wan VAE decoder")
     parser.add_argument("--no-overlap", dest="overlap", action="store_false",
                         help="decode each chunk before the next is made (the loop's serial order)")
-    parser.add_argument("--text-encoder-device", default="auto", choices=["auto", "cuda", "cpu", "offload"])
+    parser.add_argument("--text-encoder-device", default=RuntimeConfig.text_encoder_device,
+                        choices=RuntimeConfig.TEXT_ENCODER_DEVICES)
     parser.add_argument("--devices", default="", metavar="DIT,DECODER",
                         help="--session, --app: runtime.devices, e.g. cuda:0,cuda:1 (cuda:0,cuda:0: the decode thread on one GPU)")
     parser.add_argument("--first-chunk-ahead", action="store_true",

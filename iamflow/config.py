@@ -36,7 +36,10 @@ LLM_BACKEND = "llm"  # a local causal LM lists the characters (a bad answer fall
 AGENT_BACKENDS = (RULES_BACKEND, LLM_BACKEND)
 MEMORY_POLICIES = ("none", "sink", "nam", "iam", "nam-prompt")  # iamflow.memory.policies implements each
 TRANSITIONS = ("recache", "soft", "none", "cut")  # iamflow.memory.policies implements each
-MAX_PROMPT_CHARS = 4000  # a scene prompt, after its whitespace is tidied
+MAX_PROMPT_CHARS = 4000  # a scene prompt (app, batch modes, StorySession), after its whitespace is tidied
+# what the entity agent reads on its own (python -m iamflow.agent, its evaluation): a whole script page may be one
+# prompt there; a scene prompt reaches it only after the scene's own limit above
+MAX_AGENT_PROMPT_CHARS = 100_000
 MAX_SCENE_SECONDS = 120.0  # a scene of a set length (a live one is capped by video.live_max_seconds)
 MAX_SEED = 2**63 - 1  # a scene's seed: what torch's generator takes
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from iamflow.config import AGENT_BACKENDS as BACKENDS, LLM_BACKEND, MAX_PROMPT_CHARS, RULES_BACKEND
+from iamflow.config import AGENT_BACKENDS as BACKENDS, LLM_BACKEND, MAX_AGENT_PROMPT_CHARS, RULES_BACKEND
 
 from . import attributes, lexicon, models
 from .mentions import Mention, PromptAnalyzer, readable_markup
@@ -392,6 +392,6 @@ def _check_prompt(prompt) -> str:
         raise ValueError(f"prompt must be text (got {type(prompt).__name__})")
     if not prompt.strip():
         raise ValueError("prompt is empty: type a scene description")
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise ValueError(f"prompt is {len(prompt)} characters long: keep it under {MAX_PROMPT_CHARS}")
+    if len(prompt) > MAX_AGENT_PROMPT_CHARS:
+        raise ValueError(f"prompt is {len(prompt)} characters long: keep it under {MAX_AGENT_PROMPT_CHARS}")
     return prompt

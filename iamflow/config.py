@@ -544,6 +544,8 @@ def load_config(
     config = Config(preset=name)
     _apply(config, PRESETS[name], "")
     _apply(config, {k: v for k, v in file_values.items() if k != "preset"}, "")
+    if isinstance(overrides, str):  # one command-line string, not a sequence of its characters
+        overrides = [overrides]
     if overrides is not None and not isinstance(overrides, Mapping):
         overrides = parse_overrides(overrides)
     _apply(config, dict(overrides or {}), "")

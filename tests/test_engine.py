@@ -321,6 +321,7 @@ def test_typed_overrides_get_the_same_checks_as_command_line_strings():
     typed = {"cache": {"max_memory_frames": 4}, "memory": {"transition": "soft"}, "runtime": {"devices": ["cpu", "cpu"]},
              "sampler": {"guidance_steps": None}}
     assert parse_overrides(strings) == typed  # a later string wins, sections are merged
+    assert load_config(overrides="cache.max_memory_frames=4").cache.max_memory_frames == 4  # one string alone
     assert load_config(preset="tiny", overrides=typed) == load_config(preset="tiny", overrides=strings)
     assert merge_overrides(typed, {"cache": {"sink_frames": 0}})["cache"] == {"max_memory_frames": 4, "sink_frames": 0}
     for text, value in [("cache.max_memory_frame=3", {"cache": {"max_memory_frame": 3}}),

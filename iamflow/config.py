@@ -355,7 +355,7 @@ class Config:
             return
         if self.preset != WAN_PRESET:
             raise ConfigError(
-                f"codec.decoder=tiny decodes Wan2.1 latents, so it needs preset wan2.1-t2v-1.3b (got preset "
+                f"codec.decoder=tiny decodes Wan2.1 latents, so it needs preset {WAN_PRESET} (got preset "
                 f"{self.preset}, which has its own codec); set codec.decoder=wan"
             )
         if not self.weights.tiny_decoder_path:

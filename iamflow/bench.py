@@ -29,7 +29,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from iamflow.config import Config, load_config
+from iamflow.config import (EMBEDDED_PRESET, WAN_PRESET, CodecConfig, Config, ConfigError, RuntimeConfig, load_config,
+                            merge_overrides, parse_overrides)
 from iamflow.engine.engine import Engine
 from iamflow.engine.model import CausalWanModel
 
@@ -123,7 +124,7 @@ def time_chunks(engine: Engine, text, generator, cache, offset: int, count: int,
 
 
 def run(args: argparse.Namespace) -> dict:
-    cfg = load_config(args.config, preset=args.preset, overrides=args.override)
+    cfg = load_config(args.config, preset=args.preset, overrides=args.overrides)
     dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}[args.dtype]
     torch.backends.cuda.matmul.allow_tf32 = True
     device_name = torch.cuda.get_device_name()
@@ -302,13 +303,12 @@ def session_run(args: argparse.Namespace) -> dict:
     from iamflow.runtime import build_runtime
     from iamflow.session import StorySession
 
-    overrides = list(args.override)
-    overrides += [f"runtime.compile={str(args.compile).lower()}", f"runtime.fp8={str(args.fp8).lower()}",
-                  f"runtime.compile_decoder={str(args.compile_decoder).lower()}",
-                  f"runtime.text_encoder_device={args.text_encoder_device}"]
+    runtime_settings = {"compile": args.compile, "fp8": args.fp8, "compile_decoder": args.compile_decoder,
+                        "text_encoder_device": args.text_encoder_device}
     if args.devices:  # e.g. cuda:0,cuda:1: the DiT on the first, decoder and text encoder on the second
-        overrides.append(f"runtime.devices=[{args.devices}]")
-    cfg = load_config(args.config, preset=args.preset, overrides=overrides)
+        runtime_settings["devices"] = _device_list(args.devices)
+    cfg = load_config(args.config, preset=args.preset,
+                      overrides=merge_overrides(args.overrides, {"runtime": runtime_settings}))
     torch.backends.cuda.matmul.allow_tf32 = True
     from torch._dynamo.utils import counters
 
@@ -453,7 +453,7 @@ def decoder_run(args: argparse.Namespace) -> dict:
     way of running the Wan VAE, and the tiny decoder; the largest difference from the plain decode is reported."""
     from iamflow.engine.tiny_decoder import build_random_tiny_codec
 
-    cfg = load_config(args.config, preset=args.preset, overrides=args.override)
+    cfg = load_config(args.config, preset=args.preset, overrides=args.overrides)
     dtype = torch.bfloat16
     generator = torch.Generator(device="cuda").manual_seed(0)
     latents = torch.randn(1, 16, 3, cfg.video.latent_height, cfg.video.latent_width, device="cuda", generator=generator)
@@ -505,7 +505,8 @@ def text_encoder_run(args: argparse.Namespace) -> dict:
     result: dict = {"mode": "text_encoders", "card": torch.cuda.get_device_name(), "torch": torch.__version__,
                     "date": datetime.date.today().isoformat(), "placements": {}}
     for place in ("cuda", "offload", "cpu"):
-        cfg = load_config(args.config, preset=args.preset, overrides=[*args.override, f"runtime.text_encoder_device={place}"])
+        placed = merge_overrides(args.overrides, {"runtime": {"text_encoder_device": place}})
+        cfg = load_config(args.config, preset=args.preset, overrides=placed)
         _sync()
         before = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
@@ -535,7 +536,7 @@ def fp8_run(args: argparse.Namespace) -> dict:
     FP8 moves this computation, not how a trained model's video changes."""
     from iamflow.runtime import to_fp8
 
-    cfg = load_config(args.config, preset=args.preset, overrides=args.override)
+    cfg = load_config(args.config, preset=args.preset, overrides=args.overrides)
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.manual_seed(0)
     bf16 = build_engine(cfg, torch.bfloat16, compile_blocks=False)
@@ -604,14 +605,12 @@ def app_run(args: argparse.Namespace) -> dict:
     from ui.callbacks import AppOptions, StoryController
     from ui.layout import build_blocks
 
-    wan = args.preset == "wan2.1-t2v-1.3b"
-    overrides = list(args.override)
-    if wan:
-        overrides += [f"runtime.compile={str(args.compile).lower()}",
-                      f"runtime.compile_decoder={str(args.compile_decoder).lower()}"]
+    wan = args.preset == WAN_PRESET
+    runtime_settings: dict = {"compile": args.compile, "compile_decoder": args.compile_decoder} if wan else {}
     if args.devices:
-        overrides.append(f"runtime.devices=[{args.devices}]")
-    cfg = load_config(args.config, preset=args.preset, overrides=overrides)
+        runtime_settings["devices"] = _device_list(args.devices)
+    cfg = load_config(args.config, preset=args.preset,
+                      overrides=merge_overrides(args.overrides, {"runtime": runtime_settings}))
 
     def load_runtime(name: str):
         runtime = build_runtime(cfg, random_weights=wan)
@@ -868,7 +867,7 @@ def long_story_run(args) -> dict:
     from iamflow.session import Runtime, StorySession
 
     torch.set_num_threads(max(1, args.threads))
-    runtime = Runtime.load(load_config(preset="storyworld"))
+    runtime = Runtime.load(load_config(preset=EMBEDDED_PRESET))
     process = psutil.Process()
     work = Path(tempfile.mkdtemp(prefix="iamflow-long-story-"))
     session = StorySession(runtime, video_dir=work / "video")
@@ -936,6 +935,11 @@ def long_story_run(args) -> dict:
     }
 
 
+def _device_list(text: str) -> list[str]:
+    """``--devices cuda:0,cuda:1`` as runtime.devices."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
@@ -943,7 +947,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="wan2.1-t2v-1.3b")
+    parser.add_argument("--preset", default=WAN_PRESET)
     parser.add_argument("--config", default=None)
     parser.add_argument("--override", action="append", default=[], help="section.key=value")
     parser.add_argument("--random-weights", action="store_true", help="required: speed does not depend on weights")
@@ -967,11 +971,12 @@ def main(argv: list[str] | None = None) -> None:
                              "turn time first vs last 10, RSS growth, undo and load at the end")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (--long-story)")
     parser.add_argument("--fp8", action="store_true", help="FP8 linears (runtime.fp8)")
-    parser.add_argument("--decoder", default="wan", choices=["wan", "tiny"])
+    parser.add_argument("--decoder", default=CodecConfig.decoder, choices=CodecConfig.DECODERS)
     parser.add_argument("--compile-decoder", action="store_true", help="torch.compile the Wan VAE decoder")
     parser.add_argument("--no-overlap", dest="overlap", action="store_false",
                         help="decode each chunk before the next is made (the loop's serial order)")
-    parser.add_argument("--text-encoder-device", default="auto", choices=["auto", "cuda", "cpu", "offload"])
+    parser.add_argument("--text-encoder-device", default=RuntimeConfig.text_encoder_device,
+                        choices=RuntimeConfig.TEXT_ENCODER_DEVICES)
     parser.add_argument("--devices", default="", metavar="DIT,DECODER",
                         help="--session, --app: runtime.devices, e.g. cuda:0,cuda:1 (cuda:0,cuda:0: the decode thread on one GPU)")
     parser.add_argument("--first-chunk-ahead", action="store_true",
@@ -994,13 +999,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--text-encoders", action="store_true",
                         help="time one prompt's encoding and the GPU memory for each umT5 placement")
     args = parser.parse_args(argv)
+    try:  # the command line's section.key=value strings, read once
+        args.overrides = parse_overrides(args.override)
+    except ConfigError as err:
+        parser.error(f"--override: {err}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.app_client:
         app_client(args.app_client, args.scenes, args.scene_seconds, download_files=not args.client_no_download)
         return
     if args.long_story:
         result = long_story_run(args)  # the embedded model on the CPU
-    elif args.app and args.preset == "storyworld":
+    elif args.app and args.preset == EMBEDDED_PRESET:
         result = app_run(args)  # the embedded model: a CPU is enough
     elif not torch.cuda.is_available():
         parser.error("the benchmark needs a CUDA GPU")

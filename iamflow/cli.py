@@ -21,13 +21,18 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from iamflow.config import ConfigError, load_config
+from iamflow.config import (EMBEDDED_PRESET, LLM_BACKEND, TINY_PRESET, WAN_PRESET, AgentConfig, CacheConfig,
+                            ConfigError, MemoryConfig, load_config, merge_overrides, parse_overrides)
 from iamflow.runtime import check_weights
 
 logger = logging.getLogger("iamflow.cli")
+
+
+AUTO_PRESET = "auto"  # Wan2.1 when a generator checkpoint is configured, else the embedded model
 
 
 @dataclass
@@ -43,22 +48,23 @@ class BatchConfig:
     output_folder: str = "outputs"
     num_output_frames: int = 120  # latent frames per video
     switch_frame_indices: list[int] = field(default_factory=list)
-    preset: str = "auto"
+    preset: str = AUTO_PRESET
     model_name: str = "Wan2.1-T2V-1.3B"
     wan_model_path: str = ""  # folder of the Wan2.1 release: text encoder, tokenizer, VAE (and DiT)
     generator_ckpt: str = ""
     lora_ckpt: str = ""
     adapter: Adapter = field(default_factory=Adapter)
     llm_model_path: str = ""
-    agent_backend: str = "rules"
-    max_memory_frames: int = 3
-    memory_policy: str = "iam"
-    transition: str = "recache"
-    enrich_prompts: bool = False
+    agent_backend: str = AgentConfig.backend
+    max_memory_frames: int = CacheConfig.max_memory_frames
+    memory_policy: str = MemoryConfig.policy
+    transition: str = MemoryConfig.transition
+    enrich_prompts: bool = AgentConfig.enrich_prompts
     save_dir: str = ""
     save_mapping: bool = False  # single mode writes mapping_{i}.json only on request
     seed: int = 0
-    overrides: list[str] = field(default_factory=list)  # engine config overrides, section.key=value
+    # engine config overrides, {"section": {"key": value}}; given as section.key=value strings, read once
+    overrides: dict[str, Any] = field(default_factory=dict)
 
 
 # Expected type of each key, as named in messages (bool is not accepted where a number is).
@@ -125,6 +131,7 @@ def read_batch_config(path: str | None, cli: dict) -> BatchConfig:
     if unknown:
         raise ConfigError(f"unknown key(s) {', '.join(unknown)} in the batch config (allowed: {', '.join(sorted(names))})")
     _check_types(values)
+    values["overrides"] = parse_overrides(values.get("overrides", []))
     adapter = values.pop("adapter", None) or {}
     if not isinstance(adapter, dict) or set(adapter) - {"type", "rank", "alpha"}:
         raise ConfigError(f"adapter must be a mapping with type, rank, alpha (got {adapter!r})")
@@ -164,15 +171,15 @@ def check_memory(config, total_latent_frames: int, force: bool) -> None:
 
 def engine_config(batch: BatchConfig):
     preset = batch.preset
-    if preset == "auto":
-        preset = "wan2.1-t2v-1.3b" if batch.generator_ckpt else "storyworld"
+    if preset == AUTO_PRESET:
+        preset = WAN_PRESET if batch.generator_ckpt else EMBEDDED_PRESET
     overrides = {
         "cache": {"max_memory_frames": batch.max_memory_frames},
         "memory": {"policy": batch.memory_policy, "transition": batch.transition, "save_dir": batch.save_dir},
         "agent": {"backend": batch.agent_backend, "llm_model_path": batch.llm_model_path, "enrich_prompts": batch.enrich_prompts},
         "runtime": {"seed": batch.seed},
     }
-    if preset == "wan2.1-t2v-1.3b":
+    if preset == WAN_PRESET:
         root = Path(batch.wan_model_path) if batch.wan_model_path else None
         overrides["weights"] = {
             "generator_ckpt": batch.generator_ckpt or (str(root) if root else ""),
@@ -183,18 +190,7 @@ def engine_config(batch: BatchConfig):
             "tokenizer_path": str(root / "google" / "umt5-xxl") if root else "",
             "vae_path": str(root / "Wan2.1_VAE.pth") if root else "",
         }
-    return load_config(preset=preset, overrides=[*_flatten(overrides), *batch.overrides])
-
-
-def _flatten(tree: dict, prefix: str = "") -> list[str]:
-    """{"cache": {"max_memory_frames": 3}} -> ["cache.max_memory_frames=3"]"""
-    out = []
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out += _flatten(value, f"{prefix}{key}.")
-        else:
-            out.append(f"{prefix}{key}={json.dumps(value)}")
-    return out
+    return load_config(preset=preset, overrides=merge_overrides(overrides, batch.overrides))
 
 
 def read_stories(batch: BatchConfig, mode: str) -> list[list[str]]:
@@ -282,7 +278,7 @@ def run_batch(mode: str, argv: list[str] | None = None) -> list[Path]:
     parser.add_argument("--llm_model_path")
     parser.add_argument("--max_memory_frames", type=int)
     parser.add_argument("--save_dir")
-    parser.add_argument("--preset", choices=["auto", "storyworld", "wan2.1-t2v-1.3b", "tiny"])
+    parser.add_argument("--preset", choices=[AUTO_PRESET, EMBEDDED_PRESET, WAN_PRESET, TINY_PRESET])
     parser.add_argument("--num_output_frames", type=int)
     parser.add_argument("--override", action="append", dest="overrides", help="engine config section.key=value")
     parser.add_argument("--force", action="store_true", help="run even when a video may not fit in this machine's memory")
@@ -292,7 +288,7 @@ def run_batch(mode: str, argv: list[str] | None = None) -> list[Path]:
         batch = read_batch_config(args.config_path,
                                   {k: v for k, v in vars(args).items() if k not in ("config_path", "force")})
         if batch.llm_model_path:
-            batch.agent_backend = "llm"
+            batch.agent_backend = LLM_BACKEND
         config = engine_config(batch)
         check_weights(config)
         stories = read_stories(batch, mode)

@@ -12,6 +12,7 @@ import difflib
 import logging
 import types
 import typing
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,24 @@ logger = logging.getLogger(__name__)
 
 class ConfigError(ValueError):
     """A config value a user gave is wrong; the message says which key and what to change."""
+
+
+# --- names and limits the whole project shares; each is spelled here and imported everywhere else ---------------
+
+WAN_PRESET = "wan2.1-t2v-1.3b"  # the Wan2.1-T2V-1.3B architecture, with real weights
+EMBEDDED_PRESET = "storyworld"  # the embedded CPU model and its shipped weights
+TINY_PRESET = "tiny"  # random weights, the Wan architecture in miniature, for tests and smoke runs
+RULES_BACKEND = "rules"  # the agent's embedded backend: spaCy noun phrases + MiniLM matching
+LLM_BACKEND = "llm"  # a local causal LM lists the characters (a bad answer falls back to rules)
+AGENT_BACKENDS = (RULES_BACKEND, LLM_BACKEND)
+MEMORY_POLICIES = ("none", "sink", "nam", "iam", "nam-prompt")  # iamflow.memory.policies implements each
+TRANSITIONS = ("recache", "soft", "none", "cut")  # iamflow.memory.policies implements each
+MAX_PROMPT_CHARS = 4000  # a scene prompt (app, batch modes, StorySession), after its whitespace is tidied
+# what the entity agent reads on its own (python -m iamflow.agent, its evaluation): a whole script page may be one
+# prompt there; a scene prompt reaches it only after the scene's own limit above
+MAX_AGENT_PROMPT_CHARS = 100_000
+MAX_SCENE_SECONDS = 120.0  # a scene of a set length (a live one is capped by video.live_max_seconds)
+MAX_SEED = 2**63 - 1  # a scene's seed: what torch's generator takes
 
 
 @dataclass
@@ -207,8 +226,8 @@ class MemoryConfig:
     save_dir: str = ""
     score_layers: list[int] = field(default_factory=lambda: [0, 1, 2])
 
-    POLICIES = ("none", "sink", "nam", "iam", "nam-prompt")
-    TRANSITIONS = ("recache", "soft", "none", "cut")
+    POLICIES = MEMORY_POLICIES
+    TRANSITIONS = TRANSITIONS
 
     def validate(self, where: str) -> None:
         _check_choice(f"{where}.policy", self.policy, self.POLICIES)
@@ -217,13 +236,13 @@ class MemoryConfig:
 
 @dataclass
 class AgentConfig:
-    backend: str = "rules"
+    backend: str = RULES_BACKEND
     llm_model_path: str = ""
     enrich_prompts: bool = False
 
     def validate(self, where: str) -> None:
-        _check_choice(f"{where}.backend", self.backend, ("rules", "llm"))
-        if self.backend == "llm" and not self.llm_model_path:
+        _check_choice(f"{where}.backend", self.backend, AGENT_BACKENDS)
+        if self.backend == LLM_BACKEND and not self.llm_model_path:
             logger.info("agent.backend=llm without agent.llm_model_path: the bundled SmolLM2 model is used")
 
 
@@ -305,7 +324,7 @@ class RuntimeConfig:
 
 @dataclass
 class Config:
-    preset: str = "wan2.1-t2v-1.3b"
+    preset: str = WAN_PRESET
     model: ModelConfig = field(default_factory=ModelConfig)
     video: VideoConfig = field(default_factory=VideoConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
@@ -334,9 +353,9 @@ class Config:
     def _validate_decoder(self) -> None:
         if self.codec.decoder != "tiny":
             return
-        if self.preset != "wan2.1-t2v-1.3b":
+        if self.preset != WAN_PRESET:
             raise ConfigError(
-                f"codec.decoder=tiny decodes Wan2.1 latents, so it needs preset wan2.1-t2v-1.3b (got preset "
+                f"codec.decoder=tiny decodes Wan2.1 latents, so it needs preset {WAN_PRESET} (got preset "
                 f"{self.preset}, which has its own codec); set codec.decoder=wan"
             )
         if not self.weights.tiny_decoder_path:
@@ -366,16 +385,16 @@ def _to_plain(obj: Any) -> Any:
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Wan2.1-T2V-1.3B: 30 layers, dim 1536, 12 heads of 128; 832x480 gives 60x104 latents, 1560 tokens a frame.
-    "wan2.1-t2v-1.3b": {},
+    WAN_PRESET: {},
     # A tiny random-weight config of the same architecture, for tests and CPU smoke runs.
-    "tiny": {
+    TINY_PRESET: {
         "model": {"dim": 48, "ffn_dim": 96, "num_layers": 2, "num_heads": 4, "in_channels": 4, "out_channels": 4,
                   "text_dim": 384, "text_len": 16, "freq_dim": 16},
         "video": {"height": 32, "width": 48},
         "runtime": {"dtype": "float32"},
     },
     # The embedded storyworld model: shapes are set by iamflow/storyworld (its model card lists them).
-    "storyworld": {
+    EMBEDDED_PRESET: {
         "model": {"dim": 256, "ffn_dim": 1024, "num_layers": 8, "num_heads": 4, "in_channels": 16, "out_channels": 16,
                   "text_dim": 384, "text_len": 64, "freq_dim": 64},
         "video": {"height": 64, "width": 64, "spatial_compression": 4},
@@ -447,8 +466,8 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
     return value
 
 
-def _apply(obj: Any, values: dict[str, Any], prefix: str) -> None:
-    if not isinstance(values, dict):
+def _apply(obj: Any, values: Mapping[str, Any], prefix: str) -> None:
+    if not isinstance(values, Mapping):
         raise ConfigError(f"{prefix or 'config'} must be a mapping of keys to values (got {values!r})")
     hints = typing.get_type_hints(type(obj))
     names = [f.name for f in dataclasses.fields(obj)]
@@ -466,18 +485,48 @@ def _apply(obj: Any, values: dict[str, Any], prefix: str) -> None:
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
+    """One command-line ``section.key=value`` string: the key path and the value, read as YAML."""
     if "=" not in text:
         raise ConfigError(f"override {text!r} must look like section.key=value (e.g. cache.max_memory_frames=3)")
     key, raw = text.split("=", 1)
     return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else ""
 
 
+def parse_overrides(texts: Iterable[str]) -> dict[str, Any]:
+    """Command-line ``section.key=value`` strings as one nested dict of typed values (a later string wins).
+
+    The strings are a user interface: they are read here, once, where they come in; everything after this
+    passes the dict."""
+    tree: dict[str, Any] = {}
+    for text in texts:
+        keys, value = parse_override(text)
+        nested: dict[str, Any] = {keys[-1]: value}
+        for k in reversed(keys[:-1]):
+            nested = {k: nested}
+        tree = merge_overrides(tree, nested)
+    return tree
+
+
+def merge_overrides(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """``extra`` laid over ``base``, section by section: {"cache": {"a": 1}} + {"cache": {"b": 2}} keeps both."""
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge_overrides(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def load_config(
     path: str | Path | None = None,
     preset: str | None = None,
-    overrides: list[str] | dict[str, Any] | None = None,
+    overrides: Mapping[str, Any] | Sequence[str] | None = None,
 ) -> Config:
-    """Preset, then YAML file, then overrides; validated. The preset may also come from the file's ``preset``."""
+    """Preset, then YAML file, then overrides; validated. The preset may also come from the file's ``preset``.
+
+    ``overrides`` is a nested dict of typed values ({"cache": {"max_memory_frames": 3}}), checked key by key as
+    the file is; a list of command-line ``section.key=value`` strings is read with ``parse_overrides`` first."""
     file_values: dict[str, Any] = {}
     if path:
         path = Path(path)
@@ -489,19 +538,15 @@ def load_config(
             raise ConfigError(f"config file {str(path)!r} is not valid YAML: {err}") from None
         if not isinstance(file_values, dict):
             raise ConfigError(f"config file {str(path)!r} must hold a mapping of keys to values")
-    name = preset or file_values.get("preset") or "wan2.1-t2v-1.3b"
+    name = preset or file_values.get("preset") or WAN_PRESET
     if name not in PRESETS:
         _check_choice("preset", name, tuple(PRESETS))
     config = Config(preset=name)
     _apply(config, PRESETS[name], "")
     _apply(config, {k: v for k, v in file_values.items() if k != "preset"}, "")
-    if isinstance(overrides, dict):
-        _apply(config, overrides, "")
-    else:
-        for text in overrides or []:
-            keys, value = parse_override(text)
-            nested: dict[str, Any] = {keys[-1]: value}
-            for k in reversed(keys[:-1]):
-                nested = {k: nested}
-            _apply(config, nested, "")
+    if isinstance(overrides, str):  # one command-line string, not a sequence of its characters
+        overrides = [overrides]
+    if overrides is not None and not isinstance(overrides, Mapping):
+        overrides = parse_overrides(overrides)
+    _apply(config, dict(overrides or {}), "")
     return config.validate()

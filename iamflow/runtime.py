@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from iamflow.config import Config, ConfigError, load_config
+from iamflow.config import (EMBEDDED_PRESET, RULES_BACKEND, TINY_PRESET, WAN_PRESET, Config, ConfigError,
+                            load_config)
 from iamflow.engine.codec import to_uint8, to_uint8_tensor
 from iamflow.engine.engine import Engine
 from iamflow.engine.model import CausalWanModel, TextConditioning
@@ -96,7 +97,7 @@ class Runtime:
 
     @classmethod
     def load(cls, config: Config | None = None) -> "Runtime":
-        return build_runtime(config or load_config(preset="storyworld"))
+        return build_runtime(config or load_config(preset=EMBEDDED_PRESET))
 
     def encode(self, text: str) -> tuple[TextConditioning, int]:
         """A prompt -> (its cross-attention K/V for every layer, number of real tokens). Cached."""
@@ -125,14 +126,14 @@ class Runtime:
         from iamflow.agent import models
 
         started = time.perf_counter()
-        if self.config.agent.backend == "rules":
+        if self.config.agent.backend == RULES_BACKEND:
             models.spacy_pipeline()
             models.sentence_encoder()
             from iamflow.agent import EntityAgent
 
             # a throwaway agent reads two prompts: the parser's, the encoder's and the noun classifier's first calls
             # (prototypes, lazily built caches) happen here, not in the first scene's first frame
-            agent = EntityAgent(backend="rules")
+            agent = EntityAgent(backend=RULES_BACKEND)
             agent.observe("A young man in a grey wool coat walks his dog through a park at sunset.")
             agent.observe("The man sits on a bench and a woman in a red dress approaches him.")
         if self.config.runtime.compile_decoder and hasattr(self.codec, "vae"):
@@ -184,9 +185,9 @@ class Runtime:
 
 def build_runtime(config: Config, random_weights: bool = False) -> Runtime:
     """The runtime of ``config.preset``; ``random_weights`` (Wan preset only): its shapes with random weights."""
-    if random_weights and config.preset != "wan2.1-t2v-1.3b":
-        raise ConfigError("random weights are for the wan2.1-t2v-1.3b preset (the benchmark)")
-    builders = {"storyworld": _storyworld, "tiny": _tiny, "wan2.1-t2v-1.3b": _wan}
+    if random_weights and config.preset != WAN_PRESET:
+        raise ConfigError(f"random weights are for the {WAN_PRESET} preset (the benchmark)")
+    builders = {EMBEDDED_PRESET: _storyworld, TINY_PRESET: _tiny, WAN_PRESET: _wan}
     engine, codec, text_encoder = builders[config.preset](config, random_weights) if random_weights else \
         builders[config.preset](config)
     runtime = Runtime(config, engine, codec, text_encoder)
@@ -244,16 +245,17 @@ def _tiny(config: Config):
 
 def check_weights(config: Config) -> None:
     """Fail early, naming the key to set, when a preset's weights are not where the config says."""
-    if config.preset != "wan2.1-t2v-1.3b":
+    if config.preset != WAN_PRESET:
         return
     w = config.weights
     decoder_key = "tiny_decoder_path" if config.codec.decoder == "tiny" else "vae_path"  # the Wan VAE only decodes
     missing = [k for k in ("generator_ckpt", "text_encoder_path", decoder_key) if not getattr(w, k)]
     if missing:
         raise ConfigError(
-            "the wan2.1-t2v-1.3b preset needs local weights: set "
+            f"the {WAN_PRESET} preset needs local weights: set "
             + ", ".join(f"weights.{k}" for k in missing)
-            + " (e.g. --override weights.generator_ckpt=/path/to/Wan2.1-T2V-1.3B), or use the embedded preset storyworld"
+            + " (e.g. --override weights.generator_ckpt=/path/to/Wan2.1-T2V-1.3B), "
+            + f"or use the embedded preset {EMBEDDED_PRESET}"
         )
     for key in ("generator_ckpt", "text_encoder_path", "vae_path", "lora_ckpt", "tiny_decoder_path"):
         value = getattr(w, key)

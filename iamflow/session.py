@@ -32,7 +32,8 @@ import numpy as np
 import torch
 
 from iamflow.agent import EntityAgent
-from iamflow.config import Config, MemoryConfig
+from iamflow.config import (AGENT_BACKENDS, MAX_PROMPT_CHARS, MAX_SCENE_SECONDS, MAX_SEED, AgentConfig, CacheConfig, Config,
+                            MemoryConfig)
 from iamflow.engine.engine import Engine
 from iamflow.engine.kv_cache import KVCache
 from iamflow.engine.model import TextConditioning
@@ -50,9 +51,6 @@ __all__ = ["Runtime", "StorySession", "StorySettings", "SceneRecord", "ChunkEven
 
 logger = logging.getLogger(__name__)
 
-MAX_PROMPT_CHARS = 4000
-MAX_SCENE_SECONDS = 120.0
-MAX_SEED = 2**63 - 1
 LIVE = "live"  # a scene's length "until the next prompt" (capped by video.live_max_seconds)
 _INVISIBLE = {"Cc", "Cf", "Cs", "Co", "Cn"}  # control, format (zero-width, bidi), surrogate, private, unassigned
 
@@ -94,12 +92,12 @@ class NoSceneRunning(RuntimeError):
 class StorySettings:
     """Per-story choices a person can change between stories (the model is the runtime's)."""
 
-    memory_policy: str = "iam"
-    transition: str = "recache"
-    max_memory_frames: int = 3
-    enrich_prompts: bool = False
-    agent_backend: str = "rules"
-    llm_model_path: str = ""
+    memory_policy: str = MemoryConfig.policy
+    transition: str = MemoryConfig.transition
+    max_memory_frames: int = CacheConfig.max_memory_frames
+    enrich_prompts: bool = AgentConfig.enrich_prompts
+    agent_backend: str = AgentConfig.backend
+    llm_model_path: str = AgentConfig.llm_model_path
     auto_cut: bool = False  # a scene at a new location (as the agent reads it) starts with a cut
 
     def validate(self, cache_limit: int) -> "StorySettings":
@@ -109,8 +107,8 @@ class StorySettings:
             raise ValueError(f"transition must be one of {', '.join(MemoryConfig.TRANSITIONS)} (got {self.transition!r})")
         if not 0 <= self.max_memory_frames <= cache_limit:
             raise ValueError(f"max memory frames must be between 0 and {cache_limit} (got {self.max_memory_frames})")
-        if self.agent_backend not in ("rules", "llm"):
-            raise ValueError(f"agent backend must be rules or llm (got {self.agent_backend!r})")
+        if self.agent_backend not in AGENT_BACKENDS:
+            raise ValueError(f"agent backend must be {' or '.join(AGENT_BACKENDS)} (got {self.agent_backend!r})")
         return self
 
     @classmethod

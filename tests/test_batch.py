@@ -169,3 +169,32 @@ def test_unusable_files_are_named_with_exit_2(tmp_path):
     result = run("-m", "iamflow.agent", str(stories), "--out", str(stories))
     assert result.returncode == 2 and "is a file" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "maps").exists()
+
+
+def test_batch_settings_reach_the_engine_config_as_typed_values(tmp_path):
+    """The YAML's keys and the --override strings end in one Config: the override wins over the batch key, the
+    other keys of its section stay, and text that YAML would read as something else stays the text given."""
+    from iamflow.cli import engine_config, read_batch_config
+
+    config = tmp_path / "c.yaml"
+    config.write_text("max_memory_frames: 2\nmemory_policy: nam\nsave_dir: \"runs/#1: [a, b]\"\n"
+                      "llm_model_path: \"null\"\noverrides: [memory.transition=soft]\n")
+    batch = read_batch_config(str(config), {"preset": "tiny", "overrides": ["cache.max_memory_frames=4", "runtime.seed=7"]})
+    engine = engine_config(batch)
+    assert engine.cache.max_memory_frames == 4 and engine.runtime.seed == 7  # the command line's overrides win
+    assert engine.memory.policy == "nam" and engine.memory.transition == "recache"  # the YAML's list was replaced
+    assert engine.memory.save_dir == "runs/#1: [a, b]" and engine.agent.llm_model_path == "null"
+    assert engine.agent.backend == "rules"
+
+
+def test_a_bad_override_is_named_before_a_model_loads(tmp_path):
+    data = tmp_path / "stories.jsonl"
+    data.write_text('{"prompts": ["A man walks."]}\n')
+    args = ["--preset", "tiny", "--data_path", str(data), "--output_folder", str(tmp_path / "out"), "--num_output_frames", "6"]
+    for override, message in [("cache.max_memory_frame=3", "did you mean cache.max_memory_frames?"),
+                              ("memory.policy=best", "memory.policy must be one of none, sink, nam, iam, nam-prompt"),
+                              ("cache.max_memory_frames", "must look like section.key=value")]:
+        result = run("agent_interactive_inference.py", *args, "--override", override)
+        assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -8,7 +8,7 @@ import pytest
 import torch
 from diffusers import WanTransformer3DModel
 
-from iamflow.config import ConfigError, load_config
+from iamflow.config import ConfigError, load_config, merge_overrides, parse_overrides
 from iamflow.engine.checkpoints import convert_diffusers_to_wan
 from iamflow.engine.engine import Engine
 from iamflow.engine.model import CausalWanModel
@@ -311,6 +311,30 @@ def test_config_errors_name_the_key():
     with pytest.raises(ConfigError, match="model.num_layers must be int"):
         load_config(overrides=["model.num_layers=many"])
     assert load_config(overrides=["cache.max_memory_frames=5"]).cache.max_memory_frames == 5
+
+
+def test_typed_overrides_get_the_same_checks_as_command_line_strings():
+    """A nested dict of values (what the batch modes pass) and section.key=value strings (what a person types)
+    give the same config and the same messages; the strings are read once into that dict."""
+    strings = ["cache.max_memory_frames=2", "memory.transition=soft", "runtime.devices=[cpu, cpu]",
+               "sampler.guidance_steps=null", "cache.max_memory_frames=4"]
+    typed = {"cache": {"max_memory_frames": 4}, "memory": {"transition": "soft"}, "runtime": {"devices": ["cpu", "cpu"]},
+             "sampler": {"guidance_steps": None}}
+    assert parse_overrides(strings) == typed  # a later string wins, sections are merged
+    assert load_config(overrides="cache.max_memory_frames=4").cache.max_memory_frames == 4  # one string alone
+    assert load_config(preset="tiny", overrides=typed) == load_config(preset="tiny", overrides=strings)
+    assert merge_overrides(typed, {"cache": {"sink_frames": 0}})["cache"] == {"max_memory_frames": 4, "sink_frames": 0}
+    for text, value in [("cache.max_memory_frame=3", {"cache": {"max_memory_frame": 3}}),
+                        ("memory.policy=best", {"memory": {"policy": "best"}}),
+                        ("model.num_layers=many", {"model": {"num_layers": "many"}}),
+                        ("memory=iam", {"memory": "iam"})]:
+        with pytest.raises(ConfigError) as from_text:
+            load_config(overrides=[text])
+        with pytest.raises(ConfigError) as from_dict:
+            load_config(overrides=value)
+        assert str(from_text.value) == str(from_dict.value)
+    with pytest.raises(ConfigError, match="must look like section.key=value"):
+        parse_overrides(["cache.max_memory_frames"])
 
 
 @pytest.mark.parametrize("rewrite_sink", [True, False])

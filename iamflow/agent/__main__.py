@@ -16,6 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from iamflow.config import RULES_BACKEND
+
 from .agent import BACKENDS, EntityAgent
 
 logger = logging.getLogger("iamflow.agent")
@@ -74,7 +76,7 @@ def write_json_atomic(path: Path, data: dict) -> None:
         raise
 
 
-def run(input_path: Path, out_dir: Path, backend: str = "rules", llm_model_path: str | None = None) -> list[Path]:
+def run(input_path: Path, out_dir: Path, backend: str = RULES_BACKEND, llm_model_path: str | None = None) -> list[Path]:
     stories = read_stories(input_path)
     results = []
     for number, prompts in stories:
@@ -95,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m iamflow.agent", description=__doc__.split("\n")[0])
     parser.add_argument("prompts", type=Path, help=".jsonl ({\"prompts\": [...]} per line) or .txt (one per line)")
     parser.add_argument("--out", type=Path, required=True, help="directory for mapping_{line}.json")
-    parser.add_argument("--backend", choices=BACKENDS, default="rules")
+    parser.add_argument("--backend", choices=BACKENDS, default=RULES_BACKEND)
     parser.add_argument("--llm_model_path", default=None,
                         help="transformers model directory or .gguf file (default: bundled SmolLM2-135M)")
     parser.add_argument("--log_level", default="INFO")

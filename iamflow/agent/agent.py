@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from iamflow.config import AGENT_BACKENDS as BACKENDS, LLM_BACKEND, MAX_AGENT_PROMPT_CHARS, RULES_BACKEND
+
 from . import attributes, lexicon, models
 from .mentions import Mention, PromptAnalyzer, readable_markup
 from .registry import EntityRegistry
@@ -24,8 +26,6 @@ from .resolver import Resolver
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("rules", "llm")
-MAX_PROMPT_CHARS = 100_000
 
 
 @dataclass
@@ -48,7 +48,7 @@ class SceneEntities:
     prompt_index: int
     entities: list[SceneEntity]
     context: dict  # location, time_of_day, lighting
-    backend: str = "rules"  # the backend that produced the mentions ("rules" when the LLM fell back)
+    backend: str = RULES_BACKEND  # the backend that produced the mentions (rules when the LLM fell back)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -181,7 +181,7 @@ def _noun_classifier() -> NounClassifier:
 class EntityAgent:
     """Knows who is in the story: ``observe`` each prompt, ``enrich`` a prompt, ``undo_last``, save and load."""
 
-    def __init__(self, backend: str = "rules", llm_model_path: str | None = None,
+    def __init__(self, backend: str = RULES_BACKEND, llm_model_path: str | None = None,
                  similarity_threshold: float = 0.45, llm_max_new_tokens: int = 256, llm_timeout_s: float = 60.0):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)} (got {backend!r})")
@@ -225,7 +225,7 @@ class EntityAgent:
                             if any(i["prompt_index"] < scene.prompt_index for i in r.instances)}
         else:
             registry = copy.deepcopy(self.registry)
-            mentions, context, used = self._mentions(prompt, rules_only=self.backend == "rules")
+            mentions, context, used = self._mentions(prompt, rules_only=self.backend == RULES_BACKEND)
             scene = self._resolve_and_commit(registry, prompt, len(self.prompts), mentions, context, used)
             known_before = set(self.registry.entities)
         inserts: list[tuple[int, str]] = []
@@ -278,7 +278,7 @@ class EntityAgent:
         for i, s in enumerate(state.get("scenes") or []):
             self.scenes.append(SceneEntities(
                 prompt_index=int(s.get("prompt_index", i)), context=dict(s.get("context", {})),
-                backend=s.get("backend", "rules"),
+                backend=s.get("backend", RULES_BACKEND),
                 entities=[SceneEntity(**{**e, "spans": [tuple(x) for x in e.get("spans", [])]})
                           for e in s.get("entities", [])]))
         if len(self.scenes) != len(self.prompts):
@@ -314,7 +314,7 @@ class EntityAgent:
     def _mentions(self, prompt: str, rules_only: bool = False) -> tuple[list[Mention], dict, str]:
         analyzer = self._analyzer(prompt, self.registry)
         context = analyzer.context()
-        if self.backend == "llm" and not rules_only:
+        if self.backend == LLM_BACKEND and not rules_only:
             from .llm_backend import llm_mentions
 
             try:
@@ -322,12 +322,12 @@ class EntityAgent:
                                                      self.llm_max_new_tokens, self.llm_timeout_s)
                 # scene context is kept only where the prompt says it (a small LLM likes to invent it)
                 context.update({k: v for k, v in llm_context.items() if v and v.lower() in prompt.lower()})
-                return mentions, context, "llm"
+                return mentions, context, LLM_BACKEND
             except ValueError as error:
                 self.fallbacks += 1
                 logger.warning("LLM answer for prompt %d rejected (%s); using rules for this prompt",
                                len(self.prompts), error)
-        return analyzer.mentions(), context, "rules"
+        return analyzer.mentions(), context, RULES_BACKEND
 
     def _resolve_and_commit(self, registry: EntityRegistry, prompt: str, index: int, mentions: list[Mention],
                             context: dict, used: str) -> SceneEntities:
@@ -392,6 +392,6 @@ def _check_prompt(prompt) -> str:
         raise ValueError(f"prompt must be text (got {type(prompt).__name__})")
     if not prompt.strip():
         raise ValueError("prompt is empty: type a scene description")
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise ValueError(f"prompt is {len(prompt)} characters long: keep it under {MAX_PROMPT_CHARS}")
+    if len(prompt) > MAX_AGENT_PROMPT_CHARS:
+        raise ValueError(f"prompt is {len(prompt)} characters long: keep it under {MAX_AGENT_PROMPT_CHARS}")
     return prompt

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import yaml
 
+from iamflow.config import AGENT_BACKENDS, LLM_BACKEND, RULES_BACKEND
+
 from .agent import EntityAgent
 
 logger = logging.getLogger(__name__)
@@ -179,7 +181,7 @@ def score_script(script: Script, agent: EntityAgent) -> ScriptResult:
     return ScriptResult(script, counts, aligned, latencies, errors, agent.fallbacks, cpu_ms=cpu)
 
 
-def evaluate(scripts: list[Script], backend: str = "rules", **agent_kwargs) -> list[ScriptResult]:
+def evaluate(scripts: list[Script], backend: str = RULES_BACKEND, **agent_kwargs) -> list[ScriptResult]:
     return [score_script(s, EntityAgent(backend=backend, **agent_kwargs)) for s in scripts]
 
 
@@ -215,7 +217,7 @@ def summary_table(results: list[ScriptResult]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m iamflow.agent.evaluate", description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="directory of scripts_*.yaml")
-    parser.add_argument("--backend", choices=("rules", "llm"), default="rules")
+    parser.add_argument("--backend", choices=AGENT_BACKENDS, default=RULES_BACKEND)
     parser.add_argument("--llm_model_path", default=None)
     parser.add_argument("--split", choices=("all", "dev", "heldout"), default="all")
     parser.add_argument("--ids", default="", help="comma-separated script ids to score (default: all)")
@@ -229,14 +231,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.ids:
         wanted = set(args.ids.split(","))
         scripts = [s for s in scripts if s.id in wanted]
-    kwargs = {"llm_model_path": args.llm_model_path} if args.backend == "llm" else {}
-    EntityAgent(backend="rules").observe("A man walks.")  # load models before timing
+    kwargs = {"llm_model_path": args.llm_model_path} if args.backend == LLM_BACKEND else {}
+    EntityAgent(backend=RULES_BACKEND).observe("A man walks.")  # load models before timing
     results = evaluate(scripts, backend=args.backend, **kwargs)
     latencies = [x for r in results for x in r.latencies_ms]
     out = sys.stdout
     out.write(summary_table(results) + "\n\n")
     ordered = sorted(latencies)
-    if args.backend == "llm":
+    if args.backend == LLM_BACKEND:
         fallbacks = sum(r.fallbacks for r in results)
         out.write(f"LLM answers rejected (rules used instead): {fallbacks} of {len(latencies)} prompts\n")
     out.write(f"prompts: {len(latencies)}; latency per prompt (ms): median {statistics.median(latencies):.1f}, "

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from iamflow.config import MEMORY_POLICIES as MEMORY_POLICY_NAMES, TRANSITIONS as TRANSITION_NAMES
 from iamflow.memory.bank import relevance
 
 
@@ -145,9 +146,18 @@ class MemFlowMemory(MemoryPolicy):
         return list(bank.active)  # the bank is MemFlow's; a switch does not choose frames
 
 
-MEMORY_POLICIES: dict[str, MemoryPolicy] = {
-    p.name: p for p in (MemoryPolicy(), SinkMemory(), MemFlowMemory(), PromptMemory(), EntityMemory())
-}
+def _by_name(policies: tuple, names: tuple[str, ...], key: str) -> dict:
+    """The policies under the names the config accepts (iamflow.config lists them), in its order; one without an
+    implementation, or an implementation the config does not list, is a mistake caught at import."""
+    found = {p.name: p for p in policies}
+    if set(found) != set(names):
+        raise ImportError(f"{key} names in iamflow.config {sorted(names)} differ from those implemented {sorted(found)}")
+    return {name: found[name] for name in names}
+
+
+MEMORY_POLICIES: dict[str, MemoryPolicy] = _by_name(
+    (MemoryPolicy(), SinkMemory(), MemFlowMemory(), PromptMemory(), EntityMemory()), MEMORY_POLICY_NAMES, "memory.policy"
+)
 
 
 def memory_policy(name: str) -> MemoryPolicy:
@@ -220,7 +230,9 @@ class Cut(TransitionPolicy):
         return TransitionPlan(flush=True, jump=ring_slots)
 
 
-TRANSITION_POLICIES: dict[str, TransitionPolicy] = {p.name: p for p in (Recache(), Soft(), TransitionPolicy(), Cut())}
+TRANSITION_POLICIES: dict[str, TransitionPolicy] = _by_name(
+    (Recache(), Soft(), TransitionPolicy(), Cut()), TRANSITION_NAMES, "memory.transition"
+)
 
 _CUT_PROMPT = re.compile(r"^\W*(?:(?:smash|hard|jump|match)\s+)?cut\s+(?:to|back\s+to)\b", re.IGNORECASE)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from iamflow.config import load_config
+from iamflow.config import EMBEDDED_PRESET, MemoryConfig, load_config
 from iamflow.session import Runtime, StorySession, StorySettings
 from iamflow.storyworld.metrics import judge_scene, judge_story, summarise
 from iamflow.storyworld.stories import story_from_seed
@@ -29,7 +29,7 @@ COLUMNS = ("first_chunk_location", "new_place_first_chunk", "location_accuracy",
 
 
 def evaluate_transition(runtime: Runtime, transition: str, stories: int, seed: int, seconds: float,
-                        policy: str = "iam") -> dict:
+                        policy: str = MemoryConfig.policy) -> dict:
     first_hits, new_place_hits, judged = [], [], []
     for i in range(stories):
         story = story_from_seed(seed + i)
@@ -69,11 +69,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each scene")
     parser.add_argument("--transitions", default="recache,cut")
-    parser.add_argument("--policy", default="iam")
+    parser.add_argument("--policy", default=MemoryConfig.policy, choices=MemoryConfig.POLICIES)
     parser.add_argument("--out", default="outputs/cuts")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    runtime = Runtime.load(load_config(preset="storyworld"))
+    runtime = Runtime.load(load_config(preset=EMBEDDED_PRESET))
     results = {t: evaluate_transition(runtime, t, args.stories, args.seed, args.seconds, args.policy)
                for t in args.transitions.split(",")}
     out = Path(args.out)

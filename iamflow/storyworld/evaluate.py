@@ -28,14 +28,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from iamflow.config import ConfigError, MemoryConfig, load_config
+from iamflow.config import EMBEDDED_PRESET, ConfigError, MemoryConfig, load_config, parse_overrides
 from iamflow.session import Runtime, StorySession, StorySettings
 from iamflow.storyworld.metrics import judge_story, summarise
 from iamflow.storyworld.stories import story_from_seed
 
 logger = logging.getLogger("iamflow.storyworld.evaluate")
 
-POLICIES = ("none", "sink", "nam", "iam")
+POLICIES = ("none", "sink", "nam", "iam")  # the rows compared by default (of MemoryConfig.POLICIES)
 COLUMNS = ("adherence", "location_accuracy", "kind_asked", "colour_asked", "colour_consistency",
            "trait_consistency", "shown_trait_consistency", "returning_trait_consistency", "identity_consistency",
            "truth_accuracy")
@@ -91,14 +91,15 @@ def _worker(args: tuple) -> tuple[str, dict]:
     if not logging.getLogger().handlers:  # a spawned worker: log its row like the parent does
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(1)  # one core a worker: the video fps stays a one-core figure
-    runtime = Runtime.load(load_config(preset="storyworld", overrides=list(overrides)))
+    runtime = Runtime.load(load_config(preset=EMBEDDED_PRESET, overrides=overrides))
     return row_name(policy, enriched), evaluate_config(runtime, policy, enriched, stories, seed, seconds, phrasing)
 
 
 def evaluate(stories: int, seed: int, seconds: float, policies=POLICIES, enrich=(False, True), jobs: int = 1,
-             overrides: tuple[str, ...] = (), phrasing: str = "plain") -> dict:
-    """Every (policy, enrichment) row; ``jobs`` rows at a time in their own processes."""
-    rows = [(policy, enriched, stories, seed, seconds, tuple(overrides), phrasing)
+             overrides: dict | None = None, phrasing: str = "plain") -> dict:
+    """Every (policy, enrichment) row; ``jobs`` rows at a time in their own processes. ``overrides``: the storyworld
+    preset's settings changed for every row, {"section": {"key": value}}."""
+    rows = [(policy, enriched, stories, seed, seconds, overrides or {}, phrasing)
             for policy in policies for enriched in enrich]
     if jobs <= 1:
         done = dict(_worker(row) for row in rows)
@@ -159,12 +160,12 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--policies takes {', '.join(MemoryConfig.POLICIES)} (got {', '.join(bad)})")
     enrich = {"both": (False, True), "off": (False,), "on": (True,)}[args.enrich]
     try:
-        load_config(preset="storyworld", overrides=args.override)
+        overrides = parse_overrides(args.override)
+        load_config(preset=EMBEDDED_PRESET, overrides=overrides)
     except ConfigError as e:
         parser.error(f"--override: {e}")
-    results = evaluate(args.stories, args.seed, args.seconds, policies, enrich, args.jobs, tuple(args.override),
-                       args.phrasing)
-    generation_fps = generation_fps_one_core(Runtime.load(load_config(preset="storyworld", overrides=args.override)))
+    results = evaluate(args.stories, args.seed, args.seconds, policies, enrich, args.jobs, overrides, args.phrasing)
+    generation_fps = generation_fps_one_core(Runtime.load(load_config(preset=EMBEDDED_PRESET, overrides=overrides)))
     logger.info("generation on one core: %.1f video frames/s (CPU time)", generation_fps)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from iamflow.config import Config, load_config
+from iamflow.config import EMBEDDED_PRESET, Config, load_config
 from iamflow.engine.model import CausalWanModel
 from iamflow.engine.state_dicts import CheckpointError, check_state_dict
 from iamflow.engine.text_encoder import MiniLMTextEncoder
@@ -88,7 +88,7 @@ def load_dit_state(model: CausalWanModel, folder: str | Path) -> None:
 
 def storyworld_config(weights_dir: str | Path = ASSETS, overrides: list[str] | dict | None = None) -> Config:
     """The ``storyworld`` preset, checked against the shapes the shipped weights were trained with."""
-    config = load_config(preset="storyworld", overrides=overrides)
+    config = load_config(preset=EMBEDDED_PRESET, overrides=overrides)
     recorded = Path(weights_dir) / "config.yaml"
     if recorded.is_file():
         trained = yaml.safe_load(recorded.read_text())

@@ -29,7 +29,7 @@ from typing import Iterator
 
 import torch
 
-from iamflow.config import load_config
+from iamflow.config import EMBEDDED_PRESET, load_config
 from iamflow.engine.codec import to_uint8
 from iamflow.session import Runtime
 from iamflow.storyworld.data import CHUNK_FRAMES, to_video_tensor, video_frames
@@ -142,7 +142,7 @@ def main() -> None:
         ap.error(f"--cases must be at least 1 (got {args.cases})")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(1)
-    runtime = Runtime.load(load_config(preset="storyworld", overrides=args.override))
+    runtime = Runtime.load(load_config(preset=EMBEDDED_PRESET, overrides=args.override))
     probe = copy_probe if args.context == "rendered" else self_probe
     result = {**probe(runtime, args.cases, args.first_seed), "context": args.context, "overrides": args.override}
     print(json.dumps(result, indent=1))

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from iamflow.config import Config, load_config
+from iamflow.config import EMBEDDED_PRESET, Config, load_config
 from iamflow.engine.engine import Engine
 from iamflow.engine.kv_cache import KVCache
 from iamflow.engine.model import CausalWanModel, TextConditioning
@@ -419,7 +419,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     deadline = time.time() + args.minutes * 60
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    config = load_config(preset="storyworld", overrides=[f"runtime.device={device.type}"])
+    config = load_config(preset=EMBEDDED_PRESET, overrides={"runtime": {"device": device.type}})
     models = []
     for source in (args.init, args.teacher or args.init, args.init):
         model = CausalWanModel(config.model).to(device)

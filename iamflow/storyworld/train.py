@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from iamflow.config import load_config
+from iamflow.config import EMBEDDED_PRESET, load_config
 from iamflow.engine.model import CausalWanModel
 from iamflow.engine.sampler import FlowSampler, shifted_schedule
 from iamflow.storyworld.codec import StoryworldCodec
@@ -218,7 +218,7 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
-    config = load_config(preset="storyworld")
+    config = load_config(preset=EMBEDDED_PRESET)
     out, init = Path(args.out), Path(args.init) if args.init else None
     out.mkdir(parents=True, exist_ok=True)
     log: dict = {"piece": args.piece, "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",

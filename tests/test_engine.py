@@ -172,6 +172,38 @@ def test_query_capture_records_the_scoring_layers_while_its_block_is_open():
     assert sorted(again.queries) == [1] and failed.queries == {}
 
 
+def test_capturing_any_scoring_layers_compiles_one_graph_for_all_blocks():
+    """The compiled blocks get a bool, not a layer index: after one capturing pass, capturing other layers (or
+    none) compiles nothing more, and the compiled blocks capture the eager queries bit for bit. (Dynamo's own
+    "eager" backend: the guards, hence the recompiles, are the same as the GPU's.)"""
+    import torch._dynamo
+
+    cfg = load_config(preset="tiny", overrides={"model": {"num_layers": 4}})
+    engine = Engine(random_model(cfg), cfg)
+    model = engine.model
+    text = engine.encode_text(torch.randn(1, cfg.model.text_len, cfg.model.text_dim))
+    x0 = engine.noise(torch.Generator().manual_seed(1), cfg.cache.frames_per_chunk)
+    with model.capturing([0, 2]) as eager:
+        engine.commit_chunk(engine.new_cache(), text, x0, 0)
+    torch._dynamo.reset()
+    try:
+        for block in model.blocks:
+            block.compile(backend="eager", dynamic=False)
+        engine.commit_chunk(engine.new_cache(), text, x0, 0)
+        with model.capturing([0, 2]) as compiled:
+            engine.commit_chunk(engine.new_cache(), text, x0, 0)
+        assert all(torch.equal(compiled[layer], eager[layer]) for layer in (0, 2))
+        graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+        for layers in ([1], [0, 1, 2, 3], []):
+            with model.capturing(layers) as captured:
+                engine.commit_chunk(engine.new_cache(), text, x0, 0)
+            assert sorted(captured.queries) == layers
+        engine.commit_chunk(engine.new_cache(), text, x0, 0)
+        assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs
+    finally:
+        torch._dynamo.reset()
+
+
 def test_sampler_timesteps_are_exact():
     sampler = FlowSampler(load_config().sampler)
     assert sampler.timesteps.tolist() == pytest.approx([1000.0, 937.5, 833.3333333, 625.0], abs=1e-4)

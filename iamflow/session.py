@@ -295,7 +295,7 @@ class StorySession:
                         if self.memory_policy.kv_as_committed and shape.memory_frames else None)
         return self.engine.new_cache(sink_frames=shape.sink_frames, max_memory_frames=shape.memory_frames)
 
-    def _apply(self, op: dict, capture: dict | None = None, x0: torch.Tensor | None = None) -> None:
+    def _apply(self, op: dict, x0: torch.Tensor | None = None) -> None:
         """Execute one cache operation (and record it when it is new). ``x0``: a new chunk's latents, still on the
         device (its host copy may be on its way)."""
         engine, fpc = self.engine, self.frames_per_chunk
@@ -303,7 +303,7 @@ class StorySession:
         if op["op"] == "commit":
             i = op["chunk"]
             latents = x0 if x0 is not None else to_device(self.latents[i])
-            engine.commit_chunk(self.cache, self._text(op["text"]), latents, op.get("position", i * fpc), capture)
+            engine.commit_chunk(self.cache, self._text(op["text"]), latents, op.get("position", i * fpc))
         elif op["op"] == "recache":
             chunks = op["chunks"]
             window = to_device(torch.cat([self.latents[i] for i in chunks], dim=2))
@@ -326,8 +326,8 @@ class StorySession:
             self.kv_bank.before_chunk(self.cache, [k for k, _ in text.kv] if text else None)
             self.bank.set_active([k for k in self.kv_bank.active() if k in self.bank.archive])
 
-    def _log(self, op: dict, capture: dict | None = None, x0: torch.Tensor | None = None) -> None:
-        self._apply(op, capture, x0)
+    def _log(self, op: dict, x0: torch.Tensor | None = None) -> None:
+        self._apply(op, x0)
         self.ops.append(op)
 
     def _ensure_cache(self) -> None:
@@ -581,11 +581,10 @@ class StorySession:
                                       context_guidance=self._context_guided(scene, c))
         frames = runtime.decode_to_host(self.decoder, x0, self._stage)
         layers = self._score_layers()
-        capture = {layer: None for layer in layers}
-        with self._stage("commit"):
-            self._log(commit, capture, x0)
+        with self._stage("commit"), engine.model.capturing(layers) as captured:  # the scorer's queries, this pass
+            self._log(commit, x0)
         copies = {"latents": streams.to_host(x0), "frames": frames,
-                  "queries": streams.to_host(torch.stack([capture[layer][0] for layer in layers], dim=1))}
+                  "queries": streams.to_host(torch.stack([captured[layer][0] for layer in layers], dim=1))}
         self.latents.append(copies["latents"].tensor)
         self.chunk_queries.append(copies["queries"].tensor)
         video_frames = self._video_frames(g, x0.shape[2])

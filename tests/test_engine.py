@@ -1,6 +1,7 @@
 """The generator is exact: diffusers parity, cached chunks equal one masked forward, the sampler's timesteps,
-and a long story whose chunks cost the same early and late."""
+and a long story whose late chunks see and write as much cache as early ones."""
 
+import threading
 import time
 
 import pytest
@@ -117,6 +118,89 @@ def test_window_really_forgets():
         causal = model(x, torch.zeros(1, 5), text, frames_per_chunk=1)
     assert torch.allclose(windowed[:, :, :2], causal[:, :, :2], atol=1e-6)
     assert not torch.allclose(windowed[:, :, 4], causal[:, :, 4], atol=1e-3)
+
+
+def test_query_capture_records_the_scoring_layers_while_its_block_is_open():
+    """``model.capturing(layers)``: a commit pass inside records, per scoring layer, each frame's mean query of the
+    hidden states its cross-attention sees, and nothing else changes; leaving the block (even by an exception)
+    ends the capture; another thread's pass is never recorded."""
+    cfg = load_config(preset="tiny", overrides={"model": {"num_layers": 3}})
+    engine = Engine(random_model(cfg), cfg)
+    model = engine.model
+    text = engine.encode_text(torch.randn(1, cfg.model.text_len, cfg.model.text_dim))
+    fpc = cfg.cache.frames_per_chunk
+    x0 = engine.noise(torch.Generator().manual_seed(1), fpc)
+    seen = {}  # the direct computation's input: what each block's cross-attention reads, from torch's own hook (eager)
+    hooks = [block.cross_attn.register_forward_hook(lambda module, args, out, i=i: seen.__setitem__(i, args[0]))
+             for i, block in enumerate(model.blocks)]
+    plain = engine.new_cache()
+    engine.commit_chunk(plain, text, x0, 0)
+    cache = engine.new_cache()
+    with model.capturing([0, 2]) as captured:
+        engine.commit_chunk(cache, text, x0, 0)
+    for hook in hooks:
+        hook.remove()
+
+    frames = fpc // cfg.model.patch_size[0]
+    assert sorted(captured.queries) == [0, 2]
+    with torch.no_grad():
+        for layer in (0, 2):
+            expected = model.blocks[layer].cross_attn.mean_query(seen[layer], frames)
+            assert captured[layer].shape == (1, frames, cfg.model.num_heads, cfg.model.head_dim)
+            assert torch.equal(captured[layer], expected)
+    with pytest.raises(KeyError, match="no query captured on layer 1"):
+        captured[1]
+    assert torch.equal(cache.keys, plain.keys) and torch.equal(cache.values, plain.values)  # capturing changes no bit
+
+    kept = dict(captured.queries)
+    engine.commit_chunk(cache, text, x0, fpc)  # after the block: no capture
+    assert all(captured.queries[layer] is kept[layer] for layer in (0, 2)) and len(captured.queries) == 2
+
+    with pytest.raises(ValueError):
+        with model.capturing([1]) as failed:
+            raise ValueError("a pass that fails")
+    with model.capturing([1]) as again:  # the failed block's capture is gone: a new one may open
+        with pytest.raises(RuntimeError, match="already active"):
+            with model.capturing([0]):
+                pass
+        other = threading.Thread(target=engine.commit_chunk, args=(engine.new_cache(), text, x0, 0))
+        other.start()
+        other.join()
+        assert again.queries == {}  # another thread's pass is not this block's
+        engine.commit_chunk(engine.new_cache(), text, x0, 0)
+    assert sorted(again.queries) == [1] and failed.queries == {}
+
+
+def test_capturing_any_scoring_layers_compiles_one_graph_for_all_blocks():
+    """The compiled blocks get a bool, not a layer index: after one capturing pass, capturing other layers (or
+    none) compiles nothing more, and the compiled blocks capture the eager queries bit for bit. (Dynamo's own
+    "eager" backend: the guards, hence the recompiles, are the same as the GPU's.)"""
+    import torch._dynamo
+
+    cfg = load_config(preset="tiny", overrides={"model": {"num_layers": 4}})
+    engine = Engine(random_model(cfg), cfg)
+    model = engine.model
+    text = engine.encode_text(torch.randn(1, cfg.model.text_len, cfg.model.text_dim))
+    x0 = engine.noise(torch.Generator().manual_seed(1), cfg.cache.frames_per_chunk)
+    with model.capturing([0, 2]) as eager:
+        engine.commit_chunk(engine.new_cache(), text, x0, 0)
+    torch._dynamo.reset()
+    try:
+        for block in model.blocks:
+            block.compile(backend="eager", dynamic=False)
+        engine.commit_chunk(engine.new_cache(), text, x0, 0)
+        with model.capturing([0, 2]) as compiled:
+            engine.commit_chunk(engine.new_cache(), text, x0, 0)
+        assert all(torch.equal(compiled[layer], eager[layer]) for layer in (0, 2))
+        graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+        for layers in ([1], [0, 1, 2, 3], []):
+            with model.capturing(layers) as captured:
+                engine.commit_chunk(engine.new_cache(), text, x0, 0)
+            assert sorted(captured.queries) == layers
+        engine.commit_chunk(engine.new_cache(), text, x0, 0)
+        assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs
+    finally:
+        torch._dynamo.reset()
 
 
 def test_sampler_timesteps_are_exact():

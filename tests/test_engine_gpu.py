@@ -70,7 +70,8 @@ def test_overlapped_decode_on_a_second_stream_equals_serial_on_gpu():
 
 
 def test_compiled_session_has_no_recompiles_and_follows_eager_on_gpu():
-    """After the warm-up, a three-scene story (memory writes, re-caches, captures) compiles nothing more, and its
+    """After the warm-up, a three-scene story (memory writes, re-caches, the scorer's queries captured through
+    ``model.capturing`` on the commit passes) compiles nothing more, and its
     first chunk follows the eager model within bf16 rounding."""
     import torch._dynamo
 

@@ -141,15 +141,15 @@ class Engine:
         text: TextConditioning,
         x0: torch.Tensor,
         frame_offset: int,
-        capture: dict[int, torch.Tensor | None] | None = None,
     ) -> None:
         """The clean pass: write the chunk's final K/V into the cache and advance it.
 
-        ``capture`` (layer -> None) is filled with the frames' mean cross-attention queries (memory scoring).
+        Run inside ``with engine.model.capturing(layers)``, it also records the frames' mean cross-attention
+        queries on those layers (memory scoring).
         """
         write = cache.next_chunk_write()
         t = self._timesteps(self.sampler.context_timestep, x0)
-        self.model(x0, t, text, frame_offset=frame_offset, cache=cache, write=write, capture=capture)
+        self.model(x0, t, text, frame_offset=frame_offset, cache=cache, write=write)
         cache.commit_chunk()
 
     @torch.no_grad()
@@ -232,11 +232,11 @@ class Engine:
         if cache.max_memory_frames:
             memory = self.noise(generator, cache.max_memory_frames)
             self.write_memory(cache, text, memory, list(range(cache.max_memory_frames)))
-        capture = {layer: None for layer in (score_layers or [])}
         chunks = []
         for c in range(cache.ring_slots + (1 if cache.sink_frames else 0)):
             x0 = self.denoise_chunk(cache, text, c * fpc, generator, uncond=uncond)
-            self.commit_chunk(cache, text, x0, c * fpc, capture)
+            with self.model.capturing(score_layers or []):
+                self.commit_chunk(cache, text, x0, c * fpc)
             chunks.append(x0)
         window = torch.cat(chunks[-cache.ring_slots:], dim=2)
         sink = chunks[0] if cache.sink_frames else None

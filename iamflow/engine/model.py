@@ -17,6 +17,9 @@ Timesteps are per frame (``t`` is ``[B, F]``), each frame modulated by its own A
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -249,10 +252,31 @@ class TextConditioning:
         )
 
 
+class QueryCapture:
+    """The memory scorer's capture, live for one ``with model.capturing(layers)`` block: every pass the model runs
+    inside it, on the thread that opened it, records each frame's mean cross-attention query on these layers
+    (a later pass replaces an earlier one's). ``captured[layer]`` -> [B, F, heads, D] float32."""
+
+    def __init__(self, layers: Iterable[int]):
+        self.layers = tuple(layers)
+        self.queries: dict[int, torch.Tensor] = {}
+        self.thread = threading.get_ident()
+
+    def __getitem__(self, layer: int) -> torch.Tensor:
+        if layer not in self.queries:
+            raise KeyError(f"no query captured on layer {layer}: capturing {list(self.layers)}, and a model pass "
+                           "must run inside the `with model.capturing(...)` block")
+        return self.queries[layer]
+
+    def wants(self, layer: int) -> bool:
+        return layer in self.layers and self.thread == threading.get_ident()
+
+
 class CausalWanModel(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
+        self._capture: QueryCapture | None = None  # set only inside ``capturing``
         dim = cfg.dim
         self.patch_embedding = nn.Conv3d(cfg.in_channels, dim, kernel_size=cfg.patch_size, stride=cfg.patch_size)
         self.text_embedding = nn.Sequential(nn.Linear(cfg.text_dim, dim), nn.GELU(approximate="tanh"), nn.Linear(dim, dim))
@@ -294,6 +318,21 @@ class CausalWanModel(nn.Module):
             block.compile(dynamic=False)
         self.compiled = True
 
+    @contextmanager
+    def capturing(self, layers: Iterable[int]) -> Iterator[QueryCapture]:
+        """``with model.capturing(layers) as captured:`` the passes run inside record each frame's mean
+        cross-attention query on ``layers`` (the memory scorer's layers) into ``captured``; none is recorded once
+        the block is left, even by an exception. The choice is made in ``forward``'s eager loop, which hands each
+        block only a bool: a forward hook inside a compiled block would not run, a layer index would recompile."""
+        if self._capture is not None:
+            raise RuntimeError("a query capture is already active on this model: leave its `with` block first")
+        captured = QueryCapture(layers)
+        self._capture = captured
+        try:
+            yield captured
+        finally:
+            self._capture = None
+
     def encode_text(self, context: torch.Tensor) -> TextConditioning:
         """context [B, text_len, text_dim] (padding zeroed) -> per-layer cross-attention K/V."""
         emb = self.text_embedding(context.to(self.dtype))  # [B, text_len, dim]
@@ -313,7 +352,6 @@ class CausalWanModel(nn.Module):
         local_window_frames: int | None = None,
         sink_frames: int = 0,
         attn_mask: torch.Tensor | None = None,
-        capture: dict[int, torch.Tensor | None] | None = None,
     ) -> torch.Tensor:
         """Predict the flow velocity for latents ``x`` [B, C, F, H, W] at per-frame timesteps ``t`` [B, F].
 
@@ -323,7 +361,7 @@ class CausalWanModel(nn.Module):
         matching what the cache keeps); or ``attn_mask`` [F*H*W, F*H*W] or [B, 1, F*H*W, F*H*W] (True = may
         attend) gives any other visibility, and ``frame_positions`` [B, F] per-sequence positions: training
         batches of cache-shaped sequences with memory frames.
-        ``capture``: a dict whose keys are layer indices; filled with each frame's mean cross-attention query.
+        Inside ``with self.capturing(layers)`` the pass also records the scoring layers' mean queries.
         """
         if not isinstance(text, TextConditioning):
             text = self.encode_text(text)
@@ -347,11 +385,12 @@ class CausalWanModel(nn.Module):
             ctx.mask = attn_mask
         elif cache is None and frames_per_chunk:
             ctx.mask = block_causal_mask(grid[0], grid[1] * grid[2], frames_per_chunk, local_window_frames, sink_frames, x.device)
+        capture = self._capture
         for i, block in enumerate(self.blocks):
-            wanted = capture is not None and i in capture
+            wanted = capture is not None and capture.wants(i)  # a bool, never the index: one graph for all blocks
             h, query = block(h, e0, text.kv[i], ctx.for_layer(cache, i), grid[0], wanted)
             if wanted:
-                capture[i] = query
+                capture.queries[i] = query
 
         out = self.head(h, e, grid[0])  # [B, F*H*W, out*pt*ph*pw]
         out = out.view(b, *grid, pt, ph, pw, self.cfg.out_channels)

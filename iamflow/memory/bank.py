@@ -8,7 +8,8 @@ Which chunks are archived and which frames are active is the memory policy's dec
 (``iamflow.memory.policies``); the bank stores, covers and ranks.
 
 Scores are cross-attention logits: a frame's mean cross-attention query (captured on a few layers during its
-clean commit pass) against the mean cross-attention key of a text (an entity's description, or the prompt).
+clean commit pass, ``CausalWanModel.capturing``) against the mean cross-attention key of a text (an entity's
+description, or the prompt).
 """
 
 from __future__ import annotations

@@ -2,7 +2,6 @@
 and a long story whose late chunks see and write as much cache as early ones."""
 
 import threading
-import time
 
 import pytest
 import torch

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-import torch.nn.functional as F
 
 from iamflow.engine.state_dicts import StateDictMismatchError, check_state_dict, mismatch_message, read_state_dict
 

@@ -51,7 +51,8 @@ def test_split_tiny_wan_vae_equals_one_gpu():
     """The tiny preset in bf16 (a random Wan VAE: the causal decoder whose state crosses chunks), three scenes."""
     overrides = {"runtime": {"device": "cuda:0", "dtype": "bfloat16", "cudnn_benchmark": False}}
     one_runtime = build_runtime(load_config(preset="tiny", overrides=overrides))
-    one_runtime.text_encoder.model.to("cuda:0")  # the split's text encoder is on a GPU: the same kernels here
+    one_runtime.text_encoder.to("cuda:0")  # the split's text encoder is on a GPU: the same kernels here (a copy: the
+    # agent keeps its CPU MiniLM)
     split_runtime = build_runtime(load_config(preset="tiny", overrides={
         "runtime": {**overrides["runtime"], "devices": ["cuda:0", second_device()]}}))
     assert split_runtime.split and split_runtime.codec.device == torch.device(second_device())

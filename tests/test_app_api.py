@@ -5,6 +5,7 @@ One story per client: a gradio_client ``Client`` is one browser session, so its 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -16,6 +17,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import gradio as gr
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError, ValidationError
@@ -360,6 +362,33 @@ def write_bundle(path: Path, members: dict[str, bytes], zeros: dict[str, int] = 
 
 FAKE_SIGNATURE = json.dumps({"format": 1, "hmac_sha256": "0" * 64})
 ONE_SCENE = json.dumps([{"prompt": "A man walks.", "seed": 1, "seconds": 2.0}])
+
+
+def test_advanced_settings_make_the_story_and_a_new_story_takes_new_ones(server):
+    controller = server["controller"]
+    client = Client(server["url"], verbose=False)
+    try:
+        with pytest.raises(AppError, match="forgetful"):  # (the dropdown itself refuses a policy it does not list)
+            client.predict(memory_policy="forgetful", api_name="/new_story")
+        assert client.session_hash not in controller.sessions.keys()
+        # a value the panel lets through but the story cannot take (a preset with a smaller cache) is named
+        with pytest.raises(gr.Error, match="Advanced settings: max memory frames must be between 0 and"):
+            controller._settings("iam", "recache", controller.memory_limit() + 1, False, PRESET, "rules")
+        # the first scene's settings make the story, the rest of them the preset's defaults
+        client.predict(prompt="A cat sleeps in the sun.", seconds=1.0, seed=1, memory_policy="sink",
+                       transition="soft", max_memory_frames=1, api_name="/add_scene")
+        entry = entry_of(controller, client)
+        first = entry.session
+        assert first.settings == dataclasses.replace(controller.default_settings(), memory_policy="sink",
+                                                     transition="soft", max_memory_frames=1)
+        assert first.bank.max_memory_frames == 1
+        # New story with the same settings empties this story; other settings make a new story with them
+        client.predict(memory_policy="sink", transition="soft", max_memory_frames=1, api_name="/new_story")
+        assert entry.session is first and not first.scenes
+        client.predict(memory_policy="nam", transition="soft", max_memory_frames=1, api_name="/new_story")
+        assert entry.session is not first and entry.session.settings.memory_policy == "nam"
+    finally:
+        client.close()
 
 
 def test_a_zip_bomb_is_refused_before_it_is_inflated_and_memory_stays_bounded(server, tmp_path):

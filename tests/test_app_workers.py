@@ -173,7 +173,8 @@ def test_a_story_whose_worker_is_busy_says_how_many_jobs_are_ahead_of_it(two_wor
 
 
 def test_the_page_says_each_device_is_ready(two_workers):
-    status = two_workers["controller"].page_loaded(None)
+    controller = two_workers["controller"]
+    status = controller.page_loaded(None)[controller.page.server_status]
     assert status.startswith(f"Model: {PRESET} on 2 devices (cpu ready, cpu ready); 2 stories are generated at once.")
 
 

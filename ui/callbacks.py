@@ -1,7 +1,8 @@
 """Event handlers of the page. They relay: device work goes to the worker, formatting to ``ui.formatting``.
 
 Each handler finds the story of the calling browser session in the registry (``request.session_hash``).
-Handlers return tuples in the order of ``STORY_OUTPUTS`` / ``SCENE_OUTPUTS``, which ``ui.layout`` follows.
+Handlers return named updates, ``{component: value}`` over the components of ``ui.page.Page``; an output left out
+of the dict stays as it is. Story settings travel as ``StorySettings`` from the Advanced panel to the session.
 """
 
 from __future__ import annotations
@@ -25,18 +26,11 @@ from iamflow.session import (LIVE, MAX_SCENE_SECONDS, NoSceneRunning, StorySessi
                              validate_seed)
 
 from . import bundles, formatting, media
+from .page import Page
 from .sessions import NotYourStory, SessionEntry, SessionLimitReached, SessionRegistry
 from .worker import DeviceWorker, RuntimeUnavailable, Waiting
 
 logger = logging.getLogger(__name__)
-
-# Output order of handlers that refresh the whole story view.
-STORY_OUTPUTS = ("story_video", "timeline", "entities", "memory", "archive", "mapping", "download_mp4",
-                 "download_mapping", "download_bundle", "summary")
-# Add scene: the live player and progress first, then the story view.
-SCENE_OUTPUTS = ("live_video", "progress", "scene_entities") + STORY_OUTPUTS
-# Settings inputs, in order, as the Advanced panel passes them.
-SETTINGS_INPUTS = ("memory_policy", "transition", "max_memory_frames", "enrich_prompts", "preset", "agent_backend")
 
 NOTHING_TO_SWITCH = "Nothing is being generated: add the scene with Add scene."
 
@@ -106,6 +100,7 @@ class StoryController:
         self._queued: dict[str, int] = {}  # sessions -> scenes accepted into the queue, not started yet
         self._stop_queued: set[str] = set()  # sessions that pressed Stop while their scene waited
         self._state_lock = threading.Lock()
+        self.page: Page | None = None  # the components the handlers update; set by ui.layout.build_blocks
         for worker in self.workers:
             worker.preload(options.default_preset)
 
@@ -116,9 +111,8 @@ class StoryController:
 
     # --- settings -------------------------------------------------------------------------------------
 
-    def default_settings(self, preset: str | None = None) -> dict:
-        config = self.options.presets[preset or self.options.default_preset]
-        return dataclasses.asdict(StorySettings.from_config(config))
+    def default_settings(self, preset: str | None = None) -> StorySettings:
+        return StorySettings.from_config(self.options.presets[preset or self.options.default_preset])
 
     def live_cap_seconds(self, preset: str | None = None) -> float:
         return self.options.presets[preset or self.options.default_preset].video.live_max_seconds
@@ -126,26 +120,27 @@ class StoryController:
     def memory_limit(self, preset: str | None = None) -> int:
         return self.options.presets[preset or self.options.default_preset].cache.max_memory_frames
 
-    def _settings(self, memory_policy, transition, max_memory_frames, enrich_prompts, preset, agent_backend) -> tuple[str, dict]:
+    def _settings(self, memory_policy, transition, max_memory_frames, enrich_prompts, preset,
+                  agent_backend) -> tuple[str, StorySettings]:
+        """The Advanced panel's values as the preset and the checked settings of a new story; an empty field takes
+        the preset's default."""
         preset = preset or self.options.default_preset
         if preset not in self.options.presets:
             raise _error(f"Model preset {preset!r} is not available here; choose one of {', '.join(self.options.presets)}.")
-        settings = self.default_settings(preset)
-        settings.update(memory_policy=memory_policy or settings["memory_policy"],
-                        transition=transition or settings["transition"],
-                        max_memory_frames=int(max_memory_frames if max_memory_frames is not None
-                                              else settings["max_memory_frames"]),
-                        enrich_prompts=bool(enrich_prompts), agent_backend=agent_backend or settings["agent_backend"])
+        defaults = self.default_settings(preset)
+        settings = dataclasses.replace(
+            defaults, memory_policy=memory_policy or defaults.memory_policy, transition=transition or defaults.transition,
+            max_memory_frames=int(max_memory_frames if max_memory_frames is not None else defaults.max_memory_frames),
+            enrich_prompts=bool(enrich_prompts), agent_backend=agent_backend or defaults.agent_backend)
         try:
-            StorySettings(**settings).validate(self.memory_limit(preset))
+            return preset, settings.validate(self.memory_limit(preset))
         except ValueError as err:
             raise _error(f"Advanced settings: {err}.") from None
-        return preset, settings
 
     @staticmethod
-    def _make_session(worker: DeviceWorker, preset: str, settings: dict) -> StorySession:
+    def _make_session(worker: DeviceWorker, preset: str, settings: StorySettings) -> StorySession:
         """Runs on ``worker``'s thread: a new empty story on its runtime of the preset."""
-        return StorySession(worker.runtime(preset), StorySettings(**settings))
+        return StorySession(worker.runtime(preset), settings)
 
     # --- session lookup -------------------------------------------------------------------------------
 
@@ -224,10 +219,10 @@ class StoryController:
     # --- generation -----------------------------------------------------------------------------------
 
     def add_scene(self, prompt, seconds, seed, memory_policy, transition, max_memory_frames, enrich_prompts, preset,
-                  agent_backend, live=False, request: gr.Request = None, progress=gr.Progress()) -> Iterator[tuple]:
+                  agent_backend, live=False, request: gr.Request = None, progress=gr.Progress()) -> Iterator[dict]:
         if self._dequeue(self._key(request)):
             gr.Info("Stopped before it started: the story is unchanged.")
-            yield (gr.skip(), "Stopped before it started; the story is unchanged.") + (gr.skip(),) * (len(SCENE_OUTPUTS) - 2)
+            yield {self.page.progress: "Stopped before it started; the story is unchanged."}
             return
         try:
             prompt = validate_prompt(prompt)
@@ -274,8 +269,8 @@ class StoryController:
         chunk; otherwise ``start`` is bumped, which starts the scene in the device queue (``add_scene``)."""
         text = self._switch(prompt, seconds, seed, live, request)
         if text is None:
-            return gr.skip(), (start or 0) + 1
-        return text, gr.skip()
+            return {self.page.start: (start or 0) + 1}
+        return {self.page.progress: text}
 
     def switch_scene(self, prompt: str, seconds: float = 3.0, seed: int = -1, live: bool = True,
                      request: gr.Request = None) -> str:
@@ -327,7 +322,7 @@ class StoryController:
             entry.accepting_switches = False
             return None
 
-    def _when_free(self, entry: SessionEntry, job: Callable[[], Any]) -> Generator[tuple, None, Any]:
+    def _when_free(self, entry: SessionEntry, job: Callable[[], Any]) -> Generator[dict, None, Any]:
         """``job()`` run on the story's worker (a new story is made there); while it waits behind other stories'
         work on that device, the page's progress line says how many jobs are ahead. Returns what ``job`` returns."""
         if len(self.workers) == 1:  # (one worker: the page's own queue is the only one a scene waits in)
@@ -340,13 +335,11 @@ class StoryController:
                 results.append(item)
         return results[0]
 
-    @staticmethod
-    def _waiting_view(entry: SessionEntry, waiting: Waiting) -> tuple:
-        return (gr.skip(), formatting.waiting_text(waiting.ahead, entry.worker.device)) + \
-            (gr.skip(),) * (len(SCENE_OUTPUTS) - 2)
+    def _waiting_view(self, entry: SessionEntry, waiting: Waiting) -> dict:
+        return {self.page.progress: formatting.waiting_text(waiting.ahead, entry.worker.device)}
 
     def _generate(self, entry: SessionEntry, prompt: str, seconds: float, seed: int | None, preset: str,
-                  settings: dict, progress) -> Iterator[tuple]:
+                  settings: StorySettings, progress) -> Iterator[dict]:
         """One scene, all or nothing. Every way out (done, Stop, a closed page, an error) waits for the worker to
         finish with the story before the story is handed back; a scene that fails is removed whole."""
         try:
@@ -355,9 +348,8 @@ class StoryController:
             raise _error(str(err)) from None
         if not applied:
             gr.Warning("Advanced settings and the model apply to a new story; this one keeps its own. Press New story to use them.")
-        session = entry.session
+        page, session = self.page, entry.session
         scenes_before = len(session.scenes)
-        keep = gr.skip()
 
         def chunks() -> Iterator[Any]:
             request = (prompt, seconds, seed)
@@ -389,16 +381,17 @@ class StoryController:
                 segment = _one_segment([e.segment.result() for e in batch], joined)
                 text = self._progress(session, event)
                 progress((event.chunk_index + 1, event.num_chunks), desc=text)
+                update = {page.live: str(segment), page.progress: text,
+                          page.scene_entities: formatting.scene_entities_text(event.scene_entities)}
                 registry_html = formatting.registry_html(event.registry)
+                if registry_html != shown_registry:
+                    update[page.entities] = registry_html
+                # (the gallery's images are written to files the page fetches: a chunk that kept the same frames
+                # sends nothing, rather than the same pictures encoded again)
                 memory = [(f.get("key"), f.get("score")) for f in event.memory or []], registry_html
-                yield (
-                    str(segment), text, formatting.scene_entities_text(event.scene_entities), keep, keep,
-                    keep if registry_html == shown_registry else registry_html,
-                    # (the gallery's images are written to files the page fetches: a chunk that kept the same
-                    # frames sends nothing, rather than the same pictures encoded again)
-                    keep if memory == shown_memory else formatting.memory_gallery(event.memory, event.registry),
-                    keep, keep, keep, keep, keep, keep,
-                )
+                if memory != shown_memory:
+                    update[page.memory] = formatting.memory_gallery(event.memory, event.registry)
+                yield update
                 shown_registry, shown_memory = registry_html, memory
                 consuming = False
             consuming = True
@@ -424,7 +417,7 @@ class StoryController:
             except Exception:
                 logger.exception("the story view after a failed scene could not be made")
             else:
-                yield (None, failure.message, "") + view
+                yield {page.live: None, page.progress: failure.message, page.scene_entities: "", **view}
             raise failure
         if event is None:
             gr.Info("Stopped before the first chunk: the story is unchanged.")
@@ -438,7 +431,7 @@ class StoryController:
             elif scene is not None and scene.live:
                 last = (f"Scene {scene.index + 1} (live) ran to its cap: {scene.chunks_done} chunks, "
                         f"{scene.seconds:.1f} s.")
-        yield (keep, last, keep) + view
+        yield {page.progress: last, **view}
 
     @staticmethod
     def _progress(session: StorySession, event) -> str:
@@ -489,7 +482,11 @@ class StoryController:
             self._stop_queued.discard(key)
         return stopped
 
-    def stop(self, request: gr.Request) -> str:
+    def stop(self, request: gr.Request) -> dict:
+        return {self.page.progress: self._stop(request)}
+
+    def _stop(self, request: gr.Request) -> str:
+        """Stop this tab's scene (at its next chunk) or its scene waiting in the queue; what happened, in words."""
         key = self._key(request)
         entry = self._existing(request)
         if entry is None or not entry.busy:
@@ -510,7 +507,7 @@ class StoryController:
 
     # --- story editing --------------------------------------------------------------------------------
 
-    def undo(self, request: gr.Request) -> tuple:
+    def undo(self, request: gr.Request) -> dict:
         entry = self._existing(request)
         if entry is None:
             gr.Warning("There is no scene to undo.")
@@ -525,7 +522,7 @@ class StoryController:
             return self._story_view(entry)
 
     def new_story(self, memory_policy, transition, max_memory_frames, enrich_prompts, preset, agent_backend,
-                  request: gr.Request) -> tuple:
+                  request: gr.Request) -> dict:
         preset, settings = self._settings(memory_policy, transition, max_memory_frames, enrich_prompts, preset,
                                           agent_backend)
         entry = self._existing(request)
@@ -534,7 +531,7 @@ class StoryController:
         with entry.lock:
             if entry.busy:
                 raise _error("A scene is being generated; press Stop and wait for it to end first.")
-            if entry.session is not None and (entry.preset, entry.settings) == (preset, settings):
+            if entry.session is not None and entry.made_with(preset, settings):
                 entry.worker.call(entry.session.reset)
             else:
                 old, entry.session = entry.session, None
@@ -546,7 +543,7 @@ class StoryController:
                     raise _error(str(err)) from None
             return self._story_view(entry)
 
-    def load_story(self, upload, request: gr.Request) -> tuple:
+    def load_story(self, upload, request: gr.Request) -> dict:
         if upload is None:
             raise _error("Choose a story bundle (.zip) to load.")
         key = self._key(request)
@@ -575,7 +572,7 @@ class StoryController:
                     raise _error("A scene is being generated; wait for it to end before loading a story."
                                  if entry.busy else "A story was started in this tab while the bundle was being "
                                  "loaded; load the bundle again.")
-                self.sessions.replace_session(entry, session, preset, dataclasses.asdict(session.settings))
+                self.sessions.replace_session(entry, session, preset, session.settings)
                 gr.Info(f"Loaded a story of {len(session.scenes)} scene(s).")
                 return self._story_view(entry)
         finally:
@@ -622,27 +619,34 @@ class StoryController:
                     self._queued.pop(key, None)
                     self._stop_queued.discard(key)
 
-    def page_loaded(self, request: gr.Request) -> str:
+    def page_loaded(self, request: gr.Request) -> dict:
         preset = self.options.default_preset
-        return formatting.server_status(preset, [w.device for w in self.workers],
-                                        [w.is_loaded(preset) for w in self.workers],
-                                        [w.load_error(preset) for w in self.workers])
+        return {self.page.server_status: formatting.server_status(preset, [w.device for w in self.workers],
+                                                                  [w.is_loaded(preset) for w in self.workers],
+                                                                  [w.load_error(preset) for w in self.workers])}
 
     # --- views ----------------------------------------------------------------------------------------
 
-    def _story_view(self, entry: SessionEntry | None) -> tuple:
+    def _story_view(self, entry: SessionEntry | None) -> dict:
         """Everything that shows the story as it stands: player, timeline, panels, downloads. Its cost does not grow
         with the story but for joining the segments (no re-encoding); the bundle is made only on request."""
+        page = self.page
         session = entry.session if entry is not None else None
+        no_file = gr.DownloadButton(value=None, interactive=False)
         if session is None or not session.scenes:
-            empty_registry = session.registry_snapshot() if session is not None else {}
-            return (
-                None, [], formatting.registry_html(empty_registry), [], [], formatting.mapping_text(
-                    session.mapping() if session is not None else {"global_registry": {}}),
-                gr.DownloadButton(value=None, interactive=False), gr.DownloadButton(value=None, interactive=False),
-                gr.DownloadButton(value=None, interactive=False),
-                formatting.story_summary([], session.fps if session is not None else 16),
-            )
+            return {
+                page.story: None,
+                page.timeline: [],
+                page.entities: formatting.registry_html(session.registry_snapshot() if session is not None else {}),
+                page.memory: [],
+                page.archive: [],
+                page.mapping: formatting.mapping_text(session.mapping() if session is not None
+                                                      else {"global_registry": {}}),
+                page.download_mp4: no_file,
+                page.download_mapping: no_file,
+                page.download_bundle: no_file,
+                page.summary: formatting.story_summary([], session.fps if session is not None else 16),
+            }
         scenes = [dataclasses.asdict(s) for s in session.scenes]
         registry = session.registry_snapshot()
         memory = session.memory_snapshot()
@@ -656,20 +660,20 @@ class StoryController:
         mapping_path = out_dir / story_files.MAPPING_NAME
         mapping_path.write_text(json.dumps(mapping, indent=2, ensure_ascii=False))
         self._prune(out_dir.parent, keep=out_dir)
-        return (
-            gr.Video(value=str(video), subtitles=str(subtitles)),
-            formatting.timeline_rows(scenes, registry),
-            formatting.registry_html(registry),
-            formatting.memory_gallery(session.memory_view(), registry),
-            formatting.archive_rows(memory.get("archive", []), registry),
-            formatting.mapping_text(mapping),
-            gr.DownloadButton(value=str(video), interactive=True),
-            gr.DownloadButton(value=str(mapping_path), interactive=True),
-            gr.DownloadButton(value=None, interactive=False),  # made by Prepare story bundle
-            formatting.story_summary(scenes, session.fps),
-        )
+        return {
+            page.story: gr.Video(value=str(video), subtitles=str(subtitles)),
+            page.timeline: formatting.timeline_rows(scenes, registry),
+            page.entities: formatting.registry_html(registry),
+            page.memory: formatting.memory_gallery(session.memory_view(), registry),
+            page.archive: formatting.archive_rows(memory.get("archive", []), registry),
+            page.mapping: formatting.mapping_text(mapping),
+            page.download_mp4: gr.DownloadButton(value=str(video), interactive=True),
+            page.download_mapping: gr.DownloadButton(value=str(mapping_path), interactive=True),
+            page.download_bundle: no_file,  # made by Prepare story bundle
+            page.summary: formatting.story_summary(scenes, session.fps),
+        }
 
-    def story_bundle(self, request: gr.Request):
+    def story_bundle(self, request: gr.Request) -> dict:
         """Prepare story bundle: the story saved and signed as one .zip, made now, on the worker."""
         entry = self._existing(request)
         if entry is None or not entry.has_scenes:
@@ -686,7 +690,7 @@ class StoryController:
 
             bundle = entry.worker.call(save_and_pack)
             shutil.rmtree(out_dir / "story", ignore_errors=True)
-        return gr.DownloadButton(value=str(bundle), interactive=True)
+        return {self.page.download_bundle: gr.DownloadButton(value=str(bundle), interactive=True)}
 
     @staticmethod
     def _served_dir(entry: SessionEntry) -> Path:

@@ -16,10 +16,13 @@ from pathlib import Path
 
 import gradio as gr
 
+from iamflow.agent import BACKENDS
 from iamflow.config import MemoryConfig
+from iamflow.session import MAX_SCENE_SECONDS
 
 from . import formatting
-from .callbacks import MAX_SCENE_SECONDS, StoryController
+from .callbacks import StoryController
+from .page import Page
 
 CSS_PATH = Path(__file__).with_name("style.css")
 MAX_UPLOAD_BYTES = 1024**3  # a story bundle of hours of storyworld video, minutes of Wan video
@@ -99,19 +102,19 @@ def build_blocks(app: StoryController) -> gr.Blocks:
                     load = gr.UploadButton("Load story", file_types=[".zip"], file_count="single",
                                            elem_id="load-story")
                 with gr.Accordion("Advanced settings (apply to a new story)", open=False, elem_id="advanced"):
-                    memory_policy = gr.Dropdown(list(MemoryConfig.POLICIES), value=defaults["memory_policy"],
+                    memory_policy = gr.Dropdown(list(MemoryConfig.POLICIES), value=defaults.memory_policy,
                                                 label="Memory policy", info="none · sink (LongLive) · nam (MemFlow) · iam (entity-aware) · nam-prompt",
                                                 elem_id="memory-policy")
-                    transition = gr.Dropdown(list(MemoryConfig.TRANSITIONS), value=defaults["transition"],
+                    transition = gr.Dropdown(list(MemoryConfig.TRANSITIONS), value=defaults.transition,
                                              label="Scene transition", elem_id="transition",
                                              info="recache (LongLive) · soft · none · cut (a new shot; a prompt opening \"Cut to …\" is one)")
-                    max_memory = gr.Slider(0, limit, value=defaults["max_memory_frames"], step=1,
+                    max_memory = gr.Slider(0, limit, value=defaults.max_memory_frames, step=1,
                                            label="Max memory frames", elem_id="max-memory-frames")
-                    enrich = gr.Checkbox(value=defaults["enrich_prompts"], label="Enrich prompts with known attributes",
+                    enrich = gr.Checkbox(value=defaults.enrich_prompts, label="Enrich prompts with known attributes",
                                          elem_id="enrich-prompts")
                     preset = gr.Dropdown(list(app.options.presets), value=app.options.default_preset,
                                          label="Model preset", elem_id="model-preset")
-                    backend = gr.Dropdown(["rules", "llm"], value=defaults["agent_backend"], label="Agent backend",
+                    backend = gr.Dropdown(list(BACKENDS), value=defaults.agent_backend, label="Agent backend",
                                           elem_id="agent-backend")
             with gr.Column(scale=2, min_width=340):
                 gr.Markdown("### Entities")
@@ -128,22 +131,25 @@ def build_blocks(app: StoryController) -> gr.Blocks:
                                       label="mapping.json", interactive=False, elem_id="mapping-json",
                                       max_lines=30)
 
+        start = gr.State(0)
+        page = Page(server_status=server_status, live=live, progress=progress, scene_entities=scene_entities,
+                    start=start, story=story, timeline=timeline, entities=entities, memory=memory, archive=archive,
+                    mapping=mapping, download_mp4=download_mp4, download_mapping=download_mapping,
+                    download_bundle=download_bundle, summary=summary)
+        app.page = page
         settings = [memory_policy, transition, max_memory, enrich, preset, backend]
-        story_outputs = [story, timeline, entities, memory, archive, mapping, download_mp4, download_mapping,
-                         download_bundle, summary]
-        scene_outputs = [live, progress, scene_entities] + story_outputs
+        story_outputs = page.story_outputs()
 
         # Add scene / Enter: while this tab's scene runs, the prompt switches the story at the next chunk (a light
         # event, answered at once); otherwise it bumps `start`, whose change queues the scene on the device.
         # "always_last": a start asked for while the last run is still ending is not dropped, it runs next.
-        start = gr.State(0)
         submit_args = dict(fn=app.submit_scene, inputs=[prompt, seconds, seed, live_mode, start],
                            outputs=[progress, start], concurrency_limit=None, concurrency_id="light", api_name=False,
                            show_progress="hidden")
         add.click(**submit_args)
         prompt.submit(**submit_args)
         start.change(
-            fn=app.add_scene, inputs=[prompt, seconds, seed, *settings, live_mode], outputs=scene_outputs,
+            fn=app.add_scene, inputs=[prompt, seconds, seed, *settings, live_mode], outputs=page.scene_outputs(),
             validator=app.validate_scene, concurrency_limit=len(app.workers), concurrency_id="device",
             api_name="add_scene",
             show_progress="minimal", show_progress_on=[progress], trigger_mode="always_last",
@@ -153,7 +159,8 @@ def build_blocks(app: StoryController) -> gr.Blocks:
                    show_progress="hidden")
         # the live player, the progress line and the scene's entities show the last generation: cleared once
         # the story changes (after Undo they would show a scene the story no longer has)
-        clear_scene = dict(fn=lambda: (None, "", ""), outputs=[live, progress, scene_entities], api_name=False)
+        clear_scene = dict(fn=lambda: {live: None, progress: "", scene_entities: ""},
+                           outputs=[live, progress, scene_entities], api_name=False)
         undo.click(app.undo, outputs=story_outputs, concurrency_limit=4, concurrency_id="story",
                    api_name="undo").success(**clear_scene)
         new.click(app.new_story, inputs=settings, outputs=story_outputs, concurrency_limit=4, concurrency_id="story",

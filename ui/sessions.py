@@ -22,9 +22,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .worker import DeviceWorker
+
+if TYPE_CHECKING:
+    from iamflow.session import StorySettings
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +48,8 @@ class SessionEntry:
     client: str = ""  # the address it was made from (for the per-client limit)
     worker: DeviceWorker | None = None  # the worker its story lives on, for the entry's whole life
     session: Any = None
-    preset: str = ""
-    settings: dict = field(default_factory=dict)
+    preset: str = ""  # the model preset and settings its story was made with
+    settings: StorySettings | None = None
     last_used: float = field(default_factory=time.monotonic)
     busy: bool = False  # a scene is being generated for this story
     stop_requested: bool = False  # Stop was pressed for the scene being generated (or about to be)
@@ -66,6 +69,10 @@ class SessionEntry:
     def has_scenes(self) -> bool:
         return self.session is not None and len(self.session.scenes) > 0
 
+    def made_with(self, preset: str, settings: StorySettings) -> bool:
+        """Its story was made with this model preset and these settings."""
+        return (self.preset, self.settings) == (preset, settings)
+
 
 class SessionRegistry:
     """Live stories keyed by browser session; creation, idle cache dropping and release."""
@@ -73,7 +80,7 @@ class SessionRegistry:
     def __init__(
         self,
         workers: DeviceWorker | list[DeviceWorker],
-        make_session: Callable[[DeviceWorker, str, dict], Any],
+        make_session: Callable[[DeviceWorker, str, StorySettings], Any],
         root: str | Path,
         max_live: int = 8,
         max_per_client: int | None = None,
@@ -106,11 +113,6 @@ class SessionRegistry:
     def keys(self) -> list[str]:
         with self._lock:
             return list(self._entries)
-
-    def live_stories(self) -> int:
-        """Entries holding a StorySession (what the cap counts)."""
-        with self._lock:
-            return sum(1 for e in self._entries.values() if e.session is not None)
 
     def stories_per_worker(self) -> list[int]:
         """Entries pinned to each worker, in the order of ``workers``."""
@@ -178,27 +180,27 @@ class SessionRegistry:
         entry.last_used = time.monotonic()
         return entry
 
-    def ensure_session(self, entry: SessionEntry, preset: str, settings: dict) -> bool:
+    def ensure_session(self, entry: SessionEntry, preset: str, settings: StorySettings) -> bool:
         """Make sure ``entry`` has a story with these settings; returns False when an existing story keeps its own.
 
         Settings (and the model preset) belong to a story: they apply when a story is created, i.e. for the
         first scene or after New story. A story that already has scenes keeps the settings it was made with.
         """
         with entry.lock:
-            if entry.session is not None and (entry.has_scenes or (entry.preset, entry.settings) == (preset, settings)):
-                return (entry.preset, entry.settings) == (preset, settings)
+            if entry.session is not None and (entry.has_scenes or entry.made_with(preset, settings)):
+                return entry.made_with(preset, settings)
             old = entry.session
             entry.session = entry.worker.call(self.make_session, entry.worker, preset, settings)
-            entry.preset, entry.settings, entry.cache_dropped = preset, dict(settings), False
+            entry.preset, entry.settings, entry.cache_dropped = preset, settings, False
         if old is not None:
             self._discard_session(old, entry.worker)
         return True
 
-    def replace_session(self, entry: SessionEntry, session: Any, preset: str, settings: dict) -> None:
+    def replace_session(self, entry: SessionEntry, session: Any, preset: str, settings: StorySettings) -> None:
         """Put a loaded story (loaded on the entry's worker) in place of the entry's current one."""
         with entry.lock:
             old, entry.session = entry.session, session
-            entry.preset, entry.settings, entry.cache_dropped = preset, dict(settings), False
+            entry.preset, entry.settings, entry.cache_dropped = preset, settings, False
         if old is not None and old is not session:
             self._discard_session(old, entry.worker)
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from iamflow.config import EMBEDDED_PRESET
+
 logger = logging.getLogger("iamflow.app")
 
 
@@ -74,7 +76,7 @@ def default_preset(args: argparse.Namespace) -> str:
         values = yaml.safe_load(Path(args.config).read_text()) or {}
         if isinstance(values, dict) and values.get("preset"):
             return str(values["preset"])
-    return "storyworld"
+    return EMBEDDED_PRESET
 
 
 def main(argv: list[str] | None = None) -> int:

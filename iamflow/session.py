@@ -88,7 +88,7 @@ class NoSceneRunning(RuntimeError):
     """A switch was asked for while no scene is being generated: add the scene instead."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class StorySettings:
     """Per-story choices a person can change between stories (the model is the runtime's)."""
 

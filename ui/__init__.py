@@ -13,13 +13,12 @@ from pathlib import Path
 
 from iamflow.config import ConfigError, load_config
 
+from iamflow.config import EMBEDDED_PRESET, WAN_PRESET
+
 from .callbacks import AppOptions, StoryController
 from .layout import build_blocks, launch_kwargs
 
 logger = logging.getLogger(__name__)
-
-EMBEDDED_PRESET = "storyworld"
-WAN_PRESET = "wan2.1-t2v-1.3b"
 
 __all__ = ["AppOptions", "StoryController", "available_presets", "check_devices", "create_app", "launch_kwargs"]
 

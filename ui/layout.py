@@ -17,7 +17,7 @@ from pathlib import Path
 import gradio as gr
 
 from iamflow.agent import BACKENDS
-from iamflow.config import MemoryConfig
+from iamflow.config import EMBEDDED_PRESET, WAN_PRESET, MemoryConfig
 from iamflow.session import MAX_SCENE_SECONDS
 
 from . import formatting
@@ -37,12 +37,12 @@ INTRO = (
 # snowy field, desert, room), six kinds of character in eight colours, and a few actions (docs/storyworld.md):
 # no umbrellas, benches or rain.
 EXAMPLES = {
-    "storyworld": [
+    EMBEDDED_PRESET: [
         "A man in a red shirt walks along the beach.",
         "The man waves at a woman in a yellow dress.",
         "Later, he runs through a snowy field with an orange dog.",
     ],
-    "wan2.1-t2v-1.3b": [
+    WAN_PRESET: [
         "A young man in a red jacket walks along a beach at sunset.",
         "The man stops and waves at a woman with a yellow umbrella.",
         "He sits down on a bench in the park while it starts to rain.",
@@ -51,7 +51,7 @@ EXAMPLES = {
 
 
 def examples_for(preset: str) -> list[str]:
-    return EXAMPLES.get(preset, EXAMPLES["storyworld"])
+    return EXAMPLES.get(preset, EXAMPLES[EMBEDDED_PRESET])
 
 
 def build_blocks(app: StoryController) -> gr.Blocks:

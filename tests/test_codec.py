@@ -13,6 +13,8 @@ from iamflow.engine.codec import (
     to_wan_original_vae_keys,
 )
 
+from helpers import stream_decode
+
 # Wan2.1's layout (4 levels: 8x spatial, temporal downsampling on the last two: 4x) at a tiny width.
 TINY = dict(
     base_dim=8, z_dim=4, dim_mult=[1, 2, 2, 2], num_res_blocks=1,
@@ -42,21 +44,12 @@ def latents():
     return torch.randn(2, 4, 7, 2, 3, generator=torch.Generator().manual_seed(1))  # [B, C, t, h, w]
 
 
-def _stream(codec, latents, sizes):
-    decoder = codec.stream_decoder()
-    chunks, start = [], 0
-    for size in sizes:
-        chunks.append(decoder.decode(latents[:, :, start : start + size]))
-        start += size
-    return chunks
-
-
 @pytest.mark.parametrize("sizes", [[3, 3, 1], [1] * 7, [2, 4, 1], [7]])
 def test_streaming_decode_is_bit_exact_with_full_decode(codec, latents, sizes):
     full = codec.decode(latents)
     assert isinstance(codec, VideoCodec)
     assert full.shape == (2, 3, 4 * 7 - 3, 16, 24) == (2, 3, codec.num_video_frames(7), 16, 24)
-    chunks = _stream(codec, latents, sizes)
+    chunks = stream_decode(codec, latents, sizes)
     assert [c.shape[2] for c in chunks] == [4 * sizes[0] - 3] + [4 * s for s in sizes[1:]]
     assert torch.equal(torch.cat(chunks, dim=2), full)
 

@@ -250,6 +250,15 @@ def test_each_step_renoises_as_configured(renoise):
         load_config(preset="tiny", overrides={"sampler": {"renoise": "mixed", "renoise_fresh": 1.5}})
 
 
+def _assert_euler_steps(inputs, velocities, sigmas, x0):
+    """Each denoising input is the last one moved along its (guided) velocity by the step in sigma; ``x0`` is the
+    last input moved to sigma 0."""
+    for k in range(len(sigmas) - 1):
+        expected = inputs[k] + (sigmas[k + 1] - sigmas[k]) * velocities[k]
+        assert torch.allclose(inputs[k + 1], expected, atol=1e-5), k
+    assert torch.allclose(x0.double(), inputs[-1] - sigmas[-1] * velocities[-1], atol=1e-5)
+
+
 def test_guided_steps_mix_prompt_and_empty_prompt():
     """guidance_scale g on the first guidance_steps steps: v = v(empty) + g * (v(prompt) - v(empty)), the empty
     prompt's pass seeing the same cache; later steps run one pass. Checked through exact Euler steps."""
@@ -285,10 +294,7 @@ def test_guided_steps_mix_prompt_and_empty_prompt():
         else:
             i += 1
         velocities.append(v), inputs.append(x.double())
-    for k in range(len(sigmas) - 1):
-        expected = inputs[k] + (sigmas[k + 1] - sigmas[k]) * velocities[k]
-        assert torch.allclose(inputs[k + 1], expected, atol=1e-5), k
-    assert torch.allclose(x0.double(), inputs[-1] - sigmas[-1] * velocities[-1], atol=1e-5)
+    _assert_euler_steps(inputs, velocities, sigmas, x0)
     with pytest.raises(ValueError, match="uncond"):
         engine.denoise_chunk(cache, text, 0, torch.Generator())
     for bad, match in (({"guidance_scale": 0.5}, "guidance_scale"), ({"guidance_steps": 99}, "guidance_steps")):
@@ -335,10 +341,7 @@ def test_context_guided_steps_lean_on_the_cache():
         else:
             i += 1
         velocities.append(v), inputs.append(x.double())
-    for k in range(len(sigmas) - 1):
-        expected = inputs[k] + (sigmas[k + 1] - sigmas[k]) * velocities[k]
-        assert torch.allclose(inputs[k + 1], expected, atol=1e-5), k
-    assert torch.allclose(x0.double(), inputs[-1] - sigmas[-1] * velocities[-1], atol=1e-5)
+    _assert_euler_steps(inputs, velocities, sigmas, x0)
     for bad, match in (({"context_guidance_scale": 0.5}, "context_guidance_scale"),
                        ({"context_guidance_scale": 2.0, "context_guidance_steps": 0}, "context_guidance_steps"),
                        ({"context_guidance_chunks": 0}, "context_guidance_chunks")):

@@ -10,6 +10,8 @@ import torch
 
 from iamflow.session import StorySession, StorySettings
 
+from helpers import stop_after_chunk_1
+
 MAN = "A young man in a red jacket walks through a sunny park."
 DOG = "A small brown dog runs along the beach at noon."
 BACK = "The man waves at the camera."
@@ -127,20 +129,10 @@ def test_undo_then_redo_is_identical(runtime, reference):
     assert session.mapping()["global_registry"] == reference.mapping()["global_registry"]
 
 
-def stop_after_chunk_1(session):
-    """A 6-second DOG scene whose viewer presses Stop once chunk 1 has arrived; the events received."""
-    events = []
-    for event in session.add_scene(DOG, seconds=6, seed=2):
-        events.append(event)
-        if event.chunk_index == 1:
-            session.stop()
-    return events
-
-
 def test_stop_mid_scene_then_continue(runtime):
     session = StorySession(runtime)
     run(session, MAN, seed=1)
-    events = stop_after_chunk_1(session)
+    events = stop_after_chunk_1(session, DOG)
     assert len(events) == 2 and session.scenes[1].stopped and session.scenes[1].chunks_done == 2
     frames_before = len(session.story_frames())
     after = run(session, BACK, seed=3)
@@ -172,7 +164,7 @@ def test_overlapped_stop_keeps_the_chunk_in_flight(runtime):
     session = StorySession(runtime)
     session.overlap_decode = True
     run(session, MAN, seed=1)
-    events = stop_after_chunk_1(session)
+    events = stop_after_chunk_1(session, DOG)
     assert [e.chunk_index for e in events] == [0, 1, 2]
     assert session.scenes[1].stopped and session.scenes[1].chunks_done == 3
     assert len(session.story_frames()) == sum(len(e.frames) for e in events) + 9 + 3 * 12

@@ -13,6 +13,8 @@ from iamflow.engine.streams import DecodeError
 from iamflow.runtime import resolve_devices
 from iamflow.session import Runtime, StorySession
 
+from helpers import stop_after_chunk_1
+
 MAN = "A young man in a red jacket walks through a sunny park."
 DOG = "A small brown dog runs along the beach at noon."
 BACK = "The man waves at the camera."
@@ -87,15 +89,6 @@ def test_split_story_equals_one_device(split, reference):
     assert_same_story(session, events, *reference)
 
 
-def stop_after_chunk_1(session):
-    events = []
-    for event in session.add_scene(DOG, seconds=6, seed=2):
-        events.append(event)
-        if event.chunk_index == 1:
-            session.stop()
-    return events
-
-
 def test_split_stop_undo_and_next_scene_equal_one_device(split, one):
     """Stop mid-scene (the chunk in flight is decoded and kept, as with the overlapped decode of one device), undo a
     scene, and go on: every step equals one device's."""
@@ -103,7 +96,7 @@ def test_split_stop_undo_and_next_scene_equal_one_device(split, one):
         session = StorySession(runtime)
         session.overlap_decode = True
         events = run(session, MAN, seed=1)
-        events += stop_after_chunk_1(session)
+        events += stop_after_chunk_1(session, DOG)
         stopped = (session.scenes[1].stopped, session.scenes[1].chunks_done)
         events += run(session, "A robot dances in the rain.", seed=9)
         session.undo_last_scene()

@@ -17,6 +17,8 @@ from iamflow.engine.tiny_decoder import (
 )
 from iamflow.runtime import check_weights, wan_codec
 
+from helpers import stream_decode
+
 # The real layout (3 stages of 3 memory blocks, 4x time, 8x space) at small widths, so a decode takes milliseconds.
 SMALL = TinyDecoderConfig(latent_channels=4, widths=(16, 8, 8, 8))
 
@@ -31,15 +33,6 @@ def latents():
     return torch.randn(2, 4, 7, 3, 4, generator=torch.Generator().manual_seed(1))  # [B, C, t, h, w]
 
 
-def _stream(codec, latents, sizes):
-    decoder = codec.stream_decoder()
-    chunks, start = [], 0
-    for size in sizes:
-        chunks.append(decoder.decode(latents[:, :, start : start + size]))
-        start += size
-    return chunks
-
-
 def _interior(video):
     """Share of values strictly inside (-1, 1): an equality of saturated videos would prove nothing."""
     return ((video > -1) & (video < 1)).float().mean().item()
@@ -51,7 +44,7 @@ def test_streaming_decode_is_bit_exact_with_full_decode(codec, latents, sizes):
     assert isinstance(codec, VideoCodec)
     assert full.shape == (2, 3, codec.num_video_frames(7), 24, 32) == (2, 3, 25, 24, 32)
     assert full.min() >= -1 and full.max() <= 1 and _interior(full) > 0.2
-    chunks = _stream(codec, latents, sizes)
+    chunks = stream_decode(codec, latents, sizes)
     # the contract: temporal_factor*(t-1)+1 frames on the first call, temporal_factor*t on every later one
     assert [c.shape[2] for c in chunks] == [4 * sizes[0] - 3] + [4 * s for s in sizes[1:]]
     assert torch.equal(torch.cat(chunks, dim=2), full)
@@ -64,7 +57,7 @@ def test_one_video_streams_bit_exact_at_a_real_input_size():
     latents = torch.randn(1, 16, 3, 26, 50, generator=torch.Generator().manual_seed(3))
     full = codec.decode(latents)
     assert full.shape == (1, 3, 9, 208, 400) and _interior(full) > 0.2
-    assert torch.equal(torch.cat(_stream(codec, latents, [1, 1, 1]), dim=2), full)
+    assert torch.equal(torch.cat(stream_decode(codec, latents, [1, 1, 1]), dim=2), full)
 
 
 def test_full_shape_decoder_streams_bit_exact():
@@ -72,7 +65,7 @@ def test_full_shape_decoder_streams_bit_exact():
     latents = torch.randn(2, 16, 3, 2, 3, generator=torch.Generator().manual_seed(4))
     full = codec.decode(latents)
     assert full.shape == (2, 3, 9, 16, 24) and _interior(full) > 0.1
-    assert torch.equal(torch.cat(_stream(codec, latents, [1, 2]), dim=2), full)
+    assert torch.equal(torch.cat(stream_decode(codec, latents, [1, 2]), dim=2), full)
 
 
 def test_reset_starts_a_new_video(codec, latents):
@@ -87,8 +80,8 @@ def test_channels_last_decodes_the_same_video(latents):
     plain = build_random_tiny_codec("cpu", torch.float32, config=SMALL, seed=0, channels_last=False)
     nhwc = build_random_tiny_codec("cpu", torch.float32, config=SMALL, seed=0, channels_last=True)
     assert nhwc.net.decoder[1].weight.is_contiguous(memory_format=torch.channels_last)
-    expected = torch.cat(_stream(plain, latents[:, :, :4], [1, 3]), dim=2)
-    torch.testing.assert_close(torch.cat(_stream(nhwc, latents[:, :, :4], [1, 3]), dim=2), expected, rtol=0, atol=1e-5)
+    expected = torch.cat(stream_decode(plain, latents[:, :, :4], [1, 3]), dim=2)
+    torch.testing.assert_close(torch.cat(stream_decode(nhwc, latents[:, :, :4], [1, 3]), dim=2), expected, rtol=0, atol=1e-5)
     one_video = latents[:1, :, :4]
     torch.testing.assert_close(nhwc.decode(one_video), plain.decode(one_video), rtol=0, atol=1e-5)
 
@@ -203,9 +196,9 @@ def test_cuda_channels_last_decode_follows_the_cpu_one():
     bf16 = build_random_tiny_codec("cuda", torch.bfloat16, seed=7)
     assert fp32.channels_last and bf16.channels_last
     with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
-        streamed = torch.cat(_stream(fp32, latents.cuda(), [3, 3]), dim=2).cpu()
+        streamed = torch.cat(stream_decode(fp32, latents.cuda(), [3, 3]), dim=2).cpu()
     torch.testing.assert_close(streamed, expected, rtol=0, atol=1e-3)
-    low = torch.cat(_stream(bf16, latents.cuda(), [3, 3]), dim=2).float().cpu()
+    low = torch.cat(stream_decode(bf16, latents.cuda(), [3, 3]), dim=2).float().cpu()
     assert low.shape == expected.shape == (1, 3, 21, 480, 832)
     assert (low - expected).abs().mean() < 0.05  # bf16 rounding through 24 convs
 

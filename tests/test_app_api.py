@@ -131,6 +131,11 @@ def test_two_turns_continue_one_story(server):
         first_len = video_seconds(story_video_path(first))
         second = scene(client, "The man sits down on a bench.", seed=4)
         second_len = video_seconds(story_video_path(second))
+        # the memory panel shows its pictures from PNG files of the story, each named by its content
+        pictures = server["controller"]._pictures_dir(entry_of(server["controller"], client))
+        shown = [Path(item["image"] if isinstance(item["image"], str) else item["image"]["path"]).name
+                 for item in second[6]]
+        assert shown and set(shown) <= {p.name for p in pictures.glob("*.png")}, (second[6], list(pictures.iterdir()))
 
         session = entry_of(server["controller"], client).session
         assert [s.prompt for s in session.scenes] == ["A young man in a red jacket walks along the beach.",
@@ -547,6 +552,24 @@ def test_names_from_files_are_text_in_error_messages(server, tmp_path):
         assert "&lt;a href=https:" in message  # shown as the text it is
     finally:
         client.close()
+
+
+def test_memory_pictures_are_written_once_under_a_name_of_their_content(tmp_path):
+    """A picture the memory panel shows again is the same file, not rewritten while a page may fetch it."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    frames = [{"key": k, "thumbnail": rng.integers(0, 256, (16, 16, 3), dtype=np.uint8), "entity_ids": []}
+              for k in range(2)]
+    first = formatting.memory_gallery(frames, {}, tmp_path)
+    stamps = {path: os.stat(path).st_mtime_ns for path, _ in first}
+    time.sleep(0.01)
+    again = formatting.memory_gallery(frames[:1], {}, tmp_path)
+    assert again[0][0] == first[0][0] and os.stat(again[0][0]).st_mtime_ns == stamps[first[0][0]]
+    assert len(stamps) == 2 and sorted(p.name for p in tmp_path.iterdir()) == sorted(Path(p).name for p in stamps)
+    shown = np.asarray(Image.open(first[0][0]))  # the thumbnail scaled up 8x (to 128 px), exactly
+    assert shown.shape == (128, 128, 3) and np.array_equal(shown[::8, ::8], frames[0]["thumbnail"])
 
 
 def test_names_and_prompts_are_text_not_markup():

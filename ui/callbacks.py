@@ -390,7 +390,8 @@ class StoryController:
                 # sends nothing, rather than the same pictures encoded again)
                 memory = [(f.get("key"), f.get("score")) for f in event.memory or []], registry_html
                 if memory != shown_memory:
-                    update[page.memory] = formatting.memory_gallery(event.memory, event.registry)
+                    update[page.memory] = formatting.memory_gallery(event.memory, event.registry,
+                                                                    self._pictures_dir(entry))
                 yield update
                 shown_registry, shown_memory = registry_html, memory
                 consuming = False
@@ -664,7 +665,7 @@ class StoryController:
             page.story: gr.Video(value=str(video), subtitles=str(subtitles)),
             page.timeline: formatting.timeline_rows(scenes, registry),
             page.entities: formatting.registry_html(registry),
-            page.memory: formatting.memory_gallery(session.memory_view(), registry),
+            page.memory: formatting.memory_gallery(session.memory_view(), registry, self._pictures_dir(entry)),
             page.archive: formatting.archive_rows(memory.get("archive", []), registry),
             page.mapping: formatting.mapping_text(mapping),
             page.download_mp4: gr.DownloadButton(value=str(video), interactive=True),
@@ -691,6 +692,11 @@ class StoryController:
             bundle = entry.worker.call(save_and_pack)
             shutil.rmtree(out_dir / "story", ignore_errors=True)
         return {self.page.download_bundle: gr.DownloadButton(value=str(bundle), interactive=True)}
+
+    @classmethod
+    def _pictures_dir(cls, entry: SessionEntry) -> Path:
+        """The memory panel's pictures, one file each, kept with the story's other served files."""
+        return cls._served_dir(entry) / "pictures"
 
     @staticmethod
     def _served_dir(entry: SessionEntry) -> Path:

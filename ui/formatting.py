@@ -9,11 +9,12 @@ from __future__ import annotations
 import html
 import json
 import re
+from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 
-from .media import upscale
+from .media import upscale, write_picture
 
 TIMELINE_HEADERS = ["Scene", "Prompt", "Seconds", "Chunks", "Characters", "Note"]
 ARCHIVE_HEADERS = ["Scene", "Chunk", "Frame", "Characters", "Score", "Why kept"]
@@ -121,8 +122,9 @@ def memory_caption(frame: dict, names: dict[int, str]) -> str:
     return f"{where} · {who}{score_text}{reason}"
 
 
-def memory_gallery(frames: list[dict], registry: dict) -> list[tuple[np.ndarray, str]]:
-    """Active memory frames as (image, caption) pairs; thumbnails are scaled up so they can be seen."""
+def memory_gallery(frames: list[dict], registry: dict, folder: str | Path) -> list[tuple[str, str]]:
+    """Active memory frames as (picture file, caption) pairs; thumbnails are scaled up so they can be seen, and
+    written once each into ``folder`` (``media.write_picture``)."""
     names = entity_names(registry)
     items = []
     for frame in frames or []:
@@ -131,7 +133,7 @@ def memory_gallery(frames: list[dict], registry: dict) -> list[tuple[np.ndarray,
             continue
         thumb = np.asarray(thumb, dtype=np.uint8)
         scale = max(1, 128 // max(thumb.shape[0], thumb.shape[1]))
-        items.append((upscale(thumb, scale), memory_caption(frame, names)))
+        items.append((str(write_picture(upscale(thumb, scale), folder)), memory_caption(frame, names)))
     return items
 
 

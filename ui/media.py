@@ -1,16 +1,23 @@
-"""Files for the page besides the video (whose one writer is ``iamflow.video``): the story's subtitles.
+"""Files for the page besides the video (whose one writer is ``iamflow.video``): the story's subtitles and the
+memory panel's pictures.
 
 ``upscale`` (nearest-neighbour, shared with the video writer) is re-exported for the thumbnails.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
+import os
+import tempfile
 from pathlib import Path
+
+import numpy as np
 
 from iamflow.video import upscale
 
-__all__ = ["upscale", "vtt_escape", "write_subtitles"]
+__all__ = ["upscale", "vtt_escape", "write_picture", "write_subtitles"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,4 +45,24 @@ def write_subtitles(captions: list[tuple[float, float, str]], path: str | Path) 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def write_picture(image: np.ndarray, folder: str | Path) -> Path:
+    """``image`` [H, W, 3] uint8 as a PNG in ``folder``, named by its content and written once: a picture the
+    page is shown again is the same file, never rewritten while the page may be fetching it. (Handed a picture as
+    an array, Gradio encodes it again and writes it over the same path every time it is sent.)"""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(buffer, format="PNG")
+    data = buffer.getvalue()
+    folder = Path(folder)
+    path = folder / f"{hashlib.sha256(data).hexdigest()[:20]}.png"
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, staging = tempfile.mkstemp(dir=folder, prefix=".picture-")
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+        os.replace(staging, path)  # whole or not at all, for a request that comes in meanwhile
     return path

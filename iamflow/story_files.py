@@ -52,8 +52,10 @@ class StoryVideo:
         self._encoder = ThreadPoolExecutor(1, thread_name_prefix="segments")
         self._lock = threading.Lock()
         # the story joined so far (its first ``_joined_chunks`` segments): a turn appends its new segments to it
-        # instead of joining every segment of the story again
+        # instead of joining every segment of the story again; the join before it is kept too, so undoing the last
+        # turn's scene goes back to that one rather than joining the whole story again
         self._joined, self._joined_chunks = self.directory / "joined" / "story.ts", 0
+        self._previous, self._previous_chunks = self.directory / "joined" / "before.ts", 0
 
     def __len__(self) -> int:
         return len(self._writes)
@@ -98,8 +100,14 @@ class StoryVideo:
         with self._lock:
             dropped, self._writes = self._writes[chunks:], self._writes[:chunks]
             if self._joined_chunks > chunks:  # the joined story holds chunks that are gone
-                self._joined.unlink(missing_ok=True)
-                self._joined_chunks = 0
+                if self._previous_chunks and self._previous_chunks <= chunks and self._previous.is_file():
+                    self._previous.replace(self._joined)  # the join before the undone turn's
+                    self._joined_chunks = self._previous_chunks
+                else:
+                    self._joined.unlink(missing_ok=True)
+                    self._joined_chunks = 0
+                self._previous.unlink(missing_ok=True)
+                self._previous_chunks = 0
         for index, future in enumerate(dropped, chunks):
             try:
                 future.result()
@@ -119,6 +127,9 @@ class StoryVideo:
             if done < len(segments):
                 growing = joined.with_name("next.ts")
                 concat(([joined] if done else []) + segments[done:], growing)
+                if done:
+                    joined.replace(self._previous)
+                self._previous_chunks = done
                 growing.replace(joined)
                 self._joined_chunks = len(segments)
             return concat([joined], path)

@@ -1,6 +1,7 @@
 """Long stories: the video lives in H.264 segments on disk, the story mp4 is those segments joined, and undo and
 load rebuild the decoder and the K/V from a bounded tail of the story (counted in operations, never timed)."""
 
+import os
 import subprocess
 
 import numpy as np
@@ -59,7 +60,8 @@ def test_the_story_video_is_its_segments_joined(runtime, tmp_path):
 
 def test_the_joined_story_grows_by_the_new_segments_and_forgets_undone_ones(tmp_path):
     """A turn joins the story joined at the last turn with the segments since; the result is every segment, in
-    order, bit for bit (no re-encoding), also after an undo dropped segments the joined story held."""
+    order, bit for bit (no re-encoding), also after an undo dropped segments the joined story held (undoing the last turn goes back to the join
+    before it)."""
     from iamflow.story_files import StoryVideo
 
     rng = np.random.default_rng(0)
@@ -76,7 +78,12 @@ def test_the_joined_story_grows_by_the_new_segments_and_forgets_undone_ones(tmp_
         story.add(clip)
     np.testing.assert_array_equal(read_video(story.join(tmp_path / "turn-2.mp4")), expected(5))
     assert story._joined_chunks == 5
-    story.truncate(2)  # undo: the joined story held chunks 2-4
+    kept = os.stat(story._previous).st_ino  # the join of turn 1 (3 chunks), kept beside turn 2's
+    story.truncate(3)  # undo of turn 2's scene: back to turn 1's join, not a join of the whole story again
+    assert story._joined_chunks == 3 and os.stat(story._joined).st_ino == kept
+    np.testing.assert_array_equal(read_video(story.join(tmp_path / "turn-2b.mp4")), expected(3))
+    story.truncate(2)  # an undo further back than the kept join: the story is joined again from its segments
+    assert story._joined_chunks == 0
     np.testing.assert_array_equal(read_video(story.join(tmp_path / "turn-3.mp4")), expected(2))
     story.add(clips[4])
     np.testing.assert_array_equal(read_video(story.join(tmp_path / "turn-4.ts")), expected(3))

@@ -62,7 +62,11 @@ def write_picture(image: np.ndarray, folder: str | Path) -> Path:
     if not path.is_file():
         folder.mkdir(parents=True, exist_ok=True)
         handle, staging = tempfile.mkstemp(dir=folder, prefix=".picture-")
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.replace(staging, path)  # whole or not at all, for a request that comes in meanwhile
+        try:
+            with os.fdopen(handle, "wb") as file:
+                file.write(data)
+            os.replace(staging, path)  # whole or not at all, for a request that comes in meanwhile
+        except BaseException:
+            Path(staging).unlink(missing_ok=True)  # a failed write leaves no half file behind
+            raise
     return path

@@ -17,15 +17,14 @@ import hmac
 import json
 import logging
 import math
-import os
 import secrets
 import shutil
-import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
 from iamflow.config import ConfigError
+from iamflow.files import write_atomic
 from iamflow.story_files import MAPPING_NAME, PRESET_NAME, PROMPTS_NAME, SEGMENT_NAME, STORY_NAME, VIDEO_DIR
 from iamflow.video import display_scale
 
@@ -67,19 +66,8 @@ def load_or_create_key(path: str | Path) -> bytes:
             f"the bundle signing key {path} is too short ({len(key)} bytes, at least 32 are needed); delete it to "
             "make a new one (story bundles saved under the old key will no longer load)"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_bytes(32)
-    # written beside the target and renamed over it: a crash never leaves a half-written key
-    fd, temporary = tempfile.mkstemp(prefix=".bundle-key-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:  # mkstemp makes it 0600
-            handle.write(key.hex())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomic(path, key.hex(), sync=True)  # readable by this user only; a crash never leaves half a key
     return key
 
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from iamflow.files import write_atomic
 from iamflow.video import upscale
 
 __all__ = ["upscale", "vtt_escape", "write_picture", "write_subtitles"]
@@ -60,13 +59,5 @@ def write_picture(image: np.ndarray, folder: str | Path) -> Path:
     folder = Path(folder)
     path = folder / f"{hashlib.sha256(data).hexdigest()[:20]}.png"
     if not path.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        handle, staging = tempfile.mkstemp(dir=folder, prefix=".picture-")
-        try:
-            with os.fdopen(handle, "wb") as file:
-                file.write(data)
-            os.replace(staging, path)  # whole or not at all, for a request that comes in meanwhile
-        except BaseException:
-            Path(staging).unlink(missing_ok=True)  # a failed write leaves no half file behind
-            raise
+        write_atomic(path, data)  # whole or not at all, for a request that comes in meanwhile
     return path

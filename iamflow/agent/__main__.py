@@ -11,12 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from iamflow.config import RULES_BACKEND
+from iamflow.files import write_atomic
 
 from .agent import BACKENDS, EntityAgent
 
@@ -64,18 +63,6 @@ def read_stories(path: Path) -> list[tuple[int, list[str]]]:
     return stories
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, ensure_ascii=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def run(input_path: Path, out_dir: Path, backend: str = RULES_BACKEND, llm_model_path: str | None = None) -> list[Path]:
     stories = read_stories(input_path)
     results = []
@@ -87,7 +74,7 @@ def run(input_path: Path, out_dir: Path, backend: str = RULES_BACKEND, llm_model
     written = []
     for number, mapping in results:  # all stories analysed before the first file is written
         target = out_dir / f"mapping_{number}.json"
-        write_json_atomic(target, mapping)
+        write_atomic(target, json.dumps(mapping, indent=2, ensure_ascii=False))
         written.append(target)
         logger.info("wrote %s (%d characters)", target, len(mapping["global_registry"]))
     return written

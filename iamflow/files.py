@@ -1,0 +1,31 @@
+"""Writing a file whole or not at all.
+
+``write_atomic`` writes the bytes to a staging file beside the target and renames it over the target: a reader
+(the page fetching a picture, a later run reading a key) sees the old file or the new one, never half of one, and a
+write that fails leaves no staging file behind. The staging file is made readable by this user only (``mkstemp``),
+and the target takes that mode.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def write_atomic(path: str | Path, data: bytes | str, sync: bool = False) -> Path:
+    """Write ``data`` (text is UTF-8) to ``path`` whole, making its folder; ``sync``: on disk before the rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, staging = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data.encode("utf-8") if isinstance(data, str) else data)
+            if sync:
+                file.flush()
+                os.fsync(file.fileno())
+        os.replace(staging, path)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
+    return path

@@ -8,7 +8,8 @@
   but what the decoder's causal state needs.
 
 A saved story folder: ``story.pt`` (tensors and plain containers, read with ``weights_only``), ``mapping.json``,
-``prompts.json``, ``preset.json`` and ``video/chunk-NNNN.ts``.
+``prompts.json``, ``preset.json``, ``video/chunk-NNNN.ts`` and, when the story was joined up to its last chunk,
+``video/story.ts`` (that join: a loaded story shows its video without joining every segment again).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ FORMAT = 1  # story.pt's format; a folder without video/ (written before segment
 STORY_NAME, PROMPTS_NAME, PRESET_NAME, MAPPING_NAME = "story.pt", "prompts.json", "preset.json", "mapping.json"
 VIDEO_DIR = "video"
 SEGMENT_NAME = re.compile(r"chunk-\d{4,7}\.ts")
+JOINED_NAME = "story.ts"  # in VIDEO_DIR: the story's segments joined
 
 
 class StoryVideo:
@@ -82,6 +84,21 @@ class StoryVideo:
             done: Future = Future()
             done.set_result(target)
             self._writes.append(done)
+
+    def adopt_join(self, path: Path) -> None:
+        """Take a join of every segment adopted so far (a loaded story's), linked or copied in."""
+        with self._lock:
+            self._joined.parent.mkdir(exist_ok=True)
+            _link_or_copy(path, self._joined)
+            self._joined_chunks = len(self._writes)
+            self._previous.unlink(missing_ok=True)
+            self._previous_chunks = 0
+
+    def complete_join(self) -> Path | None:
+        """The kept join when it holds every segment (None otherwise: nothing is joined here)."""
+        with self._lock:
+            done = self._joined_chunks == len(self._writes) and self._joined_chunks and self._joined.is_file()
+            return self._joined if done else None
 
     def segments(self) -> list[Path]:
         """Every segment, once written; a VideoError names the first that could not be."""
@@ -189,20 +206,26 @@ def save(session: "StorySession", directory: str | Path) -> Path:
         "chunk_frames": session.chunk_frame_counts,
         "chunk_queries": session.chunk_queries,
         "ops": session.ops,
+        "joined_chunks": 0,
         "agent": session.agent.state_dict(),
         "bank": session.bank.state_dict(),
     }
+    video = directory / VIDEO_DIR
+    shutil.rmtree(video, ignore_errors=True)
+    video.mkdir()
+    segments = session.video.segments()
+    for segment in segments:
+        _link_or_copy(segment, video / segment.name)
+    joined = session.video.complete_join()
+    if joined is not None:  # (the app joins the story after every turn; a story never joined is saved without)
+        _link_or_copy(joined, video / JOINED_NAME)
+        state["joined_chunks"] = len(segments)
     torch.save(state, directory / STORY_NAME)
     write_mapping(session, directory / MAPPING_NAME)
     (directory / PROMPTS_NAME).write_text(
         json.dumps([{"prompt": s.prompt, "seed": s.seed, "seconds": s.seconds} for s in session.scenes], indent=2)
     )
     (directory / PRESET_NAME).write_text(json.dumps({"preset": session.config.preset}))
-    video = directory / VIDEO_DIR
-    shutil.rmtree(video, ignore_errors=True)
-    video.mkdir()
-    for segment in session.video.segments():
-        _link_or_copy(segment, video / segment.name)
     return directory
 
 
@@ -252,6 +275,9 @@ def load(directory: str | Path, runtime: "Runtime", video_dir: str | Path | None
     if "chunk_frames" in state and all(p.is_file() for p in segments):
         session.chunk_frame_counts = [int(n) for n in state["chunk_frames"]]
         session.video.adopt(segments)
+        joined = directory / VIDEO_DIR / JOINED_NAME
+        if state.get("joined_chunks") == len(segments) and joined.is_file():
+            session.video.adopt_join(joined)
     else:  # saved without its video: decoded once from the latents
         with runtime.lock:
             for frames in session.iter_story_frames():

@@ -289,8 +289,10 @@ def test_undo_new_story_and_a_bundle_that_survives_a_restart(server, tmp_path):
         assert not file_of(undone[8])  # the bundle is made when asked for, not on every refresh
         bundle = Path(file_of(client.predict(api_name="/story_bundle")))
         assert bundle.suffix == ".zip"
-        with zipfile.ZipFile(bundle) as archive:  # the story's video segments travel with it
-            assert any(name.startswith("video/chunk-") for name in archive.namelist())
+        with zipfile.ZipFile(bundle) as archive:  # the story's video travels with it: its segments and their join
+            videos = [i for i in archive.infolist() if i.filename.startswith("video/")]
+            assert {"video/chunk-0000.ts", "video/story.ts"} <= {i.filename for i in videos}
+            assert all(i.compress_type == zipfile.ZIP_STORED for i in videos)  # (H.264 does not deflate)
         saved = shutil.copy(bundle, tmp_path / "story.zip")
         registry_before = entry_of(server["controller"], client).session.registry_snapshot()
         assert two[5] != undone[2]  # the Entities panel went back to one scene
@@ -308,6 +310,7 @@ def test_undo_new_story_and_a_bundle_that_survives_a_restart(server, tmp_path):
         assert [row[1] for row in loaded[1]["data"]] == ["A girl with a blue scarf plays with a cat."]
         session = controller.sessions.find(other.session_hash).session
         assert session.registry_snapshot() == registry_before
+        assert session.video.complete_join() is not None  # shown from the saved join, not joined again
         more = scene(other, "The girl and the cat sleep.", seed=9)
         assert [row[0] for row in more[4]["data"]] == [1, 2]
 
@@ -625,6 +628,23 @@ def test_a_new_signing_key_is_written_whole(tmp_path):
     assert len(key) == 32 and (tmp_path / "bundle.key").stat().st_mode & 0o777 == 0o600
     assert bundles.load_or_create_key(tmp_path / "bundle.key") == key
     assert [p.name for p in tmp_path.iterdir()] == ["bundle.key"]  # no temporary left beside it
+
+
+def test_a_file_is_written_whole_or_not_at_all(tmp_path):
+    """The one writer of the agent's mappings, the signing key and the memory pictures."""
+    from iamflow.files import write_atomic
+
+    target = tmp_path / "folder" / "mapping.json"
+    write_atomic(target, "first")
+    write_atomic(target, b"second", sync=True)
+    assert target.read_bytes() == b"second" and target.stat().st_mode & 0o777 == 0o600
+
+    class Unwritable:  # a write that fails part-way (here: data the file cannot take)
+        pass
+
+    with pytest.raises(TypeError):
+        write_atomic(target, Unwritable())
+    assert target.read_bytes() == b"second" and [p.name for p in target.parent.iterdir()] == ["mapping.json"]
 
 
 def test_the_command_line_binds_to_localhost_without_share():

@@ -90,6 +90,34 @@ def test_the_joined_story_grows_by_the_new_segments_and_forgets_undone_ones(tmp_
     story.close()
 
 
+def test_a_saved_story_carries_its_join_and_a_loaded_one_shows_it_without_joining_again(runtime, tmp_path):
+    """Loading a long story does not join its segments again: the join saved with it is the loaded story's, and the
+    next turn appends to it. A story saved without a join (never shown) loads as before and joins when asked."""
+    from iamflow.story_files import JOINED_NAME, VIDEO_DIR
+
+    session = StorySession(runtime, video_dir=tmp_path / "video")
+    tell(session, 2)
+    unjoined = session.save(tmp_path / "saved-unjoined")
+    assert not (unjoined / VIDEO_DIR / JOINED_NAME).exists()
+    shown = read_video(session.video.join(tmp_path / "shown.mp4"))  # what the app does after every turn
+    saved = session.save(tmp_path / "saved")
+    assert (saved / VIDEO_DIR / JOINED_NAME).is_file()
+
+    loaded = StorySession.load(saved, runtime, video_dir=tmp_path / "loaded")
+    kept = loaded.video.complete_join()
+    assert kept is not None and kept.read_bytes() == (saved / VIDEO_DIR / JOINED_NAME).read_bytes()
+    np.testing.assert_array_equal(read_video(loaded.video.join(tmp_path / "loaded.mp4")), shown)
+    assert os.stat(loaded.video.complete_join()).st_ino == os.stat(kept).st_ino  # shown as it came, not joined again
+    tell(loaded, 1, seed=100)
+    tell(session, 1, seed=100)
+    np.testing.assert_array_equal(read_video(loaded.video.join(tmp_path / "loaded-next.mp4")),
+                                  read_video(session.video.join(tmp_path / "next.mp4")))
+
+    plain = StorySession.load(unjoined, runtime, video_dir=tmp_path / "plain")
+    assert plain.video.complete_join() is None
+    np.testing.assert_array_equal(read_video(plain.video.join(tmp_path / "plain.mp4")), shown)
+
+
 def test_load_and_undo_replay_a_bounded_tail_of_the_story(runtime, tmp_path):
     counts = {}
     for scenes in (3, 12):

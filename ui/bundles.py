@@ -25,14 +25,15 @@ from typing import Any, Callable
 
 from iamflow.config import ConfigError
 from iamflow.files import write_atomic
-from iamflow.story_files import MAPPING_NAME, PRESET_NAME, PROMPTS_NAME, SEGMENT_NAME, STORY_NAME, VIDEO_DIR
+from iamflow.story_files import (JOINED_NAME, MAPPING_NAME, PRESET_NAME, PROMPTS_NAME, SEGMENT_NAME, STORY_NAME,
+                                 VIDEO_DIR)
 from iamflow.video import display_scale
 
 logger = logging.getLogger(__name__)
 
 SIGNATURE_NAME = "bundle.sig.json"
 MEMBERS = (STORY_NAME, MAPPING_NAME, PROMPTS_NAME, PRESET_NAME, SIGNATURE_NAME)  # what ``pack`` of a saved story holds
-# ... and its video segments, VIDEO_DIR/chunk-NNNN.ts
+# ... and its video: the segments VIDEO_DIR/chunk-NNNN.ts and their join VIDEO_DIR/story.ts
 SMALL_MEMBER_BYTES = {SIGNATURE_NAME: 4096, PRESET_NAME: 4096, PROMPTS_NAME: 16 * 2**20}
 MAX_UNPACKED_BYTES = 2 * 1024**3
 # A saved story compresses about 1.2:1 (tensors) and up to 10:1 (JSON); far more means padding, not a story.
@@ -112,8 +113,8 @@ def pack(directory: str | Path, zip_path: str | Path, key: bytes) -> Path:
     files.pop(SIGNATURE_NAME, None)
     zip_path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, path in files.items():
-            archive.write(path, name)
+        for name, path in files.items():  # (H.264 does not deflate: the video is stored as it is)
+            archive.write(path, name, compress_type=zipfile.ZIP_STORED if name.endswith(".ts") else None)
         signature = _digest(key, {name: _file_digest(path) for name, path in files.items()})
         archive.writestr(SIGNATURE_NAME, json.dumps({"format": 1, "hmac_sha256": signature}))
     return zip_path
@@ -126,9 +127,9 @@ def _member_name(info: zipfile.ZipInfo) -> str:
     return name.as_posix()
 
 
-def _is_segment(name: str) -> bool:
+def _is_video(name: str) -> bool:
     folder, _, base = name.partition("/")
-    return folder == VIDEO_DIR and SEGMENT_NAME.fullmatch(base) is not None
+    return folder == VIDEO_DIR and (SEGMENT_NAME.fullmatch(base) is not None or base == JOINED_NAME)
 
 
 def _read_small(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> Any:
@@ -182,7 +183,7 @@ def _unpack(archive: zipfile.ZipFile, directory: Path, key: bytes, size_bound) -
     names: dict[str, zipfile.ZipInfo] = {}
     for info in infos:
         name = _member_name(info)
-        if name not in MEMBERS and not _is_segment(name):
+        if name not in MEMBERS and not _is_video(name):
             raise BundleError(f"{DAMAGED}: it holds a file no saved story has ({name!r})")
         if name in names:
             raise BundleError(f"{DAMAGED}: it holds {name!r} twice")

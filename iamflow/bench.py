@@ -625,6 +625,9 @@ def app_run(args: argparse.Namespace) -> dict:
                          data_dir=Path(tempfile.mkdtemp(prefix="iamflow-bench-app-")), max_live_sessions=2,
                          max_sessions_per_client=2, idle_drop_s=3600, idle_release_s=3600, sweep_every_s=3600)
     marks = _mark_first_segment_path()
+    sampler = _StackSampler() if args.sample_stacks else None
+    if sampler is not None:
+        sampler.start()
     if args.switch_interval:
         sys.setswitchinterval(args.switch_interval)
     controller = StoryController(options, load_runtime=load_runtime)
@@ -677,6 +680,11 @@ def app_run(args: argparse.Namespace) -> dict:
                 # the server's CPU seconds since the last scene's line (this turn, and the page's requests after it)
                 "server_cpu_seconds": _cpu_seconds(server) - cpu_mark,
             })
+            if args.sample_stacks:  # every step of every segment, seconds from Add scene (the client's submit)
+                start, end = scene["submitted"], scene["last_arrival"]
+                result["app"][-1]["timeline"] = {
+                    step: [round(t - start, 4) for t in times if start <= t <= end] for step, times in marks.items()}
+                result["app"][-1]["timeline"]["page received"] = [round(t - start, 4) for t in scene["arrivals"]]
             cpu_mark = _cpu_seconds(server)
             logger.info("app scene %d: first segment %.3f s, %.1f fps, turn %.2f s", index, segments[0],
                         frames / segments[-1], scene["turn_seconds"])
@@ -697,6 +705,8 @@ def app_run(args: argparse.Namespace) -> dict:
             result["last10_over_first10"] = result["turn_last10_mean_s"] / result["turn_first10_mean_s"]
             result["turn_server_cpu_seconds"] = _ratio_of_means([a["server_cpu_seconds"] for a in result["app"]])
         result["server_rss_growth_mib"] = (server.memory_info().rss - rss_start) / 2**20
+        if sampler is not None:
+            result["server_threads"] = sampler.stop()
         page.communicate("done\n", timeout=60)
 
         def session_alone() -> list[dict]:
@@ -731,9 +741,12 @@ def _mark_first_segment_path() -> dict[str, list[float]]:
     from iamflow import story_files
     from iamflow.session import StorySession
 
+    from gradio.queueing import Queue
+
     marks: dict[str, list[float]] = {"scene started": [], "chunk handed out": [], "segment written": [],
-                                     "gradio stream start": [], "gradio stream end": []}
+                                     "gradio stream start": [], "gradio stream end": [], "message queued": []}
     add_scene, write_video, stream_output = StorySession.add_scene, story_files.write_video, gr.Video.stream_output
+    send_message = Queue.send_message
 
     @functools.wraps(add_scene)
     def timed_add_scene(self, *args, **kwargs):
@@ -756,9 +769,94 @@ def _mark_first_segment_path() -> dict[str, list[float]]:
         finally:
             marks["gradio stream end"].append(time.monotonic())
 
+    @functools.wraps(send_message)
+    def timed_send_message(self, event, message):
+        if getattr(message, "msg", None) in ("process_generating", "process_streaming"):
+            marks["message queued"].append(time.monotonic())  # put on the session's SSE queue, on the loop thread
+        return send_message(self, event, message)
+
     StorySession.add_scene, story_files.write_video = timed_add_scene, timed_write_video
-    gr.Video.stream_output = timed_stream_output
+    gr.Video.stream_output, Queue.send_message = timed_stream_output, timed_send_message
     return marks
+
+
+class _StackSampler:
+    """What each thread of this process is doing, sampled every ``interval`` seconds on a thread of its own (the
+    innermost frames of each Python stack, counted per thread name), and how late the server's event loop runs a
+    callback handed to it (its lag): the loop is found on its first ``send_message``."""
+
+    def __init__(self, interval: float = 0.01, depth: int = 6):
+        import threading
+
+        self.interval, self.depth = interval, depth
+        self.counts: dict[str, dict[str, int]] = {}
+        self.lags: list[tuple[float, float]] = []  # (monotonic when asked, seconds late)
+        self.loop = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-stack-sampler", daemon=True)
+
+    def start(self) -> None:
+        import functools
+
+        from gradio.queueing import Queue
+
+        send_message, sampler = Queue.send_message, self
+
+        @functools.wraps(send_message)
+        def find_loop(queue, event, message):
+            if sampler.loop is None:
+                import asyncio
+
+                try:
+                    sampler.loop = asyncio.get_running_loop()
+                except RuntimeError:
+                    pass
+            return send_message(queue, event, message)
+
+        Queue.send_message = find_loop
+        self._thread.start()
+
+    def stop(self) -> dict:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        lags = [lag for _, lag in self.lags]
+        top = {name: dict(sorted(c.items(), key=lambda kv: -kv[1])[:12]) for name, c in self.counts.items()}
+        return {"interval_s": self.interval, "stacks": top, "loop_lag_max_s": max(lags, default=None),
+                "loop_lag_p99_s": _percentile(lags, 99) if lags else None,
+                "loop_lags_over_50ms": [(at, lag) for at, lag in self.lags if lag > 0.05]}
+
+    def _run(self) -> None:
+        import threading
+
+        me = threading.get_ident()
+        asked: list[float] = []
+        while not self._stop.wait(self.interval):
+            names = {t.ident: t.name for t in threading.enumerate()}
+            for ident, frame in sys._current_frames().items():
+                if ident == me:
+                    continue
+                where = []
+                while frame is not None and len(where) < self.depth:
+                    code = frame.f_code
+                    where.append(f"{Path(code.co_filename).name}:{code.co_name}:{frame.f_lineno}")
+                    frame = frame.f_back
+                name = names.get(ident, str(ident))
+                name = "anyio worker" if name.startswith("AnyIO worker") else name
+                per = self.counts.setdefault(name, {})
+                key = " < ".join(where)
+                per[key] = per.get(key, 0) + 1
+            if self.loop is not None and not asked:  # one probe at a time: its lateness is the loop's lag
+                at = time.monotonic()
+                asked.append(at)
+
+                def answered(at=at):
+                    self.lags.append((at, time.monotonic() - at))
+                    asked.clear()
+
+                try:
+                    self.loop.call_soon_threadsafe(answered)
+                except RuntimeError:  # the loop has closed
+                    self.loop = None
 
 
 def _first_segment_path(marks: dict[str, list[float]], submitted: float, arrived: float | None) -> dict | None:
@@ -809,6 +907,7 @@ def app_client(url: str, scenes: int, scene_seconds: float, download_files: bool
             print(json.dumps({"session_hash": client.session_hash, "scene": {
                 "segment_arrivals": [t for t, _ in shown], "submitted": submitted,
                 "first_arrival": shown[0][1] if shown else None, "turn_seconds": time.perf_counter() - clock,
+                "arrivals": [at for _, at, _ in updates], "last_arrival": updates[-1][1] if updates else submitted,
             }}), flush=True)
         operations: dict = {}
         sys.stdin.readline()  # the server has read the last scene
@@ -992,6 +1091,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="--app: Python's thread switch interval in the server's process (sys.setswitchinterval)")
     parser.add_argument("--client-no-download", action="store_true",
                         help="--app: the page's client takes each update as it comes, without fetching its files")
+    parser.add_argument("--sample-stacks", action="store_true",
+                        help="--app: every step of every segment on one clock, the server's event-loop lag, and what "
+                             "each server thread was doing (sampled every 10 ms)")
     parser.add_argument("--app-only", action="store_true", help="--app without the same scenes through StorySession alone")
     parser.add_argument("--app-client", default=None, metavar="URL", help=argparse.SUPPRESS)  # --app's page side
     parser.add_argument("--fp8-check", action="store_true",

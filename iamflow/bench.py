@@ -685,6 +685,7 @@ def app_run(args: argparse.Namespace) -> dict:
                 result["app"][-1]["timeline"] = {
                     step: [round(t - start, 4) for t in times if start <= t <= end] for step, times in marks.items()}
                 result["app"][-1]["timeline"]["page received"] = [round(t - start, 4) for t in scene["arrivals"]]
+                result["app"][-1]["submitted_monotonic"] = start
             cpu_mark = _cpu_seconds(server)
             logger.info("app scene %d: first segment %.3f s, %.1f fps, turn %.2f s", index, segments[0],
                         frames / segments[-1], scene["turn_seconds"])
@@ -791,6 +792,7 @@ class _StackSampler:
         self.interval, self.depth = interval, depth
         self.counts: dict[str, dict[str, int]] = {}
         self.lags: list[tuple[float, float]] = []  # (monotonic when asked, seconds late)
+        self.stalls: list[tuple[float, float, dict]] = []  # (monotonic, seconds this sampler woke late, where others were)
         self.loop = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-stack-sampler", daemon=True)
@@ -823,15 +825,24 @@ class _StackSampler:
         top = {name: dict(sorted(c.items(), key=lambda kv: -kv[1])[:12]) for name, c in self.counts.items()}
         return {"interval_s": self.interval, "stacks": top, "loop_lag_max_s": max(lags, default=None),
                 "loop_lag_p99_s": _percentile(lags, 99) if lags else None,
-                "loop_lags_over_50ms": [(at, lag) for at, lag in self.lags if lag > 0.05]}
+                "loop_lags_over_50ms": [(at, lag) for at, lag in self.lags if lag > 0.05],
+                "sampler_woke_late_over_50ms": self.stalls}
 
     def _run(self) -> None:
         import threading
 
         me = threading.get_ident()
         asked: list[float] = []
-        while not self._stop.wait(self.interval):
+        due = time.monotonic() + self.interval
+        while not self._stop.wait(max(0.0, due - time.monotonic())):
+            late, due = time.monotonic() - due, time.monotonic() + self.interval
             names = {t.ident: t.name for t in threading.enumerate()}
+            if late > 0.05:  # this thread could not run (the interpreter's lock held, or no CPU): who ran meanwhile
+                where = {}
+                for ident, frame in sys._current_frames().items():
+                    if ident != me and names.get(ident, "").startswith(("iamflow-device-worker", "AnyIO", "segments")):
+                        where[names[ident]] = f"{Path(frame.f_code.co_filename).name}:{frame.f_code.co_name}:{frame.f_lineno}"
+                self.stalls.append((time.monotonic(), late, where))
             for ident, frame in sys._current_frames().items():
                 if ident == me:
                     continue

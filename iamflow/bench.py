@@ -888,9 +888,27 @@ def _first_segment_path(marks: dict[str, list[float]], submitted: float, arrived
         "first chunk to its segment written (H.264 encode)": at["segment written"] - at["chunk handed out"],
         "segment written to Gradio's stream handling": at["gradio stream start"] - at["segment written"],
         "Gradio's stream handling (probe, mux)": at["gradio stream end"] - at["gradio stream start"],
-        "to the page's client (message, download)": arrived - at["gradio stream end"],
+        "to the message queued for the page": at["message queued"] - at["gradio stream end"],
+        "message queued to the page's client (send, receive, download)": arrived - at["message queued"],
         "total": arrived - submitted,
     }
+
+
+def _as_they_come(job, clock: float, poll_s: float = 0.002):
+    """``(seconds since clock, time.monotonic(), outputs)`` for each update of a gradio_client ``job`` as it arrives,
+    to within ``poll_s``. (Iterating the job itself reads late: its ``__next__`` sleeps while holding the lock the
+    thread that receives the server's messages needs, so that thread waits and the updates come in bursts.)"""
+    seen = 0
+    while True:
+        done = job.done()
+        outputs = job.outputs()  # (takes the lock only to read the list)
+        now, at = time.perf_counter() - clock, time.monotonic()
+        for update in outputs[seen:]:
+            yield now, at, update
+        seen = len(outputs)
+        if done:
+            return
+        time.sleep(poll_s)
 
 
 def app_client(url: str, scenes: int, scene_seconds: float, download_files: bool = True) -> None:
@@ -912,7 +930,7 @@ def app_client(url: str, scenes: int, scene_seconds: float, download_files: bool
         for index, prompt in enumerate(prompts):
             clock, submitted = time.perf_counter(), time.monotonic()  # (monotonic: the server's clock too)
             job = client.submit(prompt=prompt, seconds=scene_seconds, seed=index, api_name="/add_scene")
-            updates = [(time.perf_counter() - clock, time.monotonic(), outputs) for outputs in job]
+            updates = list(_as_they_come(job, clock))
             job.result()
             shown = [(t, at) for t, at, outputs in updates[:-1] if outputs[0]]  # the last: the story view
             print(json.dumps({"session_hash": client.session_hash, "scene": {

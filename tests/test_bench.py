@@ -20,7 +20,7 @@ def test_app_bench_drives_the_app_and_the_session_on_the_embedded_model(tmp_path
     out = tmp_path / "app.json"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
     done = subprocess.run([sys.executable, "-m", "iamflow.bench", "--app", "--preset", "storyworld", "--scenes", "1",
-                           "--scene-seconds", "1", "--out", str(out)], capture_output=True, text=True, timeout=900, env=env)
+                           "--scene-seconds", "1", "--sample-stacks", "--out", str(out)], capture_output=True, text=True, timeout=900, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(out.read_text())
     (app,), (alone,) = report["app"], report["session"]
@@ -35,6 +35,12 @@ def test_app_bench_drives_the_app_and_the_session_on_the_embedded_model(tmp_path
     # where the seconds to the first segment went: every step in order on one clock, adding up to the client's wait
     path = app["first_segment_path"]
     steps = [seconds for step, seconds in path.items() if step != "total"]
-    assert len(steps) == 6 and min(steps) >= 0
+    assert len(steps) == 7 and min(steps) >= 0
     assert abs(sum(steps) - path["total"]) < 1e-6 and path["total"] <= app["first_segment_seconds"] + 0.05
     assert app["server_cpu_seconds"] > 0
+    # --sample-stacks: every segment's steps, in order, and what the server's threads were doing
+    timeline = app["timeline"]
+    assert len(timeline["message queued"]) == len(timeline["page received"]) >= app["segments"]
+    assert all(q <= r for q, r in zip(timeline["message queued"], timeline["page received"]))
+    threads = report["server_threads"]
+    assert "iamflow-device-worker-main" in threads["stacks"] and threads["loop_lag_max_s"] is not None

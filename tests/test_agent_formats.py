@@ -1,6 +1,7 @@
 """Entity agent (rules backend) on more ways scripts are written by others: speaker labels before a quoted line,
 names listed together, robot designations, screenplay capitals, "Pip the hedgehog", a name in the speaker's own
-words, the same pair of children prompt after prompt, a name with an epithet, a crew named with its captain.
+words, the same pair of children prompt after prompt, a name with an epithet, a crew named with its captain;
+names that sit or stand, a shot "of" a name, shot-list codes and camera words, "the male" and "the female".
 
 Real spaCy and MiniLM throughout.
 """
@@ -125,3 +126,48 @@ def test_an_image_prompt_redescribes_its_one_robot_but_a_named_animal_is_not_a_n
     alpha = ids_at(scenes[0], prompts[0], "Alpha")
     young = ids_at(scenes[1], prompts[1], "wolf")
     assert len(alpha) == 1 and len(young) == 1 and young != alpha
+
+
+def test_a_name_that_sits_or_stands_is_someone():
+    prompts = ["Interior of a narrow cabin. Magistrate Orwell sits at the end of the bench, his hands folded.",
+               "Pell stands by the window, holding a lantern.",
+               "Orwell looks up at Pell."]
+    _, scenes = story(*prompts)
+    orwell = ids_at(scenes[0], prompts[0], "Orwell")
+    assert len(orwell) == 1
+    pell = ids_at(scenes[1], prompts[1], "Pell")
+    assert len(pell) == 1 and pell != orwell
+    assert ids_at(scenes[2], prompts[2], "Orwell") == orwell and ids_at(scenes[2], prompts[2], "Pell") == pell
+
+
+def test_a_shot_of_a_name_and_a_name_the_parser_hung_on_a_participle():
+    prompts = ["Close-up of Hennessy, with his tired eyes and grey stubble, leaning on the bar.",
+               "Wide shot of Marisol Vega waiting at the bus stop in the rain."]
+    _, scenes = story(*prompts)
+    assert len(ids_at(scenes[0], prompts[0], "Hennessy")) == 1
+    vega = [e for e in scenes[1].entities if ids_at(scenes[1], prompts[1], "Marisol") == [e.global_id]]
+    assert len(vega) == 1 and vega[0].surface == "Marisol Vega"
+
+
+def test_shot_list_codes_and_camera_words_name_no_one():
+    prompts = ["3.1 LS Daniel sitting alone on the pier, pulling his coat tight",
+               "3.2 CU Daniel’s hand grips the rail",
+               "3.3 Pan left Wide Shot on the empty harbour",
+               "3.4 MCU Reaction Shot – Daniel looks up"]
+    _, scenes = story(*prompts)
+    pavel = ids_at(scenes[0], prompts[0], "Daniel")
+    assert len(pavel) == 1 and [e.global_id for e in scenes[0].entities] == pavel
+    assert ids_at(scenes[1], prompts[1], "Daniel") == pavel
+    assert scenes[2].entities == []
+    assert [e.global_id for e in scenes[3].entities] == pavel
+
+
+def test_the_male_and_the_female_are_characters_and_the_female_character_is_named_by_female():
+    prompts = ["Close up of the male noticing the female, then walking off.",
+               "Medium shot of the female character looking away, the male leaves."]
+    _, scenes = story(*prompts)
+    female = ids_at(scenes[0], prompts[0], "female")
+    male = ids_at(scenes[0], prompts[0], "male noticing")
+    assert len(female) == 1 and len(male) == 1 and female != male
+    assert ids_at(scenes[1], prompts[1], "female") == female
+    assert ids_at(scenes[1], prompts[1], "male leaves") == male

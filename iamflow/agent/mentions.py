@@ -50,6 +50,14 @@ _ADJECTIVE_NOUNS = {"giant", "dwarf", "baby", "monster", "mammoth", "titan"}  # 
 _HEADING_FUNCTION_WORDS = {"of", "the", "a", "an", "and", "in", "on", "at", "to", "for", "with", "from", "by"}
 _NAME_AGE_WORDS = {"young", "little", "old", "older", "younger", "baby", "teenage", "adult", "elderly"}
 _SHOT_BREAK = re.compile(r"\s+[-–—]{1,2}\s+")
+# "1.2 LS Ezra sitting ...", "CU Ezra's hand ...": a shot number and a shot-size code head a shot-list line
+_SHOT_CODE = re.compile(r"^\s*(?:\d+(?:\.\d+)*\s+)?(?:ECU|XCU|CU|MCU|MS|MLS|LS|ELS|XLS|WS|EWS|OTS|POV)\s+(?=\S)")
+# nouns of a shot heading whose "of"/"on" object is what the shot shows ("Close-up of Gandalf")
+_SHOT_NOUNS = {"shot", "closeup", "close-up", "view", "angle", "take"}
+# camera moves and shot kinds written in capitals in a shot list ("Tilt down Wide Shot on ...", "Reaction Shot –")
+_CAMERA_WORDS = {"tilt", "pan", "zoom", "dolly", "track", "tracking", "reaction", "follow", "establishing", "crane",
+                 "wide", "close", "low", "high", "aerial", "overhead", "handheld", "medium", "long"}
+_CAMERA_AFTER = {"shot", "up", "down", "in", "out", "left", "right", "angle"}
 _WORD = re.compile(r"[A-Za-z][\w'-]*")
 _BARE_NOUN_AFTER = {"to", "with", "at", "from", "by", "behind", "beside", "toward", "towards", "for", "near",
                     "past", "around", "between"}
@@ -188,6 +196,9 @@ def readable_markup(text: str) -> tuple[str, list[int], dict[int, str]]:
     _screenplay_capitals(text, replaced, inserts)
     for match in re.finditer(r"(?<=[a-z])\((?=[\w/ ]{1,20}\))", text):
         inserts[match.start()] = " "  # "the cat(1/2 screen)": a glued parenthesis is its own word
+    code = _SHOT_CODE.match(text)
+    if code and not any(s < code.end() for s in replaced):
+        replaced[0] = (code.end(), "", [])
     for match in _SHOT_BREAK.finditer(text):
         if match.start() > 0 and text[match.start() - 1] not in ".!?:;" and \
                 not any(s <= match.start() < e for s, (e, _, _) in replaced.items()):
@@ -508,6 +519,9 @@ class PromptAnalyzer:
             return True
         if token.i in self.heading_tokens:
             return False
+        nxt = token.doc[token.i + 1] if token.i + 1 < len(token.doc) else None
+        if token.lower_ == "shot" or token.lower_ in _CAMERA_WORDS and nxt is not None and nxt.lower_ in _CAMERA_AFTER:
+            return False  # "Tilt down Wide Shot on children ...", "Reaction Shot – Ezra looks up": the camera
         if token.pos_ == "NOUN" and token.text[:1].isupper() and token.lower_ in self.known_names and \
                 token.lower_ not in lexicon.CHARACTER_NOUNS:
             return True  # a name the story already knows, whatever the tagger made of it ("Florence hands ...")
@@ -553,9 +567,18 @@ class PromptAnalyzer:
             return False
         if any(c.dep_ == "det" for c in token.children) and not self._stage_name(token):
             return False
+        place = token.ent_type_ in ("GPE", "LOC", "FAC")
         if token.dep_ in ("nsubj", "nsubjpass") and token.head.pos_ in ("VERB", "AUX") and \
-                token.head.lemma_ not in ("be", "lie", "stretch", "glow", "sit", "stand", "rise", "loom", "sprawl"):
-            return True
+                token.head.lemma_ not in ("be", "lie", "stretch", "glow", "rise", "loom", "sprawl") and \
+                not (token.head.lemma_ in ("sit", "stand") and place):
+            return True  # "Ellie stands in the doorway" (but "Florence sits on the Arno", a place the NER knows)
+        if token.dep_ == "compound" and token.head.tag_ == "VBG" and token.head.dep_ in ("pobj", "dobj", "ROOT"):
+            return True  # "Close-up of Vera Claythorne standing ...": the parser made the name a modifier of the verb
+        if token.dep_ == "pobj" and token.head.lower_ in ("of", "on") and not place:
+            shot = token.head.head
+            if shot.lower_ in _SHOT_NOUNS or shot.lower_ == "up" and shot.i >= 2 and \
+                    self.doc[shot.i - 2].lower_ == "close":
+                return True  # "Close-up of Gandalf, with his wise eyes ...": what the shot shows
         return token.dep_ in ("dative",) or token.dep_ == "dobj" and token.head.pos_ == "VERB" and any(
             c.dep_ == "dobj" and c.i != token.i for c in token.head.children)
 
@@ -1098,6 +1121,9 @@ class PromptAnalyzer:
         else:
             start, end = head_token.idx, head_token.idx + len(head_token.text)
             surface = _phrase(head_token, include_of=False)
+            sex_words = [c for c in head_token.lefts if c.lower_ in _SEX_WORDS and c.dep_ in ("amod", "compound")]
+            if sex_words:
+                start = min(start, sex_words[0].idx)  # "the female character": the word that says who it is
             if given_name:
                 start = min(start, min(c.idx for c in given_name))
         relation = None

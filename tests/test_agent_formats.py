@@ -171,3 +171,35 @@ def test_the_male_and_the_female_are_characters_and_the_female_character_is_name
     assert len(female) == 1 and len(male) == 1 and female != male
     assert ids_at(scenes[1], prompts[1], "female") == female
     assert ids_at(scenes[1], prompts[1], "male leaves") == male
+
+
+def test_a_title_case_epithet_is_a_name_with_its_nouns_kind():
+    prompts = ["In the great hall, the Red King sits on his throne. The Grey Knight kneels before him, her helmet "
+               "under her arm.",
+               "The Red King rises and the Grey Knight follows him out."]
+    _, scenes = story(*prompts)
+    king = [e for e in scenes[0].entities if e.global_id in ids_at(scenes[0], prompts[0], "Red King")]
+    knight = [e for e in scenes[0].entities if e.global_id in ids_at(scenes[0], prompts[0], "Grey Knight")]
+    assert len(king) == 1 and len(knight) == 1 and king[0].global_id != knight[0].global_id
+    assert king[0].surface == "Red King" and king[0].name.startswith("man_")
+    assert ids_at(scenes[1], prompts[1], "Red King") == [king[0].global_id]
+    assert ids_at(scenes[1], prompts[1], "Grey Knight") == [knight[0].global_id]
+
+
+def test_creatures_that_act_together_are_one_group_and_a_named_cat_in_apposition():
+    prompts = ["The goblins creep out of the cave at dusk. A young shepherd watches them from the hill.",
+               "Inside the old barn, Biscuit, a fat ginger cat with a torn ear, sleeps on the hay."]
+    _, scenes = story(*prompts)
+    goblins = ids_at(scenes[0], prompts[0], "goblins")
+    assert len(goblins) == 1 and ids_at(scenes[0], prompts[0], "them") == goblins
+    assert ids_at(scenes[0], prompts[0], "shepherd") != goblins
+    cat = [e for e in scenes[1].entities if e.global_id in ids_at(scenes[1], prompts[1], "Biscuit")]
+    assert len(cat) == 1 and cat[0].kind == "animal" and cat[0].name.startswith("cat_")
+    assert len(scenes[1].entities) == 1
+
+
+def test_a_names_span_covers_its_title():
+    prompt = "Prince Alaric, tall and grave, walks into the courtyard."
+    _, scenes = story(prompt)
+    assert len(ids_at(scenes[0], prompt, "Prince")) == 1
+    assert ids_at(scenes[0], prompt, "Prince") == ids_at(scenes[0], prompt, "Alaric")

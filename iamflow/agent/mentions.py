@@ -529,6 +529,8 @@ class PromptAnalyzer:
             return False
         if token.lower_ in self.known_names or any(p.lower() in self.known_names for p in token.text.split()):
             return True
+        if token.lower_ in lexicon.CHARACTER_NOUNS and self._title_case_name(token):
+            return True  # "The White Witch, with her icy crown, stands ...": a title-case epithet is her name
         if token.lower_ in lexicon.CHARACTER_NOUNS or token.lower_ in lexicon.LOCATION_NOUNS:
             return False
         if any(c.dep_ == "det" and c.lower_ == "the" for c in token.children) and token.text[:1].isupper() and any(
@@ -544,7 +546,7 @@ class PromptAnalyzer:
         if token.i in self.person_tokens or self._epithet_name(token):
             return True
         if token.i in self.non_name_tokens and not any(
-                c.dep_ == "appos" and noun_info(c) and noun_info(c).kind == "person" for c in token.children) \
+                c.dep_ == "appos" and noun_info(c) for c in token.children) \
                 and not self._acts_like_a_name(token) and not (
                 token.dep_ == "appos" and token.head.i < token.i and noun_info(token.head) is not None and
                 token.head.tag_ == "NN"):  # "His dark cat, Spark, is watching": a name set beside its noun
@@ -595,6 +597,19 @@ class PromptAnalyzer:
             (nxt is None or nxt.pos_ in ("PUNCT", "VERB", "AUX", "ADP", "CCONJ", "SCONJ", "PART")) and \
             token.dep_ in ("nsubj", "dobj", "pobj", "conj")
 
+    @staticmethod
+    def _title_case_name(token) -> bool:
+        """"The White Witch", "the Evil Queen": "the", capitalised words, then a capitalised character noun,
+        standing where a character stands."""
+        det = next((c for c in token.children if c.dep_ == "det"), None)
+        if det is None or det.lower_ != "the" or not token.text[:1].isupper() or token.text.isupper():
+            return False
+        between = token.doc[det.i + 1: token.i]
+        return len(between) >= 1 and all(t.text[:1].isupper() and t.pos_ in ("PROPN", "ADJ") and
+                                         t.lower_ not in lexicon.CHARACTER_NOUNS for t in between) and \
+            token.dep_ in ("nsubj", "nsubjpass", "dobj", "appos", "pobj", "conj") and \
+            token.ent_type_ not in ("GPE", "LOC", "FAC")
+
     def _stage_name(self, token) -> bool:
         """"The Great Orlando": "the" before capitalised words that end in a proper noun that is not a place."""
         det = next((c for c in token.children if c.dep_ == "det"), None)
@@ -608,6 +623,9 @@ class PromptAnalyzer:
     def _name_text(self, token) -> str:
         if token.i in self.tags:
             return self.tags[token.i]
+        if token.lower_ in lexicon.CHARACTER_NOUNS and self._title_case_name(token):
+            det = next(c for c in token.children if c.dep_ == "det")
+            return _joined(token.doc[det.i + 1: token.i + 1])  # "Evil Queen", whatever the tagger made of "Evil"
         parts = [c for c in token.children if c.dep_ == "compound" and c.pos_ == "PROPN"
                  and c.lower_ not in _TITLE_WORDS and c.i < token.i]
         toks = sorted(parts + [token], key=lambda t: t.i)
@@ -1027,6 +1045,11 @@ class PromptAnalyzer:
                 names.append(self._name_text(t))
                 name_token = name_token or t
                 attrs.extend(a for a in self.attributes(t) if a not in attrs)
+                titled = noun_info(t) if self._title_case_name(t) else None
+                if titled is not None:  # "the Evil Queen" is a woman, "the White Rabbit" a rabbit
+                    heads.append(t.lemma_.lower())
+                    if kind is None:
+                        kind, base, gender = titled.kind, titled.base, titled.gender
                 for c in t.children:
                     if c.dep_ == "compound" and (c.lower_ in _TITLE_WORDS or noun_info(c)) and c.i < t.i:
                         heads.append(c.lower_)
@@ -1111,8 +1134,8 @@ class PromptAnalyzer:
         if name_token is not None:
             span_tok = name_token
             start = min(t.idx for t in [span_tok] + [c for c in span_tok.children if c.dep_ == "compound"
-                                                      and c.pos_ == "PROPN" and c.lower_ not in _TITLE_WORDS
-                                                      and c.i < span_tok.i])
+                                                      and c.pos_ == "PROPN" and c.i < span_tok.i])
+            # (a title before the name is part of the span, "Prince Charming", not of the name)
             end = span_tok.idx + len(span_tok.text)
             if span_tok.i in self.tags and span_tok.dep_ == "appos" and span_tok.head.i < span_tok.i and \
                     span_tok.head in chain:
@@ -1289,15 +1312,15 @@ class PromptAnalyzer:
         if any(c.lower_ == "other" for c in tok.children):
             return None  # "the other passengers": the background around the characters
         owned = any(c.dep_ == "poss" for c in tok.children)
-        acting = (info.kind == "person" and (det_word in ("the", "these", "those") or owned) or
+        acting = (info.kind in ("person", "creature") and (det_word in ("the", "these", "those") or owned) or
                   info.kind == "animal" and det_word == "the" and tok.dep_ == "nsubj" or
                   tok.lower_ == "people" and not det_word and tok.dep_ == "nsubj") and (
             tok.dep_ in ("nsubj", "nsubjpass", "dobj") or tok.dep_ == "conj" and (
                 tok.head.dep_ in ("nsubj", "nsubjpass", "dobj") or tok.head.dep_ == "pobj" and
                 tok.head.head.lower_ == "with")) and \
             not any(c.dep_ == "neg" for c in head.children)  # "the beekeepers are not in the frame"
-        if info.kind not in ("person", "animal") or not (in_group_of or acting):
-            return None
+        if info.kind not in ("person", "animal", "creature") or not (in_group_of or acting):
+            return None  # (creatures: "the seven dwarfs gather around her", "the goblins attack")
         return Mention(start=tok.idx, end=tok.idx + len(tok.text), surface=_phrase(tok, include_of=False),
                        form="indefinite" if in_group_of else "definite", kind=info.kind, base="group",
                        heads=[tok.lemma_.lower()], token=tok.i, sentence=sent_of.get(tok.i, 0),

@@ -203,3 +203,38 @@ def test_a_names_span_covers_its_title():
     _, scenes = story(prompt)
     assert len(ids_at(scenes[0], prompt, "Prince")) == 1
     assert ids_at(scenes[0], prompt, "Prince") == ids_at(scenes[0], prompt, "Alaric")
+
+
+def test_two_names_joined_by_and_and_a_name_again_in_the_same_prompt():
+    prompt = ("Night falls over the harbour. Tristan and Isolde meet for the first time on the quay. Tristan waits "
+              "by a lamp post, his eyes on Isolde, who is talking with sailors.")
+    _, scenes = story(prompt)
+    tristan = ids_at(scenes[0], prompt, "Tristan")
+    isolde = ids_at(scenes[0], prompt, "Isolde")
+    assert len(tristan) == 1 and len(isolde) == 1 and tristan != isolde
+    again = prompt.index("Tristan waits")
+    assert [e.global_id for e in scenes[0].entities if any(s <= again < t for s, t in e.spans)] == tristan
+
+
+def test_a_character_noun_read_as_the_adjective_of_its_participle():
+    prompts = ["Medium shot of the female reading a note by the door.",
+               "Wide shot of the female walking to the car."]
+    _, scenes = story(*prompts)
+    first = ids_at(scenes[0], prompts[0], "female")
+    assert len(first) == 1 and ids_at(scenes[1], prompts[1], "female") == first
+
+
+def test_groups_the_parser_hides_and_groups_a_shot_shows():
+    prompts = ["The elves sing softly in the glade.",
+               "The old wizard watches a group of travellers approach in silence.",
+               "The three sisters, including Maren, are seen leaving the house.",
+               "Wide Shot on students painting a mural and laughing",
+               "A knight rides out to battle against giant trolls."]
+    _, scenes = story(*prompts)
+    assert len(ids_at(scenes[0], prompts[0], "elves")) == 1
+    assert len(ids_at(scenes[1], prompts[1], "travellers")) == 1
+    sisters = ids_at(scenes[2], prompts[2], "sisters")
+    assert len(sisters) == 1 and ids_at(scenes[2], prompts[2], "Maren") != sisters
+    assert len(ids_at(scenes[3], prompts[3], "students")) == 1
+    trolls = ids_at(scenes[4], prompts[4], "trolls")
+    assert len(trolls) == 1 and trolls != ids_at(scenes[4], prompts[4], "knight")

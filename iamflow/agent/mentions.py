@@ -351,8 +351,15 @@ def _misparsed_verb(token) -> bool:
     if token.dep_ == "amod" and token.tag_ == "JJ" and head.pos_ in ("VERB", "AUX") and head.i == token.i + 1 \
             and token.lower_ in lexicon.CHARACTER_NOUNS:
         return True  # "The protagonist steps": the noun was tagged as an adjective
+    if token.dep_ == "amod" and head.tag_ == "NN" and head.lower_.endswith("ing") and head.i == token.i + 1 and \
+            token.lower_ in lexicon.CHARACTER_NOUNS:
+        return True  # "the female opening a letter": the participle was read as the noun, the noun as its adjective
     if token.dep_ == "compound" and head.tag_ == "VBZ" and head.i == token.i + 1 and token.pos_ == "NOUN":
         return True  # "The taxi speeds off": the noun hung on its own verb
+    if token.dep_ == "compound" and token.tag_ == "NNS" and head.tag_ == "NN" and head.i == token.i + 1 and \
+            noun_info(token) is not None and noun_info(head) is None and head.dep_ in ("ROOT", "pobj") and \
+            head.lower_ not in lexicon.THING_NOUNS | lexicon.LOCATION_NOUNS | lexicon.NOT_CHARACTERS:
+        return True  # "The dwarfs cheer joyfully", "a group of villagers recoil": a plural hung on its verb
     clause_as_object = head.dep_ == "pobj" and head.head.lower_ in ("as", "while", "when", "until", "before", "after")
     return (token.dep_ in ("compound", "amod") and head.tag_ == "NNS" and head.i == token.i + 1
             and (head.dep_ in ("ROOT", "nsubj", "conj", "advcl", "npadvmod") or clause_as_object)
@@ -938,7 +945,13 @@ class PromptAnalyzer:
         capitalised word before a character noun ("Spike bulldog's silhouette": a bulldog named Spike)."""
         spans = [(m.start, m.end) for m in mentions]
         covered = {t.i for t in self.doc if any(s <= t.idx < e for s, e in spans)} | set(index_of_token)
-        listed = self._listed_with_names({m.token for m in mentions if m.names})
+        # a one-word name found in this prompt is a name at each of its places ("Romeo and Juliet lock eyes ...
+        # Romeo's gaze fixed on Juliet")
+        names_here = self.known_names | {n.lower() for m in mentions for n in m.names if " " not in n}
+        name_tokens = {m.token for m in mentions if m.names} | {
+            t.i for t in self.doc if t.text[:1].isupper() and t.lower_ in names_here}
+        listed = self._listed_with_names(name_tokens)
+        names_here |= {self.doc[i].lower_ for i in listed}
         added = False
         for tok in self.doc:
             lower = tok.lower_
@@ -960,7 +973,7 @@ class PromptAnalyzer:
                     tok.doc[j].lower_ in ("a", "an"):
                 noun = None  # "a German shepherd", "a slightly overweight Black adult man"
             given = noun is not None and noun.kind != "vehicle" and (tok.tag_ == "NNP" or not tok.is_sent_start or titled)
-            if not given and lower not in self.known_names and tok.i not in listed:
+            if not given and lower not in names_here and tok.i not in listed:
                 continue
             if given and nxt.i in index_of_token:
                 target = mentions[index_of_token[nxt.i]]
@@ -1001,7 +1014,9 @@ class PromptAnalyzer:
                     break
                 run.append(k)
                 j = k + 1
-            if len(run) >= 3 and any(r in name_tokens for r in run):
+            pair = len(run) == 2 and doc[run[0] + 1].lower_ in ("and", "&") and all(
+                doc[r].ent_type_ not in ("GPE", "LOC", "FAC") for r in run)  # "Romeo and Juliet lock eyes"
+            if (len(run) >= 3 or pair) and any(r in name_tokens for r in run):
                 out.update(r for r in run if r not in name_tokens and doc[r].lower_ not in lexicon.LOCATION_NOUNS)
             i = run[-1] + 1
         return out
@@ -1221,6 +1236,8 @@ class PromptAnalyzer:
         if info is None or lemma in lexicon.NOT_CHARACTERS and tok.lower_ not in _GROUP_NOUNS:
             return None
         det = next((c for c in tok.children if c.dep_ in ("det", "predet")), None)
+        if det is None and _misparsed_verb(tok):  # "The dwarfs cheer": "the" hangs on the verb read as a noun
+            det = next((c for c in tok.head.children if c.dep_ == "det" and c.i < tok.i), None)
         num = next((c for c in tok.children if c.dep_ == "nummod"), None)
         det_word = det.lower_ if det is not None else ""
         if det is None and num is not None and num.i > 0 and tok.doc[num.i - 1].lower_ in ("the", "these", "those"):
@@ -1243,7 +1260,9 @@ class PromptAnalyzer:
                            sentence=sent_of.get(tok.i, 0), relation=tok.lower_,
                            possessor_pronoun=poss.lower_ if poss.tag_ == "PRP$" else None,
                            attrs=self.attributes(tok))
-        if not size:
+        if not size or det_word == "the" and not introduces and poss is None and \
+                not ({lemma, info.base} & self.known_heads) and any(c.lower_ == "including" for c in tok.children):
+            # "The four siblings, including Lucy, ...": a group the story had not shown, named by a member
             return self._collective_mention(tok, info, det_word, sent_of)
         return Mention(start=tok.idx, end=tok.idx + len(tok.text), surface=_phrase(tok, include_of=False),
                        form="group", kind=info.kind, base=info.base, gender=info.gender, heads=[lemma],
@@ -1306,20 +1325,28 @@ class PromptAnalyzer:
     def _collective_mention(self, tok, info: lexicon.NounInfo, det_word: str, sent_of) -> Mention | None:
         """"The politicians engage in conversations", "a group of reporters approaches": a group of people or
         animals with no number that acts as a whole is one character (or, later, the members the story had)."""
-        head = tok.head
-        in_group_of = tok.dep_ == "pobj" and head.lower_ == "of" and head.head.lemma_.lower() in _COLLECTIVE_NOUNS \
-            and head.head.dep_ in ("nsubj", "nsubjpass", "dobj", "pobj", "appos")
+        misparsed = _misparsed_verb(tok)
+        place = tok.head if misparsed else tok  # where the parser put the phrase: the verb read as its noun
+        head = place.head
+        in_group_of = place.dep_ == "pobj" and head.lower_ == "of" and head.head.lemma_.lower() in \
+            _COLLECTIVE_NOUNS and head.head.dep_ in ("nsubj", "nsubjpass", "dobj", "pobj", "appos")
         if any(c.lower_ == "other" for c in tok.children):
             return None  # "the other passengers": the background around the characters
         owned = any(c.dep_ == "poss" for c in tok.children)
         acting = (info.kind in ("person", "creature") and (det_word in ("the", "these", "those") or owned) or
                   info.kind == "animal" and det_word == "the" and tok.dep_ == "nsubj" or
                   tok.lower_ == "people" and not det_word and tok.dep_ == "nsubj") and (
-            tok.dep_ in ("nsubj", "nsubjpass", "dobj") or tok.dep_ == "conj" and (
+            tok.dep_ in ("nsubj", "nsubjpass", "dobj") or misparsed and place.dep_ == "ROOT" or tok.dep_ == "conj" and (
                 tok.head.dep_ in ("nsubj", "nsubjpass", "dobj") or tok.head.dep_ == "pobj" and
                 tok.head.head.lower_ == "with")) and \
             not any(c.dep_ == "neg" for c in head.children)  # "the beekeepers are not in the frame"
-        if info.kind not in ("person", "animal", "creature") or not (in_group_of or acting):
+        shown_doing = tok.dep_ == "pobj" and head.lower_ in ("on", "of") and not det_word and \
+            any(c.dep_ == "acl" and c.tag_ == "VBG" for c in tok.children) and \
+            not any(c.lower_ in ("background", "distance") for c in tok.subtree)
+        # "Wide Shot on children eating their lunch and playing ...": what the shot shows them doing
+        opposed = tok.dep_ == "pobj" and head.lower_ == "against" and det_word in ("", "the")
+        # "in battle against terrifying creatures", "fight against monsters": the ones fought take part
+        if info.kind not in ("person", "animal", "creature") or not (in_group_of or acting or shown_doing or opposed):
             return None  # (creatures: "the seven dwarfs gather around her", "the goblins attack")
         return Mention(start=tok.idx, end=tok.idx + len(tok.text), surface=_phrase(tok, include_of=False),
                        form="indefinite" if in_group_of else "definite", kind=info.kind, base="group",

@@ -238,3 +238,14 @@ def test_groups_the_parser_hides_and_groups_a_shot_shows():
     assert len(ids_at(scenes[3], prompts[3], "students")) == 1
     trolls = ids_at(scenes[4], prompts[4], "trolls")
     assert len(trolls) == 1 and trolls != ids_at(scenes[4], prompts[4], "knight")
+
+
+def test_a_camera_word_before_a_name_is_not_part_of_it():
+    prompts = ["2.4 CU Follow Shot Nadia\u2019s boots on the gravel",
+               "2.5 CU Reaction Shot \u2013 Nadia stops",
+               "2.6 ECU Low Shot Nadia looking up at the tower"]
+    _, scenes = story(*prompts)
+    nadia = [e for e in scenes[0].entities if e.global_id in ids_at(scenes[0], prompts[0], "Nadia")]
+    assert len(nadia) == 1 and nadia[0].surface == "Nadia" and len(scenes[0].entities) == 1
+    for scene, prompt in zip(scenes[1:], prompts[1:]):
+        assert [e.global_id for e in scene.entities] == [nadia[0].global_id], prompt

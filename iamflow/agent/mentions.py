@@ -345,6 +345,13 @@ def _phrase(token, include_of: bool = True) -> str:
     return text
 
 
+def _camera_word(token) -> bool:
+    """"Shot" and a camera word before another ("Follow Shot Toby's footsteps", "Tilt down"): the camera."""
+    nxt = token.doc[token.i + 1] if token.i + 1 < len(token.doc) else None
+    return token.lower_ == "shot" or token.lower_ in _CAMERA_WORDS and nxt is not None and (
+        nxt.lower_ in _CAMERA_AFTER)
+
+
 def _misparsed_verb(token) -> bool:
     """"The old man kneels" parsed as the compound noun "man kneels": the noun is really the subject."""
     head = token.head
@@ -526,8 +533,7 @@ class PromptAnalyzer:
             return True
         if token.i in self.heading_tokens:
             return False
-        nxt = token.doc[token.i + 1] if token.i + 1 < len(token.doc) else None
-        if token.lower_ == "shot" or token.lower_ in _CAMERA_WORDS and nxt is not None and nxt.lower_ in _CAMERA_AFTER:
+        if _camera_word(token):
             return False  # "Tilt down Wide Shot on children ...", "Reaction Shot – Ezra looks up": the camera
         if token.pos_ == "NOUN" and token.text[:1].isupper() and token.lower_ in self.known_names and \
                 token.lower_ not in lexicon.CHARACTER_NOUNS:
@@ -634,7 +640,7 @@ class PromptAnalyzer:
             det = next(c for c in token.children if c.dep_ == "det")
             return _joined(token.doc[det.i + 1: token.i + 1])  # "Evil Queen", whatever the tagger made of "Evil"
         parts = [c for c in token.children if c.dep_ == "compound" and c.pos_ == "PROPN"
-                 and c.lower_ not in _TITLE_WORDS and c.i < token.i]
+                 and c.lower_ not in _TITLE_WORDS and not _camera_word(c) and c.i < token.i]
         toks = sorted(parts + [token], key=lambda t: t.i)
         return _joined(toks)
 
@@ -956,6 +962,7 @@ class PromptAnalyzer:
         for tok in self.doc:
             lower = tok.lower_
             if tok.i in covered or not tok.text[:1].isupper() or not tok.is_alpha or lower in _TITLE_WORDS or \
+                    _camera_word(tok) or \
                     lower in lexicon.PRONOUNS or lower in lexicon.CHARACTER_NOUNS or lower in lexicon.LOCATION_NOUNS \
                     or lower in _ARTICLE_BLOCKERS or lower in _HEADING_FUNCTION_WORDS:
                 continue
@@ -1149,7 +1156,8 @@ class PromptAnalyzer:
         if name_token is not None:
             span_tok = name_token
             start = min(t.idx for t in [span_tok] + [c for c in span_tok.children if c.dep_ == "compound"
-                                                      and c.pos_ == "PROPN" and c.i < span_tok.i])
+                                                      and c.pos_ == "PROPN" and c.i < span_tok.i
+                                                      and not _camera_word(c)])
             # (a title before the name is part of the span, "Prince Charming", not of the name)
             end = span_tok.idx + len(span_tok.text)
             if span_tok.i in self.tags and span_tok.dep_ == "appos" and span_tok.head.i < span_tok.i and \

@@ -1,6 +1,7 @@
 """Entity agent (rules backend) on more ways scripts are written by others: speaker labels before a quoted line,
 names listed together, robot designations, screenplay capitals, "Pip the hedgehog", a name in the speaker's own
-words, the same pair of children prompt after prompt, a name with an epithet, a crew named with its captain.
+words, the same pair of children prompt after prompt, a name with an epithet, a crew named with its captain;
+names that sit or stand, a shot "of" a name, shot-list codes and camera words, "the male" and "the female".
 
 Real spaCy and MiniLM throughout.
 """
@@ -125,3 +126,126 @@ def test_an_image_prompt_redescribes_its_one_robot_but_a_named_animal_is_not_a_n
     alpha = ids_at(scenes[0], prompts[0], "Alpha")
     young = ids_at(scenes[1], prompts[1], "wolf")
     assert len(alpha) == 1 and len(young) == 1 and young != alpha
+
+
+def test_a_name_that_sits_or_stands_is_someone():
+    prompts = ["Interior of a narrow cabin. Magistrate Orwell sits at the end of the bench, his hands folded.",
+               "Pell stands by the window, holding a lantern.",
+               "Orwell looks up at Pell."]
+    _, scenes = story(*prompts)
+    orwell = ids_at(scenes[0], prompts[0], "Orwell")
+    assert len(orwell) == 1
+    pell = ids_at(scenes[1], prompts[1], "Pell")
+    assert len(pell) == 1 and pell != orwell
+    assert ids_at(scenes[2], prompts[2], "Orwell") == orwell and ids_at(scenes[2], prompts[2], "Pell") == pell
+
+
+def test_a_shot_of_a_name_and_a_name_the_parser_hung_on_a_participle():
+    prompts = ["Close-up of Hennessy, with his tired eyes and grey stubble, leaning on the bar.",
+               "Wide shot of Marisol Vega waiting at the bus stop in the rain."]
+    _, scenes = story(*prompts)
+    assert len(ids_at(scenes[0], prompts[0], "Hennessy")) == 1
+    vega = [e for e in scenes[1].entities if ids_at(scenes[1], prompts[1], "Marisol") == [e.global_id]]
+    assert len(vega) == 1 and vega[0].surface == "Marisol Vega"
+
+
+def test_shot_list_codes_and_camera_words_name_no_one():
+    prompts = ["3.1 LS Daniel sitting alone on the pier, pulling his coat tight",
+               "3.2 CU Daniel’s hand grips the rail",
+               "3.3 Pan left Wide Shot on the empty harbour",
+               "3.4 MCU Reaction Shot – Daniel looks up"]
+    _, scenes = story(*prompts)
+    pavel = ids_at(scenes[0], prompts[0], "Daniel")
+    assert len(pavel) == 1 and [e.global_id for e in scenes[0].entities] == pavel
+    assert ids_at(scenes[1], prompts[1], "Daniel") == pavel
+    assert scenes[2].entities == []
+    assert [e.global_id for e in scenes[3].entities] == pavel
+
+
+def test_the_male_and_the_female_are_characters_and_the_female_character_is_named_by_female():
+    prompts = ["Close up of the male noticing the female, then walking off.",
+               "Medium shot of the female character looking away, the male leaves."]
+    _, scenes = story(*prompts)
+    female = ids_at(scenes[0], prompts[0], "female")
+    male = ids_at(scenes[0], prompts[0], "male noticing")
+    assert len(female) == 1 and len(male) == 1 and female != male
+    assert ids_at(scenes[1], prompts[1], "female") == female
+    assert ids_at(scenes[1], prompts[1], "male leaves") == male
+
+
+def test_a_title_case_epithet_is_a_name_with_its_nouns_kind():
+    prompts = ["In the great hall, the Red King sits on his throne. The Grey Knight kneels before him, her helmet "
+               "under her arm.",
+               "The Red King rises and the Grey Knight follows him out."]
+    _, scenes = story(*prompts)
+    king = [e for e in scenes[0].entities if e.global_id in ids_at(scenes[0], prompts[0], "Red King")]
+    knight = [e for e in scenes[0].entities if e.global_id in ids_at(scenes[0], prompts[0], "Grey Knight")]
+    assert len(king) == 1 and len(knight) == 1 and king[0].global_id != knight[0].global_id
+    assert king[0].surface == "Red King" and king[0].name.startswith("man_")
+    assert ids_at(scenes[1], prompts[1], "Red King") == [king[0].global_id]
+    assert ids_at(scenes[1], prompts[1], "Grey Knight") == [knight[0].global_id]
+
+
+def test_creatures_that_act_together_are_one_group_and_a_named_cat_in_apposition():
+    prompts = ["The goblins creep out of the cave at dusk. A young shepherd watches them from the hill.",
+               "Inside the old barn, Biscuit, a fat ginger cat with a torn ear, sleeps on the hay."]
+    _, scenes = story(*prompts)
+    goblins = ids_at(scenes[0], prompts[0], "goblins")
+    assert len(goblins) == 1 and ids_at(scenes[0], prompts[0], "them") == goblins
+    assert ids_at(scenes[0], prompts[0], "shepherd") != goblins
+    cat = [e for e in scenes[1].entities if e.global_id in ids_at(scenes[1], prompts[1], "Biscuit")]
+    assert len(cat) == 1 and cat[0].kind == "animal" and cat[0].name.startswith("cat_")
+    assert len(scenes[1].entities) == 1
+
+
+def test_a_names_span_covers_its_title():
+    prompt = "Prince Alaric, tall and grave, walks into the courtyard."
+    _, scenes = story(prompt)
+    assert len(ids_at(scenes[0], prompt, "Prince")) == 1
+    assert ids_at(scenes[0], prompt, "Prince") == ids_at(scenes[0], prompt, "Alaric")
+
+
+def test_two_names_joined_by_and_and_a_name_again_in_the_same_prompt():
+    prompt = ("Night falls over the harbour. Tristan and Isolde meet for the first time on the quay. Tristan waits "
+              "by a lamp post, his eyes on Isolde, who is talking with sailors.")
+    _, scenes = story(prompt)
+    tristan = ids_at(scenes[0], prompt, "Tristan")
+    isolde = ids_at(scenes[0], prompt, "Isolde")
+    assert len(tristan) == 1 and len(isolde) == 1 and tristan != isolde
+    again = prompt.index("Tristan waits")
+    assert [e.global_id for e in scenes[0].entities if any(s <= again < t for s, t in e.spans)] == tristan
+
+
+def test_a_character_noun_read_as_the_adjective_of_its_participle():
+    prompts = ["Medium shot of the female reading a note by the door.",
+               "Wide shot of the female walking to the car."]
+    _, scenes = story(*prompts)
+    first = ids_at(scenes[0], prompts[0], "female")
+    assert len(first) == 1 and ids_at(scenes[1], prompts[1], "female") == first
+
+
+def test_groups_the_parser_hides_and_groups_a_shot_shows():
+    prompts = ["The elves sing softly in the glade.",
+               "The old wizard watches a group of travellers approach in silence.",
+               "The three sisters, including Maren, are seen leaving the house.",
+               "Wide Shot on students painting a mural and laughing",
+               "A knight rides out to battle against giant trolls."]
+    _, scenes = story(*prompts)
+    assert len(ids_at(scenes[0], prompts[0], "elves")) == 1
+    assert len(ids_at(scenes[1], prompts[1], "travellers")) == 1
+    sisters = ids_at(scenes[2], prompts[2], "sisters")
+    assert len(sisters) == 1 and ids_at(scenes[2], prompts[2], "Maren") != sisters
+    assert len(ids_at(scenes[3], prompts[3], "students")) == 1
+    trolls = ids_at(scenes[4], prompts[4], "trolls")
+    assert len(trolls) == 1 and trolls != ids_at(scenes[4], prompts[4], "knight")
+
+
+def test_a_camera_word_before_a_name_is_not_part_of_it():
+    prompts = ["2.4 CU Follow Shot Nadia\u2019s boots on the gravel",
+               "2.5 CU Reaction Shot \u2013 Nadia stops",
+               "2.6 ECU Low Shot Nadia looking up at the tower"]
+    _, scenes = story(*prompts)
+    nadia = [e for e in scenes[0].entities if e.global_id in ids_at(scenes[0], prompts[0], "Nadia")]
+    assert len(nadia) == 1 and nadia[0].surface == "Nadia" and len(scenes[0].entities) == 1
+    for scene, prompt in zip(scenes[1:], prompts[1:]):
+        assert [e.global_id for e in scene.entities] == [nadia[0].global_id], prompt

@@ -37,7 +37,7 @@ def _people() -> dict[str, NounInfo]:
             "wizard": ("man", None),
             "sailorman": ("man", None), "postman": ("man", None), "watchman": ("man", None),
             "craftsman": ("man", None), "nobleman": ("man", None), "chairman": ("man", None),
-            "grandson": ("boy", None), "stepfather": ("man", None),
+            "grandson": ("boy", None), "stepfather": ("man", None), "male": ("man", None),
         },
         "f": {
             "woman": ("woman", "adult"), "lady": ("woman", "adult"), "girl": ("girl", "child"),
@@ -56,6 +56,7 @@ def _people() -> dict[str, NounInfo]:
             "housewife": ("woman", "adult"), "maid": ("woman", None), "goddess": ("woman", None),
             "empress": ("woman", None), "hostess": ("woman", None), "stewardess": ("woman", None),
             "seamstress": ("woman", None), "mare": ("horse", None), "cowgirl": ("woman", None),
+            "female": ("woman", None),
         },
     }
     for gender, words in gendered.items():

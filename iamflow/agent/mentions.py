@@ -50,6 +50,14 @@ _ADJECTIVE_NOUNS = {"giant", "dwarf", "baby", "monster", "mammoth", "titan"}  # 
 _HEADING_FUNCTION_WORDS = {"of", "the", "a", "an", "and", "in", "on", "at", "to", "for", "with", "from", "by"}
 _NAME_AGE_WORDS = {"young", "little", "old", "older", "younger", "baby", "teenage", "adult", "elderly"}
 _SHOT_BREAK = re.compile(r"\s+[-–—]{1,2}\s+")
+# "1.2 LS Ezra sitting ...", "CU Ezra's hand ...": a shot number and a shot-size code head a shot-list line
+_SHOT_CODE = re.compile(r"^\s*(?:\d+(?:\.\d+)*\s+)?(?:ECU|XCU|CU|MCU|MS|MLS|LS|ELS|XLS|WS|EWS|OTS|POV)\s+(?=\S)")
+# nouns of a shot heading whose "of"/"on" object is what the shot shows ("Close-up of Gandalf")
+_SHOT_NOUNS = {"shot", "closeup", "close-up", "view", "angle", "take"}
+# camera moves and shot kinds written in capitals in a shot list ("Tilt down Wide Shot on ...", "Reaction Shot –")
+_CAMERA_WORDS = {"tilt", "pan", "zoom", "dolly", "track", "tracking", "reaction", "follow", "establishing", "crane",
+                 "wide", "close", "low", "high", "aerial", "overhead", "handheld", "medium", "long"}
+_CAMERA_AFTER = {"shot", "up", "down", "in", "out", "left", "right", "angle"}
 _WORD = re.compile(r"[A-Za-z][\w'-]*")
 _BARE_NOUN_AFTER = {"to", "with", "at", "from", "by", "behind", "beside", "toward", "towards", "for", "near",
                     "past", "around", "between"}
@@ -188,6 +196,9 @@ def readable_markup(text: str) -> tuple[str, list[int], dict[int, str]]:
     _screenplay_capitals(text, replaced, inserts)
     for match in re.finditer(r"(?<=[a-z])\((?=[\w/ ]{1,20}\))", text):
         inserts[match.start()] = " "  # "the cat(1/2 screen)": a glued parenthesis is its own word
+    code = _SHOT_CODE.match(text)
+    if code and not any(s < code.end() for s in replaced):
+        replaced[0] = (code.end(), "", [])
     for match in _SHOT_BREAK.finditer(text):
         if match.start() > 0 and text[match.start() - 1] not in ".!?:;" and \
                 not any(s <= match.start() < e for s, (e, _, _) in replaced.items()):
@@ -334,14 +345,28 @@ def _phrase(token, include_of: bool = True) -> str:
     return text
 
 
+def _camera_word(token) -> bool:
+    """"Shot" and a camera word before another ("Follow Shot Toby's footsteps", "Tilt down"): the camera."""
+    nxt = token.doc[token.i + 1] if token.i + 1 < len(token.doc) else None
+    return token.lower_ == "shot" or token.lower_ in _CAMERA_WORDS and nxt is not None and (
+        nxt.lower_ in _CAMERA_AFTER)
+
+
 def _misparsed_verb(token) -> bool:
     """"The old man kneels" parsed as the compound noun "man kneels": the noun is really the subject."""
     head = token.head
     if token.dep_ == "amod" and token.tag_ == "JJ" and head.pos_ in ("VERB", "AUX") and head.i == token.i + 1 \
             and token.lower_ in lexicon.CHARACTER_NOUNS:
         return True  # "The protagonist steps": the noun was tagged as an adjective
+    if token.dep_ == "amod" and head.tag_ == "NN" and head.lower_.endswith("ing") and head.i == token.i + 1 and \
+            token.lower_ in lexicon.CHARACTER_NOUNS:
+        return True  # "the female opening a letter": the participle was read as the noun, the noun as its adjective
     if token.dep_ == "compound" and head.tag_ == "VBZ" and head.i == token.i + 1 and token.pos_ == "NOUN":
         return True  # "The taxi speeds off": the noun hung on its own verb
+    if token.dep_ == "compound" and token.tag_ == "NNS" and head.tag_ == "NN" and head.i == token.i + 1 and \
+            noun_info(token) is not None and noun_info(head) is None and head.dep_ in ("ROOT", "pobj") and \
+            head.lower_ not in lexicon.THING_NOUNS | lexicon.LOCATION_NOUNS | lexicon.NOT_CHARACTERS:
+        return True  # "The dwarfs cheer joyfully", "a group of villagers recoil": a plural hung on its verb
     clause_as_object = head.dep_ == "pobj" and head.head.lower_ in ("as", "while", "when", "until", "before", "after")
     return (token.dep_ in ("compound", "amod") and head.tag_ == "NNS" and head.i == token.i + 1
             and (head.dep_ in ("ROOT", "nsubj", "conj", "advcl", "npadvmod") or clause_as_object)
@@ -508,6 +533,8 @@ class PromptAnalyzer:
             return True
         if token.i in self.heading_tokens:
             return False
+        if _camera_word(token):
+            return False  # "Tilt down Wide Shot on children ...", "Reaction Shot – Ezra looks up": the camera
         if token.pos_ == "NOUN" and token.text[:1].isupper() and token.lower_ in self.known_names and \
                 token.lower_ not in lexicon.CHARACTER_NOUNS:
             return True  # a name the story already knows, whatever the tagger made of it ("Florence hands ...")
@@ -515,6 +542,8 @@ class PromptAnalyzer:
             return False
         if token.lower_ in self.known_names or any(p.lower() in self.known_names for p in token.text.split()):
             return True
+        if token.lower_ in lexicon.CHARACTER_NOUNS and self._title_case_name(token):
+            return True  # "The White Witch, with her icy crown, stands ...": a title-case epithet is her name
         if token.lower_ in lexicon.CHARACTER_NOUNS or token.lower_ in lexicon.LOCATION_NOUNS:
             return False
         if any(c.dep_ == "det" and c.lower_ == "the" for c in token.children) and token.text[:1].isupper() and any(
@@ -530,7 +559,7 @@ class PromptAnalyzer:
         if token.i in self.person_tokens or self._epithet_name(token):
             return True
         if token.i in self.non_name_tokens and not any(
-                c.dep_ == "appos" and noun_info(c) and noun_info(c).kind == "person" for c in token.children) \
+                c.dep_ == "appos" and noun_info(c) for c in token.children) \
                 and not self._acts_like_a_name(token) and not (
                 token.dep_ == "appos" and token.head.i < token.i and noun_info(token.head) is not None and
                 token.head.tag_ == "NN"):  # "His dark cat, Spark, is watching": a name set beside its noun
@@ -553,9 +582,18 @@ class PromptAnalyzer:
             return False
         if any(c.dep_ == "det" for c in token.children) and not self._stage_name(token):
             return False
+        place = token.ent_type_ in ("GPE", "LOC", "FAC")
         if token.dep_ in ("nsubj", "nsubjpass") and token.head.pos_ in ("VERB", "AUX") and \
-                token.head.lemma_ not in ("be", "lie", "stretch", "glow", "sit", "stand", "rise", "loom", "sprawl"):
-            return True
+                token.head.lemma_ not in ("be", "lie", "stretch", "glow", "rise", "loom", "sprawl") and \
+                not (token.head.lemma_ in ("sit", "stand") and place):
+            return True  # "Ellie stands in the doorway" (but "Florence sits on the Arno", a place the NER knows)
+        if token.dep_ == "compound" and token.head.tag_ == "VBG" and token.head.dep_ in ("pobj", "dobj", "ROOT"):
+            return True  # "Close-up of Vera Claythorne standing ...": the parser made the name a modifier of the verb
+        if token.dep_ == "pobj" and token.head.lower_ in ("of", "on") and not place:
+            shot = token.head.head
+            if shot.lower_ in _SHOT_NOUNS or shot.lower_ == "up" and shot.i >= 2 and \
+                    self.doc[shot.i - 2].lower_ == "close":
+                return True  # "Close-up of Gandalf, with his wise eyes ...": what the shot shows
         return token.dep_ in ("dative",) or token.dep_ == "dobj" and token.head.pos_ == "VERB" and any(
             c.dep_ == "dobj" and c.i != token.i for c in token.head.children)
 
@@ -572,6 +610,19 @@ class PromptAnalyzer:
             (nxt is None or nxt.pos_ in ("PUNCT", "VERB", "AUX", "ADP", "CCONJ", "SCONJ", "PART")) and \
             token.dep_ in ("nsubj", "dobj", "pobj", "conj")
 
+    @staticmethod
+    def _title_case_name(token) -> bool:
+        """"The White Witch", "the Evil Queen": "the", capitalised words, then a capitalised character noun,
+        standing where a character stands."""
+        det = next((c for c in token.children if c.dep_ == "det"), None)
+        if det is None or det.lower_ != "the" or not token.text[:1].isupper() or token.text.isupper():
+            return False
+        between = token.doc[det.i + 1: token.i]
+        return len(between) >= 1 and all(t.text[:1].isupper() and t.pos_ in ("PROPN", "ADJ") and
+                                         t.lower_ not in lexicon.CHARACTER_NOUNS for t in between) and \
+            token.dep_ in ("nsubj", "nsubjpass", "dobj", "appos", "pobj", "conj") and \
+            token.ent_type_ not in ("GPE", "LOC", "FAC")
+
     def _stage_name(self, token) -> bool:
         """"The Great Orlando": "the" before capitalised words that end in a proper noun that is not a place."""
         det = next((c for c in token.children if c.dep_ == "det"), None)
@@ -585,8 +636,11 @@ class PromptAnalyzer:
     def _name_text(self, token) -> str:
         if token.i in self.tags:
             return self.tags[token.i]
+        if token.lower_ in lexicon.CHARACTER_NOUNS and self._title_case_name(token):
+            det = next(c for c in token.children if c.dep_ == "det")
+            return _joined(token.doc[det.i + 1: token.i + 1])  # "Evil Queen", whatever the tagger made of "Evil"
         parts = [c for c in token.children if c.dep_ == "compound" and c.pos_ == "PROPN"
-                 and c.lower_ not in _TITLE_WORDS and c.i < token.i]
+                 and c.lower_ not in _TITLE_WORDS and not _camera_word(c) and c.i < token.i]
         toks = sorted(parts + [token], key=lambda t: t.i)
         return _joined(toks)
 
@@ -897,11 +951,18 @@ class PromptAnalyzer:
         capitalised word before a character noun ("Spike bulldog's silhouette": a bulldog named Spike)."""
         spans = [(m.start, m.end) for m in mentions]
         covered = {t.i for t in self.doc if any(s <= t.idx < e for s, e in spans)} | set(index_of_token)
-        listed = self._listed_with_names({m.token for m in mentions if m.names})
+        # a one-word name found in this prompt is a name at each of its places ("Romeo and Juliet lock eyes ...
+        # Romeo's gaze fixed on Juliet")
+        names_here = self.known_names | {n.lower() for m in mentions for n in m.names if " " not in n}
+        name_tokens = {m.token for m in mentions if m.names} | {
+            t.i for t in self.doc if t.text[:1].isupper() and t.lower_ in names_here}
+        listed = self._listed_with_names(name_tokens)
+        names_here |= {self.doc[i].lower_ for i in listed}
         added = False
         for tok in self.doc:
             lower = tok.lower_
             if tok.i in covered or not tok.text[:1].isupper() or not tok.is_alpha or lower in _TITLE_WORDS or \
+                    _camera_word(tok) or \
                     lower in lexicon.PRONOUNS or lower in lexicon.CHARACTER_NOUNS or lower in lexicon.LOCATION_NOUNS \
                     or lower in _ARTICLE_BLOCKERS or lower in _HEADING_FUNCTION_WORDS:
                 continue
@@ -919,7 +980,7 @@ class PromptAnalyzer:
                     tok.doc[j].lower_ in ("a", "an"):
                 noun = None  # "a German shepherd", "a slightly overweight Black adult man"
             given = noun is not None and noun.kind != "vehicle" and (tok.tag_ == "NNP" or not tok.is_sent_start or titled)
-            if not given and lower not in self.known_names and tok.i not in listed:
+            if not given and lower not in names_here and tok.i not in listed:
                 continue
             if given and nxt.i in index_of_token:
                 target = mentions[index_of_token[nxt.i]]
@@ -960,7 +1021,9 @@ class PromptAnalyzer:
                     break
                 run.append(k)
                 j = k + 1
-            if len(run) >= 3 and any(r in name_tokens for r in run):
+            pair = len(run) == 2 and doc[run[0] + 1].lower_ in ("and", "&") and all(
+                doc[r].ent_type_ not in ("GPE", "LOC", "FAC") for r in run)  # "Romeo and Juliet lock eyes"
+            if (len(run) >= 3 or pair) and any(r in name_tokens for r in run):
                 out.update(r for r in run if r not in name_tokens and doc[r].lower_ not in lexicon.LOCATION_NOUNS)
             i = run[-1] + 1
         return out
@@ -1004,6 +1067,11 @@ class PromptAnalyzer:
                 names.append(self._name_text(t))
                 name_token = name_token or t
                 attrs.extend(a for a in self.attributes(t) if a not in attrs)
+                titled = noun_info(t) if self._title_case_name(t) else None
+                if titled is not None:  # "the Evil Queen" is a woman, "the White Rabbit" a rabbit
+                    heads.append(t.lemma_.lower())
+                    if kind is None:
+                        kind, base, gender = titled.kind, titled.base, titled.gender
                 for c in t.children:
                     if c.dep_ == "compound" and (c.lower_ in _TITLE_WORDS or noun_info(c)) and c.i < t.i:
                         heads.append(c.lower_)
@@ -1088,8 +1156,9 @@ class PromptAnalyzer:
         if name_token is not None:
             span_tok = name_token
             start = min(t.idx for t in [span_tok] + [c for c in span_tok.children if c.dep_ == "compound"
-                                                      and c.pos_ == "PROPN" and c.lower_ not in _TITLE_WORDS
-                                                      and c.i < span_tok.i])
+                                                      and c.pos_ == "PROPN" and c.i < span_tok.i
+                                                      and not _camera_word(c)])
+            # (a title before the name is part of the span, "Prince Charming", not of the name)
             end = span_tok.idx + len(span_tok.text)
             if span_tok.i in self.tags and span_tok.dep_ == "appos" and span_tok.head.i < span_tok.i and \
                     span_tok.head in chain:
@@ -1098,6 +1167,9 @@ class PromptAnalyzer:
         else:
             start, end = head_token.idx, head_token.idx + len(head_token.text)
             surface = _phrase(head_token, include_of=False)
+            sex_words = [c for c in head_token.lefts if c.lower_ in _SEX_WORDS and c.dep_ in ("amod", "compound")]
+            if sex_words:
+                start = min(start, sex_words[0].idx)  # "the female character": the word that says who it is
             if given_name:
                 start = min(start, min(c.idx for c in given_name))
         relation = None
@@ -1172,6 +1244,8 @@ class PromptAnalyzer:
         if info is None or lemma in lexicon.NOT_CHARACTERS and tok.lower_ not in _GROUP_NOUNS:
             return None
         det = next((c for c in tok.children if c.dep_ in ("det", "predet")), None)
+        if det is None and _misparsed_verb(tok):  # "The dwarfs cheer": "the" hangs on the verb read as a noun
+            det = next((c for c in tok.head.children if c.dep_ == "det" and c.i < tok.i), None)
         num = next((c for c in tok.children if c.dep_ == "nummod"), None)
         det_word = det.lower_ if det is not None else ""
         if det is None and num is not None and num.i > 0 and tok.doc[num.i - 1].lower_ in ("the", "these", "those"):
@@ -1194,7 +1268,9 @@ class PromptAnalyzer:
                            sentence=sent_of.get(tok.i, 0), relation=tok.lower_,
                            possessor_pronoun=poss.lower_ if poss.tag_ == "PRP$" else None,
                            attrs=self.attributes(tok))
-        if not size:
+        if not size or det_word == "the" and not introduces and poss is None and \
+                not ({lemma, info.base} & self.known_heads) and any(c.lower_ == "including" for c in tok.children):
+            # "The four siblings, including Lucy, ...": a group the story had not shown, named by a member
             return self._collective_mention(tok, info, det_word, sent_of)
         return Mention(start=tok.idx, end=tok.idx + len(tok.text), surface=_phrase(tok, include_of=False),
                        form="group", kind=info.kind, base=info.base, gender=info.gender, heads=[lemma],
@@ -1257,21 +1333,29 @@ class PromptAnalyzer:
     def _collective_mention(self, tok, info: lexicon.NounInfo, det_word: str, sent_of) -> Mention | None:
         """"The politicians engage in conversations", "a group of reporters approaches": a group of people or
         animals with no number that acts as a whole is one character (or, later, the members the story had)."""
-        head = tok.head
-        in_group_of = tok.dep_ == "pobj" and head.lower_ == "of" and head.head.lemma_.lower() in _COLLECTIVE_NOUNS \
-            and head.head.dep_ in ("nsubj", "nsubjpass", "dobj", "pobj", "appos")
+        misparsed = _misparsed_verb(tok)
+        place = tok.head if misparsed else tok  # where the parser put the phrase: the verb read as its noun
+        head = place.head
+        in_group_of = place.dep_ == "pobj" and head.lower_ == "of" and head.head.lemma_.lower() in \
+            _COLLECTIVE_NOUNS and head.head.dep_ in ("nsubj", "nsubjpass", "dobj", "pobj", "appos")
         if any(c.lower_ == "other" for c in tok.children):
             return None  # "the other passengers": the background around the characters
         owned = any(c.dep_ == "poss" for c in tok.children)
-        acting = (info.kind == "person" and (det_word in ("the", "these", "those") or owned) or
+        acting = (info.kind in ("person", "creature") and (det_word in ("the", "these", "those") or owned) or
                   info.kind == "animal" and det_word == "the" and tok.dep_ == "nsubj" or
                   tok.lower_ == "people" and not det_word and tok.dep_ == "nsubj") and (
-            tok.dep_ in ("nsubj", "nsubjpass", "dobj") or tok.dep_ == "conj" and (
+            tok.dep_ in ("nsubj", "nsubjpass", "dobj") or misparsed and place.dep_ == "ROOT" or tok.dep_ == "conj" and (
                 tok.head.dep_ in ("nsubj", "nsubjpass", "dobj") or tok.head.dep_ == "pobj" and
                 tok.head.head.lower_ == "with")) and \
             not any(c.dep_ == "neg" for c in head.children)  # "the beekeepers are not in the frame"
-        if info.kind not in ("person", "animal") or not (in_group_of or acting):
-            return None
+        shown_doing = tok.dep_ == "pobj" and head.lower_ in ("on", "of") and not det_word and \
+            any(c.dep_ == "acl" and c.tag_ == "VBG" for c in tok.children) and \
+            not any(c.lower_ in ("background", "distance") for c in tok.subtree)
+        # "Wide Shot on children eating their lunch and playing ...": what the shot shows them doing
+        opposed = tok.dep_ == "pobj" and head.lower_ == "against" and det_word in ("", "the")
+        # "in battle against terrifying creatures", "fight against monsters": the ones fought take part
+        if info.kind not in ("person", "animal", "creature") or not (in_group_of or acting or shown_doing or opposed):
+            return None  # (creatures: "the seven dwarfs gather around her", "the goblins attack")
         return Mention(start=tok.idx, end=tok.idx + len(tok.text), surface=_phrase(tok, include_of=False),
                        form="indefinite" if in_group_of else "definite", kind=info.kind, base="group",
                        heads=[tok.lemma_.lower()], token=tok.i, sentence=sent_of.get(tok.i, 0),

@@ -48,16 +48,16 @@ def write_subtitles(captions: list[tuple[float, float, str]], path: str | Path) 
 
 
 def write_picture(image: np.ndarray, folder: str | Path) -> Path:
-    """``image`` [H, W, 3] uint8 as a PNG in ``folder``, named by its content and written once: a picture the
-    page is shown again is the same file, never rewritten while the page may be fetching it. (Handed a picture as
-    an array, Gradio encodes it again and writes it over the same path every time it is sent.)"""
+    """``image`` [H, W, 3] uint8 as a PNG in ``folder``, named by its pixels and written once: a picture the page is
+    shown again is the same file, neither encoded nor rewritten again while the page may be fetching it. (Handed a
+    picture as an array, Gradio encodes it again and writes it over the same path every time it is sent.)"""
     from PIL import Image
 
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(buffer, format="PNG")
-    data = buffer.getvalue()
-    folder = Path(folder)
-    path = folder / f"{hashlib.sha256(data).hexdigest()[:20]}.png"
-    if not path.is_file():
-        write_atomic(path, data)  # whole or not at all, for a request that comes in meanwhile
+    pixels = np.ascontiguousarray(image, dtype=np.uint8)
+    digest = hashlib.sha256(repr(pixels.shape).encode() + pixels.tobytes()).hexdigest()[:20]
+    path = Path(folder) / f"{digest}.png"
+    if not path.is_file():  # (the memory panel shows the same frames chunk after chunk: encoded only when new)
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
+        write_atomic(path, buffer.getvalue())  # whole or not at all, for a request that comes in meanwhile
     return path

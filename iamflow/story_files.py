@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -36,7 +37,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-FORMAT = 1  # story.pt's format; a folder without video/ (written before segments existed) still loads
+# story.pt's format. 2: every tensor of the story is kept in one flat tensor per dtype (reading thousands of small
+# tensors through the safe unpickler took most of a long story's load); 1 (tensors where they belong) still loads,
+# and so does a folder without video/ (written before segments existed)
+FORMAT = 2
+READABLE_FORMATS = (1, 2)
+_TENSOR = "__tensor__"  # a tensor's place in a format-2 story: (_TENSOR, its row in the tensor table)
 STORY_NAME, PROMPTS_NAME, PRESET_NAME, MAPPING_NAME = "story.pt", "prompts.json", "preset.json", "mapping.json"
 VIDEO_DIR = "video"
 SEGMENT_NAME = re.compile(r"chunk-\d{4,7}\.ts")
@@ -220,13 +226,75 @@ def save(session: "StorySession", directory: str | Path) -> Path:
     if joined is not None:  # (the app joins the story after every turn; a story never joined is saved without)
         _link_or_copy(joined, video / JOINED_NAME)
         state["joined_chunks"] = len(segments)
-    torch.save(state, directory / STORY_NAME)
+    torch.save(_pack_tensors(state), directory / STORY_NAME)
     write_mapping(session, directory / MAPPING_NAME)
     (directory / PROMPTS_NAME).write_text(
         json.dumps([{"prompt": s.prompt, "seed": s.seed, "seconds": s.seconds} for s in session.scenes], indent=2)
     )
     (directory / PRESET_NAME).write_text(json.dumps({"preset": session.config.preset}))
     return directory
+
+
+def _pack_tensors(state: dict) -> dict:
+    """``state`` with each tensor replaced by its place in one flat tensor per dtype (and a table of places)."""
+    flats: dict[str, list[torch.Tensor]] = {}
+    sizes: dict[str, int] = {}
+    table: list[list[int]] = []
+    dtypes: list[str] = []
+
+    def walk(value):
+        if isinstance(value, torch.Tensor):
+            name = str(value.dtype).removeprefix("torch.")
+            if name not in sizes:
+                dtypes.append(name)
+                flats[name], sizes[name] = [], 0
+            if value.dim() > _MAX_DIMS:
+                raise ValueError(f"a story tensor has {value.dim()} dimensions; at most {_MAX_DIMS} are kept")
+            flat = value.detach().to("cpu").contiguous().reshape(-1)
+            table.append([dtypes.index(name), sizes[name], value.dim(), *value.shape, *[0] * (_MAX_DIMS - value.dim())])
+            flats[name].append(flat)
+            sizes[name] += flat.numel()
+            return (_TENSOR, len(table) - 1)
+        if isinstance(value, dict):
+            return {key: walk(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [walk(item) for item in value]
+        if isinstance(value, tuple):
+            return tuple(walk(item) for item in value)
+        return value
+
+    packed = walk(state)
+    packed["tensor_dtypes"] = dtypes
+    packed["tensor_data"] = [torch.cat(flats[name]) for name in dtypes]
+    packed["tensor_table"] = torch.tensor(table, dtype=torch.int64).reshape(len(table), 3 + _MAX_DIMS)
+    return packed
+
+
+_MAX_DIMS = 6
+
+
+def _unpack_tensors(packed: dict) -> dict:
+    """The state ``_pack_tensors`` was given (each tensor its own copy)."""
+    data, table = packed.pop("tensor_data"), packed.pop("tensor_table").tolist()
+    packed.pop("tensor_dtypes")
+
+    def tensor(row: int) -> torch.Tensor:
+        dtype, offset, dims, *shape = table[row]
+        shape = shape[:dims]
+        return data[dtype][offset: offset + math.prod(shape)].reshape(shape).clone()
+
+    def walk(value):
+        if isinstance(value, tuple):
+            if len(value) == 2 and value[0] == _TENSOR:
+                return tensor(value[1])
+            return tuple(walk(item) for item in value)
+        if isinstance(value, dict):
+            return {key: walk(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [walk(item) for item in value]
+        return value
+
+    return walk(packed)
 
 
 def saved_preset(directory: str | Path) -> str | None:
@@ -253,8 +321,11 @@ def load(directory: str | Path, runtime: "Runtime", video_dir: str | Path | None
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise ValueError(f"{path} is not a story saved by this version ({type(err).__name__}: {str(err)[:200]})") from None
-    if state.get("format") != FORMAT:
-        raise ValueError(f"{path} has story format {state.get('format')}, this version reads {FORMAT}")
+    if state.get("format") not in READABLE_FORMATS:
+        raise ValueError(f"{path} has story format {state.get('format')}, this version reads "
+                         f"{' and '.join(map(str, READABLE_FORMATS))}")
+    if state["format"] == 2:
+        state = _unpack_tensors(state)
     if state["preset"] != runtime.config.preset:
         raise ValueError(
             f"the story was made with model preset {state['preset']!r}; load it with that preset "

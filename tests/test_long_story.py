@@ -2,6 +2,7 @@
 load rebuild the decoder and the K/V from a bounded tail of the story (counted in operations, never timed)."""
 
 import os
+import shutil
 import subprocess
 
 import numpy as np
@@ -116,6 +117,35 @@ def test_a_saved_story_carries_its_join_and_a_loaded_one_shows_it_without_joinin
     plain = StorySession.load(unjoined, runtime, video_dir=tmp_path / "plain")
     assert plain.video.complete_join() is None
     np.testing.assert_array_equal(read_video(plain.video.join(tmp_path / "plain.mp4")), shown)
+
+
+def test_a_saved_story_keeps_its_tensors_flat_and_a_story_of_the_first_format_still_loads(runtime, tmp_path):
+    """story.pt holds one flat tensor per dtype (a long story's load was mostly the safe unpickler reading
+    thousands of small tensors); what it gives back is the story's state exactly. A format-1 story still loads."""
+    from iamflow import story_files
+
+    session = StorySession(runtime, video_dir=tmp_path / "video")
+    tell(session, 3)
+    saved = session.save(tmp_path / "saved")
+    packed = torch.load(saved / "story.pt", weights_only=True)
+    assert packed["format"] == 2 and len(packed["tensor_data"]) == len(packed["tensor_dtypes"]) <= 3
+    assert packed["tensor_table"].shape[0] >= 2 * len(session.latents)  # the latents and queries (and the bank's)
+    state = story_files._unpack_tensors(dict(packed))
+    assert all(torch.equal(a, b) for a, b in zip(state["latents"], session.latents))
+    assert all(torch.equal(a, b) for a, b in zip(state["chunk_queries"], session.chunk_queries))
+
+    state["format"] = 1  # the same story as the first format wrote it: tensors in place
+    first = tmp_path / "saved-format-1"
+    shutil.copytree(saved, first)
+    torch.save(state, first / "story.pt")
+    frames = {}
+    for name, folder in (("format 2", saved), ("format 1", first)):
+        loaded = StorySession.load(folder, runtime, video_dir=tmp_path / f"loaded-{name}")
+        tell(loaded, 1, seed=100)
+        frames[name] = loaded.story_frames()
+    tell(session, 1, seed=100)
+    np.testing.assert_array_equal(frames["format 2"], session.story_frames())
+    np.testing.assert_array_equal(frames["format 1"], session.story_frames())
 
 
 def test_load_and_undo_replay_a_bounded_tail_of_the_story(runtime, tmp_path):

@@ -113,8 +113,8 @@ def pack(directory: str | Path, zip_path: str | Path, key: bytes) -> Path:
     files.pop(SIGNATURE_NAME, None)
     zip_path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, path in files.items():  # (H.264 does not deflate: the video is stored as it is)
-            archive.write(path, name, compress_type=zipfile.ZIP_STORED if name.endswith(".ts") else None)
+        for name, path in files.items():  # the video and the tensors hardly deflate (1.2:1): stored as they are
+            archive.write(path, name, compress_type=zipfile.ZIP_STORED if name.endswith((".ts", ".pt")) else None)
         signature = _digest(key, {name: _file_digest(path) for name, path in files.items()})
         archive.writestr(SIGNATURE_NAME, json.dumps({"format": 1, "hmac_sha256": signature}))
     return zip_path

@@ -894,7 +894,7 @@ def _first_segment_path(marks: dict[str, list[float]], submitted: float, arrived
     }
 
 
-def _as_they_come(job, clock: float, poll_s: float = 0.002):
+def _as_they_come(job, clock: float, poll_s: float = 0.01):
     """``(seconds since clock, time.monotonic(), outputs)`` for each update of a gradio_client ``job`` as it arrives,
     to within ``poll_s``. (Iterating the job itself reads late: its ``__next__`` sleeps while holding the lock the
     thread that receives the server's messages needs, so that thread waits and the updates come in bursts.)"""
@@ -1003,12 +1003,13 @@ def long_story_run(args) -> dict:
     frame_stages = {"denoise", "commit", "decode"}
     # every stage of the model's own work at a turn (the switch's re-cache, the prompt's encoding, memory)
     model_stages = frame_stages | {"re-cache", "text encoding", "memory retrieval and write", "memory scoring"}
-    turns, beyond, beyond_model, rss, cpu = [], [], [], [], []
+    turns, beyond, beyond_model, rss, cpu, stage_turns = [], [], [], [], [], []
     rss_start = process.memory_info().rss
     for index in range(args.scenes):
         started, cpu_started = time.perf_counter(), _cpu_seconds(process)
         for _ in session.add_scene(LONG_STORY[index % len(LONG_STORY)], seconds=args.scene_seconds, seed=index):
             pass
+        refresh_started = time.perf_counter()
         view = work / f"story-{index % 2}"  # the app's refresh: the story mp4, mapping.json, the panels
         view.mkdir(exist_ok=True)
         session.video.join(view / "story.mp4")
@@ -1017,6 +1018,11 @@ def long_story_run(args) -> dict:
         turn = time.perf_counter() - started
         stages = session.timer.take()
         frames = sum(host for name, host, _ in stages if name in frame_stages)
+        per_stage = {}
+        for name, host, _ in stages:
+            per_stage[name] = per_stage.get(name, 0.0) + host
+        per_stage["refresh (join, mapping, panels)"] = time.perf_counter() - refresh_started
+        stage_turns.append(per_stage)
         turns.append(turn)
         cpu.append(_cpu_seconds(process) - cpu_started)
         beyond.append(turn - frames)
@@ -1060,6 +1066,10 @@ def long_story_run(args) -> dict:
         "decoded_latent_frames_after_load": loaded.decoded_latent_frames,
         "segments_mib": sum(p.stat().st_size for p in (work / "video").glob("*.ts")) / 2**20,
         "turns_s": [round(t, 3) for t in turns],
+        # each stage's host seconds a turn, first 10 and last 10 turns: which part, if any, grows with the story
+        "stage_seconds": {name: [round(statistics.mean(t.get(name, 0.0) for t in part), 4)
+                                 for part in (stage_turns[: len(first)], stage_turns[-len(last):])]
+                          for name in sorted({n for t in stage_turns for n in t})},
     }
 
 

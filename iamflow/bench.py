@@ -19,9 +19,11 @@ import json
 import logging
 import math
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -894,6 +896,42 @@ def _first_segment_path(marks: dict[str, list[float]], submitted: float, arrived
     }
 
 
+def segment_stages_run(args: argparse.Namespace) -> dict:
+    """The app's per-chunk video stages on this host, for noise (what random Wan weights decode to) and for a
+    picture panned across the frame (closer to what a trained model makes): the segment's H.264 encode, then
+    Gradio's probe and mux of it (``Video.stream_output``). One 12-frame 832x480 chunk, median of 5 after one."""
+    import asyncio
+
+    import gradio as gr
+    import numpy as np
+    from PIL import Image
+
+    from iamflow.video import write_video
+
+    rng = np.random.default_rng(0)
+    picture = np.asarray(Image.open(Path(__file__).resolve().parents[1] / "docs/img/app-three-scenes.png")
+                         .convert("RGB").resize((1100, 640)))
+    contents = {"noise": rng.integers(0, 256, (12, 480, 832, 3), dtype=np.uint8),
+                "panned picture": np.stack([picture[8 * t: 8 * t + 480, 10 * t: 10 * t + 832] for t in range(12)])}
+    result: dict = {"mode": "segment stages", "date": datetime.date.today().isoformat(), "host": platform.node()}
+    work = Path(tempfile.mkdtemp(prefix="iamflow-segments-"))
+    for name, frames in contents.items():
+        video, stream_id, rows = gr.Video(streaming=True), f"bench/{name.replace(' ', '-')}/1/playlist.m3u8", []
+        for index in range(6):
+            started = time.perf_counter()
+            path = write_video(frames, work / f"{name.replace(' ', '-')}-{index}.ts", 16, scale=1)
+            encoded = time.perf_counter() - started
+            started = time.perf_counter()
+            asyncio.run(video.stream_output(str(path), stream_id, index == 0))
+            rows.append((encoded, time.perf_counter() - started, path.stat().st_size))
+        rows = rows[1:]  # the first of each: start-up
+        result[name] = {"segment_bytes": int(statistics.median(r[2] for r in rows)),
+                        "h264_encode_s": statistics.median(r[0] for r in rows),
+                        "gradio_probe_mux_s": statistics.median(r[1] for r in rows)}
+    shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
 def _as_they_come(job, clock: float, poll_s: float = 0.01):
     """``(seconds since clock, time.monotonic(), outputs)`` for each update of a gradio_client ``job`` as it arrives,
     to within ``poll_s``. (Iterating the job itself reads late: its ``__next__`` sleeps while holding the lock the
@@ -1135,6 +1173,9 @@ def main(argv: list[str] | None = None) -> None:
                              "each server thread was doing (sampled every 10 ms)")
     parser.add_argument("--app-only", action="store_true", help="--app without the same scenes through StorySession alone")
     parser.add_argument("--app-client", default=None, metavar="URL", help=argparse.SUPPRESS)  # --app's page side
+    parser.add_argument("--segment-stages", action="store_true",
+                        help="the app's per-chunk video stages on this host (H.264 encode, Gradio's probe and mux), for "
+                             "noise and for a panned picture")
     parser.add_argument("--fp8-check", action="store_true",
                         help="FP8 against bf16 on one chunk: relative error, and chunk seconds eager (and with --compile)")
     parser.add_argument("--text-encoders", action="store_true",
@@ -1150,6 +1191,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.long_story:
         result = long_story_run(args)  # the embedded model on the CPU
+    elif args.segment_stages:
+        result = segment_stages_run(args)  # no model: the host's ffmpeg and Gradio
     elif args.app and args.preset == EMBEDDED_PRESET:
         result = app_run(args)  # the embedded model: a CPU is enough
     elif not torch.cuda.is_available():

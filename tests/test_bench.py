@@ -44,3 +44,20 @@ def test_app_bench_drives_the_app_and_the_session_on_the_embedded_model(tmp_path
     assert all(q <= r for q, r in zip(timeline["message queued"], timeline["page received"]))
     threads = report["server_threads"]
     assert "iamflow-device-worker-main" in threads["stacks"] and threads["loop_lag_max_s"] is not None
+
+
+def test_segment_stages_times_the_apps_video_stages_for_noise_and_a_picture():
+    """``--segment-stages``: the H.264 encode and Gradio's probe and mux of one chunk, for noise (what random Wan
+    weights decode to) and for a picture panned across the frame; noise makes the larger segment."""
+    import json
+    import os
+
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    done = subprocess.run([sys.executable, "-m", "iamflow.bench", "--segment-stages"], capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    noise, picture = report["noise"], report["panned picture"]
+    assert noise["segment_bytes"] > 10 * picture["segment_bytes"] > 0
+    assert min(noise["h264_encode_s"], noise["gradio_probe_mux_s"], picture["h264_encode_s"],
+               picture["gradio_probe_mux_s"]) > 0

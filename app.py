@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     auth = tuple(args.auth.split(":", 1)) if args.auth else None
     demo.queue(default_concurrency_limit=None)
     try:
-        demo.launch(server_name=args.host, server_port=args.port, auth=auth, **launch_kwargs())
+        demo.launch(server_name=args.host, server_port=args.port, auth=auth, **launch_kwargs(controller))
     finally:
         controller.close()
     return 0

@@ -594,9 +594,10 @@ def fp8_run(args: argparse.Namespace) -> dict:
 
 def app_run(args: argparse.Namespace) -> dict:
     """The app as a person runs it: the Gradio server in this process on the preset (random weights for Wan),
-    driven through ``gradio_client`` like a browser session. Per scene: seconds from Add scene to the first streamed
-    segment, the segments' video frame rate, and the whole turn (with the story view at its end). Then the same
-    scenes through ``StorySession`` alone on the same runtime, so the app's own cost shows beside it."""
+    driven through ``gradio_client`` like a browser session, its live view read as an ``<img>`` reads it. Per scene:
+    seconds from Add scene to the first frame on the page, the frames received a second, and the whole turn (with
+    the story view at its end). Then the same scenes through ``StorySession`` alone on the same runtime, so the app's
+    own cost shows beside it."""
     import socket
     import tempfile
 
@@ -626,7 +627,7 @@ def app_run(args: argparse.Namespace) -> dict:
     options = AppOptions(default_preset=cfg.preset, presets={cfg.preset: cfg},
                          data_dir=Path(tempfile.mkdtemp(prefix="iamflow-bench-app-")), max_live_sessions=2,
                          max_sessions_per_client=2, idle_drop_s=3600, idle_release_s=3600, sweep_every_s=3600)
-    marks = _mark_first_segment_path()
+    marks = _mark_first_frame_path()
     sampler = _StackSampler() if args.sample_stacks else None
     if sampler is not None:
         sampler.start()
@@ -638,7 +639,7 @@ def app_run(args: argparse.Namespace) -> dict:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs(controller))
     started = time.perf_counter()
     runtime = controller.worker.runtime(cfg.preset)
     load_seconds = time.perf_counter() - started
@@ -671,26 +672,28 @@ def app_run(args: argparse.Namespace) -> dict:
                 break
             entry = entry or controller.sessions.find(received["session_hash"])
             index, scene = len(result["app"]), received["scene"]
-            segments, frames = scene["segment_arrivals"], entry.session.scenes[index].num_frames
+            arrivals, frames = scene["frame_arrivals"], entry.session.scenes[index].num_frames
             result["app"].append({
-                "first_segment_seconds": segments[0], "segments": len(segments), "video_frames": frames,
-                "first_segment_path": _first_segment_path(marks, scene["submitted"], scene["first_arrival"]),
-                "chunks": entry.session.scenes[index].num_chunks,
-                "video_fps_received": frames / segments[-1], "turn_seconds": scene["turn_seconds"],
-                "segment_intervals_seconds": [b - a for a, b in zip(segments, segments[1:])],
+                "first_frame_seconds": arrivals[0] if arrivals else None, "frames_received": len(arrivals),
+                "video_frames": frames, "chunks": entry.session.scenes[index].num_chunks,
+                "first_frame_path": _first_frame_path(marks, scene["submitted"], scene["first_arrival"]),
+                "video_fps_received": len(arrivals) / arrivals[-1] if arrivals else 0.0,
+                "turn_seconds": scene["turn_seconds"],
                 "server_rss_mib": server.memory_info().rss / 2**20,
                 # the server's CPU seconds since the last scene's line (this turn, and the page's requests after it)
                 "server_cpu_seconds": _cpu_seconds(server) - cpu_mark,
             })
-            if args.sample_stacks:  # every step of every segment, seconds from Add scene (the client's submit)
+            if args.sample_stacks:  # every step of every chunk, seconds from Add scene (the client's submit)
                 start, end = scene["submitted"], scene["last_arrival"]
                 result["app"][-1]["timeline"] = {
                     step: [round(t - start, 4) for t in times if start <= t <= end] for step, times in marks.items()}
                 result["app"][-1]["timeline"]["page received"] = [round(t - start, 4) for t in scene["arrivals"]]
+                result["app"][-1]["timeline"]["frame received"] = [round(t, 4) for t in arrivals]
                 result["app"][-1]["submitted_monotonic"] = start
             cpu_mark = _cpu_seconds(server)
-            logger.info("app scene %d: first segment %.3f s, %.1f fps, turn %.2f s", index, segments[0],
-                        frames / segments[-1], scene["turn_seconds"])
+            logger.info("app scene %d: first frame %.3f s, %.1f fps received, turn %.2f s", index,
+                        result["app"][-1]["first_frame_seconds"] or -1, result["app"][-1]["video_fps_received"],
+                        scene["turn_seconds"])
             if index + 1 == args.scenes:
                 page.stdin.write("next\n")  # the client goes on to Undo, the bundle and loading it
                 page.stdin.flush()
@@ -698,9 +701,9 @@ def app_run(args: argparse.Namespace) -> dict:
             page.wait(timeout=60)
             client_log.seek(0)
             raise RuntimeError(f"the app's client failed: {client_log.read().strip()[-2000:]}")
-        paths = [a["first_segment_path"] for a in result["app"] if a["first_segment_path"]]
-        if paths:  # the median of each step over the scenes: where the seconds to the first segment go
-            result["first_segment_path_median"] = {
+        paths = [a["first_frame_path"] for a in result["app"] if a["first_frame_path"]]
+        if paths:  # the median of each step over the scenes: where the seconds to the first frame go
+            result["first_frame_path_median"] = {
                 step: statistics.median(p[step] for p in paths) for step in paths[0]}
         turns = [a["turn_seconds"] for a in result["app"]]
         if len(turns) >= 20:
@@ -724,32 +727,29 @@ def app_run(args: argparse.Namespace) -> dict:
 
         if not args.app_only:
             result["session"] = controller.worker.call(session_alone)
-        result["app_first_segment_minus_session_first_frame_seconds"] = [
-            a["first_segment_seconds"] - b["first_frame_seconds"] for a, b in zip(result["app"], result["session"])]
+        result["app_first_frame_minus_session_first_frame_seconds"] = [
+            a["first_frame_seconds"] - b["first_frame_seconds"] for a, b in zip(result["app"], result["session"])]
     finally:
         controller.close()
         demo.close()
     return result
 
 
-def _mark_first_segment_path() -> dict[str, list[float]]:
+def _mark_first_frame_path() -> dict[str, list[float]]:
     """Note (``time.monotonic()``, one clock for the server and the page's client process) when each step between
-    Add scene and the page's first segment happens in this process: the story's scene starting on the device worker
-    and handing out its first chunk, the chunk's H.264 segment written, and Gradio's own handling of the streamed
-    segment (it probes and re-muxes each one). The functions are wrapped, not changed."""
+    Add scene and the page's first frame happens in this process: the story's scene starting on the device worker,
+    handing out each chunk, and the live view sending each frame (after its JPEG encoding); and when Gradio queues
+    each update of the page's panels. The functions are wrapped, not changed."""
     import functools
-
-    import gradio as gr
-
-    from iamflow import story_files
-    from iamflow.session import StorySession
 
     from gradio.queueing import Queue
 
-    marks: dict[str, list[float]] = {"scene started": [], "chunk handed out": [], "segment written": [],
-                                     "gradio stream start": [], "gradio stream end": [], "message queued": []}
-    add_scene, write_video, stream_output = StorySession.add_scene, story_files.write_video, gr.Video.stream_output
-    send_message = Queue.send_message
+    from iamflow.session import StorySession
+    from ui.live_feed import LiveFeed
+
+    marks: dict[str, list[float]] = {"scene started": [], "chunk handed out": [], "frame sent": [],
+                                     "message queued": []}
+    add_scene, parts, send_message = StorySession.add_scene, LiveFeed.parts, Queue.send_message
 
     @functools.wraps(add_scene)
     def timed_add_scene(self, *args, **kwargs):
@@ -758,19 +758,11 @@ def _mark_first_segment_path() -> dict[str, list[float]]:
             marks["chunk handed out"].append(time.monotonic())
             yield event
 
-    @functools.wraps(write_video)
-    def timed_write_video(*args, **kwargs):
-        path = write_video(*args, **kwargs)
-        marks["segment written"].append(time.monotonic())
-        return path
-
-    @functools.wraps(stream_output)
-    async def timed_stream_output(self, *args, **kwargs):
-        marks["gradio stream start"].append(time.monotonic())
-        try:
-            return await stream_output(self, *args, **kwargs)
-        finally:
-            marks["gradio stream end"].append(time.monotonic())
+    @functools.wraps(parts)
+    async def timed_parts(self, *args, **kwargs):
+        async for part in parts(self, *args, **kwargs):
+            marks["frame sent"].append(time.monotonic())
+            yield part
 
     @functools.wraps(send_message)
     def timed_send_message(self, event, message):
@@ -778,8 +770,7 @@ def _mark_first_segment_path() -> dict[str, list[float]]:
             marks["message queued"].append(time.monotonic())  # put on the session's SSE queue, on the loop thread
         return send_message(self, event, message)
 
-    StorySession.add_scene, story_files.write_video = timed_add_scene, timed_write_video
-    gr.Video.stream_output, Queue.send_message = timed_stream_output, timed_send_message
+    StorySession.add_scene, LiveFeed.parts, Queue.send_message = timed_add_scene, timed_parts, timed_send_message
     return marks
 
 
@@ -872,14 +863,14 @@ class _StackSampler:
                     self.loop = None
 
 
-def _first_segment_path(marks: dict[str, list[float]], submitted: float, arrived: float | None) -> dict | None:
-    """Seconds from Add scene (the client's submit) to each step of the scene's first segment, and the steps' own
-    lengths; None when a mark is missing."""
+def _first_frame_path(marks: dict[str, list[float]], submitted: float, arrived: float | None) -> dict | None:
+    """Seconds from Add scene (the client's submit) to each step of the scene's first frame on the page, and the
+    steps' own lengths; None when a mark is missing."""
     if arrived is None:
         return None
     at = {}
-    for step, times in marks.items():
-        after = [t for t in times if submitted <= t <= arrived]
+    for step in ("scene started", "chunk handed out", "frame sent"):
+        after = [t for t in marks[step] if submitted <= t <= arrived]
         if not after:
             return None
         at[step] = after[0]
@@ -887,11 +878,8 @@ def _first_segment_path(marks: dict[str, list[float]], submitted: float, arrived
         "to scene started (queue, settings, story on the worker)": at["scene started"] - submitted,
         "scene started to first chunk (agent, text, memory, re-cache, denoise, decode)":
             at["chunk handed out"] - at["scene started"],
-        "first chunk to its segment written (H.264 encode)": at["segment written"] - at["chunk handed out"],
-        "segment written to Gradio's stream handling": at["gradio stream start"] - at["segment written"],
-        "Gradio's stream handling (probe, mux)": at["gradio stream end"] - at["gradio stream start"],
-        "to the message queued for the page": at["message queued"] - at["gradio stream end"],
-        "message queued to the page's client (send, receive, download)": arrived - at["message queued"],
+        "first chunk to its first frame sent (JPEG encode, hand-off)": at["frame sent"] - at["chunk handed out"],
+        "frame sent to the page's client": arrived - at["frame sent"],
         "total": arrived - submitted,
     }
 
@@ -949,11 +937,60 @@ def _as_they_come(job, clock: float, poll_s: float = 0.01):
         time.sleep(poll_s)
 
 
+class _LiveViewReader:
+    """The page's live view, read as an ``<img>`` reads it, on a thread: when each frame arrives
+    (``time.monotonic()``) and which scene it belongs to. Unpaced (``?paced=0``): frames come as they are made, so
+    their rate is the story's own, not the playback's."""
+
+    def __init__(self, url: str, path: str):
+        import http.client
+        import threading
+        from urllib.parse import urlsplit
+
+        where = urlsplit(url)
+        self.frames: list[tuple[float, int]] = []  # (monotonic, scene index)
+        self._connection = http.client.HTTPConnection(where.hostname, where.port, timeout=3600)
+        self._connection.request("GET", "/" + path.lstrip("/") + "?paced=0")
+        self._response = self._connection.getresponse()
+        if self._response.status != 200:
+            raise RuntimeError(f"the live view answered {self._response.status}")
+        self._thread = threading.Thread(target=self._read, name="bench-live-view", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        stream = self._response.fp
+        try:
+            while (line := stream.readline()):
+                if not line.startswith(b"--"):
+                    continue
+                headers = {}
+                while (header := stream.readline().strip()):
+                    name, value = header.decode().split(":", 1)
+                    headers[name.strip().lower()] = value.strip()
+                stream.read(int(headers["content-length"]))
+                self.frames.append((time.monotonic(), int(headers["x-scene"])))
+        except (OSError, ValueError):  # closed at the end
+            pass
+
+    def scene_frames(self, index: int, settle_s: float = 0.5, at_most_s: float = 10.0) -> list[float]:
+        """Arrival times of scene ``index``'s frames, once none has come for ``settle_s``."""
+        deadline, count = time.monotonic() + at_most_s, -1
+        while time.monotonic() < deadline and count != len(self.frames):
+            count = len(self.frames)
+            time.sleep(settle_s)
+        return [at for at, scene in list(self.frames) if scene == index]
+
+    def close(self) -> None:
+        self._connection.close()
+
+
 def app_client(url: str, scenes: int, scene_seconds: float, download_files: bool = True) -> None:
-    """The page's side of ``--app``: add ``scenes`` scenes through gradio_client and note when each streamed
-    segment arrives (seconds from Add scene); then time Prepare story bundle, loading that bundle in a second tab
-    and Undo (last, so a one-scene story still has a bundle). Prints one JSON line a scene and one for the story
-    operations, then stays (its story kept) until a line comes in."""
+    """The page's side of ``--app``: add ``scenes`` scenes through gradio_client, with the live view read as a page
+    reads it, noting when each frame arrives (seconds from Add scene); then time Prepare story bundle, loading that
+    bundle in a second tab and Undo (last, so a one-scene story still has a bundle). Prints one JSON line a scene and
+    one for the story operations, then stays (its story kept) until a line comes in."""
+    import re
+
     from gradio_client import Client, handle_file
 
     def bundle_file(output):  # a path, an update holding one, or (files not downloaded) the server's file data
@@ -963,17 +1000,24 @@ def app_client(url: str, scenes: int, scene_seconds: float, download_files: bool
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line a request otherwise
     prompts = (STORY * ((scenes + len(STORY) - 1) // len(STORY)))[:scenes]
     client = Client(url, verbose=False, download_files=download_files)
-    other = None
+    other = live = None
     try:
         for index, prompt in enumerate(prompts):
             clock, submitted = time.perf_counter(), time.monotonic()  # (monotonic: the server's clock too)
             job = client.submit(prompt=prompt, seconds=scene_seconds, seed=index, api_name="/add_scene")
-            updates = list(_as_they_come(job, clock))
+            updates = []
+            for update in _as_they_come(job, clock):
+                updates.append(update)
+                shown = re.search(r'<img src="([^"]+)"', str(update[2][0]))
+                if live is None and shown:  # the page's <img> connects as soon as it is shown
+                    live = _LiveViewReader(url, shown.group(1))
             job.result()
-            shown = [(t, at) for t, at, outputs in updates[:-1] if outputs[0]]  # the last: the story view
+            if live is None:
+                raise RuntimeError("no update showed the live view")
+            arrivals = live.scene_frames(index)
             print(json.dumps({"session_hash": client.session_hash, "scene": {
-                "segment_arrivals": [t for t, _ in shown], "submitted": submitted,
-                "first_arrival": shown[0][1] if shown else None, "turn_seconds": time.perf_counter() - clock,
+                "frame_arrivals": [at - submitted for at in arrivals], "submitted": submitted,
+                "first_arrival": arrivals[0] if arrivals else None, "turn_seconds": time.perf_counter() - clock,
                 "arrivals": [at for _, at, _ in updates], "last_arrival": updates[-1][1] if updates else submitted,
             }}), flush=True)
         operations: dict = {}
@@ -992,8 +1036,9 @@ def app_client(url: str, scenes: int, scene_seconds: float, download_files: bool
         sys.stdin.readline()  # the server reads the story's scenes before the client leaves (and its story goes)
     finally:
         client.close()
-        if other is not None:
-            other.close()
+        for closing in (other, live):
+            if closing is not None:
+                closing.close()
 
 
 # --- a long story on the CPU (embedded model): does a turn cost the same at scene 200 as at scene 1? -----------
@@ -1162,14 +1207,15 @@ def main(argv: list[str] | None = None) -> None:
                         help="time the Wan VAE's streaming decode of a chunk as it is, with cudnn.benchmark, "
                              "channels-last and compiled, and the tiny decoder")
     parser.add_argument("--app", action="store_true",
-                        help="the app in this process driven through gradio_client: first streamed segment, segment rate"
+                        help="the app in this process driven through gradio_client, its live view read as a page reads it: "
+                             "seconds to the first frame, frames received a second"
                              " (runs on a CPU too with --preset storyworld)")
     parser.add_argument("--switch-interval", type=float, default=0.0, metavar="SECONDS",
                         help="--app: Python's thread switch interval in the server's process (sys.setswitchinterval)")
     parser.add_argument("--client-no-download", action="store_true",
                         help="--app: the page's client takes each update as it comes, without fetching its files")
     parser.add_argument("--sample-stacks", action="store_true",
-                        help="--app: every step of every segment on one clock, the server's event-loop lag, and what "
+                        help="--app: every step of every chunk on one clock, the server's event-loop lag, and what "
                              "each server thread was doing (sampled every 10 ms)")
     parser.add_argument("--app-only", action="store_true", help="--app without the same scenes through StorySession alone")
     parser.add_argument("--app-client", default=None, metavar="URL", help=argparse.SUPPRESS)  # --app's page side

@@ -43,7 +43,7 @@ def start(data_dir: Path, auth=None, **options):
     demo.queue(default_concurrency_limit=None)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, auth=auth,
-                **launch_kwargs())
+                **launch_kwargs(controller))
     controller.worker.runtime(PRESET)  # the model is loaded once, before the clocks of the tests start
     return demo, controller, f"http://127.0.0.1:{port}/"
 
@@ -154,6 +154,95 @@ def test_two_turns_continue_one_story(server):
         assert "man_1" in second[5]  # the Entities panel
         mapping = json.loads(Path(file_of(second[10])).read_text())  # mapping.json download
         assert mapping["global_registry"]["1"]["name"] == "man_1"
+    finally:
+        client.close()
+
+
+def live_parts(url: str, path: str, count: int, paced: bool = False) -> list[tuple[float, dict, bytes]]:
+    """Read ``count`` frames of a live view's Motion-JPEG stream as a page's ``<img>`` does: (seconds since the
+    request, the part's headers, the JPEG)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    where = urlsplit(url)
+    connection = http.client.HTTPConnection(where.hostname, where.port, timeout=120)
+    started = time.monotonic()
+    connection.request("GET", "/" + path.lstrip("/") + ("" if paced else "?paced=0"))
+    response = connection.getresponse()
+    assert response.status == 200 and response.getheader("Content-Type").startswith("multipart/x-mixed-replace")
+    parts = []
+    try:
+        while len(parts) < count:
+            line = response.fp.readline()
+            assert line, f"the stream ended after {len(parts)} of {count} frames"
+            if not line.startswith(b"--"):
+                continue
+            headers = {}
+            while (header := response.fp.readline().strip()):
+                name, value = header.decode().split(":", 1)
+                headers[name.strip().lower()] = value.strip()
+            parts.append((time.monotonic() - started, headers, response.fp.read(int(headers["content-length"]))))
+    finally:
+        connection.close()
+    return parts
+
+
+def live_path(job) -> str:
+    """The live view's stream address in the updates an Add scene job sent."""
+    import re
+
+    for outputs in job.outputs():
+        found = re.search(r'<img src="([^"]+)"', str(outputs[0]))
+        if found:
+            return found.group(1)
+    raise AssertionError("no update showed the live view")
+
+
+def test_the_live_view_streams_every_frame_of_each_scene_as_it_is_made(server):
+    """The page's live view is a Motion-JPEG stream of the story's frames: every frame of each scene, in order,
+    with its scene and story frame number, the same pictures as the story video, paced at the video's rate; only
+    the story's page has its address, and Undo clears what was not shown yet."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from iamflow import video
+
+    client = Client(server["url"], verbose=False)
+    try:
+        job = client.submit(prompt="A man in a red shirt walks along the beach.", seconds=2.0, seed=7,
+                            api_name="/add_scene")
+        outputs = job.result()
+        path = live_path(job)
+        session = entry_of(server["controller"], client).session
+        first = session.scenes[0].num_frames
+        parts = live_parts(server["url"], path, first)
+        assert [(int(h["x-scene"]), int(h["x-frame"])) for _, h, _ in parts] == [(0, i) for i in range(first)]
+        shown = np.stack([np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB")) for _, _, jpeg in parts])
+        story = video.read_video(story_video_path(outputs))  # the same frames, the same display size
+        assert shown.shape == story.shape, (shown.shape, story.shape)
+        assert np.abs(shown.astype(int) - story.astype(int)).mean() < 6  # (two lossy encodings of one picture)
+
+        # the second scene continues the stream where the first ended; paced, it plays at the video's rate
+        job = client.submit(prompt="The man waves at a woman in a yellow dress.", seconds=2.0, seed=8,
+                            api_name="/add_scene")
+        job.result()
+        assert live_path(job) == path  # one address for the story's whole life
+        second = session.scenes[1].num_frames
+        parts = live_parts(server["url"], path, second, paced=True)
+        assert [(int(h["x-scene"]), int(h["x-frame"])) for _, h, _ in parts] == \
+            [(1, first + i) for i in range(second)]
+        assert parts[-1][0] - parts[0][0] >= (second - 1) / session.fps * 0.95  # never faster than playback
+
+        # another address streams nothing; frames left unshown go with Undo
+        with pytest.raises(AssertionError):
+            live_parts(server["url"], path[: -4] + "abcd", 1)
+        scene(client, "The woman walks along the beach.", seconds=1.0, seed=9)
+        client.predict(api_name="/undo")
+        scene(client, "The woman runs along the beach.", seconds=1.0, seed=10)
+        parts = live_parts(server["url"], path, 1)
+        assert (int(parts[0][1]["x-scene"]), int(parts[0][1]["x-frame"])) == (2, first + second)
     finally:
         client.close()
 
@@ -648,7 +737,7 @@ def test_a_file_is_written_whole_or_not_at_all(tmp_path):
     assert target.read_bytes() == b"second" and [p.name for p in target.parent.iterdir()] == ["mapping.json"]
 
 
-def test_the_command_line_binds_to_localhost_without_share():
+def test_the_command_line_binds_to_localhost_without_share(server):
     from app import parse_args
 
     args = parse_args([])
@@ -656,7 +745,8 @@ def test_the_command_line_binds_to_localhost_without_share():
     assert parse_args(["--auth", "ann:secret", "--port", "9000"]).auth == "ann:secret"
     with pytest.raises(SystemExit):
         parse_args(["--auth", "no-colon"])
-    assert launch_kwargs()["share"] is False and launch_kwargs()["run_history"] is False
+    kwargs = launch_kwargs(server["controller"])
+    assert kwargs["share"] is False and kwargs["run_history"] is False
     for bad in (["--idle-timeout", "0"], ["--idle-timeout", "-5"], ["--idle-timeout", "nan"],
                 ["--idle-timeout", "inf"], ["--max-sessions", "4", "--max-sessions-per-client", "5"]):
         with pytest.raises(SystemExit):

@@ -39,7 +39,7 @@ def app_url(tmp_path_factory):
     demo, controller = create_app(preset=PRESET, data_dir=tmp_path_factory.mktemp("app-data"))
     demo.queue(default_concurrency_limit=None)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs(controller))
     controller.worker.runtime(PRESET)
     yield f"http://127.0.0.1:{port}/"
     controller.close()
@@ -107,13 +107,21 @@ def test_a_story_told_in_the_browser(app_url, browser_context, tmp_path):
                     "stop", "undo", "new-story", "download-mp4", "download-mapping"):
         expect(page.locator(f"#{element}")).to_have_count(1)
 
-    # 1. The first scene: the live player plays as chunks arrive; the man appears in the Entities panel.
+    # 1. The first scene: the live view shows frames as chunks arrive (it changes while the scene plays); the man
+    # appears in the Entities panel.
     add_scene(page, "A young man in a red jacket walks along the beach.")
-    page.wait_for_function(
-        "() => { const v = document.querySelector('#live-video video');"
-        " return v && v.readyState >= 2 && v.videoWidth > 0 && (v.currentTime > 0 || !v.paused) }",
-        timeout=SCENE_TIMEOUT_MS,
-    )
+    live_pictures = []
+    for _ in range(2):  # two different pictures, in turn, in the live view's <img>
+        page.wait_for_function(
+            "(seen) => { const img = document.querySelector('#live-video img');"
+            " if (!img || !img.complete || img.naturalWidth === 0) return false;"
+            " const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;"
+            " c.getContext('2d').drawImage(img, 0, 0); return !seen.includes(c.toDataURL()); }",
+            arg=live_pictures, timeout=SCENE_TIMEOUT_MS, polling=20)
+        live_pictures.append(page.evaluate(
+            "() => { const img = document.querySelector('#live-video img'); const c = document.createElement('canvas');"
+            " c.width = img.naturalWidth; c.height = img.naturalHeight; c.getContext('2d').drawImage(img, 0, 0);"
+            " return c.toDataURL(); }"))
     expect(page.locator("#entity-registry")).to_contain_text("man_1", timeout=SCENE_TIMEOUT_MS)
     shot(page, "01-first-scene-live")
     wait_for_story(page, 1)
@@ -150,7 +158,7 @@ def test_a_story_told_in_the_browser(app_url, browser_context, tmp_path):
     assert timeline_count(page) == 3
     expect(page.locator("#timeline")).not_to_contain_text("rests")
     expect(page.locator("#progress textarea, #progress input")).to_have_value("")  # no stale "done" line
-    expect(page.locator("#live-video video")).to_have_count(0)  # nor the undone scene in the live player
+    expect(page.locator("#live-video img")).to_have_count(0)  # nor the undone scene in the live view
     shot(page, "06-after-undo")
 
     page.locator("#prepare-bundle").click()  # the bundle is made when asked for

@@ -1,16 +1,17 @@
 """How the page receives a scene's chunks: the worker hands over what arrived while the page was busy in one batch,
-and the page shows a batch as one segment joined without re-encoding."""
+and the live view sends every frame as a JPEG, in order, at the video's rate."""
 
 from __future__ import annotations
 
+import asyncio
+import io
 import threading
 import time
 
 import numpy as np
 import pytest
 
-from iamflow import video
-from ui.callbacks import _one_segment
+from ui.live_feed import LiveFeed
 from ui.worker import DeviceWorker
 
 
@@ -47,14 +48,66 @@ def test_a_slow_reader_gets_every_item_in_order_batched_and_a_failure_after_them
     worker.shutdown()
 
 
-def test_chunks_that_arrive_together_are_shown_as_one_segment_with_all_their_frames(tmp_path):
+def _parts(feed: LiveFeed, count: int, paced: bool, timeout: float = 30.0) -> list[tuple[float, bytes]]:
+    """(seconds since the first, part) for the next ``count`` parts of one connection to ``feed``."""
+    async def read():
+        out, stream = [], feed.parts(paced)
+        try:
+            async for part in stream:
+                out.append((time.monotonic(), part))
+                if len(out) == count:
+                    break
+        finally:
+            await stream.aclose()
+        return out
+
+    parts = asyncio.run(asyncio.wait_for(read(), timeout))
+    return [(at - parts[0][0], part) for at, part in parts]
+
+
+def _header(part: bytes, name: str) -> str:
+    head = part.split(b"\r\n\r\n", 1)[0].decode()
+    return next(line.split(":", 1)[1].strip() for line in head.split("\r\n") if line.lower().startswith(name + ":"))
+
+
+def test_the_live_feed_sends_each_frame_as_a_jpeg_in_order_at_the_video_rate():
+    from PIL import Image
+
     rng = np.random.default_rng(0)
-    clips = [rng.integers(0, 255, (n, 64, 64, 3), dtype=np.uint8) for n in (9, 12, 12)]
-    segments = [video.write_video(c, tmp_path / f"chunk-{i:04d}.ts", 16, scale=1) for i, c in enumerate(clips)]
-    assert _one_segment(segments[:1], tmp_path / "shown") == segments[0]  # one chunk: its own segment
-    joined = _one_segment(segments, tmp_path / "shown")
-    assert joined.parent == tmp_path / "shown" and joined.suffix == ".ts"
-    frames = video.read_video(joined)
-    assert len(frames) == sum(len(c) for c in clips)
-    # no re-encoding: the joined frames are the segments' frames, in order
-    np.testing.assert_array_equal(frames, np.concatenate([video.read_video(s) for s in segments]))
+    feed = LiveFeed()
+    clips = [rng.integers(0, 255, (n, 64, 64, 3), dtype=np.uint8) for n in (9, 12)]
+    feed.push(clips[0], 0, 0, 16.0)
+    feed.push(clips[1], 1, 9, 16.0)
+    parts = _parts(feed, 21, paced=True)
+    assert [(int(_header(p, "x-scene")), int(_header(p, "x-frame"))) for _, p in parts] == \
+        [(0, i) for i in range(9)] + [(1, 9 + i) for i in range(12)]
+    jpeg = parts[0][1].split(b"\r\n\r\n", 1)[1][: int(_header(parts[0][1], "content-length"))]
+    assert Image.open(io.BytesIO(jpeg)).size == (256, 256)  # the embedded model's 64x64, shown at display scale
+    assert parts[-1][0] >= 20 / 16 * 0.95  # paced: never faster than the video plays
+
+    feed.push(clips[1], 2, 21, 16.0)
+    feed.clear()  # (Undo): what was not sent goes
+    feed.push(clips[0][:2], 3, 21, 16.0)
+    parts = _parts(feed, 2, paced=False)
+    assert [int(_header(p, "x-scene")) for _, p in parts] == [3, 3]
+    feed.close()
+
+
+def test_a_newer_page_connection_takes_the_feed_over():
+    feed = LiveFeed()
+
+    async def both():
+        older, newer = feed.parts(False), feed.parts(False)
+        waiting = asyncio.ensure_future(older.__anext__())
+        await asyncio.sleep(0.05)
+        second = asyncio.ensure_future(newer.__anext__())  # connects: the older one ends at its next frame
+        await asyncio.sleep(0.05)
+        feed.push(np.zeros((1, 8, 8, 3), np.uint8), 0, 0, 16.0)
+        part = await asyncio.wait_for(second, 10)
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(waiting, 10)
+        await newer.aclose()
+        return part
+
+    assert _header(asyncio.run(both()), "x-frame") == "0"
+    feed.close()

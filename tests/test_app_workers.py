@@ -29,7 +29,7 @@ def two_workers(tmp_path_factory):
                                   devices=["cpu", "cpu"])
     demo.queue(default_concurrency_limit=None)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs(controller))
     deadline = time.monotonic() + 600
     while not all(worker.is_loaded(PRESET) for worker in controller.workers):  # each preloads its own models
         assert not any(worker.load_error(PRESET) for worker in controller.workers), \

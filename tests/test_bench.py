@@ -11,9 +11,9 @@ def test_bench_command_loads_and_lists_its_options():
 
 
 def test_app_bench_drives_the_app_and_the_session_on_the_embedded_model(tmp_path):
-    """``--app`` on the CPU preset: the page's add_scene through gradio_client (in a process of its own) streams the
-    scene's chunks as segments (chunks that arrive together as one), and the same scene through StorySession alone
-    is reported beside it."""
+    """``--app`` on the CPU preset: the page's add_scene through gradio_client (in a process of its own), with the
+    live view read as a page reads it, gets every frame of the scene; the same scene through StorySession alone is
+    reported beside it."""
     import json
     import os
 
@@ -25,23 +25,24 @@ def test_app_bench_drives_the_app_and_the_session_on_the_embedded_model(tmp_path
     report = json.loads(out.read_text())
     (app,), (alone,) = report["app"], report["session"]
     assert report["mode"] == "app" and report["preset"] == "storyworld"
-    assert app["chunks"] == 2 and 1 <= app["segments"] <= 2  # 1 s at 16 fps: two chunks of the embedded model
-    assert app["video_frames"] > 0 and 0 < app["first_segment_seconds"] <= app["turn_seconds"]
-    assert len(app["segment_intervals_seconds"]) == app["segments"] - 1
+    assert app["chunks"] == 2  # 1 s at 16 fps: two chunks of the embedded model
+    assert app["frames_received"] == app["video_frames"] > 0  # every frame of the scene reached the page
+    assert 0 < app["first_frame_seconds"] <= app["turn_seconds"] and app["video_fps_received"] > 0
     assert alone["first_frame_seconds"] > 0 and alone["video_fps_received"] > 0
-    assert len(report["app_first_segment_minus_session_first_frame_seconds"]) == 1
+    assert len(report["app_first_frame_minus_session_first_frame_seconds"]) == 1
     operations = report["operations"]  # the story's bundle, loaded in a second tab, then Undo
     assert set(operations) == {"bundle_seconds", "load_seconds", "undo_seconds"} and min(operations.values()) > 0
-    # where the seconds to the first segment went: every step in order on one clock, adding up to the client's wait
-    path = app["first_segment_path"]
+    # where the seconds to the first frame went: every step in order on one clock, adding up to the client's wait
+    path = app["first_frame_path"]
     steps = [seconds for step, seconds in path.items() if step != "total"]
-    assert len(steps) == 7 and min(steps) >= 0
-    assert abs(sum(steps) - path["total"]) < 1e-6 and path["total"] <= app["first_segment_seconds"] + 0.05
+    assert len(steps) == 4 and min(steps) >= 0
+    assert abs(sum(steps) - path["total"]) < 1e-6 and abs(path["total"] - app["first_frame_seconds"]) < 1e-6
     assert app["server_cpu_seconds"] > 0
-    # --sample-stacks: every segment's steps, in order, and what the server's threads were doing
+    # --sample-stacks: every chunk's steps, in order, and what the server's threads were doing
     timeline = app["timeline"]
-    assert len(timeline["message queued"]) == len(timeline["page received"]) >= app["segments"]
-    assert all(q <= r for q, r in zip(timeline["message queued"], timeline["page received"]))
+    assert len(timeline["message queued"]) == len(timeline["page received"]) >= 2
+    assert len(timeline["frame sent"]) == len(timeline["frame received"]) == app["video_frames"]
+    assert all(s <= r for s, r in zip(timeline["frame sent"], timeline["frame received"]))
     threads = report["server_threads"]
     assert "iamflow-device-worker-main" in threads["stacks"] and threads["loop_lag_max_s"] is not None
 

@@ -21,7 +21,7 @@ import gradio as gr
 
 from gradio.utils import get_upload_folder
 
-from iamflow import story_files, video
+from iamflow import story_files
 from iamflow.session import (LIVE, MAX_SCENE_SECONDS, NoSceneRunning, StorySession, StorySettings, validate_prompt,
                              validate_seed)
 
@@ -355,6 +355,7 @@ class StoryController:
             request = (prompt, seconds, seed)
             while request is not None:  # a run: the scene, then those submitted while it ran
                 for event in session.add_scene(*request):
+                    entry.feed.push(event.frames, event.scene_index, event.first_frame, event.fps)  # (at once)
                     self._hand_over(entry, session)
                     if entry.stop_requested or entry.closed:
                         session.stop()  # a Stop that came before the scene started still counts
@@ -364,12 +365,12 @@ class StoryController:
         if entry.stop_requested:
             session.stop()
         event = None
-        # chunks that arrived while the page was still taking the last one are shown as one segment: the player
-        # never falls behind the story when the server's own handling of a segment is slower than a chunk
+        # the frames go to the live view as the worker hands them out (``LiveFeed``); the page's panels follow here,
+        # once for the chunks that arrived while the page was still taking the last update
         events = entry.worker.stream(chunks, batched=True, report_waiting=len(self.workers) > 1)
         failing, consuming = scenes_before, False  # the scene whose chunk is being shown; errors here are the page's
-        joined = Path(tempfile.mkdtemp(prefix="shown-", dir=entry.workdir))
         shown_registry = shown_memory = None  # the panels as last sent: unchanged panels are not sent again
+        yield {page.live: formatting.live_view_html(entry.feed.path)}
         try:
             for batch in events:
                 if isinstance(batch, Waiting):  # behind another story's work on this story's device
@@ -377,11 +378,11 @@ class StoryController:
                     continue
                 event = batch[-1]
                 failing, consuming = batch[0].scene_index, True
-                # the story's own segments of the chunks (a write error fails the scene)
-                segment = _one_segment([e.segment.result() for e in batch], joined)
+                for chunk in batch:  # the story's own segments of the chunks (a write error fails the scene)
+                    chunk.segment.result()
                 text = self._progress(session, event)
                 progress((event.chunk_index + 1, event.num_chunks), desc=text)
-                update = {page.live: str(segment), page.progress: text,
+                update = {page.progress: text,
                           page.scene_entities: formatting.scene_entities_text(event.scene_entities)}
                 registry_html = formatting.registry_html(event.registry)
                 if registry_html != shown_registry:
@@ -410,15 +411,14 @@ class StoryController:
             failure = self._failed(entry, events, failing if consuming else len(session.scenes), err)
         else:
             failure = None
-        finally:
-            shutil.rmtree(joined, ignore_errors=True)  # (the page has its own copies of what it was given)
         if failure is not None:
             try:  # the page shows the story as it now stands, then the error
                 view = self._story_view(entry)
             except Exception:
                 logger.exception("the story view after a failed scene could not be made")
             else:
-                yield {page.live: None, page.progress: failure.message, page.scene_entities: "", **view}
+                yield {page.live: formatting.LIVE_PLACEHOLDER, page.progress: failure.message,
+                       page.scene_entities: "", **view}
             raise failure
         if event is None:
             gr.Info("Stopped before the first chunk: the story is unchanged.")
@@ -520,6 +520,7 @@ class StoryController:
                 gr.Warning("There is no scene to undo.")
                 return self._story_view(entry)
             entry.worker.call(entry.session.undo_last_scene)  # in order with device work, never beside it
+            entry.feed.clear()
             return self._story_view(entry)
 
     def new_story(self, memory_policy, transition, max_memory_frames, enrich_prompts, preset, agent_backend,
@@ -532,6 +533,7 @@ class StoryController:
         with entry.lock:
             if entry.busy:
                 raise _error("A scene is being generated; press Stop and wait for it to end first.")
+            entry.feed.clear()
             if entry.session is not None and entry.made_with(preset, settings):
                 entry.worker.call(entry.session.reset)
             else:
@@ -574,6 +576,7 @@ class StoryController:
                                  if entry.busy else "A story was started in this tab while the bundle was being "
                                  "loaded; load the bundle again.")
                 self.sessions.replace_session(entry, session, preset, session.settings)
+                entry.feed.clear()
                 gr.Info(f"Loaded a story of {len(session.scenes)} scene(s).")
                 return self._story_view(entry)
         finally:
@@ -619,6 +622,11 @@ class StoryController:
                 if self.sessions.find(key) is None:
                     self._queued.pop(key, None)
                     self._stop_queued.discard(key)
+
+    def live_feed(self, token: str):
+        """The live feed of the story whose address token is ``token`` (None: no such story now)."""
+        entry = self.sessions.by_feed(token)
+        return entry.feed if entry is not None else None
 
     def page_loaded(self, request: gr.Request) -> dict:
         preset = self.options.default_preset
@@ -716,10 +724,3 @@ class StoryController:
         self.sessions.close()
         for worker in self.workers:
             worker.shutdown()
-
-
-def _one_segment(segments: list[Path], folder: Path) -> Path:
-    """The segment to show for chunks that arrived together: the one segment, or their join (no re-encoding)."""
-    if len(segments) == 1:
-        return segments[0]
-    return video.concat(segments, folder / f"{Path(segments[0]).stem}-{len(segments)}.ts")

@@ -197,6 +197,18 @@ def progress_text(scene_index: int, chunk_index: int, num_chunks: int, elapsed_s
     return f"{head} · about {_clock(eta_s)} left"
 
 
+LIVE_PLACEHOLDER = '<div class="iam-live iam-live-empty">The scene shows here as it is generated.</div>'
+
+
+def live_view_html(path: str | None) -> str:
+    """The live view: an ``<img>`` playing the story's Motion-JPEG stream at ``path`` (a server path; written
+    relative to the page, so a server behind a path prefix works too), or the placeholder when there is none."""
+    if not path:
+        return LIVE_PLACEHOLDER
+    return (f'<div class="iam-live"><img src="{_text(path.lstrip("/"))}" alt="The scene as it is generated" '
+            'decoding="async"></div>')
+
+
 def live_progress_text(scene_index: int, chunk_index: int, elapsed_s: float, cap_s: float,
                        switching_to: int | None = None) -> str:
     """ "Scene 2 · live · chunk 3 · 4 s elapsed · until the next prompt (at most 60 s)" """

@@ -22,6 +22,7 @@ from iamflow.session import MAX_SCENE_SECONDS
 
 from . import formatting
 from .callbacks import StoryController
+from .live_feed import live_route
 from .page import Page
 
 CSS_PATH = Path(__file__).with_name("style.css")
@@ -84,8 +85,9 @@ def build_blocks(app: StoryController) -> gr.Blocks:
                 scene_entities = gr.Textbox(label="This scene", interactive=False, elem_id="scene-entities",
                                             max_lines=3)
                 with gr.Row():
-                    live = gr.Video(label="Live: the scene as it is generated", streaming=True, autoplay=True,
-                                    interactive=False, elem_id="live-video", height=300, buttons=[])
+                    # the frames as they are decoded (a Motion-JPEG stream, ``ui.live_feed``), not segments
+                    live = gr.HTML(formatting.LIVE_PLACEHOLDER, label="Live: the scene as it is generated",
+                                   elem_id="live-video", show_label=True, container=True)
                     story = gr.Video(label="The story so far", interactive=False, autoplay=False, loop=False,
                                      elem_id="story-video", height=300, buttons=["download"])
                 summary = gr.Markdown(formatting.story_summary([], 16), label="Story", elem_id="story-summary")
@@ -159,7 +161,7 @@ def build_blocks(app: StoryController) -> gr.Blocks:
                    show_progress="hidden")
         # the live player, the progress line and the scene's entities show the last generation: cleared once
         # the story changes (after Undo they would show a scene the story no longer has)
-        clear_scene = dict(fn=lambda: {live: None, progress: "", scene_entities: ""},
+        clear_scene = dict(fn=lambda: {live: formatting.LIVE_PLACEHOLDER, progress: "", scene_entities: ""},
                            outputs=[live, progress, scene_entities], api_name=False)
         undo.click(app.undo, outputs=story_outputs, concurrency_limit=4, concurrency_id="story",
                    api_name="undo").success(**clear_scene)
@@ -175,9 +177,11 @@ def build_blocks(app: StoryController) -> gr.Blocks:
     return demo
 
 
-def launch_kwargs() -> dict:
-    """Arguments of ``Blocks.launch`` that every way of starting the app shares."""
+def launch_kwargs(app: StoryController) -> dict:
+    """Arguments of ``Blocks.launch`` that every way of starting the app shares; the server gets the live view's
+    route (``ui.live_feed``) beside Gradio's own."""
     return dict(
+        app_kwargs={"routes": [live_route(app.live_feed)]},
         css_paths=[CSS_PATH],
         run_history=False,  # replaying saved outputs in the browser would show a story the server no longer holds
         footer_links=["api", "settings"],

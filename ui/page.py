@@ -16,7 +16,7 @@ import gradio as gr
 class Page:
     server_status: gr.Markdown
     # the scene being generated
-    live: gr.Video
+    live: gr.HTML  # the live view (frames as they are generated)
     progress: gr.Textbox
     scene_entities: gr.Textbox
     start: gr.State  # bumped to queue a scene on the device

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import secrets
 import shutil
 import threading
 import time
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from .live_feed import LiveFeed
 from .worker import DeviceWorker
 
 if TYPE_CHECKING:
@@ -59,6 +61,7 @@ class SessionEntry:
     cache_dropped: bool = False
     turn: int = 0  # counts files made for this story, so names never repeat
     served_dir: Path | None = None  # its files in Gradio's cache (served without a copy), gone with it
+    feed: LiveFeed = field(default_factory=LiveFeed)  # the frames on their way to the page's live view
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def next_name(self, stem: str, suffix: str) -> Path:
@@ -147,6 +150,11 @@ class SessionRegistry:
         entry.last_used = time.monotonic()
         return entry
 
+    def by_feed(self, token: str) -> SessionEntry | None:
+        """The entry whose live view has the address token ``token`` (None for a story released meanwhile)."""
+        with self._lock:
+            return next((e for e in self._entries.values() if secrets.compare_digest(e.feed.token, token)), None)
+
     def get(self, key: str, owner: str | None = None, client: str = "",
             worker: DeviceWorker | None = None) -> SessionEntry:
         """The entry of ``key``, made when a story starts; refuses a new one when the server (or this client's
@@ -230,6 +238,7 @@ class SessionRegistry:
                 return False
             del self._entries[key]
         session, entry.session = entry.session, None
+        entry.feed.close()
         if session is not None:
             self._discard_session(session, entry.worker)
         shutil.rmtree(entry.workdir, ignore_errors=True)

@@ -348,9 +348,16 @@ def session_run(args: argparse.Namespace) -> dict:
         warnings.simplefilter("always")
         torch.cuda.set_sync_debug_mode("warn")
 
-    def tell(session: StorySession) -> list[dict]:
+    def tell(session: StorySession, prepare: bool = False) -> list[dict]:
         scenes = []
         for index, prompt in enumerate(prompts):
+            prepared_seconds = None
+            if prepare and index:  # the switch's device work done while the prompt was typed (not on the clock)
+                clock = time.perf_counter()
+                session.prepare_switch(prompt)
+                for gpu in gpus:
+                    torch.cuda.synchronize(gpu)
+                prepared_seconds = time.perf_counter() - clock
             for gpu in gpus:  # the DiT's and the decoder's
                 torch.cuda.synchronize(gpu)
             session.timer.take()
@@ -371,6 +378,7 @@ def session_run(args: argparse.Namespace) -> dict:
                 "chunks": len(arrivals),
                 "video_frames": frames,
                 "first_frame_seconds": arrivals[0],
+                "prepare_switch_seconds": prepared_seconds,
                 "scene_fps": frames / arrivals[-1],
                 "steady_fps": video_per_chunk / statistics.median(steady) if steady else None,
                 "chunk_p50_seconds": statistics.median(intervals) if intervals else None,
@@ -433,6 +441,11 @@ def session_run(args: argparse.Namespace) -> dict:
         result["first_chunk_ahead"] = [{k: scene[k] for k in ("first_frame_seconds", "scene_fps", "steady_fps",
                                         "chunk_p50_seconds", "chunk_p99_seconds", "chunk_intervals_seconds")}
                                        for scene in tell(again)]
+    if args.prepare_switch:  # the same story again, each switch prepared before its Add scene (as while typing)
+        again = StorySession(runtime)
+        again.overlap_decode, again.timer = args.overlap, StageTimer(runtime.device)
+        result["prepared_switch"] = [{k: scene[k] for k in ("first_frame_seconds", "prepare_switch_seconds",
+                                      "scene_fps", "stage_seconds_first_chunk")} for scene in tell(again, prepare=True)]
     if args.long_scene_seconds:
         clock, arrivals = time.perf_counter(), []
         for event in session.add_scene(STORY[0], seconds=args.long_scene_seconds, seed=99):
@@ -1202,6 +1215,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="--session, --app: runtime.devices, e.g. cuda:0,cuda:1 (cuda:0,cuda:0: the decode thread on one GPU)")
     parser.add_argument("--first-chunk-ahead", action="store_true",
                         help="tell the story a second time queuing each scene's second chunk before its first is handed out")
+    parser.add_argument("--prepare-switch", action="store_true",
+                        help="tell the story a second time preparing each switch before its scene (StorySession."
+                             "prepare_switch, what the app does while the next prompt is typed)")
     parser.add_argument("--sync-debug", action="store_true", help="report every host wait for the GPU in the story")
     parser.add_argument("--decoders", action="store_true",
                         help="time the Wan VAE's streaming decode of a chunk as it is, with cudnn.benchmark, "

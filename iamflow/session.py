@@ -203,6 +203,7 @@ class StorySession:
         self.video: StoryVideo | None = None
         self.decoded_latent_frames = 0  # latent frames decoded to rebuild the decoder's state (undo, load)
         # scenes asked for while one is generated (request_switch), started in order at chunk boundaries
+        self._preparing = False  # ``prepare_switch`` is applying a switch's cache operations
         self._switch_lock = threading.Lock()
         self._switches: deque[tuple[str, float | str, int]] = deque()
         self._running = False  # a run of add_scene is taking switches
@@ -224,6 +225,10 @@ class StorySession:
         self._arriving: dict[int, dict[str, HostCopy]] = {}  # chunk -> its copies still on the way to the host
         self.ops: list[dict] = []  # the cache log
         self._scene_text: dict[int, tuple[TextConditioning, int]] = {}
+        # a switch made ready while the next prompt was typed (``prepare_switch``): the cache operations it applied
+        # beyond the log, and its prompt's text and conditioning
+        self._prepared_ops: list[dict] = []
+        self._prepared_text: tuple[str, tuple[TextConditioning, int]] | None = None
         self.cache: KVCache | None = None
         self.kv_bank: MemFlowBank | None = None  # MemFlow's bank bookkeeping, rebuilt with the cache
         self.decoder = None
@@ -282,7 +287,8 @@ class StorySession:
 
     def _scene_condition(self, scene: int) -> tuple[TextConditioning, int]:
         if scene not in self._scene_text:
-            self._scene_text[scene] = self.runtime.encode(self.scenes[scene].text_prompt)
+            text, prepared = self.scenes[scene].text_prompt, self._prepared_text
+            self._scene_text[scene] = prepared[1] if prepared and prepared[0] == text else self.runtime.encode(text)
         return self._scene_text[scene]
 
     @property
@@ -327,12 +333,30 @@ class StorySession:
             self.bank.set_active([k for k in self.kv_bank.active() if k in self.bank.archive])
 
     def _log(self, op: dict, x0: torch.Tensor | None = None) -> None:
+        if self._preparing:  # applied, not logged: the story has not changed
+            self._apply(op, x0)
+            self._prepared_ops.append(op)
+            return
+        if self._prepared_ops:
+            if op == self._prepared_ops[0]:  # the cache holds it already
+                self._prepared_ops.pop(0)
+                self.ops.append(op)
+                return
+            self._unprepare()
         self._apply(op, x0)
         self.ops.append(op)
+
+    def _unprepare(self) -> None:
+        """A prepared switch that did not happen as prepared: the cache goes back to what the log makes."""
+        self._prepared_text = None
+        if self._prepared_ops:
+            self.cache = None
+            self._ensure_cache()
 
     def _ensure_cache(self) -> None:
         if self.cache is not None:
             return
+        self._prepared_ops = []  # (a rebuilt cache holds the log's operations only)
         self.cache = self._new_cache()
         replay = self._ops_defining_cache()
         for op in replay:
@@ -524,19 +548,18 @@ class StorySession:
             self.scenes.append(scene)
             self._between = False
             self._ensure_cache()
+            if self._prepared_ops and (self._prepared_text or ("",))[0] != text_prompt:
+                self._unprepare()  # prepared for another prompt (its operations name this scene, not its text)
             self._ensure_decoder()
             with self._stage("text encoding", host=True):
                 self._scene_condition(scene_index)
                 prompt_keys = runtime.text_keys(text_prompt, self._score_layers())
                 self._prepare_scoring(scene)
                 self._uncond()
-            # memory first: the re-cached context attends to the frames the new scene remembers
-            with self._stage("memory retrieval and write"):
-                if scene_index > 0 and self.bank.enabled and self.bank.set_active(
-                        self.memory_policy.at_switch(self.bank, scene.entity_ids, prompt_keys)):
-                    self._log({"op": "memory", "keys": list(self.bank.active), "text": ["scene", scene_index]})
-            with self._stage("re-cache"):
-                ramp = self._begin_transition(scene)
+            ramp = self._switch_context(scene, prompt_keys)
+            if self._prepared_ops:  # a switch prepared for another prompt: its cache work was not this one's
+                self._unprepare()
+            self._prepared_text = None
             generator = torch.Generator(device=engine.device).manual_seed(seed)
 
         lookahead = 1 if self.overlap_decode else 0
@@ -628,6 +651,56 @@ class StorySession:
 
     def _score_layers(self) -> list[int]:
         return score_layers(self.config.memory.score_layers, self.engine.model.cfg.num_layers)
+
+    def _switch_context(self, scene: SceneRecord, prompt_keys: torch.Tensor) -> list[float]:
+        """A scene's cache work before its first chunk, memory first (the re-cached context attends to the frames
+        the new scene remembers), then the switch's transition; returns the prompt ramp (``_begin_transition``)."""
+        with self._stage("memory retrieval and write"):
+            if scene.index > 0 and self.bank.enabled and self.bank.set_active(
+                    self.memory_policy.at_switch(self.bank, scene.entity_ids, prompt_keys)):
+                self._log({"op": "memory", "keys": list(self.bank.active), "text": ["scene", scene.index]})
+        with self._stage("re-cache"):
+            return self._begin_transition(scene)
+
+    def prepare_switch(self, prompt: str) -> bool:
+        """Do a scene switch's device work for ``prompt`` ahead of time, while the person is still at the keyboard:
+        its text encoding, memory write and re-cache, into the story's cache but not into its log. If the next
+        scene is ``prompt``, its switch finds that work done (the same operations on the same cache: the same
+        frames, bit for bit); any other next step first puts the cache back as the log makes it. The story does
+        not change. Returns False when there is nothing to prepare: no scene yet, a scene running, or MemFlow's
+        bank, whose state is not the cache's alone."""
+        prompt = validate_prompt(prompt)
+        with self._switch_lock:
+            if self._running:
+                return False
+        if not self.scenes or self.memory_policy.kv_as_committed:
+            return False
+        runtime, timer = self.runtime, self.timer
+        with runtime.lock:
+            self._settle()
+            self._ensure_cache()
+            self._unprepare()
+            index, active_before = len(self.scenes), list(self.bank.active)
+            entities = self.agent.observe(prompt)
+            self.timer, self._preparing = None, True  # (its stages are not the story's)
+            try:
+                text_prompt = self.agent.enrich(prompt) if self.settings.enrich_prompts else prompt
+                scene = SceneRecord(index=index, prompt=prompt, seed=0, seconds=0.0, num_chunks=1,
+                                    text_prompt=text_prompt, first_chunk=len(self.latents),
+                                    entity_ids=[e.global_id for e in entities.entities])
+                condition = runtime.encode(text_prompt)
+                self._scene_text[index] = condition
+                self._switch_context(scene, runtime.text_keys(text_prompt, self._score_layers()))
+                self._prepared_text = (text_prompt, condition)
+            except BaseException:
+                self.cache, self._prepared_ops, self._prepared_text = None, [], None  # (rebuilt from the log)
+                raise
+            finally:
+                self.timer, self._preparing = timer, False
+                self._scene_text.pop(index, None)
+                self.bank.active = active_before
+                self.agent.undo_last()
+        return True
 
     def _begin_transition(self, scene: SceneRecord) -> list[float]:
         """Apply the scene-switch policy's plan (logging its cache operations); returns the prompt ramp's blend

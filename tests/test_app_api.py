@@ -247,6 +247,36 @@ def test_the_live_view_streams_every_frame_of_each_scene_as_it_is_made(server):
         client.close()
 
 
+def test_a_pause_in_typing_prepares_the_next_switch(server, monkeypatch):
+    """The prompt box's text, once typing pauses, has the device do the next switch's work (text, memory, re-cache):
+    the scene added with it then does no re-cache of its own. Nothing is prepared while a scene runs."""
+    controller = server["controller"]
+    engine = controller.worker.runtime(PRESET).engine
+    recaches = []
+    recache = engine.recache
+    monkeypatch.setattr(engine, "recache", lambda *a, **k: (recaches.append(1), recache(*a, **k))[1])
+    client = Client(server["url"], verbose=False)
+    try:
+        scene(client, "A man in a red shirt walks along the beach.", seconds=1.0, seed=1)
+        session = entry_of(controller, client).session
+        client.predict("The man waves at a woman in a yellow dress.", api_name="/prepare_scene")
+        controller.worker.call(lambda: None)  # (the preparation, queued on the worker, is done)
+        assert len(recaches) == 1 and session._prepared_ops
+        scene(client, "The man waves at a woman in a yellow dress.", seconds=1.0, seed=2)
+        assert len(recaches) == 1 and not session._prepared_ops  # the switch found its re-cache done
+
+        running = client.submit(prompt="The woman runs along the beach.", seconds=6.0, seed=3, api_name="/add_scene")
+        deadline = time.monotonic() + 60
+        while not entry_of(controller, client).busy:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        client.predict("The man sits down on the sand.", api_name="/prepare_scene")
+        running.result()
+        assert not session._prepared_ops  # typed while the scene ran: nothing was prepared
+    finally:
+        client.close()
+
+
 def test_second_client_waits_in_the_queue_and_stop_while_queued_stops_it(server, tmp_path):
     first, second = Client(server["url"], verbose=False), Client(server["url"], verbose=False)
     try:

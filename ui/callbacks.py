@@ -13,6 +13,7 @@ import logging
 import shutil
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Generator, Iterator, Sequence
@@ -79,6 +80,8 @@ class StoryController:
     ``load_runtime(preset)`` loads a preset's models for the one worker of a server on one device;
     ``device_runtimes`` instead lists ``(device, load_runtime)`` per device: one worker each, a story on one.
     """
+
+    PREPARE_AFTER_S = 0.6  # a pause in typing this long makes the prompt box's text worth preparing a switch for
 
     def __init__(self, options: AppOptions, load_runtime: Callable[[str], Any] | None = None,
                  device_runtimes: Sequence[tuple[str, Callable[[str], Any]]] = ()):
@@ -261,6 +264,39 @@ class StoryController:
         if not 0 < seconds <= MAX_SCENE_SECONDS:
             raise _error(f"Scene length must be between 0 and {MAX_SCENE_SECONDS:g} seconds, or tick Live.")
         return seconds
+
+    # --- the next switch, made ready while its prompt is typed -------------------------------------------
+
+    def prepare_scene(self, prompt: str, request: gr.Request = None) -> None:
+        """The prompt box changed. Once typing has paused for ``PREPARE_AFTER_S``, the story's device does the
+        next switch's work for the draft (``StorySession.prepare_switch``: text, memory, re-cache) while it would
+        be idle, so a scene added with that prompt starts sooner; any other next step is unaffected. Never waits
+        for the device, and does nothing while a scene runs or waits, or before the first scene."""
+        entry = self._existing(request)
+        if entry is None or not (prompt or "").strip():
+            return
+        with entry.lock:
+            entry.drafts += 1
+            mine = entry.drafts
+        time.sleep(self.PREPARE_AFTER_S)
+
+        def still_the_draft() -> bool:
+            with entry.lock, self._state_lock:
+                return (entry.drafts == mine and not entry.busy and entry.has_scenes
+                        and not self._queued.get(entry.key))
+
+        if not still_the_draft() or entry.worker.busy or entry.worker.jobs_waiting():
+            return
+        session = entry.session
+
+        def prepare() -> None:  # on the worker, in order with the story's scenes
+            if still_the_draft() and entry.session is session:
+                try:
+                    session.prepare_switch(prompt)
+                except ValueError:  # a draft that is not a prompt yet
+                    pass
+
+        entry.worker.submit(prepare)
 
     # --- live: a prompt submitted while a scene runs switches the story at the next chunk -----------------
 

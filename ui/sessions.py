@@ -62,6 +62,7 @@ class SessionEntry:
     turn: int = 0  # counts files made for this story, so names never repeat
     served_dir: Path | None = None  # its files in Gradio's cache (served without a copy), gone with it
     feed: LiveFeed = field(default_factory=LiveFeed)  # the frames on their way to the page's live view
+    drafts: int = 0  # prompt-box edits seen (a pause after the last one prepares the next switch)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def next_name(self, stem: str, suffix: str) -> Path:

@@ -548,7 +548,8 @@ class StorySession:
             self.scenes.append(scene)
             self._between = False
             self._ensure_cache()
-            if self._prepared_ops and (self._prepared_text or ("",))[0] != text_prompt:
+            prepared_for = self._prepared_text[0] if self._prepared_text else None
+            if self._prepared_ops and prepared_for != text_prompt:
                 self._unprepare()  # prepared for another prompt (its operations name this scene, not its text)
             self._ensure_decoder()
             with self._stage("text encoding", host=True):

@@ -280,10 +280,10 @@ class StoryController:
             mine = entry.drafts
         time.sleep(self.PREPARE_AFTER_S)
 
-        def still_the_draft() -> bool:
-            with entry.lock, self._state_lock:
-                return (entry.drafts == mine and not entry.busy and entry.has_scenes
-                        and not self._queued.get(entry.key))
+        def still_the_draft() -> bool:  # (without the entry's lock: the worker asks too, and a holder of that lock
+            with self._state_lock:      # may be waiting for the worker)
+                queued = self._queued.get(entry.key)
+            return entry.drafts == mine and not entry.busy and entry.has_scenes and not queued
 
         if not still_the_draft() or entry.worker.busy or entry.worker.jobs_waiting():
             return

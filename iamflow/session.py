@@ -264,6 +264,8 @@ class StorySession:
             copies = self._arriving.pop(g)
             self.latents[g] = copies["latents"].wait().clone()  # [1, C, fpc, h, w], out of the pinned pool
             self.chunk_queries[g] = copies["queries"].wait().clone()
+            if "frames" not in copies:  # (a scene's first chunk: taken when it was handed out)
+                continue
             frames = copies["frames"].wait().numpy().copy()
             assert len(frames) == self.chunk_frame_counts[g], f"chunk {g} decoded to {len(frames)} frames"
             self._recent_frames[g] = frames
@@ -574,12 +576,16 @@ class StorySession:
                 scene.switched = True
                 logger.info("scene %d switched to the next prompt after %d chunks", scene_index, c)
                 break
+            if c == 0 and self.first_chunk_alone:
+                # the scene's first chunk is handed out as soon as its frames are decoded: before its commit pass
+                # is queued (the viewer waits for the switch, not for the cache), and before the next chunk is
+                yield from self._first_chunk(scene, ramp, generator, prompt_keys, start_time)
+                continue
             with runtime.lock:
                 g = self._make_chunk(scene, c, ramp, generator, prompt_keys)
                 made.append((g, self.registry_snapshot(), self.memory_view()))
-            # the scene's first chunk is handed out before the next is queued (queuing it takes the host a while,
-            # and the viewer is waiting); from then on the decode of one chunk overlaps the making of the next
-            if len(made) > (lookahead if c > 0 or not self.first_chunk_alone else 0):
+            # from then on the decode of one chunk overlaps the making of the next
+            if len(made) > lookahead:
                 yield self._hand_out(scene, *made.pop(0), start_time)
         while made:
             yield self._hand_out(scene, *made.pop(0), start_time)
@@ -587,11 +593,39 @@ class StorySession:
         if scene.chunks_done == 0:  # stopped before anything was made: the scene never happened
             self._drop_last_scene()
 
+    def _first_chunk(self, scene: SceneRecord, ramp: list[float], generator: torch.Generator,
+                     prompt_keys: torch.Tensor, start_time: float) -> Iterator[ChunkEvent]:
+        """The scene's first chunk, handed out once its frames are on the host, then committed. Its commit and
+        bookkeeping run whatever the consumer does with the event (a consumer that stops there keeps it whole)."""
+        with self.runtime.lock:
+            g, x0, frames, commit = self._denoise_and_decode(scene, 0, ramp, generator)
+            self._settle()  # (every earlier chunk's copies: the story's segments stay in order)
+            shown = frames.wait().numpy().copy()
+            self.chunk_frame_counts.append(self._video_frames(g, x0.shape[2]))
+            assert len(shown) == self.chunk_frame_counts[g], f"chunk {g} decoded to {len(shown)} frames"
+            self._recent_frames[g] = shown
+            self.video.add(shown)
+            event = self._event(scene, g, self.registry_snapshot(), self.memory_view(), start_time)
+        try:
+            yield event
+        finally:
+            with self.runtime.lock:
+                self._commit_and_copy(scene, g, x0, None, commit, prompt_keys)
+
     def _make_chunk(self, scene: SceneRecord, c: int, ramp: list[float], generator: torch.Generator,
                     prompt_keys: torch.Tensor) -> int:
         """Queue chunk ``c`` of the scene on the device: denoise, commit, decode and the copies to the host; then
         the memory step. Nothing here waits for the device. Returns the chunk's story index."""
-        runtime, engine, fpc, streams = self.runtime, self.engine, self.frames_per_chunk, self.runtime.streams
+        g, x0, frames, commit = self._denoise_and_decode(scene, c, ramp, generator)
+        self.chunk_frame_counts.append(self._video_frames(g, x0.shape[2]))
+        self._commit_and_copy(scene, g, x0, frames, commit, prompt_keys)
+        return g
+
+    def _denoise_and_decode(self, scene: SceneRecord, c: int, ramp: list[float],
+                            generator: torch.Generator) -> tuple[int, torch.Tensor, HostCopy, dict]:
+        """Queue chunk ``c``'s denoising and its decode with the frames' copy to the host: (story index, clean
+        latents on the device, the frames' host copy, the chunk's commit operation, not applied yet)."""
+        runtime, engine, fpc = self.runtime, self.engine, self.frames_per_chunk
         g = len(self.latents)
         spec = ["scene", scene.index] if c >= len(ramp) else ["blend", scene.index - 1, scene.index, ramp[c]]
         commit = {"op": "commit", "chunk": g, "text": spec}
@@ -603,23 +637,29 @@ class StorySession:
         with self._stage("denoise"):
             x0 = engine.denoise_chunk(self.cache, self._text(spec), commit.get("position", g * fpc), generator, uncond=self._uncond(),
                                       context_guidance=self._context_guided(scene, c))
-        frames = runtime.decode_to_host(self.decoder, x0, self._stage)
+        return g, x0, runtime.decode_to_host(self.decoder, x0, self._stage), commit
+
+    def _commit_and_copy(self, scene: SceneRecord, g: int, x0: torch.Tensor, frames: HostCopy | None, commit: dict,
+                         prompt_keys: torch.Tensor) -> None:
+        """Queue chunk ``g``'s commit pass (with the memory scorer's capture) and its copies to the host, record it
+        in the story, then the memory step. ``frames``: its frames' host copy, or None when they were taken already
+        (a scene's first chunk, handed out before this)."""
+        engine, streams = self.engine, self.runtime.streams
         layers = self._score_layers()
         with self._stage("commit"), engine.model.capturing(layers) as captured:  # the scorer's queries, this pass
             self._log(commit, x0)
-        copies = {"latents": streams.to_host(x0), "frames": frames,
+        copies = {"latents": streams.to_host(x0),
                   "queries": streams.to_host(torch.stack([captured[layer][0] for layer in layers], dim=1))}
+        if frames is not None:
+            copies["frames"] = frames
         self.latents.append(copies["latents"].tensor)
         self.chunk_queries.append(copies["queries"].tensor)
-        video_frames = self._video_frames(g, x0.shape[2])
-        self.chunk_frame_counts.append(video_frames)
         self._arriving[g] = copies
         self.chunk_scene.append(scene.index)
         with self._stage("memory scoring"):
             self._remember(g, scene, prompt_keys)
         scene.chunks_done += 1
-        scene.num_frames += video_frames
-        return g
+        scene.num_frames += self.chunk_frame_counts[g]
 
     def _video_frames(self, g: int, latent_frames: int) -> int:
         """The video frames chunk ``g`` decodes to (known before it is decoded: the story's first chunk starts the
@@ -630,6 +670,9 @@ class StorySession:
     def _hand_out(self, scene: SceneRecord, g: int, registry: dict, memory: list[dict], start_time: float) -> ChunkEvent:
         """Wait for chunk ``g``'s frames and make its event (with the panels as they were when it was made)."""
         self._settle(g)
+        return self._event(scene, g, registry, memory, start_time)
+
+    def _event(self, scene: SceneRecord, g: int, registry: dict, memory: list[dict], start_time: float) -> ChunkEvent:
         frames = self._recent_frames[g]
         window = self.cache.ring_slots if self.cache is not None else 1
         for old in [k for k in self._recent_frames if k < g + 1 - window]:  # out of the window: in the segments only

@@ -124,3 +124,31 @@ def test_group_members_are_numbered_in_order_and_survive_save_and_undo():
     assert [e.global_id for e in again.entities] == [second]
     agent.undo_last()
     assert sorted(r.name for r in agent.registry.entities.values()) == ["child_1", "child_2"]
+
+
+def test_a_story_told_in_pronouns_only_has_its_two_people():
+    _, scenes = story("Dim light. Two shadows meet at a doorway. Her hand rests on his shoulder.",
+                      "Close on the doorway. She pulls away and his eyes follow her.")
+    woman, man = by_word(scenes[0], "Her"), by_word(scenes[0], "his")
+    assert woman.global_id != man.global_id and woman.is_new and man.is_new
+    assert (by_word(scenes[1], "She").global_id, by_word(scenes[1], "his").global_id) == \
+        (woman.global_id, man.global_id)
+
+
+def test_names_in_shot_fragments_and_after_a_title_are_names():
+    _, scenes = story("Rosa waits beside Sergeant Okafor at the gate. Bramwell's gloved hand grips the railing.",
+                      "Quillon a tall silhouette at the window.",
+                      "Low angle up at Quillon by the fire.",
+                      "Okafor and Bramwell walk to the gate.")
+    okafor, bramwell = by_word(scenes[0], "Okafor"), by_word(scenes[0], "Bramwell")
+    assert okafor.global_id != bramwell.global_id
+    quillon = by_word(scenes[1], "Quillon")
+    assert by_word(scenes[2], "Quillon").global_id == quillon.global_id
+    assert (by_word(scenes[3], "Okafor").global_id, by_word(scenes[3], "Bramwell").global_id) == \
+        (okafor.global_id, bramwell.global_id)
+
+
+def test_a_character_named_in_its_introduction_is_one_character():
+    _, scenes = story("A young boy named Oren builds a kite in his backyard.", "Oren flies the kite over the hill.")
+    assert len(scenes[0].entities) == 1
+    assert by_word(scenes[1], "Oren").global_id == scenes[0].entities[0].global_id

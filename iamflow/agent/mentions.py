@@ -17,6 +17,11 @@ _TITLE_WORDS = {"detective", "officer", "captain", "doctor", "dr", "professor", 
                 "sergeant", "lieutenant", "mr", "mrs", "ms", "miss", "lady", "lord", "sir", "king", "queen",
                 "prince", "princess", "uncle", "aunt", "father", "mother", "brother", "sister", "coach", "judge"}
 _WEAR_VERBS = {"wear", "don", "sport"}
+# what only someone has: "Alexandra's black silhouette", "Max's head snaps toward her" (a possessive name before it)
+_PERSONAL_PARTS = {"head", "face", "hand", "hands", "eye", "eyes", "gaze", "smile", "smirk", "jaw", "shoulder",
+                   "shoulders", "silhouette", "shadow", "voice", "expression", "finger", "fingers", "grip", "posture",
+                   "stillness", "arm", "arms", "hair", "lips", "mouth", "chin", "knuckles", "body", "reflection",
+                   "footsteps", "feet", "wrist", "cheek", "brow", "frown", "stare", "glance", "heart"}
 _DRESS_VERBS = {"dress", "clad", "clothe"}
 _PREDICATE_VERBS = {"reveal", "become"}
 _NON_NAME_ENTS = {"GPE", "LOC", "FAC", "ORG", "NORP", "DATE", "TIME", "MONEY", "QUANTITY", "ORDINAL",
@@ -583,13 +588,22 @@ class PromptAnalyzer:
         if any(c.dep_ == "det" for c in token.children) and not self._stage_name(token):
             return False
         place = token.ent_type_ in ("GPE", "LOC", "FAC")
+        if not place and token.pos_ == "PROPN" and any(
+                c.dep_ == "compound" and c.i == token.i - 1 and c.lower_ in _TITLE_WORDS and c.text[:1].isupper()
+                for c in token.children):
+            return True  # "Clone sat across from Detective Morrison": a title before it makes it a name
+        if not place and token.dep_ == "poss" and token.head.lower_ in _PERSONAL_PARTS:
+            return True  # "Alexandra's black silhouette framed in doorway", "studied Clone's face"
+        if not place and token.dep_ == "ROOT" and any(c.dep_ == "appos" and c.lower_ in _PERSONAL_PARTS
+                                                      for c in token.children):
+            return True  # "Varos a dark silhouette on the throne": a shot fragment that shows someone
         if token.dep_ in ("nsubj", "nsubjpass") and token.head.pos_ in ("VERB", "AUX") and \
                 token.head.lemma_ not in ("be", "lie", "stretch", "glow", "rise", "loom", "sprawl") and \
                 not (token.head.lemma_ in ("sit", "stand") and place):
             return True  # "Ellie stands in the doorway" (but "Florence sits on the Arno", a place the NER knows)
         if token.dep_ == "compound" and token.head.tag_ == "VBG" and token.head.dep_ in ("pobj", "dobj", "ROOT"):
             return True  # "Close-up of Vera Claythorne standing ...": the parser made the name a modifier of the verb
-        if token.dep_ == "pobj" and token.head.lower_ in ("of", "on") and not place:
+        if token.dep_ == "pobj" and token.head.lower_ in ("of", "on", "at") and not place:
             shot = token.head.head
             if shot.lower_ in _SHOT_NOUNS or shot.lower_ == "up" and shot.i >= 2 and \
                     self.doc[shot.i - 2].lower_ == "close":
@@ -1101,6 +1115,12 @@ class PromptAnalyzer:
                     given_name = given
                     attrs = [a for a in attrs if a not in {c.text for c in given} and a != names[-1]]
                     break
+        if not names:  # "A young girl named Luna discovers ...": the name given right after the noun is its name
+            named = next((o for t in chain for c in t.children if c.dep_ == "acl" and c.lemma_ in ("name", "call")
+                          for o in c.children if o.dep_ in ("oprd", "dobj", "attr") and o.pos_ == "PROPN"
+                          and o.text[:1].isupper()), None)
+            if named is not None and self.character_info(chain[0]) is not None:
+                names.append(named.text)
         if kind is None:
             kind, base = "person", "person"
         sex = next((_SEX_WORDS[c.lower_] for t in chain for c in t.lefts if c.lower_ in _SEX_WORDS), None)

@@ -166,7 +166,8 @@ class Resolver:
         return result
 
     def _create(self, m: Mention) -> int:
-        rec = self.registry.create(m.kind or "person", m.base or "person")
+        base = m.base or ({"f": "woman", "m": "man"}.get(m.gender or "", "person") if m.form == "pronoun" else "person")
+        rec = self.registry.create(m.kind or "person", base)
         # provisional until the instance is written, so later mentions in this prompt can match it
         rec.gender, rec.age, rec.heads, rec.names = m.gender, m.age, list(m.heads), list(m.names)
         rec.current_attrs = list(m.attrs)
@@ -373,6 +374,10 @@ class Resolver:
                         return [gid] if rec.kind != "person" else []
                 return []  # "it" is the preceding object, not a character
         candidates = self._pronoun_candidates(m)
+        if m.pronoun in ("he", "she") and not candidates and not self._animal_for_pronoun(m) and \
+                not any(rec.kind == "person" and self._compatible(m, rec, strict=False)
+                        for rec in self.registry.entities.values()):
+            return [-1]  # a story that opens on "her hand on his chest": the pronoun is the character's first mention
         if m.pronoun in ("he", "she") and (not candidates or not self._in_prompt(candidates[0]) and
                                            self.registry.entities[candidates[0]].kind != "person"):
             # an animal of this shot whose sex is not yet known comes before an animal from an earlier shot

@@ -898,9 +898,10 @@ def _first_frame_path(marks: dict[str, list[float]], submitted: float, arrived: 
 
 
 def segment_stages_run(args: argparse.Namespace) -> dict:
-    """The app's per-chunk video stages on this host, for noise (what random Wan weights decode to) and for a
-    picture panned across the frame (closer to what a trained model makes): the segment's H.264 encode, then
-    Gradio's probe and mux of it (``Video.stream_output``). One 12-frame 832x480 chunk, median of 5 after one."""
+    """Per-chunk video stages on this host, for noise (what random Wan weights decode to) and for a picture panned
+    across the frame (closer to what a trained model makes): the story segment's H.264 encode, then Gradio's probe
+    and mux of it (``Video.stream_output``: what streaming the segment through a ``gr.Video`` adds, the app's live
+    player before its live view). One 12-frame 832x480 chunk, median of 5 after one."""
     import asyncio
 
     import gradio as gr
@@ -1236,8 +1237,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--app-only", action="store_true", help="--app without the same scenes through StorySession alone")
     parser.add_argument("--app-client", default=None, metavar="URL", help=argparse.SUPPRESS)  # --app's page side
     parser.add_argument("--segment-stages", action="store_true",
-                        help="the app's per-chunk video stages on this host (H.264 encode, Gradio's probe and mux), for "
-                             "noise and for a panned picture")
+                        help="per-chunk video stages on this host: the story segment's H.264 encode, and Gradio's probe and "
+                             "mux of it (what a streamed gr.Video adds; the live view no longer uses one), for noise and "
+                             "for a panned picture")
     parser.add_argument("--fp8-check", action="store_true",
                         help="FP8 against bf16 on one chunk: relative error, and chunk seconds eager (and with --compile)")
     parser.add_argument("--text-encoders", action="store_true",

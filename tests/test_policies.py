@@ -97,9 +97,16 @@ def test_nam_is_memflows_bank_chunk_by_chunk(runtime):
     size, fpc = 3, session.frames_per_chunk
     committed = {}  # recording chunk -> (K, V) of its first frame as committed, [layers, B, heads, T, D]
     expected: list[list[int]] | None = None  # per layer, recording chunks in the bank
+    recording = None  # the last recording chunk, its K/V read at the next event (a scene's first chunk is handed out
+    # before its commit pass runs; a ring slot keeps what the commit wrote until the ring comes round again)
     for event in session.add_scene(MAN, chunks=13, seed=4):
         g = event.chunk_index
         cache, tpf = session.cache, session.cache.tokens_per_frame
+        if recording is not None:  # the first frame of the last recording chunk, as its commit wrote it
+            start = cache.sink_start if recording == 0 else cache.local_start + ((recording - 1) % cache.ring_slots) * fpc
+            committed[recording] = (cache.keys[:, :, :, start * tpf:(start + 1) * tpf].clone(),
+                                    cache.values[:, :, :, start * tpf:(start + 1) * tpf].clone())
+            recording = None
         text = [k for k, _ in session._scene_condition(0)[0].kv]  # per layer [B, heads, text_len, D]
         layers = len(text)
         # the bank as MemFlow makes it at the start of chunk g, from the records of the chunks before it
@@ -128,10 +135,7 @@ def test_nam_is_memflows_bank_chunk_by_chunk(runtime):
                 match = next((i for i, (hk, hv) in enumerate(held) if torch.equal(hk, k) and torch.equal(hv, v)), None)
                 assert match is not None, f"chunk {g}, layer {layer}: a bank frame is not as first committed"
                 held.pop(match)
-        # this chunk's own first frame, as its commit wrote it (the sink for chunk 0, else its ring slot)
-        if g % 3 == 0:
-            start = cache.sink_start if g == 0 else cache.local_start + ((g - 1) % cache.ring_slots) * fpc
-            committed[g] = (cache.keys[:, :, :, start * tpf:(start + 1) * tpf].clone(),
-                            cache.values[:, :, :, start * tpf:(start + 1) * tpf].clone())
+        if g % 3 == 0:  # a recording chunk (the sink for chunk 0, else its ring slot)
+            recording = g
     assert len({tuple(e) for e in expected}) >= 1 and len([c for c in range(13) if c % 3 == 0]) > size
     assert session.bank.active and all(k in session.bank.archive for k in session.bank.active)

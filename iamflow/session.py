@@ -264,13 +264,17 @@ class StorySession:
             copies = self._arriving.pop(g)
             self.latents[g] = copies["latents"].wait().clone()  # [1, C, fpc, h, w], out of the pinned pool
             self.chunk_queries[g] = copies["queries"].wait().clone()
-            if "frames" not in copies:  # (a scene's first chunk: taken when it was handed out)
-                continue
-            frames = copies["frames"].wait().numpy().copy()
-            assert len(frames) == self.chunk_frame_counts[g], f"chunk {g} decoded to {len(frames)} frames"
-            self._recent_frames[g] = frames
-            assert len(self.video) == g, f"segment of chunk {g} queued out of order ({len(self.video)} queued)"
-            self.video.add(frames)
+            if "frames" in copies:  # (a scene's first chunk's were taken when it was handed out)
+                self._keep_frames(g, copies["frames"])
+
+    def _keep_frames(self, g: int, frames: HostCopy) -> None:
+        """Chunk ``g``'s frames, once on the host: kept while the chunk is in the window, and queued as the
+        story's next segment."""
+        kept = frames.wait().numpy().copy()
+        assert len(kept) == self.chunk_frame_counts[g], f"chunk {g} decoded to {len(kept)} frames"
+        self._recent_frames[g] = kept
+        assert len(self.video) == g, f"segment of chunk {g} queued out of order ({len(self.video)} queued)"
+        self.video.add(kept)
 
     def chunks_for(self, seconds: float) -> int:
         video_frames = self.frames_per_chunk * self.config.video.temporal_compression
@@ -600,11 +604,8 @@ class StorySession:
         with self.runtime.lock:
             g, x0, frames, commit = self._denoise_and_decode(scene, 0, ramp, generator)
             self._settle()  # (every earlier chunk's copies: the story's segments stay in order)
-            shown = frames.wait().numpy().copy()
             self.chunk_frame_counts.append(self._video_frames(g, x0.shape[2]))
-            assert len(shown) == self.chunk_frame_counts[g], f"chunk {g} decoded to {len(shown)} frames"
-            self._recent_frames[g] = shown
-            self.video.add(shown)
+            self._keep_frames(g, frames)
             event = self._event(scene, g, self.registry_snapshot(), self.memory_view(), start_time)
         try:
             yield event

@@ -972,17 +972,11 @@ class _LiveViewReader:
         self._thread.start()
 
     def _read(self) -> None:
-        stream = self._response.fp
+        from ui.live_feed import read_part
+
         try:
-            while (line := stream.readline()):
-                if not line.startswith(b"--"):
-                    continue
-                headers = {}
-                while (header := stream.readline().strip()):
-                    name, value = header.decode().split(":", 1)
-                    headers[name.strip().lower()] = value.strip()
-                stream.read(int(headers["content-length"]))
-                self.frames.append((time.monotonic(), int(headers["x-scene"])))
+            while (part := read_part(self._response.fp)) is not None:
+                self.frames.append((time.monotonic(), int(part[0]["x-scene"])))
         except (OSError, ValueError):  # closed at the end
             pass
 

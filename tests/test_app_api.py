@@ -24,6 +24,7 @@ from gradio_client.exceptions import AppError, ValidationError
 from gradio_client.utils import Status
 
 from ui import create_app, formatting, launch_kwargs
+from ui.live_feed import read_part
 
 PRESET = os.environ.get("IAMFLOW_APP_TEST_PRESET", "storyworld")
 ROOT = Path(__file__).resolve().parents[1]
@@ -173,15 +174,9 @@ def live_parts(url: str, path: str, count: int, paced: bool = False) -> list[tup
     parts = []
     try:
         while len(parts) < count:
-            line = response.fp.readline()
-            assert line, f"the stream ended after {len(parts)} of {count} frames"
-            if not line.startswith(b"--"):
-                continue
-            headers = {}
-            while (header := response.fp.readline().strip()):
-                name, value = header.decode().split(":", 1)
-                headers[name.strip().lower()] = value.strip()
-            parts.append((time.monotonic() - started, headers, response.fp.read(int(headers["content-length"]))))
+            part = read_part(response.fp)
+            assert part is not None, f"the stream ended after {len(parts)} of {count} frames"
+            parts.append((time.monotonic() - started, *part))
     finally:
         connection.close()
     return parts

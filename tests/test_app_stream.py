@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from ui.live_feed import LiveFeed
+from ui.live_feed import LiveFeed, read_part
 from ui.worker import DeviceWorker
 
 
@@ -65,9 +65,11 @@ def _parts(feed: LiveFeed, count: int, paced: bool, timeout: float = 30.0) -> li
     return [(at - parts[0][0], part) for at, part in parts]
 
 
-def _header(part: bytes, name: str) -> str:
-    head = part.split(b"\r\n\r\n", 1)[0].decode()
-    return next(line.split(":", 1)[1].strip() for line in head.split("\r\n") if line.lower().startswith(name + ":"))
+def _read(part: bytes) -> tuple[dict[str, str], bytes]:
+    """A part as the page reads it: its headers and its JPEG."""
+    read = read_part(io.BytesIO(part))
+    assert read is not None, part[:80]
+    return read
 
 
 def test_the_live_feed_sends_each_frame_as_a_jpeg_in_order_at_the_video_rate():
@@ -79,17 +81,17 @@ def test_the_live_feed_sends_each_frame_as_a_jpeg_in_order_at_the_video_rate():
     feed.push(clips[0], 0, 0, 16.0)
     feed.push(clips[1], 1, 9, 16.0)
     parts = _parts(feed, 21, paced=True)
-    assert [(int(_header(p, "x-scene")), int(_header(p, "x-frame"))) for _, p in parts] == \
+    heads = [_read(p)[0] for _, p in parts]
+    assert [(int(h["x-scene"]), int(h["x-frame"])) for h in heads] == \
         [(0, i) for i in range(9)] + [(1, 9 + i) for i in range(12)]
-    jpeg = parts[0][1].split(b"\r\n\r\n", 1)[1][: int(_header(parts[0][1], "content-length"))]
-    assert Image.open(io.BytesIO(jpeg)).size == (256, 256)  # the embedded model's 64x64, shown at display scale
+    assert Image.open(io.BytesIO(_read(parts[0][1])[1])).size == (256, 256)  # the embedded model's 64x64, shown at display scale
     assert parts[-1][0] >= 20 / 16 * 0.95  # paced: never faster than the video plays
 
     feed.push(clips[1], 2, 21, 16.0)
     feed.clear()  # (Undo): what was not sent goes
     feed.push(clips[0][:2], 3, 21, 16.0)
     parts = _parts(feed, 2, paced=False)
-    assert [int(_header(p, "x-scene")) for _, p in parts] == [3, 3]
+    assert [int(_read(p)[0]["x-scene"]) for _, p in parts] == [3, 3]
     feed.close()
 
 
@@ -109,5 +111,5 @@ def test_a_newer_page_connection_takes_the_feed_over():
         await newer.aclose()
         return part
 
-    assert _header(asyncio.run(both()), "x-frame") == "0"
+    assert _read(asyncio.run(both()))[0]["x-frame"] == "0"
     feed.close()

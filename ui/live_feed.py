@@ -162,6 +162,20 @@ class LiveFeed:
                     self._listener = None
 
 
+def read_part(stream) -> tuple[dict[str, str], bytes] | None:
+    """The next part of a live view's stream (a file-like object read as an ``<img>`` would): its headers, lower-case
+    names (``x-scene``, ``x-frame``, ``content-length``), and its JPEG; None at the end of the stream."""
+    while (line := stream.readline()):
+        if not line.startswith(b"--"):
+            continue
+        headers = {}
+        while (header := stream.readline().strip()):
+            name, value = header.decode().split(":", 1)
+            headers[name.strip().lower()] = value.strip()
+        return headers, stream.read(int(headers["content-length"]))
+    return None
+
+
 def live_route(find_feed: Callable[[str], LiveFeed | None]):
     """The server's route of the live view: ``GET /iamflow/live/<token>`` streams that story's frames
     (``?paced=0``: as they come, for measuring the generation's own rate)."""

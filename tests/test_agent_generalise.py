@@ -4,6 +4,8 @@ places, descriptive back-references, groups that split, non-human characters tha
 Real spaCy and MiniLM throughout.
 """
 
+import re
+
 from iamflow.agent import EntityAgent
 from iamflow.agent.agent import _noun_classifier
 
@@ -152,3 +154,57 @@ def test_a_character_named_in_its_introduction_is_one_character():
     _, scenes = story("A young boy named Oren builds a kite in his backyard.", "Oren flies the kite over the hill.")
     assert len(scenes[0].entities) == 1
     assert by_word(scenes[1], "Oren").global_id == scenes[0].entities[0].global_id
+
+
+def at(scene, prompt, word, occurrence=1):
+    """The character one of whose mentions covers the ``occurrence``-th ``word`` of ``prompt``."""
+    start = [m.start() for m in re.finditer(rf"\b{re.escape(word)}\b", prompt)][occurrence - 1]
+    hits = [e for e in scene.entities if any(s <= start < end for s, end in e.spans)]
+    assert hits, f"{word!r} #{occurrence} is nobody's mention in {[(e.name, e.spans) for e in scene.entities]}"
+    return hits[0]
+
+
+def test_a_pronoun_takes_the_character_whose_given_name_fits():
+    prompts = ("Wide shot of a ballroom. Imogen's silhouette in the doorway. Across the room, Dmitri's head turns "
+               "toward her.",
+               "Dmitri centered, Beatrice pressed against his arm. Imogen facing them.")
+    _, scenes = story(*prompts)
+    imogen, dmitri = at(scenes[0], prompts[0], "Imogen"), at(scenes[0], prompts[0], "Dmitri")
+    assert at(scenes[0], prompts[0], "her").global_id == imogen.global_id
+    assert at(scenes[1], prompts[1], "his").global_id == dmitri.global_id
+
+
+def test_a_pronoun_prefers_a_man_or_woman_to_members_of_a_group_of_no_known_sex():
+    prompts = ("Two porters haul a trunk across the deck while Tamsin watches from the rail.",
+               "Tamsin small in the foreground, watched by porters. His hand on the rope, the captain shouts.",
+               "Close-up of the captain gripping her wrist.")
+    _, scenes = story(*prompts)
+    tamsin = at(scenes[0], prompts[0], "Tamsin")
+    porters = {e.global_id for e in scenes[0].entities if e.global_id != tamsin.global_id}
+    assert len(porters) == 2
+    assert at(scenes[1], prompts[1], "Tamsin").global_id == tamsin.global_id  # a name opening a fragment
+    assert at(scenes[1], prompts[1], "porters").global_id in porters  # the same porters, with no article
+    assert at(scenes[2], prompts[2], "her").global_id == tamsin.global_id
+
+
+def test_capitalised_common_words_opening_a_fragment_are_not_characters():
+    prompt = "Close on Kira — smile frozen, eyes wide. Crowd blurred behind her. Foreground shows a wet railing."
+    _, scenes = story(prompt)
+    assert [e.surface for e in scenes[0].entities] == ["Kira"]
+
+
+def test_a_caption_that_goes_through_its_subjects_one_by_one_describes_them_again():
+    prompts = ("In a wood-panelled office, a bald man in a grey suit and a young woman in a green blouse talk. "
+               "There are two main subjects in the video. The first is a middle-aged, bald, Black man with a "
+               "muscular build. The second subject is a young adult, Black woman with dark, curly, shoulder-length "
+               "hair.",
+               "The camera cuts to a Black woman with curly dark hair. She looks down and speaks.",
+               "a close-up on a bald, Black man in a grey suit, looking at the woman.")
+    _, scenes = story(*prompts)
+    assert len(scenes[0].entities) == 2
+    man, woman = at(scenes[0], prompts[0], "man"), at(scenes[0], prompts[0], "woman")
+    assert at(scenes[0], prompts[0], "man", 2).global_id == man.global_id
+    assert at(scenes[0], prompts[0], "woman", 2).global_id == woman.global_id
+    assert at(scenes[1], prompts[1], "woman").global_id == woman.global_id
+    assert at(scenes[2], prompts[2], "man").global_id == man.global_id
+    assert at(scenes[2], prompts[2], "woman").global_id == woman.global_id

@@ -306,7 +306,9 @@ class EntityAgent:
         known_heads |= {h for r in registry.entities.values() if r.kind == "robot" for h in r.heads}
         known_heads |= {h for r in registry.entities.values() if r.base == "group" for h in r.heads}  # "the team"
         analyzer = PromptAnalyzer(doc, names, known_heads, classify_unknown=_noun_classifier(), origin=origin,
-                                  tags=tags)
+                                  tags=tags, prompt=prompt)
+        analyzer.group_heads = {h for r in registry.entities.values()
+                                if any(i.get("group") for i in r.instances) for h in r.heads}
         analyzer.known_roles = {h for r in registry.entities.values() if r.kind == "person" and r.base != "group"
                                 for h in r.heads if h not in lexicon.CHARACTER_NOUNS}
         return analyzer
@@ -360,7 +362,10 @@ class EntityAgent:
                 resolver.pending_gender.get(gid)
             age = next((m.age for m in named if m.age), None)
             instance = {"prompt_index": index, "entity": surface, "attrs": attrs, "aliases": aliases,
-                        "heads": sorted({h for m in named for h in m.heads}), "names": [n for m in named
+                        # a group's noun is its members' when it brought them in ("Two soldiers drag ...")
+                        "heads": sorted({h for m in ms if m.form not in ("pronoun", "group") or
+                                         m.form == "group" and gid in resolver.group_members for h in m.heads}),
+                        "names": [n for m in named
                                                                                          for n in m.names],
                         "relations": relations, "gender": gender, "age": age,
                         "action": next((m.action for m in ms if m.action), ""), "order": order}

@@ -283,7 +283,7 @@ THING_NOUNS = set("""table chair sofa bed lamp candle cake cup mug glass bottle 
     tide current ripple reflection surface edge corner side top bottom front back middle center distance
     background foreground scene shot frame view angle close-up lens focus camera motion movement gesture
     expression look gaze glance step stride pace rhythm beat melody tune note chord lyric word sentence
-    message signal code data file folder document report note list record photo""".split())
+    message signal code data file folder document report note list record photo profile""".split())
 
 LIGHTING = ["golden hour", "neon-lit", "neon", "candlelight", "candlelit", "moonlight", "moonlit", "sunlight",
             "sunlit", "backlit", "backlight", "fluorescent", "tungsten", "lamplight", "firelight", "spotlight",
@@ -298,7 +298,8 @@ LOCATION_NOUNS = set("""room kitchen office bar café cafe restaurant diner stre
     laboratory lab apartment house cabin cottage home bedroom bathroom attic basement rooftop roof gym arena
     stadium stage theatre theater studio warehouse factory spaceship station dojo saloon ranch moor reef
     wreck shipwreck island jetty dock lighthouse safehouse garage parking hive hives café bakery pub
-    tavern inn hotel lobby elevator courtyard porch veranda balcony terrace nook aisle altar ring""".split())
+    tavern inn hotel lobby elevator courtyard porch veranda balcony terrace nook aisle altar ring ballroom hall
+    gala""".split())
 LOCATION_PREPS = {"in", "at", "on", "inside", "through", "across", "along", "into", "onto", "near", "over",
                   "under", "beneath", "beside", "outside", "within", "around", "toward", "towards", "down",
                   "up", "past", "behind"}

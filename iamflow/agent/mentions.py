@@ -13,6 +13,11 @@ from dataclasses import dataclass, field
 
 from . import attributes, lexicon
 
+# listed things, places and not-characters: capitalised at a fragment's start, they are still common nouns
+_COMMON_WORDS = lexicon.THING_NOUNS | lexicon.LOCATION_NOUNS | lexicon.NOT_CHARACTERS
+_FRAGMENT_MARKS = {".", "!", "?", ":", ";", "—", "–", "-", "--", "(", '"', "“"}
+_ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5}
+_ENUMERATED_NOUNS = {"subject", "character", "one", "person", "figure", "individual", "protagonist", "man", "woman"}
 _TITLE_WORDS = {"detective", "officer", "captain", "doctor", "dr", "professor", "sheriff", "agent", "inspector",
                 "sergeant", "lieutenant", "mr", "mrs", "ms", "miss", "lady", "lord", "sir", "king", "queen",
                 "prince", "princess", "uncle", "aunt", "father", "mother", "brother", "sister", "coach", "judge"}
@@ -298,6 +303,7 @@ class Mention:
     entrance: bool = False  # subject of "appears", "enters", "arrives": someone may be new to the story
     collective: bool = False  # "the politicians", "a group of reporters": a group that acts as one character
     bare: bool = False  # written with no article ("photographer enters"): known by its noun, or new
+    enumerated: int = 0  # "The second subject is a young woman ...": the prompt's second character, described
 
     def description(self) -> str:
         """Text the sentence encoder compares with known characters."""
@@ -331,11 +337,13 @@ def _joined(tokens) -> str:
 def _phrase(token, include_of: bool = True) -> str:
     """A noun phrase without determiners or possessives ("charcoal trench coat", "sprig of lavender")."""
     left = [t for t in token.subtree if t.i <= token.i]
+    in_left = {t.i for t in left}
     start = token.i
     for t in sorted(left, key=lambda t: -t.i):
         if t.i == start - 1 and t.dep_ not in ("det", "poss", "predet", "case", "punct", "cc", "prep") or (
-                t.i == start - 1 and t.text == "-"):
-            start = t.i
+                t.i == start - 1 and t.text == "-") or (
+                t.i == start - 1 and t.text == "," and t.i - 1 in in_left and token.doc[t.i - 1].pos_ == "ADJ"):
+            start = t.i  # also a list of adjectives: "dark, curly, shoulder-length hair"
         elif t.i < start - 1:
             break
     toks = [t for t in token.doc[start: token.i + 1]
@@ -355,6 +363,16 @@ def _camera_word(token) -> bool:
     nxt = token.doc[token.i + 1] if token.i + 1 < len(token.doc) else None
     return token.lower_ == "shot" or token.lower_ in _CAMERA_WORDS and nxt is not None and (
         nxt.lower_ in _CAMERA_AFTER)
+
+
+def _name_before_description(token) -> bool:
+    """A capitalised name opening a shot fragment, then how it is seen ("Elira small in the foreground"), that the
+    parser made a modifier of the next word."""
+    head = token.head
+    return token.dep_ == "compound" and token.i == token.sent.start and token.pos_ == "PROPN" and \
+        token.ent_type_ not in ("GPE", "LOC", "FAC", "ORG") and head.dep_ == "ROOT" and head.i == token.i + 1 and \
+        head.text.islower() and (head.pos_ == "ADJ" or head.pos_ == "NOUN" and head.tag_ == "NN" and
+                                 head.lower_ not in _COMMON_WORDS and head.lower_ not in lexicon.CHARACTER_NOUNS)
 
 
 def _misparsed_verb(token) -> bool:
@@ -432,13 +450,15 @@ class PromptAnalyzer:
     """Turns a spaCy ``Doc`` into mentions and scene context."""
 
     def __init__(self, doc, known_names: set[str], known_heads: set[str], classify_unknown=None,
-                 origin: list[int] | None = None, tags: dict[int, str] | None = None):
+                 origin: list[int] | None = None, tags: dict[int, str] | None = None, prompt: str | None = None):
         self.doc = doc
         self.origin = origin  # for a rewritten text (``readable_text``): index in the prompt of each character
+        self.prompt = prompt  # the prompt as written, where ``doc`` is a rewritten text
         self.known_names = {n.lower() for n in known_names}
         # placeholder tags ("[character1]"): the stand-in name's tokens, each a name, reported as the tag
         self.tags = {t.i: tags[t.idx] for t in doc if tags and t.idx in tags}
         self.known_roles: set[str] = set()  # unlisted role nouns of the story's people ("historian")
+        self.group_heads: set[str] = set()  # nouns of the members of the story's numbered groups ("soldier")
         # heads that name a character only once the story has one: its vehicles, its talking holograms
         self.known_heads = known_heads
         self.classify_unknown = classify_unknown  # callable(lemma) -> NounInfo | None
@@ -533,9 +553,22 @@ class PromptAnalyzer:
             return token.head.lower_ in ("with", "beside", "behind", "toward", "towards", "to", "at", "for")
         return False
 
+    def _lower_case_in_prompt(self, token) -> bool:
+        """Written in lower case where the prompt has it: a shot break's rewrite capitalised it ("Max — smile
+        frozen" is read as "Max. Smile frozen")."""
+        if self.prompt is None or self.origin is None or not token.text[:1].isupper():
+            return False
+        where = self.origin[token.idx] if token.idx < len(self.origin) else None
+        return where is not None and where < len(self.prompt) and self.prompt[where].islower()
+
     def is_name(self, token) -> bool:
         if token.i in self.tags or token.i in self.speaker_tokens:
             return True
+        if self._lower_case_in_prompt(token):
+            return False
+        if token.lower_ in _COMMON_WORDS and token.lower_ not in self.known_names and (
+                token.is_sent_start or token.i > 0 and token.doc[token.i - 1].text in _FRAGMENT_MARKS):
+            return False  # "Crowd blurred between them.", "Foreground shows ...": capitalised as a fragment's start
         if token.i in self.heading_tokens:
             return False
         if _camera_word(token):
@@ -594,9 +627,11 @@ class PromptAnalyzer:
             return True  # "Clone sat across from Detective Morrison": a title before it makes it a name
         if not place and token.dep_ == "poss" and token.head.lower_ in _PERSONAL_PARTS:
             return True  # "Alexandra's black silhouette framed in doorway", "studied Clone's face"
-        if not place and token.dep_ == "ROOT" and any(c.dep_ == "appos" and c.lower_ in _PERSONAL_PARTS
+        if not place and token.dep_ == "ROOT" and any(c.dep_ in ("appos", "dobj") and c.lower_ in _PERSONAL_PARTS
                                                       for c in token.children):
             return True  # "Varos a dark silhouette on the throne": a shot fragment that shows someone
+        if not place and _name_before_description(token):
+            return True  # "Elira small in the foreground, held by soldiers": a fragment that says how she is seen
         if token.dep_ in ("nsubj", "nsubjpass") and token.head.pos_ in ("VERB", "AUX") and \
                 token.head.lemma_ not in ("be", "lie", "stretch", "glow", "rise", "loom", "sprawl") and \
                 not (token.head.lemma_ in ("sit", "stand") and place):
@@ -661,7 +696,7 @@ class PromptAnalyzer:
     def _is_excluded(self, token) -> bool:
         """Depictions, comparisons, compounds and plain modifiers are not characters."""
         if token.dep_ in ("compound", "amod", "nmod") and token.head.pos_ in ("NOUN", "PROPN") \
-                and not _misparsed_verb(token):
+                and not _misparsed_verb(token) and not _name_before_description(token):
             return True
         if token.dep_ == "pobj":
             prep = token.head
@@ -885,9 +920,34 @@ class PromptAnalyzer:
         self._speaker_portrait(mentions)
         self._self_introductions(mentions)
         self._titled_names(mentions)
+        self._enumerated(mentions)
         for m in mentions:
             m.start, m.end = self.in_prompt(m.start), self.in_prompt(m.end - 1) + 1
         return mentions
+
+    def _enumerated(self, mentions: list[Mention]) -> None:
+        """"There are two main subjects in the video. The first is a middle-aged, bald man ... The second subject
+        is a young adult, Black woman": a caption that goes through the people it has just shown, one by one.
+        The predicate (and what the parser joined to it) is the n-th of them, described again."""
+        for m in mentions:
+            tok = self.doc[m.token]
+            attr = tok
+            while attr.dep_ == "conj" and attr.head.i < attr.i:
+                attr = attr.head
+            if attr.dep_ != "attr" or attr.head.lemma_ != "be" or m.form not in ("indefinite", "definite"):
+                continue
+            subject = next((c for c in attr.head.children if c.dep_ == "nsubj"), None)
+            if subject is None:
+                continue
+            if subject.lower_ in _ORDINALS:
+                place = _ORDINALS[subject.lower_]
+            elif subject.lemma_.lower() in _ENUMERATED_NOUNS:
+                place = next((_ORDINALS[c.lower_] for c in subject.children if c.lower_ in _ORDINALS), 0)
+            else:
+                place = 0
+            if place:
+                m.enumerated = place
+                m.newcomer = False  # "The second is another young adult male": the second one shown, not a new one
 
     def _titled_names(self, mentions: list[Mention]) -> None:
         """"Pip the hedgehog sniffs ...", "Spark the cat": the name and the noun after "the" are one animal."""
@@ -1374,7 +1434,12 @@ class PromptAnalyzer:
         # "Wide Shot on children eating their lunch and playing ...": what the shot shows them doing
         opposed = tok.dep_ == "pobj" and head.lower_ == "against" and det_word in ("", "the")
         # "in battle against terrifying creatures", "fight against monsters": the ones fought take part
-        if info.kind not in ("person", "animal", "creature") or not (in_group_of or acting or shown_doing or opposed):
+        returning = not det_word and not owned and tok.lemma_.lower() in self.group_heads and (
+            tok.dep_ in ("nsubj", "nsubjpass", "dobj") or tok.dep_ == "pobj" and head.lower_ == "by") and \
+            not any(c.lower_ == "other" for c in tok.lefts)
+        # "Two soldiers drag a girl ..." then "held by soldiers", "Soldiers frozen in background": the same ones
+        if info.kind not in ("person", "animal", "creature") or not (in_group_of or acting or shown_doing or opposed
+                                                                     or returning):
             return None  # (creatures: "the seven dwarfs gather around her", "the goblins attack")
         return Mention(start=tok.idx, end=tok.idx + len(tok.text), surface=_phrase(tok, include_of=False),
                        form="indefinite" if in_group_of else "definite", kind=info.kind, base="group",

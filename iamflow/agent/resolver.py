@@ -22,6 +22,29 @@ from .registry import EntityRecord, EntityRegistry
 
 logger = logging.getLogger(__name__)
 
+# a title before a name says nothing of the name ("Detective Morrison"); the given name is what is read
+_TITLES = {"detective", "officer", "captain", "doctor", "dr", "professor", "sheriff", "agent", "inspector",
+           "sergeant", "lieutenant", "mr", "mrs", "ms", "miss", "lady", "lord", "sir", "king", "queen", "prince",
+           "princess", "uncle", "aunt", "coach", "judge", "the", "great", "little", "old", "young", "big"}
+_GENDER_PROBES = {"f": ["a woman", "a girl", "she", "her name"], "m": ["a man", "a boy", "he", "his name"]}
+_NAME_GENDER_MARGIN = 0.06
+_name_genders: dict[str, str | None] = {}
+
+
+def likely_gender(encoder, name: str) -> str | None:
+    """"f" or "m" when MiniLM puts a given name clearly nearer to words for women or for men ("Vanessa",
+    "Max"), else None (unisex or unknown names: "Jordan", "Harper", "Varos"). Only a fallback: whatever the
+    story says of the character (a pronoun, a gendered noun) comes first."""
+    if name not in _name_genders:
+        probes = _GENDER_PROBES["f"] + _GENDER_PROBES["m"]
+        vecs = encoder.encode([name] + probes)
+        sims = vecs[1:] @ vecs[0]
+        half = len(_GENDER_PROBES["f"])
+        lean = float(sims[:half].mean() - sims[half:].mean())
+        _name_genders[name] = "f" if lean > _NAME_GENDER_MARGIN else "m" if lean < -_NAME_GENDER_MARGIN else None
+    return _name_genders[name]
+
+
 _GENERIC_NONPERSON = {"animal", "creature", "beast", "machine", "robot", "thing", "vehicle"}
 _COUPLE_HEADS = {"bride", "groom", "husband", "wife", "newlywed", "bridegroom"}
 
@@ -67,6 +90,7 @@ class Resolver:
         self.pending_gender: dict[int, str] = {}
         self.group_members: dict[int, list[int]] = {}  # members of a group introduced here ("two kids")
         self.group_relations: dict[int, list[tuple[str, int]]] = {}  # "her grandparents": (role, her id)
+        self.enumerated: dict[int, int] = {}  # "The second subject is ...": place -> id, in this prompt
 
     # -- helpers --------------------------------------------------------------------------------------
     def _sim(self, a: str, b: str) -> float:
@@ -78,7 +102,17 @@ class Resolver:
         return list(self.registry.entities.values())
 
     def _gender(self, rec: EntityRecord) -> str | None:
+        """What the story says (a pronoun, a gendered noun), else what a person's given name suggests."""
+        return self._stated_gender(rec) or self._name_gender(rec)
+
+    def _stated_gender(self, rec: EntityRecord) -> str | None:
         return self.pending_gender.get(rec.global_id) or rec.gender
+
+    def _name_gender(self, rec: EntityRecord) -> str | None:
+        if rec.kind != "person" or rec.base == "group" or not rec.names or self.encoder is None:
+            return None
+        words = [w for w in rec.names[0].split() if w.lower().strip(".") not in _TITLES]
+        return likely_gender(self.encoder, words[0]) if words else None
 
     def _in_prompt(self, gid: int, pronouns: bool = True) -> bool:
         return any(g == gid and (pronouns or m.form != "pronoun") for g, m in self.assigned)
@@ -158,9 +192,11 @@ class Resolver:
             if len(ids) == 1 and ids[0] == -1:
                 ids = [self._create(m)] if m.appearance else []
             result.assignments.append(ids)
+            if m.enumerated and ids:
+                self.enumerated.setdefault(m.enumerated, ids[0])
             for gid in ids:
                 self.assigned.append((gid, m))
-                if m.form == "pronoun" and m.gender and self._gender(self.registry.entities[gid]) is None:
+                if m.form == "pronoun" and m.gender and self._stated_gender(self.registry.entities[gid]) is None:
                     self.pending_gender[gid] = m.gender
         result.new_ids = list(self.created)
         return result
@@ -204,6 +240,8 @@ class Resolver:
                 return [-1]  # "her fiance" when the man with her so far was her first boyfriend
             if m.names or m.introduced or m.relation not in lexicon.PEER_RELATIONS or m.kind != "person":
                 return [-1]
+        if m.enumerated:
+            return [self._enumerated(m)]
         if m.newcomer:
             return [-1]
         if m.ordinal:
@@ -328,12 +366,32 @@ class Resolver:
             if len(shared) < 2 or not distinctive:
                 continue
             sim = self._sim(m.description(), rec.description())
-            if sim < self.threshold:
+            # each shared word past two is evidence the sentence encoder need not repeat ("a Black woman with
+            # curly dark hair" after "a young Black woman ... with dark, curly, shoulder-length hair")
+            if sim < self.threshold - min(0.1, 0.05 * (len(shared) - 2)):
                 continue
             key = (len(shared), sim)
             if best_key is None or key > best_key:
                 best, best_key = rec.global_id, key
         return best
+
+    def _enumerated(self, m: Mention) -> int:
+        """The n-th character this prompt has shown so far (people for a person), when it fits the description."""
+        shown: list[int] = []
+        for gid, other in self.assigned:
+            rec = self.registry.entities[gid]
+            if other.form != "pronoun" and other.token < m.token and gid not in shown and rec.base != "group" and \
+                    (rec.kind == "person") == (m.kind == "person"):
+                shown.append(gid)
+        if m.enumerated in self.enumerated:
+            return self.enumerated[m.enumerated]  # "a young adult, Black woman": what the parser joined to it
+        free = [g for g in shown if g not in self.enumerated.values() and
+                self._compatible(m, self.registry.entities[g], strict=False)]
+        if len(shown) >= m.enumerated and shown[m.enumerated - 1] in free:
+            return shown[m.enumerated - 1]
+        # the caption's count and the parse disagree ("Three young adults, two men and a woman": the men are
+        # not shown one by one): the first one of its kind not yet described, else someone new
+        return free[0] if free else -1
 
     def _protagonist(self, m: Mention) -> int | None:
         people = [r for r in self._records() if r.kind == "person" and r.global_id not in self.created]
@@ -357,10 +415,19 @@ class Resolver:
                 continue
             if self._compatible(m, self.registry.entities[gid], strict=False):
                 out.append(gid)
-        for ids in self._prompt_order()[:4]:
-            for gid in ids:
-                if gid not in out and self._compatible(m, self.registry.entities[gid], strict=False):
-                    out.append(gid)
+        if m.pronoun in ("he", "she"):
+            # in the prompt too, one said (or named) to be a man or a woman before one of no known sex ("Elira small
+            # in the foreground, held by soldiers. His eyes locked on her": Elira, not a soldier)
+            out.sort(key=lambda gid: self._gender(self.registry.entities[gid]) is None)
+        subject_ids = {gid for gid, other in self.assigned if other.token == m.clause_subject}
+        earlier = [gid for ids in self._prompt_order()[:4] for gid in ids
+                   if gid not in out and self._compatible(m, self.registry.entities[gid], strict=False)]
+        # "The official shows him a card": not the official, wherever the story showed him before; and one the
+        # story calls a man or a woman before one it never gave a sex ("Two soldiers drag a girl ... Close-up of
+        # Varos gripping her wrist": the girl, not a soldier)
+        earlier.sort(key=lambda gid: (gid in subject_ids, m.pronoun in ("he", "she") and
+                                      self._gender(self.registry.entities[gid]) is None))
+        out.extend(dict.fromkeys(earlier))
         return out
 
     def _pronoun(self, m: Mention, mentions: list[Mention]) -> list[int]:

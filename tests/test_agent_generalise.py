@@ -208,3 +208,24 @@ def test_a_caption_that_goes_through_its_subjects_one_by_one_describes_them_agai
     assert at(scenes[1], prompts[1], "woman").global_id == woman.global_id
     assert at(scenes[2], prompts[2], "man").global_id == man.global_id
     assert at(scenes[2], prompts[2], "woman").global_id == woman.global_id
+
+
+def test_subjects_of_a_shot_caption_are_the_people_of_the_story():
+    prompts = ("Shot 1: an elderly grey-haired man and his sparring partner circle each other on a beach.",
+               "Shot 2: the camera retreats from beside subjects; subjects recede into the mist.")
+    _, scenes = story(*prompts)
+    people = {e.global_id for e in scenes[0].entities}
+    assert len(people) == 2
+    assert {e.global_id for e in scenes[1].entities} == people
+    assert {at(scenes[1], prompts[1], "subjects").global_id} <= people
+
+
+def test_a_second_role_acting_in_the_same_prompt_is_someone_else():
+    prompts = ("A male player in a navy blazer sits at the poker table and grips his cards. The dealer is seen "
+               "dealing cards.",
+               "The same male player flicks his cards onto the felt. The dealer continues dealing to the table.")
+    _, scenes = story(*prompts)
+    player, dealer = at(scenes[0], prompts[0], "player"), at(scenes[0], prompts[0], "dealer")
+    assert player.global_id != dealer.global_id
+    assert at(scenes[1], prompts[1], "player").global_id == player.global_id
+    assert at(scenes[1], prompts[1], "dealer").global_id == dealer.global_id

@@ -1007,6 +1007,12 @@ class PromptAnalyzer:
     @staticmethod
     def _cast_noun(tok) -> bool:
         """"The characters never look into the camera", "the main characters": everyone in the story, like "they"."""
+        if tok.lower_ == "subjects":
+            # a shot caption's "subjects" ("Behind subjects, sky appears", "the subjects recede"), not "There are
+            # two main subjects in the video"
+            return tok.tag_ == "NNS" and not any(c.dep_ == "nummod" or c.dep_ == "amod" and c.lower_ not in
+                                                 lexicon.LOCATION_PREPS for c in tok.children) and all(
+                c.lower_ in ("the", "both") for c in tok.children if c.dep_ in ("det", "predet"))
         return tok.lower_ == "characters" and any(c.dep_ == "det" and c.lower_ == "the" for c in tok.children)
 
     @staticmethod
@@ -1281,7 +1287,7 @@ class PromptAnalyzer:
     def _pronoun_mention(self, tok, sent_of) -> Mention | None:
         word = tok.lower_
         owner = tok.tag_ == "PRP$"
-        if word in ("both", "characters"):
+        if word in ("both", "characters", "subjects"):
             gender = "p"
         else:
             gender = lexicon.POSSESSIVE_DETERMINERS[word] if owner else lexicon.PRONOUNS[word]

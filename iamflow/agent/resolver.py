@@ -332,12 +332,24 @@ class Resolver:
                 # ("female model walks in": a shot list's way to bring someone in)
                 if sim < self.threshold and not recency or m.entrance or m.bare:
                     continue
+                if m.action and self._other_role_here(m, rec):
+                    continue  # "A male player ... sits at the table ... the dealer is seen dealing cards"
                 score = 0.5 + sim + 0.3 * min(overlap, 3) + recency
             if rec.global_id in same_sentence:
                 score -= 1.5
             if score > best_score:
                 best, best_score = rec.global_id, score
         return best
+
+    def _other_role_here(self, m: Mention, rec: EntityRecord) -> bool:
+        """This prompt already calls ``rec`` by a role of its own (not man, woman, person) other than ``m``'s, and
+        ``m`` acts (a subject) under its own."""
+        for gid, other in self.assigned:
+            if gid == rec.global_id and other.form not in ("pronoun", "group") and other.token < m.token:
+                roles = set(other.heads) - lexicon.GENERIC_PERSON
+                if roles and not roles & set(m.heads):
+                    return True
+        return False
 
     def _indefinite(self, m: Mention) -> int | None:
         best, best_key = None, None

@@ -229,3 +229,14 @@ def test_a_second_role_acting_in_the_same_prompt_is_someone_else():
     assert player.global_id != dealer.global_id
     assert at(scenes[1], prompts[1], "player").global_id == player.global_id
     assert at(scenes[1], prompts[1], "dealer").global_id == dealer.global_id
+
+
+def test_small_english_patterns_that_name_no_one_else():
+    prompts = ("A middle-aged man in a doctor's coat talks to a young woman. His fingers wrapped over hers. They "
+               "both look down at the chart.",
+               "Birth: a soft-focus shot of Mary as an infant in a hospital bassinet, her tiny hand grasping a finger.")
+    _, scenes = story(*prompts)
+    assert sorted(e.surface for e in scenes[0].entities) == ["middle-aged man", "young woman"]
+    woman = by_word(scenes[0], "woman")
+    assert at(scenes[0], prompts[0], "hers").global_id == woman.global_id
+    assert [e.surface for e in scenes[1].entities] == ["Mary"]

@@ -225,7 +225,8 @@ PERSON_VERBS = set("""say smile laugh whisper nod shout wave grin frown argue sp
 PERSON_OBJECT_VERBS = set("""meet greet hug kiss rescue kidnap marry help thank interview arrest comfort console
     confront scold hire fire introduce embrace save capture tell ask congratulate teach warn""".split())
 PRONOUNS = {
-    "he": "m", "him": "m", "himself": "m", "she": "f", "her": "f", "herself": "f", "it": "n", "itself": "n",
+    "he": "m", "him": "m", "himself": "m", "she": "f", "her": "f", "herself": "f", "hers": "f", "it": "n",
+    "itself": "n",
     "they": "p", "them": "p", "themselves": "p",
 }
 POSSESSIVE_DETERMINERS = {"his": "m", "her": "f", "its": "n", "their": "p"}

@@ -711,6 +711,13 @@ class PromptAnalyzer:
                 return True  # "with the precision of an artist": a comparison, no one in the scene
         if token.dep_ in ("dobj", "conj") and token.head.lemma_.lower() in lexicon.DEPICTION_VERBS:
             return True
+        if token.dep_ == "poss" and token.head.lemma_.lower() in attributes.CLOTHING_WORDS and any(
+                c.dep_ == "det" and c.lower_ in ("a", "an") for c in token.children):
+            return True  # "a man in a doctor's coat": a kind of coat, no doctor in the scene
+        if token.dep_ == "pobj" and token.head.lower_ == "as" and token.head.i > 0 and \
+                token.doc[token.head.i - 1].pos_ == "PROPN" and \
+                any(c.dep_ == "det" and c.lower_ in ("a", "an") for c in token.children):
+            return True  # "a shot of Mary as an infant": Mary, at that age
         if token.tag_ == "NN" and any(c.dep_ == "det" and c.lower_ in ("any", "every", "no") for c in token.children):
             return True  # "different from any other squirrel": no one in particular
         info = noun_info(token)
@@ -883,7 +890,9 @@ class PromptAnalyzer:
                     index_of_token[tok.i] = len(mentions)
                     mentions.append(mention)
             elif tok.tag_ == "PRP" and tok.lower_ in lexicon.PRONOUNS or self._owner_pronoun(tok) or \
-                    tok.lower_ == "both" and tok.dep_ in ("nsubj", "ROOT", "dobj", "pobj", "dep", "appos") or \
+                    tok.lower_ == "hers" and tok.dep_ in ("pobj", "dobj", "nsubj", "conj") or \
+                    tok.lower_ == "both" and (tok.dep_ in ("nsubj", "ROOT", "dobj", "pobj", "dep") or
+                                             tok.dep_ == "appos" and tok.head.pos_ != "PRON") or \
                     self._cast_noun(tok):
                 mention = self._pronoun_mention(tok, sent_of)
                 if mention is not None:

@@ -240,3 +240,38 @@ def test_small_english_patterns_that_name_no_one_else():
     woman = by_word(scenes[0], "woman")
     assert at(scenes[0], prompts[0], "hers").global_id == woman.global_id
     assert [e.surface for e in scenes[1].entities] == ["Mary"]
+
+
+def test_a_scene_cast_in_brackets_and_its_place_are_read_as_such():
+    prompts = ("Scene 2: [Nadia, The courier][Nadia's flat (Indoor)] Nadia opens the door. The courier, in a grey "
+               "cap, holds out a parcel.",
+               "Scene 3: [Nadia, The kitten Biscuit][Nadia's flat (Indoor)] Nadia lifts the parcel's lid. The kitten "
+               "Biscuit leaps onto the table, his tail high.",
+               "Scene 4: [Tomas, Tomas's dad][Garden (Outdoor)] Tomas's dad waves. Tomas runs to Tomas's dad.")
+    _, scenes = story(*prompts)
+    nadia, courier = at(scenes[0], prompts[0], "Nadia"), at(scenes[0], prompts[0], "courier")
+    assert nadia.global_id != courier.global_id and len(scenes[0].entities) == 2
+    assert at(scenes[1], prompts[1], "Nadia").global_id == nadia.global_id
+    kitten = at(scenes[1], prompts[1], "Biscuit")
+    assert kitten.kind == "animal" and at(scenes[1], prompts[1], "his").global_id == kitten.global_id
+    assert len(scenes[2].entities) == 2  # no "Garden" or "Outdoor"; the dad said three times is one dad
+    dad = at(scenes[2], prompts[2], "dad")
+    assert at(scenes[2], prompts[2], "dad", 3).global_id == dad.global_id
+
+
+def test_formatting_and_layout_notes_around_names_are_set_aside():
+    prompts = ("**Scene 1**: <strong><span style='color:red'>mouse</span></strong> is holding a book.<br>",
+               "*[Illustration: Gran-Gran (right) and Pepper (left) sitting side by side at the edge of the ice. "
+               "Pepper (center-right, medium size) looks down.]*")
+    _, scenes = story(*prompts)
+    assert [e.surface for e in scenes[0].entities] == ["mouse"]
+    assert sorted(e.surface for e in scenes[1].entities) == ["Gran-Gran", "Pepper"]
+
+
+def test_a_capitalised_word_opening_a_short_caption_before_its_verb_is_a_name():
+    prompts = ("Spiderman swings through the sunset skyline.", "Milo nearby with seaweed in his feathers.",
+               "Spiderman waves to Milo.")
+    _, scenes = story(*prompts)
+    spider, milo = at(scenes[0], prompts[0], "Spiderman"), at(scenes[1], prompts[1], "Milo")
+    assert spider.global_id != milo.global_id
+    assert {e.global_id for e in scenes[2].entities} == {spider.global_id, milo.global_id}

@@ -284,7 +284,8 @@ THING_NOUNS = set("""table chair sofa bed lamp candle cake cup mug glass bottle 
     tide current ripple reflection surface edge corner side top bottom front back middle center distance
     background foreground scene shot frame view angle close-up lens focus camera motion movement gesture
     expression look gaze glance step stride pace rhythm beat melody tune note chord lyric word sentence
-    message signal code data file folder document report note list record photo profile""".split())
+    message signal code data file folder document report note list record photo profile beak flipper paw tail
+    fin wing claw snout muzzle whisker hoof mane antler""".split())
 
 LIGHTING = ["golden hour", "neon-lit", "neon", "candlelight", "candlelit", "moonlight", "moonlit", "sunlight",
             "sunlit", "backlit", "backlight", "fluorescent", "tungsten", "lamplight", "firelight", "spotlight",

@@ -33,7 +33,7 @@ _NON_NAME_ENTS = {"GPE", "LOC", "FAC", "ORG", "NORP", "DATE", "TIME", "MONEY", "
                   "CARDINAL", "PERCENT", "EVENT", "PRODUCT", "WORK_OF_ART", "LAW", "LANGUAGE"}
 _TOY_MODIFIERS = {"stuffed", "toy", "plush", "wooden", "plastic", "ceramic", "paper", "origami", "inflatable",
                   "cardboard", "porcelain", "glass", "bronze", "marble", "stone", "dead", "roast", "roasted",
-                  "grilled", "fried", "cooked", "stuffed-animal", "cartoon", "rubber"}
+                  "grilled", "fried", "cooked", "stuffed-animal", "cartoon", "rubber", "cuddly", "teddy"}
 _HANDLED_VERBS = {"lift", "hold", "carry", "cook", "eat", "sell", "fillet", "grill", "fry", "serve", "hook",
                   "reel", "gut", "clean", "weigh", "wrap", "buy"}
 _STATE_ADJECTIVES = {"bald", "clean-shaven", "bearded", "barefoot", "blindfolded", "masked", "hooded"}
@@ -84,6 +84,14 @@ _TAG = re.compile(r"\[([A-Za-z][\w' .-]{0,40})\]")
 _PLACEHOLDER = re.compile(r"^(?:character|char|person|subject|actor|role|protagonist|hero|id)[ _-]?(\d{1,2})$", re.I)
 _NO_CHARACTER_TAGS = {"nc", "no character", "none", "empty"}
 _CAPTION_MARK = re.compile(r"\s*#\s*")
+_HTML_MARK = re.compile(r"</?[a-zA-Z][^<>]{0,200}>|\*\*")
+_LABELLED_BRACKET = re.compile(r"\*?\[[A-Z][A-Za-z ]{0,30}:\s*")
+_LAYOUT_NOTE = re.compile(r"(?<=[A-Za-z]) ?\(([^()]{1,60})\)")
+_LAYOUT_WORDS = {"left", "right", "center", "centre", "middle", "foreground", "background", "large", "small", "smaller",
+                 "larger", "medium", "size", "close", "up", "top", "bottom", "corner", "edge", "frame", "behind"}
+# a scene's cast in brackets ("[Sofia, The man]", "[John, John's mom]"), and its place ("[Living Room (Indoor)]")
+_CAST_LIST = re.compile(r"\[([A-Z][\w' .-]{0,40}(?:\s*,\s*[A-Z][\w' .-]{0,40})+)\]")
+_PLACE_BRACKET = re.compile(r"\[[^\[\]]{1,80}\((?:indoor|outdoor|interior|exterior|int|ext)\.?\)\s*\]", re.I)
 # names the parser reads well, standing in for placeholder tags while parsing ("[character2]" -> "Sam")
 STAND_IN_NAMES = ("Alex", "Sam", "Robin", "Jamie", "Chris", "Taylor", "Jordan", "Casey", "Riley")
 
@@ -93,7 +101,52 @@ def _markup(text: str) -> tuple[dict[int, tuple[int, str, list[int]]], dict[int,
     new character)), and the placeholder tags: original start of the tag -> the tag as written."""
     replaced: dict[int, tuple[int, str, list[int]]] = {}
     tags: dict[int, str] = {}
+    for match in _LABELLED_BRACKET.finditer(text):
+        # "*[Illustration: Gran-Gran (right) and Pepper (left) sitting ...]*": a picture's description, unwrapped
+        close = text.find("]", match.end())
+        replaced[match.start()] = (match.end(), "", [])
+        if close >= 0:
+            replaced[close] = (close + 1 + (text[close + 1: close + 2] == "*"), "", [])
+    for match in _LAYOUT_NOTE.finditer(text):
+        # "Pepper (center-left, medium size) floating ...": where the figure stands in the picture, said in passing
+        if any(w in _LAYOUT_WORDS for w in re.findall(r"[a-z]+", match.group(1).lower())):
+            replaced[match.start()] = (match.end(), "", [])
+    for match in _HTML_MARK.finditer(text):
+        # "<strong><span style=...>mouse</span></strong> is holding a book.<br>", "**Scene 1**:": formatting
+        glued = match.start() > 0 and text[match.start() - 1].isalnum() and text[match.end(): match.end() + 1].isalnum()
+        replaced[match.start()] = (match.end(), " " if glued else "", [match.start()] if glued else [])
+    after_cast = -1
+    for match in _CAST_LIST.finditer(text):
+        # "[Sofia, The man][Sofia's house (Outdoor)] ...": who is in the scene, then where; read as a sentence,
+        # "Sofia and The man are here.", each name a name whatever the parser makes of it
+        parts = [(match.start(1) + m.start() + len(m.group()) - len(m.group().lstrip()), m.group().strip())
+                 for m in re.finditer(r"[^,]+", match.group(1))]
+        replaced[match.start()] = (parts[0][0], "", [])
+        for n, (start, part) in enumerate(parts):
+            words = part.split()
+            if all(w[:1].isupper() for w in words) and words[0].lower() not in ("the", "a", "an"):
+                replaced[start] = (start + len(part), part, list(range(start, start + len(part))))
+                tags[start] = part
+            elif len(words) >= 2 and words[-1][:1].isupper() and words[-1].isalpha():
+                # "The puppy Max": the name is a name
+                name_at = start + part.rindex(words[-1])
+                replaced[start] = (name_at, part[: name_at - start], list(range(start, name_at)))
+                replaced[name_at] = (start + len(part), words[-1], list(range(name_at, start + len(part))))
+                tags[name_at] = words[-1]
+            else:
+                replaced[start] = (start + len(part), part, list(range(start, start + len(part))))
+            if n + 1 < len(parts):
+                replaced[start + len(part)] = (parts[n + 1][0], " and ", [start + len(part)] * 5)
+        tail = " are here. " if len(parts) > 1 else " is here. "
+        last_end = parts[-1][0] + len(parts[-1][1])
+        replaced[last_end] = (match.end(), tail, [match.end() - 1] * len(tail))
+        after_cast = match.end()
+    for match in _PLACE_BRACKET.finditer(text):
+        new = "" if match.start() in (after_cast, 0) else ". "
+        replaced[match.start()] = (match.end(), new, [match.start()] * len(new))
     for match in _TAG.finditer(text):
+        if match.start() in replaced:
+            continue
         inner = match.group(1).strip()
         start, end = match.start(1), match.end(1)
         after = text[match.end(): match.end() + 1]
@@ -200,7 +253,7 @@ def readable_markup(text: str) -> tuple[str, list[int], dict[int, str]]:
     """
     inserts: dict[int, str] = {}  # original index -> text inserted before it
     # original start -> (original end, replacement, origin of each replacement character)
-    replaced, tags = _markup(text) if "[" in text or "#" in text else ({}, {})
+    replaced, tags = _markup(text) if any(c in text for c in "[#<*(") else ({}, {})
     if "-" in text:
         _designations(text, replaced, tags)
     _screenplay_capitals(text, replaced, inserts)
@@ -304,6 +357,7 @@ class Mention:
     collective: bool = False  # "the politicians", "a group of reporters": a group that acts as one character
     bare: bool = False  # written with no article ("photographer enters"): known by its noun, or new
     enumerated: int = 0  # "The second subject is a young woman ...": the prompt's second character, described
+    owns: str = ""  # a possessive pronoun's noun ("his tail": "tail")
 
     def description(self) -> str:
         """Text the sentence encoder compares with known characters."""
@@ -363,6 +417,35 @@ def _camera_word(token) -> bool:
     nxt = token.doc[token.i + 1] if token.i + 1 < len(token.doc) else None
     return token.lower_ == "shot" or token.lower_ in _CAMERA_WORDS and nxt is not None and (
         nxt.lower_ in _CAMERA_AFTER)
+
+
+def _owned_noun(token) -> str:
+    """The noun a possessive pronoun owns: "his tail high" ("tail", where the parser hangs "his" on "high")."""
+    nxt = token.doc[token.i + 1] if token.i + 1 < len(token.doc) else None
+    if nxt is not None and nxt.pos_ == "NOUN":
+        return nxt.lemma_.lower()
+    return token.head.lemma_.lower()
+
+
+def _fragment_subject(token) -> bool:
+    """A capitalised word opening a short caption, before the caption's verb, that the parser made a modifier or
+    an adverb ("Spiderman swings through the skyline", "Friday find European ship", "Milo nearby with seaweed in
+    his feathers"): the caption's subject, a name."""
+    if token.i != token.sent.start or not token.text[:1].isupper() or not token.is_alpha or \
+            token.text.isupper() and len(token.text) > 1:
+        return False
+    lower = token.lower_
+    if lower in _COMMON_WORDS or lower in lexicon.CHARACTER_NOUNS or lower in lexicon.PRONOUNS or \
+            lower in _TITLE_WORDS or lower in _ARTICLE_BLOCKERS or lower in _HEADING_FUNCTION_WORDS or \
+            token.ent_type_ in ("GPE", "LOC", "FAC", "NORP", "ORG") or _camera_word(token):
+        return False
+    nxt = token.doc[token.i + 1] if token.i + 1 < len(token.doc) else None
+    if nxt is None or not nxt.text.islower():
+        return False
+    verb_after = nxt.tag_ in ("VBZ", "VBP", "VBD") and nxt.dep_ == "ROOT" and token.dep_ in (
+        "amod", "compound", "npadvmod", "advmod", "nmod")
+    root_itself = token.dep_ == "ROOT" and token.tag_ in ("RB", "NNP") and nxt.lower_ in ("nearby", "alone", "too")
+    return verb_after or root_itself
 
 
 def _name_before_description(token) -> bool:
@@ -691,6 +774,12 @@ class PromptAnalyzer:
         parts = [c for c in token.children if c.dep_ == "compound" and c.pos_ == "PROPN"
                  and c.lower_ not in _TITLE_WORDS and not _camera_word(c) and c.i < token.i]
         toks = sorted(parts + [token], key=lambda t: t.i)
+        first = toks[0].i
+        while first >= 2 and token.doc[first - 1].text == "-" and not token.doc[first - 1].whitespace_ and \
+                not token.doc[first - 2].whitespace_ and token.doc[first - 2].text[:1].isupper():
+            first -= 2  # "Gran-Gran", "Jean-Luc": one name in three tokens
+        if first < toks[0].i:
+            return token.doc[first: toks[0].i].text + _joined(toks)
         return _joined(toks)
 
     def _is_excluded(self, token) -> bool:
@@ -1069,7 +1158,7 @@ class PromptAnalyzer:
                     tok.doc[j].lower_ in ("a", "an"):
                 noun = None  # "a German shepherd", "a slightly overweight Black adult man"
             given = noun is not None and noun.kind != "vehicle" and (tok.tag_ == "NNP" or not tok.is_sent_start or titled)
-            if not given and lower not in names_here and tok.i not in listed:
+            if not given and lower not in names_here and tok.i not in listed and not _fragment_subject(tok):
                 continue
             if given and nxt.i in index_of_token:
                 target = mentions[index_of_token[nxt.i]]
@@ -1162,7 +1251,9 @@ class PromptAnalyzer:
                     if kind is None:
                         kind, base, gender = titled.kind, titled.base, titled.gender
                 for c in t.children:
-                    if c.dep_ == "compound" and (c.lower_ in _TITLE_WORDS or noun_info(c)) and c.i < t.i:
+                    # "puppy Max" (compound), "The kitten Biscuit" (the tagger's adjective): what the name names
+                    if c.dep_ in ("compound", "amod") and c.i < t.i and (c.lower_ in _TITLE_WORDS or noun_info(c)) and \
+                            (c.dep_ == "compound" or c.i == t.i - 1 and noun_info(c) is not None):
                         heads.append(c.lower_)
                         info = noun_info(c)
                         if info and kind is None:
@@ -1312,7 +1403,8 @@ class PromptAnalyzer:
                           kind="person" if gender in ("m", "f") else "", base="", gender=gender if gender in
                           ("m", "f") else None, pronoun=pronoun, token=tok.i, sentence=sent_of.get(tok.i, 0),
                           clause_subject=self._clause_subject(tok) if tok.dep_ != "nsubj" and not owner else None,
-                          action=self._action(tok), weak=(pronoun == "it"))
+                          action=self._action(tok), weak=(pronoun == "it"),
+                          owns=_owned_noun(tok) if owner else "")
         if pronoun == "it":
             mention.it_antecedent = self._nearest_noun_before(tok)
         return mention

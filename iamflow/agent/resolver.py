@@ -45,6 +45,8 @@ def likely_gender(encoder, name: str) -> str | None:
     return _name_genders[name]
 
 
+_ANIMAL_PARTS = {"tail", "paw", "mane", "fur", "feather", "fin", "claw", "tusk", "horn", "snout", "muzzle", "hoof",
+                 "whisker", "beak", "wing", "flipper", "trunk", "antler", "scale", "gill"}
 _GENERIC_NONPERSON = {"animal", "creature", "beast", "machine", "robot", "thing", "vehicle"}
 _COUPLE_HEADS = {"bride", "groom", "husband", "wife", "newlywed", "bridegroom"}
 
@@ -453,6 +455,13 @@ class Resolver:
                         return [gid] if rec.kind != "person" else []
                 return []  # "it" is the preceding object, not a character
         candidates = self._pronoun_candidates(m)
+        if m.owns in _ANIMAL_PARTS:
+            # "The puppy Max bounds into the room, his tail wagging": what has a tail is the animal
+            animals = [gid for gid, other in reversed(self.assigned) if other.token < m.token and
+                       self.registry.entities[gid].kind in ("animal", "creature") and
+                       self._gender(self.registry.entities[gid]) in (None, m.gender)]
+            if animals:
+                return animals[:1]
         if m.pronoun in ("he", "she") and not candidates and not self._animal_for_pronoun(m) and \
                 not any(rec.kind == "person" and self._compatible(m, rec, strict=False)
                         for rec in self.registry.entities.values()):
@@ -645,6 +654,11 @@ class Resolver:
             return None
         groups = _RELATION_GROUP
         wanted = groups.get(m.relation, m.relation)
+        for gid, other in self.assigned:  # "John's mom walks in ... John's mom places the present": said again
+            if other.relation and other.relation_owner in owners[:1] and groups.get(other.relation, other.relation) \
+                    == wanted and self._compatible(m, self.registry.entities[gid], strict=False):
+                self._record_relation(m, other.relation_owner)
+                return gid
         for owner in owners[:3]:
             for rec in self._records():
                 if rec.global_id == owner or not self._compatible(m, rec, strict=False):

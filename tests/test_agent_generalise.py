@@ -275,3 +275,30 @@ def test_a_capitalised_word_opening_a_short_caption_before_its_verb_is_a_name():
     spider, milo = at(scenes[0], prompts[0], "Spiderman"), at(scenes[1], prompts[1], "Milo")
     assert spider.global_id != milo.global_id
     assert {e.global_id for e in scenes[2].entities} == {spider.global_id, milo.global_id}
+
+
+def test_a_comic_script_panel_keeps_its_people_and_not_its_voices():
+    prompts = ("1. Wide panel. A misty forest on a hill. CAPTION (GIRL): Says here this trail is ancient. "
+               "CAPTION (GUY): Really?",
+               "2. Cut to two young HIKERS walking amid the trees. He looks preppy while she seems laid-back. "
+               "GUY: Owls are kind of dumb, no? GIRL: I guess.",
+               "3. Tight on the GIRL, a little puzzled. GUY (OFF): Yeah, let's worship that.")
+    _, scenes = story(*prompts)
+    assert scenes[0].entities == []
+    he, she = at(scenes[1], prompts[1], "He"), at(scenes[1], prompts[1], "she")
+    assert he.global_id != she.global_id
+    assert {e.global_id for e in scenes[2].entities} == {she.global_id}
+    assert at(scenes[2], prompts[2], "GIRL").global_id == she.global_id
+
+
+def test_a_screenplay_cast_note_and_dialogue_lines_name_their_speakers():
+    prompts = ("A group of students practise in the gym. Omar (18, male, tall, athletic) is the star player. "
+               "Lena (17, female, short) is the assistant coach.",
+               "Omar:(The shot misses. He seems frustrated.) Argh!",
+               "Lena:(Walks over, analytical.) Keep the elbow in.")
+    _, scenes = story(*prompts)
+    omar, lena = at(scenes[0], prompts[0], "Omar"), at(scenes[0], prompts[0], "Lena")
+    assert not any(e.surface in ("male", "female") for e in scenes[0].entities)
+    assert at(scenes[1], prompts[1], "Omar").global_id == omar.global_id
+    assert at(scenes[1], prompts[1], "He").global_id == omar.global_id
+    assert at(scenes[2], prompts[2], "Lena").global_id == lena.global_id

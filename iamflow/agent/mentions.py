@@ -16,6 +16,8 @@ from . import attributes, lexicon
 # listed things, places and not-characters: capitalised at a fragment's start, they are still common nouns
 _COMMON_WORDS = lexicon.THING_NOUNS | lexicon.LOCATION_NOUNS | lexicon.NOT_CHARACTERS
 _FRAGMENT_MARKS = {".", "!", "?", ":", ";", "—", "–", "-", "--", "(", '"', "“"}
+_SPEAKERLESS_HEADINGS = {"scene", "shot", "caption", "description", "note", "title", "setting", "panel", "page",
+                         "frame", "location", "time", "action", "dialogue", "narrator", "sfx", "music", "sound", "text"}
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5}
 _ENUMERATED_NOUNS = {"subject", "character", "one", "person", "figure", "individual", "protagonist", "man", "woman"}
 _TITLE_WORDS = {"detective", "officer", "captain", "doctor", "dr", "professor", "sheriff", "agent", "inspector",
@@ -87,6 +89,7 @@ _CAPTION_MARK = re.compile(r"\s*#\s*")
 _HTML_MARK = re.compile(r"</?[a-zA-Z][^<>]{0,200}>|\*\*")
 _LABELLED_BRACKET = re.compile(r"\*?\[[A-Z][A-Za-z ]{0,30}:\s*")
 _LAYOUT_NOTE = re.compile(r"(?<=[A-Za-z]) ?\(([^()]{1,60})\)")
+_CAST_NOTE_SEX = {"male", "female", "man", "woman", "boy", "girl"}
 _LAYOUT_WORDS = {"left", "right", "center", "centre", "middle", "foreground", "background", "large", "small", "smaller",
                  "larger", "medium", "size", "close", "up", "top", "bottom", "corner", "edge", "frame", "behind"}
 # a scene's cast in brackets ("[Sofia, The man]", "[John, John's mom]"), and its place ("[Living Room (Indoor)]")
@@ -109,8 +112,16 @@ def _markup(text: str) -> tuple[dict[int, tuple[int, str, list[int]]], dict[int,
             replaced[close] = (close + 1 + (text[close + 1: close + 2] == "*"), "", [])
     for match in _LAYOUT_NOTE.finditer(text):
         # "Pepper (center-left, medium size) floating ...": where the figure stands in the picture, said in passing
+        items = [i.strip() for i in match.group(1).split(",")]
         if any(w in _LAYOUT_WORDS for w in re.findall(r"[a-z]+", match.group(1).lower())):
             replaced[match.start()] = (match.end(), "", [])
+        elif len(items) >= 2 and any(i.lower() in _CAST_NOTE_SEX for i in items) and \
+                all(re.fullmatch(r"[A-Za-z-]+|\d{1,3}", i) for i in items):
+            # "John (18, male, tall, athletic) is the star player": a cast note, read as an apposition
+            sex = next(i for i in items if i.lower() in _CAST_NOTE_SEX)
+            words = [i for i in items if i.isalpha() and i is not sex] + [sex]
+            new = ", a " + " ".join(words) + ","
+            replaced[match.start()] = (match.end(), new, [match.start()] * len(new))
     for match in _HTML_MARK.finditer(text):
         # "<strong><span style=...>mouse</span></strong> is holding a book.<br>", "**Scene 1**:": formatting
         glued = match.start() > 0 and text[match.start() - 1].isalnum() and text[match.end(): match.end() + 1].isalnum()
@@ -190,6 +201,8 @@ _DESIGNATION = re.compile(r"(?<![\w-])(?=[A-Z0-9-]*\d)(?=[A-Z0-9-]*[A-Z])[A-Z0-9
 # screenplay capitals: "KING ARTHUS", "THE WITCH", "ROYAL MESSENGER" (two or more capitalised words, outside quotes)
 _CAPS_RUN = re.compile(r"(?<![\w'-])[A-Z]{2,}(?:[ ]+[A-Z]{2,})+(?![\w'-])")
 _QUOTED = re.compile(r"\"[^\"]*\"|“[^”]*”")
+_CAPS_WORD = re.compile(r"(?<![\w'’-])[A-Z]{3,}(?![\w-])(?!\s+[A-Z]{2,}\b)")
+_UNSEEN_VOICE = re.compile(r"\bCAPTION\s*(?:\([^()]{0,30}\))?\s*:|\b[A-Z]{2,}(?:\s[A-Z]{2,})*\s*\((?:OFF|O\.S\.|V\.O\.|OS|VO|O\.C\.)\)\s*:")
 
 
 def _designations(text: str, replaced: dict, tags: dict) -> None:
@@ -213,6 +226,22 @@ def _screenplay_capitals(text: str, replaced: dict, inserts: dict) -> None:
     if sum(c.islower() for c in text) < sum(c.isupper() for c in text):
         return
     quoted = [m.span() for m in _QUOTED.finditer(text)]
+    for voice in _UNSEEN_VOICE.finditer(text):
+        # "CAPTION (GIRL): Says here ...", "GUY (OFF): Yeah": a voice from outside the picture, no one in it
+        if not any(s <= voice.start() < e for s, (e, _, _) in replaced.items()):
+            replaced[voice.start()] = (voice.end(), "", [])
+    for word in _CAPS_WORD.finditer(text):
+        # one capitalised word: "two young HIKERS", "CLOSE on the GUY", "GIRL: I guess." (a character noun, read
+        # in lower case) and "ALEX's hands" (a name before its possessive)
+        start, end = word.span()
+        if any(s <= start < e for s, e in quoted) or any(s <= start < e for s, (e, _, _) in replaced.items()):
+            continue
+        lower = word.group().lower()
+        info = lexicon.CHARACTER_NOUNS.get(lower) or lexicon.CHARACTER_NOUNS.get(lower[:-1] if lower.endswith("s") else "")
+        if info is not None and info.kind in ("person", "animal", "creature") and lower not in _TITLE_WORDS:
+            replaced[start] = (end, lower, list(range(start, end)))
+        elif text[end: end + 2] in ("'s", "’s") and lower not in _HEADING_FUNCTION_WORDS:
+            replaced[start] = (end, lower.capitalize(), list(range(start, end)))
     for run in _CAPS_RUN.finditer(text):
         if any(s <= run.start() < e for s, e in quoted):
             continue
@@ -259,6 +288,8 @@ def readable_markup(text: str) -> tuple[str, list[int], dict[int, str]]:
     _screenplay_capitals(text, replaced, inserts)
     for match in re.finditer(r"(?<=[a-z])\((?=[\w/ ]{1,20}\))", text):
         inserts[match.start()] = " "  # "the cat(1/2 screen)": a glued parenthesis is its own word
+    for match in re.finditer(r"(?<=[A-Za-z]):(?=[(\"“])", text):
+        inserts[match.end()] = " "  # "John:(The shot misses.)": a speaker's colon glued to the direction
     code = _SHOT_CODE.match(text)
     if code and not any(s < code.end() for s in replaced):
         replaced[0] = (code.end(), "", [])
@@ -555,6 +586,12 @@ class PromptAnalyzer:
                 (doc[1].tag_ == "VBG" or doc[1].lower_.endswith("ing") and doc[1].is_lower or
                  doc[1].lemma_.lower() in _SPEECH_VERBS) and \
                 all(t.pos_ in ("VERB", "ADV", "AUX") for t in doc[2:colon]):
+            self.speaker_tokens = {0}
+            colon = None
+        elif colon == 1 and len(doc) > 2 and doc[2].text in ("(", '"', "“") and doc[0].text[:1].isupper() and \
+                doc[0].is_alpha and doc[0].lower_ not in lexicon.CHARACTER_NOUNS and \
+                doc[0].lower_ not in _SPEAKERLESS_HEADINGS:
+            # a screenplay's dialogue line: 'John:(The shot misses.) Argh!', 'Jane: (smiling) Good job, John!'
             self.speaker_tokens = {0}
             colon = None
         if colon is None:

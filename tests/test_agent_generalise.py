@@ -302,3 +302,19 @@ def test_a_screenplay_cast_note_and_dialogue_lines_name_their_speakers():
     assert at(scenes[1], prompts[1], "Omar").global_id == omar.global_id
     assert at(scenes[1], prompts[1], "He").global_id == omar.global_id
     assert at(scenes[2], prompts[2], "Lena").global_id == lena.global_id
+
+
+def test_a_story_opened_on_a_pronoun_names_that_person_when_a_first_name_comes():
+    prompts = ("She is walking down the unlit street while texting on her phone.",
+               "A very young boy calls out to her.",
+               "Priya holds her hands up, still holding her lit phone.")
+    _, scenes = story(*prompts)
+    she = at(scenes[0], prompts[0], "She")
+    assert at(scenes[2], prompts[2], "Priya").global_id == she.global_id
+
+
+def test_those_a_character_does_something_to_take_part():
+    prompts = ("Robinson punches orangutans in the forest.", "Robinson waves on the beach.")
+    _, scenes = story(*prompts)
+    robinson, apes = at(scenes[0], prompts[0], "Robinson"), at(scenes[0], prompts[0], "orangutans")
+    assert robinson.global_id != apes.global_id and apes.kind == "animal"

@@ -1582,8 +1582,13 @@ class PromptAnalyzer:
             tok.dep_ in ("nsubj", "nsubjpass", "dobj") or tok.dep_ == "pobj" and head.lower_ == "by") and \
             not any(c.lower_ == "other" for c in tok.lefts)
         # "Two soldiers drag a girl ..." then "held by soldiers", "Soldiers frozen in background": the same ones
+        acted_on = not det_word and not owned and tok.dep_ == "dobj" and head.pos_ == "VERB" and \
+            head.lemma_.lower() not in lexicon.DEPICTION_VERBS | _HANDLED_VERBS and \
+            not any(c.dep_ == "amod" or c.dep_ == "nummod" for c in tok.children) and any(
+                c.dep_ == "nsubj" and (c.pos_ == "PROPN" or noun_info(c) is not None) for c in head.children)
+        # "Robinson punches orangutans in the forest": the ones a character does something to take part
         if info.kind not in ("person", "animal", "creature") or not (in_group_of or acting or shown_doing or opposed
-                                                                     or returning):
+                                                                     or returning or acted_on):
             return None  # (creatures: "the seven dwarfs gather around her", "the goblins attack")
         return Mention(start=tok.idx, end=tok.idx + len(tok.text), surface=_phrase(tok, include_of=False),
                        form="indefinite" if in_group_of else "definite", kind=info.kind, base="group",

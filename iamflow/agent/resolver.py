@@ -233,6 +233,9 @@ class Resolver:
                 rec = self.registry.by_name(name)
                 if rec is not None:
                     return [rec.global_id]
+            unnamed = self._known_only_by_pronouns(m)
+            if unnamed is not None:
+                return [unnamed]
         if m.relation and (m.possessor_pronoun or m.possessor_index is not None):
             self.other_relation_seen = False
             found = self._relation(m, mentions)
@@ -388,6 +391,18 @@ class Resolver:
             if best_key is None or key > best_key:
                 best, best_key = rec.global_id, key
         return best
+
+    def _known_only_by_pronouns(self, m: Mention) -> int | None:
+        """"She is walking down the dark street ... Jamie holds her hands up": a story that opened on a pronoun
+        names that person when a first name comes; the one such person the story has, of a fitting sex."""
+        if m.kind != "person" or m.newcomer or m.entrance or m.relation:
+            return None
+        born = [r for r in self._records() if r.kind == "person" and r.base in ("man", "woman", "person") and
+                not r.names and not r.heads and r.global_id not in self.created and
+                not self._in_prompt(r.global_id)]
+        guess = likely_gender(self.encoder, m.names[0].split()[0]) if self.encoder is not None else None
+        born = [r for r in born if guess is None or self._stated_gender(r) in (None, guess)]
+        return born[0].global_id if len(born) == 1 else None
 
     def _enumerated(self, m: Mention) -> int:
         """The n-th character this prompt has shown so far (people for a person), when it fits the description."""

@@ -137,10 +137,24 @@ def _age_compatible(a: str, b: str) -> bool:
     return abs(order[a] - order[b]) <= 1 and not ({a, b} == {"child", "adult"})
 
 
+# words for a person's skin or descent, written as the person's own adjective ("a Black woman", "an East Asian man")
+ORIGIN_WORDS = {"black", "white", "asian", "caucasian", "african", "hispanic", "latino", "latina", "indian", "arab",
+                "european", "brown-skinned", "dark-skinned", "fair-skinned", "pale-skinned"}
+
+
+def origin_words(attrs: list[str]) -> set[str]:
+    """The ``ORIGIN_WORDS`` among attributes that are a single adjective of the person ("Black"), not of a
+    garment ("black suit")."""
+    return {a.lower() for a in attrs if a.lower() in ORIGIN_WORDS}
+
+
 def contradictions(mention_attrs: list[str], mention_age: str | None, entity_attrs: list[str],
                    entity_age: str | None) -> list[str]:
-    """Stable attributes in which a mention and a known character disagree (hair colour, age group)."""
+    """Stable attributes in which a mention and a known character disagree (hair colour, age group, origin)."""
     found = []
+    m_origin, e_origin = origin_words(mention_attrs), origin_words(entity_attrs)
+    if m_origin and e_origin and not m_origin & e_origin:
+        found.append(f"origin {'/'.join(sorted(e_origin))} vs {'/'.join(sorted(m_origin))}")
     m_hair = [c for c in (hair_color(a) for a in mention_attrs) if c]
     e_hair = [c for c in (hair_color(a) for a in entity_attrs) if c]
     if m_hair and e_hair and not any(_hair_compatible(m_hair[-1], e) for e in e_hair[-1:]):

@@ -1359,8 +1359,9 @@ class PromptAnalyzer:
         same = bool(modifiers & lexicon.SAME_MARKERS) and det_word in ("the", "this", "that") and not ordinal
         if names and (det is None or det_word in ("the",) and (head_token.pos_ == "PROPN" or given_name)):
             form = "name"
-        elif det_word in ("a", "an", "another", "some", "one"):
-            form = "indefinite"
+        elif det_word in ("a", "an", "another", "some", "one") or not det_word and any(
+                c.dep_ == "nummod" and c.lower_ == "one" for c in head_token.children):
+            form = "indefinite"  # also "One man wearing black suit, playing a piano"
         else:
             form = "definite"
         if form == "name" and det_word in ("a", "an"):

@@ -378,6 +378,8 @@ class Resolver:
                 continue
             if not self._compatible(m, rec, strict=True) or self._head_score(m, rec) < 1.5:
                 continue
+            if attributes.origin_words(m.attrs) and not attributes.origin_words(rec.all_attrs):
+                continue  # "One black man wearing black suit" is not "One man wearing black suit" described again
             shared = attributes.content_words(m.attrs) & attributes.content_words(rec.all_attrs)
             distinctive = {w for w in shared if w not in lexicon.AGE_WORDS and w not in lexicon.BUILD_WORDS}
             if len(shared) < 2 or not distinctive:

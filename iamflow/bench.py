@@ -758,11 +758,33 @@ def _mark_first_frame_path() -> dict[str, list[float]]:
     from gradio.queueing import Queue
 
     from iamflow.session import StorySession
+    from ui.callbacks import StoryController
     from ui.live_feed import LiveFeed
+    from ui.sessions import SessionRegistry
 
     marks: dict[str, list[float]] = {"scene started": [], "chunk handed out": [], "frame sent": [],
-                                     "message queued": []}
+                                     "message queued": [], "validated": [], "handler entered": [],
+                                     "story ready": []}
     add_scene, parts, send_message = StorySession.add_scene, LiveFeed.parts, Queue.send_message
+    validate, handler, ensure = StoryController.validate_scene, StoryController.add_scene, \
+        SessionRegistry.ensure_session
+
+    @functools.wraps(validate)
+    def timed_validate(self, *args, **kwargs):
+        marks["validated"].append(time.monotonic())  # the request reached the server (its validator runs first)
+        return validate(self, *args, **kwargs)
+
+    @functools.wraps(handler)
+    def timed_handler(self, *args, **kwargs):
+        marks["handler entered"].append(time.monotonic())  # the queue handed the event to its handler
+        yield from handler(self, *args, **kwargs)
+
+    @functools.wraps(ensure)
+    def timed_ensure(self, *args, **kwargs):
+        try:
+            return ensure(self, *args, **kwargs)
+        finally:
+            marks["story ready"].append(time.monotonic())  # the tab's story exists (made on the worker if new)
 
     @functools.wraps(add_scene)
     def timed_add_scene(self, *args, **kwargs):
@@ -784,6 +806,8 @@ def _mark_first_frame_path() -> dict[str, list[float]]:
         return send_message(self, event, message)
 
     StorySession.add_scene, LiveFeed.parts, Queue.send_message = timed_add_scene, timed_parts, timed_send_message
+    StoryController.validate_scene, StoryController.add_scene = timed_validate, timed_handler
+    SessionRegistry.ensure_session = timed_ensure
     return marks
 
 
@@ -882,13 +906,18 @@ def _first_frame_path(marks: dict[str, list[float]], submitted: float, arrived: 
     if arrived is None:
         return None
     at = {}
-    for step in ("scene started", "chunk handed out", "frame sent"):
+    for step in ("validated", "handler entered", "story ready", "scene started", "chunk handed out", "frame sent"):
         after = [t for t in marks[step] if submitted <= t <= arrived]
         if not after:
             return None
         at[step] = after[0]
     return {
         "to scene started (queue, settings, story on the worker)": at["scene started"] - submitted,
+        "  of which: submit to the server's validator (client, HTTP, queue join)": at["validated"] - submitted,
+        "  of which: validator to the handler (the queue)": at["handler entered"] - at["validated"],
+        "  of which: handler to the story ready (settings, a new story made on the worker)":
+            at["story ready"] - at["handler entered"],
+        "  of which: story ready to the scene started (device worker hand-off)": at["scene started"] - at["story ready"],
         "scene started to first chunk (agent, text, memory, re-cache, denoise, decode)":
             at["chunk handed out"] - at["scene started"],
         "first chunk to its first frame sent (JPEG encode, hand-off)": at["frame sent"] - at["chunk handed out"],
@@ -956,10 +985,13 @@ class _LiveViewReader:
     (``time.monotonic()``) and which scene it belongs to. Unpaced (``?paced=0``): frames come as they are made, so
     their rate is the story's own, not the playback's."""
 
-    def __init__(self, url: str, path: str):
+    def __init__(self, url: str, path: str, read_part):
         import http.client
         import threading
         from urllib.parse import urlsplit
+
+        self._read_part = read_part  # (imported by the caller before the clock starts: importing ``ui`` takes
+        # seconds, which the first scene's first frame would otherwise wait for in this thread)
 
         where = urlsplit(url)
         self.frames: list[tuple[float, int]] = []  # (monotonic, scene index)
@@ -972,10 +1004,8 @@ class _LiveViewReader:
         self._thread.start()
 
     def _read(self) -> None:
-        from ui.live_feed import read_part
-
         try:
-            while (part := read_part(self._response.fp)) is not None:
+            while (part := self._read_part(self._response.fp)) is not None:
                 self.frames.append((time.monotonic(), int(part[0]["x-scene"])))
         except (OSError, ValueError):  # closed at the end
             pass
@@ -1001,6 +1031,8 @@ def app_client(url: str, scenes: int, scene_seconds: float, download_files: bool
 
     from gradio_client import Client, handle_file
 
+    from ui.live_feed import read_part  # the live view's parser, loaded now: not on the first scene's clock
+
     def bundle_file(output):  # a path, an update holding one, or (files not downloaded) the server's file data
         output = output.get("value", output) if isinstance(output, dict) else output
         return output["path"] if isinstance(output, dict) else output
@@ -1018,7 +1050,7 @@ def app_client(url: str, scenes: int, scene_seconds: float, download_files: bool
                 updates.append(update)
                 shown = re.search(r'<img src="([^"]+)"', str(update[2][0]))
                 if live is None and shown:  # the page's <img> connects as soon as it is shown
-                    live = _LiveViewReader(url, shown.group(1))
+                    live = _LiveViewReader(url, shown.group(1), read_part)
             job.result()
             if live is None:
                 raise RuntimeError("no update showed the live view")

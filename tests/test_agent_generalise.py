@@ -318,3 +318,23 @@ def test_those_a_character_does_something_to_take_part():
     _, scenes = story(*prompts)
     robinson, apes = at(scenes[0], prompts[0], "Robinson"), at(scenes[0], prompts[0], "orangutans")
     assert robinson.global_id != apes.global_id and apes.kind == "animal"
+
+
+def test_a_comic_scripts_headings_narration_and_name_notes_name_no_one_else():
+    prompts = ("Panel one: The hero (Marcus), in civvies, sits next to a tall woman (Ilse) in a classroom. Caption: "
+               "I first met Ilse in Professor Quartermain's class.",
+               "Panel two: The two are leaning over a chemistry set on a lab table. Caption: We were lab partners.",
+               "Panel 3 Ilse looks up from the notebook.")
+    _, scenes = story(*prompts)
+    hero, woman = at(scenes[0], prompts[0], "Marcus"), at(scenes[0], prompts[0], "woman")
+    assert len(scenes[0].entities) == 2 and hero.global_id != woman.global_id  # no "Caption", no professor
+    assert {e.global_id for e in scenes[1].entities} == {hero.global_id, woman.global_id}
+    assert [e.global_id for e in scenes[2].entities] == [woman.global_id]
+
+
+def test_a_style_tag_in_brackets_is_not_a_name():
+    prompts = ("[Ukiyo-e style] A black Akita puppy shivers under the eaves of a house.",
+               "[Ukiyo-e style] A girl in a blue kimono comforts the puppy.")
+    _, scenes = story(*prompts)
+    assert [e.kind for e in scenes[0].entities] == ["animal"]
+    assert sorted(e.kind for e in scenes[1].entities) == ["animal", "person"]

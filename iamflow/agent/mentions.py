@@ -63,6 +63,10 @@ _HEADING_FUNCTION_WORDS = {"of", "the", "a", "an", "and", "in", "on", "at", "to"
 _NAME_AGE_WORDS = {"young", "little", "old", "older", "younger", "baby", "teenage", "adult", "elderly"}
 _SHOT_BREAK = re.compile(r"\s+[-–—]{1,2}\s+")
 # "1.2 LS Ezra sitting ...", "CU Ezra's hand ...": a shot number and a shot-size code head a shot-list line
+# "Panel 3 Doctor looms over ...", "Panel one: side view of ...", "Page 2, panel 4:": a comic script's panel heading
+_PANEL_HEADING = re.compile(r"^\s*(?:(?:page|panel|frame|screen)\s+(?:\d+|one|two|three|four|five|six|seven|eight|"
+                            r"nine|ten)[,:.]?\s*)+(?=\S)", re.I)
+_STYLE_WORDS = {"style", "look", "aesthetic", "animation", "render", "anime"}
 _SHOT_CODE = re.compile(r"^\s*(?:\d+(?:\.\d+)*\s+)?(?:ECU|XCU|CU|MCU|MS|MLS|LS|ELS|XLS|WS|EWS|OTS|POV)\s+(?=\S)")
 # nouns of a shot heading whose "of"/"on" object is what the shot shows ("Close-up of Gandalf")
 _SHOT_NOUNS = {"shot", "closeup", "close-up", "view", "angle", "take"}
@@ -115,6 +119,15 @@ def _markup(text: str) -> tuple[dict[int, tuple[int, str, list[int]]], dict[int,
         items = [i.strip() for i in match.group(1).split(",")]
         if any(w in _LAYOUT_WORDS for w in re.findall(r"[a-z]+", match.group(1).lower())):
             replaced[match.start()] = (match.end(), "", [])
+        elif re.fullmatch(r"[A-Z][a-z]+(?: [A-Z][a-z]+)?(?:\s*;.*)?", match.group(1).strip()) and \
+                re.search(r"\b[a-z]+$", text[: match.start()].rstrip()):
+            # "man (John; The Paladin)", "hot chick (Sara)": the character's name
+            name = match.group(1).split(";")[0].strip()
+            at = match.start(1) + match.group(1).index(name)
+            replaced[match.start()] = (at, " named ", [at - 1] * 7)  # read as "a boy named Oren"
+            replaced[at] = (at + len(name), name, list(range(at, at + len(name))))
+            tags[at] = name  # a name, whatever the parser makes of it
+            replaced[at + len(name)] = (match.end(), "", [])
         elif len(items) >= 2 and any(i.lower() in _CAST_NOTE_SEX for i in items) and \
                 all(re.fullmatch(r"[A-Za-z-]+|\d{1,3}", i) for i in items):
             # "John (18, male, tall, athletic) is the star player": a cast note, read as an apposition
@@ -161,7 +174,9 @@ def _markup(text: str) -> tuple[dict[int, tuple[int, str, list[int]]], dict[int,
         inner = match.group(1).strip()
         start, end = match.start(1), match.end(1)
         after = text[match.end(): match.end() + 1]
-        if inner.lower() in _NO_CHARACTER_TAGS or not inner[:1].isupper() and " " in inner:
+        if inner.lower() in _NO_CHARACTER_TAGS or not inner[:1].isupper() and " " in inner or \
+                inner.lower().split()[-1] in _STYLE_WORDS:
+            # also "[Ukiyo-e style]", "[Pixar look]": how the picture is drawn, no one in it
             # "[NC]": no one is in this frame; "[shot cut]": a marker between shots
             new = "" if match.start() == 0 or inner.lower() in _NO_CHARACTER_TAGS else ". "
             end_at = match.end()
@@ -201,6 +216,8 @@ _DESIGNATION = re.compile(r"(?<![\w-])(?=[A-Z0-9-]*\d)(?=[A-Z0-9-]*[A-Z])[A-Z0-9
 # screenplay capitals: "KING ARTHUS", "THE WITCH", "ROYAL MESSENGER" (two or more capitalised words, outside quotes)
 _CAPS_RUN = re.compile(r"(?<![\w'-])[A-Z]{2,}(?:[ ]+[A-Z]{2,})+(?![\w'-])")
 _QUOTED = re.compile(r"\"[^\"]*\"|“[^”]*”")
+# a comic panel's narration box, to the next box or panel heading: "Caption one: OH. GOD. Caption two: ..."
+_NARRATION = re.compile(r"\bCaption(?:\s+(?:one|two|three|four|\d))?\s*:.*?(?=\bCaption\b|\bPanel\b|$)", re.S)
 _CAPS_WORD = re.compile(r"(?<![\w'’-])[A-Z]{3,}(?![\w-])(?!\s+[A-Z]{2,}\b)")
 _UNSEEN_VOICE = re.compile(r"\bCAPTION\s*(?:\([^()]{0,30}\))?\s*:|\b[A-Z]{2,}(?:\s[A-Z]{2,})*\s*\((?:OFF|O\.S\.|V\.O\.|OS|VO|O\.C\.)\)\s*:")
 
@@ -226,6 +243,10 @@ def _screenplay_capitals(text: str, replaced: dict, inserts: dict) -> None:
     if sum(c.islower() for c in text) < sum(c.isupper() for c in text):
         return
     quoted = [m.span() for m in _QUOTED.finditer(text)]
+    for caption in _NARRATION.finditer(text):
+        # "Caption: I first met Sara in Professor Oglesnort's classroom.": a narrator's words over the picture
+        if not any(s <= caption.start() < e for s, (e, _, _) in replaced.items()):
+            replaced[caption.start()] = (caption.end(), " ", [caption.start()])
     for voice in _UNSEEN_VOICE.finditer(text):
         # "CAPTION (GIRL): Says here ...", "GUY (OFF): Yeah": a voice from outside the picture, no one in it
         if not any(s <= voice.start() < e for s, (e, _, _) in replaced.items()):
@@ -290,7 +311,7 @@ def readable_markup(text: str) -> tuple[str, list[int], dict[int, str]]:
         inserts[match.start()] = " "  # "the cat(1/2 screen)": a glued parenthesis is its own word
     for match in re.finditer(r"(?<=[A-Za-z]):(?=[(\"“])", text):
         inserts[match.end()] = " "  # "John:(The shot misses.)": a speaker's colon glued to the direction
-    code = _SHOT_CODE.match(text)
+    code = _SHOT_CODE.match(text) or _PANEL_HEADING.match(text)
     if code and not any(s < code.end() for s in replaced):
         replaced[0] = (code.end(), "", [])
     for match in _SHOT_BREAK.finditer(text):
@@ -473,8 +494,9 @@ def _fragment_subject(token) -> bool:
     nxt = token.doc[token.i + 1] if token.i + 1 < len(token.doc) else None
     if nxt is None or not nxt.text.islower():
         return False
-    verb_after = nxt.tag_ in ("VBZ", "VBP", "VBD") and nxt.dep_ == "ROOT" and token.dep_ in (
-        "amod", "compound", "npadvmod", "advmod", "nmod")
+    verb_after = nxt.tag_ in ("VBZ", "VBP", "VBD") and nxt.dep_ == "ROOT" and (token.dep_ in (
+        "amod", "compound", "npadvmod", "advmod", "nmod") or token.dep_ == "nsubj" and token.pos_ in ("ADJ", "ADV"))
+    # (also "Ilse looks up", the name tagged an adjective)
     root_itself = token.dep_ == "ROOT" and token.tag_ in ("RB", "NNP") and nxt.lower_ in ("nearby", "alone", "too")
     return verb_after or root_itself
 
@@ -1019,6 +1041,8 @@ class PromptAnalyzer:
                     tok.lower_ == "hers" and tok.dep_ in ("pobj", "dobj", "nsubj", "conj") or \
                     tok.lower_ == "both" and (tok.dep_ in ("nsubj", "ROOT", "dobj", "pobj", "dep") or
                                              tok.dep_ == "appos" and tok.head.pos_ != "PRON") or \
+                    tok.lower_ == "two" and tok.pos_ == "NUM" and tok.dep_ in ("nsubj", "nsubjpass", "dobj", "pobj") \
+                    and any(c.dep_ == "det" and c.lower_ == "the" for c in tok.children) or \
                     self._cast_noun(tok):
                 mention = self._pronoun_mention(tok, sent_of)
                 if mention is not None:
@@ -1425,7 +1449,7 @@ class PromptAnalyzer:
     def _pronoun_mention(self, tok, sent_of) -> Mention | None:
         word = tok.lower_
         owner = tok.tag_ == "PRP$"
-        if word in ("both", "characters", "subjects"):
+        if word in ("both", "characters", "subjects", "two"):  # "two": "The two are leaning over the table"
             gender = "p"
         else:
             gender = lexicon.POSSESSIVE_DETERMINERS[word] if owner else lexicon.PRONOUNS[word]

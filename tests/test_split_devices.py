@@ -169,17 +169,18 @@ def test_split_storyworld_equals_one_device():
 
 
 def test_the_decode_thread_ends_with_its_runtime():
-    """A split runtime's decode thread starts with its first chunk and ends when the runtime is closed, or dropped
-    (the thread holds it weakly): a process that builds runtimes does not keep their models alive."""
+    """A split runtime's decode thread starts with the runtime's warm-up (which decodes on it, as every chunk will)
+    and ends when the runtime is closed, or dropped (the thread holds it weakly): a process that builds runtimes does
+    not keep their models alive."""
     import gc
     import weakref
 
     runtime = Runtime.load(load_config(preset="tiny", overrides=["runtime.devices=[cpu, cpu]"]))
-    assert runtime.decode_stage._thread is None
+    thread = runtime.decode_stage._thread
+    assert thread is not None and thread.is_alive()
     session = StorySession(runtime)
     run(session, MAN, seconds=1.5, seed=1)
-    thread = runtime.decode_stage._thread
-    assert thread.is_alive()
+    assert runtime.decode_stage._thread is thread and thread.is_alive()
     runtime.close()
     assert not thread.is_alive()
     run(session, DOG, seconds=1.5, seed=2)  # a closed runtime's stage starts a new thread when asked again

@@ -338,3 +338,14 @@ def test_a_style_tag_in_brackets_is_not_a_name():
     _, scenes = story(*prompts)
     assert [e.kind for e in scenes[0].entities] == ["animal"]
     assert sorted(e.kind for e in scenes[1].entities) == ["animal", "person"]
+
+
+def test_a_letter_for_a_person_and_a_known_name_in_lower_case_are_names():
+    prompts = ("1. X walks to the door and reaches for the handle.", "2. Medium over the shoulder shot of Y as X speaks.",
+               "POV shot- from Grace making it clear what she is doing.",
+               "Pan- upwards to reveal grace holding her drink.")
+    _, scenes = story(*prompts)
+    x = at(scenes[0], prompts[0], "X")
+    y = at(scenes[1], prompts[1], "Y")
+    assert x.global_id != y.global_id and at(scenes[1], prompts[1], "X").global_id == x.global_id
+    assert at(scenes[3], prompts[3], "grace").global_id == at(scenes[2], prompts[2], "Grace").global_id

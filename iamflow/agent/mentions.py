@@ -471,6 +471,17 @@ def _camera_word(token) -> bool:
         nxt.lower_ in _CAMERA_AFTER)
 
 
+def _letter_name(token) -> bool:
+    """A capital letter standing for a person in a shot list or schedule ("X walks to the door", "shot of Y as X
+    speaks"), where a person stands; not "A" or "I"."""
+    if len(token.text) != 1 or not token.text.isupper() or token.text in ("A", "I") or not token.whitespace_ or \
+            token.i > 0 and not token.doc[token.i - 1].whitespace_:
+        return False  # ("V-shaped", "4K", "K-pop")
+    subject = token.dep_ == "nsubj" and token.head.pos_ == "VERB" and token.head.i > token.i
+    shown = token.dep_ == "pobj" and token.head.lower_ == "of" and token.head.head.lemma_.lower() in _SHOT_NOUNS
+    return subject or shown
+
+
 def _owned_noun(token) -> str:
     """The noun a possessive pronoun owns: "his tail high" ("tail", where the parser hangs "his" on "high")."""
     nxt = token.doc[token.i + 1] if token.i + 1 < len(token.doc) else None
@@ -1200,6 +1211,16 @@ class PromptAnalyzer:
         added = False
         for tok in self.doc:
             lower = tok.lower_
+            if tok.i not in covered and tok.is_alpha and tok.text.islower() and lower in self.known_names and \
+                    lower not in lexicon.CHARACTER_NOUNS and _determiner(tok) is None and \
+                    not any(c.dep_ in ("amod", "compound") for c in tok.children) and (
+                    tok.dep_ in ("nsubj", "dobj") or tok.dep_ == "pobj" and tok.head.lower_ not in ("with", "of", "in")):
+                # "Pan- upwards to reveal grace holding her drink": a name the story knows, written in lower case
+                mentions.append(Mention(start=tok.idx, end=tok.idx + len(tok.text), surface=tok.text, form="name",
+                                        names=[tok.text], token=tok.i, sentence=sent_of.get(tok.i, 0),
+                                        action=self._action(tok)))
+                added = True
+                continue
             if tok.i in covered or not tok.text[:1].isupper() or not tok.is_alpha or lower in _TITLE_WORDS or \
                     _camera_word(tok) or \
                     lower in lexicon.PRONOUNS or lower in lexicon.CHARACTER_NOUNS or lower in lexicon.LOCATION_NOUNS \
@@ -1219,7 +1240,8 @@ class PromptAnalyzer:
                     tok.doc[j].lower_ in ("a", "an"):
                 noun = None  # "a German shepherd", "a slightly overweight Black adult man"
             given = noun is not None and noun.kind != "vehicle" and (tok.tag_ == "NNP" or not tok.is_sent_start or titled)
-            if not given and lower not in names_here and tok.i not in listed and not _fragment_subject(tok):
+            if not given and lower not in names_here and tok.i not in listed and not _fragment_subject(tok) and \
+                    not _letter_name(tok):
                 continue
             if given and nxt.i in index_of_token:
                 target = mentions[index_of_token[nxt.i]]

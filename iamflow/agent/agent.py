@@ -139,7 +139,7 @@ class NounClassifier:
 def _classified_info(kind: str, lemma: str) -> lexicon.NounInfo:
     if kind == "person":
         gender = "f" if lemma.endswith(("woman", "ess", "girl")) else "m" if lemma.endswith(("man", "boy")) else None
-        return lexicon.NounInfo("person", {"f": "woman", "m": "man"}.get(gender or "", "person"), gender)
+        return lexicon.NounInfo("person", lexicon.BASE_OF_SEX.get(gender or "", "person"), gender)
     if kind == "robot":
         return lexicon.NounInfo("robot", "robot")
     return lexicon.NounInfo(kind, lemma)

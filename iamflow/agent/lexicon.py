@@ -230,6 +230,7 @@ PRONOUNS = {
     "they": "p", "them": "p", "themselves": "p",
 }
 POSSESSIVE_DETERMINERS = {"his": "m", "her": "f", "its": "n", "their": "p"}
+BASE_OF_SEX = {"f": "woman", "m": "man"}  # a person's registry base once a pronoun or a word gives the sex
 
 # Determiners and modifiers that announce a new character ("another woman", "a second robot").
 NEWCOMER_MARKERS = {"another", "second", "third", "fourth", "fifth", "new", "different", "other", "second-",

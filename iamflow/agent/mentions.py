@@ -103,6 +103,11 @@ _PLACE_BRACKET = re.compile(r"\[[^\[\]]{1,80}\((?:indoor|outdoor|interior|exteri
 STAND_IN_NAMES = ("Alex", "Sam", "Robin", "Jamie", "Chris", "Taylor", "Jordan", "Casey", "Riley")
 
 
+def _replaced_at(replaced: dict[int, tuple[int, str, list[int]]], at: int) -> bool:
+    """Whether index ``at`` of the prompt lies in a span already rewritten."""
+    return any(start <= at < end for start, (end, _, _) in replaced.items())
+
+
 def _markup(text: str) -> tuple[dict[int, tuple[int, str, list[int]]], dict[int, str]]:
     """Replacements for bracket and caption markup (original start -> (original end, new text, origin of each
     new character)), and the placeholder tags: original start of the tag -> the tag as written."""
@@ -227,7 +232,7 @@ def _designations(text: str, replaced: dict, tags: dict) -> None:
     names = [n for n in STAND_IN_NAMES if n not in used] or list(STAND_IN_NAMES)
     given: dict[str, str] = {}
     for match in _DESIGNATION.finditer(text):
-        if any(s <= match.start() < e for s, (e, _, _) in replaced.items()):
+        if _replaced_at(replaced, match.start()):
             continue
         start, end = match.span()
         name = given.setdefault(match.group(), names[len(given) % len(names)])
@@ -245,17 +250,17 @@ def _screenplay_capitals(text: str, replaced: dict, inserts: dict) -> None:
     quoted = [m.span() for m in _QUOTED.finditer(text)]
     for caption in _NARRATION.finditer(text):
         # "Caption: I first met Sara in Professor Oglesnort's classroom.": a narrator's words over the picture
-        if not any(s <= caption.start() < e for s, (e, _, _) in replaced.items()):
+        if not _replaced_at(replaced, caption.start()):
             replaced[caption.start()] = (caption.end(), " ", [caption.start()])
     for voice in _UNSEEN_VOICE.finditer(text):
         # "CAPTION (GIRL): Says here ...", "GUY (OFF): Yeah": a voice from outside the picture, no one in it
-        if not any(s <= voice.start() < e for s, (e, _, _) in replaced.items()):
+        if not _replaced_at(replaced, voice.start()):
             replaced[voice.start()] = (voice.end(), "", [])
     for word in _CAPS_WORD.finditer(text):
         # one capitalised word: "two young HIKERS", "CLOSE on the GUY", "GIRL: I guess." (a character noun, read
         # in lower case) and "ALEX's hands" (a name before its possessive)
         start, end = word.span()
-        if any(s <= start < e for s, e in quoted) or any(s <= start < e for s, (e, _, _) in replaced.items()):
+        if any(s <= start < e for s, e in quoted) or _replaced_at(replaced, start):
             continue
         lower = word.group().lower()
         info = lexicon.CHARACTER_NOUNS.get(lower) or lexicon.CHARACTER_NOUNS.get(lower[:-1] if lower.endswith("s") else "")
@@ -275,7 +280,7 @@ def _screenplay_capitals(text: str, replaced: dict, inserts: dict) -> None:
             inserts[run.start()] = "a "  # capitals bring a character in: "shot of ROYAL MESSENGER" is someone new
         for word in re.finditer(r"[A-Z]+", run.group()):
             start, end = run.start() + word.start(), run.start() + word.end()
-            if any(s <= start < e for s, (e, _, _) in replaced.items()):
+            if _replaced_at(replaced, start):
                 continue
             lower = word.group().lower()
             plain = described or lower in _HEADING_FUNCTION_WORDS
@@ -316,7 +321,7 @@ def readable_markup(text: str) -> tuple[str, list[int], dict[int, str]]:
         replaced[0] = (code.end(), "", [])
     for match in _SHOT_BREAK.finditer(text):
         if match.start() > 0 and text[match.start() - 1] not in ".!?:;" and \
-                not any(s <= match.start() < e for s, (e, _, _) in replaced.items()):
+                not _replaced_at(replaced, match.start()):
             replaced[match.start()] = (match.end(), ". ", [match.start()] * 2)
     words = list(_WORD.finditer(text))
     for i, word in enumerate(words):
@@ -1375,7 +1380,7 @@ class PromptAnalyzer:
         sex = next((_SEX_WORDS[c.lower_] for t in chain for c in t.lefts if c.lower_ in _SEX_WORDS), None)
         if kind == "person" and sex and gender in (None, sex):
             gender = sex  # "a male colleague", "the female detective"
-            base = {"m": "man", "f": "woman"}[sex] if base == "person" else base
+            base = lexicon.BASE_OF_SEX[sex] if base == "person" else base
         for i, n in enumerate(names):
             first, _, rest = n.partition(" ")
             if first.lower() in _NAME_AGE_WORDS and rest.lower() in self.known_names:

@@ -204,7 +204,7 @@ class Resolver:
         return result
 
     def _create(self, m: Mention) -> int:
-        base = m.base or ({"f": "woman", "m": "man"}.get(m.gender or "", "person") if m.form == "pronoun" else "person")
+        base = m.base or (lexicon.BASE_OF_SEX.get(m.gender or "", "person") if m.form == "pronoun" else "person")
         rec = self.registry.create(m.kind or "person", base)
         # provisional until the instance is written, so later mentions in this prompt can match it
         rec.gender, rec.age, rec.heads, rec.names = m.gender, m.age, list(m.heads), list(m.names)
@@ -408,14 +408,14 @@ class Resolver:
 
     def _enumerated(self, m: Mention) -> int:
         """The n-th character this prompt has shown so far (people for a person), when it fits the description."""
+        if m.enumerated in self.enumerated:
+            return self.enumerated[m.enumerated]  # "a young adult, Black woman": what the parser joined to it
         shown: list[int] = []
         for gid, other in self.assigned:
             rec = self.registry.entities[gid]
             if other.form != "pronoun" and other.token < m.token and gid not in shown and rec.base != "group" and \
                     (rec.kind == "person") == (m.kind == "person"):
                 shown.append(gid)
-        if m.enumerated in self.enumerated:
-            return self.enumerated[m.enumerated]  # "a young adult, Black woman": what the parser joined to it
         free = [g for g in shown if g not in self.enumerated.values() and
                 self._compatible(m, self.registry.entities[g], strict=False)]
         if len(shown) >= m.enumerated and shown[m.enumerated - 1] in free:
@@ -446,18 +446,18 @@ class Resolver:
                 continue
             if self._compatible(m, self.registry.entities[gid], strict=False):
                 out.append(gid)
-        if m.pronoun in ("he", "she"):
-            # in the prompt too, one said (or named) to be a man or a woman before one of no known sex ("Elira small
-            # in the foreground, held by soldiers. His eyes locked on her": Elira, not a soldier)
-            out.sort(key=lambda gid: self._gender(self.registry.entities[gid]) is None)
+        def of_no_known_sex(gid: int) -> bool:  # for "he"/"she": one the story never gave a sex comes after
+            return m.pronoun in ("he", "she") and self._gender(self.registry.entities[gid]) is None
+
+        # in the prompt too, one said (or named) to be a man or a woman before one of no known sex ("Elira small in
+        # the foreground, held by soldiers. His eyes locked on her": Elira, not a soldier)
+        out.sort(key=of_no_known_sex)
         subject_ids = {gid for gid, other in self.assigned if other.token == m.clause_subject}
         earlier = [gid for ids in self._prompt_order()[:4] for gid in ids
                    if gid not in out and self._compatible(m, self.registry.entities[gid], strict=False)]
-        # "The official shows him a card": not the official, wherever the story showed him before; and one the
-        # story calls a man or a woman before one it never gave a sex ("Two soldiers drag a girl ... Close-up of
-        # Varos gripping her wrist": the girl, not a soldier)
-        earlier.sort(key=lambda gid: (gid in subject_ids, m.pronoun in ("he", "she") and
-                                      self._gender(self.registry.entities[gid]) is None))
+        # "The official shows him a card": not the official, wherever the story showed him before; and the sex
+        # again ("Two soldiers drag a girl ... Close-up of Varos gripping her wrist": the girl, not a soldier)
+        earlier.sort(key=lambda gid: (gid in subject_ids, of_no_known_sex(gid)))
         out.extend(dict.fromkeys(earlier))
         return out
 
@@ -578,7 +578,7 @@ class Resolver:
         members = []
         for role, gender in zip(roles, ("f", "m")):
             member = Mention(start=m.start, end=m.end, surface=m.surface, form="indefinite", kind="person",
-                             base={"f": "woman", "m": "man"}[gender], gender=gender, heads=[role],
+                             base=lexicon.BASE_OF_SEX[gender], gender=gender, heads=[role],
                              attrs=list(m.attrs), token=m.token, sentence=m.sentence)
             gid = self._create(member)
             self.group_relations[gid] = [(role, owner)]
@@ -731,7 +731,7 @@ class Resolver:
             gender = self.pending_gender.get(gid)
             if rec.kind == "person" and rec.base in ("person", "teenager", "child") and gender:
                 if rec.base == "person":
-                    rec.base = {"m": "man", "f": "woman"}[gender]
+                    rec.base = lexicon.BASE_OF_SEX[gender]
                 elif rec.base == "child":
                     rec.base = {"m": "boy", "f": "girl"}[gender]
             rec.name = self.registry.next_name(rec.base)

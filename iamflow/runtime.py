@@ -196,7 +196,7 @@ def build_runtime(config: Config, random_weights: bool = False) -> Runtime:
         # choices in a thread-local cache, consulted even after benchmarking is turned off)
         torch.backends.cudnn.benchmark = config.runtime.cudnn_benchmark
     # on every device: the embedded model's first scene on a CPU otherwise pays for the agent's models and the
-    # decoder's first calls (its first frame in the app 0.89 -> 0.50 s on this 2-core CPU, for 0.5 s more loading,
+    # decoder's first calls (its first frame in the app 0.89 -> 0.47 s on a 2-core CPU, for 0.5 s more loading,
     # which the app does in the background before the first prompt)
     runtime.warm_up()
     if engine.device.type == "cuda":

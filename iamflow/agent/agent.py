@@ -307,6 +307,7 @@ class EntityAgent:
         known_heads |= {h for r in registry.entities.values() if r.base == "group" for h in r.heads}  # "the team"
         analyzer = PromptAnalyzer(doc, names, known_heads, classify_unknown=_noun_classifier(), origin=origin,
                                   tags=tags, prompt=prompt)
+        analyzer.animal_heads = {h for r in registry.entities.values() if r.kind == "animal" for h in r.heads}
         analyzer.group_heads = {h for r in registry.entities.values()
                                 if any(i.get("group") for i in r.instances) for h in r.heads}
         analyzer.known_roles = {h for r in registry.entities.values() if r.kind == "person" and r.base != "group"

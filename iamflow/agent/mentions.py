@@ -30,6 +30,9 @@ _PERSONAL_PARTS = {"head", "face", "hand", "hands", "eye", "eyes", "gaze", "smil
                    "stillness", "arm", "arms", "hair", "lips", "mouth", "chin", "knuckles", "body", "reflection",
                    "footsteps", "feet", "wrist", "cheek", "brow", "frown", "stare", "glance", "heart"}
 _DRESS_VERBS = {"dress", "clad", "clothe"}
+_SHOT_NOUNS = {"close-up", "closeup", "shot", "view", "glimpse", "footage", "angle", "pov"}
+_CAMERA_VERBS = {"click", "take", "snap", "shoot", "film", "record", "photograph"}  # pictures taken in the scene
+_HOLD_VERBS = {"hold", "carry", "wield", "brandish", "clutch"}  # "the boy with the gun": what someone was holding
 _PREDICATE_VERBS = {"reveal", "become"}
 _NON_NAME_ENTS = {"GPE", "LOC", "FAC", "ORG", "NORP", "DATE", "TIME", "MONEY", "QUANTITY", "ORDINAL",
                   "CARDINAL", "PERCENT", "EVENT", "PRODUCT", "WORK_OF_ART", "LAW", "LANGUAGE"}
@@ -39,7 +42,8 @@ _TOY_MODIFIERS = {"stuffed", "toy", "plush", "wooden", "plastic", "ceramic", "pa
 _HANDLED_VERBS = {"lift", "hold", "carry", "cook", "eat", "sell", "fillet", "grill", "fry", "serve", "hook",
                   "reel", "gut", "clean", "weigh", "wrap", "buy"}
 _STATE_ADJECTIVES = {"bald", "clean-shaven", "bearded", "barefoot", "blindfolded", "masked", "hooded"}
-_GROUP_SIZE = {"two": 2, "both": 2, "three": 3, "four": 4, "five": 5, "couple": 2, "pair": 2, "newlyweds": 2, "twins": 2}
+_GROUP_SIZE = {"two": 2, "both": 2, "three": 3, "four": 4, "five": 5, "couple": 2, "pair": 2, "newlyweds": 2, "twins": 2,
+               "lovers": 2}
 _ANIMATED_DEPICTIONS = {"hologram", "puppet", "doll", "mannequin", "statue", "scarecrow", "figurine"}
 _ALIVE_MODIFIERS = {"talking", "speaking", "living", "sentient", "animated", "walking", "dancing", "singing"}
 _COLLECTIVE_NOUNS = {"group", "team", "gang", "band", "troupe", "squad", "crew", "pack", "flock", "herd"}
@@ -50,7 +54,8 @@ _SPEECH_VERBS = {"say", "respond", "reply", "ask", "answer", "whisper", "shout",
 _TEAM_WORDS = {"team", "crew", "squad", "gang", "band", "troupe"}
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4}
 _GROUP_NOUNS = {"newlyweds": lexicon.NounInfo("person", "person"), "siblings": lexicon.NounInfo("person", "person"),
-                "couple": lexicon.NounInfo("person", "person"), "pair": lexicon.NounInfo("person", "person")}
+                "couple": lexicon.NounInfo("person", "person"), "pair": lexicon.NounInfo("person", "person"),
+                "lovers": lexicon.NounInfo("person", "person")}
 
 
 # telegraphic shot lists ("bright daylight - businesswoman walks to desk, sets down briefcase") parse far better
@@ -590,6 +595,18 @@ def _descriptive_one(token) -> bool:
                 for c in token.rights)
 
 
+def _before_a_thing(token) -> bool:
+    """"both hands down", "both ends": a word that goes with the body part or thing after it."""
+    if token.i + 1 >= len(token.doc):
+        return False
+    after = token.doc[token.i + 1]
+    word = after.lower_
+    if after.tag_.startswith("VB") and after.tag_ != "VBZ":
+        return False  # "both looking at the screen"
+    return word in attributes.BODY_WORDS or word.rstrip("s") in attributes.BODY_WORDS or \
+        after.lemma_.lower() in lexicon.THING_NOUNS or word in ("ends", "sides", "feet", "knees", "shoulders")
+
+
 def _conjuncts(token) -> list:
     out = [token]
     for child in token.children:
@@ -611,6 +628,7 @@ class PromptAnalyzer:
         self.tags = {t.i: tags[t.idx] for t in doc if tags and t.idx in tags}
         self.known_roles: set[str] = set()  # unlisted role nouns of the story's people ("historian")
         self.group_heads: set[str] = set()  # nouns of the members of the story's numbered groups ("soldier")
+        self.animal_heads: set[str] = set()  # nouns of the story's animals ("fawn")
         # heads that name a character only once the story has one: its vehicles, its talking holograms
         self.known_heads = known_heads
         self.classify_unknown = classify_unknown  # callable(lemma) -> NounInfo | None
@@ -866,10 +884,18 @@ class PromptAnalyzer:
             prep = token.head
             if prep.lower_ in ("like", "than", "unlike"):
                 return True
+            photographed = prep.lower_ == "of" and prep.head.lemma_.lower() in lexicon.DEPICTION_NOUNS and any(
+                t.lemma_.lower() in _CAMERA_VERBS for t in token.doc[max(0, prep.head.i - 3): prep.head.i])
+            # "clicking photos of a woman": she is there, in front of the camera
             if prep.lower_ == "of" and prep.head.lemma_.lower() in lexicon.DEPICTION_NOUNS and not (
-                    prep.head.i - prep.head.sent.start <= 3 and prep.head.dep_ in ("ROOT", "nsubj", "npadvmod", "dep")):
+                    prep.head.i - prep.head.sent.start <= 3 and prep.head.dep_ in ("ROOT", "nsubj", "npadvmod", "dep")) \
+                    and not photographed:
                 return True  # "a statue of a warrior stands ..."; "a realistic photo of a tiger, ..." is the shot
+            shot_of = prep.lower_ == "of" and (prep.head.lemma_.lower() in _SHOT_NOUNS or prep.head.lower_ == "up" and
+                                               prep.head.i >= 2 and prep.head.doc[prep.head.i - 2].lower_ == "close")
+            # "a close-up of a woman with red hair": the shot is of her
             if prep.lower_ == "of" and token.i > 0 and token.doc[token.i - 1].lower_ in ("a", "an") and \
+                    not photographed and not shot_of and \
                     prep.head.pos_ == "NOUN" and noun_info(prep.head) is None and \
                     prep.head.lemma_.lower() not in _COLLECTIVE_NOUNS:
                 return True  # "with the precision of an artist": a comparison, no one in the scene
@@ -882,14 +908,19 @@ class PromptAnalyzer:
                 token.doc[token.head.i - 1].pos_ == "PROPN" and \
                 any(c.dep_ == "det" and c.lower_ in ("a", "an") for c in token.children):
             return True  # "a shot of Mary as an infant": Mary, at that age
+        if token.dep_ == "attr" and token.head.lower_ == "being" and not any(
+                c.dep_ in ("nsubj", "nsubjpass") for c in token.head.children):
+            return True  # "indicative of being a good guy": what someone is, not someone in the scene
         if token.tag_ == "NN" and any(c.dep_ == "det" and c.lower_ in ("any", "every", "no") for c in token.children):
             return True  # "different from any other squirrel": no one in particular
         info = noun_info(token)
         if info is not None and info.kind == "animal":
             if any(c.lower_ in _TOY_MODIFIERS for c in token.lefts):
                 return True  # "a stuffed rabbit"
-            if token.dep_ == "dobj" and token.head.lemma_.lower() in _HANDLED_VERBS:
-                return True  # "lifts a silver fish from the net": a catch, not a character
+            if token.dep_ == "dobj" and token.head.lemma_.lower() in _HANDLED_VERBS and \
+                    token.lemma_.lower() not in self.animal_heads:
+                return True  # "lifts a silver fish from the net": a catch, not a character (but "carries the
+                # small, orphaned fawn": the fawn the story has)
         return False
 
     # -- attributes -----------------------------------------------------------------------------------
@@ -1056,7 +1087,8 @@ class PromptAnalyzer:
             elif tok.tag_ == "PRP" and tok.lower_ in lexicon.PRONOUNS or self._owner_pronoun(tok) or \
                     tok.lower_ == "hers" and tok.dep_ in ("pobj", "dobj", "nsubj", "conj") or \
                     tok.lower_ == "both" and (tok.dep_ in ("nsubj", "ROOT", "dobj", "pobj", "dep") or
-                                             tok.dep_ == "appos" and tok.head.pos_ != "PRON") or \
+                                             tok.dep_ == "appos" and tok.head.pos_ != "PRON") and \
+                    not _before_a_thing(tok) or \
                     tok.lower_ == "two" and tok.pos_ == "NUM" and tok.dep_ in ("nsubj", "nsubjpass", "dobj", "pobj") \
                     and any(c.dep_ == "det" and c.lower_ == "the" for c in tok.children) or \
                     self._cast_noun(tok):
@@ -1239,11 +1271,11 @@ class PromptAnalyzer:
                 nxt, titled = tok.doc[tok.i + 2], True  # "Ferdinand the frog is perched ...": a frog named Ferdinand
             noun = noun_info(nxt) if nxt is not None and nxt.text[:1].islower() else None
             j = tok.i - 1
-            while j >= 0 and tok.doc[j].tag_ in ("JJ", "RB", "NNP", "HYPH", "VBN"):
+            while j >= 0 and tok.doc[j].tag_ in ("JJ", "RB", "NNP", "HYPH", "VBN", "``", "''"):
                 j -= 1
             if tok.ent_type_ in ("NORP", "LANGUAGE", "DATE", "TIME") or lower in lexicon.COLORS or j >= 0 and \
                     tok.doc[j].lower_ in ("a", "an"):
-                noun = None  # "a German shepherd", "a slightly overweight Black adult man"
+                noun = None  # "a German shepherd", "a slightly overweight Black adult man", 'a "Good guy"'
             given = noun is not None and noun.kind != "vehicle" and (tok.tag_ == "NNP" or not tok.is_sent_start or titled)
             if not given and lower not in names_here and tok.i not in listed and not _fragment_subject(tok) and \
                     not _letter_name(tok):
@@ -1404,7 +1436,8 @@ class PromptAnalyzer:
         modifiers = {c.lower_ for c in head_token.children if c.dep_ in ("amod", "det", "nummod", "advmod")}
         det_word = det.lower_ if det is not None else ""
         newcomer = det_word == "another" or bool(modifiers & (lexicon.NEWCOMER_MARKERS - {"other"})) and \
-            det_word in ("a", "an", "another", "")
+            det_word in ("a", "an", "another", "") or "other" in modifiers and not det_word and \
+            head_token.tag_ == "NN" and poss is None  # "Reaction shot- other boy with baseball cap frowning"
         other = "other" in modifiers and det_word in ("the", "this", "that")
         ordinal = next((_ORDINALS[w] for w in modifiers if w in _ORDINALS), 0) if det_word == "the" else 0
         same = bool(modifiers & lexicon.SAME_MARKERS) and det_word in ("the", "this", "that") and not ordinal
@@ -1517,7 +1550,9 @@ class PromptAnalyzer:
                 _determiner(tok) is not None and _determiner(tok).lower_ == "the":
             # "the ever-loyal Minions", "the original Emotions": a capitalised plural is a named band of characters
             return self._collective_mention(tok, lexicon.NounInfo("person", "person"), "the", sent_of)
-        if info is None or lemma in lexicon.NOT_CHARACTERS and tok.lower_ not in _GROUP_NOUNS:
+        if lemma == "people" and tok.lower_ == "people":
+            info = lexicon.NounInfo("person", "person")  # a crowd unless it acts (``_collective_mention``)
+        elif info is None or lemma in lexicon.NOT_CHARACTERS and tok.lower_ not in _GROUP_NOUNS:
             return None
         det = next((c for c in tok.children if c.dep_ in ("det", "predet")), None)
         if det is None and _misparsed_verb(tok):  # "The dwarfs cheer": "the" hangs on the verb read as a noun
@@ -1619,7 +1654,8 @@ class PromptAnalyzer:
         owned = any(c.dep_ == "poss" for c in tok.children)
         acting = (info.kind in ("person", "creature") and (det_word in ("the", "these", "those") or owned) or
                   info.kind == "animal" and det_word == "the" and tok.dep_ == "nsubj" or
-                  tok.lower_ == "people" and not det_word and tok.dep_ == "nsubj") and (
+                  tok.lower_ == "people" and det_word in ("", "many", "some", "several") and tok.dep_ == "nsubj"
+                  and not any(w.lower_ in ("background", "distance", "crowd") for w in tok.sent)) and (
             tok.dep_ in ("nsubj", "nsubjpass", "dobj") or misparsed and place.dep_ == "ROOT" or tok.dep_ == "conj" and (
                 tok.head.dep_ in ("nsubj", "nsubjpass", "dobj") or tok.head.dep_ == "pobj" and
                 tok.head.head.lower_ == "with")) and \
@@ -1628,6 +1664,16 @@ class PromptAnalyzer:
             any(c.dep_ == "acl" and c.tag_ == "VBG" for c in tok.children) and \
             not any(c.lower_ in ("background", "distance") for c in tok.subtree)
         # "Wide Shot on children eating their lunch and playing ...": what the shot shows them doing
+        shown_doing = shown_doing or det_word in ("", "the") and not owned and tok.dep_ in (
+            "ROOT", "appos", "conj", "nsubj", "dobj") and tok.tag_ in ("NNS", "NNPS") and \
+            any(c.dep_ == "acl" and c.tag_ == "VBG" and c.i > tok.i for c in tok.children) and \
+            not any(w.lower_ in ("background", "distance", "crowd") for w in tok.sent) and \
+            not (tok.dep_ == "conj" and tok.head.dep_ == "pobj" and tok.head.head.lower_ in ("with", "of"))
+        # "ducks holding each side, starting to fly", "the wolves watching with satisfaction": a shot's
+        # plural subject, shown doing something
+        told_to = owned and tok.dep_ == "pobj" and head.lower_ in ("to", "with", "toward", "towards") and \
+            info.kind in ("person", "animal", "creature")
+        # "Luna says goodbye to her new friends": the ones someone turns to are there
         opposed = tok.dep_ == "pobj" and head.lower_ == "against" and det_word in ("", "the")
         # "in battle against terrifying creatures", "fight against monsters": the ones fought take part
         returning = not det_word and not owned and tok.lemma_.lower() in self.group_heads and (
@@ -1640,7 +1686,7 @@ class PromptAnalyzer:
                 c.dep_ == "nsubj" and (c.pos_ == "PROPN" or noun_info(c) is not None) for c in head.children)
         # "Robinson punches orangutans in the forest": the ones a character does something to take part
         if info.kind not in ("person", "animal", "creature") or not (in_group_of or acting or shown_doing or opposed
-                                                                     or returning or acted_on):
+                                                                     or returning or acted_on or told_to):
             return None  # (creatures: "the seven dwarfs gather around her", "the goblins attack")
         return Mention(start=tok.idx, end=tok.idx + len(tok.text), surface=_phrase(tok, include_of=False),
                        form="indefinite" if in_group_of else "definite", kind=info.kind, base="group",
@@ -1682,7 +1728,7 @@ class PromptAnalyzer:
                     if tok.text not in target.attrs:
                         target.attrs.append(tok.text)
                 continue
-            if tok.lemma_.lower() not in _WEAR_VERBS | _DRESS_VERBS or tok.pos_ not in ("VERB", "AUX"):
+            if tok.lemma_.lower() not in _WEAR_VERBS | _DRESS_VERBS | _HOLD_VERBS or tok.pos_ not in ("VERB", "AUX"):
                 continue
             if tok.dep_ in ("acl", "relcl") and tok.head.i in index_of_token:
                 continue  # already read as the noun's own attribute

@@ -48,7 +48,8 @@ def likely_gender(encoder, name: str) -> str | None:
 _ANIMAL_PARTS = {"tail", "paw", "mane", "fur", "feather", "fin", "claw", "tusk", "horn", "snout", "muzzle", "hoof",
                  "whisker", "beak", "wing", "flipper", "trunk", "antler", "scale", "gill"}
 _GENERIC_NONPERSON = {"animal", "creature", "beast", "machine", "robot", "thing", "vehicle"}
-_COUPLE_HEADS = {"bride", "groom", "husband", "wife", "newlywed", "bridegroom"}
+_COUPLE_HEADS = {"bride", "groom", "husband", "wife", "newlywed", "bridegroom", "lover", "girlfriend", "boyfriend"}
+_COUPLE_WORDS = {"newlywed", "newlyweds", "couple", "lover", "lovers"}  # two people who are together
 
 
 @dataclass
@@ -93,6 +94,7 @@ class Resolver:
         self.group_members: dict[int, list[int]] = {}  # members of a group introduced here ("two kids")
         self.group_relations: dict[int, list[tuple[str, int]]] = {}  # "her grandparents": (role, her id)
         self.enumerated: dict[int, int] = {}  # "The second subject is ...": place -> id, in this prompt
+        self.names_ahead: list[tuple[int, set[str]]] = []  # (token, names) of the prompt's named mentions
 
     # -- helpers --------------------------------------------------------------------------------------
     def _sim(self, a: str, b: str) -> float:
@@ -189,6 +191,7 @@ class Resolver:
     # -- per mention ----------------------------------------------------------------------------------
     def resolve(self, mentions: list[Mention]) -> Resolution:
         result = Resolution()
+        self.names_ahead = [(m.token, {n.lower() for n in m.names}) for m in mentions if m.names]
         for index, m in enumerate(mentions):
             ids = self._resolve_one(m, mentions)
             if len(ids) == 1 and ids[0] == -1:
@@ -293,6 +296,9 @@ class Resolver:
                 continue  # "he orders a drink from the bartender": not himself
             if m.names and rec.names:
                 continue  # a new name is not someone already named otherwise
+            if not m.names and rec.names and not self._in_prompt(rec.global_id) and any(
+                    token > m.token and names & {n.lower() for n in rec.names} for token, names in self.names_ahead):
+                continue  # "Doctor looms over Skye's stooped figure": Skye, named further on, is someone else
             if not self._compatible(m, rec, strict=False):
                 continue
             hs = self._head_score(m, rec)
@@ -313,6 +319,9 @@ class Resolver:
                 sims[rec.global_id] = float(vecs[0] @ v)
         same_sentence = {g for g, other in self.assigned if other.form not in ("pronoun", "group")
                          and other.sentence == m.sentence}
+        if m.heads and m.heads != ["one"] and any(rec.kind == m.kind and m.heads[0] in rec.heads for rec, _ in scored):
+            # "the robot ... to the robot": one of its own kind under that noun, not the butterfly beside it
+            scored = [(rec, hs) for rec, hs in scored if rec.kind == m.kind]
         for rec, hs in scored:
             sim = sims.get(rec.global_id, 0.0)
             overlap = self._overlap(m, rec)
@@ -376,18 +385,23 @@ class Resolver:
         for rec in self._records():
             if self._in_prompt(rec.global_id) and rec.global_id not in self.created:
                 continue
-            if not self._compatible(m, rec, strict=True) or self._head_score(m, rec) < 1.5:
+            head_score = self._head_score(m, rec)
+            if not self._compatible(m, rec, strict=True) or head_score < 1.0:
                 continue
             if attributes.origin_words(m.attrs) and not attributes.origin_words(rec.all_attrs):
                 continue  # "One black man wearing black suit" is not "One man wearing black suit" described again
             shared = attributes.content_words(m.attrs) & attributes.content_words(rec.all_attrs)
             distinctive = {w for w in shared if w not in lexicon.AGE_WORDS and w not in lexicon.BUILD_WORDS}
-            if len(shared) < 2 or not distinctive:
-                continue
+            if len(shared) < 2 or not distinctive or head_score < 1.5 and len(distinctive) < 2:
+                continue  # (another word for a person, "a teenager in a blue kimono" after "a girl in a blue
+                # kimono", needs two distinctive words of the description)
             sim = self._sim(m.description(), rec.description())
             # each shared word past two is evidence the sentence encoder need not repeat ("a Black woman with
             # curly dark hair" after "a young Black woman ... with dark, curly, shoulder-length hair")
-            if sim < self.threshold - min(0.1, 0.05 * (len(shared) - 2)):
+            same_phrase = any(len(a.split()) >= 2 for a in {x.lower() for x in m.attrs} &
+                              {x.lower() for x in rec.all_attrs})
+            # ("a blue kimono" word for word: the same garment said again, whatever the action around it)
+            if sim < self.threshold - min(0.1, 0.05 * (len(shared) - 2)) - (0.05 if same_phrase else 0.0):
                 continue
             key = (len(shared), sim)
             if best_key is None or key > best_key:
@@ -479,6 +493,14 @@ class Resolver:
                        self._gender(self.registry.entities[gid]) in (None, m.gender)]
             if animals:
                 return animals[:1]
+        if m.pronoun in ("he", "she") and not candidates:
+            guessed = list(dict.fromkeys(
+                gid for gid, other in self.assigned if other.token < m.token and other.form != "pronoun" and
+                self.registry.entities[gid].kind == "person" and self.registry.entities[gid].base != "group" and
+                self._stated_gender(self.registry.entities[gid]) is None and
+                self._name_gender(self.registry.entities[gid]) not in (None, m.gender)))
+            if len(guessed) == 1:
+                return guessed  # "Skye sits ... with his elbows on his knees": the text says more than the name
         if m.pronoun in ("he", "she") and not candidates and not self._animal_for_pronoun(m) and \
                 not any(rec.kind == "person" and self._compatible(m, rec, strict=False)
                         for rec in self.registry.entities.values()):
@@ -507,13 +529,21 @@ class Resolver:
         return [g for g in ids if fits(g)][:1]
 
     def _they(self, m: Mention) -> list[int]:
+        found = self._they_of(m, ("person",))
+        if not found and m.surface.lower() in ("both", "two"):
+            # "the two", "both" with fewer than two people about: any two characters ("a boy and his dog ... The
+            # two run")
+            found = self._they_of(m, ("person", "animal", "creature", "robot"))
+        return found
+
+    def _they_of(self, m: Mention, kinds: tuple[str, ...]) -> list[int]:
         subject_ids = {g for g, other in self.assigned if other.token == m.clause_subject}
         for gid, other in reversed(self.assigned):
             if other.token < m.token and other.collective and gid not in subject_ids:
                 return [gid]  # "the politicians ... as they navigate"
         here = []
         for gid, other in self.assigned:
-            if other.token < m.token and gid not in here and self.registry.entities[gid].kind == "person" and \
+            if other.token < m.token and gid not in here and self.registry.entities[gid].kind in kinds and \
                     gid not in subject_ids:
                 here.append(gid)
         if len(here) >= 2:
@@ -530,7 +560,7 @@ class Resolver:
         out = [g for g in here]
         for ids in self._prompt_order()[:4]:
             for gid in ids:
-                if gid not in out and gid not in subject_ids and self.registry.entities[gid].kind == "person":
+                if gid not in out and gid not in subject_ids and self.registry.entities[gid].kind in kinds:
                     out.append(gid)
             if len(out) >= 2:
                 break
@@ -626,7 +656,7 @@ class Resolver:
 
     def _group(self, m: Mention) -> list[int]:
         def fits(rec: EntityRecord) -> bool:
-            if m.heads and m.heads[0] in ("newlywed", "newlyweds", "couple"):
+            if m.heads and m.heads[0] in _COUPLE_WORDS:
                 return bool(set(rec.heads) & _COUPLE_HEADS) or rec.kind == "person"
             if rec.kind != m.kind:
                 return False
@@ -638,7 +668,7 @@ class Resolver:
 
         order = [gid for ids in self._prompt_order()[:4] for gid in ids]
         order = list(dict.fromkeys(order))
-        if m.heads and m.heads[0] in ("newlywed", "newlyweds", "couple"):
+        if m.heads and m.heads[0] in _COUPLE_WORDS:
             order.sort(key=lambda g: not set(self.registry.entities[g].heads) & _COUPLE_HEADS)
         chosen = []
         for gid in order:
@@ -737,7 +767,7 @@ class Resolver:
             rec.name = self.registry.next_name(rec.base)
 
 
-_PAIR_NOUNS = {"couple", "newlyweds", "newlywed", "twins", "twin", "pair"}
+_PAIR_NOUNS = {"couple", "newlyweds", "newlywed", "twins", "twin", "pair", "lovers", "lover"}
 _RELATION_GROUP = {
     "son": "child", "daughter": "child", "child": "child", "kid": "child", "baby": "child",
     "father": "parent", "mother": "parent", "dad": "parent", "mom": "parent", "mum": "parent", "parent": "parent",

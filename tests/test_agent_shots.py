@@ -60,7 +60,7 @@ def test_a_group_acting_as_one_is_one_character_and_they_take_it():
     prompts = ["A group of firefighters unrolls a hose beside a burning barn.",
                "The firefighters spray water onto the roof as they shout orders."]
     agent, scenes = story(*prompts)
-    crew = ids_at(scenes[0], prompts[0], "firefighters")
+    crew = ids_at(scenes[0], prompts[0], "group of firefighters")  # the phrase names the group
     assert len(crew) == 1 and ids_at(scenes[1], prompts[1], "firefighters") == crew
     assert ids_at(scenes[1], prompts[1], "they") == crew
     assert len(agent.registry.entities) == 1

@@ -366,8 +366,7 @@ class EntityAgent:
                         # a group's noun is its members' when it brought them in ("Two soldiers drag ...")
                         "heads": sorted({h for m in ms if m.form not in ("pronoun", "group") or
                                          m.form == "group" and gid in resolver.group_members for h in m.heads}),
-                        "names": [n for m in named
-                                                                                         for n in m.names],
+                        "names": [n for m in named for n in m.names] + [a for m in ms for a in m.aliases],
                         "relations": relations, "gender": gender, "age": age,
                         "action": next((m.action for m in ms if m.action), ""), "order": order}
             if gid in resolver.group_members:

@@ -127,12 +127,12 @@ _ANIMALS = """dog puppy pup hound terrier retriever labrador poodle beagle bulld
     ant beetle dragonfly firefly bat warhorse steed mustang pelican stork vulture albatross manatee stingray
     salmon trout lamb gecko tortoise""".split()
 _CREATURES = """dragon unicorn griffin phoenix alien creature monster beast mermaid centaur yeti kraken golem
-    werewolf spirit specter spectre wraith ogre minotaur hydra sphinx pegasus leviathan serpent""".split()
+    werewolf spirit specter spectre wraith ogre minotaur hydra sphinx pegasus leviathan serpent snowman""".split()
 _ROBOTS = """robot droid android cyborg automaton mech drone machine bot rover lander""".split()
 _VEHICLES = """car truck van bus taxi cab motorcycle motorbike scooter bicycle bike train tram locomotive
     helicopter plane airplane aeroplane jet spaceship spacecraft starship rocket boat ship yacht submarine
     tank tractor jeep suv convertible sedan limousine ambulance firetruck pickup hatchback minivan racecar
-    hovercraft airship zeppelin sailboat canoe kayak ferry tugboat trawler speedboat""".split()
+    hovercraft airship zeppelin sailboat canoe kayak ferry tugboat trawler speedboat ufo""".split()
 
 _ANIMAL_BASE = {
     "puppy": "dog", "pup": "dog", "hound": "dog", "terrier": "dog", "retriever": "dog", "labrador": "dog",

@@ -31,6 +31,9 @@ _PERSONAL_PARTS = {"head", "face", "hand", "hands", "eye", "eyes", "gaze", "smil
                    "footsteps", "feet", "wrist", "cheek", "brow", "frown", "stare", "glance", "heart"}
 _DRESS_VERBS = {"dress", "clad", "clothe"}
 _SHOT_NOUNS = {"close-up", "closeup", "shot", "view", "glimpse", "footage", "angle", "pov"}
+_VERBS_READ_AS_NOUNS = {"ride", "walk", "run", "sit", "stand", "swim", "dance", "jump", "play", "sleep", "rest", "wait",
+                        "watch", "look", "climb", "race", "fight", "chase", "hug", "kiss", "talk", "laugh", "cry",
+                        "smile", "nap", "drive", "fly", "roll", "stare", "wave", "shout", "sing", "stroll", "march"}
 _CAMERA_VERBS = {"click", "take", "snap", "shoot", "film", "record", "photograph"}  # pictures taken in the scene
 _HOLD_VERBS = {"hold", "carry", "wield", "brandish", "clutch"}  # "the boy with the gun": what someone was holding
 _PREDICATE_VERBS = {"reveal", "become"}
@@ -228,6 +231,11 @@ _CAPS_RUN = re.compile(r"(?<![\w'-])[A-Z]{2,}(?:[ ]+[A-Z]{2,})+(?![\w'-])")
 _QUOTED = re.compile(r"\"[^\"]*\"|“[^”]*”")
 # a comic panel's narration box, to the next box or panel heading: "Caption one: OH. GOD. Caption two: ..."
 _NARRATION = re.compile(r"\bCaption(?:\s+(?:one|two|three|four|\d))?\s*:.*?(?=\bCaption\b|\bPanel\b|$)", re.S)
+# capitalised words of scripts that are not names: headings, camera and sound notes, shouting
+_CAPS_NOT_NAMES = set("""page panel scene shot cut fade int ext pov ecu mcu cont day night sfx vfx fx ceo fbi cia nasa
+    usa nyc lol omg god off splash close wide angle end title card insert montage flashback dissolve smash match
+    beat later continuous caption narrator note notes the and not yes no hey wow oh stop help now what why who how
+    boom bang crash pow zap thud slam whoosh splash crack snap rumble""".split())
 _CAPS_WORD = re.compile(r"(?<![\w'’-])[A-Z]{3,}(?![\w-])(?!\s+[A-Z]{2,}\b)")
 _UNSEEN_VOICE = re.compile(r"\bCAPTION\s*(?:\([^()]{0,30}\))?\s*:|\b[A-Z]{2,}(?:\s[A-Z]{2,})*\s*\((?:OFF|O\.S\.|V\.O\.|OS|VO|O\.C\.)\)\s*:")
 
@@ -242,6 +250,30 @@ def _designations(text: str, replaced: dict, tags: dict) -> None:
         start, end = match.span()
         name = given.setdefault(match.group(), names[len(given) % len(names)])
         tags[start] = match.group()
+        origin = [min(start + i, end - 2) for i in range(len(name) - 1)] + [end - 1]
+        replaced[start] = (end, name, origin)
+
+
+_NUMBERED = re.compile(r"(?<![\w-])([A-Za-z]+) (\d{1,2})(?![\w:%/-])(?!\.\d)(?! ?(?:s|sec|secs|seconds?|min|minutes?|years?|"
+                       r"am|pm|ft|feet|m|km|miles?)\b)")
+
+
+def _numbered_characters(text: str, replaced: dict, tags: dict) -> None:
+    """"Snowman 1 is facing the camera, snowman 2 is facing towards snowman 1", "Guard 2 raises his hand": a
+    character noun with a number is a name of its own (read as a stand-in name, reported as written, in one
+    capitalisation whatever the prompt's)."""
+    used = set(re.findall(r"[A-Z][a-z]+", text))
+    names = [n for n in STAND_IN_NAMES if n not in used] or list(STAND_IN_NAMES)
+    given: dict[str, str] = {}
+    for match in _NUMBERED.finditer(text):
+        word = match.group(1).lower()
+        info = lexicon.CHARACTER_NOUNS.get(word)
+        if info is None or info.kind == "vehicle" or _replaced_at(replaced, match.start()):
+            continue
+        start, end = match.span()
+        label = f"{word.capitalize()} {match.group(2)}"
+        name = given.setdefault(label, names[(len(given) + 4) % len(names)])
+        tags[start] = label
         origin = [min(start + i, end - 2) for i in range(len(name) - 1)] + [end - 1]
         replaced[start] = (end, name, origin)
 
@@ -272,6 +304,13 @@ def _screenplay_capitals(text: str, replaced: dict, inserts: dict) -> None:
         if info is not None and info.kind in ("person", "animal", "creature") and lower not in _TITLE_WORDS:
             replaced[start] = (end, lower, list(range(start, end)))
         elif text[end: end + 2] in ("'s", "’s") and lower not in _HEADING_FUNCTION_WORDS:
+            replaced[start] = (end, lower.capitalize(), list(range(start, end)))
+        elif lower not in _CAPS_NOT_NAMES and lower not in _HEADING_FUNCTION_WORDS and not (
+                lower in lexicon.THING_NOUNS or lower in lexicon.LOCATION_NOUNS or lower in lexicon.NOT_CHARACTERS
+                or lower in lexicon.PRONOUNS) and text[end: end + 1] not in ("!", ":") and \
+                not re.match(r"\s*\(", text[end:]):
+            # "the figure of EVE at the edge of an alley", "KAJI rests on her rug": a script brings a character
+            # in with the name in capitals; read as a name, the parse decides whether it is one
             replaced[start] = (end, lower.capitalize(), list(range(start, end)))
     for run in _CAPS_RUN.finditer(text):
         if any(s <= run.start() < e for s, e in quoted):
@@ -316,6 +355,8 @@ def readable_markup(text: str) -> tuple[str, list[int], dict[int, str]]:
     replaced, tags = _markup(text) if any(c in text for c in "[#<*(") else ({}, {})
     if "-" in text:
         _designations(text, replaced, tags)
+    if any(c.isdigit() for c in text):
+        _numbered_characters(text, replaced, tags)
     _screenplay_capitals(text, replaced, inserts)
     for match in re.finditer(r"(?<=[a-z])\((?=[\w/ ]{1,20}\))", text):
         inserts[match.start()] = " "  # "the cat(1/2 screen)": a glued parenthesis is its own word
@@ -347,6 +388,8 @@ def readable_markup(text: str) -> tuple[str, list[int], dict[int, str]]:
         clause_start = first == 0 or bool(re.search(r"[,;:.!?]|\s[-–—]{1,2}\s", between))
         if previous in _ARTICLE_BLOCKERS and not clause_start:
             continue
+        if _replaced_at(replaced, words[first].start()):
+            continue  # "look at snowman 1": a numbered character, a name
         if clause_start or (between.strip() == "" and previous in _BARE_NOUN_AFTER):
             inserts[words[first].start()] = "the "
     if not inserts and not replaced:
@@ -420,6 +463,7 @@ class Mention:
     bare: bool = False  # written with no article ("photographer enters"): known by its noun, or new
     enumerated: int = 0  # "The second subject is a young woman ...": the prompt's second character, described
     owns: str = ""  # a possessive pronoun's noun ("his tail": "tail")
+    aliases: list[str] = field(default_factory=list)  # "presents himself as Keanu Tana": a name it goes by
 
     def description(self) -> str:
         """Text the sentence encoder compares with known characters."""
@@ -477,7 +521,7 @@ def _phrase(token, include_of: bool = True) -> str:
 def _camera_word(token) -> bool:
     """"Shot" and a camera word before another ("Follow Shot Toby's footsteps", "Tilt down"): the camera."""
     nxt = token.doc[token.i + 1] if token.i + 1 < len(token.doc) else None
-    return token.lower_ == "shot" or token.lower_ in _CAMERA_WORDS and nxt is not None and (
+    return token.lower_ in ("shot", "camera", "zoomed") or token.lower_ in _CAMERA_WORDS and nxt is not None and (
         nxt.lower_ in _CAMERA_AFTER)
 
 
@@ -547,9 +591,13 @@ def _misparsed_verb(token) -> bool:
             noun_info(token) is not None and noun_info(head) is None and head.dep_ in ("ROOT", "pobj") and \
             head.lower_ not in lexicon.THING_NOUNS | lexicon.LOCATION_NOUNS | lexicon.NOT_CHARACTERS:
         return True  # "The dwarfs cheer joyfully", "a group of villagers recoil": a plural hung on its verb
+    if token.dep_ == "compound" and head.tag_ == "NN" and head.i == token.i + 1 and noun_info(token) is not None \
+            and head.dep_ in ("ROOT", "conj") and head.lower_ in _VERBS_READ_AS_NOUNS and \
+            not any(c.dep_ == "det" for c in head.children if c.i > token.i):
+        return True  # "his amused pet dog ride in the back of the car": the verb in the plural read as a noun
     clause_as_object = head.dep_ == "pobj" and head.head.lower_ in ("as", "while", "when", "until", "before", "after")
     return (token.dep_ in ("compound", "amod") and head.tag_ == "NNS" and head.i == token.i + 1
-            and (head.dep_ in ("ROOT", "nsubj", "conj", "advcl", "npadvmod") or clause_as_object)
+            and (head.dep_ in ("ROOT", "nsubj", "nsubjpass", "conj", "advcl", "npadvmod") or clause_as_object)
             and (noun_info(head) is None or head.dep_ == "ROOT")
             and head.lower_ not in lexicon.NOT_CHARACTERS)
 
@@ -605,6 +653,19 @@ def _before_a_thing(token) -> bool:
         return False  # "both looking at the screen"
     return word in attributes.BODY_WORDS or word.rstrip("s") in attributes.BODY_WORDS or \
         after.lemma_.lower() in lexicon.THING_NOUNS or word in ("ends", "sides", "feet", "knees", "shoulders")
+
+
+def _listed_apart(head, appos) -> bool:
+    """"they enlist the dog, then the cat": two definite nouns of other kinds or bases, one after the other, or
+    nouns of a list, are characters the parser hung one on the other, not one character said twice."""
+    a, b = noun_info(head), noun_info(appos)
+    if a is None or b is None:
+        return False
+    if any(c.dep_ == "conj" and noun_info(c) is not None for t in (head, appos) for c in t.children):
+        return True  # "farmer, wife, granddaughter, dog, cat, and mouse": a list
+    if (a.kind, a.base) == (b.kind, b.base) or a.kind == "person" and b.kind == "person":
+        return False
+    return all(any(c.dep_ == "det" and c.lower_ == "the" for c in t.children) for t in (head, appos))
 
 
 def _conjuncts(token) -> list:
@@ -1002,9 +1063,10 @@ class PromptAnalyzer:
                     if c.lower_ in ("who", "that", "which") and verb.dep_ == "relcl":
                         return verb.head.i  # "a cook ..., who hands him a bowl": the subject is the cook
                     return c.i
-            if verb.dep_ != "conj" or verb.head.pos_ not in ("VERB", "AUX"):
+            if verb.dep_ not in ("conj", "xcomp") or verb.head.pos_ not in ("VERB", "AUX"):
                 break
-            verb = verb.head  # "they open the door and hug her": the subject of "open" hugs
+            verb = verb.head  # "they open the door and hug her": the subject of "open" hugs; "Flip tries to
+            # push him": the one who tries pushes
         return None
 
     # -- extraction -----------------------------------------------------------------------------------
@@ -1042,10 +1104,11 @@ class PromptAnalyzer:
             while stack:
                 cur = stack.pop()
                 for c in cur.children:
-                    if c.dep_ == "appos" and c.i in cand_ids and c.i not in claimed and c not in chain:
+                    if c.dep_ == "appos" and c.i in cand_ids and c.i not in claimed and c not in chain and \
+                            not _listed_apart(cur, c):
                         chain.append(c)
                         stack.append(c)
-            if tok.dep_ == "appos" and tok.head.i in cand_ids:
+            if tok.dep_ == "appos" and tok.head.i in cand_ids and not _listed_apart(tok.head, tok):
                 continue  # handled from its head
             comma_before = tok.i > 0 and doc[max(0, tok.left_edge.i - 1)].text == ","
             if tok.dep_ in ("appos", "dobj", "npadvmod") and tok.head.i not in cand_ids and comma_before and any(
@@ -1126,11 +1189,36 @@ class PromptAnalyzer:
         self._wearing_predicates(mentions, index_of_token)
         self._speaker_portrait(mentions)
         self._self_introductions(mentions)
+        self._aliases(mentions)
         self._titled_names(mentions)
         self._enumerated(mentions)
+        mentions = self._numbered(mentions)
         for m in mentions:
             m.start, m.end = self.in_prompt(m.start), self.in_prompt(m.end - 1) + 1
         return mentions
+
+    def _numbered(self, mentions: list[Mention]) -> list[Mention]:
+        """"Snowman 1" (a numbered character, ``_numbered_characters``) is a snowman by kind; and the prompt's
+        "two snowmen" are those numbered ones, not a group of their own."""
+        numbered = {}
+        for tag in self.tags.values():
+            match = re.fullmatch(r"([A-Z][a-z]+) \d{1,2}", tag)
+            if match:
+                numbered[match.group(1).lower()] = lexicon.CHARACTER_NOUNS[match.group(1).lower()]
+        if not numbered:
+            return mentions
+        kept = []
+        for m in mentions:
+            word = m.names[0].split()[0].lower() if m.names and re.fullmatch(r"[A-Z][a-z]+ \d{1,2}", m.names[0]) \
+                else None
+            if word in numbered:
+                info = numbered[word]
+                m.kind, m.base, m.heads = info.kind, info.base, [word]
+                m.gender = m.gender or info.gender
+            elif m.form == "group" and m.heads and m.heads[0] in numbered:
+                continue
+            kept.append(m)
+        return kept
 
     def _enumerated(self, mentions: list[Mention]) -> None:
         """"There are two main subjects in the video. The first is a middle-aged, bald man ... The second subject
@@ -1191,6 +1279,28 @@ class PromptAnalyzer:
                 speakers[0].names = speakers[0].names or [tok.text]
                 if tok.i in by_token and by_token[tok.i] is not speakers[0]:
                     by_token[tok.i].appearance = False
+
+    def _aliases(self, mentions: list[Mention]) -> None:
+        """"He presents himself as “Keanu Tana”", "She introduces herself as Mara", "calls himself Ace": the name
+        the subject goes by from now on (a mention of that name later is the same character)."""
+        by_token = {m.token: m for m in mentions}
+        for tok in self.doc:
+            verb = tok.head
+            if tok.lower_ not in ("himself", "herself") or tok.dep_ != "dobj" or \
+                    verb.lemma_.lower() not in ("present", "introduce", "call", "name", "announce"):
+                continue
+            named = next((c for prep in verb.children if prep.dep_ == "prep" and prep.lower_ == "as"
+                          for c in prep.children if c.dep_ == "pobj"), None) or \
+                next((c for c in verb.children if c.dep_ in ("oprd", "xcomp") and c.pos_ == "PROPN"), None)
+            if named is None or named.pos_ != "PROPN":
+                continue
+            words = [t.text for t in named.subtree if t.pos_ == "PROPN" and t.is_alpha]
+            subject = self._subject_of(verb)
+            if words and subject is not None and subject.i in by_token:
+                by_token[subject.i].aliases.append(" ".join(words))
+            if named.i in by_token and by_token[named.i] is not by_token.get(subject.i if subject is not None
+                                                                           else -1):
+                by_token[named.i].appearance = False
 
     def _speaker_portrait(self, mentions: list[Mention]) -> None:
         """'Evan responding: "..." Young man in contemplative pose, ...': after a speaker's quoted line, the bare
@@ -1303,7 +1413,8 @@ class PromptAnalyzer:
         commas and "and") with a name are names too, whatever the parser and NER made of each."""
         doc, out, i = self.doc, set(), 0
         capital = lambda t: t.is_alpha and t.text[:1].isupper() and t.lower_ not in _ARTICLE_BLOCKERS and \
-            t.lower_ not in lexicon.PRONOUNS and t.lower_ not in _TITLE_WORDS
+            t.lower_ not in lexicon.PRONOUNS and t.lower_ not in _TITLE_WORDS and \
+            not (t.tag_ in ("RB", "RBR", "RBS", "IN", "UH", "WRB") and t.ent_type_ != "PERSON")  # "Soon, Kaji and Peter"
         while i < len(doc):
             if not capital(doc[i]):
                 i += 1
@@ -1563,8 +1674,10 @@ class PromptAnalyzer:
             det_word = "the"  # "the two women": the parser hangs "the" on the number
         introduces = not det_word and num is not None and num.lower_ in _GROUP_SIZE and (tok.dep_ in (
             "nsubj", "nsubjpass", "dobj", "appos", "ROOT") or tok.dep_ == "pobj" and tok.head.lower_ not in (
-            "of", "like", "than")) or det_word in ("a", "an") and tok.lower_ in _GROUP_NOUNS \
-            and tok.dep_ != "appos"
+            "of", "like", "than") or tok.dep_ == "conj" and (noun_info(tok.head) is not None or tok.head.pos_ in (
+            "VERB", "AUX"))) or \
+            det_word in ("a", "an") and tok.lower_ in _GROUP_NOUNS and tok.dep_ != "appos"
+        # ("a man in a yellow hat, a lady in a pink dress, and two other children": listed with the others)
         if det_word not in ("the", "both", "these", "those") and not introduces and not any(
                 c.dep_ == "poss" for c in tok.children):
             return self._collective_mention(tok, info, det_word, sent_of) if num is None else None
@@ -1583,7 +1696,13 @@ class PromptAnalyzer:
                 not ({lemma, info.base} & self.known_heads) and any(c.lower_ == "including" for c in tok.children):
             # "The four siblings, including Lucy, ...": a group the story had not shown, named by a member
             return self._collective_mention(tok, info, det_word, sent_of)
-        return Mention(start=tok.idx, end=tok.idx + len(tok.text), surface=_phrase(tok, include_of=False),
+        members = next((c for of in tok.children if of.dep_ == "prep" and of.lower_ == "of" for c in of.children
+                        if c.dep_ == "pobj" and c.tag_ == "NNS" and noun_info(c) is not None), None)
+        end_tok = members if tok.lower_ in _PAIR_WORDS and members is not None else tok
+        # "A couple of guards intercept him": two guards, named by the whole phrase
+        if end_tok is not tok:
+            info, lemma = noun_info(members), members.lemma_.lower()
+        return Mention(start=tok.idx, end=end_tok.idx + len(end_tok.text), surface=_phrase(tok, include_of=False),
                        form="group", kind=info.kind, base=info.base, gender=info.gender, heads=[lemma],
                        group_size=size, token=tok.i, sentence=sent_of.get(tok.i, 0), weak=True,
                        newcomer=introduces,
@@ -1676,7 +1795,8 @@ class PromptAnalyzer:
         # "Luna says goodbye to her new friends": the ones someone turns to are there
         opposed = tok.dep_ == "pobj" and head.lower_ == "against" and det_word in ("", "the")
         # "in battle against terrifying creatures", "fight against monsters": the ones fought take part
-        returning = not det_word and not owned and tok.lemma_.lower() in self.group_heads and (
+        returning = det_word in ("", "more") and not owned and (
+            tok.lemma_.lower() in self.group_heads or tok.lemma_.lower() in self.known_heads) and (
             tok.dep_ in ("nsubj", "nsubjpass", "dobj") or tok.dep_ == "pobj" and head.lower_ == "by") and \
             not any(c.lower_ == "other" for c in tok.lefts)
         # "Two soldiers drag a girl ..." then "held by soldiers", "Soldiers frozen in background": the same ones
@@ -1688,7 +1808,8 @@ class PromptAnalyzer:
         if info.kind not in ("person", "animal", "creature") or not (in_group_of or acting or shown_doing or opposed
                                                                      or returning or acted_on or told_to):
             return None  # (creatures: "the seven dwarfs gather around her", "the goblins attack")
-        return Mention(start=tok.idx, end=tok.idx + len(tok.text), surface=_phrase(tok, include_of=False),
+        start = head.head.idx if in_group_of else tok.idx  # "a group of people": the whole phrase names them
+        return Mention(start=start, end=tok.idx + len(tok.text), surface=_phrase(tok, include_of=False),
                        form="indefinite" if in_group_of else "definite", kind=info.kind, base="group",
                        heads=[tok.lemma_.lower()], token=tok.i, sentence=sent_of.get(tok.i, 0),
                        attrs=[a for a in self.attributes(tok) if a.lower() not in ("group", "team")],

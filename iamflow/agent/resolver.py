@@ -12,6 +12,7 @@ vehicle) contradict the mention is never silently merged.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import re
 from dataclasses import dataclass, field
@@ -192,8 +193,22 @@ class Resolver:
     def resolve(self, mentions: list[Mention]) -> Resolution:
         result = Resolution()
         self.names_ahead = [(m.token, {n.lower() for n in m.names}) for m in mentions if m.names]
+        ahead: dict[int, list[int]] = {}  # mentions resolved early, for a pronoun that comes before them
         for index, m in enumerate(mentions):
-            ids = self._resolve_one(m, mentions)
+            ids = ahead.pop(index, None)
+            if ids is None:
+                ids = self._resolve_one(m, mentions)
+            if ids == [-1] and m.form == "pronoun" and m.pronoun in ("he", "she") and (m.owns or m.clause_subject
+                                                                                       is not None):
+                later = self._cataphor(m, mentions, index)
+                if later is not None:
+                    # "Having finished her brunch, KAJI rests on her rug": the pronoun looks ahead to the
+                    # sentence's subject when the story has no one it could be yet
+                    found = self._resolve_one(mentions[later], mentions)
+                    if found == [-1]:
+                        found = [self._create(mentions[later])]
+                    ahead[later] = found
+                    ids = found[:1]
             if len(ids) == 1 and ids[0] == -1:
                 ids = [self._create(m)] if m.appearance else []
             result.assignments.append(ids)
@@ -205,6 +220,21 @@ class Resolver:
                     self.pending_gender[gid] = m.gender
         result.new_ids = list(self.created)
         return result
+
+    def _cataphor(self, m: Mention, mentions: list[Mention], index: int) -> int | None:
+        """The index of the person a sentence-opening pronoun stands for: the first later mention of the same
+        sentence that names or describes a person of a fitting sex, when it is the subject of its clause."""
+        for j in range(index + 1, len(mentions)):
+            other = mentions[j]
+            if other.sentence != m.sentence:
+                return None
+            if other.form == "pronoun":
+                continue
+            if other.kind in ("person", "") and other.gender in (None, m.gender) and not other.collective and \
+                    other.form in ("name", "definite", "indefinite") and other.clause_subject is None:
+                return j
+            return None
+        return None
 
     def _create(self, m: Mention) -> int:
         base = m.base or (lexicon.BASE_OF_SEX.get(m.gender or "", "person") if m.form == "pronoun" else "person")
@@ -239,6 +269,9 @@ class Resolver:
             unnamed = self._known_only_by_pronouns(m)
             if unnamed is not None:
                 return [unnamed]
+            misspelt = self._misspelt_name(m)
+            if misspelt is not None:
+                return [misspelt]
         if m.relation and (m.possessor_pronoun or m.possessor_index is not None):
             self.other_relation_seen = False
             found = self._relation(m, mentions)
@@ -326,6 +359,8 @@ class Resolver:
             sim = sims.get(rec.global_id, 0.0)
             overlap = self._overlap(m, rec)
             recency = 0.3 if rec.global_id in recent_ids or self._in_prompt(rec.global_id) else 0.0
+            if self._in_prompt(rec.global_id, pronouns=False) and rec.global_id not in same_sentence:
+                recency += 0.2  # "Zoom in on snowman 1. ... hits the snowman": the one this prompt just showed
             if hs >= 1.0:
                 score = hs + 0.3 * min(overlap, 3) + sim + recency
             elif hs < 0:
@@ -374,6 +409,17 @@ class Resolver:
             if rec.kind == m.kind and m.surface.lower() in {e.lower() for e in rec.all_entities} and \
                     not self._in_prompt(gid) and self._compatible(m, rec, strict=True):
                 return gid
+        # ... also from a prompt or two before, when the story has one character so called ("a girl, a boy and a
+        # man walking to school", "a man waving goodbye to the girl", "a girl argue with a boy")
+        said = {gid for ids in self._prompt_order()[1:3] for gid in ids
+                if self.registry.entities[gid].kind == m.kind and
+                m.surface.lower() in {e.lower() for e in self.registry.entities[gid].all_entities}}
+        everyone = [r for r in self._records() if r.kind == m.kind and
+                    m.surface.lower() in {e.lower() for e in r.all_entities}]
+        if len(said) == 1 and len(everyone) == 1 and everyone[0].global_id in said and \
+                not self._in_prompt(everyone[0].global_id) and self._compatible(m, everyone[0], strict=True) and \
+                {a.lower() for a in m.attrs} <= {a.lower() for a in everyone[0].all_attrs}:
+            return everyone[0].global_id
         # an image prompt's way: "a small robot" again, the one robot the last prompt showed (nothing contradicts)
         if m.heads and m.kind != "person":
             recent = [self.registry.entities[g] for g in (last[0] if last else [])]
@@ -407,6 +453,23 @@ class Resolver:
             if best_key is None or key > best_key:
                 best, best_key = rec.global_id, key
         return best
+
+    def _misspelt_name(self, m: Mention) -> int | None:
+        """"Kaiji jumps up onto one" in a story of Kaji: a new name one letter away from a known one (same first
+        letter, four letters or more, nobody else's name as close) is that character, misspelt."""
+        word = m.names[0].split()[0]
+        if len(word) < 4 or m.newcomer:
+            return None
+        close = []
+        for rec in self._records():
+            if rec.kind != m.kind and m.kind != "person" or self._in_prompt(rec.global_id):
+                continue
+            for name in rec.names:
+                known = name.split()[0]
+                if len(known) >= 4 and known[0].lower() == word[0].lower() and known.lower() != word.lower() and \
+                        difflib.SequenceMatcher(None, known.lower(), word.lower()).ratio() >= 0.85:
+                    close.append(rec.global_id)
+        return close[0] if len(set(close)) == 1 else None
 
     def _known_only_by_pronouns(self, m: Mention) -> int | None:
         """"She is walking down the dark street ... Jamie holds her hands up": a story that opened on a pronoun
@@ -486,6 +549,15 @@ class Resolver:
                         return [gid] if rec.kind != "person" else []
                 return []  # "it" is the preceding object, not a character
         candidates = self._pronoun_candidates(m)
+        subject_ids = {gid for gid, other in self.assigned if other.token == m.clause_subject}
+        if m.pronoun in ("he", "she") and candidates and set(candidates) <= subject_ids:
+            # "Flip tries to push him out of the bath": not Flip; the animal of the story's last prompts whose sex
+            # is not known yet, when there is one
+            others = [g for ids in self._prompt_order()[:2] for g in ids if g not in subject_ids and
+                      self.registry.entities[g].kind in ("animal", "creature", "robot") and
+                      self.registry.entities[g].base != "group" and self._gender(self.registry.entities[g]) is None]
+            if others:
+                return others[:1]
         if m.owns in _ANIMAL_PARTS:
             # "The puppy Max bounds into the room, his tail wagging": what has a tail is the animal
             animals = [gid for gid, other in reversed(self.assigned) if other.token < m.token and
@@ -518,13 +590,16 @@ class Resolver:
             rec = self.registry.entities[gid]
             return rec.kind in ("animal", "creature") and rec.base != "group" and self._gender(rec) is None
 
+        def could_be(gid: int) -> bool:  # a person this pronoun could stand for ("he" is not the woman)
+            rec = self.registry.entities[gid]
+            return rec.kind == "person" and self._gender(rec) in (None, m.gender)
+
         here = [gid for gid, other in reversed(self.assigned) if other.token < m.token and other.form != "pronoun"]
         if here:
-            return [g for g in here if fits(g)][:1] if not any(
-                self.registry.entities[g].kind == "person" for g in here) else []
+            return [g for g in here if fits(g)][:1] if not any(could_be(g) for g in here) else []
         last = self._prompt_order()[:1]
         ids = last[0] if last else []
-        if any(self.registry.entities[g].kind == "person" for g in ids):
+        if any(could_be(g) for g in ids):
             return []
         return [g for g in ids if fits(g)][:1]
 

@@ -544,3 +544,23 @@ def test_the_same_bare_description_two_prompts_later_and_he_for_the_only_animal(
     prompts = ("Nadia is afraid of her best friends cat .", "he keeps hissing and clawing at her .")
     _, scenes = story(*prompts)
     assert at(scenes[1], prompts[1], "he").global_id == at(scenes[0], prompts[0], "cat").global_id
+
+
+def test_you_in_someones_words_is_the_one_spoken_to():
+    prompts = ("One sunny day, Gerald said to his mom, \"Mom, I want to go on a hike!\"",
+               "His mom smiled and said, \"Yes, you can go on the Yellow Trail.\"")
+    _, scenes = story(*prompts)
+    assert at(scenes[1], prompts[1], "you").global_id == at(scenes[0], prompts[0], "Gerald").global_id
+    prompts = ("John:(The shot misses. He seems frustrated.) Argh!",
+               "Jane:(Walks over, analytical.) Your elbow is drifting out.")
+    _, scenes = story(*prompts)
+    assert at(scenes[1], prompts[1], "Your").global_id == at(scenes[0], prompts[0], "John").global_id
+    _, scenes = story("You can see a quiet lake at dawn.")
+    assert scenes[0].entities == []  # no one speaks: "you" is the viewer
+
+
+def test_the_main_object_of_a_caption_is_the_one_it_opened_on():
+    prompt = ("A young woman in a wizard's robe discovers a small creature in a library. The main object is a young "
+              "adult East Asian woman with long dark hair. She is holding a wand.")
+    _, scenes = story(prompt)
+    assert sorted(e.kind for e in scenes[0].entities) == ["creature", "person"]

@@ -464,6 +464,7 @@ class Mention:
     enumerated: int = 0  # "The second subject is a young woman ...": the prompt's second character, described
     owns: str = ""  # a possessive pronoun's noun ("his tail": "tail")
     aliases: list[str] = field(default_factory=list)  # "presents himself as Keanu Tana": a name it goes by
+    speaker: bool = False  # says the prompt's quoted words ("his mom said", "Jane: ...")
 
     def description(self) -> str:
         """Text the sentence encoder compares with known characters."""
@@ -1190,6 +1191,7 @@ class PromptAnalyzer:
         self._speaker_portrait(mentions)
         self._self_introductions(mentions)
         self._aliases(mentions)
+        mentions = self._addressed(mentions, sent_of)
         self._titled_names(mentions)
         self._enumerated(mentions)
         mentions = self._numbered(mentions)
@@ -1236,8 +1238,10 @@ class PromptAnalyzer:
                 continue
             if subject.lower_ in _ORDINALS:
                 place = _ORDINALS[subject.lower_]
-            elif subject.lemma_.lower() in _ENUMERATED_NOUNS:
-                place = next((_ORDINALS[c.lower_] for c in subject.children if c.lower_ in _ORDINALS), 0)
+            elif subject.lemma_.lower() in _ENUMERATED_NOUNS | {"object"}:
+                place = next((_ORDINALS[c.lower_] for c in subject.children if c.lower_ in _ORDINALS), 0) or \
+                    next((1 for c in subject.children if c.lower_ in ("main", "central", "primary")), 0)
+                # "The main object is a young adult East Asian woman ...": the one the caption opened on
             else:
                 place = 0
             if place:
@@ -1279,6 +1283,26 @@ class PromptAnalyzer:
                 speakers[0].names = speakers[0].names or [tok.text]
                 if tok.i in by_token and by_token[tok.i] is not speakers[0]:
                     by_token[tok.i].appearance = False
+
+    def _addressed(self, mentions: list[Mention], sent_of) -> list[Mention]:
+        """"His mom smiled and said, "Yes, you can go"", "Jane:(Walks over.) Your elbow is drifting out": "you" in
+        the words someone says is the one spoken to (the resolver takes someone else than the speaker)."""
+        doc = self.doc
+        marks = [t.i for t in doc if t.text in ('"', "“", "”")]
+        quoted = {i for a, b in zip(marks[::2], marks[1::2]) for i in range(a, b + 1)}
+        dialogue = bool(self.speaker_tokens) and not marks  # a script's line after "Jane:"
+        speech = [t for t in doc if t.lemma_.lower() in _SPEECH_VERBS and t.pos_ == "VERB"]
+        if not (quoted and speech) and not dialogue:
+            return mentions
+        subjects = {subject.i for verb in speech if verb.i not in quoted
+                    for subject in [self._subject_of(verb)] if subject is not None}  # "His mom smiled and said"
+        for m in mentions:
+            if m.token in self.speaker_tokens or m.token in subjects:
+                m.speaker = True
+        added = [Mention(start=t.idx, end=t.idx + len(t.text), surface=t.text, form="pronoun", kind="", base="",
+                         pronoun="you", token=t.i, sentence=sent_of.get(t.i, 0))
+                 for t in doc if t.lower_ in ("you", "your", "yourself") and (t.i in quoted or dialogue)]
+        return sorted(mentions + added, key=lambda m: m.token) if added else mentions
 
     def _aliases(self, mentions: list[Mention]) -> None:
         """"He presents himself as “Keanu Tana”", "She introduces herself as Mara", "calls himself Ace": the name

@@ -194,10 +194,14 @@ class Resolver:
         result = Resolution()
         self.names_ahead = [(m.token, {n.lower() for n in m.names}) for m in mentions if m.names]
         ahead: dict[int, list[int]] = {}  # mentions resolved early, for a pronoun that comes before them
-        for index, m in enumerate(mentions):
+        order = [i for i, m in enumerate(mentions) if m.pronoun != "you"] + \
+            [i for i, m in enumerate(mentions) if m.pronoun == "you"]  # the one spoken to: once the speaker is known
+        assignments: dict[int, list[int]] = {}
+        for index in order:
+            m = mentions[index]
             ids = ahead.pop(index, None)
             if ids is None:
-                ids = self._resolve_one(m, mentions)
+                ids = self._addressee(m, mentions) if m.pronoun == "you" else self._resolve_one(m, mentions)
             if ids == [-1] and m.form == "pronoun" and m.pronoun in ("he", "she") and (m.owns or m.clause_subject
                                                                                        is not None):
                 later = self._cataphor(m, mentions, index)
@@ -211,15 +215,35 @@ class Resolver:
                     ids = found[:1]
             if len(ids) == 1 and ids[0] == -1:
                 ids = [self._create(m)] if m.appearance else []
-            result.assignments.append(ids)
+            assignments[index] = ids
             if m.enumerated and ids:
                 self.enumerated.setdefault(m.enumerated, ids[0])
             for gid in ids:
                 self.assigned.append((gid, m))
                 if m.form == "pronoun" and m.gender and self._stated_gender(self.registry.entities[gid]) is None:
                     self.pending_gender[gid] = m.gender
+        result.assignments = [assignments[i] for i in range(len(mentions))]
         result.new_ids = list(self.created)
         return result
+
+    def _addressee(self, m: Mention, mentions: list[Mention]) -> list[int]:
+        """"you" in someone's words: the nearest other character of this prompt, else of the prompts before,
+        that is not the speaker."""
+        speakers = {gid for gid, other in self.assigned if other.speaker}
+        if not speakers:
+            return []
+        kinds = ("person", "animal", "creature", "robot")
+        here = [gid for gid, other in sorted(self.assigned, key=lambda a: -a[1].token)
+                if gid not in speakers and other.token < m.token and not other.speaker and
+                self.registry.entities[gid].kind in kinds and self.registry.entities[gid].base != "group"]
+        if here:
+            return here[:1]
+        for ids in self._prompt_order()[:2]:
+            others = [g for g in ids if g not in speakers and self.registry.entities[g].kind in kinds and
+                      self.registry.entities[g].base != "group" and not self._in_prompt(g)]
+            if others:
+                return others[:1]
+        return []
 
     def _cataphor(self, m: Mention, mentions: list[Mention], index: int) -> int | None:
         """The index of the person a sentence-opening pronoun stands for: the first later mention of the same

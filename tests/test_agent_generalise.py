@@ -564,3 +564,11 @@ def test_the_main_object_of_a_caption_is_the_one_it_opened_on():
               "adult East Asian woman with long dark hair. She is holding a wand.")
     _, scenes = story(prompt)
     assert sorted(e.kind for e in scenes[0].entities) == ["creature", "person"]
+
+
+def test_a_verb_after_and_the_fox_and_an_unlisted_fairy_tale_creature():
+    prompts = ("A friendly fox with silver fur approaches Luna.",
+               "Luna and the fox embark on a quest. They encounter a mischievous sprite who tries to trick them.")
+    _, scenes = story(*prompts)
+    assert at(scenes[1], prompts[1], "fox").global_id == at(scenes[0], prompts[0], "fox").global_id
+    assert at(scenes[1], prompts[1], "sprite").kind == "creature"

@@ -127,7 +127,8 @@ _ANIMALS = """dog puppy pup hound terrier retriever labrador poodle beagle bulld
     ant beetle dragonfly firefly bat warhorse steed mustang pelican stork vulture albatross manatee stingray
     salmon trout lamb gecko tortoise""".split()
 _CREATURES = """dragon unicorn griffin phoenix alien creature monster beast mermaid centaur yeti kraken golem
-    werewolf spirit specter spectre wraith ogre minotaur hydra sphinx pegasus leviathan serpent snowman""".split()
+    werewolf spirit specter spectre wraith ogre minotaur hydra sphinx pegasus leviathan serpent snowman
+    sprite gnome imp genie djinn nymph leprechaun gremlin faun satyr banshee""".split()
 _ROBOTS = """robot droid android cyborg automaton mech drone machine bot rover lander""".split()
 _VEHICLES = """car truck van bus taxi cab motorcycle motorbike scooter bicycle bike train tram locomotive
     helicopter plane airplane aeroplane jet spaceship spacecraft starship rocket boat ship yacht submarine

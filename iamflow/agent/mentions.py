@@ -593,9 +593,13 @@ def _misparsed_verb(token) -> bool:
             head.lower_ not in lexicon.THING_NOUNS | lexicon.LOCATION_NOUNS | lexicon.NOT_CHARACTERS:
         return True  # "The dwarfs cheer joyfully", "a group of villagers recoil": a plural hung on its verb
     if token.dep_ == "compound" and head.tag_ == "NN" and head.i == token.i + 1 and noun_info(token) is not None \
-            and head.dep_ in ("ROOT", "conj") and head.lower_ in _VERBS_READ_AS_NOUNS and \
+            and head.dep_ in ("ROOT", "conj") and (head.lower_ in _VERBS_READ_AS_NOUNS or head.dep_ == "conj" and (
+                head.head.pos_ == "PROPN" or noun_info(head.head) is not None) and head.i + 1 < len(head.doc) and
+                head.doc[head.i + 1].pos_ == "ADP" and noun_info(head) is None and
+                head.lower_ not in lexicon.THING_NOUNS | lexicon.LOCATION_NOUNS) and \
             not any(c.dep_ == "det" for c in head.children if c.i > token.i):
-        return True  # "his amused pet dog ride in the back of the car": the verb in the plural read as a noun
+        return True  # "his amused pet dog ride in the back of the car", "Luna and the fox embark on a quest": the
+        # verb in the plural read as a noun
     clause_as_object = head.dep_ == "pobj" and head.head.lower_ in ("as", "while", "when", "until", "before", "after")
     return (token.dep_ in ("compound", "amod") and head.tag_ == "NNS" and head.i == token.i + 1
             and (head.dep_ in ("ROOT", "nsubj", "nsubjpass", "conj", "advcl", "npadvmod") or clause_as_object)

@@ -572,3 +572,59 @@ def test_a_verb_after_and_the_fox_and_an_unlisted_fairy_tale_creature():
     _, scenes = story(*prompts)
     assert at(scenes[1], prompts[1], "fox").global_id == at(scenes[0], prompts[0], "fox").global_id
     assert at(scenes[1], prompts[1], "sprite").kind == "creature"
+
+
+def test_a_name_beside_its_role_a_longer_form_of_a_name_and_names_listed_with_commas():
+    prompts = ("Beatrix, the soccer mom, is wearing a mid-sleeved shirt and clogs.",
+               "Beatrix is anxiously tugging on George's sleeve.")
+    _, scenes = story(*prompts)
+    assert at(scenes[1], prompts[1], "Beatrix").global_id == at(scenes[0], prompts[0], "Beatrix").global_id
+    prompt = "CARD 1: Image: Little Red Hen holding a small cloth pouch. Text: “Little Red Hen had a pouch of seeds.”"
+    _, scenes = story(prompt)
+    assert len(scenes[0].entities) == 1 and scenes[0].entities[0].kind == "animal"
+    prompts = ("Image: Hen facing Dog, Cat, and Pig.", "Text: Dog, Cat, and Pig watched from the fence.")
+    _, scenes = story(*prompts)
+    assert len({e.global_id for e in scenes[1].entities}) == 3
+
+
+def test_they_in_a_story_of_animals_and_a_vehicle_that_appears():
+    prompts = ("A golden retriever with soft fur meets a grasshopper with green wings.",
+               "Building their friendship, planning an adventure.")
+    _, scenes = story(*prompts)
+    assert {e.global_id for e in scenes[1].entities} == {e.global_id for e in scenes[0].entities}
+    prompts = ("Down the street, a bus appears behind some traffic. Mike peers at it, happy.", "The bus pulls away.")
+    _, scenes = story(*prompts)
+    assert at(scenes[1], prompts[1], "bus").global_id == at(scenes[0], prompts[0], "bus").global_id
+
+
+def test_a_name_before_the_and_its_animal_and_a_word_for_the_kind():
+    prompts = ("Pyter the Python snake sits at a modern computer desk.", "Pyter is typing at his keyboard.",
+               "On the spacebar sits a small orange beetle with dark spots. The bug looks cheerful.")
+    _, scenes = story(*prompts)
+    pyter = at(scenes[0], prompts[0], "Pyter")
+    assert pyter.kind == "animal" and at(scenes[1], prompts[1], "Pyter").global_id == pyter.global_id
+    assert at(scenes[2], prompts[2], "bug").global_id == at(scenes[2], prompts[2], "beetle").global_id
+
+
+def test_the_three_of_them_and_someone_found_and_its_superman():
+    prompts = ("Alex and Emma sit in the living room.", "Chris joins them with snacks.",
+               "The three of them share their recent life stories.")
+    _, scenes = story(*prompts)
+    assert len(scenes[2].entities) == 3 and all(
+        any(prompts[2][s:t] == "three of them" for s, t in e.spans) for e in scenes[2].entities)
+    prompts = ("Evan has just come home from work.", "He finds Lara in the living room, visibly upset.")
+    _, scenes = story(*prompts)
+    assert at(scenes[1], prompts[1], "Lara").global_id != at(scenes[1], prompts[1], "He").global_id
+    prompts = ("Suddenly, a figure appears in the sky. It's Superman! He swoops down.",
+               "The police officer looks up in shock as Superman stands before him.")
+    _, scenes = story(*prompts)
+    assert at(scenes[1], prompts[1], "Superman").global_id == at(scenes[0], prompts[0], "figure").global_id
+    assert at(scenes[1], prompts[1], "officer").global_id != at(scenes[0], prompts[0], "figure").global_id
+
+
+def test_three_chicks_that_approach_are_the_chicks_after():
+    prompts = ("CARD 3: Image: Three young chicks approach, looking curious.",
+               "Days passed. But the Chicks kept watering.")
+    _, scenes = story(*prompts)
+    chicks = {e.global_id for e in scenes[0].entities}
+    assert len(chicks) == 3 and {e.global_id for e in scenes[1].entities} == chicks

@@ -125,7 +125,7 @@ _ANIMALS = """dog puppy pup hound terrier retriever labrador poodle beagle bulld
     hummingbird fish shark whale dolphin orca seal walrus turtle tortoise octopus squid crab lobster jellyfish
     snake python cobra lizard iguana chameleon crocodile alligator frog toad butterfly moth bee wasp spider
     ant beetle dragonfly firefly bat warhorse steed mustang pelican stork vulture albatross manatee stingray
-    salmon trout lamb gecko tortoise""".split()
+    salmon trout lamb gecko tortoise grasshopper caterpillar ladybug ladybird snail slug worm bug""".split()
 _CREATURES = """dragon unicorn griffin phoenix alien creature monster beast mermaid centaur yeti kraken golem
     werewolf spirit specter spectre wraith ogre minotaur hydra sphinx pegasus leviathan serpent snowman
     sprite gnome imp genie djinn nymph leprechaun gremlin faun satyr banshee""".split()

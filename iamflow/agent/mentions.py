@@ -33,7 +33,10 @@ _DRESS_VERBS = {"dress", "clad", "clothe"}
 _SHOT_NOUNS = {"close-up", "closeup", "shot", "view", "glimpse", "footage", "angle", "pov"}
 _VERBS_READ_AS_NOUNS = {"ride", "walk", "run", "sit", "stand", "swim", "dance", "jump", "play", "sleep", "rest", "wait",
                         "watch", "look", "climb", "race", "fight", "chase", "hug", "kiss", "talk", "laugh", "cry",
-                        "smile", "nap", "drive", "fly", "roll", "stare", "wave", "shout", "sing", "stroll", "march"}
+                        "smile", "nap", "drive", "fly", "roll", "stare", "wave", "shout", "sing", "stroll", "march",
+                        "approach", "arrive", "gather", "enter", "wander", "emerge", "hide", "wait", "return"}
+_MEETING_VERBS = {"find", "see", "spot", "watch", "follow", "visit", "join", "approach", "face", "chase", "call",
+                  "invite", "grab", "push", "pull", "carry", "lift", "wake", "tickle", "kick", "punch", "hit", "attack"}
 _CAMERA_VERBS = {"click", "take", "snap", "shoot", "film", "record", "photograph"}  # pictures taken in the scene
 _HOLD_VERBS = {"hold", "carry", "wield", "brandish", "clutch"}  # "the boy with the gun": what someone was holding
 _PREDICATE_VERBS = {"reveal", "become"}
@@ -53,7 +56,9 @@ _COLLECTIVE_NOUNS = {"group", "team", "gang", "band", "troupe", "squad", "crew",
 _ENTRANCE_VERBS = {"appear", "enter", "arrive", "emerge", "join", "materialize", "materialise"}
 _SEX_WORDS = {"male": "m", "female": "f"}
 _SPEECH_VERBS = {"say", "respond", "reply", "ask", "answer", "whisper", "shout", "yell", "speak", "think", "narrate",
-                 "explain", "mutter", "exclaim", "call", "cry", "scream", "sing", "add", "continue"}
+                 "explain", "mutter", "exclaim", "call", "cry", "scream", "sing", "add", "continue", "grumble",
+                 "roar", "bellow", "growl", "snap", "murmur", "mumble", "declare", "announce", "insist", "plead",
+                 "beg", "warn", "demand", "tell", "sigh", "laugh", "giggle", "chuckle", "stammer", "bark", "hiss"}
 _TEAM_WORDS = {"team", "crew", "squad", "gang", "band", "troupe"}
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4}
 _GROUP_NOUNS = {"newlyweds": lexicon.NounInfo("person", "person"), "siblings": lexicon.NounInfo("person", "person"),
@@ -65,7 +70,9 @@ _GROUP_NOUNS = {"newlyweds": lexicon.NounInfo("person", "person"), "siblings": l
 # read as sentences with articles: " - " ends a sentence and a bare character noun gets "the"
 # what a vehicle does when it is a character of the shot ("A helicopter flies over the rainforest")
 _VEHICLE_MOTION_VERBS = {"fly", "land", "drive", "race", "speed", "sail", "hover", "soar", "zoom", "cruise", "glide",
-                         "crash", "swerve", "skid", "roar", "rumble", "chug", "taxi", "dive", "circle", "take"}
+                         "crash", "swerve", "skid", "roar", "rumble", "chug", "taxi", "dive", "circle", "take",
+                         "appear", "arrive", "pull", "stop", "approach", "depart", "pass", "park", "honk", "screech",
+                         "roll", "accelerate", "brake", "barrel", "drift", "float", "smoke", "burn", "explode"}
 _ADJECTIVE_NOUNS = {"giant", "dwarf", "baby", "monster", "mammoth", "titan"}  # also adjectives: "giant ferns"
 _HEADING_FUNCTION_WORDS = {"of", "the", "a", "an", "and", "in", "on", "at", "to", "for", "with", "from", "by"}
 _NAME_AGE_WORDS = {"young", "little", "old", "older", "younger", "baby", "teenage", "adult", "elderly"}
@@ -327,7 +334,8 @@ def _screenplay_capitals(text: str, replaced: dict, inserts: dict) -> None:
             if _replaced_at(replaced, start):
                 continue
             lower = word.group().lower()
-            plain = described or lower in _HEADING_FUNCTION_WORDS
+            plain = described or lower in _HEADING_FUNCTION_WORDS or any(
+                w.lower() in _CAPS_NOT_NAMES for w in run.group().split())  # "{RECALL INSERT - Prairie (day).}"
             new = lower if plain else lower.capitalize()
             replaced[start] = (end, new, list(range(start, end)))
 
@@ -593,7 +601,7 @@ def _misparsed_verb(token) -> bool:
             head.lower_ not in lexicon.THING_NOUNS | lexicon.LOCATION_NOUNS | lexicon.NOT_CHARACTERS:
         return True  # "The dwarfs cheer joyfully", "a group of villagers recoil": a plural hung on its verb
     if token.dep_ == "compound" and head.tag_ == "NN" and head.i == token.i + 1 and noun_info(token) is not None \
-            and head.dep_ in ("ROOT", "conj") and (head.lower_ in _VERBS_READ_AS_NOUNS or head.dep_ == "conj" and (
+            and head.dep_ in ("ROOT", "conj", "appos") and (head.lower_ in _VERBS_READ_AS_NOUNS or head.dep_ == "conj" and (
                 head.head.pos_ == "PROPN" or noun_info(head.head) is not None) and head.i + 1 < len(head.doc) and
                 head.doc[head.i + 1].pos_ == "ADP" and noun_info(head) is None and
                 head.lower_ not in lexicon.THING_NOUNS | lexicon.LOCATION_NOUNS) and \
@@ -602,7 +610,9 @@ def _misparsed_verb(token) -> bool:
         # verb in the plural read as a noun
     clause_as_object = head.dep_ == "pobj" and head.head.lower_ in ("as", "while", "when", "until", "before", "after")
     return (token.dep_ in ("compound", "amod") and head.tag_ == "NNS" and head.i == token.i + 1
-            and (head.dep_ in ("ROOT", "nsubj", "nsubjpass", "conj", "advcl", "npadvmod") or clause_as_object)
+            and (head.dep_ in ("ROOT", "nsubj", "nsubjpass", "conj", "advcl", "npadvmod") or clause_as_object or
+                 head.dep_ == "appos" and token.dep_ == "compound" and token.tag_ == "NN" and
+                 noun_info(token) is not None)  # "..., a lone police car races through"
             and (noun_info(head) is None or head.dep_ == "ROOT")
             and head.lower_ not in lexicon.NOT_CHARACTERS)
 
@@ -660,9 +670,20 @@ def _before_a_thing(token) -> bool:
         after.lemma_.lower() in lexicon.THING_NOUNS or word in ("ends", "sides", "feet", "knees", "shoulders")
 
 
+def _singular(tok) -> str:
+    """The token's lemma; for a capitalised plural the tagger kept whole ("the Chicks"), the listed noun."""
+    lemma = tok.lemma_.lower()
+    if lemma not in lexicon.CHARACTER_NOUNS and tok.lower_.endswith("s") and tok.lower_[:-1] in lexicon.CHARACTER_NOUNS:
+        return tok.lower_[:-1]
+    return lemma
+
+
 def _listed_apart(head, appos) -> bool:
     """"they enlist the dog, then the cat": two definite nouns of other kinds or bases, one after the other, or
     nouns of a list, are characters the parser hung one on the other, not one character said twice."""
+    if head.pos_ == "PROPN" and appos.pos_ == "PROPN" and appos.i == head.i + 2 and \
+            head.doc[head.i + 1].text == "," and head.lower_ != appos.lower_:
+        return True  # "Dog, Cat, and Pig watched from the fence": names listed
     a, b = noun_info(head), noun_info(appos)
     if a is None or b is None:
         return False
@@ -743,6 +764,8 @@ class PromptAnalyzer:
         if info is None and token.pos_ == "NOUN" and token.lemma_.lower() in self.known_roles and \
                 _determiner(token) is not None and _determiner(token).lower_ in ("the", "this", "that"):
             return lexicon.NounInfo("person", "person")  # "the historian" the story introduced
+        if info is None and any(c.dep_ == "compound" and _misparsed_verb(c) for c in token.children):
+            return None  # "Three young chicks approach": the verb the parser took for the chicks' noun
         if info is None and self._unlisted_candidate(token):
             as_object = token.dep_ in ("dobj", "pobj") or token.dep_ == "conj" and token.head.dep_ == "dobj"
             info = self.classify_unknown(token.lemma_.lower(), self._compound_phrase(token), as_object,
@@ -818,6 +841,11 @@ class PromptAnalyzer:
         if token.pos_ == "NOUN" and token.text[:1].isupper() and token.lower_ in self.known_names and \
                 token.lower_ not in lexicon.CHARACTER_NOUNS:
             return True  # a name the story already knows, whatever the tagger made of it ("Florence hands ...")
+        if token.pos_ == "NOUN" and token.text[:1].isupper() and token.text[1:].islower() and \
+                token.lower_ not in lexicon.CHARACTER_NOUNS and token.lower_ not in _COMMON_WORDS and any(
+                    c.dep_ == "appos" and noun_info(c) is not None and noun_info(c).kind == "person" and
+                    any(d.dep_ == "det" for d in c.children) for c in token.children):
+            return True  # "Beatrix, the soccer mom, is wearing ...": the tagger's noun is a name set beside its role
         if token.pos_ != "PROPN" or token.dep_ == "compound" and token.head.pos_ == "PROPN":
             return False
         if token.lower_ in self.known_names or any(p.lower() in self.known_names for p in token.text.split()):
@@ -885,6 +913,11 @@ class PromptAnalyzer:
             if shot.lower_ in _SHOT_NOUNS or shot.lower_ == "up" and shot.i >= 2 and \
                     self.doc[shot.i - 2].lower_ == "close":
                 return True  # "Close-up of Gandalf, with his wise eyes ...": what the shot shows
+        if not place and token.dep_ == "dobj" and token.head.pos_ == "VERB" and token.ent_type_ != "WORK_OF_ART" and \
+                token.head.lemma_.lower() in lexicon.PERSON_OBJECT_VERBS | _MEETING_VERBS and any(
+                    c.dep_ == "nsubj" and (c.lower_ in lexicon.PRONOUNS or c.pos_ == "PROPN")
+                    for c in token.head.children):
+            return True  # "He finds Lara in the living room": someone found, met, followed
         return token.dep_ in ("dative",) or token.dep_ == "dobj" and token.head.pos_ == "VERB" and any(
             c.dep_ == "dobj" and c.i != token.i for c in token.head.children)
 
@@ -1159,6 +1192,8 @@ class PromptAnalyzer:
                     not _before_a_thing(tok) or \
                     tok.lower_ == "two" and tok.pos_ == "NUM" and tok.dep_ in ("nsubj", "nsubjpass", "dobj", "pobj") \
                     and any(c.dep_ == "det" and c.lower_ == "the" for c in tok.children) or \
+                    tok.lower_ == "two" and 0 < tok.i < len(doc) - 1 and doc[tok.i - 1].lower_ == "the" and \
+                    doc[tok.i + 1].tag_ in ("VBP", "VBD") or \
                     self._cast_noun(tok):
                 mention = self._pronoun_mention(tok, sent_of)
                 if mention is not None:
@@ -1195,6 +1230,7 @@ class PromptAnalyzer:
         self._speaker_portrait(mentions)
         self._self_introductions(mentions)
         self._aliases(mentions)
+        self._identified(mentions)
         mentions = self._addressed(mentions, sent_of)
         self._titled_names(mentions)
         self._enumerated(mentions)
@@ -1264,6 +1300,20 @@ class PromptAnalyzer:
             m.kind, m.base, m.gender = noun.kind, noun.base, m.gender or noun.gender
             m.heads = list(dict.fromkeys(m.heads + noun.heads))
             noun.names = list(m.names)
+        covered = {m.token for m in mentions}
+        for m in mentions:
+            # "Pyter the Python snake sits at ...": the parser left the name out (it hung it on the verb)
+            if m.names or m.kind not in ("animal", "creature", "robot") or m.form == "pronoun":
+                continue
+            det = next((c for c in self.doc[m.token].lefts if c.dep_ == "det" and c.lower_ == "the"), None)
+            if det is None or det.i == 0:
+                continue
+            name = self.doc[det.i - 1]
+            if name.pos_ == "PROPN" and name.is_alpha and name.text[:1].isupper() and name.i not in covered and \
+                    name.i not in self.heading_tokens and name.lower_ not in lexicon.CHARACTER_NOUNS and \
+                    name.lower_ not in _COMMON_WORDS and name.ent_type_ not in ("GPE", "LOC", "FAC", "ORG", "NORP"):
+                m.names, m.form = [name.text], "name"
+                m.start = name.idx
 
     def _self_introductions(self, mentions: list[Mention]) -> None:
         """'"Hello!" said the squirrel. "My name is Squeaky ..."': a name given in the speaker's own words
@@ -1307,6 +1357,18 @@ class PromptAnalyzer:
                          pronoun="you", token=t.i, sentence=sent_of.get(t.i, 0))
                  for t in doc if t.lower_ in ("you", "your", "yourself") and (t.i in quoted or dialogue)]
         return sorted(mentions + added, key=lambda m: m.token) if added else mentions
+
+    def _identified(self, mentions: list[Mention]) -> None:
+        """"Suddenly, a figure appears in the sky ... It's Superman!": the name is the one just brought in."""
+        for tok in self.doc:
+            if tok.pos_ != "PROPN" or not tok.text[:1].isupper() or tok.dep_ != "attr" or tok.head.lemma_ != "be" or \
+                    not any(c.dep_ == "nsubj" and c.lower_ == "it" for c in tok.head.children):
+                continue
+            name = " ".join(t.text for t in tok.subtree if t.pos_ == "PROPN" and t.is_alpha)
+            before = [o for o in mentions if o.token < tok.i and o.form in ("indefinite", "definite") and
+                      not o.names and o.kind in ("person", "creature", "robot", "animal") and o.base != "group"]
+            if name and before:
+                before[-1].names = [name]
 
     def _aliases(self, mentions: list[Mention]) -> None:
         """"He presents himself as “Keanu Tana”", "She introduces herself as Mara", "calls himself Ace": the name
@@ -1648,7 +1710,8 @@ class PromptAnalyzer:
     def _pronoun_mention(self, tok, sent_of) -> Mention | None:
         word = tok.lower_
         owner = tok.tag_ == "PRP$"
-        if word in ("both", "characters", "subjects", "two"):  # "two": "The two are leaning over the table"
+        if word in ("both", "characters", "subjects", "two"):  # "two": "The two are leaning over the table", "The
+            # two walk west"
             gender = "p"
         else:
             gender = lexicon.POSSESSIVE_DETERMINERS[word] if owner else lexicon.PRONOUNS[word]
@@ -1660,7 +1723,11 @@ class PromptAnalyzer:
                     any(c.dep_ in ("acomp", "attr", "ccomp", "xcomp") for c in head.children):
                 return None
         pronoun = {"m": "he", "f": "she", "n": "it", "p": "they"}[gender]
-        mention = Mention(start=tok.idx, end=tok.idx + len(tok.text), surface=tok.text, form="pronoun",
+        start = tok.idx
+        if word in ("them", "us") and tok.dep_ == "pobj" and tok.head.lower_ == "of" and \
+                tok.head.head.lower_ in ("two", "three", "four", "five", "both", "all", "each"):
+            start = tok.head.head.idx  # "The three of them": the whole phrase names them
+        mention = Mention(start=start, end=tok.idx + len(tok.text), surface=tok.text, form="pronoun",
                           kind="person" if gender in ("m", "f") else "", base="", gender=gender if gender in
                           ("m", "f") else None, pronoun=pronoun, token=tok.i, sentence=sent_of.get(tok.i, 0),
                           clause_subject=self._clause_subject(tok) if tok.dep_ != "nsubj" and not owner else None,
@@ -1681,7 +1748,7 @@ class PromptAnalyzer:
         return None
 
     def _group_mention(self, tok, sent_of) -> Mention | None:
-        lemma = tok.lemma_.lower()
+        lemma = _singular(tok)
         info = lexicon.CHARACTER_NOUNS.get(lemma) or _GROUP_NOUNS.get(tok.lower_)
         if info is None and tok.text[:1].isupper() and tok.is_alpha and not tok.is_sent_start and \
                 tok.i not in self.heading_tokens and lemma not in lexicon.NOT_CHARACTERS | lexicon.THING_NOUNS | \
@@ -1697,11 +1764,14 @@ class PromptAnalyzer:
         if det is None and _misparsed_verb(tok):  # "The dwarfs cheer": "the" hangs on the verb read as a noun
             det = next((c for c in tok.head.children if c.dep_ == "det" and c.i < tok.i), None)
         num = next((c for c in tok.children if c.dep_ == "nummod"), None)
+        if num is None and _misparsed_verb(tok):  # "Three young chicks approach": the number hangs on the verb
+            num = next((c for c in tok.head.children if c.dep_ == "nummod" and c.i < tok.i), None)
         det_word = det.lower_ if det is not None else ""
         if det is None and num is not None and num.i > 0 and tok.doc[num.i - 1].lower_ in ("the", "these", "those"):
             det_word = "the"  # "the two women": the parser hangs "the" on the number
         introduces = not det_word and num is not None and num.lower_ in _GROUP_SIZE and (tok.dep_ in (
-            "nsubj", "nsubjpass", "dobj", "appos", "ROOT") or tok.dep_ == "pobj" and tok.head.lower_ not in (
+            "nsubj", "nsubjpass", "dobj", "appos", "ROOT") or _misparsed_verb(tok) or
+            tok.dep_ == "pobj" and tok.head.lower_ not in (
             "of", "like", "than") or tok.dep_ == "conj" and (noun_info(tok.head) is not None or tok.head.pos_ in (
             "VERB", "AUX"))) or \
             det_word in ("a", "an") and tok.lower_ in _GROUP_NOUNS and tok.dep_ != "appos"
@@ -1824,7 +1894,7 @@ class PromptAnalyzer:
         opposed = tok.dep_ == "pobj" and head.lower_ == "against" and det_word in ("", "the")
         # "in battle against terrifying creatures", "fight against monsters": the ones fought take part
         returning = det_word in ("", "more") and not owned and (
-            tok.lemma_.lower() in self.group_heads or tok.lemma_.lower() in self.known_heads) and (
+            _singular(tok) in self.group_heads or _singular(tok) in self.known_heads) and (
             tok.dep_ in ("nsubj", "nsubjpass", "dobj") or tok.dep_ == "pobj" and head.lower_ == "by") and \
             not any(c.lower_ == "other" for c in tok.lefts)
         # "Two soldiers drag a girl ..." then "held by soldiers", "Soldiers frozen in background": the same ones
@@ -1839,7 +1909,7 @@ class PromptAnalyzer:
         start = head.head.idx if in_group_of else tok.idx  # "a group of people": the whole phrase names them
         return Mention(start=start, end=tok.idx + len(tok.text), surface=_phrase(tok, include_of=False),
                        form="indefinite" if in_group_of else "definite", kind=info.kind, base="group",
-                       heads=[tok.lemma_.lower()], token=tok.i, sentence=sent_of.get(tok.i, 0),
+                       heads=[_singular(tok)], token=tok.i, sentence=sent_of.get(tok.i, 0),
                        attrs=[a for a in self.attributes(tok) if a.lower() not in ("group", "team")],
                        collective=True, action=self._action(tok))
 

@@ -149,6 +149,11 @@ class EntityRegistry:
         for record in self.entities.values():
             if any(key == n.lower() or key in n.lower().split() for n in record.names):
                 return record
+        for record in self.entities.values():
+            # "Little Red Hen" after "Red Hen": a name of two words or more that ends with the other is the same
+            if any(" " in key and key.endswith(" " + n.lower()) or " " in n and " " in key and
+                   n.lower().endswith(" " + key) for n in record.names):
+                return record
         return None
 
     def to_mapping(self, extra: dict | None = None) -> dict:

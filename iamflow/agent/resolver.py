@@ -48,6 +48,20 @@ def likely_gender(encoder, name: str) -> str | None:
 
 _ANIMAL_PARTS = {"tail", "paw", "mane", "fur", "feather", "fin", "claw", "tusk", "horn", "snout", "muzzle", "hoof",
                  "whisker", "beak", "wing", "flipper", "trunk", "antler", "scale", "gill"}
+# words for a kind of animal that name any animal of that kind ("The bug" for the beetle, "the bird" for the owl)
+_INSECTS = {"beetle", "ant", "bee", "wasp", "ladybug", "ladybird", "grasshopper", "moth", "butterfly", "firefly",
+            "dragonfly", "caterpillar", "fly", "mosquito", "cricket"}
+_BIRDS = {"owl", "eagle", "hawk", "falcon", "crow", "raven", "parrot", "pigeon", "dove", "gull", "seagull", "swan",
+          "duck", "goose", "chicken", "penguin", "flamingo", "heron", "crane", "peacock", "sparrow", "robin",
+          "hummingbird", "pelican", "stork", "vulture", "albatross", "jay", "finch", "canary", "bluebird"}
+_FISH = {"salmon", "trout", "shark", "goldfish", "carp", "tuna", "clownfish"}
+_HYPERNYMS = {"bug": _INSECTS, "insect": _INSECTS, "bird": _BIRDS, "fish": _FISH}
+
+
+def _kind_of(heads: list[str], base: str) -> bool:
+    return any(base in _HYPERNYMS.get(h, ()) for h in heads)
+
+
 _GENERIC_NONPERSON = {"animal", "creature", "beast", "machine", "robot", "thing", "vehicle"}
 _COUPLE_HEADS = {"bride", "groom", "husband", "wife", "newlywed", "bridegroom", "lover", "girlfriend", "boyfriend"}
 _COUPLE_WORDS = {"newlywed", "newlyweds", "couple", "lover", "lovers"}  # two people who are together
@@ -156,7 +170,7 @@ class Resolver:
         if m.gender and g and m.gender != g:
             return False
         if m.kind in ("animal",) and m.base != rec.base and not set(m.heads) & set(rec.heads) and \
-                not set(m.heads) & _GENERIC_NONPERSON:
+                not set(m.heads) & _GENERIC_NONPERSON and not _kind_of(m.heads, rec.base):
             return False
         if m.kind == "vehicle" and m.base != rec.base and not set(m.heads) & set(rec.heads):
             return False
@@ -173,6 +187,8 @@ class Resolver:
         return True
 
     def _head_score(self, m: Mention, rec: EntityRecord) -> float:
+        if rec.kind == "animal" and _kind_of(m.heads, rec.base):
+            return 1.5  # "a small orange beetle ... The bug"
         heads = set(m.heads)
         if m.introduced:
             heads -= lexicon.GENERIC_PERSON
@@ -629,11 +645,16 @@ class Resolver:
 
     def _they(self, m: Mention) -> list[int]:
         found = self._they_of(m, ("person",))
-        if not found and m.surface.lower() in ("both", "two"):
-            # "the two", "both" with fewer than two people about: any two characters ("a boy and his dog ... The
-            # two run")
+        if not found and (m.surface.lower() in ("both", "two") or not self._people_about()):
+            # "the two", "both" with fewer than two people about, and "they" in a story of animals (a dog and a
+            # grasshopper): any two characters ("a boy and his dog ... The two run")
             found = self._they_of(m, ("person", "animal", "creature", "robot"))
         return found
+
+    def _people_about(self) -> bool:
+        """Whether this prompt, or the last one with characters, has a person in it."""
+        ids = [g for g, _ in self.assigned] or next(iter(self._prompt_order()[:1]), [])
+        return any(self.registry.entities[g].kind == "person" for g in ids)
 
     def _they_of(self, m: Mention, kinds: tuple[str, ...]) -> list[int]:
         subject_ids = {g for g, other in self.assigned if other.token == m.clause_subject}
@@ -759,8 +780,8 @@ class Resolver:
                 return bool(set(rec.heads) & _COUPLE_HEADS) or rec.kind == "person"
             if rec.kind != m.kind:
                 return False
-            if m.kind != "person" and m.base != rec.base:
-                return False
+            if m.kind != "person" and m.base != rec.base and not _kind_of(m.heads, rec.base):
+                return False  # ("Both birds": the robin and the jay)
             if m.kind == "person" and m.gender and self._gender(rec) not in (None, m.gender):
                 return False
             return True

@@ -628,3 +628,12 @@ def test_three_chicks_that_approach_are_the_chicks_after():
     _, scenes = story(*prompts)
     chicks = {e.global_id for e in scenes[0].entities}
     assert len(chicks) == 3 and {e.global_id for e in scenes[1].entities} == chicks
+
+
+def test_a_pet_name_in_someones_words_is_the_one_spoken_to():
+    prompts = ("One bright day, Sruthi saw a moving van next to her house.",
+               "\"Yes, dear. That's Kumar uncle's family,\" her Amma replied with a warm smile.")
+    _, scenes = story(*prompts)
+    assert at(scenes[1], prompts[1], "dear").global_id == at(scenes[0], prompts[0], "Sruthi").global_id
+    _, scenes = story("\"Oh dear,\" the old man sighs, looking at the rain.")
+    assert len(scenes[0].entities) == 1  # an exclamation, not someone spoken to

@@ -35,6 +35,7 @@ _VERBS_READ_AS_NOUNS = {"ride", "walk", "run", "sit", "stand", "swim", "dance", 
                         "watch", "look", "climb", "race", "fight", "chase", "hug", "kiss", "talk", "laugh", "cry",
                         "smile", "nap", "drive", "fly", "roll", "stare", "wave", "shout", "sing", "stroll", "march",
                         "approach", "arrive", "gather", "enter", "wander", "emerge", "hide", "wait", "return"}
+_PET_NAMES = {"dear", "honey", "sweetie", "sweetheart", "darling", "kiddo", "buddy", "pal", "love"}
 _MEETING_VERBS = {"find", "see", "spot", "watch", "follow", "visit", "join", "approach", "face", "chase", "call",
                   "invite", "grab", "push", "pull", "carry", "lift", "wake", "tickle", "kick", "punch", "hit", "attack"}
 _CAMERA_VERBS = {"click", "take", "snap", "shoot", "film", "record", "photograph"}  # pictures taken in the scene
@@ -1353,9 +1354,18 @@ class PromptAnalyzer:
         for m in mentions:
             if m.token in self.speaker_tokens or m.token in subjects:
                 m.speaker = True
-        added = [Mention(start=t.idx, end=t.idx + len(t.text), surface=t.text, form="pronoun", kind="", base="",
-                         pronoun="you", token=t.i, sentence=sent_of.get(t.i, 0))
-                 for t in doc if t.lower_ in ("you", "your", "yourself") and (t.i in quoted or dialogue)]
+        def vocative(t) -> bool:  # '"Yes, dear."', '"Thank you, little one."': a pet name for the one spoken to
+            if t.i not in quoted or t.lower_ not in _PET_NAMES and not (
+                    t.lower_ == "one" and t.i > 0 and doc[t.i - 1].lower_ == "little"):
+                return False
+            start = t.i - 1 if t.lower_ == "one" else t.i
+            return start > 0 and doc[start - 1].text in (",", "“", '"') and t.i + 1 < len(doc) and \
+                doc[t.i + 1].text in (",", ".", "!", "?", "”", '"')
+
+        added = [Mention(start=t.idx if t.lower_ != "one" else doc[t.i - 1].idx, end=t.idx + len(t.text),
+                         surface=t.text, form="pronoun", kind="", base="", pronoun="you", token=t.i,
+                         sentence=sent_of.get(t.i, 0))
+                 for t in doc if t.lower_ in ("you", "your", "yourself") and (t.i in quoted or dialogue) or vocative(t)]
         return sorted(mentions + added, key=lambda m: m.token) if added else mentions
 
     def _identified(self, mentions: list[Mention]) -> None:

@@ -26,6 +26,7 @@ def test_labelled_set_is_large_and_anchors_are_valid():
     assert sum(s.source == "scripts_public_h.yaml" for s in scripts) >= 14
     assert sum(s.source == "scripts_public_i.yaml" for s in scripts) >= 14
     assert sum(s.source == "scripts_public_j.yaml" for s in scripts) >= 14
+    assert sum(s.source == "scripts_public_k.yaml" for s in scripts) >= 14
     cases = {c for s in scripts for c in s.cases}
     for case in ("pronoun", "name", "role_noun", "possessive", "leave_return", "newcomer", "contradiction",
                  "attribute_change", "animal", "robot", "vehicle", "prop_or_place"):
@@ -57,7 +58,7 @@ def test_rules_backend_meets_targets_on_all_labelled_data(results):
 
 @pytest.mark.parametrize("source, f1, recall", [
     # public scripts written by others; their first runs are in docs/agent.md. These floors, just under the
-    # numbers measured after the work (no longer blind for any of the ten), catch a regression on such text
+    # numbers measured after the work (no longer blind for any of the eleven), catch a regression on such text
     ("scripts_public_a.yaml", 0.95, 0.94),
     ("scripts_public_b.yaml", 0.97, 0.98),
     ("scripts_public_c.yaml", 0.97, 0.97),
@@ -68,6 +69,7 @@ def test_rules_backend_meets_targets_on_all_labelled_data(results):
     ("scripts_public_h.yaml", 0.92, 0.90),
     ("scripts_public_i.yaml", 0.90, 0.92),
     ("scripts_public_j.yaml", 0.90, 0.91),
+    ("scripts_public_k.yaml", 0.92, 0.93),
 ])
 def test_public_held_out_sets_do_not_regress(results, source, f1, recall):
     total = _totals(results, lambda s: s.source == source)

@@ -637,3 +637,17 @@ def test_a_pet_name_in_someones_words_is_the_one_spoken_to():
     assert at(scenes[1], prompts[1], "dear").global_id == at(scenes[0], prompts[0], "Sruthi").global_id
     _, scenes = story("\"Oh dear,\" the old man sighs, looking at the rain.")
     assert len(scenes[0].entities) == 1  # an exclamation, not someone spoken to
+
+
+def test_a_dressed_maker_of_things_and_a_boys_shoes_without_the_apostrophe():
+    prompts = ("An old glassblower with a leather apron shapes a glowing vase at the furnace.",
+               "The apprentice smiles as the glassblower holds the finished vase up to the light.")
+    _, scenes = story(*prompts)
+    maker = at(scenes[0], prompts[0], "glassblower")
+    assert maker.kind == "person" and at(scenes[1], prompts[1], "glassblower").global_id == maker.global_id
+    _, scenes = story("A computer with a leather case sits on the desk.")
+    assert scenes[0].entities == []
+    prompts = ("Medium close up- Grace talking to the boy in the white shirt.",
+               "Tracking shot- boys shoes walking towards Grace's.")
+    _, scenes = story(*prompts)
+    assert at(scenes[1], prompts[1], "boys").global_id == at(scenes[0], prompts[0], "boy").global_id

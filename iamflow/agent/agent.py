@@ -118,6 +118,9 @@ class NounClassifier:
                     if max(scores, key=scores.get) == "person" and scores["person"] >= self.EVIDENCE_FLOOR and \
                             scores["person"] - thing >= self.EVIDENCE_MARGIN[evidence]:
                         kind = "person"
+                    elif max(scores, key=scores.get) == "person" and lemma.endswith(_AGENT_SUFFIXES) and \
+                            len(lemma) > 6:
+                        kind = "person"  # "an old glassblower with a leather apron": one who does, dressed as one
                 if kind is not None:
                     info = _classified_info(kind, lemma)
                     break
@@ -169,6 +172,9 @@ def _cached_embeddings(encoder, words: list[str]) -> np.ndarray:
 
 
 _classifier: NounClassifier | None = None
+
+
+_AGENT_SUFFIXES = ("er", "or", "ist", "ian", "smith", "wright", "keeper", "maker")
 
 
 def _noun_classifier() -> NounClassifier:

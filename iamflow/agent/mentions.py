@@ -1204,6 +1204,12 @@ class PromptAnalyzer:
                 continue
             elif self._collective_noun(tok, sent_of, folded_members, mentions, index_of_token):
                 continue
+            elif self._owner_without_apostrophe(tok):
+                info = noun_info(tok)
+                index_of_token[tok.i] = len(mentions)
+                mentions.append(Mention(start=tok.idx, end=tok.idx + len(tok.text), surface=tok.text, form="definite",
+                                        kind=info.kind, base=info.base, gender=info.gender, heads=[_singular(tok)],
+                                        token=tok.i, sentence=sent_of.get(tok.i, 0), weak=True))
             elif (tok.tag_ in ("NNS", "NNPS") or tok.lower_ in ("couple", "pair") and any(
                     c.dep_ == "det" and c.lower_ in ("the", "a", "an") for c in tok.children)) and (
                     not self._is_excluded(tok) or tok.lower_ in ("couple", "pair")):
@@ -1379,6 +1385,20 @@ class PromptAnalyzer:
                       not o.names and o.kind in ("person", "creature", "robot", "animal") and o.base != "group"]
             if name and before:
                 before[-1].names = [name]
+
+    def _owner_without_apostrophe(self, tok) -> bool:
+        """"Close up- boys same shoes from earlier", "boys shoes walking towards Grace's": a plural-looking noun with
+        no article right before a garment or a body part is one known character's, the apostrophe left out."""
+        info = noun_info(tok)
+        if tok.tag_ != "NNS" or info is None or info.kind not in ("person", "animal") or any(
+                c.dep_ in ("det", "nummod", "poss") for c in tok.children) or \
+                tok.i > 0 and tok.doc[tok.i - 1].lower_ in _ARTICLE_BLOCKERS:
+            return False
+        nxt = tok.i + 1
+        if nxt < len(tok.doc) and tok.doc[nxt].lower_ in ("same", "own", "little", "left", "right"):
+            nxt += 1
+        return nxt < len(tok.doc) and (tok.doc[nxt].lower_ in attributes.CLOTHING_WORDS or
+                                       tok.doc[nxt].lower_ in _PERSONAL_PARTS | {"feet", "shoes", "legs", "arms"})
 
     def _aliases(self, mentions: list[Mention]) -> None:
         """"He presents himself as “Keanu Tana”", "She introduces herself as Mara", "calls himself Ace": the name

@@ -651,3 +651,10 @@ def test_a_dressed_maker_of_things_and_a_boys_shoes_without_the_apostrophe():
                "Tracking shot- boys shoes walking towards Grace's.")
     _, scenes = story(*prompts)
     assert at(scenes[1], prompts[1], "boys").global_id == at(scenes[0], prompts[0], "boy").global_id
+
+
+def test_the_one_called_by_name_in_a_line_is_not_its_speaker():
+    prompts = ("Sruthi hugs her Amma in the kitchen. Her Amma smiles at her.",
+               "One bright day, Sruthi saw a moving van. \"Amma, we have new neighbors!\" she exclaimed.")
+    _, scenes = story(*prompts)
+    assert at(scenes[1], prompts[1], "she").global_id == at(scenes[0], prompts[0], "Sruthi").global_id

@@ -474,6 +474,7 @@ class Mention:
     owns: str = ""  # a possessive pronoun's noun ("his tail": "tail")
     aliases: list[str] = field(default_factory=list)  # "presents himself as Keanu Tana": a name it goes by
     speaker: bool = False  # says the prompt's quoted words ("his mom said", "Jane: ...")
+    vocative: bool = False  # called by name in someone's words ('"Amma, we have new neighbors!"')
 
     def description(self) -> str:
         """Text the sentence encoder compares with known characters."""
@@ -1360,6 +1361,9 @@ class PromptAnalyzer:
         for m in mentions:
             if m.token in self.speaker_tokens or m.token in subjects:
                 m.speaker = True
+            if m.token in quoted and m.form == "name" and m.token > 0 and doc[m.token - 1].text in ('"', "“") and \
+                    m.token + 1 < len(doc) and doc[m.token + 1].text in (",", "!"):
+                m.vocative = True
         def vocative(t) -> bool:  # '"Yes, dear."', '"Thank you, little one."': a pet name for the one spoken to
             if t.i not in quoted or t.lower_ not in _PET_NAMES and not (
                     t.lower_ == "one" and t.i > 0 and doc[t.i - 1].lower_ == "little"):

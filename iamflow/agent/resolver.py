@@ -256,7 +256,7 @@ class Resolver:
             return here[:1]
         for ids in self._prompt_order()[:2]:
             others = [g for g in ids if g not in speakers and self.registry.entities[g].kind in kinds and
-                      self.registry.entities[g].base != "group" and not self._in_prompt(g)]
+                      self.registry.entities[g].base != "group" and not self._in_prompt(g, pronouns=False)]
             if others:
                 return others[:1]
         return []
@@ -561,6 +561,8 @@ class Resolver:
                 continue
             if other.form == "pronoun" and other.pronoun != m.pronoun:
                 continue
+            if m.speaker and other.vocative:
+                continue  # '"Amma, we have new neighbors!" she exclaimed': not Amma, the one spoken to
             if self._compatible(m, self.registry.entities[gid], strict=False):
                 out.append(gid)
         def of_no_known_sex(gid: int) -> bool:  # for "he"/"she": one the story never gave a sex comes after

@@ -658,3 +658,37 @@ def test_the_one_called_by_name_in_a_line_is_not_its_speaker():
                "One bright day, Sruthi saw a moving van. \"Amma, we have new neighbors!\" she exclaimed.")
     _, scenes = story(*prompts)
     assert at(scenes[1], prompts[1], "she").global_id == at(scenes[0], prompts[0], "Sruthi").global_id
+
+
+def test_the_pigeons_and_the_birds_are_the_two_the_story_has_and_a_name_set_after_its_noun():
+    prompts = ("1 - Shot from above. A pigeon, Shane, flies above the city. Below him, another pigeon, Carl, is "
+               "standing on the edge of the rooftop.",
+               "2 - Shot from behind the pigeons, looking off the edge of the building. Shane lands behind Carl.",
+               "4 - Switch angles to look head-on at the birds. Shane has lowered his wing.")
+    _, scenes = story(*prompts)
+    shane, carl = at(scenes[0], prompts[0], "pigeon"), at(scenes[0], prompts[0], "pigeon", 2)
+    assert shane.global_id != carl.global_id and at(scenes[0], prompts[0], "Shane").global_id == shane.global_id
+    assert {e.global_id for e in scenes[1].entities} == {shane.global_id, carl.global_id}
+    pigeons = {e.global_id for e in scenes[1].entities if any(prompts[1][s:t] == "pigeons" for s, t in e.spans)}
+    birds = {e.global_id for e in scenes[2].entities if any(prompts[2][s:t] == "birds" for s, t in e.spans)}
+    assert pigeons == birds == {shane.global_id, carl.global_id}
+    assert len(scenes[2].entities) == 2  # no "Switch"
+
+
+def test_a_story_hero_of_a_guessed_sex_a_list_of_animals_and_each_of_them():
+    prompts = ("Momotaro grew up strong and brave.", "One day, he decided to go to Demon Island.",
+               "Along the way, he met a dog, a monkey, and a pheasant.", "He gave each of them a dumpling.")
+    _, scenes = story(*prompts)
+    hero = at(scenes[0], prompts[0], "Momotaro").global_id
+    assert at(scenes[1], prompts[1], "he").global_id == hero
+    animals = {at(scenes[2], prompts[2], w).global_id for w in ("dog", "monkey", "pheasant")}
+    assert len(animals) == 3
+    assert {e.global_id for e in scenes[3].entities if e.global_id != hero} == animals
+
+
+def test_a_name_only_a_person_can_be_hired_as_whatever_the_ner_says():
+    prompt = "After Luke, Kenobi, and the droids hire Han Solo and Chewbacca to transport them, Kenobi trains Luke."
+    _, scenes = story(prompt)
+    at(scenes[0], prompt, "Han Solo")
+    at(scenes[0], prompt, "Chewbacca")
+    at(scenes[0], prompt, "droids")

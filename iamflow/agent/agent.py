@@ -314,6 +314,10 @@ class EntityAgent:
         analyzer = PromptAnalyzer(doc, names, known_heads, classify_unknown=_noun_classifier(), origin=origin,
                                   tags=tags, prompt=prompt)
         analyzer.animal_heads = {h for r in registry.entities.values() if r.kind == "animal" for h in r.heads}
+        analyzer.individual_heads = {h for r in registry.entities.values() if r.base != "group" and r.kind != "vehicle"
+                                     for h in r.heads} | {
+            word for r in registry.entities.values() if r.kind == "animal"
+            for word, members in lexicon.HYPERNYMS.items() if r.base in members}
         analyzer.group_heads = {h for r in registry.entities.values()
                                 if any(i.get("group") for i in r.instances) for h in r.heads}
         analyzer.known_roles = {h for r in registry.entities.values() if r.kind == "person" and r.base != "group"

@@ -125,7 +125,8 @@ _ANIMALS = """dog puppy pup hound terrier retriever labrador poodle beagle bulld
     hummingbird fish shark whale dolphin orca seal walrus turtle tortoise octopus squid crab lobster jellyfish
     snake python cobra lizard iguana chameleon crocodile alligator frog toad butterfly moth bee wasp spider
     ant beetle dragonfly firefly bat warhorse steed mustang pelican stork vulture albatross manatee stingray
-    salmon trout lamb gecko tortoise grasshopper caterpillar ladybug ladybird snail slug worm bug""".split()
+    salmon trout lamb gecko tortoise grasshopper caterpillar ladybug ladybird snail slug worm bug pheasant quail
+    partridge turkey ostrich emu magpie jay finch canary woodpecker kingfisher""".split()
 _CREATURES = """dragon unicorn griffin phoenix alien creature monster beast mermaid centaur yeti kraken golem
     werewolf spirit specter spectre wraith ogre minotaur hydra sphinx pegasus leviathan serpent snowman
     sprite gnome imp genie djinn nymph leprechaun gremlin faun satyr banshee""".split()
@@ -307,3 +308,13 @@ LOCATION_NOUNS = set("""room kitchen office bar café cafe restaurant diner stre
 LOCATION_PREPS = {"in", "at", "on", "inside", "through", "across", "along", "into", "onto", "near", "over",
                   "under", "beneath", "beside", "outside", "within", "around", "toward", "towards", "down",
                   "up", "past", "behind"}
+
+# words for a kind of animal that name any animal of that kind ("The bug" for the beetle, "the bird" for the owl)
+INSECTS = {"beetle", "ant", "bee", "wasp", "ladybug", "ladybird", "grasshopper", "moth", "butterfly", "firefly",
+            "dragonfly", "caterpillar", "fly", "mosquito", "cricket"}
+BIRDS = {"owl", "eagle", "hawk", "falcon", "crow", "raven", "parrot", "pigeon", "dove", "gull", "seagull", "swan",
+          "duck", "goose", "chicken", "penguin", "flamingo", "heron", "crane", "peacock", "sparrow", "robin",
+          "hummingbird", "pelican", "stork", "vulture", "albatross", "jay", "finch", "canary", "bluebird", "pheasant",
+          "quail", "partridge", "turkey", "ostrich", "emu", "magpie", "woodpecker", "kingfisher"}
+FISH = {"salmon", "trout", "shark", "goldfish", "carp", "tuna", "clownfish"}
+HYPERNYMS = {"bug": INSECTS, "insect": INSECTS, "bird": BIRDS, "fish": FISH}

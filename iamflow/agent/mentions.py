@@ -474,6 +474,7 @@ class Mention:
     owns: str = ""  # a possessive pronoun's noun ("his tail": "tail")
     aliases: list[str] = field(default_factory=list)  # "presents himself as Keanu Tana": a name it goes by
     speaker: bool = False  # says the prompt's quoted words ("his mom said", "Jane: ...")
+    recalled: bool = False  # "the pigeons" where the story has pigeons one by one: those, if any
     vocative: bool = False  # called by name in someone's words ('"Amma, we have new neighbors!"')
 
     def description(self) -> str:
@@ -532,7 +533,8 @@ def _phrase(token, include_of: bool = True) -> str:
 def _camera_word(token) -> bool:
     """"Shot" and a camera word before another ("Follow Shot Toby's footsteps", "Tilt down"): the camera."""
     nxt = token.doc[token.i + 1] if token.i + 1 < len(token.doc) else None
-    return token.lower_ in ("shot", "camera", "zoomed") or token.lower_ in _CAMERA_WORDS and nxt is not None and (
+    return token.lower_ in ("shot", "camera", "zoomed") or token.lower_ == "switch" and nxt is not None and \
+        nxt.lower_ in ("angles", "angle", "to", "shots") or token.lower_ in _CAMERA_WORDS and nxt is not None and (
         nxt.lower_ in _CAMERA_AFTER)
 
 
@@ -693,7 +695,9 @@ def _listed_apart(head, appos) -> bool:
         return True  # "farmer, wife, granddaughter, dog, cat, and mouse": a list
     if (a.kind, a.base) == (b.kind, b.base) or a.kind == "person" and b.kind == "person":
         return False
-    return all(any(c.dep_ == "det" and c.lower_ == "the" for c in t.children) for t in (head, appos))
+    return all(any(c.dep_ == "det" and c.lower_ == "the" for c in t.children) for t in (head, appos)) or \
+        all(any(c.dep_ == "det" and c.lower_ in ("a", "an") for c in t.children) for t in (head, appos))
+    # ("he met a dog, a monkey, and a pheasant")
 
 
 def _conjuncts(token) -> list:
@@ -718,6 +722,7 @@ class PromptAnalyzer:
         self.known_roles: set[str] = set()  # unlisted role nouns of the story's people ("historian")
         self.group_heads: set[str] = set()  # nouns of the members of the story's numbered groups ("soldier")
         self.animal_heads: set[str] = set()  # nouns of the story's animals ("fawn")
+        self.individual_heads: set[str] = set()  # nouns (and kind words: "birds") of the story's single characters
         # heads that name a character only once the story has one: its vehicles, its talking holograms
         self.known_heads = known_heads
         self.classify_unknown = classify_unknown  # callable(lemma) -> NounInfo | None
@@ -915,11 +920,13 @@ class PromptAnalyzer:
             if shot.lower_ in _SHOT_NOUNS or shot.lower_ == "up" and shot.i >= 2 and \
                     self.doc[shot.i - 2].lower_ == "close":
                 return True  # "Close-up of Gandalf, with his wise eyes ...": what the shot shows
-        if not place and token.dep_ == "dobj" and token.head.pos_ == "VERB" and token.ent_type_ != "WORK_OF_ART" and \
-                token.head.lemma_.lower() in lexicon.PERSON_OBJECT_VERBS | _MEETING_VERBS and any(
-                    c.dep_ == "nsubj" and (c.lower_ in lexicon.PRONOUNS or c.pos_ == "PROPN")
+        if token.dep_ == "dobj" and token.head.pos_ == "VERB" and token.ent_type_ != "WORK_OF_ART" and (
+                token.head.lemma_.lower() in lexicon.PERSON_OBJECT_VERBS or not place and
+                token.head.lemma_.lower() in _MEETING_VERBS) and any(
+                    c.dep_ == "nsubj" and (c.lower_ in lexicon.PRONOUNS or c.pos_ in ("PROPN", "NOUN"))
                     for c in token.head.children):
-            return True  # "He finds Lara in the living room": someone found, met, followed
+            return True  # "He finds Lara in the living room", "the droids hire Han Solo" (whatever the NER says
+            # of a name only a person can be hired as)
         return token.dep_ in ("dative",) or token.dep_ == "dobj" and token.head.pos_ == "VERB" and any(
             c.dep_ == "dobj" and c.i != token.i for c in token.head.children)
 
@@ -1703,7 +1710,7 @@ class PromptAnalyzer:
                                                       and not _camera_word(c)])
             # (a title before the name is part of the span, "Prince Charming", not of the name)
             end = span_tok.idx + len(span_tok.text)
-            if span_tok.i in self.tags and span_tok.dep_ == "appos" and span_tok.head.i < span_tok.i and \
+            if span_tok.dep_ == "appos" and span_tok.head.i < span_tok.i and \
                     span_tok.head in chain:
                 start = span_tok.head.idx  # "a young painter, [character1], ...": the noun and its tag
             surface = names[0]
@@ -1903,7 +1910,7 @@ class PromptAnalyzer:
         if any(c.lower_ == "other" for c in tok.children):
             return None  # "the other passengers": the background around the characters
         owned = any(c.dep_ == "poss" for c in tok.children)
-        acting = (info.kind in ("person", "creature") and (det_word in ("the", "these", "those") or owned) or
+        acting = (info.kind in ("person", "creature", "robot") and (det_word in ("the", "these", "those") or owned) or
                   info.kind == "animal" and det_word == "the" and tok.dep_ == "nsubj" or
                   tok.lower_ == "people" and det_word in ("", "many", "some", "several") and tok.dep_ == "nsubj"
                   and not any(w.lower_ in ("background", "distance", "crowd") for w in tok.sent)) and (
@@ -1937,15 +1944,19 @@ class PromptAnalyzer:
             not any(c.dep_ == "amod" or c.dep_ == "nummod" for c in tok.children) and any(
                 c.dep_ == "nsubj" and (c.pos_ == "PROPN" or noun_info(c) is not None) for c in head.children)
         # "Robinson punches orangutans in the forest": the ones a character does something to take part
-        if info.kind not in ("person", "animal", "creature") or not (in_group_of or acting or shown_doing or opposed
-                                                                     or returning or acted_on or told_to):
+        recalled = det_word == "the" and not owned and _singular(tok) in self.individual_heads and not any(
+            c.dep_ == "nummod" for c in tok.children)  # "Shot from behind the pigeons": the two the story has
+        if info.kind not in ("person", "animal", "creature", "robot") or not (
+                in_group_of or acting or shown_doing or opposed or returning or acted_on or told_to or recalled):
             return None  # (creatures: "the seven dwarfs gather around her", "the goblins attack")
         start = head.head.idx if in_group_of else tok.idx  # "a group of people": the whole phrase names them
         return Mention(start=start, end=tok.idx + len(tok.text), surface=_phrase(tok, include_of=False),
                        form="indefinite" if in_group_of else "definite", kind=info.kind, base="group",
                        heads=[_singular(tok)], token=tok.i, sentence=sent_of.get(tok.i, 0),
                        attrs=[a for a in self.attributes(tok) if a.lower() not in ("group", "team")],
-                       collective=True, action=self._action(tok))
+                       collective=True, action=self._action(tok),
+                       recalled=recalled and not (in_group_of or acting or shown_doing or opposed or returning or
+                                                  acted_on or told_to))
 
     def _link_possessors(self, mentions: list[Mention], index_of_token: dict[int, int]) -> None:
         for m in mentions:

@@ -147,8 +147,13 @@ class EntityRegistry:
     def by_name(self, name: str) -> EntityRecord | None:
         key = name.lower()
         for record in self.entities.values():
-            if any(key == n.lower() or key in n.lower().split() for n in record.names):
+            if any(key == n.lower() for n in record.names):
                 return record
+        # one word of a longer name ("Kenobi" for "Ben Kenobi"): the shortest name that has it
+        having = [(min(len(n.split()) for n in record.names if key in n.lower().split()), gid)
+                  for gid, record in self.entities.items() if any(key in n.lower().split() for n in record.names)]
+        if having:
+            return self.entities[min(having)[1]]
         for record in self.entities.values():
             # "Little Red Hen" after "Red Hen": a name of two words or more that ends with the other is the same
             if any(" " in key and key.endswith(" " + n.lower()) or " " in n and " " in key and

@@ -48,18 +48,8 @@ def likely_gender(encoder, name: str) -> str | None:
 
 _ANIMAL_PARTS = {"tail", "paw", "mane", "fur", "feather", "fin", "claw", "tusk", "horn", "snout", "muzzle", "hoof",
                  "whisker", "beak", "wing", "flipper", "trunk", "antler", "scale", "gill"}
-# words for a kind of animal that name any animal of that kind ("The bug" for the beetle, "the bird" for the owl)
-_INSECTS = {"beetle", "ant", "bee", "wasp", "ladybug", "ladybird", "grasshopper", "moth", "butterfly", "firefly",
-            "dragonfly", "caterpillar", "fly", "mosquito", "cricket"}
-_BIRDS = {"owl", "eagle", "hawk", "falcon", "crow", "raven", "parrot", "pigeon", "dove", "gull", "seagull", "swan",
-          "duck", "goose", "chicken", "penguin", "flamingo", "heron", "crane", "peacock", "sparrow", "robin",
-          "hummingbird", "pelican", "stork", "vulture", "albatross", "jay", "finch", "canary", "bluebird"}
-_FISH = {"salmon", "trout", "shark", "goldfish", "carp", "tuna", "clownfish"}
-_HYPERNYMS = {"bug": _INSECTS, "insect": _INSECTS, "bird": _BIRDS, "fish": _FISH}
-
-
 def _kind_of(heads: list[str], base: str) -> bool:
-    return any(base in _HYPERNYMS.get(h, ()) for h in heads)
+    return any(base in lexicon.HYPERNYMS.get(h, ()) for h in heads)
 
 
 _GENERIC_NONPERSON = {"animal", "creature", "beast", "machine", "robot", "thing", "vehicle"}
@@ -302,6 +292,9 @@ class Resolver:
                 return self._new_group(m)  # "the elderly couple" that the story had not shown: two people
             return found
         if m.names:
+            for gid, other in self.assigned:
+                if other.names and other.names[0].lower() == m.names[0].lower():
+                    return [gid]  # the same name twice in a prompt: the one it named the first time
             for name in m.names:
                 rec = self.registry.by_name(name)
                 if rec is not None:
@@ -613,6 +606,17 @@ class Resolver:
                 self.registry.entities[gid].kind == "person" and self.registry.entities[gid].base != "group" and
                 self._stated_gender(self.registry.entities[gid]) is None and
                 self._name_gender(self.registry.entities[gid]) not in (None, m.gender)))
+            if not guessed and not any(other.token < m.token and other.form != "pronoun" for _, other in self.assigned) \
+                    and not self._animal_for_pronoun(m):
+                # nobody named before it in this prompt: the last prompt's one person of a guessed sex ("Momotaro
+                # grew up strong and brave." -> "One day, he decided to go ...")
+                last = next(iter(self._prompt_order()[:1]), [])
+                people = [g for g in last if self.registry.entities[g].kind == "person" and
+                          self.registry.entities[g].base != "group"]
+                guessed = [g for g in people if self._stated_gender(self.registry.entities[g]) is None and
+                           self._name_gender(self.registry.entities[g]) not in (None, m.gender)]
+                if len(people) != 1:
+                    guessed = []
             if len(guessed) == 1:
                 return guessed  # "Skye sits ... with his elbows on his knees": the text says more than the name
         if m.pronoun in ("he", "she") and not candidates and not self._animal_for_pronoun(m) and \
@@ -671,6 +675,14 @@ class Resolver:
         if len(here) >= 2:
             return here
         if not here:
+            # "he met a dog, a monkey, and a pheasant." -> "He gave each of them a dumpling": the animals the last
+            # prompt brought in, when its people are only the one who acts now
+            last = next(iter(self._prompt_order()[:1]), [])
+            beasts = [g for g in last if self.registry.entities[g].kind in ("animal", "creature", "robot") and
+                      self.registry.entities[g].base != "group"]
+            people = [g for g in last if self.registry.entities[g].kind == "person" and g not in subject_ids]
+            if len(beasts) >= 2 and not people and "person" in kinds:
+                return beasts
             # a group acting as one in the latest prompt that had characters: "The team sets up camp." ->
             # "At night, they gather around a fire"
             for ids in self._prompt_order()[:2]:
@@ -774,6 +786,13 @@ class Resolver:
         for gid, group in self.group_members.items():
             if set(m.heads) & set(self.registry.entities[gid].heads):
                 return list(group)
+        if not members and m.recalled:
+            # "Shot from behind the pigeons", "look head-on at the birds": the story's own of that kind, lately seen
+            recent = [g for ids in self._prompt_order()[:2] for g in ids]
+            members = [g for g in dict.fromkeys(recent) if self.registry.entities[g].base != "group" and
+                       (set(m.heads) & set(self.registry.entities[g].heads) or
+                        _kind_of(m.heads, self.registry.entities[g].base))]
+            return members if len(members) >= 2 else []
         return members or [-1]
 
     def _group(self, m: Mention) -> list[int]:

@@ -692,3 +692,17 @@ def test_a_name_only_a_person_can_be_hired_as_whatever_the_ner_says():
     at(scenes[0], prompt, "Han Solo")
     at(scenes[0], prompt, "Chewbacca")
     at(scenes[0], prompt, "droids")
+
+
+def test_a_game_scripts_stage_directions_and_adverbs_and_the_screen_name_no_one():
+    prompts = ("«Chaotic Alteon, standing still, and Lord Brentan, walking back and forwards, on the chapel altar»",
+               "«Screen fades out and in again, same scene»",
+               "«Lord Brentan stops walking and throws a book at the wall»")
+    _, scenes = story(*prompts)
+    alteon, brentan = at(scenes[0], prompts[0], "Alteon"), at(scenes[0], prompts[0], "Brentan")
+    assert alteon.global_id != brentan.global_id and alteon.kind == brentan.kind == "person"
+    assert scenes[1].entities == []
+    assert [e.global_id for e in scenes[2].entities] == [brentan.global_id]
+    prompts = ("The fox grins at the crow on the branch.", "Down fell the cheese straight into the Fox’s mouth.")
+    _, scenes = story(*prompts)
+    assert [e.kind for e in scenes[1].entities] == ["animal"]

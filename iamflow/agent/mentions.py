@@ -35,6 +35,8 @@ _VERBS_READ_AS_NOUNS = {"ride", "walk", "run", "sit", "stand", "swim", "dance", 
                         "watch", "look", "climb", "race", "fight", "chase", "hug", "kiss", "talk", "laugh", "cry",
                         "smile", "nap", "drive", "fly", "roll", "stare", "wave", "shout", "sing", "stroll", "march",
                         "approach", "arrive", "gather", "enter", "wander", "emerge", "hide", "wait", "return"}
+_ADVERB_WORDS = {"down", "up", "out", "off", "away", "back", "then", "there", "here", "now", "soon", "later",
+                 "suddenly", "meanwhile", "finally", "afterwards", "still", "again", "once", "luckily", "sadly"}
 _PET_NAMES = {"dear", "honey", "sweetie", "sweetheart", "darling", "kiddo", "buddy", "pal", "love"}
 _MEETING_VERBS = {"find", "see", "spot", "watch", "follow", "visit", "join", "approach", "face", "chase", "call",
                   "invite", "grab", "push", "pull", "carry", "lift", "wake", "tickle", "kick", "punch", "hit", "attack"}
@@ -361,6 +363,7 @@ def readable_markup(text: str) -> tuple[str, list[int], dict[int, str]]:
     """
     inserts: dict[int, str] = {}  # original index -> text inserted before it
     # original start -> (original end, replacement, origin of each replacement character)
+    text = text.replace("«", " ").replace("»", " ")  # a game script's «stage directions»: read as plain text
     replaced, tags = _markup(text) if any(c in text for c in "[#<*(") else ({}, {})
     if "-" in text:
         _designations(text, replaced, tags)
@@ -533,7 +536,7 @@ def _phrase(token, include_of: bool = True) -> str:
 def _camera_word(token) -> bool:
     """"Shot" and a camera word before another ("Follow Shot Toby's footsteps", "Tilt down"): the camera."""
     nxt = token.doc[token.i + 1] if token.i + 1 < len(token.doc) else None
-    return token.lower_ in ("shot", "camera", "zoomed") or token.lower_ == "switch" and nxt is not None and \
+    return token.lower_ in ("shot", "camera", "zoomed", "screen") or token.lower_ == "switch" and nxt is not None and \
         nxt.lower_ in ("angles", "angle", "to", "shots") or token.lower_ in _CAMERA_WORDS and nxt is not None and (
         nxt.lower_ in _CAMERA_AFTER)
 
@@ -836,6 +839,8 @@ class PromptAnalyzer:
     def is_name(self, token) -> bool:
         if token.i in self.tags or token.i in self.speaker_tokens:
             return True
+        if token.lower_ in _ADVERB_WORDS:
+            return False  # "Down fell the cheese", "Later, ...": an adverb opening the sentence
         if self._lower_case_in_prompt(token):
             return False
         if token.lower_ in _COMMON_WORDS and token.lower_ not in self.known_names and (
@@ -898,10 +903,15 @@ class PromptAnalyzer:
         if any(c.dep_ == "det" for c in token.children) and not self._stage_name(token):
             return False
         place = token.ent_type_ in ("GPE", "LOC", "FAC")
-        if not place and token.pos_ == "PROPN" and any(
+        if token.pos_ == "PROPN" and any(
                 c.dep_ == "compound" and c.i == token.i - 1 and c.lower_ in _TITLE_WORDS and c.text[:1].isupper()
                 for c in token.children):
-            return True  # "Clone sat across from Detective Morrison": a title before it makes it a name
+            return True  # "Clone sat across from Detective Morrison", "Lord Brentan": a title makes it a name
+        if not place and token.pos_ == "PROPN" and token.dep_ == "ROOT" and any(
+                c.dep_ == "acl" and c.tag_ == "VBG" for c in token.children) and not any(
+                t.lower_ in _SPEAKERLESS_HEADINGS | {"duration", "act", "card", "second", "first", "third"}
+                for t in [token] + [c for c in token.children if c.dep_ == "compound"]):
+            return True  # "Chaotic Alteon, standing still, ...": a stage direction that shows someone
         if not place and token.dep_ == "poss" and token.head.lower_ in _PERSONAL_PARTS:
             return True  # "Alexandra's black silhouette framed in doorway", "studied Clone's face"
         if not place and token.dep_ == "ROOT" and any(c.dep_ in ("appos", "dobj") and c.lower_ in _PERSONAL_PARTS
@@ -1502,7 +1512,7 @@ class PromptAnalyzer:
             if tok.i in covered or not tok.text[:1].isupper() or not tok.is_alpha or lower in _TITLE_WORDS or \
                     _camera_word(tok) or \
                     lower in lexicon.PRONOUNS or lower in lexicon.CHARACTER_NOUNS or lower in lexicon.LOCATION_NOUNS \
-                    or lower in _ARTICLE_BLOCKERS or lower in _HEADING_FUNCTION_WORDS:
+                    or lower in _ARTICLE_BLOCKERS or lower in _HEADING_FUNCTION_WORDS or lower in _ADVERB_WORDS:
                 continue
             nxt = tok.doc[tok.i + 1] if tok.i + 1 < len(tok.doc) else None
             titled = False

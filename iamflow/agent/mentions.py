@@ -34,9 +34,10 @@ _SHOT_NOUNS = {"close-up", "closeup", "shot", "view", "glimpse", "footage", "ang
 _VERBS_READ_AS_NOUNS = {"ride", "walk", "run", "sit", "stand", "swim", "dance", "jump", "play", "sleep", "rest", "wait",
                         "watch", "look", "climb", "race", "fight", "chase", "hug", "kiss", "talk", "laugh", "cry",
                         "smile", "nap", "drive", "fly", "roll", "stare", "wave", "shout", "sing", "stroll", "march",
-                        "approach", "arrive", "gather", "enter", "wander", "emerge", "hide", "wait", "return"}
+                        "approach", "arrive", "gather", "enter", "wander", "emerge", "hide", "return"}
 _ADVERB_WORDS = {"down", "up", "out", "off", "away", "back", "then", "there", "here", "now", "soon", "later",
                  "suddenly", "meanwhile", "finally", "afterwards", "still", "again", "once", "luckily", "sadly"}
+_QUOTE_MARKS = ('"', "“", "”")
 _PET_NAMES = {"dear", "honey", "sweetie", "sweetheart", "darling", "kiddo", "buddy", "pal", "love"}
 _MEETING_VERBS = {"find", "see", "spot", "watch", "follow", "visit", "join", "approach", "face", "chase", "call",
                   "invite", "grab", "push", "pull", "carry", "lift", "wake", "tickle", "kick", "punch", "hit", "attack"}
@@ -245,47 +246,55 @@ _NARRATION = re.compile(r"\bCaption(?:\s+(?:one|two|three|four|\d))?\s*:.*?(?=\b
 _CAPS_NOT_NAMES = set("""page panel scene shot cut fade int ext pov ecu mcu cont day night sfx vfx fx ceo fbi cia nasa
     usa nyc lol omg god off splash close wide angle end title card insert montage flashback dissolve smash match
     beat later continuous caption narrator note notes the and not yes no hey wow oh stop help now what why who how
-    boom bang crash pow zap thud slam whoosh splash crack snap rumble""".split())
+    boom bang crash pow zap thud slam whoosh crack snap rumble""".split())
 _CAPS_WORD = re.compile(r"(?<![\w'’-])[A-Z]{3,}(?![\w-])(?!\s+[A-Z]{2,}\b)")
 _UNSEEN_VOICE = re.compile(r"\bCAPTION\s*(?:\([^()]{0,30}\))?\s*:|\b[A-Z]{2,}(?:\s[A-Z]{2,})*\s*\((?:OFF|O\.S\.|V\.O\.|OS|VO|O\.C\.)\)\s*:")
 
 
-def _designations(text: str, replaced: dict, tags: dict) -> None:
+def _stand_in_names(text: str) -> list[str]:
+    """The stand-in names a prompt does not use already (all of them if it uses every one)."""
     used = set(re.findall(r"[A-Z][a-z]+", text))
-    names = [n for n in STAND_IN_NAMES if n not in used] or list(STAND_IN_NAMES)
+    return [n for n in STAND_IN_NAMES if n not in used] or list(STAND_IN_NAMES)
+
+
+def _put_stand_in(replaced: dict, tags: dict, start: int, end: int, label: str, name: str) -> None:
+    """Read ``text[start:end]`` as the stand-in ``name``; the character is reported as ``label``."""
+    tags[start] = label
+    origin = [min(start + i, end - 2) for i in range(len(name) - 1)] + [end - 1]
+    replaced[start] = (end, name, origin)
+
+
+def _designations(text: str, replaced: dict, tags: dict) -> None:
+    names = _stand_in_names(text)
     given: dict[str, str] = {}
     for match in _DESIGNATION.finditer(text):
         if _replaced_at(replaced, match.start()):
             continue
-        start, end = match.span()
         name = given.setdefault(match.group(), names[len(given) % len(names)])
-        tags[start] = match.group()
-        origin = [min(start + i, end - 2) for i in range(len(name) - 1)] + [end - 1]
-        replaced[start] = (end, name, origin)
+        _put_stand_in(replaced, tags, *match.span(), match.group(), name)
 
 
 _NUMBERED = re.compile(r"(?<![\w-])([A-Za-z]+) (\d{1,2})(?![\w:%/-])(?!\.\d)(?! ?(?:s|sec|secs|seconds?|min|minutes?|years?|"
                        r"am|pm|ft|feet|m|km|miles?)\b)")
 
 
+_NUMBERED_LABEL = re.compile(r"([A-Z][a-z]+) \d{1,2}")  # how a numbered character is reported: "Snowman 1"
+
+
 def _numbered_characters(text: str, replaced: dict, tags: dict) -> None:
     """"Snowman 1 is facing the camera, snowman 2 is facing towards snowman 1", "Guard 2 raises his hand": a
     character noun with a number is a name of its own (read as a stand-in name, reported as written, in one
     capitalisation whatever the prompt's)."""
-    used = set(re.findall(r"[A-Z][a-z]+", text))
-    names = [n for n in STAND_IN_NAMES if n not in used] or list(STAND_IN_NAMES)
+    names = _stand_in_names(text)
     given: dict[str, str] = {}
     for match in _NUMBERED.finditer(text):
         word = match.group(1).lower()
         info = lexicon.CHARACTER_NOUNS.get(word)
         if info is None or info.kind == "vehicle" or _replaced_at(replaced, match.start()):
             continue
-        start, end = match.span()
         label = f"{word.capitalize()} {match.group(2)}"
         name = given.setdefault(label, names[(len(given) + 4) % len(names)])
-        tags[start] = label
-        origin = [min(start + i, end - 2) for i in range(len(name) - 1)] + [end - 1]
-        replaced[start] = (end, name, origin)
+        _put_stand_in(replaced, tags, *match.span(), label, name)
 
 
 def _screenplay_capitals(text: str, replaced: dict, inserts: dict) -> None:
@@ -1269,15 +1278,15 @@ class PromptAnalyzer:
         "two snowmen" are those numbered ones, not a group of their own."""
         numbered = {}
         for tag in self.tags.values():
-            match = re.fullmatch(r"([A-Z][a-z]+) \d{1,2}", tag)
+            match = _NUMBERED_LABEL.fullmatch(tag)
             if match:
                 numbered[match.group(1).lower()] = lexicon.CHARACTER_NOUNS[match.group(1).lower()]
         if not numbered:
             return mentions
         kept = []
         for m in mentions:
-            word = m.names[0].split()[0].lower() if m.names and re.fullmatch(r"[A-Z][a-z]+ \d{1,2}", m.names[0]) \
-                else None
+            label = _NUMBERED_LABEL.fullmatch(m.names[0]) if m.names else None
+            word = label.group(1).lower() if label else None
             if word in numbered:
                 info = numbered[word]
                 m.kind, m.base, m.heads = info.kind, info.base, [word]
@@ -1340,12 +1349,16 @@ class PromptAnalyzer:
                 m.names, m.form = [name.text], "name"
                 m.start = name.idx
 
+    def _quoted_tokens(self) -> set[int]:
+        """Indices of the tokens inside quotation marks, the marks included (marks paired in order)."""
+        marks = [t.i for t in self.doc if t.text in _QUOTE_MARKS]
+        return {i for a, b in zip(marks[::2], marks[1::2]) for i in range(a, b + 1)}
+
     def _self_introductions(self, mentions: list[Mention]) -> None:
         """'"Hello!" said the squirrel. "My name is Squeaky ..."': a name given in the speaker's own words
         ("my name is", "I am", "I'm") is the speaker's, the one said to speak in the prompt."""
         doc = self.doc
-        marks = [t.i for t in doc if t.text in ('"', "“", "”")]
-        quoted = {i for a, b in zip(marks[::2], marks[1::2]) for i in range(a, b + 1)}
+        quoted = self._quoted_tokens()
         speakers = [m for m in mentions if m.form not in ("pronoun", "group") and doc[m.token].dep_ == "nsubj"
                     and m.token not in quoted
                     and doc[m.token].head.lemma_.lower() in _SPEECH_VERBS | {"chirp", "bark", "squeak", "croak"}]
@@ -1367,9 +1380,8 @@ class PromptAnalyzer:
         """"His mom smiled and said, "Yes, you can go"", "Jane:(Walks over.) Your elbow is drifting out": "you" in
         the words someone says is the one spoken to (the resolver takes someone else than the speaker)."""
         doc = self.doc
-        marks = [t.i for t in doc if t.text in ('"', "“", "”")]
-        quoted = {i for a, b in zip(marks[::2], marks[1::2]) for i in range(a, b + 1)}
-        dialogue = bool(self.speaker_tokens) and not marks  # a script's line after "Jane:"
+        quoted = self._quoted_tokens()
+        dialogue = bool(self.speaker_tokens) and not any(t.text in _QUOTE_MARKS for t in doc)  # a line after "Jane:"
         speech = [t for t in doc if t.lemma_.lower() in _SPEECH_VERBS and t.pos_ == "VERB"]
         if not (quoted and speech) and not dialogue:
             return mentions
@@ -1419,7 +1431,7 @@ class PromptAnalyzer:
         if nxt < len(tok.doc) and tok.doc[nxt].lower_ in ("same", "own", "little", "left", "right"):
             nxt += 1
         return nxt < len(tok.doc) and (tok.doc[nxt].lower_ in attributes.CLOTHING_WORDS or
-                                       tok.doc[nxt].lower_ in _PERSONAL_PARTS | {"feet", "shoes", "legs", "arms"})
+                                       tok.doc[nxt].lower_ in _PERSONAL_PARTS or tok.doc[nxt].lower_ == "legs")
 
     def _aliases(self, mentions: list[Mention]) -> None:
         """"He presents himself as “Keanu Tana”", "She introduces herself as Mara", "calls himself Ace": the name

@@ -48,7 +48,10 @@ def likely_gender(encoder, name: str) -> str | None:
 
 _ANIMAL_PARTS = {"tail", "paw", "mane", "fur", "feather", "fin", "claw", "tusk", "horn", "snout", "muzzle", "hoof",
                  "whisker", "beak", "wing", "flipper", "trunk", "antler", "scale", "gill"}
+
+
 def _kind_of(heads: list[str], base: str) -> bool:
+    """Whether a word among ``heads`` names any animal of ``base``'s kind ("bug" for a beetle, "bird" for an owl)."""
     return any(base in lexicon.HYPERNYMS.get(h, ()) for h in heads)
 
 
@@ -122,6 +125,19 @@ class Resolver:
             return None
         words = [w for w in rec.names[0].split() if w.lower().strip(".") not in _TITLES]
         return likely_gender(self.encoder, words[0]) if words else None
+
+    def _subject_ids(self, m: Mention) -> set[int]:
+        """Ids given to the subject of ``m``'s clause in this prompt ("he" in "he shows him a card")."""
+        return {gid for gid, other in self.assigned if other.token == m.clause_subject}
+
+    def _guessed_otherwise(self, gid: int, m: Mention) -> bool:
+        """A person the story never gave a sex whose name suggests the other one than ``m``'s pronoun."""
+        rec = self.registry.entities[gid]
+        return self._stated_gender(rec) is None and self._name_gender(rec) not in (None, m.gender)
+
+    def _called(self, m: Mention, rec: EntityRecord) -> bool:
+        """Whether the story once called ``rec`` by ``m``'s phrase ("a cute sparrow" again)."""
+        return m.surface.lower() in {e.lower() for e in rec.all_entities}
 
     def _in_prompt(self, gid: int, pronouns: bool = True) -> bool:
         return any(g == gid and (pronouns or m.form != "pronoun") for g, m in self.assigned)
@@ -439,16 +455,14 @@ class Resolver:
         last = self._prompt_order()[:1]
         for gid in (last[0] if last else []):
             rec = self.registry.entities[gid]
-            if rec.kind == m.kind and m.surface.lower() in {e.lower() for e in rec.all_entities} and \
-                    not self._in_prompt(gid) and self._compatible(m, rec, strict=True):
+            if rec.kind == m.kind and self._called(m, rec) and not self._in_prompt(gid) and \
+                    self._compatible(m, rec, strict=True):
                 return gid
         # ... also from a prompt or two before, when the story has one character so called ("a girl, a boy and a
         # man walking to school", "a man waving goodbye to the girl", "a girl argue with a boy")
         said = {gid for ids in self._prompt_order()[1:3] for gid in ids
-                if self.registry.entities[gid].kind == m.kind and
-                m.surface.lower() in {e.lower() for e in self.registry.entities[gid].all_entities}}
-        everyone = [r for r in self._records() if r.kind == m.kind and
-                    m.surface.lower() in {e.lower() for e in r.all_entities}]
+                if self.registry.entities[gid].kind == m.kind and self._called(m, self.registry.entities[gid])}
+        everyone = [r for r in self._records() if r.kind == m.kind and self._called(m, r)]
         if len(said) == 1 and len(everyone) == 1 and everyone[0].global_id in said and \
                 not self._in_prompt(everyone[0].global_id) and self._compatible(m, everyone[0], strict=True) and \
                 {a.lower() for a in m.attrs} <= {a.lower() for a in everyone[0].all_attrs}:
@@ -564,7 +578,7 @@ class Resolver:
         # in the prompt too, one said (or named) to be a man or a woman before one of no known sex ("Elira small in
         # the foreground, held by soldiers. His eyes locked on her": Elira, not a soldier)
         out.sort(key=of_no_known_sex)
-        subject_ids = {gid for gid, other in self.assigned if other.token == m.clause_subject}
+        subject_ids = self._subject_ids(m)
         earlier = [gid for ids in self._prompt_order()[:4] for gid in ids
                    if gid not in out and self._compatible(m, self.registry.entities[gid], strict=False)]
         # "The official shows him a card": not the official, wherever the story showed him before; and the sex
@@ -584,7 +598,7 @@ class Resolver:
                         return [gid] if rec.kind != "person" else []
                 return []  # "it" is the preceding object, not a character
         candidates = self._pronoun_candidates(m)
-        subject_ids = {gid for gid, other in self.assigned if other.token == m.clause_subject}
+        subject_ids = self._subject_ids(m)
         if m.pronoun in ("he", "she") and candidates and set(candidates) <= subject_ids:
             # "Flip tries to push him out of the bath": not Flip; the animal of the story's last prompts whose sex
             # is not known yet, when there is one
@@ -604,8 +618,7 @@ class Resolver:
             guessed = list(dict.fromkeys(
                 gid for gid, other in self.assigned if other.token < m.token and other.form != "pronoun" and
                 self.registry.entities[gid].kind == "person" and self.registry.entities[gid].base != "group" and
-                self._stated_gender(self.registry.entities[gid]) is None and
-                self._name_gender(self.registry.entities[gid]) not in (None, m.gender)))
+                self._guessed_otherwise(gid, m)))
             if not guessed and not any(other.token < m.token and other.form != "pronoun" for _, other in self.assigned) \
                     and not self._animal_for_pronoun(m):
                 # nobody named before it in this prompt: the last prompt's one person of a guessed sex ("Momotaro
@@ -613,8 +626,7 @@ class Resolver:
                 last = next(iter(self._prompt_order()[:1]), [])
                 people = [g for g in last if self.registry.entities[g].kind == "person" and
                           self.registry.entities[g].base != "group"]
-                guessed = [g for g in people if self._stated_gender(self.registry.entities[g]) is None and
-                           self._name_gender(self.registry.entities[g]) not in (None, m.gender)]
+                guessed = [g for g in people if self._guessed_otherwise(g, m)]
                 if len(people) != 1:
                     guessed = []
             if len(guessed) == 1:
@@ -663,7 +675,7 @@ class Resolver:
         return any(self.registry.entities[g].kind == "person" for g in ids)
 
     def _they_of(self, m: Mention, kinds: tuple[str, ...]) -> list[int]:
-        subject_ids = {g for g, other in self.assigned if other.token == m.clause_subject}
+        subject_ids = self._subject_ids(m)
         for gid, other in reversed(self.assigned):
             if other.token < m.token and other.collective and gid not in subject_ids:
                 return [gid]  # "the politicians ... as they navigate"

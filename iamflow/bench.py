@@ -331,9 +331,13 @@ def session_run(args: argparse.Namespace) -> dict:
         torch.cuda.reset_peak_memory_stats(gpu)
     graphs_before = counters["stats"]["unique_graphs"]
 
-    session = StorySession(runtime)
-    session.overlap_decode = args.overlap
-    session.timer = StageTimer(runtime.device)
+    def new_session(early: bool = not args.whole_first_chunk) -> StorySession:
+        made = StorySession(runtime)
+        made.overlap_decode, made.timer = args.overlap, StageTimer(runtime.device)
+        made.first_frames_early = early  # as the app's stories: a scene's first frames before the rest of its chunk
+        return made
+
+    session = new_session()
     video_per_chunk = cfg.cache.frames_per_chunk * cfg.video.temporal_compression
     prompts = (STORY * ((args.scenes + len(STORY) - 1) // len(STORY)))[: args.scenes]
     if args.sync_debug:  # every host wait inside the story is reported with where it came from
@@ -362,9 +366,12 @@ def session_run(args: argparse.Namespace) -> dict:
                 torch.cuda.synchronize(gpu)
             session.timer.take()
             clock = time.perf_counter()
-            arrivals, frames = [], 0
+            arrivals, frames, first_frame = [], 0, None
             for event in session.add_scene(prompt, seconds=args.scene_seconds, seed=index):
-                arrivals.append(time.perf_counter() - clock)
+                if first_frame is None:
+                    first_frame = time.perf_counter() - clock
+                if not event.partial:  # (a chunk's intervals count its whole chunk)
+                    arrivals.append(time.perf_counter() - clock)
                 frames += len(event.frames)
             stages: dict[str, list[float]] = {}
             host: dict[str, list[float]] = {}
@@ -377,7 +384,8 @@ def session_run(args: argparse.Namespace) -> dict:
                 "prompt": prompt,
                 "chunks": len(arrivals),
                 "video_frames": frames,
-                "first_frame_seconds": arrivals[0],
+                "first_frame_seconds": first_frame,
+                "first_chunk_whole_seconds": arrivals[0],
                 "prepare_switch_seconds": prepared_seconds,
                 "scene_fps": frames / arrivals[-1],
                 "steady_fps": video_per_chunk / statistics.median(steady) if steady else None,
@@ -410,6 +418,7 @@ def session_run(args: argparse.Namespace) -> dict:
         "decoder": args.decoder,
         "compiled_decoder": args.compile_decoder,
         "overlap_decode": args.overlap,
+        "first_frames_early": session.first_frames_early,
         "text_encoder_device": args.text_encoder_device,
         "devices": {"dit": str(runtime.device), "decoder": str(runtime.codec.device),
                     "text_encoder": str(runtime.text_encoder.device), "decode_thread": runtime.split},
@@ -436,20 +445,27 @@ def session_run(args: argparse.Namespace) -> dict:
             "first_frame_at_switch_seconds_max": max(scene["first_frame_seconds"] for scene in scenes[1:]),
         }
     if args.first_chunk_ahead:  # the same story again, the second chunk queued before the first is handed out
-        again = StorySession(runtime)
-        again.overlap_decode, again.first_chunk_alone, again.timer = args.overlap, False, StageTimer(runtime.device)
+        again = new_session()
+        again.first_chunk_alone = False
         result["first_chunk_ahead"] = [{k: scene[k] for k in ("first_frame_seconds", "scene_fps", "steady_fps",
                                         "chunk_p50_seconds", "chunk_p99_seconds", "chunk_intervals_seconds")}
                                        for scene in tell(again)]
     if args.prepare_switch:  # the same story again, each switch prepared before its Add scene (as while typing)
-        again = StorySession(runtime)
-        again.overlap_decode, again.timer = args.overlap, StageTimer(runtime.device)
-        result["prepared_switch"] = [{k: scene[k] for k in ("first_frame_seconds", "prepare_switch_seconds",
-                                      "scene_fps", "stage_seconds_first_chunk")} for scene in tell(again, prepare=True)]
+        again = new_session()
+        result["prepared_switch"] = [{k: scene[k] for k in ("first_frame_seconds", "first_chunk_whole_seconds",
+                                      "prepare_switch_seconds", "scene_fps", "stage_seconds_first_chunk")}
+                                     for scene in tell(again, prepare=True)]
+    if args.whole_first_chunk_also:  # the same story again, the other way of handing out a scene's first chunk
+        again = new_session(early=not session.first_frames_early)
+        result["first_frames_early_" + str(again.first_frames_early).lower()] = [
+            {k: scene[k] for k in ("first_frame_seconds", "first_chunk_whole_seconds", "scene_fps", "steady_fps",
+                                   "chunk_p50_seconds", "chunk_p99_seconds", "stage_seconds_first_chunk")}
+            for scene in tell(again)]
     if args.long_scene_seconds:
         clock, arrivals = time.perf_counter(), []
         for event in session.add_scene(STORY[0], seconds=args.long_scene_seconds, seed=99):
-            arrivals.append(time.perf_counter() - clock)
+            if not event.partial:
+                arrivals.append(time.perf_counter() - clock)
         intervals = [b - a for a, b in zip(arrivals, arrivals[1:])]
         tenth = max(5, len(intervals) // 10)
         result["long_scene"] = {
@@ -489,6 +505,23 @@ def decoder_run(args: argparse.Namespace) -> dict:
     codec = build_vae(dtype)
     plain = measure("wan_vae", codec)
 
+    def latent_frames(name):
+        """The same chunk decoded one latent frame per call: seconds of each call (its 4 video frames)."""
+        decoder = codec.stream_decoder()
+        decoder.decode(latents.to(dtype))
+        samples = [[] for _ in range(latents.shape[2])]
+        for repeat in range(6):
+            for i in range(latents.shape[2]):
+                _sync()
+                start = time.perf_counter()
+                decoder.decode(latents[:, :, i : i + 1].to(dtype))
+                _sync()
+                if repeat:
+                    samples[i].append(time.perf_counter() - start)
+        result.setdefault("latent_frame_seconds", {})[name] = [statistics.median(x) for x in samples]
+
+    latent_frames("wan_vae")
+
     def variant(name, prepare):
         try:
             prepare()
@@ -508,7 +541,84 @@ def decoder_run(args: argparse.Namespace) -> dict:
     variant("wan_vae_channels_last", lambda: channels_last(torch.channels_last_3d))
     channels_last(torch.contiguous_format)
     variant("wan_vae_compiled", lambda: codec.vae.decoder.compile(dynamic=False))
+    latent_frames("wan_vae_compiled")
+    variant("wan_vae_compiled_channels_last", lambda: channels_last(torch.channels_last_3d))
+    channels_last(torch.contiguous_format)
     measure("tiny", build_random_tiny_codec(torch.device("cuda"), dtype))
+    return result
+
+
+def attention_backends_run(args: argparse.Namespace) -> dict:
+    """The DiT's attention calls at the Wan preset's shapes, timed under each SDPA backend torch offers here.
+
+    Shapes as the model makes them: queries a transposed view of [B, L, heads, D], keys and values a slice of the
+    cache's [B, heads, tokens, D]. Rows: a denoising pass's self-attention (one chunk against the visible window),
+    the same with the window not yet full, the text cross-attention, and a batched re-cache's block-causal calls
+    (sink + window, each chunk against the keys before it). Each backend's output is compared with the default's.
+    """
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    cfg = load_config(args.config, preset=args.preset, overrides=args.overrides)
+    m, tpf, fpc = cfg.model, cfg.tokens_per_frame, cfg.cache.frames_per_chunk
+    heads, head_dim, lq = m.num_heads, m.head_dim, fpc * tpf
+    generator = torch.Generator(device="cuda").manual_seed(0)
+
+    def rand(*shape):
+        return torch.randn(*shape, device="cuda", dtype=torch.bfloat16, generator=generator)
+
+    visible = 15 * tpf
+    cache_k, cache_v = rand(1, heads, visible, head_dim), rand(1, heads, visible, head_dim)
+    q = rand(1, lq, heads, head_dim).transpose(1, 2)
+    text_k, text_v = rand(1, heads, m.text_len, head_dim), rand(1, heads, m.text_len, head_dim)
+    recache_q = rand(1, 4 * lq, heads, head_dim).transpose(1, 2)  # sink + a window of 3 chunks, written at once
+    prefix = visible - 4 * lq  # the memory frames before the write
+
+    def recache():
+        outs = []
+        for c in range(4):
+            end = prefix + (c + 1) * lq
+            outs.append(F.scaled_dot_product_attention(recache_q[:, :, c * lq : (c + 1) * lq], cache_k[:, :, :end],
+                                                       cache_v[:, :, :end]))
+        return torch.cat(outs, dim=2)
+
+    calls = {
+        "denoise_self_attention_15_frames": (lambda: F.scaled_dot_product_attention(q, cache_k, cache_v),
+                                             4 * lq * visible * heads * head_dim),
+        "denoise_self_attention_9_frames": (lambda: F.scaled_dot_product_attention(q, cache_k[:, :, : 9 * tpf],
+                                                                                   cache_v[:, :, : 9 * tpf]),
+                                            4 * lq * 9 * tpf * heads * head_dim),
+        "cross_attention": (lambda: F.scaled_dot_product_attention(q, text_k, text_v),
+                            4 * lq * m.text_len * heads * head_dim),
+        "recache_block_causal_4_chunks": (recache, sum(4 * lq * (prefix + (c + 1) * lq) * heads * head_dim
+                                                       for c in range(4))),
+    }
+    backends = {"default": None, "flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION,
+                "efficient": SDPBackend.EFFICIENT_ATTENTION}
+    result: dict = {"mode": "attention-backends", "card": torch.cuda.get_device_name(), "torch": torch.__version__,
+                    "date": datetime.date.today().isoformat(), "seconds": {}, "tflops": {},
+                    "max_abs_difference_from_default": {}, "errors": {}}
+    reference = {name: fn() for name, (fn, _) in calls.items()}
+    for backend_name, backend in backends.items():
+        for name, (fn, flop) in calls.items():
+            key = f"{backend_name}/{name}"
+            try:
+                if backend is None:
+                    seconds, out = timed(fn, repeats=20, warmup=3), fn()
+                else:
+                    with sdpa_kernel(backend):
+                        seconds, out = timed(fn, repeats=20, warmup=3), fn()
+            except Exception as err:  # noqa: BLE001 - a backend that cannot take the shape is reported, not fatal
+                result["errors"][key] = f"{type(err).__name__}: {str(err)[:200]}"
+                continue
+            result["seconds"][key] = seconds
+            result["tflops"][key] = flop / seconds / 1e12
+            result["max_abs_difference_from_default"][key] = (out.float() - reference[name].float()).abs().max().item()
+    # per denoising pass: 30 layers of self- and cross-attention
+    for backend_name in backends:
+        keys = [f"{backend_name}/denoise_self_attention_15_frames", f"{backend_name}/cross_attention"]
+        if all(k in result["seconds"] for k in keys):
+            result.setdefault("attention_seconds_per_pass", {})[backend_name] = m.num_layers * sum(
+                result["seconds"][k] for k in keys)
     return result
 
 
@@ -730,6 +840,7 @@ def app_run(args: argparse.Namespace) -> dict:
 
         def session_alone() -> list[dict]:
             session, out = StorySession(runtime), []
+            session.first_frames_early = True  # as the app's stories
             for index, prompt in enumerate(prompts):
                 clock, arrivals, frames = time.perf_counter(), [], 0
                 for event in session.add_scene(prompt, seconds=args.scene_seconds, seed=index):
@@ -1242,6 +1353,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="--session, --app: runtime.devices, e.g. cuda:0,cuda:1 (cuda:0,cuda:0: the decode thread on one GPU)")
     parser.add_argument("--first-chunk-ahead", action="store_true",
                         help="tell the story a second time queuing each scene's second chunk before its first is handed out")
+    parser.add_argument("--whole-first-chunk", action="store_true",
+                        help="hand a scene's first chunk out whole (StorySession's default), not its first frames "
+                             "before the rest (the app's)")
+    parser.add_argument("--whole-first-chunk-also", action="store_true",
+                        help="--session: the same story again with the other way of handing out a first chunk")
     parser.add_argument("--prepare-switch", action="store_true",
                         help="tell the story a second time preparing each switch before its scene (StorySession."
                              "prepare_switch, what the app does while the next prompt is typed)")
@@ -1268,6 +1384,8 @@ def main(argv: list[str] | None = None) -> None:
                              "for a panned picture")
     parser.add_argument("--fp8-check", action="store_true",
                         help="FP8 against bf16 on one chunk: relative error, and chunk seconds eager (and with --compile)")
+    parser.add_argument("--attention-backends", action="store_true",
+                        help="time the DiT's attention calls under each SDPA backend (no model)")
     parser.add_argument("--text-encoders", action="store_true",
                         help="time one prompt's encoding and the GPU memory for each umT5 placement")
     args = parser.parse_args(argv)
@@ -1295,6 +1413,8 @@ def main(argv: list[str] | None = None) -> None:
         result = session_run(args)
     elif args.decoders:
         result = decoder_run(args)
+    elif args.attention_backends:
+        result = attention_backends_run(args)
     elif args.text_encoders:
         result = text_encoder_run(args)
     elif args.fp8_check:

@@ -169,6 +169,9 @@ class ChunkEvent:
     eta_s: float
     done: bool
     live: bool = False  # the scene runs until the next prompt; num_chunks is its cap
+    # the first frames of a chunk whose other frames come in the next event (same chunk_index): a scene's first
+    # chunk, handed out as its first latent frame is decoded; its ``segment`` is None, the next event's is the chunk's
+    partial: bool = False
 
 
 def sentence_distance(a: str, b: str) -> float:
@@ -195,6 +198,10 @@ class StorySession:
         # hand a scene's first chunk out before queuing the next (the viewer sees it sooner; the second chunk
         # then starts on an idle device); False: queue the second chunk first (steadier intervals)
         self.first_chunk_alone = True
+        # True: a scene's first chunk comes in two events, the frames of its first latent frame as soon as they are
+        # decoded (``partial``), then the rest, where the decoder gives the same frames decoded in parts (the Wan
+        # VAE: it decodes a latent frame at a time anyway). The app's stories do this; by default one event a chunk.
+        self.first_frames_early = False
         self.timer: StageTimer | None = None  # set by the benchmark: per-stage durations
         if video_dir is None:  # a folder of the session's own, gone with it
             video_dir = tempfile.mkdtemp(prefix="iamflow-video-")
@@ -267,10 +274,11 @@ class StorySession:
             if "frames" in copies:  # (a scene's first chunk's were taken when it was handed out)
                 self._keep_frames(g, copies["frames"])
 
-    def _keep_frames(self, g: int, frames: HostCopy) -> None:
-        """Chunk ``g``'s frames, once on the host: kept while the chunk is in the window, and queued as the
-        story's next segment."""
-        kept = frames.wait().numpy().copy()
+    def _keep_frames(self, g: int, frames: HostCopy | list[HostCopy]) -> None:
+        """Chunk ``g``'s frames (or its parts, in order), once on the host: kept while the chunk is in the window,
+        and queued as the story's next segment."""
+        parts = frames if isinstance(frames, list) else [frames]
+        kept = np.concatenate([part.wait().numpy() for part in parts]) if len(parts) > 1 else parts[0].wait().numpy().copy()
         assert len(kept) == self.chunk_frame_counts[g], f"chunk {g} decoded to {len(kept)} frames"
         self._recent_frames[g] = kept
         assert len(self.video) == g, f"segment of chunk {g} queued out of order ({len(self.video)} queued)"
@@ -602,31 +610,47 @@ class StorySession:
         """The scene's first chunk, handed out once its frames are on the host, then committed. Its commit and
         bookkeeping run whatever the consumer does with the event (a consumer that stops there keeps it whole)."""
         with self.runtime.lock:
-            g, x0, frames, commit = self._denoise_and_decode(scene, 0, ramp, generator)
+            g, x0, commit = self._denoise(scene, 0, ramp, generator)
+            early = (self.first_frames_early and x0.shape[2] > 1
+                     and getattr(self.decoder, "decodes_in_parts_exactly", False))
+            # the first latent frame, then the rest, queued one after the other
+            parts = [x0[:, :, :1], x0[:, :, 1:]] if early else [x0]
+            frames = [self.runtime.decode_to_host(self.decoder, part, self._stage) for part in parts]
             self._settle()  # (every earlier chunk's copies: the story's segments stay in order)
             self.chunk_frame_counts.append(self._video_frames(g, x0.shape[2]))
-            self._keep_frames(g, frames)
-            event = self._event(scene, g, self.registry_snapshot(), self.memory_view(), start_time)
+            registry, memory = self.registry_snapshot(), self.memory_view()
+        kept, head = False, 0
         try:
+            if early:
+                first = frames[0].wait().numpy().copy()
+                head = len(first)
+                yield self._event(scene, g, registry, memory, start_time, frames=first, partial=True)
+            with self.runtime.lock:
+                self._keep_frames(g, frames)
+                kept = True
+                event = self._event(scene, g, registry, memory, start_time, skip=head)
             yield event
         finally:
             with self.runtime.lock:
+                if not kept:  # stopped after the early frames: the chunk is still the story's, whole
+                    self._keep_frames(g, frames)
                 self._commit_and_copy(scene, g, x0, None, commit, prompt_keys)
 
     def _make_chunk(self, scene: SceneRecord, c: int, ramp: list[float], generator: torch.Generator,
                     prompt_keys: torch.Tensor) -> int:
         """Queue chunk ``c`` of the scene on the device: denoise, commit, decode and the copies to the host; then
         the memory step. Nothing here waits for the device. Returns the chunk's story index."""
-        g, x0, frames, commit = self._denoise_and_decode(scene, c, ramp, generator)
+        g, x0, commit = self._denoise(scene, c, ramp, generator)
+        frames = self.runtime.decode_to_host(self.decoder, x0, self._stage)
         self.chunk_frame_counts.append(self._video_frames(g, x0.shape[2]))
         self._commit_and_copy(scene, g, x0, frames, commit, prompt_keys)
         return g
 
-    def _denoise_and_decode(self, scene: SceneRecord, c: int, ramp: list[float],
-                            generator: torch.Generator) -> tuple[int, torch.Tensor, HostCopy, dict]:
-        """Queue chunk ``c``'s denoising and its decode with the frames' copy to the host: (story index, clean
-        latents on the device, the frames' host copy, the chunk's commit operation, not applied yet)."""
-        runtime, engine, fpc = self.runtime, self.engine, self.frames_per_chunk
+    def _denoise(self, scene: SceneRecord, c: int, ramp: list[float],
+                 generator: torch.Generator) -> tuple[int, torch.Tensor, dict]:
+        """Queue chunk ``c``'s denoising: (story index, clean latents on the device, the chunk's commit operation,
+        not applied yet)."""
+        engine, fpc = self.engine, self.frames_per_chunk
         g = len(self.latents)
         spec = ["scene", scene.index] if c >= len(ramp) else ["blend", scene.index - 1, scene.index, ramp[c]]
         commit = {"op": "commit", "chunk": g, "text": spec}
@@ -638,7 +662,7 @@ class StorySession:
         with self._stage("denoise"):
             x0 = engine.denoise_chunk(self.cache, self._text(spec), commit.get("position", g * fpc), generator, uncond=self._uncond(),
                                       context_guidance=self._context_guided(scene, c))
-        return g, x0, runtime.decode_to_host(self.decoder, x0, self._stage), commit
+        return g, x0, commit
 
     def _commit_and_copy(self, scene: SceneRecord, g: int, x0: torch.Tensor, frames: HostCopy | None, commit: dict,
                          prompt_keys: torch.Tensor) -> None:
@@ -673,21 +697,30 @@ class StorySession:
         self._settle(g)
         return self._event(scene, g, registry, memory, start_time)
 
-    def _event(self, scene: SceneRecord, g: int, registry: dict, memory: list[dict], start_time: float) -> ChunkEvent:
-        frames = self._recent_frames[g]
+    def _event(self, scene: SceneRecord, g: int, registry: dict, memory: list[dict], start_time: float,
+               frames: np.ndarray | None = None, partial: bool = False, skip: int = 0) -> ChunkEvent:
+        """Chunk ``g``'s event: its frames (``frames``: the early ones of a partial event; ``skip``: how many of the
+        chunk's frames an earlier partial event handed out already)."""
+        if frames is None:
+            frames = self._recent_frames[g][skip:]
         window = self.cache.ring_slots if self.cache is not None else 1
         for old in [k for k in self._recent_frames if k < g + 1 - window]:  # out of the window: in the segments only
             if not self._awaits_record(old):
                 del self._recent_frames[old]
         c = g - scene.first_chunk
         elapsed = time.perf_counter() - start_time
-        first_frame = scene.first_frame + sum(self.chunk_frame_counts[scene.first_chunk : g])
+        first_frame = scene.first_frame + sum(self.chunk_frame_counts[scene.first_chunk : g]) + skip
+        if partial:
+            segment: Future = Future()
+            segment.set_result(None)
+        else:
+            segment = self.video.write_of(g)
         return ChunkEvent(
             scene_index=scene.index, chunk_index=c, num_chunks=scene.num_chunks, frames=frames,
-            first_frame=first_frame, fps=self.fps, segment=self.video.write_of(g),
+            first_frame=first_frame, fps=self.fps, segment=segment,
             registry=registry, memory=memory, scene_entities=list(scene.entities),
-            elapsed_s=elapsed, eta_s=elapsed / (c + 1) * (scene.num_chunks - c - 1), done=c + 1 == scene.num_chunks,
-            live=scene.live,
+            elapsed_s=elapsed, eta_s=elapsed / (c + 1) * (scene.num_chunks - c - 1),
+            done=c + 1 == scene.num_chunks and not partial, live=scene.live, partial=partial,
         )
 
     def _context_guided(self, scene: SceneRecord, chunk: int) -> bool:

@@ -172,6 +172,59 @@ def test_overlapped_stop_keeps_the_chunk_in_flight(runtime):
     assert after[0].first_frame == 9 + 3 * 12 + 3 * 12
 
 
+def _chunks(events):
+    """(scene, chunk) -> its frames, the parts of a chunk handed out in two events joined."""
+    joined = {}
+    for e in events:
+        key = (e.scene_index, e.chunk_index)
+        joined[key] = np.concatenate([joined[key], e.frames]) if key in joined else e.frames
+    return joined
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_first_frames_early_is_the_same_story(runtime, reference, overlap):
+    """With ``first_frames_early`` (the app's stories), a scene's first chunk comes in two events: the frames of its
+    first latent frame (one frame at the story's start, then 4), then the rest. Joined, they are the frames of the
+    chunk handed out whole, bit for bit, and the story (latents, cache log, segments) is the same."""
+    session = StorySession(runtime)
+    session.overlap_decode, session.first_frames_early = overlap, True
+    events = run(session, MAN, seed=1) + run(session, DOG, seconds=4.5, seed=2) + run(session, BACK, seed=3)
+    whole = StorySession(runtime)
+    expected = run(whole, MAN, seed=1) + run(whole, DOG, seconds=4.5, seed=2) + run(whole, BACK, seed=3)
+    partial = [e for e in events if e.partial]
+    assert [(e.scene_index, e.chunk_index, len(e.frames)) for e in partial] == [(0, 0, 1), (1, 0, 4), (2, 0, 4)]
+    assert all(not e.done and e.segment.result() is None for e in partial)
+    after = [events[events.index(e) + 1] for e in partial]  # the rest of the chunk, at once after its first frames
+    assert [(e.scene_index, e.chunk_index, e.partial) for e in after] == [(0, 0, False), (1, 0, False), (2, 0, False)]
+    assert [e.first_frame for e in after] == [e.first_frame + len(e.frames) for e in partial]
+    assert [(e.scene_index, e.chunk_index, e.first_frame, e.done) for e in events if not e.partial][1:] == \
+        [(e.scene_index, e.chunk_index, e.first_frame + (1 if e.scene_index == 0 else 4) * (e.chunk_index == 0), e.done)
+         for e in expected][1:]
+    got, want = _chunks(events), _chunks(expected)
+    assert got.keys() == want.keys() and all(np.array_equal(got[k], want[k]) for k in want)
+    assert all(torch.equal(a, b) for a, b in zip(session.latents, reference.latents))
+    assert session.ops == reference.ops and session.mapping() == reference.mapping()
+    assert np.array_equal(session.story_frames(), whole.story_frames())
+
+
+def test_first_frames_early_then_stop_keeps_the_chunk_whole(runtime):
+    """A viewer who leaves after a scene's first frames (the partial event) leaves the first chunk whole in the
+    story: its latents, all its frames and its segment; the story continues from it."""
+    session = StorySession(runtime)
+    session.first_frames_early = True
+    run(session, MAN, seed=1)
+    events = session.add_scene(DOG, seconds=6.0, seed=2)
+    first = next(events)
+    assert first.partial and len(first.frames) == 4
+    events.close()
+    scene = session.scenes[-1]
+    assert scene.stopped and scene.chunks_done == 1 and len(session.latents) == 5
+    assert scene.num_frames == 12 and session.num_video_frames == 9 + 3 * 12 + 12
+    assert len(session.story_frames()) == session.num_video_frames
+    after = run(session, BACK, seed=3)
+    assert after[0].partial and after[0].first_frame == session.scenes[1].first_frame + 12
+
+
 def test_retrieval_brings_back_the_character(runtime, tmp_path):
     session = StorySession(runtime, StorySettings(memory_policy="iam", max_memory_frames=2), save_dir=tmp_path / "archive")
     run(session, MAN, seed=1)

@@ -60,6 +60,13 @@ def _seed(seed) -> int | None:
     return validate_seed(seed)
 
 
+def _live(session: StorySession) -> StorySession:
+    """A story as the page shows it: a scene's first frames go to the live view before the rest of its first chunk
+    is decoded, where the model's decoder allows it (``StorySession.first_frames_early``)."""
+    session.first_frames_early = True
+    return session
+
+
 @dataclass
 class AppOptions:
     """What the command line decides for the whole server."""
@@ -143,7 +150,7 @@ class StoryController:
     @staticmethod
     def _make_session(worker: DeviceWorker, preset: str, settings: StorySettings) -> StorySession:
         """Runs on ``worker``'s thread: a new empty story on its runtime of the preset."""
-        return StorySession(worker.runtime(preset), settings)
+        return _live(StorySession(worker.runtime(preset), settings))
 
     # --- session lookup -------------------------------------------------------------------------------
 
@@ -631,7 +638,7 @@ class StoryController:
     def _load_session(worker: DeviceWorker, directory: Path, preset: str) -> StorySession:
         """Runs on ``worker``'s thread. A signed bundle whose contents do not fit together is reported as damaged."""
         try:
-            return StorySession.load(directory, worker.runtime(preset))
+            return _live(StorySession.load(directory, worker.runtime(preset)))
         except RuntimeUnavailable:
             raise
         except ValueError as err:

@@ -48,6 +48,10 @@ class StreamDecoder(ABC):
     temporal_factor*t, and the frames concatenated equal one decode of all the latents.
     """
 
+    # a chunk decoded in parts (its first latent frame, then the rest) gives the same bits as one call: the story
+    # may then hand a scene's first frames out before the rest of its first chunk is decoded
+    decodes_in_parts_exactly: bool = False
+
     @abstractmethod
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """latents [B, C, t, h, w] (normalised) -> video frames [B, 3, T', H, W] in [-1, 1]."""
@@ -323,6 +327,8 @@ class WanStreamDecoder(StreamDecoder):
     chunk continues exactly where the previous one stopped. Matches `AutoencoderKLWan.decode` to float rounding
     (its post_quant_conv sees all frames at once) and `WanVAECodec.decode` bit for bit.
     """
+
+    decodes_in_parts_exactly = True  # (one latent frame a call, whatever the chunk)
 
     def __init__(self, codec: WanVAECodec) -> None:
         self.codec = codec

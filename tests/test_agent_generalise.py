@@ -706,3 +706,23 @@ def test_a_game_scripts_stage_directions_and_adverbs_and_the_screen_name_no_one(
     prompts = ("The fox grins at the crow on the branch.", "Down fell the cheese straight into the Fox’s mouth.")
     _, scenes = story(*prompts)
     assert [e.kind for e in scenes[1].entities] == ["animal"]
+
+
+def test_a_person_noun_written_in_two_words_is_that_person():
+    prompts = ("That night, the wood cutter stole the fairy’s robe.",
+               "The wood cutter told her that he would only return her clothes.",
+               "A bee keeper in a white veil lifts a frame from the hive.")
+    _, scenes = story(*prompts)
+    cutter = at(scenes[0], prompts[0], "cutter")
+    assert cutter.kind == "person" and at(scenes[1], prompts[1], "cutter").global_id == cutter.global_id
+    assert at(scenes[2], prompts[2], "keeper").kind == "person"
+
+
+def test_a_role_named_after_as_is_what_someone_is_not_a_newcomer():
+    prompt = ("A close-up of Alex's hands as he installs the chip. The lighting highlights the precision of his work "
+              "and his emotional growth as a teacher.")
+    _, scenes = story(prompt)
+    assert [e.surface for e in scenes[0].entities] == ["Alex"]
+    prompt = "The bell above the door jingles as a girl in a red coat steps in from the snow."
+    _, scenes = story(prompt)
+    assert at(scenes[0], prompt, "girl").kind == "person"  # "as" a conjunction: she comes in

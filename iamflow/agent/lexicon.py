@@ -99,7 +99,9 @@ def _people() -> dict[str, NounInfo]:
         motorcyclist racer jockey equestrian rodeo pursuer captor kidnapper rescuer hero vigilante
         mother-in-law veteran retiree widow girl boy man woman master apprentice mentor bookseller
         abbot abbess novice friar bishop cardinal rabbi imam lama guru sage oracle prophet
-        shopgirl storekeeper innkeeper gatekeeper goalkeeper housekeeper zookeeper fighter nobody someone""".split()
+        shopgirl storekeeper innkeeper gatekeeper goalkeeper housekeeper zookeeper fighter nobody someone
+        attendee staffer participant camper festivalgoer concertgoer partygoer moviegoer reveler reveller
+        trespasser inventor""".split()
     for word in neutral:
         if word not in table:
             table[word] = NounInfo("person", "person")

@@ -504,7 +504,13 @@ def noun_info(token) -> lexicon.NounInfo | None:
         if lemma in _ANIMATED_DEPICTIONS and any(c.lower_ in _ALIVE_MODIFIERS for c in token.lefts):
             return lexicon.NounInfo("robot", "robot")  # "a talking hologram" acts: an artificial character
         return None
-    return lexicon.CHARACTER_NOUNS.get(lemma) or lexicon.CHARACTER_NOUNS.get(text)
+    info = lexicon.CHARACTER_NOUNS.get(lemma) or lexicon.CHARACTER_NOUNS.get(text)
+    if info is None and token.i > 0:
+        # a person noun written in two words: "the wood cutter", "a bee keeper"
+        before = token.doc[token.i - 1]
+        if before.dep_ == "compound" and before.head.i == token.i and before.is_alpha:
+            info = lexicon.CHARACTER_NOUNS.get(before.lower_ + lemma) or lexicon.CHARACTER_NOUNS.get(before.lower_ + text)
+    return info
 
 
 def _joined(tokens) -> str:
@@ -1032,9 +1038,9 @@ class PromptAnalyzer:
                 c.dep_ == "det" and c.lower_ in ("a", "an") for c in token.children):
             return True  # "a man in a doctor's coat": a kind of coat, no doctor in the scene
         if token.dep_ == "pobj" and token.head.lower_ == "as" and token.head.i > 0 and \
-                token.doc[token.head.i - 1].pos_ == "PROPN" and \
+                token.doc[token.head.i - 1].pos_ in ("PROPN", "NOUN") and \
                 any(c.dep_ == "det" and c.lower_ in ("a", "an") for c in token.children):
-            return True  # "a shot of Mary as an infant": Mary, at that age
+            return True  # "a shot of Mary as an infant": Mary, at that age; "his growth as an inventor": his role
         if token.dep_ == "attr" and token.head.lower_ == "being" and not any(
                 c.dep_ in ("nsubj", "nsubjpass") for c in token.head.children):
             return True  # "indicative of being a good guy": what someone is, not someone in the scene

@@ -726,3 +726,16 @@ def test_a_role_named_after_as_is_what_someone_is_not_a_newcomer():
     prompt = "The bell above the door jingles as a girl in a red coat steps in from the snow."
     _, scenes = story(prompt)
     assert at(scenes[0], prompt, "girl").kind == "person"  # "as" a conjunction: she comes in
+
+
+def test_her_parents_said_twice_are_the_same_two_and_her_again_is_the_daughter():
+    prompts = ("INT. BEDROOM - NIGHT She sets her luggage down and sits on the bed.",
+               "We hear her parents talking indistinctly while watching her sitting calmly. We then see her sitting "
+               "with her parents in the church")
+    _, scenes = story(*prompts)
+    girl = at(scenes[0], prompts[0], "She")
+    first, second = at(scenes[1], prompts[1], "parents"), at(scenes[1], prompts[1], "parents", 2)
+    assert first.global_id == second.global_id != girl.global_id
+    assert len([e for e in scenes[1].entities if e.surface == "parents"]) == 2  # the mother and the father
+    assert at(scenes[1], prompts[1], "her", 2).global_id == girl.global_id  # "watching her"
+    assert at(scenes[1], prompts[1], "her", 3).global_id == girl.global_id  # "see her sitting"

@@ -599,6 +599,16 @@ class Resolver:
                 return []  # "it" is the preceding object, not a character
         candidates = self._pronoun_candidates(m)
         subject_ids = self._subject_ids(m)
+        if m.pronoun in ("he", "she") and candidates and not m.owns:
+            # "her parents talking while watching her": the "her" again is the one whose parents they are, not the
+            # mother the possessive just brought in
+            owners = [other.relation_owner for _, other in self.assigned if other.token < m.token and
+                      other.sentence == m.sentence and other.relation_owner is not None and
+                      lexicon.POSSESSIVE_DETERMINERS.get(other.possessor_pronoun or "") == m.gender]
+            members = {gid for _, other in self.assigned for gid, o in self.assigned
+                       if o is other and other.relation_owner in owners}
+            if owners and owners[-1] in candidates and candidates[0] in members:
+                candidates = [owners[-1]] + [g for g in candidates if g != owners[-1]]
         if m.pronoun in ("he", "she") and candidates and set(candidates) <= subject_ids:
             # "Flip tries to push him out of the bath": not Flip; the animal of the story's last prompts whose sex
             # is not known yet, when there is one
@@ -747,8 +757,12 @@ class Resolver:
             return []
         owner = owners[0]
         roles = lexicon.PAIR_RELATIONS[m.relation]
+        self._record_relation(m, owner)
         known = [rec.global_id for rec in self._records() if any(other == owner and rel in roles
                                                                   for rel, other in rec.relations)]
+        # (or made earlier in this prompt: "her parents talking ... her sitting with her parents")
+        known += [gid for gid, rels in self.group_relations.items() if gid not in known and
+                  any(other == owner and rel in roles for rel, other in rels)]
         if len(known) >= 2:
             return known[:2]
         members = []

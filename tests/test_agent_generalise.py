@@ -739,3 +739,10 @@ def test_her_parents_said_twice_are_the_same_two_and_her_again_is_the_daughter()
     assert len([e for e in scenes[1].entities if e.surface == "parents"]) == 2  # the mother and the father
     assert at(scenes[1], prompts[1], "her", 2).global_id == girl.global_id  # "watching her"
     assert at(scenes[1], prompts[1], "her", 3).global_id == girl.global_id  # "see her sitting"
+
+
+def test_a_name_with_a_contracted_has_is_the_subject():
+    prompt = "A little trouble, but Maya has been here to help. Blake's even managed to sell most of the banana bread."
+    _, scenes = story(prompt)
+    assert at(scenes[0], prompt, "Blake").kind == "person"
+    assert at(scenes[0], prompt, "Maya").global_id != at(scenes[0], prompt, "Blake").global_id

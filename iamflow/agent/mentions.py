@@ -910,7 +910,9 @@ class PromptAnalyzer:
         small NER model calls it a place ("Florence", "Jordan", "Sydney")."""
         if not token.text[:1].isupper() or token.lower_ in _TITLE_WORDS or token.lower_ in lexicon.PRONOUNS:
             return False
-        if token.text.isupper() and len(token.text) > 1 or token.head.tag_ == "VBN" and not any(
+        contracted = token.dep_ == "nsubj" and any(c.dep_ == "case" and c.lower_ in ("'s", "’s")
+                                                   for c in token.children)  # "Blake's even managed": Blake has
+        if token.text.isupper() and len(token.text) > 1 or token.head.tag_ == "VBN" and not contracted and not any(
                 c.dep_ in ("aux", "auxpass") for c in token.head.children):
             return False  # "POP—two toasts shoot up" (a sound), "Vision blocked, ..." (an absolute phrase)
         if token.lower_ in lexicon.LOCATION_NOUNS or token.lower_ in lexicon.CHARACTER_NOUNS:

@@ -1153,6 +1153,10 @@ def app_client(url: str, scenes: int, scene_seconds: float, download_files: bool
     client = Client(url, verbose=False, download_files=download_files)
     other = live = None
     try:
+        # a page sends queued events before its first Add scene: its load event, and the prompt box's typing event
+        # (which does nothing before the first scene); so does this client, off the clock, so that the first
+        # scene's seconds are not those of the client's first request through the queue
+        client.predict(prompts[0], api_name="/prepare_scene")
         for index, prompt in enumerate(prompts):
             clock, submitted = time.perf_counter(), time.monotonic()  # (monotonic: the server's clock too)
             job = client.submit(prompt=prompt, seconds=scene_seconds, seed=index, api_name="/add_scene")

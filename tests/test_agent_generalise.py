@@ -746,3 +746,11 @@ def test_a_name_with_a_contracted_has_is_the_subject():
     _, scenes = story(prompt)
     assert at(scenes[0], prompt, "Blake").kind == "person"
     assert at(scenes[0], prompt, "Maya").global_id != at(scenes[0], prompt, "Blake").global_id
+
+
+def test_a_name_given_with_it_will_be_called_is_the_one_just_seen():
+    prompts = ("From the alley we see a grey cat, framed by a window. From here on, it will be called Cone.",
+               "Cone awkwardly turns its head to look down to the path below.")
+    _, scenes = story(*prompts)
+    cat = at(scenes[0], prompts[0], "cat")
+    assert at(scenes[1], prompts[1], "Cone").global_id == cat.global_id

@@ -1416,10 +1416,15 @@ class PromptAnalyzer:
         return sorted(mentions + added, key=lambda m: m.token) if added else mentions
 
     def _identified(self, mentions: list[Mention]) -> None:
-        """"Suddenly, a figure appears in the sky ... It's Superman!": the name is the one just brought in."""
+        """"Suddenly, a figure appears in the sky ... It's Superman!": the name is the one just brought in; so is the
+        name in "a grey cat ... From here on, it will be called Cone" (or "she is known as Ace")."""
         for tok in self.doc:
-            if tok.pos_ != "PROPN" or not tok.text[:1].isupper() or tok.dep_ != "attr" or tok.head.lemma_ != "be" or \
-                    not any(c.dep_ == "nsubj" and c.lower_ == "it" for c in tok.head.children):
+            verb = tok.head.head if tok.dep_ == "pobj" and tok.head.lower_ == "as" else tok.head
+            it_is = tok.dep_ == "attr" and verb.lemma_ == "be" and any(
+                c.dep_ == "nsubj" and c.lower_ == "it" for c in verb.children)
+            called = tok.dep_ in ("oprd", "pobj") and verb.lemma_.lower() in ("call", "name", "know", "dub") and any(
+                c.dep_ == "nsubjpass" and c.lower_ in ("it", "he", "she") for c in verb.children)
+            if tok.pos_ != "PROPN" or not tok.text[:1].isupper() or not (it_is or called):
                 continue
             name = " ".join(t.text for t in tok.subtree if t.pos_ == "PROPN" and t.is_alpha)
             before = [o for o in mentions if o.token < tok.i and o.form in ("indefinite", "definite") and

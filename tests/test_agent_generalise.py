@@ -754,3 +754,17 @@ def test_a_name_given_with_it_will_be_called_is_the_one_just_seen():
     _, scenes = story(*prompts)
     cat = at(scenes[0], prompts[0], "cat")
     assert at(scenes[1], prompts[1], "Cone").global_id == cat.global_id
+
+
+def test_a_quoted_name_alone_after_what_is_your_name_is_the_speakers():
+    prompts = ("She opened the door to find a young girl, soaking wet and shivering.",
+               '"What\'s your name, child?" Marina asked.',
+               '"Lily," said the girl. "I can\'t find my way home."',
+               "When the storm passed, Marina walked Lily down the cliff path.")
+    _, scenes = story(*prompts)
+    girl = at(scenes[0], prompts[0], "girl")
+    assert at(scenes[2], prompts[2], "girl").global_id == girl.global_id
+    assert at(scenes[3], prompts[3], "Lily").global_id == girl.global_id
+    # without the question, '"Lily," said the girl.' calls someone Lily: the girl is not named by it
+    agent, scenes = story(prompts[0], prompts[2])
+    assert "Lily" not in agent.registry.entities[at(scenes[1], prompts[2], "girl").global_id].names

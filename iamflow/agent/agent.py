@@ -11,6 +11,7 @@ import copy
 import hashlib
 import logging
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -174,6 +175,7 @@ def _cached_embeddings(encoder, words: list[str]) -> np.ndarray:
 _classifier: NounClassifier | None = None
 
 
+_NAME_QUESTION = re.compile(r"\bwhat(?:'|’)?s your name\b|\bwhat is your name\b|\byour name\?", re.IGNORECASE)
 _AGENT_SUFFIXES = ("er", "or", "ist", "ian", "smith", "wright", "keeper", "maker")
 
 
@@ -322,6 +324,7 @@ class EntityAgent:
                                 if any(i.get("group") for i in r.instances) for h in r.heads}
         analyzer.known_roles = {h for r in registry.entities.values() if r.kind == "person" and r.base != "group"
                                 for h in r.heads if h not in lexicon.CHARACTER_NOUNS}
+        analyzer.name_asked = bool(self.prompts) and _NAME_QUESTION.search(self.prompts[-1]) is not None
         return analyzer
 
     def _mentions(self, prompt: str, rules_only: bool = False) -> tuple[list[Mention], dict, str]:

@@ -738,6 +738,7 @@ class PromptAnalyzer:
         # placeholder tags ("[character1]"): the stand-in name's tokens, each a name, reported as the tag
         self.tags = {t.i: tags[t.idx] for t in doc if tags and t.idx in tags}
         self.known_roles: set[str] = set()  # unlisted role nouns of the story's people ("historian")
+        self.name_asked = False  # the story's last prompt asked someone's name ('"What's your name, child?"')
         self.group_heads: set[str] = set()  # nouns of the members of the story's numbered groups ("soldier")
         self.animal_heads: set[str] = set()  # nouns of the story's animals ("fawn")
         self.individual_heads: set[str] = set()  # nouns (and kind words: "birds") of the story's single characters
@@ -1373,6 +1374,17 @@ class PromptAnalyzer:
         if len(speakers) != 1:
             return
         by_token = {m.token: m for m in mentions}
+        if self.name_asked:
+            # '"What's your name, child?"' then '"Lily," said the girl.': a quoted name alone is the answer
+            for tok in doc:
+                if tok.i in quoted and tok.i > 0 and doc[tok.i - 1].text in ('"', "“") and tok.is_alpha and \
+                        tok.text[:1].isupper() and tok.lower_ not in lexicon.PRONOUNS and \
+                        tok.lower_ not in lexicon.CHARACTER_NOUNS and tok.i + 2 < len(doc) and \
+                        doc[tok.i + 1].text in (",", ".", "!") and doc[tok.i + 2].text in ('"', "”"):
+                    speakers[0].names = speakers[0].names or [tok.text]
+                    if tok.i in by_token and by_token[tok.i] is not speakers[0]:
+                        by_token[tok.i].appearance = False
+                    break
         for tok in doc:
             if tok.i not in quoted or not tok.text[:1].isupper() or not tok.is_alpha or tok.dep_ != "attr" or \
                     tok.head.lemma_ != "be" or tok.lower_ in lexicon.PRONOUNS:

@@ -768,3 +768,11 @@ def test_a_quoted_name_alone_after_what_is_your_name_is_the_speakers():
     # without the question, '"Lily," said the girl.' calls someone Lily: the girl is not named by it
     agent, scenes = story(prompts[0], prompts[2])
     assert "Lily" not in agent.registry.entities[at(scenes[1], prompts[2], "girl").global_id].names
+
+
+def test_she_is_not_the_one_her_own_clause_names_as_its_object():
+    prompts = ("Anna waits at the station. Her sister Kate steps off the train.",
+               "She greets Anna warmly.")
+    _, scenes = story(*prompts)
+    anna, kate = at(scenes[0], prompts[0], "Anna"), at(scenes[0], prompts[0], "Kate")
+    assert at(scenes[1], prompts[1], "She").global_id == kate.global_id != anna.global_id

@@ -484,6 +484,8 @@ class Mention:
     bare: bool = False  # written with no article ("photographer enters"): known by its noun, or new
     enumerated: int = 0  # "The second subject is a young woman ...": the prompt's second character, described
     owns: str = ""  # a possessive pronoun's noun ("his tail": "tail")
+    # a subject pronoun's clause objects named after it ("She greets Anna", "she said, embracing Marina"): not her
+    object_names: list[str] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)  # "presents himself as Keanu Tana": a name it goes by
     speaker: bool = False  # says the prompt's quoted words ("his mom said", "Jane: ...")
     recalled: bool = False  # "the pigeons" where the story has pigeons one by one: those, if any
@@ -1823,6 +1825,10 @@ class PromptAnalyzer:
                           owns=_owned_noun(tok) if owner else "")
         if pronoun == "it":
             mention.it_antecedent = self._nearest_noun_before(tok)
+        if pronoun in ("he", "she") and tok.dep_ == "nsubj":
+            verbs = [tok.head] + [c for c in tok.head.children if c.dep_ == "advcl" and c.tag_ == "VBG"]
+            mention.object_names = [o.text for v in verbs for o in v.children
+                                    if o.dep_ == "dobj" and o.pos_ == "PROPN" and o.text[:1].isupper()]
         return mention
 
     def _nearest_noun_before(self, tok) -> int | None:

@@ -570,7 +570,7 @@ class Resolver:
                 continue
             if m.speaker and other.vocative:
                 continue  # '"Amma, we have new neighbors!" she exclaimed': not Amma, the one spoken to
-            if self._compatible(m, self.registry.entities[gid], strict=False):
+            if self._compatible(m, self.registry.entities[gid], strict=False) and not self._named_object(gid, m):
                 out.append(gid)
         def of_no_known_sex(gid: int) -> bool:  # for "he"/"she": one the story never gave a sex comes after
             return m.pronoun in ("he", "she") and self._gender(self.registry.entities[gid]) is None
@@ -580,12 +580,18 @@ class Resolver:
         out.sort(key=of_no_known_sex)
         subject_ids = self._subject_ids(m)
         earlier = [gid for ids in self._prompt_order()[:4] for gid in ids
-                   if gid not in out and self._compatible(m, self.registry.entities[gid], strict=False)]
+                   if gid not in out and self._compatible(m, self.registry.entities[gid], strict=False)
+                   and not self._named_object(gid, m)]
         # "The official shows him a card": not the official, wherever the story showed him before; and the sex
         # again ("Two soldiers drag a girl ... Close-up of Varos gripping her wrist": the girl, not a soldier)
         earlier.sort(key=lambda gid: (gid in subject_ids, of_no_known_sex(gid)))
         out.extend(dict.fromkeys(earlier))
         return out
+
+    def _named_object(self, gid: int, m: Mention) -> bool:
+        """Whether ``gid`` is the one ``m``'s own clause names as its object ("She greets Anna": not Anna)."""
+        names = {w for n in self.registry.entities[gid].names for w in n.split()}
+        return any(o in names for o in m.object_names)
 
     def _pronoun(self, m: Mention, mentions: list[Mention]) -> list[int]:
         if m.pronoun == "they":

@@ -776,3 +776,12 @@ def test_she_is_not_the_one_her_own_clause_names_as_its_object():
     _, scenes = story(*prompts)
     anna, kate = at(scenes[0], prompts[0], "Anna"), at(scenes[0], prompts[0], "Kate")
     assert at(scenes[1], prompts[1], "She").global_id == kate.global_id != anna.global_id
+
+
+def test_a_truck_that_overtakes_and_careers_is_a_vehicle_character():
+    prompts = ("The truck overtakes a car at high speed on a narrow bend.",
+               "Inside the cab, the driver takes a long swig from a bottle.",
+               "The truck careers wildly on down the highway.")
+    _, scenes = story(*prompts)
+    truck = at(scenes[0], prompts[0], "truck")
+    assert truck.kind == "vehicle" and at(scenes[2], prompts[2], "truck").global_id == truck.global_id

@@ -76,7 +76,9 @@ _GROUP_NOUNS = {"newlyweds": lexicon.NounInfo("person", "person"), "siblings": l
 _VEHICLE_MOTION_VERBS = {"fly", "land", "drive", "race", "speed", "sail", "hover", "soar", "zoom", "cruise", "glide",
                          "crash", "swerve", "skid", "roar", "rumble", "chug", "taxi", "dive", "circle", "take",
                          "appear", "arrive", "pull", "stop", "approach", "depart", "pass", "park", "honk", "screech",
-                         "roll", "accelerate", "brake", "barrel", "drift", "float", "smoke", "burn", "explode"}
+                         "roll", "accelerate", "brake", "barrel", "drift", "float", "smoke", "burn", "explode",
+                         "overtake", "careen", "career", "hurtle", "weave", "tailgate", "chase", "follow", "rush",
+                         "head", "turn", "veer", "slide", "crawl"}
 _ADJECTIVE_NOUNS = {"giant", "dwarf", "baby", "monster", "mammoth", "titan"}  # also adjectives: "giant ferns"
 _HEADING_FUNCTION_WORDS = {"of", "the", "a", "an", "and", "in", "on", "at", "to", "for", "with", "from", "by"}
 _NAME_AGE_WORDS = {"young", "little", "old", "older", "younger", "baby", "teenage", "adult", "elderly"}

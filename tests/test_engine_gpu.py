@@ -44,11 +44,11 @@ def _cuda_runtime():
     return build_runtime(load_config(preset="tiny", overrides={"runtime": {"device": "cuda", "dtype": "bfloat16"}}))
 
 
-def _story(runtime, overlap):
+def _story(runtime, overlap, early=False):
     from iamflow.session import StorySession
 
     session = StorySession(runtime)
-    session.overlap_decode = overlap
+    session.overlap_decode, session.first_frames_early = overlap, early
     frames = []
     for seed, prompt in enumerate(["A man in a red jacket walks in a park.", "The man sits on a bench.",
                                    "A woman in green walks to him."]):
@@ -67,6 +67,20 @@ def test_overlapped_decode_on_a_second_stream_equals_serial_on_gpu():
     assert all(np.array_equal(a, b) for a, b in zip(frames, expected))
     assert all(torch.equal(a, b) for a, b in zip(overlapped.latents, serial.latents))
     assert overlapped.ops == serial.ops
+
+
+def test_first_frames_early_on_the_decode_stream_give_the_same_story_on_gpu():
+    """A scene's first latent frame decoded and handed out alone, then the rest, on the decode stream beside the
+    DiT: joined, the frames of the story told with whole chunks, bit for bit, and the same latents."""
+    import numpy as np
+
+    runtime = _cuda_runtime()
+    early, frames = _story(runtime, overlap=True, early=True)
+    whole, expected = _story(runtime, overlap=True)
+    assert len(frames) == len(expected) + 3  # one partial event at each scene's start
+    assert np.array_equal(np.concatenate(frames), np.concatenate(expected))
+    assert all(torch.equal(a, b) for a, b in zip(early.latents, whole.latents))
+    assert early.ops == whole.ops
 
 
 def test_compiled_session_has_no_recompiles_and_follows_eager_on_gpu():

@@ -785,3 +785,11 @@ def test_a_truck_that_overtakes_and_careers_is_a_vehicle_character():
     _, scenes = story(*prompts)
     truck = at(scenes[0], prompts[0], "truck")
     assert truck.kind == "vehicle" and at(scenes[2], prompts[2], "truck").global_id == truck.global_id
+
+
+def test_all_the_fairies_are_a_group_that_acts():
+    prompts = ("That night, the wood cutter stole the fairy’s robe.",
+               "A few minutes later, all the fairies went up to the sky.")
+    _, scenes = story(*prompts)
+    fairies = at(scenes[1], prompts[1], "fairies")
+    assert fairies.global_id != at(scenes[0], prompts[0], "fairy").global_id

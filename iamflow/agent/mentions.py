@@ -1856,7 +1856,9 @@ class PromptAnalyzer:
             info = lexicon.NounInfo("person", "person")  # a crowd unless it acts (``_collective_mention``)
         elif info is None or lemma in lexicon.NOT_CHARACTERS and tok.lower_ not in _GROUP_NOUNS:
             return None
-        det = next((c for c in tok.children if c.dep_ in ("det", "predet")), None)
+        # ("all the fairies": the article, not "all")
+        det = next((c for c in tok.children if c.dep_ == "det"), None) or \
+            next((c for c in tok.children if c.dep_ == "predet"), None)
         if det is None and _misparsed_verb(tok):  # "The dwarfs cheer": "the" hangs on the verb read as a noun
             det = next((c for c in tok.head.children if c.dep_ == "det" and c.i < tok.i), None)
         num = next((c for c in tok.children if c.dep_ == "nummod"), None)

@@ -548,6 +548,14 @@ def decoder_run(args: argparse.Namespace) -> dict:
     return result
 
 
+def _sdpa_backends() -> dict:
+    """The SDPA backends ``--sdpa`` and ``--attention-backends`` choose among, by name."""
+    from torch.nn.attention import SDPBackend
+
+    return {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
+            "efficient": SDPBackend.EFFICIENT_ATTENTION}
+
+
 def attention_backends_run(args: argparse.Namespace) -> dict:
     """The DiT's attention calls at the Wan preset's shapes, timed under each SDPA backend torch offers here.
 
@@ -556,7 +564,7 @@ def attention_backends_run(args: argparse.Namespace) -> dict:
     the same with the window not yet full, the text cross-attention, and a batched re-cache's block-causal calls
     (sink + window, each chunk against the keys before it). Each backend's output is compared with the default's.
     """
-    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.nn.attention import sdpa_kernel
 
     cfg = load_config(args.config, preset=args.preset, overrides=args.overrides)
     m, tpf, fpc = cfg.model, cfg.tokens_per_frame, cfg.cache.frames_per_chunk
@@ -592,8 +600,7 @@ def attention_backends_run(args: argparse.Namespace) -> dict:
         "recache_block_causal_4_chunks": (recache, sum(4 * lq * (prefix + (c + 1) * lq) * heads * head_dim
                                                        for c in range(4))),
     }
-    backends = {"default": None, "flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION,
-                "efficient": SDPBackend.EFFICIENT_ATTENTION}
+    backends = {"default": None, **_sdpa_backends()}
     result: dict = {"mode": "attention-backends", "card": torch.cuda.get_device_name(), "torch": torch.__version__,
                     "date": datetime.date.today().isoformat(), "seconds": {}, "tflops": {},
                     "max_abs_difference_from_default": {}, "errors": {}}
@@ -1426,11 +1433,9 @@ def main(argv: list[str] | None = None) -> None:
     elif args.sdpa == "auto":
         result = run(args)
     else:
-        from torch.nn.attention import SDPBackend, sdpa_kernel
+        from torch.nn.attention import sdpa_kernel
 
-        backend = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
-                   "efficient": SDPBackend.EFFICIENT_ATTENTION}[args.sdpa]
-        with sdpa_kernel(backend):
+        with sdpa_kernel(_sdpa_backends()[args.sdpa]):
             result = run(args)
         result["sdpa_backend"] = args.sdpa
     text = json.dumps(result, indent=2)

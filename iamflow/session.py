@@ -170,7 +170,7 @@ class ChunkEvent:
     done: bool
     live: bool = False  # the scene runs until the next prompt; num_chunks is its cap
     # the first frames of a chunk whose other frames come in the next event (same chunk_index): a scene's first
-    # chunk, handed out as its first latent frame is decoded; its ``segment`` is None, the next event's is the chunk's
+    # chunk, handed out as its first latent frame is decoded; its ``segment`` gives None, the next event's the chunk's
     partial: bool = False
 
 
@@ -278,7 +278,7 @@ class StorySession:
         """Chunk ``g``'s frames (or its parts, in order), once on the host: kept while the chunk is in the window,
         and queued as the story's next segment."""
         parts = frames if isinstance(frames, list) else [frames]
-        kept = np.concatenate([part.wait().numpy() for part in parts]) if len(parts) > 1 else parts[0].wait().numpy().copy()
+        kept = np.concatenate([part.wait().numpy() for part in parts])  # (a copy, out of the pinned pool)
         assert len(kept) == self.chunk_frame_counts[g], f"chunk {g} decoded to {len(kept)} frames"
         self._recent_frames[g] = kept
         assert len(self.video) == g, f"segment of chunk {g} queued out of order ({len(self.video)} queued)"

@@ -611,8 +611,7 @@ class Resolver:
             owners = [other.relation_owner for _, other in self.assigned if other.token < m.token and
                       other.sentence == m.sentence and other.relation_owner is not None and
                       lexicon.POSSESSIVE_DETERMINERS.get(other.possessor_pronoun or "") == m.gender]
-            members = {gid for _, other in self.assigned for gid, o in self.assigned
-                       if o is other and other.relation_owner in owners}
+            members = {gid for gid, other in self.assigned if other.relation_owner in owners}
             if owners and owners[-1] in candidates and candidates[0] in members:
                 candidates = [owners[-1]] + [g for g in candidates if g != owners[-1]]
         if m.pronoun in ("he", "she") and candidates and set(candidates) <= subject_ids:

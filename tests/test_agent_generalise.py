@@ -793,3 +793,50 @@ def test_all_the_fairies_are_a_group_that_acts():
     _, scenes = story(*prompts)
     fairies = at(scenes[1], prompts[1], "fairies")
     assert fairies.global_id != at(scenes[0], prompts[0], "fairy").global_id
+
+
+def test_a_name_opening_a_shot_note_whose_verb_the_parser_misread_is_someone():
+    prompts = ("Rosa watching the rain quietly, occasionally glancing at her phone.",
+               "Marek increasingly nervous about the time.",
+               "OWEN skillfully maneuvers through the crowded market, ducking under awnings.",
+               "Owen bumps his knee on a crate.")
+    _, scenes = story(*prompts)
+    assert at(scenes[0], prompts[0], "Rosa").global_id == at(scenes[0], prompts[0], "her").global_id
+    assert at(scenes[1], prompts[1], "Marek").kind == "person"
+    owen = at(scenes[2], prompts[2], "OWEN")
+    assert at(scenes[3], prompts[3], "Owen").global_id == owen.global_id
+
+
+def test_a_proper_noun_where_only_a_place_stands_is_not_a_character():
+    prompts = ("One morning, Hiro decided to sail to Kurogane (Iron Island) to find the lost bell.",
+               "He marched across the plains of Veldrath and reached the gate at dawn.",
+               "At Thornwick, the villagers cheered. The Battle of Ashmere was over.")
+    _, scenes = story(*prompts)
+    for scene, place in zip(scenes, ("Kurogane", "Veldrath", "Thornwick")):
+        assert not [e for e in scene.entities if place in e.surface], [e.surface for e in scene.entities]
+    assert not [e for e in scenes[2].entities if "Ashmere" in e.surface]
+    assert at(scenes[1], prompts[1], "He").global_id == at(scenes[0], prompts[0], "Hiro").global_id
+
+
+def test_the_second_of_two_relations_joined_by_and_belongs_to_the_same_one():
+    prompts = ("Nadia hurries home to see her aunt and uncle.",)
+    agent, scenes = story(*prompts)
+    nadia, uncle = at(scenes[0], prompts[0], "Nadia"), at(scenes[0], prompts[0], "uncle")
+    assert uncle.global_id != nadia.global_id
+    assert ("uncle", nadia.global_id) in agent.registry.entities[uncle.global_id].relations
+
+
+def test_an_outlines_title_hashtags_and_comments_add_no_one():
+    prompts = ('3. ==**The Long Night**== Tamsin leads Orrin through the marsh. "Stay close, Master Orrin." '
+               '#tamsin #orrin #the_marsh <!-- sid:k2j9xq7pz -->',
+               "4. ==**Dawn**== Orrin wakes first. #orrin #dawn <!-- sid:p0w8e1r5c -->")
+    _, scenes = story(*prompts)
+    assert len(scenes[0].entities) == 2 and len(scenes[1].entities) == 1, [e.surface for s in scenes for e in s.entities]
+    assert at(scenes[0], prompts[0], "Tamsin").global_id != at(scenes[0], prompts[0], "Orrin").global_id
+    assert at(scenes[1], prompts[1], "Orrin").global_id == at(scenes[0], prompts[0], "Orrin").global_id
+
+
+def test_the_object_of_a_participle_after_its_sentences_subject_is_someone():
+    prompts = ("Mira nearly drowns chasing Edda across the river.",)
+    _, scenes = story(*prompts)
+    assert at(scenes[0], prompts[0], "Edda").global_id != at(scenes[0], prompts[0], "Mira").global_id

@@ -23,7 +23,7 @@ from iamflow.config import AGENT_BACKENDS as BACKENDS, LLM_BACKEND, MAX_AGENT_PR
 from . import attributes, lexicon, models
 from .mentions import Mention, PromptAnalyzer, readable_markup
 from .registry import EntityRegistry
-from .resolver import Resolver
+from .resolver import Resolver, likely_gender
 
 logger = logging.getLogger(__name__)
 
@@ -315,6 +315,8 @@ class EntityAgent:
         known_heads |= {h for r in registry.entities.values() if r.base == "group" for h in r.heads}  # "the team"
         analyzer = PromptAnalyzer(doc, names, known_heads, classify_unknown=_noun_classifier(), origin=origin,
                                   tags=tags, prompt=prompt)
+        encoder = models.sentence_encoder()
+        analyzer.name_sex = lambda word: likely_gender(encoder, word)
         analyzer.animal_heads = {h for r in registry.entities.values() if r.kind == "animal" for h in r.heads}
         analyzer.individual_heads = {h for r in registry.entities.values() if r.base != "group" and r.kind != "vehicle"
                                      for h in r.heads} | {

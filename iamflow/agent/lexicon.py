@@ -306,7 +306,8 @@ LOCATION_NOUNS = set("""room kitchen office bar café cafe restaurant diner stre
     stadium stage theatre theater studio warehouse factory spaceship station dojo saloon ranch moor reef
     wreck shipwreck island jetty dock lighthouse safehouse garage parking hive hives café bakery pub
     tavern inn hotel lobby elevator courtyard porch veranda balcony terrace nook aisle altar ring ballroom hall
-    gala""".split())
+    gala plain plains kingdom realm planet spaceport swamp marsh lair fortress galaxy province county district
+    homeland""".split())
 LOCATION_PREPS = {"in", "at", "on", "inside", "through", "across", "along", "into", "onto", "near", "over",
                   "under", "beneath", "beside", "outside", "within", "around", "toward", "towards", "down",
                   "up", "past", "behind"}

@@ -40,7 +40,8 @@ _ADVERB_WORDS = {"down", "up", "out", "off", "away", "back", "then", "there", "h
 _QUOTE_MARKS = ('"', "“", "”")
 _PET_NAMES = {"dear", "honey", "sweetie", "sweetheart", "darling", "kiddo", "buddy", "pal", "love"}
 _MEETING_VERBS = {"find", "see", "spot", "watch", "follow", "visit", "join", "approach", "face", "chase", "call",
-                  "invite", "grab", "push", "pull", "carry", "lift", "wake", "tickle", "kick", "punch", "hit", "attack"}
+                  "invite", "grab", "push", "pull", "carry", "lift", "wake", "tickle", "kick", "punch", "hit", "attack",
+                  "lead", "guide", "escort", "drag", "protect", "shield", "tease", "beat", "defeat", "betray"}
 _CAMERA_VERBS = {"click", "take", "snap", "shoot", "film", "record", "photograph"}  # pictures taken in the scene
 _HOLD_VERBS = {"hold", "carry", "wield", "brandish", "clutch"}  # "the boy with the gun": what someone was holding
 _PREDICATE_VERBS = {"reveal", "become"}
@@ -111,7 +112,12 @@ _TAG = re.compile(r"\[([A-Za-z][\w' .-]{0,40})\]")
 _PLACEHOLDER = re.compile(r"^(?:character|char|person|subject|actor|role|protagonist|hero|id)[ _-]?(\d{1,2})$", re.I)
 _NO_CHARACTER_TAGS = {"nc", "no character", "none", "empty"}
 _CAPTION_MARK = re.compile(r"\s*#\s*")
-_HTML_MARK = re.compile(r"</?[a-zA-Z][^<>]{0,200}>|\*\*")
+_HTML_MARK = re.compile(r"</?[a-zA-Z][^<>]{0,200}>|\*\*|==")
+# an outline's index after its prose: "#frodo #emyn_muil <!-- sid:qgiq1g5ca -->" (hashtags, then a comment)
+# a bold or highlighted title before a sentence ("==**Taming Gollum**== Frodo takes pity"): a heading of its own
+_TITLE_MARKS = re.compile(r"(?:\*\*|==)+(?=[^\s*=])[^*=\n]{1,80}?(?<=\S)((?:\*\*|==)+)(?=\s+[A-Z\"“])")
+_HTML_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.S)
+_HASHTAG_RUN = re.compile(r"(?<!\S)#[A-Za-z_]\w*(?:\s+#[A-Za-z_]\w*)*(?=\s*(?:<!--|$))")
 _LABELLED_BRACKET = re.compile(r"\*?\[[A-Z][A-Za-z ]{0,30}:\s*")
 _LAYOUT_NOTE = re.compile(r"(?<=[A-Za-z]) ?\(([^()]{1,60})\)")
 _CAST_NOTE_SEX = {"male", "female", "man", "woman", "boy", "girl"}
@@ -161,7 +167,18 @@ def _markup(text: str) -> tuple[dict[int, tuple[int, str, list[int]]], dict[int,
             words = [i for i in items if i.isalpha() and i is not sex] + [sex]
             new = ", a " + " ".join(words) + ","
             replaced[match.start()] = (match.end(), new, [match.start()] * len(new))
+    for match in _HTML_COMMENT.finditer(text):
+        replaced[match.start()] = (match.end(), "", [])
+    for match in _HASHTAG_RUN.finditer(text):
+        tags_here = match.group().split()
+        if len(tags_here) >= 2 or "_" in match.group() or match.group()[1:].islower():
+            replaced[match.start()] = (match.end(), "", [])
+    for match in _TITLE_MARKS.finditer(text):
+        if not text[match.end(1):].lstrip()[:1] == "" and not text[: match.start()].rstrip().endswith(":"):
+            replaced[match.start(1)] = (match.end(1), ".", [match.start(1)])
     for match in _HTML_MARK.finditer(text):
+        if _replaced_at(replaced, match.start()):
+            continue
         # "<strong><span style=...>mouse</span></strong> is holding a book.<br>", "**Scene 1**:": formatting
         glued = match.start() > 0 and text[match.start() - 1].isalnum() and text[match.end(): match.end() + 1].isalnum()
         replaced[match.start()] = (match.end(), " " if glued else "", [match.start()] if glued else [])
@@ -225,7 +242,8 @@ def _markup(text: str) -> tuple[dict[int, tuple[int, str, list[int]]], dict[int,
         new = name + (" " if after.isalnum() else "")
         replaced[match.start()] = (match.end(), new, origin + [end] * (len(new) - len(name)))
     for match in _CAPTION_MARK.finditer(text):
-        if match.start() in replaced or "#" not in match.group():
+        if match.start() in replaced or "#" not in match.group() or _replaced_at(replaced, match.start() +
+                                                                                  match.group().index("#")):
             continue
         before = text[: match.start()].rstrip()
         if not before or before[-1] in ".!?:;":
@@ -468,6 +486,7 @@ class Mention:
     other: bool = False  # "the other"
     relation: str | None = None  # relation noun when a possessor is given ("partner", "son")
     possessor_pronoun: str | None = None  # "his" | "her" | "its" | "their"
+    possessor_token: int | None = None  # where that pronoun stands ("her aunt and uncle": before both)
     possessor_index: int | None = None  # index of the possessor's mention in the prompt's list
     appearance: bool = True  # False for a possessor of a relation ("the girl's mother": the girl)
     weak: bool = False  # resolves to a known character only (a vehicle as a place, "it")
@@ -579,7 +598,16 @@ def _owned_noun(token) -> str:
     return token.head.lemma_.lower()
 
 
-def _fragment_subject(token) -> bool:
+# verbs whose "to"-object is where one goes ("go to Onigashima"), and verbs whose "at"-object is someone
+_TRAVEL_VERBS = {"go", "travel", "fly", "sail", "journey", "head", "move", "transport", "drive", "ride", "march",
+                 "relocate", "emigrate", "voyage", "trek", "bring", "take", "carry", "return", "arrive", "set"}
+_AT_SOMEONE_VERBS = {"look", "smile", "stare", "glance", "glare", "shout", "yell", "laugh", "point", "wave", "bark",
+                     "grin", "wink", "scream", "snap", "growl", "frown", "gaze", "peer", "nod", "hiss", "swing",
+                     "lunge", "shoot", "fire", "throw", "aim", "jump", "leap", "sneer", "scowl", "beam", "squint",
+                     "pounce", "strike", "charge", "sniff", "blink", "gawk", "gape", "marvel", "giggle", "chuckle"}
+
+
+def _fragment_subject(token, given_name: bool = False) -> bool:
     """A capitalised word opening a short caption, before the caption's verb, that the parser made a modifier or
     an adverb ("Spiderman swings through the skyline", "Friday find European ship", "Milo nearby with seaweed in
     his feathers"): the caption's subject, a name."""
@@ -589,14 +617,22 @@ def _fragment_subject(token) -> bool:
     lower = token.lower_
     if lower in _COMMON_WORDS or lower in lexicon.CHARACTER_NOUNS or lower in lexicon.PRONOUNS or \
             lower in _TITLE_WORDS or lower in _ARTICLE_BLOCKERS or lower in _HEADING_FUNCTION_WORDS or \
-            token.ent_type_ in ("GPE", "LOC", "FAC", "NORP", "ORG") or _camera_word(token):
+            token.ent_type_ in ("GPE", "LOC", "FAC", "NORP") and not given_name or _camera_word(token):
         return False
     nxt = token.doc[token.i + 1] if token.i + 1 < len(token.doc) else None
     if nxt is None or not nxt.text.islower():
         return False
+    if token.ent_type_ == "ORG" and not given_name and not (nxt.tag_ == "VBG" and nxt.dep_ == "ROOT"):
+        return False  # a company that acts; but "Leo watching TV", a shot of someone, whatever the NER says
     verb_after = nxt.tag_ in ("VBZ", "VBP", "VBD") and nxt.dep_ == "ROOT" and (token.dep_ in (
         "amod", "compound", "npadvmod", "advmod", "nmod") or token.dep_ == "nsubj" and token.pos_ in ("ADJ", "ADV"))
     # (also "Ilse looks up", the name tagged an adjective)
+    after = token.doc[nxt.i + 1] if nxt.i + 1 < len(token.doc) else None
+    verb_after = verb_after or token.pos_ == "PROPN" and token.dep_ in ("compound", "npadvmod") and \
+        nxt.dep_ == "ROOT" and (nxt.tag_ == "VBG" or nxt.tag_ == "NNS" and after is not None and
+                                after.tag_ in ("PRP$", "DT", "RP", "RB")) and \
+        (token.ent_type_ not in ("GPE", "LOC", "FAC", "NORP") or given_name)
+    # ("Leo watching TV contentedly", "Tyler bumps his head": the caption's verb read as a plural noun)
     root_itself = token.dep_ == "ROOT" and token.tag_ in ("RB", "NNP") and nxt.lower_ in ("nearby", "alone", "too")
     return verb_after or root_itself
 
@@ -749,6 +785,7 @@ class PromptAnalyzer:
         # heads that name a character only once the story has one: its vehicles, its talking holograms
         self.known_heads = known_heads
         self.classify_unknown = classify_unknown  # callable(lemma) -> NounInfo | None
+        self.name_sex = None  # callable(word) -> "f" | "m" | None: the sex a given name suggests, if it is one
         self.person_tokens = {t.i for ent in doc.ents if ent.label_ == "PERSON" for t in ent}
         # a shot heading before a colon ("Match cut: ...", "Musical duel: ...") names no one
         colon = next((t.i for t in doc[:4] if t.text == ":"), None)
@@ -856,9 +893,49 @@ class PromptAnalyzer:
         where = self.origin[token.idx] if token.idx < len(self.origin) else None
         return where is not None and where < len(self.prompt) and self.prompt[where].islower()
 
+    def _capitals_in_prompt(self, token) -> bool:
+        """Written in capitals where the prompt has it ("TYLER skillfully maneuvers"): how a script brings a
+        character in, whatever place the small NER model knows by that name."""
+        if self.prompt is None or self.origin is None or len(token.text) < 2:
+            return False
+        where = [self.origin[i] for i in range(token.idx, token.idx + len(token.text)) if i < len(self.origin)]
+        return all(w is not None and w < len(self.prompt) and self.prompt[w].isupper() for w in where) and \
+            bool(where)
+
+    def _place_by_position(self, token) -> bool:
+        """A proper noun the story does not know, standing where only a place stands: where someone goes ("go to
+        Onigashima (Demon Island)", "bring the plans to Alderaan"), where something happens ("the breaking at Amon
+        Hen", "across the plains of Gorgoroth", "Battle of Bywater"), whatever the small NER model calls it."""
+        if token.pos_ != "PROPN" or token.dep_ not in ("pobj", "compound") or any(
+                token.lower_ in n.split() for n in self.known_names):
+            return False  # ("returns to Kenobi": one word of a name the story knows)
+        if token.dep_ == "compound":
+            if token.head.pos_ != "PROPN" or token.head.dep_ != "pobj" or token.head.i != token.i + 1:
+                return False
+            token = token.head
+        if any(c.dep_ == "appos" and c.lemma_.lower() in lexicon.LOCATION_NOUNS for c in token.children):
+            return True  # "Onigashima (Demon Island)"
+        prep, verb = token.head, token.head.head
+        word = prep.lower_
+        if word == "of":
+            return verb.lemma_.lower() in lexicon.LOCATION_NOUNS or verb.lower_ in ("battle", "siege", "war")
+        if word in ("to", "toward", "towards", "into"):
+            return verb.pos_ == "VERB" and verb.lemma_.lower() in _TRAVEL_VERBS
+        if word in ("at", "in", "across", "through", "near", "inside", "outside", "within", "beyond"):
+            return not (word == "at" and verb.lemma_.lower() in _AT_SOMEONE_VERBS)
+        return False
+
+    def _given_name(self, token) -> bool:
+        """A word the NER model calls a place or a company that is also a given name with a clear sex ("Nadia",
+        "Tyler", "Leo"); "London", "Tokyo", "Jordan" are not."""
+        return self.name_sex is not None and token.text[:1].isupper() and token.text[1:].islower() and \
+            token.lower_ not in lexicon.LOCATION_NOUNS and self.name_sex(token.text) is not None
+
     def is_name(self, token) -> bool:
         if token.i in self.tags or token.i in self.speaker_tokens:
             return True
+        if self._place_by_position(token):
+            return False
         if token.lower_ in _ADVERB_WORDS:
             return False  # "Down fell the cheese", "Later, ...": an adverb opening the sentence
         if self._lower_case_in_prompt(token):
@@ -924,7 +1001,8 @@ class PromptAnalyzer:
             return False
         if any(c.dep_ == "det" for c in token.children) and not self._stage_name(token):
             return False
-        place = token.ent_type_ in ("GPE", "LOC", "FAC")
+        place = token.ent_type_ in ("GPE", "LOC", "FAC") and not self._capitals_in_prompt(token) and not (
+            token.dep_ in ("dobj", "nsubj") and self._given_name(token))  # "chasing Tobin", "Nadia hurries"
         if token.pos_ == "PROPN" and any(
                 c.dep_ == "compound" and c.i == token.i - 1 and c.lower_ in _TITLE_WORDS and c.text[:1].isupper()
                 for c in token.children):
@@ -945,6 +1023,10 @@ class PromptAnalyzer:
                 token.head.lemma_ not in ("be", "lie", "stretch", "glow", "rise", "loom", "sprawl") and \
                 not (token.head.lemma_ in ("sit", "stand") and place):
             return True  # "Ellie stands in the doorway" (but "Florence sits on the Arno", a place the NER knows)
+        if not place and token.dep_ == "nsubj" and token.head.dep_ == "ROOT" and token.head.i > token.i and (
+                token.head.tag_ == "NNS" and token.head.text.islower() or token.head.pos_ == "ADJ" and
+                token.i == token.sent.start):
+            return True  # "Tyler skillfully maneuvers" (the verb read as a plural), "Gabe increasingly frustrated"
         if token.dep_ == "compound" and token.head.tag_ == "VBG" and token.head.dep_ in ("pobj", "dobj", "ROOT"):
             return True  # "Close-up of Vera Claythorne standing ...": the parser made the name a modifier of the verb
         if token.dep_ == "pobj" and token.head.lower_ in ("of", "on", "at") and not place:
@@ -954,9 +1036,11 @@ class PromptAnalyzer:
                 return True  # "Close-up of Gandalf, with his wise eyes ...": what the shot shows
         if token.dep_ == "dobj" and token.head.pos_ == "VERB" and token.ent_type_ != "WORK_OF_ART" and (
                 token.head.lemma_.lower() in lexicon.PERSON_OBJECT_VERBS or not place and
-                token.head.lemma_.lower() in _MEETING_VERBS) and any(
+                token.head.lemma_.lower() in _MEETING_VERBS) and (any(
                     c.dep_ == "nsubj" and (c.lower_ in lexicon.PRONOUNS or c.pos_ in ("PROPN", "NOUN"))
-                    for c in token.head.children):
+                    for c in token.head.children) or token.head.tag_ == "VBG" and token.head.dep_ in ("advcl", "xcomp")
+                    and any(c.dep_ == "nsubj" for c in token.head.head.children)):
+            # (also "Sam nearly drowns chasing Frodo": the participle's subject is the sentence's)
             return True  # "He finds Lara in the living room", "the droids hire Han Solo" (whatever the NER says
             # of a name only a person can be hired as)
         return token.dep_ in ("dative",) or token.dep_ == "dobj" and token.head.pos_ == "VERB" and any(
@@ -1569,7 +1653,8 @@ class PromptAnalyzer:
                     tok.doc[j].lower_ in ("a", "an"):
                 noun = None  # "a German shepherd", "a slightly overweight Black adult man", 'a "Good guy"'
             given = noun is not None and noun.kind != "vehicle" and (tok.tag_ == "NNP" or not tok.is_sent_start or titled)
-            if not given and lower not in names_here and tok.i not in listed and not _fragment_subject(tok) and \
+            if not given and lower not in names_here and tok.i not in listed and \
+                    not _fragment_subject(tok, self._given_name(tok)) and \
                     not _letter_name(tok):
                 continue
             if given and nxt.i in index_of_token:
@@ -1726,6 +1811,10 @@ class PromptAnalyzer:
                 for c in t.children:
                     if c.dep_ == "compound" and noun_info(c) and poss is None:
                         poss = next((x for x in c.children if x.dep_ == "poss"), None)
+        if poss is None and head_token.dep_ == "conj" and head_token.lower_ in lexicon.RELATION_NOUNS and \
+                head_token.head.lower_ in lexicon.RELATION_NOUNS and _determiner(head_token) is None:
+            # "his Aunt and Uncle", "her mother and father": the second relation is the same one's
+            poss = next((x for x in head_token.head.children if x.dep_ == "poss"), None)
         modifiers = {c.lower_ for c in head_token.children if c.dep_ in ("amod", "det", "nummod", "advmod")}
         det_word = det.lower_ if det is not None else ""
         newcomer = det_word == "another" or bool(modifiers & (lexicon.NEWCOMER_MARKERS - {"other"})) and \
@@ -1774,7 +1863,7 @@ class PromptAnalyzer:
             if given_name:
                 start = min(start, min(c.idx for c in given_name))
         relation = None
-        possessor_pronoun = None
+        possessor_pronoun = possessor_token = None
         if poss is not None:
             for h in heads:
                 if h in lexicon.RELATION_NOUNS:
@@ -1783,14 +1872,15 @@ class PromptAnalyzer:
             if relation and "first" in modifiers | {c.lower_ for c in head_token.lefts}:
                 relation = f"first {relation}"  # "her first boyfriend": a past one, not her later fiance
             if poss.tag_ == "PRP$":
-                possessor_pronoun = poss.lower_
+                possessor_pronoun, possessor_token = poss.lower_, poss.i
         protagonist = any(h in lexicon.PROTAGONIST_NOUNS for h in heads)
         introduced = any(t.i != head_token.i and any(c.dep_ == "det" and c.lower_ in ("a", "an") for c in t.children)
                          for t in chain)
         mention = Mention(
             introduced=introduced, start=start, end=end, surface=surface, form=form, kind=kind, base=base or "person", gender=gender,
             age=age, heads=heads, names=names, attrs=attrs, newcomer=newcomer, same=same, other=other,
-            relation=relation, possessor_pronoun=possessor_pronoun, weak=weak, action=self._action(head_token),
+            relation=relation, possessor_pronoun=possessor_pronoun, possessor_token=possessor_token, weak=weak,
+            action=self._action(head_token),
             token=head_token.i, sentence=sent_of.get(head_token.i, 0),
             clause_subject=self._clause_subject(head_token), protagonist=protagonist, ordinal=ordinal,
             entrance=head_token.dep_ == "nsubj" and head_token.head.lemma_.lower() in _ENTRANCE_VERBS,

@@ -862,7 +862,7 @@ class Resolver:
         gender = lexicon.POSSESSIVE_DETERMINERS.get(word)
         probe = Mention(start=m.start, end=m.end, surface=word, form="pronoun", gender=gender if gender in
                         ("m", "f") else None, pronoun={"m": "he", "f": "she", "n": "it", "p": "they"}.get(gender, ""),
-                        token=m.token, sentence=m.sentence)
+                        token=m.token if m.possessor_token is None else m.possessor_token, sentence=m.sentence)
         if probe.pronoun in ("they", ""):
             return []
         return self._pronoun_candidates(probe)

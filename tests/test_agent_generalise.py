@@ -840,3 +840,18 @@ def test_the_object_of_a_participle_after_its_sentences_subject_is_someone():
     prompts = ("Mira nearly drowns chasing Edda across the river.",)
     _, scenes = story(*prompts)
     assert at(scenes[0], prompts[0], "Edda").global_id != at(scenes[0], prompts[0], "Mira").global_id
+
+
+def test_him_at_the_door_is_the_animal_from_before_when_no_one_here_could_be_him():
+    prompts = ("The sly fox trotted up to the old hen's coop and tapped on the gate.",
+               "But did the hen open the gate and let him in? She did!")
+    _, scenes = story(*prompts)
+    fox = at(scenes[0], prompts[0], "fox")
+    assert at(scenes[1], prompts[1], "him").global_id == fox.global_id
+
+
+def test_his_daughter_says_the_one_whose_daughter_she_is_is_a_man():
+    prompts = ("A farmer in the hills sends his daughter to the market with a basket of eggs.",)
+    agent, scenes = story(*prompts)
+    farmer = at(scenes[0], prompts[0], "farmer")
+    assert agent.registry.entities[farmer.global_id].gender == "m"

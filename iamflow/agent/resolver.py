@@ -669,7 +669,12 @@ class Resolver:
 
         here = [gid for gid, other in reversed(self.assigned) if other.token < m.token and other.form != "pronoun"]
         if here:
-            return [g for g in here if fits(g)][:1] if not any(could_be(g) for g in here) else []
+            if any(could_be(g) for g in here):
+                return []
+            found = [g for g in here if fits(g)][:1]
+            if found:
+                return found
+            # "But did Grandma put on her shoes and let him in?": only a woman here, so the wolf at her door
         last = self._prompt_order()[:1]
         ids = last[0] if last else []
         if any(could_be(g) for g in ids):
@@ -903,6 +908,11 @@ class Resolver:
             if any(other == owner and _other_relation(groups.get(rel, rel), wanted) for rel, other in rec.relations):
                 self.other_relation_seen = True
                 continue  # already someone else to the owner ("her first boyfriend" is not her fiance)
+            held = [rel for rel, other in self.registry.entities[owner].relations if other == rec.global_id] + [
+                other.relation for gid, other in self.assigned
+                if gid == owner and other.relation and other.relation_owner == rec.global_id]
+            if any(_other_relation(_INVERSE.get(groups.get(rel, rel), rel), wanted) for rel in held):
+                continue  # the owner is already rec's own ("A farmer sent his daughter ... her brother": not him)
             shared = set(rec.prompts_seen()) & set(self.registry.entities[owner].prompts_seen())
             if shared and self._compatible(m, rec, strict=False) and (m.relation != "owner" or rec.kind == "person"):
                 with_owner.append(rec.global_id)
@@ -921,6 +931,11 @@ class Resolver:
 
     def _record_relation(self, m: Mention, owner: int) -> None:
         m.relation_owner = owner  # read by the agent when it writes the instance
+        sex = lexicon.POSSESSIVE_DETERMINERS.get(m.possessor_pronoun or "")
+        rec = self.registry.entities.get(owner)
+        if sex in ("m", "f") and rec is not None and rec.kind == "person" and rec.base != "group" and \
+                self._stated_gender(rec) is None:
+            self.pending_gender[owner] = sex  # "A farmer sent his daughter": the farmer is a man
 
     # -- finishing ------------------------------------------------------------------------------------
     def finish(self, mentions: list[Mention], result: Resolution) -> None:

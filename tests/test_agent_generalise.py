@@ -855,3 +855,13 @@ def test_his_daughter_says_the_one_whose_daughter_she_is_is_a_man():
     agent, scenes = story(*prompts)
     farmer = at(scenes[0], prompts[0], "farmer")
     assert agent.registry.entities[farmer.global_id].gender == "m"
+
+
+def test_more_animals_and_creatures_of_stories_are_characters_of_their_kinds():
+    for prompt, word, kind in (("A kobold scurries across the cave floor.", "kobold", "creature"),
+                               ("A hyena circles the camp.", "hyena", "animal"),
+                               ("A tiny axolotl swims in the tank.", "axolotl", "animal"),
+                               ("The treant lumbers forward.", "treant", "creature"),
+                               ("A meerkat stands guard.", "meerkat", "animal")):
+        _, scenes = story(prompt)
+        assert at(scenes[0], prompt, word).kind == kind, prompt

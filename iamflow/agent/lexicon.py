@@ -101,7 +101,13 @@ def _people() -> dict[str, NounInfo]:
         abbot abbess novice friar bishop cardinal rabbi imam lama guru sage oracle prophet
         shopgirl storekeeper innkeeper gatekeeper goalkeeper housekeeper zookeeper fighter nobody someone
         attendee staffer participant camper festivalgoer concertgoer partygoer moviegoer reveler reveller
-        trespasser inventor""".split()
+        trespasser inventor necromancer druid alchemist bard paladin knight squire ninja samurai shogun
+        pirate buccaneer smuggler poacher gamekeeper shepherdess blacksmith carpenter mason stonemason tailor
+        seamstress cobbler baker butcher brewer vintner farmhand stablehand milkmaid maid butler footman
+        governess nanny babysitter tutor headmaster headmistress principal janitor caretaker nurse surgeon
+        paramedic dentist pharmacist vet veterinarian scientist astronaut cosmonaut pilot copilot navigator
+        deckhand stowaway castaway explorer adventurer archaeologist detective
+        sheriff deputy marshal ranger warden jailer executioner gladiator referee umpire coach""".split()
     for word in neutral:
         if word not in table:
             table[word] = NounInfo("person", "person")
@@ -128,10 +134,17 @@ _ANIMALS = """dog puppy pup hound terrier retriever labrador poodle beagle bulld
     snake python cobra lizard iguana chameleon crocodile alligator frog toad butterfly moth bee wasp spider
     ant beetle dragonfly firefly bat warhorse steed mustang pelican stork vulture albatross manatee stingray
     salmon trout lamb gecko tortoise grasshopper caterpillar ladybug ladybird snail slug worm bug pheasant quail
-    partridge turkey ostrich emu magpie jay finch canary woodpecker kingfisher""".split()
+    partridge turkey ostrich emu magpie jay finch canary woodpecker kingfisher hyena lynx cougar puma bison
+    buffalo yak llama alpaca reindeer vole shrew weasel ferret stoat skunk porcupine armadillo opossum possum
+    chipmunk gopher meerkat lemur baboon mongoose wolverine jackal coyote dingo cockatoo macaw toucan puffin owlet
+    koi goldfish clownfish eel seahorse narwhal mantis cicada scorpion centipede tarantula mosquito
+    salamander newt axolotl dinosaur raptor velociraptor triceratops stegosaurus brontosaurus pterodactyl mammoth
+    tanuki gosling cygnet""".split()
 _CREATURES = """dragon unicorn griffin phoenix alien creature monster beast mermaid centaur yeti kraken golem
     werewolf spirit specter spectre wraith ogre minotaur hydra sphinx pegasus leviathan serpent snowman
-    sprite gnome imp genie djinn nymph leprechaun gremlin faun satyr banshee""".split()
+    sprite gnome imp genie djinn nymph leprechaun gremlin faun satyr banshee kobold treant dryad hobgoblin
+    merman harpy gryphon wyvern sasquatch ghoul cherub basilisk cyclops homunculus changeling kitsune yokai
+    tengu naga selkie kelpie faerie boggart lich revenant poltergeist doppelganger shapeshifter""".split()
 _ROBOTS = """robot droid android cyborg automaton mech drone machine bot rover lander""".split()
 _VEHICLES = """car truck van bus taxi cab motorcycle motorbike scooter bicycle bike train tram locomotive
     helicopter plane airplane aeroplane jet spaceship spacecraft starship rocket boat ship yacht submarine
@@ -147,7 +160,8 @@ _ANIMAL_BASE = {
     "steed": "horse", "mustang": "horse", "bunny": "rabbit", "piglet": "pig", "seagull": "gull",
     "duckling": "duck", "calf": "cow", "bull": "cow", "ox": "cow", "lamb": "sheep", "ram": "sheep",
     "stag": "deer", "doe": "deer", "fawn": "deer", "cub": "bear", "hen": "chicken", "rooster": "chicken",
-    "chick": "chicken", "tortoise": "turtle", "orca": "whale",
+    "chick": "chicken", "tortoise": "turtle", "orca": "whale", "owlet": "owl", "gosling": "goose", "cygnet": "swan",
+    "possum": "opossum",
 }
 _ANIMAL_GENDER = {"mare": "f", "lioness": "f", "tigress": "f", "hen": "f", "doe": "f", "cow": "f",
                   "stallion": "m", "bull": "m", "stag": "m", "rooster": "m", "ram": "m", "colt": "m"}

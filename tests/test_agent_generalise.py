@@ -865,3 +865,13 @@ def test_more_animals_and_creatures_of_stories_are_characters_of_their_kinds():
                                ("A meerkat stands guard.", "meerkat", "animal")):
         _, scenes = story(prompt)
         assert at(scenes[0], prompt, word).kind == kind, prompt
+
+
+def test_a_bell_that_rings_is_a_thing_and_the_new_customer_is_someone_new():
+    prompts = ("Priya wipes the counter of the empty cafe. She hums to herself.",
+               "The bell over the door rings and Priya's head snaps up, ready to greet the new customer.")
+    _, scenes = story(*prompts)
+    priya = at(scenes[0], prompts[0], "Priya")
+    assert not [e for e in scenes[1].entities if e.surface == "bell"]
+    customer = at(scenes[1], prompts[1], "customer")
+    assert customer.global_id != priya.global_id and customer.is_new

@@ -288,6 +288,9 @@ TIME_OF_DAY = ["golden hour", "blue hour", "first light", "high noon", "late aft
                "nightfall", "daytime"]
 # Common things, compared with an unlisted noun to tell a character from a prop (``agent.NounClassifier``).
 THING_NOUNS = set("""table chair sofa bed lamp candle cake cup mug glass bottle plate bowl fork knife spoon pan pot
+    bell couch telephone tv television radio envelope crate backpack bracelet wallet purse compass pistol rifle axe
+    ladder broom shovel log sky balloon puzzle flute trumpet poster fountain bench stairs staircase pie cookie
+    sandwich pizza juice dumpling chocolate candy
     kettle book letter map phone laptop computer screen keyboard camera microphone guitar piano violin drum bag
     suitcase box basket umbrella hat cap coat jacket shirt dress scarf glove boot shoe necklace watch clock key
     door window wall floor stair fence gate tree bush flower grass rock stone sand water wave fire smoke cloud

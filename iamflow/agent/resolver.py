@@ -356,6 +356,9 @@ class Resolver:
         return [found]
 
     def _definite(self, m: Mention) -> int | None:
+        if "new" in m.surface.lower().split()[:-1] and m.heads and not any(
+                set(m.heads) & set(rec.heads) for rec in self._records()):
+            return None  # "ready to greet the new customer": someone the story has not shown under that noun
         # "A boy crouches ... The boy smiles": the one this prompt just brought in under that noun
         for gid in reversed(self.created):
             rec = self.registry.entities[gid]

@@ -875,3 +875,22 @@ def test_a_bell_that_rings_is_a_thing_and_the_new_customer_is_someone_new():
     assert not [e for e in scenes[1].entities if e.surface == "bell"]
     customer = at(scenes[1], prompts[1], "customer")
     assert customer.global_id != priya.global_id and customer.is_new
+
+
+def test_her_coat_is_the_one_whose_coat_the_story_told_of():
+    prompts = ("That night, the old farmer hid the fairy's silver cloak under a stone.",
+               "At dawn the others flew away, but one stayed behind, searching for her cloak.",
+               "The farmer told her he would return it if she married him.")
+    _, scenes = story(*prompts)
+    fairy = at(scenes[0], prompts[0], "fairy")
+    farmer = at(scenes[0], prompts[0], "farmer")
+    assert at(scenes[1], prompts[1], "her").global_id == fairy.global_id
+    assert at(scenes[2], prompts[2], "he").global_id == farmer.global_id
+    assert at(scenes[2], prompts[2], "she").global_id == fairy.global_id
+
+
+def test_they_are_a_man_and_a_fairy_who_marry():
+    prompts = ("The woodcutter and the fairy walk back to his village.", "They marry in the spring.")
+    _, scenes = story(*prompts)
+    they = {e.global_id for e in scenes[1].entities}
+    assert they == {at(scenes[0], prompts[0], "woodcutter").global_id, at(scenes[0], prompts[0], "fairy").global_id}

@@ -179,6 +179,14 @@ _NAME_QUESTION = re.compile(r"\bwhat(?:'|’)?s your name\b|\bwhat is your name\
 _AGENT_SUFFIXES = ("er", "or", "ist", "ian", "smith", "wright", "keeper", "maker")
 
 
+# what belongs to one character and says who "her" is when it comes back ("the fairy's robe ... her missing robe")
+_PERSONAL_ITEMS = (attributes.CLOTHING_WORDS - attributes.BODY_WORDS) | set(
+    """bag backpack basket book bottle briefcase camera coin compass crown cup drink guitar gun helmet key knife
+    lantern letter map medal mug necklace note pen pencil phone pistol purse rifle ring robe shield staff suitcase
+    sword ticket torch trophy umbrella violin wallet watch wand flute drum bracelet badge bow arrow spear axe hammer
+    cane stick lamp candle mirror doll toy ball kite""".split())
+
+
 def _noun_classifier() -> NounClassifier:
     global _classifier
     if _classifier is None:
@@ -383,7 +391,8 @@ class EntityAgent:
                                          m.form == "group" and gid in resolver.group_members for h in m.heads}),
                         "names": [n for m in named for n in m.names] + [a for m in ms for a in m.aliases],
                         "relations": relations, "gender": gender, "age": age,
-                        "action": next((m.action for m in ms if m.action), ""), "order": order}
+                        "action": next((m.action for m in ms if m.action), ""), "order": order,
+                        "owned": sorted({o for m in ms for o in (m.owns, m.possessed) if o in _PERSONAL_ITEMS})}
             if gid in resolver.group_members:
                 instance["group"] = list(resolver.group_members[gid])
             registry.add_instance(gid, instance)

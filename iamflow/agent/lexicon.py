@@ -145,6 +145,10 @@ _CREATURES = """dragon unicorn griffin phoenix alien creature monster beast merm
     sprite gnome imp genie djinn nymph leprechaun gremlin faun satyr banshee kobold treant dryad hobgoblin
     merman harpy gryphon wyvern sasquatch ghoul cherub basilisk cyclops homunculus changeling kitsune yokai
     tengu naga selkie kelpie faerie boggart lich revenant poltergeist doppelganger shapeshifter""".split()
+# creatures of tales that live as people do: "she" and "they" take them as they take a person
+HUMANOID_CREATURES = set("""fairy faerie elf dwarf giant ghost angel demon vampire mermaid merman troll ogre goblin
+    hobgoblin gnome genie djinn nymph dryad leprechaun witch wizard sprite imp satyr faun centaur cyclops
+    werewolf zombie ghoul spirit siren selkie""".split())
 _ROBOTS = """robot droid android cyborg automaton mech drone machine bot rover lander""".split()
 _VEHICLES = """car truck van bus taxi cab motorcycle motorbike scooter bicycle bike train tram locomotive
     helicopter plane airplane aeroplane jet spaceship spacecraft starship rocket boat ship yacht submarine

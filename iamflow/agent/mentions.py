@@ -505,6 +505,7 @@ class Mention:
     bare: bool = False  # written with no article ("photographer enters"): known by its noun, or new
     enumerated: int = 0  # "The second subject is a young woman ...": the prompt's second character, described
     owns: str = ""  # a possessive pronoun's noun ("his tail": "tail")
+    possessed: str = ""  # what a noun's possessive owns ("the fairy's robe": "robe")
     # a subject pronoun's clause objects named after it ("She greets Anna", "she said, embracing Marina"): not her
     object_names: list[str] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)  # "presents himself as Keanu Tana": a name it goes by
@@ -1887,6 +1888,8 @@ class PromptAnalyzer:
             bare=det is not None and self.in_prompt(det.idx) == self.in_prompt(det.idx + len(det.text) + 1))
         if poss is not None and poss.tag_ != "PRP$":
             mention.possessor_index = -poss.i - 1  # a token index, turned into a mention index later
+        if head_token.dep_ == "poss" and head_token.head.pos_ == "NOUN":
+            mention.possessed = head_token.head.lemma_.lower()
         return mention
 
     def _pronoun_mention(self, tok, sent_of) -> Mention | None:

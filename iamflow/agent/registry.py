@@ -35,11 +35,12 @@ class EntityRecord:
     relations: list[tuple[str, int]] = field(default_factory=list)  # (relation noun, other global id)
     changes: list[dict] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
+    owned: list[str] = field(default_factory=list)  # things the story gave it ("the fairy's robe": "robe")
 
     def refresh(self) -> None:
         """Recompute every derived field from ``instances``."""
         self.all_entities, self.all_attrs, self.heads, self.names = [], [], [], []
-        self.relations, self.changes, self.actions = [], [], []
+        self.relations, self.changes, self.actions, self.owned = [], [], [], []
         slots: dict[str, tuple[str, int]] = {}
         current: dict[str, str] = {}
         gender, age = None, None
@@ -59,6 +60,7 @@ class EntityRecord:
                     self.relations.append(pair)
             if inst.get("action"):
                 self.actions.append(inst["action"])
+            self.owned.extend(o for o in inst.get("owned", []) if o not in self.owned)
             gender = inst.get("gender") or gender
             age = inst.get("age") or age
             for attr in inst.get("attrs", []):

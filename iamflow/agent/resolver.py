@@ -159,7 +159,7 @@ class Resolver:
                 return False  # a group acting as one is "they"
             if m.pronoun in ("he", "she"):
                 g = self._gender(rec)
-                if rec.kind == "person":
+                if rec.kind == "person" or _personlike(rec):
                     return g in (None, m.gender)
                 return g == m.gender
             return True
@@ -625,6 +625,14 @@ class Resolver:
                       self.registry.entities[g].base != "group" and self._gender(self.registry.entities[g]) is None]
             if others:
                 return others[:1]
+        if m.pronoun in ("he", "she") and m.owns and not any(
+                other.token < m.token and m.owns in (other.owns, other.possessed) for _, other in self.assigned):
+            # "the wood cutter stole the fairy's robe ... only one was left because of her missing robe": the one
+            # whose robe the story told of, also a fairy of no known sex
+            owners = [r.global_id for r in self._records() if m.owns in r.owned and r.base != "group" and
+                      (r.kind == "person" or r.kind == "creature") and self._gender(r) in (None, m.gender)]
+            if len(owners) == 1 and owners[0] not in self._subject_ids(m):
+                return owners
         if m.owns in _ANIMAL_PARTS:
             # "The puppy Max bounds into the room, his tail wagging": what has a tail is the animal
             animals = [gid for gid, other in reversed(self.assigned) if other.token < m.token and
@@ -702,10 +710,13 @@ class Resolver:
         for gid, other in reversed(self.assigned):
             if other.token < m.token and other.collective and gid not in subject_ids:
                 return [gid]  # "the politicians ... as they navigate"
+        def of_kind(gid: int) -> bool:  # a fairy who marries is one of "they" as a person is
+            rec = self.registry.entities[gid]
+            return rec.kind in kinds or "person" in kinds and _personlike(rec)
+
         here = []
         for gid, other in self.assigned:
-            if other.token < m.token and gid not in here and self.registry.entities[gid].kind in kinds and \
-                    gid not in subject_ids:
+            if other.token < m.token and gid not in here and of_kind(gid) and gid not in subject_ids:
                 here.append(gid)
         if len(here) >= 2:
             return here
@@ -729,7 +740,7 @@ class Resolver:
         out = [g for g in here]
         for ids in self._prompt_order()[:4]:
             for gid in ids:
-                if gid not in out and gid not in subject_ids and self.registry.entities[gid].kind in kinds:
+                if gid not in out and gid not in subject_ids and of_kind(gid):
                     out.append(gid)
             if len(out) >= 2:
                 break
@@ -974,6 +985,11 @@ _INVERSE = {"child": "parent", "parent": "child", "spouse": "spouse", "sibling":
 
 
 _PARTNER_GROUPS = {"lover", "spouse", "partner"}
+
+
+def _personlike(rec: EntityRecord) -> bool:
+    """A single creature of tales that lives as people do (a fairy, an elf, a ghost)."""
+    return rec.kind == "creature" and rec.base in lexicon.HUMANOID_CREATURES
 
 
 def _other_relation(held: str, wanted: str) -> bool:

@@ -894,3 +894,14 @@ def test_they_are_a_man_and_a_fairy_who_marry():
     _, scenes = story(*prompts)
     they = {e.global_id for e in scenes[1].entities}
     assert they == {at(scenes[0], prompts[0], "woodcutter").global_id, at(scenes[0], prompts[0], "fairy").global_id}
+
+
+def test_a_speaker_label_after_a_panels_description_is_someone_there():
+    prompts = ("Panel 1: Mara waving, walking toward the tents. Theo: Be right back by the trucks!",
+               "Panel 2: The tents sway in the wind. Narration: Night falls over the camp.",
+               "Panel 3: Theo collapses on a camp chair.")
+    _, scenes = story(*prompts)
+    theo = at(scenes[0], prompts[0], "Theo")
+    assert theo.global_id != at(scenes[0], prompts[0], "Mara").global_id
+    assert not scenes[1].entities, [e.surface for e in scenes[1].entities]
+    assert at(scenes[2], prompts[2], "Theo").global_id == theo.global_id

@@ -328,7 +328,7 @@ LOCATION_NOUNS = set("""room kitchen office bar café cafe restaurant diner stre
     wreck shipwreck island jetty dock lighthouse safehouse garage parking hive hives café bakery pub
     tavern inn hotel lobby elevator courtyard porch veranda balcony terrace nook aisle altar ring ballroom hall
     gala plain plains kingdom realm planet spaceport swamp marsh lair fortress galaxy province county district
-    homeland""".split())
+    homeland path trail lane clearing glade grove thicket hill hillside slope ridge orchard vineyard""".split())
 LOCATION_PREPS = {"in", "at", "on", "inside", "through", "across", "along", "into", "onto", "near", "over",
                   "under", "beneath", "beside", "outside", "within", "around", "toward", "towards", "down",
                   "up", "past", "behind"}

@@ -608,6 +608,9 @@ _AT_SOMEONE_VERBS = {"look", "smile", "stare", "glance", "glare", "shout", "yell
                      "pounce", "strike", "charge", "sniff", "blink", "gawk", "gape", "marvel", "giggle", "chuckle"}
 
 
+_ABSTRACT_ENDINGS = ("tion", "sion", "ment", "ness", "ing", "ity", "ance", "ence", "ure", "ogy", "ics", "ism")
+
+
 def _fragment_subject(token, given_name: bool = False) -> bool:
     """A capitalised word opening a short caption, before the caption's verb, that the parser made a modifier or
     an adverb ("Spiderman swings through the skyline", "Friday find European ship", "Milo nearby with seaweed in
@@ -813,6 +816,13 @@ class PromptAnalyzer:
                 colon = None
         self.heading_tokens = set(range(colon)) if colon is not None else set()
         self.non_name_tokens = {t.i for ent in doc.ents if ent.label_ in _NON_NAME_ENTS for t in ent}
+        # a comic panel's or script's later speaker: "Nicole waving, walking toward the crowd. Adam: Be right back!"
+        self.line_speakers = {
+            t.i for t in doc[1:-2] if doc[t.i + 1].text == ":" and doc[t.i - 1].text in (".", "!", "?", "…") and
+            t.is_alpha and t.text[:1].isupper() and t.text[1:].islower() and t.i not in self.heading_tokens and
+            t.lower_ not in _SPEAKERLESS_HEADINGS | _CAPS_NOT_NAMES | _COMMON_WORDS | _HEADING_FUNCTION_WORDS and
+            t.lower_ not in lexicon.CHARACTER_NOUNS and t.lower_ not in lexicon.LOCATION_NOUNS and
+            t.lower_ not in lexicon.THING_NOUNS and not _camera_word(t)}
 
     # -- token classification ------------------------------------------------------------------------
     def character_info(self, token) -> lexicon.NounInfo | None:
@@ -935,6 +945,11 @@ class PromptAnalyzer:
     def is_name(self, token) -> bool:
         if token.i in self.tags or token.i in self.speaker_tokens:
             return True
+        if token.i in self.line_speakers and (
+                token.ent_type_ == "PERSON" or token.lower_ in self.known_names or
+                self.name_sex is not None and self.name_sex(token.text) is not None or
+                token.pos_ == "PROPN" and not token.lower_.endswith(_ABSTRACT_ENDINGS)):
+            return True  # a given name ("Adam:", "Roald:"), not a field's heading ("Narration:", "Animation:")
         if self._place_by_position(token):
             return False
         if token.lower_ in _ADVERB_WORDS:

@@ -905,3 +905,10 @@ def test_a_speaker_label_after_a_panels_description_is_someone_there():
     assert theo.global_id != at(scenes[0], prompts[0], "Mara").global_id
     assert not scenes[1].entities, [e.surface for e in scenes[1].entities]
     assert at(scenes[2], prompts[2], "Theo").global_id == theo.global_id
+
+
+def test_he_in_a_sentence_about_an_animal_is_the_animal_not_a_man_from_before():
+    prompts = ("A farmer walks along the fence at dawn.",
+               "That night the old dog, Rufus, became a hero because he woke the whole farm.")
+    _, scenes = story(*prompts)
+    assert at(scenes[1], prompts[1], "he").global_id == at(scenes[1], prompts[1], "dog").global_id

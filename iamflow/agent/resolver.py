@@ -665,6 +665,16 @@ class Resolver:
                                            self.registry.entities[candidates[0]].kind != "person"):
             # an animal of this shot whose sex is not yet known comes before an animal from an earlier shot
             candidates = self._animal_for_pronoun(m) or candidates
+        elif m.pronoun in ("he", "she") and candidates and not self._in_prompt(candidates[0]):
+            # "the dog, Ben, became a hero because he risked his life": the animal this sentence is about, not
+            # a man of an earlier prompt
+            subjects = [gid for gid, other in self.assigned if other.token < m.token and other.sentence == m.sentence
+                        and other.action and other.form != "pronoun" and
+                        self.registry.entities[gid].kind in ("animal", "creature") and
+                        self.registry.entities[gid].base != "group" and
+                        self._gender(self.registry.entities[gid]) is None]
+            if subjects:
+                return subjects[:1]
         return candidates[:1]
 
     def _animal_for_pronoun(self, m: Mention) -> list[int]:

@@ -912,3 +912,13 @@ def test_he_in_a_sentence_about_an_animal_is_the_animal_not_a_man_from_before():
                "That night the old dog, Rufus, became a hero because he woke the whole farm.")
     _, scenes = story(*prompts)
     assert at(scenes[1], prompts[1], "he").global_id == at(scenes[1], prompts[1], "dog").global_id
+
+
+def test_they_with_one_person_in_the_whole_story_is_that_person():
+    prompts = ("The teenager climbs into the attic with a flashlight.",
+               "Looking through the dusty window, they see a light in the old barn.",
+               "They run down the stairs.")
+    _, scenes = story(*prompts)
+    teen = at(scenes[0], prompts[0], "teenager")
+    assert at(scenes[1], prompts[1], "they").global_id == teen.global_id
+    assert at(scenes[2], prompts[2], "They").global_id == teen.global_id

@@ -708,6 +708,12 @@ class Resolver:
             # "the two", "both" with fewer than two people about, and "they" in a story of animals (a dog and a
             # grasshopper): any two characters ("a boy and his dog ... The two run")
             found = self._they_of(m, ("person", "animal", "creature", "robot"))
+        if not found and m.pronoun == "they":
+            # "The kid is in the loft ... Looking over the grounds they see a greenhouse": with one character in the
+            # whole story, a person, "they" is that person
+            cast = [r for r in self._records() if r.kind != "vehicle"]
+            if len(cast) == 1 and cast[0].kind == "person" and cast[0].base != "group":
+                found = [cast[0].global_id]
         return found
 
     def _people_about(self) -> bool:

@@ -922,3 +922,13 @@ def test_they_with_one_person_in_the_whole_story_is_that_person():
     teen = at(scenes[0], prompts[0], "teenager")
     assert at(scenes[1], prompts[1], "they").global_id == teen.global_id
     assert at(scenes[2], prompts[2], "They").global_id == teen.global_id
+
+
+def test_the_owner_of_a_house_is_not_seen_by_being_its_owner():
+    prompts = ("Meanwhile, the hungry fox raced to Granny Moss's cottage.",
+               "Granny Moss opens the door and smiles.",
+               "She walks back into her cottage.")
+    _, scenes = story(*prompts)
+    assert [e.surface for e in scenes[0].entities] == ["hungry fox"], [e.surface for e in scenes[0].entities]
+    granny = at(scenes[1], prompts[1], "Moss")
+    assert at(scenes[2], prompts[2], "She").global_id == granny.global_id

@@ -362,7 +362,7 @@ class EntityAgent:
         resolver.finish(mentions, result)
         per_entity: dict[int, list[Mention]] = {}
         for m, ids in zip(mentions, result.assignments):
-            if not m.appearance and m.form != "pronoun":
+            if not m.appearance and m.form != "pronoun" or m.place_owner:
                 continue
             for gid in ids:
                 per_entity.setdefault(gid, []).append(m)

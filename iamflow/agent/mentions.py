@@ -506,6 +506,7 @@ class Mention:
     enumerated: int = 0  # "The second subject is a young woman ...": the prompt's second character, described
     owns: str = ""  # a possessive pronoun's noun ("his tail": "tail")
     possessed: str = ""  # what a noun's possessive owns ("the fairy's robe": "robe")
+    place_owner: bool = False  # only named as whose place it is ("raced to Grandma's house", "on her door")
     # a subject pronoun's clause objects named after it ("She greets Anna", "she said, embracing Marina"): not her
     object_names: list[str] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)  # "presents himself as Keanu Tana": a name it goes by
@@ -608,6 +609,8 @@ _AT_SOMEONE_VERBS = {"look", "smile", "stare", "glance", "glare", "shout", "yell
                      "pounce", "strike", "charge", "sniff", "blink", "gawk", "gape", "marvel", "giggle", "chuckle"}
 
 
+_OWNED_PLACES = (lexicon.LOCATION_NOUNS | {"yard", "backyard", "lawn", "driveway", "land", "property"}) - {
+    "path", "trail", "lane", "road", "street", "stage", "ring", "seat", "platform", "station", "aisle"}
 _ABSTRACT_ENDINGS = ("tion", "sion", "ment", "ness", "ing", "ity", "ance", "ence", "ure", "ogy", "ics", "ism")
 
 
@@ -1373,6 +1376,9 @@ class PromptAnalyzer:
         mentions = self._names_missed(mentions, index_of_token, sent_of)
         mentions = self._members_named_here(mentions, index_of_token)
         self._link_possessors(mentions, index_of_token)
+        for m in mentions:
+            if (m.owns or m.possessed) in _OWNED_PLACES:
+                m.place_owner = True  # the owner of a house is not seen by being its owner
         self._wearing_predicates(mentions, index_of_token)
         self._speaker_portrait(mentions)
         self._self_introductions(mentions)

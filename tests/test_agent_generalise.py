@@ -932,3 +932,23 @@ def test_the_owner_of_a_house_is_not_seen_by_being_its_owner():
     assert [e.surface for e in scenes[0].entities] == ["hungry fox"], [e.surface for e in scenes[0].entities]
     granny = at(scenes[1], prompts[1], "Moss")
     assert at(scenes[2], prompts[2], "She").global_id == granny.global_id
+
+
+def test_a_framed_panel_heading_adds_no_one_and_the_panel_names_its_people():
+    prompts = ("**Panel 1 (Mid, Kitchen)** **Art direction:** Medium shot of Collin at the stove, steam behind him. "
+               "Biscuits barks at the door.",
+               "**Panel 2 (Close, Collin)** **Art direction:** Collin kneels beside Biscuits.")
+    _, scenes = story(*prompts)
+    assert len(scenes[0].entities) == 2, [e.surface for e in scenes[0].entities]
+    collin, dog = at(scenes[0], prompts[0], "Collin"), at(scenes[0], prompts[0], "Biscuits")
+    assert collin.global_id != dog.global_id
+    assert {e.global_id for e in scenes[1].entities} == {collin.global_id, dog.global_id}
+
+
+def test_the_and_a_capitalised_nickname_is_a_name():
+    prompts = ("Rapid sequence: The Rookie catches a wave but falls at once. Cut to The Stylist cross-stepping.",
+               "The Rookie paddles back out.")
+    _, scenes = story(*prompts)
+    rookie = at(scenes[0], prompts[0], "Rookie")
+    assert rookie.global_id != at(scenes[0], prompts[0], "Stylist").global_id
+    assert at(scenes[1], prompts[1], "Rookie").global_id == rookie.global_id

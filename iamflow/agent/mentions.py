@@ -116,6 +116,7 @@ _HTML_MARK = re.compile(r"</?[a-zA-Z][^<>]{0,200}>|\*\*|==")
 # an outline's index after its prose: "#frodo #emyn_muil <!-- sid:qgiq1g5ca -->" (hashtags, then a comment)
 # a bold or highlighted title before a sentence ("==**Taming Gollum**== Frodo takes pity"): a heading of its own
 _TITLE_MARKS = re.compile(r"(?:\*\*|==)+(?=[^\s*=])[^*=\n]{1,80}?(?<=\S)((?:\*\*|==)+)(?=\s+[A-Z\"“])")
+_FRAMED_PANEL_HEADING = re.compile(r"(?:\*\*)?\b(?:Panel|Scene|Shot|Page|Frame)\s*\d+[a-z]?\s*\([^()]{0,80}\)(?:\*\*)?")
 _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.S)
 _HASHTAG_RUN = re.compile(r"(?<!\S)#[A-Za-z_]\w*(?:\s+#[A-Za-z_]\w*)*(?=\s*(?:<!--|$))")
 _LABELLED_BRACKET = re.compile(r"\*?\[[A-Z][A-Za-z ]{0,30}:\s*")
@@ -173,9 +174,13 @@ def _markup(text: str) -> tuple[dict[int, tuple[int, str, list[int]]], dict[int,
         tags_here = match.group().split()
         if len(tags_here) >= 2 or "_" in match.group() or match.group()[1:].islower():
             replaced[match.start()] = (match.end(), "", [])
+    for match in _FRAMED_PANEL_HEADING.finditer(text):
+        # "**Panel 2 (Mid, Snickers at Door)**": a panel's number and framing note, an index of the panel
+        replaced[match.start()] = (match.end(), "", [])
     for match in _TITLE_MARKS.finditer(text):
-        if not text[match.end(1):].lstrip()[:1] == "" and not text[: match.start()].rstrip().endswith(":"):
-            replaced[match.start(1)] = (match.end(1), ".", [match.start(1)])
+        if _replaced_at(replaced, match.start()) or text[match.start(1) - 1] in ":;,.!?":
+            continue  # ("**Art direction:** Medium shot of ...": a field's name, not a title)
+        replaced[match.start(1)] = (match.end(1), ".", [match.start(1)])
     for match in _HTML_MARK.finditer(text):
         if _replaced_at(replaced, match.start()):
             continue
@@ -611,6 +616,8 @@ _AT_SOMEONE_VERBS = {"look", "smile", "stare", "glance", "glare", "shout", "yell
 
 _OWNED_PLACES = (lexicon.LOCATION_NOUNS | {"yard", "backyard", "lawn", "driveway", "land", "property"}) - {
     "path", "trail", "lane", "road", "street", "stage", "ring", "seat", "platform", "station", "aisle"}
+_NOT_PEOPLE_ENTS = ("GPE", "LOC", "FAC", "ORG", "NORP", "EVENT", "WORK_OF_ART", "PRODUCT", "LAW", "LANGUAGE", "DATE",
+                    "TIME")
 _ABSTRACT_ENDINGS = ("tion", "sion", "ment", "ness", "ing", "ity", "ance", "ence", "ure", "ogy", "ics", "ism")
 
 
@@ -637,11 +644,14 @@ def _fragment_subject(token, given_name: bool = False) -> bool:
     after = token.doc[nxt.i + 1] if nxt.i + 1 < len(token.doc) else None
     verb_after = verb_after or token.pos_ == "PROPN" and token.dep_ in ("compound", "npadvmod") and \
         nxt.dep_ == "ROOT" and (nxt.tag_ == "VBG" or nxt.tag_ == "NNS" and after is not None and
-                                after.tag_ in ("PRP$", "DT", "RP", "RB")) and \
+                                after.tag_ in ("PRP$", "DT", "RP", "RB", "IN")) and \
         (token.ent_type_ not in ("GPE", "LOC", "FAC", "NORP") or given_name)
     # ("Leo watching TV contentedly", "Tyler bumps his head": the caption's verb read as a plural noun)
     root_itself = token.dep_ == "ROOT" and token.tag_ in ("RB", "NNP") and nxt.lower_ in ("nearby", "alone", "too")
-    return verb_after or root_itself
+    # "Snickers barks at the darkness": a capitalised "plural" whose verb says it is one
+    agrees_as_one = token.tag_ == "NNS" and token.dep_ == "nsubj" and token.head.tag_ == "VBZ" and \
+        token.head.i == token.i + 1
+    return verb_after or root_itself or agrees_as_one
 
 
 def _name_before_description(token) -> bool:
@@ -980,6 +990,10 @@ class PromptAnalyzer:
             return True
         if token.lower_ in lexicon.CHARACTER_NOUNS and self._title_case_name(token):
             return True  # "The White Witch, with her icy crown, stands ...": a title-case epithet is her name
+        if token.lower_ in lexicon.CHARACTER_NOUNS and token.i > 0 and token.doc[token.i - 1].text == "The" and \
+                not token.doc[token.i - 1].is_sent_start and token.text[1:].islower() and \
+                token.doc[token.i - 2].text not in ("\"", "“", "(", ":", "-", "—", "–"):
+            return True  # "Cut to The Stylist", "extends a hand to The Champion": a capital "The" makes it a name
         if token.lower_ in lexicon.CHARACTER_NOUNS or token.lower_ in lexicon.LOCATION_NOUNS:
             return False
         if any(c.dep_ == "det" and c.lower_ == "the" for c in token.children) and token.text[:1].isupper() and any(
@@ -1021,7 +1035,7 @@ class PromptAnalyzer:
         if any(c.dep_ == "det" for c in token.children) and not self._stage_name(token):
             return False
         place = token.ent_type_ in ("GPE", "LOC", "FAC") and not self._capitals_in_prompt(token) and not (
-            token.dep_ in ("dobj", "nsubj") and self._given_name(token))  # "chasing Tobin", "Nadia hurries"
+            token.dep_ in ("dobj", "nsubj", "pobj") and self._given_name(token))  # "chasing Tobin", "shot of Collin"
         if token.pos_ == "PROPN" and any(
                 c.dep_ == "compound" and c.i == token.i - 1 and c.lower_ in _TITLE_WORDS and c.text[:1].isupper()
                 for c in token.children):
@@ -1098,6 +1112,11 @@ class PromptAnalyzer:
             return False
         between = token.doc[det.i + 1: token.i]
         place = {t.i for ent in token.doc.ents if ent.label_ in ("GPE", "LOC") for t in ent}
+        if not between and token.text[:1].isupper() and token.text[1:].islower() and \
+                token.ent_type_ not in _NOT_PEOPLE_ENTS and token.lower_ not in lexicon.THING_NOUNS and \
+                (token.dep_ in ("nsubj", "nsubjpass", "dobj", "appos", "pobj") or token.dep_ == "compound" and
+                 token.head.i == token.i + 1 and token.head.text.islower()) and not token.is_sent_start:
+            return True  # "The Rookie catches a wave", "Cut to The Stylist": a nickname used as a name
         return len(between) >= 1 and all(t.text[:1].isupper() and t.pos_ in ("PROPN", "ADJ") for t in between) \
             and token.dep_ in ("nsubj", "nsubjpass", "dobj", "appos") and token.i not in place
 

@@ -952,3 +952,19 @@ def test_the_and_a_capitalised_nickname_is_a_name():
     rookie = at(scenes[0], prompts[0], "Rookie")
     assert rookie.global_id != at(scenes[0], prompts[0], "Stylist").global_id
     assert at(scenes[1], prompts[1], "Rookie").global_id == rookie.global_id
+
+
+def test_the_storys_dog_written_bare_before_what_it_is_given_is_the_dog():
+    prompts = ("1. dog falls asleep while playing ball with boy in yard",
+               "2. boy gives dog water; no use",
+               "3. boy must carry dog home")
+    _, scenes = story(*prompts)
+    dog = at(scenes[0], prompts[0], "dog")
+    assert at(scenes[1], prompts[1], "dog").global_id == dog.global_id
+    assert at(scenes[2], prompts[2], "dog").global_id == dog.global_id
+
+
+def test_his_flower_is_the_robots_own_when_the_robot_is_the_subject():
+    prompts = ("A lone robot protects his beautiful flower in the center of a glade.",)
+    _, scenes = story(*prompts)
+    assert at(scenes[0], prompts[0], "his").global_id == at(scenes[0], prompts[0], "robot").global_id

@@ -616,6 +616,8 @@ _AT_SOMEONE_VERBS = {"look", "smile", "stare", "glance", "glare", "shout", "yell
 
 _OWNED_PLACES = (lexicon.LOCATION_NOUNS | {"yard", "backyard", "lawn", "driveway", "land", "property"}) - {
     "path", "trail", "lane", "road", "street", "stage", "ring", "seat", "platform", "station", "aisle"}
+_GIVING_VERBS = {"give", "hand", "feed", "offer", "bring", "pass", "show", "throw", "toss", "serve", "carry", "take",
+                 "drag", "lead"}
 _NOT_PEOPLE_ENTS = ("GPE", "LOC", "FAC", "ORG", "NORP", "EVENT", "WORK_OF_ART", "PRODUCT", "LAW", "LANGUAGE", "DATE",
                     "TIME")
 _ABSTRACT_ENDINGS = ("tion", "sion", "ment", "ness", "ing", "ity", "ance", "ence", "ure", "ogy", "ics", "ism")
@@ -1137,10 +1139,20 @@ class PromptAnalyzer:
             return token.doc[first: toks[0].i].text + _joined(toks)
         return _joined(toks)
 
+    def _given_a_thing(self, token) -> bool:
+        """"girl gives dog water", "girl must carry dog home": the story's own dog, written bare before the thing it
+        is given or the place it is carried to, read by the parser as a modifier of that noun."""
+        head = token.head
+        return token.dep_ == "compound" and head.i == token.i + 1 and head.dep_ == "dobj" and \
+            _determiner(token) is None and token.lemma_.lower() in self.individual_heads and \
+            (head.head.lemma_.lower() in _GIVING_VERBS or head.lower_ in ("home", "inside", "outside", "upstairs",
+                                                                         "downstairs", "away", "back"))
+
     def _is_excluded(self, token) -> bool:
         """Depictions, comparisons, compounds and plain modifiers are not characters."""
         if token.dep_ in ("compound", "amod", "nmod") and token.head.pos_ in ("NOUN", "PROPN") \
-                and not _misparsed_verb(token) and not _name_before_description(token):
+                and not _misparsed_verb(token) and not _name_before_description(token) and \
+                not self._given_a_thing(token):
             return True
         if token.dep_ == "pobj":
             prep = token.head

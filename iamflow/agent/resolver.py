@@ -670,9 +670,11 @@ class Resolver:
             # a man of an earlier prompt
             subjects = [gid for gid, other in self.assigned if other.token < m.token and other.sentence == m.sentence
                         and other.action and other.form != "pronoun" and
-                        self.registry.entities[gid].kind in ("animal", "creature") and
+                        (self.registry.entities[gid].kind in ("animal", "creature") or
+                         self.registry.entities[gid].kind == "robot" and (m.action or m.owns)) and
                         self.registry.entities[gid].base != "group" and
                         self._gender(self.registry.entities[gid]) is None]
+            # (a robot is "it" as often as "he": only its own "he ... his", not "rolls toward her")
             if subjects:
                 return subjects[:1]
         return candidates[:1]
@@ -682,7 +684,7 @@ class Resolver:
         animal (or creature) the shot is about, nearest first, when its sex is not yet known."""
         def fits(gid: int) -> bool:
             rec = self.registry.entities[gid]
-            return rec.kind in ("animal", "creature") and rec.base != "group" and self._gender(rec) is None
+            return rec.kind in ("animal", "creature", "robot") and rec.base != "group" and self._gender(rec) is None
 
         def could_be(gid: int) -> bool:  # a person this pronoun could stand for ("he" is not the woman)
             rec = self.registry.entities[gid]

@@ -968,3 +968,13 @@ def test_his_flower_is_the_robots_own_when_the_robot_is_the_subject():
     prompts = ("A lone robot protects his beautiful flower in the center of a glade.",)
     _, scenes = story(*prompts)
     assert at(scenes[0], prompts[0], "his").global_id == at(scenes[0], prompts[0], "robot").global_id
+
+
+def test_the_four_friends_who_act_before_any_cast_is_shown_are_four_people():
+    prompts = ("Thunder rumbles loudly as rain begins to fall over the valley.",
+               "The four friends quickly set up a tent in a small clearing.",
+               "They gather firewood before the heavy rain hits.")
+    _, scenes = story(*prompts)
+    friends = {e.global_id for e in scenes[1].entities}
+    assert len(friends) == 4
+    assert {e.global_id for e in scenes[2].entities} == friends

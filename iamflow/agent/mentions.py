@@ -2046,7 +2046,7 @@ class PromptAnalyzer:
         return Mention(start=tok.idx, end=end_tok.idx + len(end_tok.text), surface=_phrase(tok, include_of=False),
                        form="group", kind=info.kind, base=info.base, gender=info.gender, heads=[lemma],
                        group_size=size, token=tok.i, sentence=sent_of.get(tok.i, 0), weak=True,
-                       newcomer=introduces,
+                       newcomer=introduces, action=self._action(tok),
                        attrs=[a for a in self.attributes(tok) if num is None or a != num.text] if introduces else [])
 
     def _collective_noun(self, tok, sent_of, folded_members: set[int], mentions: list[Mention],

@@ -306,6 +306,9 @@ class Resolver:
             found = self._group(m)
             if not found and m.heads and m.heads[0] in _PAIR_NOUNS:
                 return self._new_group(m)  # "the elderly couple" that the story had not shown: two people
+            if not found and m.action and m.group_size >= 2 and not any(
+                    set(m.heads) & set(r.heads) for r in self._records()):
+                return self._new_group(m)  # "The four friends quickly set up a tent": a cast the story had not shown
             return found
         if m.names:
             for gid, other in self.assigned:

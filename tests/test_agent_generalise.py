@@ -978,3 +978,9 @@ def test_the_four_friends_who_act_before_any_cast_is_shown_are_four_people():
     friends = {e.global_id for e in scenes[1].entities}
     assert len(friends) == 4
     assert {e.global_id for e in scenes[2].entities} == friends
+
+
+def test_a_thing_written_in_script_capitals_is_a_thing():
+    prompts = ("A quiet porch at noon. The SCREEN DOOR slides open and RUFUS KANE emerges with two cold sodas.",)
+    _, scenes = story(*prompts)
+    assert [e.surface for e in scenes[0].entities] == ["Rufus Kane"], [e.surface for e in scenes[0].entities]

@@ -371,7 +371,8 @@ def _screenplay_capitals(text: str, replaced: dict, inserts: dict) -> None:
             if _replaced_at(replaced, start):
                 continue
             lower = word.group().lower()
-            plain = described or lower in _HEADING_FUNCTION_WORDS or any(
+            thing = last in lexicon.THING_NOUNS or last in lexicon.LOCATION_NOUNS  # "The SCREEN DOOR slides open"
+            plain = described or thing or lower in _HEADING_FUNCTION_WORDS or any(
                 w.lower() in _CAPS_NOT_NAMES for w in run.group().split())  # "{RECALL INSERT - Prairie (day).}"
             new = lower if plain else lower.capitalize()
             replaced[start] = (end, new, list(range(start, end)))

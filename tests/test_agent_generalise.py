@@ -984,3 +984,9 @@ def test_a_thing_written_in_script_capitals_is_a_thing():
     prompts = ("A quiet porch at noon. The SCREEN DOOR slides open and RUFUS KANE emerges with two cold sodas.",)
     _, scenes = story(*prompts)
     assert [e.surface for e in scenes[0].entities] == ["Rufus Kane"], [e.surface for e in scenes[0].entities]
+
+
+def test_a_name_followed_by_who_is_someone():
+    prompts = ("Poor Grandpa Tull. And poor Little Blue Bonnet, who reached the mill far too late.",)
+    _, scenes = story(*prompts)
+    assert at(scenes[0], prompts[0], "Bonnet").kind == "person"

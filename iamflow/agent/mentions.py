@@ -1053,6 +1053,9 @@ class PromptAnalyzer:
         if not place and token.dep_ == "ROOT" and any(c.dep_ in ("appos", "dobj") and c.lower_ in _PERSONAL_PARTS
                                                       for c in token.children):
             return True  # "Varos a dark silhouette on the throne": a shot fragment that shows someone
+        if not place and any(c.dep_ == "relcl" and any(w.dep_ in ("nsubj", "nsubjpass") and w.lower_ == "who"
+                                                         for w in c.children) for c in token.children):
+            return True  # "And poor Little Red Riding Hood, who reached the cottage far too late": "who" says someone
         if not place and _name_before_description(token):
             return True  # "Elira small in the foreground, held by soldiers": a fragment that says how she is seen
         if token.dep_ in ("nsubj", "nsubjpass") and token.head.pos_ in ("VERB", "AUX") and \

@@ -990,3 +990,12 @@ def test_a_name_followed_by_who_is_someone():
     prompts = ("Poor Grandpa Tull. And poor Little Blue Bonnet, who reached the mill far too late.",)
     _, scenes = story(*prompts)
     assert at(scenes[0], prompts[0], "Bonnet").kind == "person"
+
+
+def test_capitalised_role_nicknames_are_different_people():
+    prompts = ("The Rookie paddles furiously into a wave but leans too far forward.",
+               "The Veteran drops down a steep wave face but sees it closing out.",
+               "The Champion tucks into a crouching position inside a massive blue barrel.")
+    _, scenes = story(*prompts)
+    ids = [at(s, p, w).global_id for s, p, w in zip(scenes, prompts, ("Rookie", "Veteran", "Champion"))]
+    assert len(set(ids)) == 3

@@ -993,10 +993,12 @@ class PromptAnalyzer:
             return True
         if token.lower_ in lexicon.CHARACTER_NOUNS and self._title_case_name(token):
             return True  # "The White Witch, with her icy crown, stands ...": a title-case epithet is her name
-        if token.lower_ in lexicon.CHARACTER_NOUNS and token.i > 0 and token.doc[token.i - 1].text == "The" and \
-                not token.doc[token.i - 1].is_sent_start and token.text[1:].islower() and \
-                token.doc[token.i - 2].text not in ("\"", "“", "(", ":", "-", "—", "–"):
-            return True  # "Cut to The Stylist", "extends a hand to The Champion": a capital "The" makes it a name
+        if token.lower_ in lexicon.CHARACTER_NOUNS and token.i > 0 and token.doc[token.i - 1].lower_ == "the" and \
+                token.text[1:].islower() and token.text[:1].isupper() and token.i not in self.heading_tokens and \
+                (token.i + 1 == len(token.doc) or not token.doc[token.i + 1].text[:1].isupper()) and \
+                not self._lower_case_in_prompt(token) and not self._capitals_in_prompt(token) and \
+                lexicon.CHARACTER_NOUNS[token.lower_].kind == "person" and token.lower_ not in _TITLE_WORDS:
+            return True  # "The Veteran drops down a steep wave", "Cut to The Stylist": capitals make it a name
         if token.lower_ in lexicon.CHARACTER_NOUNS or token.lower_ in lexicon.LOCATION_NOUNS:
             return False
         if any(c.dep_ == "det" and c.lower_ == "the" for c in token.children) and token.text[:1].isupper() and any(

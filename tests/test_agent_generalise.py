@@ -999,3 +999,11 @@ def test_capitalised_role_nicknames_are_different_people():
     _, scenes = story(*prompts)
     ids = [at(s, p, w).global_id for s, p, w in zip(scenes, prompts, ("Rookie", "Veteran", "Champion"))]
     assert len(set(ids)) == 3
+
+
+def test_more_trades_and_roles_are_people():
+    _, scenes = story("Two commentators argue loudly in the booth.")
+    assert len(scenes[0].entities) == 2 and all(e.kind == "person" for e in scenes[0].entities)
+    prompt = "A plumber crawls under the sink."
+    _, scenes = story(prompt)
+    assert at(scenes[0], prompt, "plumber").kind == "person"

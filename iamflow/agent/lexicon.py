@@ -107,7 +107,9 @@ def _people() -> dict[str, NounInfo]:
         governess nanny babysitter tutor headmaster headmistress principal janitor caretaker nurse surgeon
         paramedic dentist pharmacist vet veterinarian scientist astronaut cosmonaut pilot copilot navigator
         deckhand stowaway castaway explorer adventurer archaeologist detective
-        sheriff deputy marshal ranger warden jailer executioner gladiator referee umpire coach""".split()
+        sheriff deputy marshal ranger warden jailer executioner gladiator referee umpire coach announcer
+        commentator broadcaster newscaster presenter producer novelist editor lecturer quarterback cheerleader
+        supporter attorney backpacker immigrant hitchhiker plumber electrician sentry trader""".split()
     for word in neutral:
         if word not in table:
             table[word] = NounInfo("person", "person")

@@ -955,7 +955,8 @@ class PromptAnalyzer:
     def _given_name(self, token) -> bool:
         """A word the NER model calls a place or a company that is also a given name with a clear sex ("Nadia",
         "Tyler", "Leo"); "London", "Tokyo", "Jordan" are not."""
-        return self.name_sex is not None and token.text[:1].isupper() and token.text[1:].islower() and \
+        return self.name_sex is not None and token.ent_type_ in ("GPE", "LOC", "FAC", "ORG", "NORP") and \
+            token.text[:1].isupper() and token.text[1:].islower() and \
             token.lower_ not in lexicon.LOCATION_NOUNS and self.name_sex(token.text) is not None
 
     def is_name(self, token) -> bool:

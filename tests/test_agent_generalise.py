@@ -1007,3 +1007,12 @@ def test_more_trades_and_roles_are_people():
     prompt = "A plumber crawls under the sink."
     _, scenes = story(prompt)
     assert at(scenes[0], prompt, "plumber").kind == "person"
+
+
+def test_a_name_given_with_as_it_will_be_known_is_a_name_whatever_word_it_is():
+    prompts = ("Pulling back, we see the crate sits on a quiet pier. 'Harbor', as it will be known, stretches its "
+               "front half out of the crate.",
+               "Panel two: Harbor laps up water from a bowl left out for stray cats.")
+    _, scenes = story(*prompts)
+    harbor = at(scenes[0], prompts[0], "Harbor")
+    assert at(scenes[1], prompts[1], "Harbor").global_id == harbor.global_id

@@ -117,6 +117,8 @@ _HTML_MARK = re.compile(r"</?[a-zA-Z][^<>]{0,200}>|\*\*|==")
 # a bold or highlighted title before a sentence ("==**Taming Gollum**== Frodo takes pity"): a heading of its own
 _TITLE_MARKS = re.compile(r"(?:\*\*|==)+(?=[^\s*=])[^*=\n]{1,80}?(?<=\S)((?:\*\*|==)+)(?=\s+[A-Z\"“])")
 _FRAMED_PANEL_HEADING = re.compile(r"(?:\*\*)?\b(?:Panel|Scene|Shot|Page|Frame)\s*\d+[a-z]?\s*\([^()]{0,80}\)(?:\*\*)?")
+_NAMED_AS_KNOWN = re.compile(r"[‘'\"“](?P<name>[A-Z][a-z]+)[’'\"”],?\s+as\s+(?:it|he|she|they)\s+(?:will|would|shall)\s+"
+                             r"be\s+(?:known|called|named)")
 _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.S)
 _HASHTAG_RUN = re.compile(r"(?<!\S)#[A-Za-z_]\w*(?:\s+#[A-Za-z_]\w*)*(?=\s*(?:<!--|$))")
 _LABELLED_BRACKET = re.compile(r"\*?\[[A-Z][A-Za-z ]{0,30}:\s*")
@@ -405,6 +407,12 @@ def readable_markup(text: str) -> tuple[str, list[int], dict[int, str]]:
     if any(c.isdigit() for c in text):
         _numbered_characters(text, replaced, tags)
     _screenplay_capitals(text, replaced, inserts)
+    for match in _NAMED_AS_KNOWN.finditer(text):
+        # "'Alley', as it will be known, stretches its front half": the name the story gives, whatever word it is
+        if not _replaced_at(replaced, match.start("name")):
+            at = match.start("name")
+            replaced[at] = (match.end("name"), match.group("name"), list(range(at, match.end("name"))))
+            tags[at] = match.group("name")
     for match in re.finditer(r"(?<=[a-z])\((?=[\w/ ]{1,20}\))", text):
         inserts[match.start()] = " "  # "the cat(1/2 screen)": a glued parenthesis is its own word
     for match in re.finditer(r"(?<=[A-Za-z]):(?=[(\"“])", text):

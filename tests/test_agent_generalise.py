@@ -1016,3 +1016,12 @@ def test_a_name_given_with_as_it_will_be_known_is_a_name_whatever_word_it_is():
     _, scenes = story(*prompts)
     harbor = at(scenes[0], prompts[0], "Harbor")
     assert at(scenes[1], prompts[1], "Harbor").global_id == harbor.global_id
+
+
+def test_someone_who_is_there_is_a_character_but_not_someone_else():
+    prompt = "The lane grows dark. Someone was on the path up ahead, holding a lantern."
+    _, scenes = story(prompt)
+    assert at(scenes[0], prompt, "Someone").kind == "person"
+    prompt = "One reads, another stares ahead, someone else shifts their bag."
+    _, scenes = story(prompt)
+    assert not [e for e in scenes[0].entities if e.surface.lower() == "someone"]

@@ -117,6 +117,7 @@ _HTML_MARK = re.compile(r"</?[a-zA-Z][^<>]{0,200}>|\*\*|==")
 # a bold or highlighted title before a sentence ("==**Taming Gollum**== Frodo takes pity"): a heading of its own
 _TITLE_MARKS = re.compile(r"(?:\*\*|==)+(?=[^\s*=])[^*=\n]{1,80}?(?<=\S)((?:\*\*|==)+)(?=\s+[A-Z\"“])")
 _FRAMED_PANEL_HEADING = re.compile(r"(?:\*\*)?\b(?:Panel|Scene|Shot|Page|Frame)\s*\d+[a-z]?\s*\([^()]{0,80}\)(?:\*\*)?")
+_SOMEONE = {"someone", "somebody"}
 _NAMED_AS_KNOWN = re.compile(r"[‘'\"“](?P<name>[A-Z][a-z]+)[’'\"”],?\s+as\s+(?:it|he|she|they)\s+(?:will|would|shall)\s+"
                              r"be\s+(?:known|called|named)")
 _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.S)
@@ -852,6 +853,11 @@ class PromptAnalyzer:
     def character_info(self, token) -> lexicon.NounInfo | None:
         if token.i in self.heading_tokens:
             return None
+        if token.lower_ in _SOMEONE and token.dep_ in ("nsubj", "nsubjpass") and \
+                token.head.dep_ in ("ROOT", "conj") and not any(c.lower_ == "else" for c in token.children):
+            # "Someone was on the path up ahead", "someone in the background plucks at a leaf": someone there,
+            # not yet known (but not "surprised someone came", "someone else shifts their bag")
+            return lexicon.NounInfo("person", "person")
         if token.lower_ in _ADJECTIVE_NOUNS and token.i + 2 < len(token.doc) and token.doc[token.i + 1].text == "," \
                 and token.doc[token.i + 2].dep_ == "amod" and token.doc[token.i + 2].head.i > token.i + 2:
             return None  # "giant, glowing mushrooms": an adjective in a list before the noun
@@ -1894,8 +1900,9 @@ class PromptAnalyzer:
         if names and (det is None or det_word in ("the",) and (head_token.pos_ == "PROPN" or given_name)):
             form = "name"
         elif det_word in ("a", "an", "another", "some", "one") or not det_word and any(
-                c.dep_ == "nummod" and c.lower_ == "one" for c in head_token.children):
-            form = "indefinite"  # also "One man wearing black suit, playing a piano"
+                c.dep_ == "nummod" and c.lower_ == "one" for c in head_token.children) or \
+                head_token.lower_ in _SOMEONE:
+            form = "indefinite"  # also "One man wearing black suit, playing a piano", "Someone was on the path"
         else:
             form = "definite"
         if form == "name" and det_word in ("a", "an"):

@@ -1025,3 +1025,14 @@ def test_someone_who_is_there_is_a_character_but_not_someone_else():
     prompt = "One reads, another stares ahead, someone else shifts their bag."
     _, scenes = story(prompt)
     assert not [e for e in scenes[0].entities if e.surface.lower() == "someone"]
+
+
+def test_her_brother_is_not_the_man_whose_daughter_she_is():
+    prompts = ("A farmer sends his daughter to the market.", "Her brother runs after her.")
+    _, scenes = story(*prompts)
+    farmer, daughter = at(scenes[0], prompts[0], "farmer"), at(scenes[0], prompts[0], "daughter")
+    brother = at(scenes[1], prompts[1], "brother")
+    assert brother.global_id not in (farmer.global_id, daughter.global_id)
+    prompt = "A farmer in the hills sends his daughter to the market. Beside her walks her little brother."
+    _, scenes = story(prompt)
+    assert len(scenes[0].entities) == 3, [e.surface for e in scenes[0].entities]

@@ -377,8 +377,10 @@ class Resolver:
                 continue
             if rec.global_id in self.created and not self._in_prompt(rec.global_id):
                 continue
-            if m.relation_owner == rec.global_id:
-                continue
+            if m.relation_owner == rec.global_id or m.relation and m.relation_owner is not None and \
+                    self._owner_is_theirs(m.relation_owner, rec.global_id,
+                                          _RELATION_GROUP.get(m.relation, m.relation)):
+                continue  # ("A farmer sends his daughter ... Her brother": not the farmer)
             if m.clause_subject is not None and any(g == rec.global_id and other.token == m.clause_subject
                                                     for g, other in self.assigned):
                 continue  # "he orders a drink from the bartender": not himself
@@ -943,10 +945,7 @@ class Resolver:
             if any(other == owner and _other_relation(groups.get(rel, rel), wanted) for rel, other in rec.relations):
                 self.other_relation_seen = True
                 continue  # already someone else to the owner ("her first boyfriend" is not her fiance)
-            held = [rel for rel, other in self.registry.entities[owner].relations if other == rec.global_id] + [
-                other.relation for gid, other in self.assigned
-                if gid == owner and other.relation and other.relation_owner == rec.global_id]
-            if any(_other_relation(_INVERSE.get(groups.get(rel, rel), rel), wanted) for rel in held):
+            if self._owner_is_theirs(owner, rec.global_id, wanted):
                 continue  # the owner is already rec's own ("A farmer sent his daughter ... her brother": not him)
             shared = set(rec.prompts_seen()) & set(self.registry.entities[owner].prompts_seen())
             if shared and self._compatible(m, rec, strict=False) and (m.relation != "owner" or rec.kind == "person"):
@@ -957,12 +956,20 @@ class Resolver:
         near = [g for g in (previous[0] if previous else []) if g != owner and
                 self._compatible(m, self.registry.entities[g], strict=False) and not any(
                     other == owner and _other_relation(groups.get(rel, rel), wanted)
-                    for rel, other in self.registry.entities[g].relations)]
+                    for rel, other in self.registry.entities[g].relations) and
+                not self._owner_is_theirs(owner, g, wanted)]
         if with_owner:
             near = [g for g in near if g in with_owner]
         if len(near) == 1:
             return near[0]
         return None
+
+    def _owner_is_theirs(self, owner: int, gid: int, wanted: str) -> bool:
+        """Whether ``owner`` is already ``gid``'s relation of another kind than ``wanted`` (the daughter of a farmer: he
+        is not her brother), as the registry or this prompt recorded it."""
+        held = [rel for rel, other in self.registry.entities[owner].relations if other == gid] + [
+            other.relation for g, other in self.assigned if g == owner and other.relation and other.relation_owner == gid]
+        return any(_other_relation(_INVERSE.get(_RELATION_GROUP.get(rel, rel), rel), wanted) for rel in held)
 
     def _record_relation(self, m: Mention, owner: int) -> None:
         m.relation_owner = owner  # read by the agent when it writes the instance

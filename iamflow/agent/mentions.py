@@ -521,7 +521,7 @@ class Mention:
     enumerated: int = 0  # "The second subject is a young woman ...": the prompt's second character, described
     owns: str = ""  # a possessive pronoun's noun ("his tail": "tail")
     possessed: str = ""  # what a noun's possessive owns ("the fairy's robe": "robe")
-    place_owner: bool = False  # only named as whose place it is ("raced to Grandma's house", "on her door")
+    place_owner: bool = False  # only named as whose place it is ("raced to Grandma's house", "into their cottage")
     # a subject pronoun's clause objects named after it ("She greets Anna", "she said, embracing Marina"): not her
     object_names: list[str] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)  # "presents himself as Keanu Tana": a name it goes by

@@ -113,13 +113,13 @@ _PLACEHOLDER = re.compile(r"^(?:character|char|person|subject|actor|role|protago
 _NO_CHARACTER_TAGS = {"nc", "no character", "none", "empty"}
 _CAPTION_MARK = re.compile(r"\s*#\s*")
 _HTML_MARK = re.compile(r"</?[a-zA-Z][^<>]{0,200}>|\*\*|==")
-# an outline's index after its prose: "#frodo #emyn_muil <!-- sid:qgiq1g5ca -->" (hashtags, then a comment)
 # a bold or highlighted title before a sentence ("==**Taming Gollum**== Frodo takes pity"): a heading of its own
 _TITLE_MARKS = re.compile(r"(?:\*\*|==)+(?=[^\s*=])[^*=\n]{1,80}?(?<=\S)((?:\*\*|==)+)(?=\s+[A-Z\"“])")
 _FRAMED_PANEL_HEADING = re.compile(r"(?:\*\*)?\b(?:Panel|Scene|Shot|Page|Frame)\s*\d+[a-z]?\s*\([^()]{0,80}\)(?:\*\*)?")
 _SOMEONE = {"someone", "somebody"}
 _NAMED_AS_KNOWN = re.compile(r"[‘'\"“](?P<name>[A-Z][a-z]+)[’'\"”],?\s+as\s+(?:it|he|she|they)\s+(?:will|would|shall)\s+"
                              r"be\s+(?:known|called|named)")
+# an outline's index after its prose: "#frodo #emyn_muil <!-- sid:qgiq1g5ca -->" (hashtags, then a comment)
 _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.S)
 _HASHTAG_RUN = re.compile(r"(?<!\S)#[A-Za-z_]\w*(?:\s+#[A-Za-z_]\w*)*(?=\s*(?:<!--|$))")
 _LABELLED_BRACKET = re.compile(r"\*?\[[A-Z][A-Za-z ]{0,30}:\s*")
@@ -947,9 +947,8 @@ class PromptAnalyzer:
         """A proper noun the story does not know, standing where only a place stands: where someone goes ("go to
         Onigashima (Demon Island)", "bring the plans to Alderaan"), where something happens ("the breaking at Amon
         Hen", "across the plains of Gorgoroth", "Battle of Bywater"), whatever the small NER model calls it."""
-        if token.pos_ != "PROPN" or token.dep_ not in ("pobj", "compound") or any(
-                token.lower_ in n.split() for n in self.known_names):
-            return False  # ("returns to Kenobi": one word of a name the story knows)
+        if token.pos_ != "PROPN" or token.dep_ not in ("pobj", "compound") or token.lower_ in self.known_names:
+            return False  # ("returns to Kenobi": the story's names, each word of them too)
         if token.dep_ == "compound":
             if token.head.pos_ != "PROPN" or token.head.dep_ != "pobj" or token.head.i != token.i + 1:
                 return False
@@ -969,16 +968,18 @@ class PromptAnalyzer:
     def _given_name(self, token) -> bool:
         """A word the NER model calls a place or a company that is also a given name with a clear sex ("Nadia",
         "Tyler", "Leo"); "London", "Tokyo", "Jordan" are not."""
-        return self.name_sex is not None and token.ent_type_ in ("GPE", "LOC", "FAC", "ORG", "NORP") and \
-            token.text[:1].isupper() and token.text[1:].islower() and \
-            token.lower_ not in lexicon.LOCATION_NOUNS and self.name_sex(token.text) is not None
+        return token.ent_type_ in ("GPE", "LOC", "FAC", "ORG", "NORP") and token.text[:1].isupper() and \
+            token.text[1:].islower() and token.lower_ not in lexicon.LOCATION_NOUNS and self._sexed_name(token)
+
+    def _sexed_name(self, token) -> bool:
+        """MiniLM puts the word clearly among women's or men's given names."""
+        return self.name_sex is not None and self.name_sex(token.text) is not None
 
     def is_name(self, token) -> bool:
         if token.i in self.tags or token.i in self.speaker_tokens:
             return True
         if token.i in self.line_speakers and (
-                token.ent_type_ == "PERSON" or token.lower_ in self.known_names or
-                self.name_sex is not None and self.name_sex(token.text) is not None or
+                token.ent_type_ == "PERSON" or token.lower_ in self.known_names or self._sexed_name(token) or
                 token.pos_ == "PROPN" and not token.lower_.endswith(_ABSTRACT_ENDINGS)):
             return True  # a given name ("Adam:", "Roald:"), not a field's heading ("Narration:", "Animation:")
         if self._place_by_position(token):

@@ -306,8 +306,7 @@ class Resolver:
             found = self._group(m)
             if not found and m.heads and m.heads[0] in _PAIR_NOUNS:
                 return self._new_group(m)  # "the elderly couple" that the story had not shown: two people
-            if not found and m.action and m.group_size >= 2 and not any(
-                    set(m.heads) & set(r.heads) for r in self._records()):
+            if not found and m.action and m.group_size >= 2 and self._noun_unseen(m):
                 return self._new_group(m)  # "The four friends quickly set up a tent": a cast the story had not shown
             return found
         if m.names:
@@ -359,8 +358,7 @@ class Resolver:
         return [found]
 
     def _definite(self, m: Mention) -> int | None:
-        if "new" in m.surface.lower().split()[:-1] and m.heads and not any(
-                set(m.heads) & set(rec.heads) for rec in self._records()):
+        if "new" in m.surface.lower().split()[:-1] and m.heads and self._noun_unseen(m):
             return None  # "ready to greet the new customer": someone the story has not shown under that noun
         # "A boy crouches ... The boy smiles": the one this prompt just brought in under that noun
         for gid in reversed(self.created):
@@ -626,8 +624,7 @@ class Resolver:
             # "Flip tries to push him out of the bath": not Flip; the animal of the story's last prompts whose sex
             # is not known yet, when there is one
             others = [g for ids in self._prompt_order()[:2] for g in ids if g not in subject_ids and
-                      self.registry.entities[g].kind in ("animal", "creature", "robot") and
-                      self.registry.entities[g].base != "group" and self._gender(self.registry.entities[g]) is None]
+                      self._beast_of_no_known_sex(g)]
             if others:
                 return others[:1]
         if m.pronoun in ("he", "she") and m.owns and not any(
@@ -674,11 +671,8 @@ class Resolver:
             # "the dog, Ben, became a hero because he risked his life": the animal this sentence is about, not
             # a man of an earlier prompt
             subjects = [gid for gid, other in self.assigned if other.token < m.token and other.sentence == m.sentence
-                        and other.action and other.form != "pronoun" and
-                        (self.registry.entities[gid].kind in ("animal", "creature") or
-                         self.registry.entities[gid].kind == "robot" and (m.action or m.owns)) and
-                        self.registry.entities[gid].base != "group" and
-                        self._gender(self.registry.entities[gid]) is None]
+                        and other.action and other.form != "pronoun" and self._beast_of_no_known_sex(gid) and
+                        (self.registry.entities[gid].kind != "robot" or m.action or m.owns)]
             # (a robot is "it" as often as "he": only its own "he ... his", not "rolls toward her")
             if subjects:
                 return subjects[:1]
@@ -687,10 +681,6 @@ class Resolver:
     def _animal_for_pronoun(self, m: Mention) -> list[int]:
         """"The young wolf ..., her fur ...", "She races across the sky": with no person about, "he"/"she" is the
         animal (or creature) the shot is about, nearest first, when its sex is not yet known."""
-        def fits(gid: int) -> bool:
-            rec = self.registry.entities[gid]
-            return rec.kind in ("animal", "creature", "robot") and rec.base != "group" and self._gender(rec) is None
-
         def could_be(gid: int) -> bool:  # a person this pronoun could stand for ("he" is not the woman)
             rec = self.registry.entities[gid]
             return rec.kind == "person" and self._gender(rec) in (None, m.gender)
@@ -699,7 +689,7 @@ class Resolver:
         if here:
             if any(could_be(g) for g in here):
                 return []
-            found = [g for g in here if fits(g)][:1]
+            found = [g for g in here if self._beast_of_no_known_sex(g)][:1]
             if found:
                 return found
             # "But did Grandma put on her shoes and let him in?": only a woman here, so the wolf at her door
@@ -707,7 +697,7 @@ class Resolver:
         ids = last[0] if last else []
         if any(could_be(g) for g in ids):
             return []
-        return [g for g in ids if fits(g)][:1]
+        return [g for g in ids if self._beast_of_no_known_sex(g)][:1]
 
     def _they(self, m: Mention) -> list[int]:
         found = self._they_of(m, ("person",))
@@ -963,6 +953,15 @@ class Resolver:
         if len(near) == 1:
             return near[0]
         return None
+
+    def _beast_of_no_known_sex(self, gid: int) -> bool:
+        """A single animal, creature or robot the story has not given a sex: one "he"/"she" may turn out to be."""
+        rec = self.registry.entities[gid]
+        return rec.kind in ("animal", "creature", "robot") and rec.base != "group" and self._gender(rec) is None
+
+    def _noun_unseen(self, m: Mention) -> bool:
+        """No character of the story has been called by ``m``'s noun yet."""
+        return not any(set(m.heads) & set(r.heads) for r in self._records())
 
     def _owner_is_theirs(self, owner: int, gid: int, wanted: str) -> bool:
         """Whether ``owner`` is already ``gid``'s relation of another kind than ``wanted`` (the daughter of a farmer: he

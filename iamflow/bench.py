@@ -306,7 +306,7 @@ def session_run(args: argparse.Namespace) -> dict:
     from iamflow.session import StorySession
 
     runtime_settings = {"compile": args.compile, "fp8": args.fp8, "compile_decoder": args.compile_decoder,
-                        "text_encoder_device": args.text_encoder_device}
+                        "text_encoder_device": args.text_encoder_device, "cuda_graphs": args.cuda_graphs}
     if args.devices:  # e.g. cuda:0,cuda:1: the DiT on the first, decoder and text encoder on the second
         runtime_settings["devices"] = _device_list(args.devices)
     cfg = load_config(args.config, preset=args.preset,
@@ -415,6 +415,7 @@ def session_run(args: argparse.Namespace) -> dict:
         "agent": session.settings.agent_backend,
         "compiled": args.compile,
         "fp8": args.fp8,
+        "cuda_graphs": runtime.engine.cuda_graphs,
         "decoder": args.decoder,
         "compiled_decoder": args.compile_decoder,
         "overlap_decode": args.overlap,
@@ -461,6 +462,19 @@ def session_run(args: argparse.Namespace) -> dict:
             {k: scene[k] for k in ("first_frame_seconds", "first_chunk_whole_seconds", "scene_fps", "steady_fps",
                                    "chunk_p50_seconds", "chunk_p99_seconds", "stage_seconds_first_chunk")}
             for scene in tell(again)]
+    if args.cuda_graphs_also:  # the same story again with the passes' CUDA graphs the other way (same process)
+        engine = runtime.engine
+        engine.cuda_graphs = not engine.cuda_graphs
+        name = "cuda_graphs_" + str(engine.cuda_graphs).lower()
+        result[name] = tell(new_session())
+        if args.prepare_switch:
+            result[name + "_prepared_switch"] = tell(new_session(), prepare=True)
+        if args.first_chunk_ahead:
+            again = new_session()
+            again.first_chunk_alone = False
+            result[name + "_first_chunk_ahead"] = tell(again)
+        result[name + "_graphs_compiled_during_story"] = counters["stats"]["unique_graphs"] - graphs_after
+        engine.cuda_graphs = not engine.cuda_graphs
     if args.long_scene_seconds:
         clock, arrivals = time.perf_counter(), []
         for event in session.add_scene(STORY[0], seconds=args.long_scene_seconds, seed=99):
@@ -1372,6 +1386,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prepare-switch", action="store_true",
                         help="tell the story a second time preparing each switch before its scene (StorySession."
                              "prepare_switch, what the app does while the next prompt is typed)")
+    parser.add_argument("--cuda-graphs", action="store_true",
+                        help="record each cached pass a story repeats as a CUDA graph and replay it (runtime.cuda_graphs)")
+    parser.add_argument("--cuda-graphs-also", action="store_true",
+                        help="--session: tell the same story again with the CUDA graphs the other way (and, with "
+                             "--prepare-switch / --first-chunk-ahead, those variants too)")
     parser.add_argument("--sync-debug", action="store_true", help="report every host wait for the GPU in the story")
     parser.add_argument("--decoders", action="store_true",
                         help="time the Wan VAE's streaming decode of a chunk as it is, with cudnn.benchmark, "

@@ -296,6 +296,9 @@ class RuntimeConfig:
     # FP8 linears in the DiT blocks (torchao, dynamic per-row scaling of activations and weights; a Hopper or
     # newer GPU); off: bf16 exactly as before
     fp8: bool = False
+    # on a GPU: each cached pass a story repeats is recorded once as a CUDA graph and replayed (the host queues one
+    # graph instead of a pass's kernels; the same bits as without); docs/performance.md has what it gains
+    cuda_graphs: bool = False
     # where the umT5 text encoder lives: "auto" (the runtime device), "cuda", "cpu", or "offload" (weights on the
     # host, streamed to the GPU layer by layer for each prompt; ~11 GB less GPU memory, slower prompts)
     text_encoder_device: str = "auto"

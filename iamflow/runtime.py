@@ -187,6 +187,9 @@ def build_runtime(config: Config, random_weights: bool = False) -> Runtime:
     """The runtime of ``config.preset``; ``random_weights`` (Wan preset only): its shapes with random weights."""
     if random_weights and config.preset != WAN_PRESET:
         raise ConfigError(f"random weights are for the {WAN_PRESET} preset (the benchmark)")
+    if config.runtime.cuda_graphs and (device := resolve_devices(config)[0]).type != "cuda":
+        raise ConfigError(f"runtime.cuda_graphs needs the model on a CUDA GPU (it would run on {device}); "
+                          "set runtime.cuda_graphs=false")
     builders = {EMBEDDED_PRESET: _storyworld, TINY_PRESET: _tiny, WAN_PRESET: _wan}
     engine, codec, text_encoder = builders[config.preset](config, random_weights) if random_weights else \
         builders[config.preset](config)

@@ -442,3 +442,11 @@ def test_batched_recache_equals_chunk_by_chunk(rewrite_sink):
     for a, b in ((serial.keys, batched.keys), (serial.values, batched.values)):
         assert torch.allclose(a, b, atol=2e-5, rtol=1e-4), (a - b).abs().max()
     assert torch.allclose(serial_next, batched_next, atol=1e-4, rtol=1e-4), (serial_next - batched_next).abs().max()
+
+
+def test_cuda_graphs_on_a_cpu_is_a_clear_error():
+    from iamflow.runtime import build_runtime
+
+    config = load_config(preset="tiny", overrides=["runtime.device=cpu", "runtime.cuda_graphs=true"])
+    with pytest.raises(ConfigError, match="runtime.cuda_graphs needs the model on a CUDA GPU .* set runtime.cuda_graphs=false"):
+        build_runtime(config)

@@ -11,18 +11,24 @@
         x0 = x - sigma * v
         x  = renoise(x0, next sigma)           # not after the last step
     model(x0, t=0, text, cache)                # commit: the clean pass writes the chunk's K/V
+
+With ``cuda_graphs`` on (``runtime.cuda_graphs``, a GPU), each cached pass a story repeats (same cache slot, same
+visible slice, same shapes) is recorded once as a CUDA graph and replayed after: the host queues one graph instead
+of the pass's thousand-odd kernels. The replay runs the kernels of the recorded pass, so its results are the same
+bits as the pass run directly.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import weakref
 from collections.abc import Iterator
 
 import torch
 
 from iamflow.config import Config
-from iamflow.engine.kv_cache import KVCache
+from iamflow.engine.kv_cache import CacheWrite, KVCache
 from iamflow.engine.model import CausalWanModel, TextConditioning
 from iamflow.engine.sampler import FlowSampler
 
@@ -35,6 +41,7 @@ class Engine:
         self.config = config
         self.sampler = FlowSampler(config.sampler)
         self.frames_per_chunk = config.cache.frames_per_chunk
+        self.cuda_graphs = config.runtime.cuda_graphs  # used only where the model is on a GPU
 
     @property
     def device(self) -> torch.device:
@@ -109,19 +116,27 @@ class Engine:
         for i in range(steps):
             t, sigma = float(self.sampler.timesteps[i]), float(self.sampler.sigmas[i])
             timesteps = self._timesteps(t, x)
-            prompted = self.model(x, timesteps, text, frame_offset=frame_offset, cache=cache, write=write).float()
+            prompted = self._pass(x, timesteps, text, frame_offset, cache, write).float()
             velocity = prompted
             if i < guided:
-                plain = self.model(x, timesteps, uncond, frame_offset=frame_offset, cache=cache, write=write).float()
+                plain = self._pass(x, timesteps, uncond, frame_offset, cache, write).float()
                 velocity = plain + scale * (velocity - plain)
             if alone is not None and i < context_guided:
-                bare = self.model(x, timesteps, text, frame_offset=frame_offset, cache=cache, write=alone).float()
+                bare = self._pass(x, timesteps, text, frame_offset, cache, alone).float()
                 velocity = velocity + (context_scale - 1) * (prompted - bare)
             x0 = self.sampler.to_x0(x, velocity, sigma)
             if i + 1 < steps:
                 step_noise = self._step_noise(x, x0, sigma, generator)
                 x = self.sampler.add_noise(x0, step_noise, float(self.sampler.sigmas[i + 1]))
         return x0
+
+    def _pass(self, x: torch.Tensor, t: torch.Tensor, text: TextConditioning, frame_offset: int, cache: KVCache,
+              write: CacheWrite) -> torch.Tensor:
+        """One cached forward pass of a chunk (a denoising step or its commit): the model run directly, or, with
+        ``cuda_graphs`` on a GPU, its CUDA graph once the same pass has been run before."""
+        if not (self.cuda_graphs and x.is_cuda):
+            return self.model(x, t, text, frame_offset=frame_offset, cache=cache, write=write)
+        return PassGraphs.of(cache).run(self.model, x, t, text, frame_offset, write)
 
     def _step_noise(self, x: torch.Tensor, x0: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:
         """The noise a step re-noises its x0 with (``sampler.renoise``)."""
@@ -149,7 +164,7 @@ class Engine:
         """
         write = cache.next_chunk_write()
         t = self._timesteps(self.sampler.context_timestep, x0)
-        self.model(x0, t, text, frame_offset=frame_offset, cache=cache, write=write)
+        self._pass(x0, t, text, frame_offset, cache, write)
         cache.commit_chunk()
 
     @torch.no_grad()
@@ -261,3 +276,103 @@ class Engine:
             self.commit_chunk(cache, text, x0, frame_offset)
             frame_offset += self.frames_per_chunk
             yield x0
+
+
+class PassGraph:
+    """One recorded pass: its static inputs (the chunk's latents, timesteps and rotary frame positions), and what
+    the replay leaves behind (the model's output, the memory scorer's queries)."""
+
+    def __init__(self, graph: torch.cuda.CUDAGraph, x: torch.Tensor, t: torch.Tensor, positions: torch.Tensor,
+                 out: torch.Tensor, queries: dict[int, torch.Tensor]):
+        self.graph, self.x, self.t, self.positions, self.out, self.queries = graph, x, t, positions, out, queries
+
+
+class PassGraphs:
+    """The CUDA graphs of one KV cache's passes (a graph reads and writes the cache at the addresses it was recorded
+    with, so graphs belong to their cache and go with it).
+
+    A pass is keyed by where it writes and what it sees (its ``CacheWrite``), its input shapes and the memory
+    scorer's layers captured in it. The first time a key is met the pass runs directly (a story's passes while its
+    window fills are met once); the second time it is recorded, on a side stream and into a memory pool the cache's
+    graphs share (they run one after another), then replayed. Inputs are copied into the graph's own tensors
+    before each replay; the prompt's cross-attention K/V into one set shared by the cache's graphs, copied only
+    when the prompt changes. Recording waits for nothing on the host (no device synchronisation): a recording
+    in the middle of a story costs what the pass costs to queue."""
+
+    def __init__(self, cache: KVCache):
+        self._cache = weakref.ref(cache)  # the cache holds its graphs, not the other way round
+        self.graphs: dict[tuple, PassGraph] = {}
+        self.seen: set[tuple] = set()
+        self.pool = torch.cuda.graph_pool_handle()
+        self.stream = torch.cuda.Stream(cache.keys.device)
+        self.text: TextConditioning | None = None  # the graphs' prompt tensors
+        self.text_source: TextConditioning | None = None  # the prompt last copied there (kept alive: compared by identity)
+        self.positions_base: torch.Tensor | None = None
+        self.replays = 0
+
+    @staticmethod
+    def of(cache: KVCache) -> "PassGraphs":
+        graphs = getattr(cache, "pass_graphs", None)
+        if graphs is None:
+            graphs = cache.pass_graphs = PassGraphs(cache)
+        return graphs
+
+    def _set_text(self, text: TextConditioning) -> None:
+        if self.text is None:
+            self.text = TextConditioning([tuple(torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=t.device)
+                                                for t in kv) for kv in text.kv])
+        if text is not self.text_source:
+            torch._foreach_copy_([t for kv in self.text.kv for t in kv], [t for kv in text.kv for t in kv])
+            self.text_source = text
+
+    def _positions(self, graph: PassGraph, frame_offset: int) -> None:
+        frames = graph.positions.shape[0]
+        if self.positions_base is None or self.positions_base.shape[0] < frames:
+            self.positions_base = torch.arange(frames, device=graph.positions.device)
+        torch.add(self.positions_base[:frames], frame_offset, out=graph.positions)
+
+    def run(self, model: CausalWanModel, x: torch.Tensor, t: torch.Tensor, text: TextConditioning, frame_offset: int,
+            write: CacheWrite) -> torch.Tensor:
+        capture = model._capture
+        layers = tuple(layer for layer in capture.layers if capture.wants(layer)) if capture is not None else ()
+        key = (write, tuple(x.shape), x.dtype, tuple(t.shape), layers)
+        graph = self.graphs.get(key)
+        if graph is None:
+            if key not in self.seen:  # met once: run it directly
+                self.seen.add(key)
+                return model(x, t, text, frame_offset=frame_offset, cache=self._cache(), write=write)
+            graph = self.graphs[key] = self._record(model, x, t, text, write, capture)
+        self._set_text(text)
+        graph.x.copy_(x)
+        graph.t.copy_(t)
+        self._positions(graph, frame_offset)
+        graph.graph.replay()
+        self.replays += 1
+        # what the replay leaves is copied out at once: a later replay of this graph rewrites it, and so may one of
+        # another key (the graphs share their pool)
+        for layer, query in graph.queries.items():
+            capture.queries[layer] = query.clone()
+        return graph.out.clone()
+
+    def _record(self, model: CausalWanModel, x: torch.Tensor, t: torch.Tensor, text: TextConditioning,
+                write: CacheWrite, capture) -> PassGraph:
+        self._set_text(text)
+        frames = x.shape[2] // model.cfg.patch_size[0]
+        static_x, static_t = torch.empty_like(x), torch.empty_like(t)
+        positions = torch.empty(frames, dtype=torch.long, device=x.device)
+        queue = torch.cuda.current_stream(x.device)
+        self.stream.wait_stream(queue)  # the inputs and the cache as the queue leaves them
+        graph = torch.cuda.CUDAGraph()
+        before = dict(capture.queries) if capture is not None else {}
+        with torch.cuda.stream(self.stream):
+            graph.capture_begin(pool=self.pool, capture_error_mode="thread_local")
+            try:
+                out = model(static_x, static_t, self.text, frame_positions=positions, cache=self._cache(), write=write)
+            finally:
+                graph.capture_end()
+        queue.wait_stream(self.stream)
+        queries = {}
+        if capture is not None:
+            queries = {layer: q for layer, q in capture.queries.items() if before.get(layer) is not q}
+            capture.queries.update(before)
+        return PassGraph(graph, static_x, static_t, positions, out, queries)

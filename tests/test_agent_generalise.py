@@ -1036,3 +1036,32 @@ def test_her_brother_is_not_the_man_whose_daughter_she_is():
     prompt = "A farmer in the hills sends his daughter to the market. Beside her walks her little brother."
     _, scenes = story(prompt)
     assert len(scenes[0].entities) == 3, [e.surface for e in scenes[0].entities]
+
+
+def test_a_comic_scripts_loud_verbs_are_verbs_and_its_numbered_thugs_names():
+    prompts = ("Sable walks up to the stoop where the gang waits.",
+               "She GRABS the arm of the nearest -- THUG1 -- and SLAMS the heel of her hand against his elbow.",
+               "Using Thug1's body as a pivot, she LEAPS over his back and KICKS Thug2 in the face.",
+               "Then she THROWS Thug1 into Thug3.")
+    _, scenes = story(*prompts)
+    surfaces = [e.surface.lower() for s in scenes for e in s.entities]
+    assert not {"grabs", "slams", "kicks", "throws"} & set(surfaces), surfaces
+    sable = at(scenes[0], prompts[0], "Sable").global_id
+    assert at(scenes[1], prompts[1], "She").global_id == sable
+    thug1 = at(scenes[1], prompts[1], "THUG1").global_id
+    assert thug1 != sable
+    assert at(scenes[2], prompts[2], "Thug1").global_id == thug1 == at(scenes[3], prompts[3], "Thug1").global_id
+    thug2, thug3 = at(scenes[2], prompts[2], "Thug2").global_id, at(scenes[3], prompts[3], "Thug3").global_id
+    assert len({thug1, thug2, thug3, sable}) == 4
+
+
+def test_a_plural_in_script_capitals_is_its_people_and_a_punk_is_someone():
+    prompt = "Four YOUNG GUYS are hanging out on a stoop, and Sable approaches."
+    _, scenes = story(prompt)
+    assert sorted(e.surface.lower() for e in scenes[0].entities).count("four young guys") == 4
+    prompt = "The lead punk calls out to Spyke from behind."
+    _, scenes = story(prompt)
+    assert at(scenes[0], prompt, "punk").kind == "person"
+    prompt = "A hacker types in a workspace with a cyberpunk aesthetic."
+    _, scenes = story(prompt)
+    assert [e.surface.lower() for e in scenes[0].entities] == ["hacker"]

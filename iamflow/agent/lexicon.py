@@ -84,6 +84,7 @@ def _people() -> dict[str, NounInfo]:
         janitor cleaner guard bodyguard watchman keeper caretaker butler servant maid courier messenger
         mailman postman diver lifeguard firefighter ranger scout spy agent thief burglar robber bandit outlaw
         criminal prisoner convict inmate suspect victim witness hostage mercenary assassin gunslinger gangster
+        thug punk hoodlum mobster henchman
         villain hacker programmer gamer teenager neighbour neighbor friend partner companion ally rival enemy
         lover spouse sibling twin parent grandparent cousin relative owner stranger newcomer visitor passenger
         commuter pedestrian bystander spectator onlooker priestess monk shaman healer sorcerer mage witch
@@ -293,7 +294,8 @@ TIME_OF_DAY = ["golden hour", "blue hour", "first light", "high noon", "late aft
                "noon", "midday", "morning", "afternoon", "evening", "night", "nighttime", "daybreak",
                "nightfall", "daytime"]
 # Common things, compared with an unlisted noun to tell a character from a prop (``agent.NounClassifier``).
-THING_NOUNS = set("""table chair sofa bed lamp candle cake cup mug glass bottle plate bowl fork knife spoon pan pot
+THING_NOUNS = set("""cyberpunk steampunk aesthetic
+    table chair sofa bed lamp candle cake cup mug glass bottle plate bowl fork knife spoon pan pot
     bell couch telephone tv television radio envelope crate backpack bracelet wallet purse compass pistol rifle axe
     ladder broom shovel log sky balloon puzzle flute trumpet poster fountain bench stairs staircase pie cookie
     sandwich pizza juice dumpling chocolate candy

@@ -302,7 +302,7 @@ def _designations(text: str, replaced: dict, tags: dict) -> None:
         _put_stand_in(replaced, tags, *match.span(), match.group(), name)
 
 
-_NUMBERED = re.compile(r"(?<![\w-])([A-Za-z]+) (\d{1,2})(?![\w:%/-])(?!\.\d)(?! ?(?:s|sec|secs|seconds?|min|minutes?|years?|"
+_NUMBERED = re.compile(r"(?<![\w-])([A-Za-z]+) ?(\d{1,2})(?![\w:%/-])(?!\.\d)(?! ?(?:s|sec|secs|seconds?|min|minutes?|years?|"
                        r"am|pm|ft|feet|m|km|miles?)\b)")
 
 
@@ -310,8 +310,8 @@ _NUMBERED_LABEL = re.compile(r"([A-Z][a-z]+) \d{1,2}")  # how a numbered charact
 
 
 def _numbered_characters(text: str, replaced: dict, tags: dict) -> None:
-    """"Snowman 1 is facing the camera, snowman 2 is facing towards snowman 1", "Guard 2 raises his hand": a
-    character noun with a number is a name of its own (read as a stand-in name, reported as written, in one
+    """"Snowman 1 is facing the camera, snowman 2 is facing towards snowman 1", "Guard 2 raises his hand", "KICKS
+    Thug2 in the face": a character noun with a number is a name of its own (read as a stand-in name, reported as written, in one
     capitalisation whatever the prompt's)."""
     names = _stand_in_names(text)
     given: dict[str, str] = {}
@@ -323,6 +323,26 @@ def _numbered_characters(text: str, replaced: dict, tags: dict) -> None:
         label = f"{word.capitalize()} {match.group(2)}"
         name = given.setdefault(label, names[(len(given) + 4) % len(names)])
         _put_stand_in(replaced, tags, *match.span(), label, name)
+
+
+_SUBJECT_PRONOUNS = {"he", "she", "it", "they", "we", "i", "you", "who"}
+_OBJECT_STARTS = {"the", "a", "an", "his", "her", "their", "its", "my", "your", "our", "him", "them", "it", "me", "us",
+                  "this", "that", "these", "those", "one", "both"}
+
+
+def _caps_verb(text: str, start: int, end: int) -> bool:
+    """A word in capitals where a verb stands, a comic script's emphasis ("She GRABS the arm", "and KICKS Thug2 in
+    the face", "then THROWS him"): after a subject pronoun, or after "and"/"then" with a verb's ending and an object
+    after it. Not "KAJI rests", "and JAMES walks" (the verb follows)."""
+    before = re.findall(r"[A-Za-z']+|[.!?;:,]", text[:start])
+    if not before:
+        return False
+    previous, word = before[-1].lower(), text[start:end]
+    if previous in _SUBJECT_PRONOUNS and previous != "it" or previous == "it" and word.endswith("S"):
+        return True
+    after = re.match(r"\s*([A-Za-z']+)", text[end:])
+    return previous in ("and", "then", "but") and word.endswith(("S", "ED")) and after is not None and (
+        after.group(1).lower() in _OBJECT_STARTS or after.group(1)[:1].isupper() and not after.group(1).isupper())
 
 
 def _screenplay_capitals(text: str, replaced: dict, inserts: dict) -> None:
@@ -348,7 +368,9 @@ def _screenplay_capitals(text: str, replaced: dict, inserts: dict) -> None:
             continue
         lower = word.group().lower()
         info = lexicon.CHARACTER_NOUNS.get(lower) or lexicon.CHARACTER_NOUNS.get(lower[:-1] if lower.endswith("s") else "")
-        if info is not None and info.kind in ("person", "animal", "creature") and lower not in _TITLE_WORDS:
+        if _caps_verb(text, start, end):
+            replaced[start] = (end, lower, list(range(start, end)))  # "She GRABS the arm": a comic's loud verb
+        elif info is not None and info.kind in ("person", "animal", "creature") and lower not in _TITLE_WORDS:
             replaced[start] = (end, lower, list(range(start, end)))
         elif text[end: end + 2] in ("'s", "’s") and lower not in _HEADING_FUNCTION_WORDS:
             replaced[start] = (end, lower.capitalize(), list(range(start, end)))
@@ -363,10 +385,12 @@ def _screenplay_capitals(text: str, replaced: dict, inserts: dict) -> None:
         if any(s <= run.start() < e for s, e in quoted):
             continue
         last = run.group().split()[-1].lower()
-        # "ROYAL MESSENGER": a description (all lower case); "KING ARTHUS": a name with its title
-        described = last in lexicon.CHARACTER_NOUNS and last not in _TITLE_WORDS
+        # "ROYAL MESSENGER", "Four YOUNG GUYS": a description (all lower case); "KING ARTHUS": a name with its title
+        noun = last if last in lexicon.CHARACTER_NOUNS else last[:-1] if last.endswith("s") and \
+            last[:-1] in lexicon.CHARACTER_NOUNS else None
+        described = noun is not None and noun not in _TITLE_WORDS
         before = re.findall(r"[A-Za-z']+", text[: run.start()])
-        if described and (not before or before[-1].lower() not in _ARTICLE_BLOCKERS) and \
+        if described and noun == last and (not before or before[-1].lower() not in _ARTICLE_BLOCKERS) and \
                 run.group().split()[0].lower() not in _ARTICLE_BLOCKERS:
             inserts[run.start()] = "a "  # capitals bring a character in: "shot of ROYAL MESSENGER" is someone new
         for word in re.finditer(r"[A-Z]+", run.group()):

@@ -1065,3 +1065,12 @@ def test_a_plural_in_script_capitals_is_its_people_and_a_punk_is_someone():
     prompt = "A hacker types in a workspace with a cyberpunk aesthetic."
     _, scenes = story(prompt)
     assert [e.surface.lower() for e in scenes[0].entities] == ["hacker"]
+
+
+def test_a_mid_shot_is_the_camera():
+    prompts = ("Wide shot over the shoulder as Thomas looks at Ben", "Mid Shot Thomas closes the door",
+               "Mid shot of Ben: “Just having a cup of tea.”")
+    _, scenes = story(*prompts)
+    assert [e.surface for e in scenes[1].entities] == ["Thomas"]
+    assert [e.surface for e in scenes[2].entities] == ["Ben"]
+    assert at(scenes[2], prompts[2], "Ben").global_id == at(scenes[0], prompts[0], "Ben").global_id

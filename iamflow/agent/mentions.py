@@ -94,7 +94,8 @@ _SHOT_CODE = re.compile(r"^\s*(?:\d+(?:\.\d+)*\s+)?(?:ECU|XCU|CU|MCU|MS|MLS|LS|E
 _SHOT_NOUNS = {"shot", "closeup", "close-up", "view", "angle", "take"}
 # camera moves and shot kinds written in capitals in a shot list ("Tilt down Wide Shot on ...", "Reaction Shot –")
 _CAMERA_WORDS = {"tilt", "pan", "zoom", "dolly", "track", "tracking", "reaction", "follow", "establishing", "crane",
-                 "wide", "close", "low", "high", "aerial", "overhead", "handheld", "medium", "long"}
+                 "wide", "close", "low", "high", "aerial", "overhead", "handheld", "medium", "long", "mid", "full",
+                 "extreme"}
 _CAMERA_AFTER = {"shot", "up", "down", "in", "out", "left", "right", "angle"}
 _WORD = re.compile(r"[A-Za-z][\w'-]*")
 _BARE_NOUN_AFTER = {"to", "with", "at", "from", "by", "behind", "beside", "toward", "towards", "for", "near",

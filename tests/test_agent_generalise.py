@@ -1074,3 +1074,9 @@ def test_a_mid_shot_is_the_camera():
     assert [e.surface for e in scenes[1].entities] == ["Thomas"]
     assert [e.surface for e in scenes[2].entities] == ["Ben"]
     assert at(scenes[2], prompts[2], "Ben").global_id == at(scenes[0], prompts[0], "Ben").global_id
+
+
+def test_a_plural_whose_verb_has_a_particle_is_its_subject():
+    prompt = "The apartment door bursts open. Four cops storm in, their guns drawn."
+    _, scenes = story(prompt)
+    assert [e.surface.lower() for e in scenes[0].entities] == ["four cops"] * 4

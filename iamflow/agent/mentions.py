@@ -716,6 +716,9 @@ def _misparsed_verb(token) -> bool:
             noun_info(token) is not None and noun_info(head) is None and head.dep_ in ("ROOT", "pobj") and \
             head.lower_ not in lexicon.THING_NOUNS | lexicon.LOCATION_NOUNS | lexicon.NOT_CHARACTERS:
         return True  # "The dwarfs cheer joyfully", "a group of villagers recoil": a plural hung on its verb
+    if token.dep_ == "compound" and token.tag_ == "NNS" and head.tag_ == "NN" and head.i == token.i + 1 and \
+            noun_info(token) is not None and any(c.dep_ == "prt" for c in head.children):
+        return True  # "Four cops storm in": a "noun" with a verb's particle is the plural's verb
     if token.dep_ == "compound" and head.tag_ == "NN" and head.i == token.i + 1 and noun_info(token) is not None \
             and head.dep_ in ("ROOT", "conj", "appos") and (head.lower_ in _VERBS_READ_AS_NOUNS or head.dep_ == "conj" and (
                 head.head.pos_ == "PROPN" or noun_info(head.head) is not None) and head.i + 1 < len(head.doc) and

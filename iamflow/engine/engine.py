@@ -306,7 +306,8 @@ class PassGraphs:
         self.pool = torch.cuda.graph_pool_handle()
         self.stream = torch.cuda.Stream(cache.keys.device)
         self.text: TextConditioning | None = None  # the graphs' prompt tensors
-        self.text_source: TextConditioning | None = None  # the prompt last copied there (kept alive: compared by identity)
+        # the prompt last copied there (kept alive, so that comparing by identity is safe)
+        self.text_source: TextConditioning | None = None
         self.positions_base: torch.Tensor | None = None
         self.replays = 0
 

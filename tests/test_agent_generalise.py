@@ -1082,3 +1082,12 @@ def test_a_plural_whose_verb_has_a_particle_is_its_subject():
     cops = {at(scenes[0], prompt, "COPS").global_id}
     assert len(scenes[0].entities) == 4 and all(e.kind == "person" for e in scenes[0].entities)
     assert cops <= {e.global_id for e in scenes[0].entities}
+
+
+def test_you_in_a_labelled_line_of_a_shot_list_is_the_one_spoken_to():
+    prompts = ("Wide shot over the shoulder as Thomas looks at Ben", "Mid Shot Thomas closes the door",
+               "Mid Shot Thomas: “What are you sitting here for?”")
+    _, scenes = story(*prompts)
+    ben = at(scenes[0], prompts[0], "Ben").global_id
+    assert at(scenes[2], prompts[2], "you").global_id == ben
+    assert at(scenes[2], prompts[2], "Thomas").global_id == at(scenes[0], prompts[0], "Thomas").global_id

@@ -1594,10 +1594,16 @@ class PromptAnalyzer:
         quoted = self._quoted_tokens()
         dialogue = bool(self.speaker_tokens) and not any(t.text in _QUOTE_MARKS for t in doc)  # a line after "Jane:"
         speech = [t for t in doc if t.lemma_.lower() in _SPEECH_VERBS and t.pos_ == "VERB"]
-        if not (quoted and speech) and not dialogue:
+        # 'Mid Shot Thomas: “What are you sitting here for?”': a name, a colon, then the words in quotes (one such
+        # line: where several speak, whose words hold the "you" is not read here)
+        lines = [t for t in doc if t.text == ":" and 0 < t.i < len(doc) - 1 and t.i not in quoted and
+                 doc[t.i + 1].text in _QUOTE_MARKS]
+        labels = {t.i - 1 for t in lines if doc[t.i - 1].pos_ == "PROPN"} if len(lines) == 1 else set()
+        if not (quoted and (speech or labels)) and not dialogue:
             return mentions
         subjects = {subject.i for verb in speech if verb.i not in quoted
                     for subject in [self._subject_of(verb)] if subject is not None}  # "His mom smiled and said"
+        subjects |= labels
         for m in mentions:
             if m.token in self.speaker_tokens or m.token in subjects:
                 m.speaker = True

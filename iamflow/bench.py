@@ -800,6 +800,8 @@ def app_run(args: argparse.Namespace) -> dict:
         command = [sys.executable, "-m", "iamflow.bench", "--app-client", f"http://127.0.0.1:{port}/",
                    "--scenes", str(args.scenes), "--scene-seconds", str(args.scene_seconds)]
         command += ["--client-no-download"] if args.client_no_download else []
+        command += ["--typed-prompts"] if args.typed_prompts else []
+        result["typed_prompts"] = args.typed_prompts
         result["client_downloads_files"] = not args.client_no_download
         # the client's log goes to a file: a pipe nobody reads fills up and stops the client mid-story
         client_log = tempfile.TemporaryFile("w+")
@@ -820,6 +822,7 @@ def app_run(args: argparse.Namespace) -> dict:
             result["app"].append({
                 "first_frame_seconds": arrivals[0] if arrivals else None, "frames_received": len(arrivals),
                 "video_frames": frames, "chunks": entry.session.scenes[index].num_chunks,
+                "switch_prepared": index in entry.session.switches_prepared,
                 "first_frame_path": _first_frame_path(marks, scene["submitted"], scene["first_arrival"]),
                 "video_fps_received": len(arrivals) / arrivals[-1] if arrivals else 0.0,
                 "turn_seconds": scene["turn_seconds"],
@@ -1154,11 +1157,16 @@ class _LiveViewReader:
         self._connection.close()
 
 
-def app_client(url: str, scenes: int, scene_seconds: float, download_files: bool = True) -> None:
+TYPING_PAUSE_S = 1.0  # --typed-prompts: after the prompt box's last input event, before Add scene
+
+
+def app_client(url: str, scenes: int, scene_seconds: float, download_files: bool = True, typed: bool = False) -> None:
     """The page's side of ``--app``: add ``scenes`` scenes through gradio_client, with the live view read as a page
     reads it, noting when each frame arrives (seconds from Add scene); then time Prepare story bundle, loading that
     bundle in a second tab and Undo (last, so a one-scene story still has a bundle). Prints one JSON line a scene and
-    one for the story operations, then stays (its story kept) until a line comes in."""
+    one for the story operations, then stays (its story kept) until a line comes in. ``typed``: before each later
+    scene the prompt is typed into the box first (its input event, then a pause of ``TYPING_PAUSE_S``), as a person
+    does, so the app prepares the switch before Add scene."""
     import re
 
     from gradio_client import Client, handle_file
@@ -1179,6 +1187,9 @@ def app_client(url: str, scenes: int, scene_seconds: float, download_files: bool
         # scene's seconds are not those of the client's first request through the queue
         client.predict(prompts[0], api_name="/prepare_scene")
         for index, prompt in enumerate(prompts):
+            if typed and index:  # the box's input event returns after the app's pause in typing; then Enter
+                client.predict(prompt, api_name="/prepare_scene")
+                time.sleep(TYPING_PAUSE_S)
             clock, submitted = time.perf_counter(), time.monotonic()  # (monotonic: the server's clock too)
             job = client.submit(prompt=prompt, seconds=scene_seconds, seed=index, api_name="/add_scene")
             updates = []
@@ -1406,6 +1417,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sample-stacks", action="store_true",
                         help="--app: every step of every chunk on one clock, the server's event-loop lag, and what "
                              "each server thread was doing (sampled every 10 ms)")
+    parser.add_argument("--typed-prompts", action="store_true",
+                        help="--app: the client types each later prompt into the box and pauses before Add scene, as a "
+                             "person does (the app prepares the switch in that pause)")
     parser.add_argument("--app-only", action="store_true", help="--app without the same scenes through StorySession alone")
     parser.add_argument("--app-client", default=None, metavar="URL", help=argparse.SUPPRESS)  # --app's page side
     parser.add_argument("--segment-stages", action="store_true",
@@ -1425,7 +1439,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--override: {err}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.app_client:
-        app_client(args.app_client, args.scenes, args.scene_seconds, download_files=not args.client_no_download)
+        app_client(args.app_client, args.scenes, args.scene_seconds, download_files=not args.client_no_download,
+                   typed=args.typed_prompts)
         return
     if args.long_story:
         result = long_story_run(args)  # the embedded model on the CPU

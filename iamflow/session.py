@@ -236,6 +236,7 @@ class StorySession:
         # beyond the log, and its prompt's text and conditioning
         self._prepared_ops: list[dict] = []
         self._prepared_text: tuple[str, tuple[TextConditioning, int]] | None = None
+        self.switches_prepared: set[int] = set()  # scenes whose switch found all its device work prepared
         self.cache: KVCache | None = None
         self.kv_bank: MemFlowBank | None = None  # MemFlow's bank bookkeeping, rebuilt with the cache
         self.decoder = None
@@ -571,9 +572,12 @@ class StorySession:
                 prompt_keys = runtime.text_keys(text_prompt, self._score_layers())
                 self._prepare_scoring(scene)
                 self._uncond()
+            had_prepared = bool(self._prepared_ops)
             ramp = self._switch_context(scene, prompt_keys)
             if self._prepared_ops:  # a switch prepared for another prompt: its cache work was not this one's
                 self._unprepare()
+            elif had_prepared:
+                self.switches_prepared.add(scene_index)
             self._prepared_text = None
             generator = torch.Generator(device=engine.device).manual_seed(seed)
 

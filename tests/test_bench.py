@@ -65,3 +65,22 @@ def test_segment_stages_times_the_apps_video_stages_for_noise_and_a_picture():
     assert noise["segment_bytes"] > 10 * picture["segment_bytes"] > 0
     assert min(noise["h264_encode_s"], noise["gradio_probe_mux_s"], picture["h264_encode_s"],
                picture["gradio_probe_mux_s"]) > 0
+
+
+def test_app_bench_types_the_next_prompt_and_the_app_prepares_the_switch(tmp_path):
+    """``--typed-prompts``: before the second Add scene the client types the prompt into the box (its input event)
+    and pauses, as a person does; the app prepares that switch in the pause and the scene starts from it."""
+    import json
+    import os
+
+    out = tmp_path / "app.json"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    done = subprocess.run([sys.executable, "-m", "iamflow.bench", "--app", "--preset", "storyworld", "--scenes", "2",
+                           "--scene-seconds", "1", "--typed-prompts", "--app-only", "--out", str(out)],
+                          capture_output=True, text=True, timeout=900, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["typed_prompts"] is True
+    first, second = report["app"]
+    assert not first["switch_prepared"] and second["switch_prepared"]
+    assert second["frames_received"] == second["video_frames"] > 0

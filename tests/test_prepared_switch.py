@@ -75,6 +75,7 @@ def test_a_prepared_switch_skips_its_cache_work_and_tells_the_same_story(runtime
         assert work["recache"] == 0  # the switch found its re-cache done
         in_scenes = {name: in_scenes[name] + work[name] for name in work}
     assert in_prepare["write_memory"] >= 1  # (memory was written ahead too)
+    assert session.switches_prepared == set(range(1, len(PROMPTS))) and not unprepared.switches_prepared
     # what the unprepared story did at its switches, the prepared one did ahead of them, and nothing twice
     assert {name: in_scenes[name] + in_prepare[name] for name in calls} == plain
     assert_same(told(session), expected)
@@ -92,6 +93,7 @@ def test_a_draft_that_is_not_the_next_scene_changes_nothing(runtime, reference, 
     assert session.prepare_switch(PROMPTS[2]) and session.prepare_switch(OTHER)  # a newer draft replaces one
     scene(session, 2)
     scene(session, 3)
+    assert session.switches_prepared == set()  # the drafts were not the scenes added
     assert session.prepare_switch(OTHER)
     session.save(tmp_path / "story")  # a story saved with a draft prepared is the story, no draft
     loaded = StorySession.load(tmp_path / "story", runtime)

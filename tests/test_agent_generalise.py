@@ -1091,3 +1091,19 @@ def test_you_in_a_labelled_line_of_a_shot_list_is_the_one_spoken_to():
     ben = at(scenes[0], prompts[0], "Ben").global_id
     assert at(scenes[2], prompts[2], "you").global_id == ben
     assert at(scenes[2], prompts[2], "Thomas").global_id == at(scenes[0], prompts[0], "Thomas").global_id
+
+
+def test_everyone_is_the_cast_there_but_not_a_crowd_placed_in_the_prompt():
+    prompts = ("Bella lives on a farm with her father and her mother.",
+               "Smoke fills the hall. The fire department gets there and clears everyone from the house.")
+    _, scenes = story(*prompts)
+    cast = {at(scenes[0], prompts[0], w).global_id for w in ("Bella", "father", "mother")}
+    everyone = {e.global_id for e in scenes[1].entities if any(s <= prompts[1].index("everyone") < end
+                                                              for s, end in e.spans)}
+    assert everyone == cast
+    prompts = ("Bella lives on a farm with her father and her mother.", "Everyone sits down at the table for dinner.")
+    _, scenes = story(*prompts)
+    assert {e.global_id for e in scenes[1].entities} == cast
+    prompt = "Everyone in the café turns to look at the door."
+    _, scenes = story(prompt)
+    assert not scenes[0].entities

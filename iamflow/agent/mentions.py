@@ -1419,6 +1419,7 @@ class PromptAnalyzer:
                     and any(c.dep_ == "det" and c.lower_ == "the" for c in tok.children) or \
                     tok.lower_ == "two" and 0 < tok.i < len(doc) - 1 and doc[tok.i - 1].lower_ == "the" and \
                     doc[tok.i + 1].tag_ in ("VBP", "VBD") or \
+                    self._everyone(tok) or \
                     self._cast_noun(tok):
                 mention = self._pronoun_mention(tok, sent_of)
                 if mention is not None:
@@ -2001,11 +2002,18 @@ class PromptAnalyzer:
             mention.possessed = head_token.head.lemma_.lower()
         return mention
 
+    @staticmethod
+    def _everyone(tok) -> bool:
+        """"Ben ends up saving everyone", "clears everyone from the house": everyone the story has there, like "they";
+        not "everyone in the café" (a crowd the prompt places), nor "everyone else"."""
+        return tok.lower_ in ("everyone", "everybody") and tok.dep_ in ("nsubj", "nsubjpass", "dobj", "pobj") and \
+            not any(c.dep_ in ("prep", "amod", "advmod", "acl", "relcl") for c in tok.children)
+
     def _pronoun_mention(self, tok, sent_of) -> Mention | None:
         word = tok.lower_
         owner = tok.tag_ == "PRP$"
-        if word in ("both", "characters", "subjects", "two"):  # "two": "The two are leaning over the table", "The
-            # two walk west"
+        if word in ("both", "characters", "subjects", "two", "everyone", "everybody"):
+            # ("two": "The two are leaning over the table", "The two walk west")
             gender = "p"
         else:
             gender = lexicon.POSSESSIVE_DETERMINERS[word] if owner else lexicon.PRONOUNS[word]

@@ -312,8 +312,8 @@ _NUMBERED_LABEL = re.compile(r"([A-Z][a-z]+) \d{1,2}")  # how a numbered charact
 
 def _numbered_characters(text: str, replaced: dict, tags: dict) -> None:
     """"Snowman 1 is facing the camera, snowman 2 is facing towards snowman 1", "Guard 2 raises his hand", "KICKS
-    Thug2 in the face": a character noun with a number is a name of its own (read as a stand-in name, reported as written, in one
-    capitalisation whatever the prompt's)."""
+    Thug2 in the face": a character noun with a number is a name of its own (read as a stand-in name, reported as
+    written, in one capitalisation whatever the prompt's)."""
     names = _stand_in_names(text)
     given: dict[str, str] = {}
     for match in _NUMBERED.finditer(text):
@@ -339,7 +339,7 @@ def _caps_verb(text: str, start: int, end: int) -> bool:
     if not before:
         return False
     previous, word = before[-1].lower(), text[start:end]
-    if previous in _SUBJECT_PRONOUNS and previous != "it" or previous == "it" and word.endswith("S"):
+    if previous in _SUBJECT_PRONOUNS and (previous != "it" or word.endswith("S")):
         return True
     after = re.match(r"\s*([A-Za-z']+)", text[end:])
     return previous in ("and", "then", "but") and word.endswith(("S", "ED")) and after is not None and (

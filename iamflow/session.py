@@ -574,6 +574,7 @@ class StorySession:
                 self._uncond()
             had_prepared = bool(self._prepared_ops)
             ramp = self._switch_context(scene, prompt_keys)
+            self.switches_prepared.discard(scene_index)  # (an undone scene's index is used again)
             if self._prepared_ops:  # a switch prepared for another prompt: its cache work was not this one's
                 self._unprepare()
             elif had_prepared:

@@ -110,6 +110,14 @@ def test_a_draft_that_is_not_the_next_scene_changes_nothing(runtime, reference, 
     for index in range(len(PROMPTS)):
         scene(undone, index)
     assert_same(told(undone), expected)
+    prepared = StorySession(runtime)
+    scene(prepared, 0)
+    assert prepared.prepare_switch(PROMPTS[1])
+    scene(prepared, 1)
+    assert prepared.switches_prepared == {1}
+    prepared.undo_last_scene()
+    scene(prepared, 1)  # the same scene again, nothing prepared this time: its index is not counted twice
+    assert prepared.switches_prepared == set()
 
 
 def test_nothing_is_prepared_while_a_scene_runs_or_before_the_first(runtime):

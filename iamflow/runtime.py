@@ -143,17 +143,18 @@ class Runtime:
         channels, height, width = self.engine.latent_shape
         latents = torch.zeros(1, channels, self.config.cache.frames_per_chunk, height, width, device=self.device)
         decoder = self.codec.stream_decoder()
-        for _ in range(2):  # the video's first chunk, then a continuing one
-            self.decode_frames(decoder, latents)
         if self.decode_stage is None and self.streams.cuda:
-            # the same again the way a story decodes (on the decode stream, frames copied to pinned host memory, a
-            # first chunk in two parts where the app hands its first frames out early): that stream's memory and
-            # the pinned buffers are then set aside now, not during a first scene (0.2 s of its first frame)
-            decoder = self.codec.stream_decoder()
+            # the way a story decodes on one GPU (on the decode stream, frames copied to pinned host memory, a first
+            # chunk in two parts where the app hands its first frames out early, then a continuing chunk): that
+            # stream's memory and the pinned buffers are set aside now, not during a first scene (0.2 s of its
+            # first frame when the warm-up decoded on the host's stream only)
             parts = [latents[:, :, :1], latents[:, :, 1:]] if getattr(decoder, "decodes_in_parts_exactly", False) \
                 else [latents]
             for part in parts + [latents]:
                 self.decode_to_host(decoder, part).wait()
+        else:
+            for _ in range(2):  # the video's first chunk, then a continuing one
+                self.decode_frames(decoder, latents)
         logger.info("agent and decoder warm (%.1f s)", time.perf_counter() - started)
 
     def decode_frames(self, decoder, latents: torch.Tensor) -> np.ndarray:

@@ -1107,3 +1107,40 @@ def test_everyone_is_the_cast_there_but_not_a_crowd_placed_in_the_prompt():
     prompt = "Everyone in the café turns to look at the door."
     _, scenes = story(prompt)
     assert not scenes[0].entities
+
+
+def ids_at(scene, prompt, word):
+    where = prompt.index(word)
+    return {e.global_id for e in scene.entities if any(s <= where < end for s, end in e.spans)}
+
+
+def test_what_a_frame_should_be_is_in_it():
+    prompts = ("The first image should be the boy and the girl walking home from school.",
+               "The second image should be the parents standing by the door.")
+    _, scenes = story(*prompts)
+    parents = ids_at(scenes[1], prompts[1], "parents")
+    assert len(parents) == 2 and all(e.kind == "person" for e in scenes[1].entities)
+    assert parents.isdisjoint(ids_at(scenes[0], prompts[0], "boy") | ids_at(scenes[0], prompts[0], "girl"))
+
+
+def test_the_children_and_the_family_are_the_ones_the_story_showed():
+    prompts = ("The boy and the girl walk home from school with backpacks on their back.",
+               "The parents stand by the door waving at the children.",
+               "The boy washes his hands in the sink.",
+               "The entire family eats ice cream at the dining table.",
+               "The man and the boy read a book together on the sofa.")
+    _, scenes = story(*prompts)
+    boy, girl = (ids_at(scenes[0], prompts[0], w) for w in ("boy", "girl"))
+    parents = ids_at(scenes[1], prompts[1], "parents")
+    assert ids_at(scenes[1], prompts[1], "children") == boy | girl and len(parents) == 2
+    assert ids_at(scenes[3], prompts[3], "family") == boy | girl | parents
+    assert ids_at(scenes[4], prompts[4], "man") < parents and ids_at(scenes[4], prompts[4], "boy") == boy
+
+
+def test_the_family_is_not_read_beside_the_members_a_prompt_names():
+    prompts = ("George, the father, and his two sons walk down the street.",
+               "The family crosses the street. George gives money to his sons.")
+    _, scenes = story(*prompts)
+    george = ids_at(scenes[0], prompts[0], "George")
+    assert ids_at(scenes[1], prompts[1], "George") == george
+    assert not ids_at(scenes[1], prompts[1], "family")

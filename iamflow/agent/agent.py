@@ -331,7 +331,9 @@ class EntityAgent:
         analyzer.individual_heads = {h for r in registry.entities.values() if r.base != "group" and r.kind != "vehicle"
                                      for h in r.heads} | {
             word for r in registry.entities.values() if r.kind == "animal"
-            for word, members in lexicon.HYPERNYMS.items() if r.base in members}
+            for word, members in lexicon.HYPERNYMS.items() if r.base in members} | {
+            word for r in registry.entities.values() if r.kind == "person" and r.base != "group"
+            for word, members in lexicon.PERSON_HYPERNYMS.items() if r.base in members or set(r.heads) & members}
         analyzer.group_heads = {h for r in registry.entities.values()
                                 if any(i.get("group") for i in r.instances) for h in r.heads}
         analyzer.known_roles = {h for r in registry.entities.values() if r.kind == "person" and r.base != "group"

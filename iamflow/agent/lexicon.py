@@ -346,3 +346,10 @@ BIRDS = {"owl", "eagle", "hawk", "falcon", "crow", "raven", "parrot", "pigeon", 
           "quail", "partridge", "turkey", "ostrich", "emu", "magpie", "woodpecker", "kingfisher"}
 FISH = {"salmon", "trout", "shark", "goldfish", "carp", "tuna", "clownfish"}
 HYPERNYMS = {"bug": INSECTS, "insect": INSECTS, "bird": BIRDS, "fish": FISH}
+# plural words for people that take in the story's single characters of those kinds ("waving at the children": the
+# boy and the girl shown before; "the parents": the mother and the father)
+_CHILDREN = {"boy", "girl", "child", "kid", "son", "daughter", "toddler", "baby", "schoolboy", "schoolgirl"}
+_PARENTS = {"father", "mother", "dad", "mom", "mum"}
+PERSON_HYPERNYMS = {"child": _CHILDREN, "kid": _CHILDREN, "parent": _PARENTS, "sibling": {"brother", "sister"},
+                    "family": _CHILDREN | _PARENTS | {"brother", "sister", "grandmother", "grandfather", "grandma",
+                                                      "grandpa", "husband", "wife", "parent", "sibling", "grandparent"}}

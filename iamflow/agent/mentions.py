@@ -55,6 +55,7 @@ _HANDLED_VERBS = {"lift", "hold", "carry", "cook", "eat", "sell", "fillet", "gri
 _STATE_ADJECTIVES = {"bald", "clean-shaven", "bearded", "barefoot", "blindfolded", "masked", "hooded"}
 _GROUP_SIZE = {"two": 2, "both": 2, "three": 3, "four": 4, "five": 5, "couple": 2, "pair": 2, "newlyweds": 2, "twins": 2,
                "lovers": 2}
+_FRAME_SUBJECTS = {"image", "picture", "shot", "scene", "frame", "panel", "illustration", "page", "video", "clip"}
 _ANIMATED_DEPICTIONS = {"hologram", "puppet", "doll", "mannequin", "statue", "scarecrow", "figurine"}
 _ALIVE_MODIFIERS = {"talking", "speaking", "living", "sentient", "animated", "walking", "dancing", "singing"}
 _COLLECTIVE_NOUNS = {"group", "team", "gang", "band", "troupe", "squad", "crew", "pack", "flock", "herd"}
@@ -1429,6 +1430,14 @@ class PromptAnalyzer:
                 continue
             elif self._collective_noun(tok, sent_of, folded_members, mentions, index_of_token):
                 continue
+            elif tok.lower_ == "family" and "family" in self.individual_heads and _determiner(tok) is not None and \
+                    _determiner(tok).lower_ == "the" and tok.dep_ not in ("poss", "compound"):
+                # "the entire family eating ice cream": every one of the story's family shown so far
+                index_of_token[tok.i] = len(mentions)
+                mentions.append(Mention(start=tok.idx, end=tok.idx + len(tok.text), surface=_phrase(tok, include_of=False),
+                                        form="definite", kind="person", base="group", heads=["family"], token=tok.i,
+                                        sentence=sent_of.get(tok.i, 0), collective=True, recalled=True,
+                                        action=self._action(tok)))
             elif self._owner_without_apostrophe(tok):
                 info = noun_info(tok)
                 index_of_token[tok.i] = len(mentions)
@@ -2211,10 +2220,14 @@ class PromptAnalyzer:
             not any(c.dep_ == "amod" or c.dep_ == "nummod" for c in tok.children) and any(
                 c.dep_ == "nsubj" and (c.pos_ == "PROPN" or noun_info(c) is not None) for c in head.children)
         # "Robinson punches orangutans in the forest": the ones a character does something to take part
+        framed = tok.dep_ == "attr" and head.lemma_ == "be" and det_word in ("the", "these", "those") and any(
+            c.dep_ == "nsubj" and c.lemma_.lower() in _FRAME_SUBJECTS for c in head.children)
+        # "The second image should be the parents standing by the door": what the frame shows
         recalled = det_word == "the" and not owned and _singular(tok) in self.individual_heads and not any(
             c.dep_ == "nummod" for c in tok.children)  # "Shot from behind the pigeons": the two the story has
         if info.kind not in ("person", "animal", "creature", "robot") or not (
-                in_group_of or acting or shown_doing or opposed or returning or acted_on or told_to or recalled):
+                in_group_of or acting or shown_doing or opposed or returning or acted_on or told_to or recalled or
+                framed):
             return None  # (creatures: "the seven dwarfs gather around her", "the goblins attack")
         start = head.head.idx if in_group_of else tok.idx  # "a group of people": the whole phrase names them
         return Mention(start=start, end=tok.idx + len(tok.text), surface=_phrase(tok, include_of=False),
@@ -2223,7 +2236,7 @@ class PromptAnalyzer:
                        attrs=[a for a in self.attributes(tok) if a.lower() not in ("group", "team")],
                        collective=True, action=self._action(tok),
                        recalled=recalled and not (in_group_of or acting or shown_doing or opposed or returning or
-                                                  acted_on or told_to))
+                                                  acted_on or told_to or framed))
 
     def _link_possessors(self, mentions: list[Mention], index_of_token: dict[int, int]) -> None:
         for m in mentions:

@@ -55,6 +55,13 @@ def _kind_of(heads: list[str], base: str) -> bool:
     return any(base in lexicon.HYPERNYMS.get(h, ()) for h in heads)
 
 
+def _person_kind_of(heads: list[str], rec) -> bool:
+    """Whether a plural word among ``heads`` takes in a single person of ``rec``'s kind ("the children": the boy)."""
+    return rec.kind == "person" and any(
+        rec.base in lexicon.PERSON_HYPERNYMS.get(h, ()) or set(rec.heads) & lexicon.PERSON_HYPERNYMS.get(h, set())
+        for h in heads)
+
+
 _GENERIC_NONPERSON = {"animal", "creature", "beast", "machine", "robot", "thing", "vehicle"}
 _COUPLE_HEADS = {"bride", "groom", "husband", "wife", "newlywed", "bridegroom", "lover", "girlfriend", "boyfriend"}
 _COUPLE_WORDS = {"newlywed", "newlyweds", "couple", "lover", "lovers"}  # two people who are together
@@ -296,6 +303,9 @@ class Resolver:
         """Ids for ``m``; ``[-1]`` means a new character, ``[]`` means not a character reference."""
         if m.form == "pronoun":
             return self._pronoun(m, mentions)
+        if m.collective and m.heads == ["family"] and any(o is not m and o.kind == "person" and o.form != "pronoun"
+                                                          for o in mentions):
+            return []  # "The family has crossed the street ... George gives money to his sons": the ones it names
         if m.collective:
             return self._collective(m)
         if m.form == "group":
@@ -851,11 +861,23 @@ class Resolver:
                 return list(group)
         if not members and m.recalled:
             # "Shot from behind the pigeons", "look head-on at the birds": the story's own of that kind, lately seen
-            recent = [g for ids in self._prompt_order()[:2] for g in ids]
+            recent = [g for ids in self._prompt_order()[:None if m.heads == ["family"] else 2] for g in ids]
             members = [g for g in dict.fromkeys(recent) if self.registry.entities[g].base != "group" and
                        (set(m.heads) & set(self.registry.entities[g].heads) or
-                        _kind_of(m.heads, self.registry.entities[g].base))]
+                        _kind_of(m.heads, self.registry.entities[g].base) or
+                        _person_kind_of(m.heads, self.registry.entities[g]))]
             return members if len(members) >= 2 else []
+        pair = lexicon.PAIR_RELATIONS.get(m.heads[0] + "s") if m.heads and m.kind == "person" else None
+        if not members and pair:
+            # "the parents standing by the door": a mother and a father, each a character the story can name later
+            members = []
+            for role, gender in zip(pair, ("f", "m")):
+                member = Mention(start=m.start, end=m.end, surface=m.surface, form="indefinite", kind="person",
+                                 base=lexicon.BASE_OF_SEX[gender], gender=gender, heads=[role],
+                                 attrs=list(m.attrs), token=m.token, sentence=m.sentence)
+                members.append(self._create(member))
+            for gid in members:
+                self.group_members[gid] = members
         return members or [-1]
 
     def _group(self, m: Mention) -> list[int]:

@@ -97,7 +97,9 @@ def test_generated_scene_shows_the_prompted_location_kind_and_colour(shipped, se
 # Measured with the shipped weights (2026-11-26, 37,600 DiT steps, the preset's sampler): 12 of 12 with iam, 9 of
 # 12 without memory (policy none: the re-cached window still shows the character at the switch; 10 of 12 without
 # context guidance); two stories of slack for another CPU's arithmetic.
-KEPT_AT_LEAST = 10
+# measured on this 2-core CPU with the shipped weights (2026-12-05): of these 20 stories the second scene kept the
+# colour in 19 and the trait its own first scene drew in 17, both in 17; the floor is that measured rate
+KEPT_BOTH_AT_LEAST = 17
 
 
 def two_scene_stories(count: int) -> list[Story]:
@@ -114,21 +116,26 @@ def two_scene_stories(count: int) -> list[Story]:
     return found
 
 
-def test_second_scene_keeps_the_colour_its_prompt_leaves_out():
-    """With the iam memory, the colour the first prompt asked for is still there when the second prompt only
-    says "she" or "the protagonist". By chance one story in eight would show it; the model must show it in
-    nearly all (10 of 12)."""
+def test_second_scene_keeps_the_colour_and_trait_its_prompt_leaves_out():
+    """With the iam memory, over 20 two-scene stories whose second prompt only says "she", a name or "the
+    protagonist" (no prompt ever names a trait), the second scene shows the colour the first prompt asked for and
+    the trait the model drew in the first scene. By chance one story in eight would keep the colour and one in
+    four the trait. (Most first scenes draw no trait, 17 of these 20: then keeping means none appears from nowhere;
+    the self probe and the evaluation measure traits drawn.)"""
     runtime = Runtime.load(load_config(preset="storyworld"))
     kept = []
-    for story in two_scene_stories(12):
+    for story in two_scene_stories(20):
         session = StorySession(runtime, StorySettings(memory_policy="iam"))
         frames = [np.concatenate([e.frames for e in session.add_scene(scene.prompt, seconds=3, seed=story.seed * 10 + j)])
                   for j, scene in enumerate(story.scenes)]
         (char_id,) = story.scenes[0].char_ids
         assert story.character(char_id).colour not in re.findall(r"[a-z]+", story.scenes[1].prompt.lower())
+        first = judge_scene(frames[0], (story, 0))["per_character"][char_id]
         second = judge_scene(frames[1], (story, 1))["per_character"][char_id]
-        kept.append(second["found"] and second["colour"] == story.character(char_id).colour)
-    assert sum(kept) >= KEPT_AT_LEAST, f"the colour came back in {sum(kept)} of {len(kept)} stories"
+        assert first["found"], f"story {story.seed}: the first scene does not show the character"
+        kept.append(second["found"] and second["colour"] == story.character(char_id).colour and
+                    second["trait"] == first["trait"])
+    assert sum(kept) >= KEPT_BOTH_AT_LEAST, f"colour and trait came back in {sum(kept)} of {len(kept)} stories"
 
 
 def test_copy_probe_lays_out_a_scene_switch_and_reads_the_trait_drawn():

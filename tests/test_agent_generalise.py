@@ -1144,3 +1144,30 @@ def test_the_family_is_not_read_beside_the_members_a_prompt_names():
     george = ids_at(scenes[0], prompts[0], "George")
     assert ids_at(scenes[1], prompts[1], "George") == george
     assert not ids_at(scenes[1], prompts[1], "family")
+
+
+def test_a_role_before_a_name_is_part_of_its_mention():
+    prompt = "When paranormal investigator Ravi arrives to uncover the mystery, he meets Lakshmi Amma."
+    _, scenes = story(prompt)
+    assert ids_at(scenes[0], prompt, "investigator") == ids_at(scenes[0], prompt, "Ravi") != set()
+
+
+def test_the_ones_someone_runs_to_take_part():
+    prompts = ("Raju slips into the river.", "Sheru ran to nearby farmers and barked until they followed him.",
+               "The farmers rescued Raju just in time.")
+    _, scenes = story(*prompts)
+    farmers = ids_at(scenes[1], prompts[1], "farmers")
+    assert len(farmers) == 1 and ids_at(scenes[2], prompts[2], "farmers") == farmers
+
+
+def test_her_friends_are_the_others_the_story_has_with_her():
+    prompts = ("Mike stepped forward, holding his flashlight tightly.", "Eleven closed her eyes.", "Dustin smiled.",
+               "Eleven looked at her friends and smiled softly.")
+    _, scenes = story(*prompts)
+    mike, dustin = ids_at(scenes[0], prompts[0], "Mike"), ids_at(scenes[2], prompts[2], "Dustin")
+    assert ids_at(scenes[3], prompts[3], "friends") == mike | dustin
+    prompts = ("Eleven closed her eyes.", "Eleven walked over to her friends.")
+    _, scenes = story(*prompts)
+    eleven = ids_at(scenes[0], prompts[0], "Eleven")
+    friends = ids_at(scenes[1], prompts[1], "friends")
+    assert friends and not friends & eleven

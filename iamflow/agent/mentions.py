@@ -55,6 +55,7 @@ _HANDLED_VERBS = {"lift", "hold", "carry", "cook", "eat", "sell", "fillet", "gri
 _STATE_ADJECTIVES = {"bald", "clean-shaven", "bearded", "barefoot", "blindfolded", "masked", "hooded"}
 _GROUP_SIZE = {"two": 2, "both": 2, "three": 3, "four": 4, "five": 5, "couple": 2, "pair": 2, "newlyweds": 2, "twins": 2,
                "lovers": 2}
+_RUN_TO_VERBS = {"run", "rush", "hurry", "race", "dash", "go", "walk", "head", "fly", "swim", "come", "return", "sprint"}
 _FRAME_SUBJECTS = {"image", "picture", "shot", "scene", "frame", "panel", "illustration", "page", "video", "clip"}
 _ANIMATED_DEPICTIONS = {"hologram", "puppet", "doll", "mannequin", "statue", "scarecrow", "figurine"}
 _ALIVE_MODIFIERS = {"talking", "speaking", "living", "sentient", "animated", "walking", "dancing", "singing"}
@@ -1969,6 +1970,10 @@ class PromptAnalyzer:
                                                       and c.pos_ == "PROPN" and c.i < span_tok.i
                                                       and not _camera_word(c)])
             # (a title before the name is part of the span, "Prince Charming", not of the name)
+            roles = [c for c in span_tok.children if c.dep_ == "compound" and c.pos_ == "NOUN" and c.i < span_tok.i
+                     and c.lower_ in heads and not _camera_word(c)]
+            if roles:
+                start = min(start, roles[0].idx)  # "paranormal investigator Ravi": the role names him as well
             end = span_tok.idx + len(span_tok.text)
             if span_tok.dep_ == "appos" and span_tok.head.i < span_tok.i and \
                     span_tok.head in chain:
@@ -2208,6 +2213,10 @@ class PromptAnalyzer:
         told_to = owned and tok.dep_ == "pobj" and head.lower_ in ("to", "with", "toward", "towards") and \
             info.kind in ("person", "animal", "creature")
         # "Luna says goodbye to her new friends": the ones someone turns to are there
+        told_to = told_to or tok.dep_ == "pobj" and head.lower_ in ("to", "toward", "towards") and \
+            head.head.lemma_.lower() in _RUN_TO_VERBS and det_word in ("", "the", "some") and \
+            info.kind in ("person", "animal", "creature")
+        # "Sheru ran to nearby farmers and barked until they followed him": the ones someone runs to
         opposed = tok.dep_ == "pobj" and head.lower_ == "against" and det_word in ("", "the")
         # "in battle against terrifying creatures", "fight against monsters": the ones fought take part
         returning = det_word in ("", "more") and not owned and (
@@ -2223,11 +2232,14 @@ class PromptAnalyzer:
         framed = tok.dep_ == "attr" and head.lemma_ == "be" and det_word in ("the", "these", "those") and any(
             c.dep_ == "nsubj" and c.lemma_.lower() in _FRAME_SUBJECTS for c in head.children)
         # "The second image should be the parents standing by the door": what the frame shows
+        peers = owned and info.kind == "person" and _singular(tok) in lexicon.PEER_RELATIONS and \
+            tok.dep_ in ("nsubj", "dobj", "pobj", "conj")
+        # "Eleven looked at her friends": the others the story has with her
         recalled = det_word == "the" and not owned and _singular(tok) in self.individual_heads and not any(
             c.dep_ == "nummod" for c in tok.children)  # "Shot from behind the pigeons": the two the story has
         if info.kind not in ("person", "animal", "creature", "robot") or not (
                 in_group_of or acting or shown_doing or opposed or returning or acted_on or told_to or recalled or
-                framed):
+                framed or peers):
             return None  # (creatures: "the seven dwarfs gather around her", "the goblins attack")
         start = head.head.idx if in_group_of else tok.idx  # "a group of people": the whole phrase names them
         return Mention(start=start, end=tok.idx + len(tok.text), surface=_phrase(tok, include_of=False),
@@ -2235,8 +2247,8 @@ class PromptAnalyzer:
                        heads=[_singular(tok)], token=tok.i, sentence=sent_of.get(tok.i, 0),
                        attrs=[a for a in self.attributes(tok) if a.lower() not in ("group", "team")],
                        collective=True, action=self._action(tok),
-                       recalled=recalled and not (in_group_of or acting or shown_doing or opposed or returning or
-                                                  acted_on or told_to or framed))
+                       recalled=(recalled or peers) and not (in_group_of or acting or shown_doing or opposed or
+                                                             returning or acted_on or told_to or framed))
 
     def _link_possessors(self, mentions: list[Mention], index_of_token: dict[int, int]) -> None:
         for m in mentions:

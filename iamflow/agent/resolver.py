@@ -859,6 +859,13 @@ class Resolver:
         for gid, group in self.group_members.items():
             if set(m.heads) & set(self.registry.entities[gid].heads):
                 return list(group)
+        if not members and m.recalled and m.heads and m.heads[0] in lexicon.PEER_RELATIONS:
+            # "her friends": the other people of the story's last prompts, not the ones this prompt has named
+            here = {gid for gid, _ in self.assigned}
+            recent = [g for ids in self._prompt_order()[:3] for g in ids]
+            members = [g for g in dict.fromkeys(recent) if g not in here and
+                       self.registry.entities[g].kind == "person" and self.registry.entities[g].base != "group"]
+            return members if len(members) >= 2 else [-1]
         if not members and m.recalled:
             # "Shot from behind the pigeons", "look head-on at the birds": the story's own of that kind, lately seen
             recent = [g for ids in self._prompt_order()[:None if m.heads == ["family"] else 2] for g in ids]

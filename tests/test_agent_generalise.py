@@ -1171,3 +1171,19 @@ def test_her_friends_are_the_others_the_story_has_with_her():
     eleven = ids_at(scenes[0], prompts[0], "Eleven")
     friends = ids_at(scenes[1], prompts[1], "friends")
     assert friends and not friends & eleven
+
+
+def test_the_dormouse_and_the_mad_hatter_are_characters():
+    prompt = "The Dormouse, asleep, sits between the March Hare and the Mad Hatter along the length of the table."
+    _, scenes = story(prompt)
+    assert len(scenes[0].entities) == 3
+    assert {e.kind for e in scenes[0].entities} == {"animal", "person"}
+    assert all(ids_at(scenes[0], prompt, w) for w in ("Dormouse", "Hare", "Hatter"))
+
+
+def test_all_four_are_the_four_the_story_has_there():
+    prompts = ("Panel 3. Stick joins a seated Joaquin, Gideon, and Dale Turcott in the hospital waiting area.",
+               "Panel 4. 3/4 shot. All four are seated, looking at Dale.")
+    _, scenes = story(*prompts)
+    four = {e.global_id for e in scenes[0].entities}
+    assert len(four) == 4 and ids_at(scenes[1], prompts[1], "four") == four

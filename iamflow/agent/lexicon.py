@@ -103,8 +103,8 @@ def _people() -> dict[str, NounInfo]:
         shopgirl storekeeper innkeeper gatekeeper goalkeeper housekeeper zookeeper fighter nobody someone
         attendee staffer participant camper festivalgoer concertgoer partygoer moviegoer reveler reveller
         trespasser inventor necromancer druid alchemist bard paladin knight squire ninja samurai shogun
-        pirate buccaneer smuggler poacher gamekeeper shepherdess blacksmith carpenter mason stonemason tailor
-        seamstress cobbler baker butcher brewer vintner farmhand stablehand milkmaid maid butler footman
+        pirate buccaneer smuggler poacher gamekeeper shepherdess blacksmith hatter milliner carpenter mason stonemason
+        tailor seamstress cobbler baker butcher brewer vintner farmhand stablehand milkmaid maid butler footman
         governess nanny babysitter tutor headmaster headmistress principal janitor caretaker nurse surgeon
         paramedic dentist pharmacist vet veterinarian scientist astronaut cosmonaut pilot copilot navigator
         deckhand stowaway castaway explorer adventurer archaeologist detective
@@ -130,7 +130,7 @@ _ANIMALS = """dog puppy pup hound terrier retriever labrador poodle beagle bulld
     spaniel corgi greyhound chihuahua pug rottweiler doberman cat kitten kitty tabby lion lioness tiger tigress
     leopard cheetah panther jaguar wolf fox bear cub deer stag doe fawn elk moose horse mare stallion foal pony
     colt donkey mule cow bull calf ox sheep lamb ram goat pig piglet boar rabbit bunny hare squirrel mouse rat
-    hamster raccoon badger otter beaver hedgehog monkey ape gorilla chimpanzee orangutan elephant giraffe zebra
+    hamster dormouse raccoon badger otter beaver hedgehog monkey ape gorilla chimpanzee orangutan elephant giraffe zebra
     rhino hippo camel kangaroo koala panda sloth bird owl eagle hawk falcon crow raven parrot pigeon dove gull
     seagull swan duck duckling goose chicken hen rooster chick penguin flamingo heron crane peacock sparrow robin
     hummingbird fish shark whale dolphin orca seal walrus turtle tortoise octopus squid crab lobster jellyfish

@@ -55,6 +55,7 @@ _HANDLED_VERBS = {"lift", "hold", "carry", "cook", "eat", "sell", "fillet", "gri
 _STATE_ADJECTIVES = {"bald", "clean-shaven", "bearded", "barefoot", "blindfolded", "masked", "hooded"}
 _GROUP_SIZE = {"two": 2, "both": 2, "three": 3, "four": 4, "five": 5, "couple": 2, "pair": 2, "newlyweds": 2, "twins": 2,
                "lovers": 2}
+_CAST_NUMBERS = {"three", "four", "five", "six"}  # "All four are seated", "The three walk on": the story's cast
 _RUN_TO_VERBS = {"run", "rush", "hurry", "race", "dash", "go", "walk", "head", "fly", "swim", "come", "return", "sprint"}
 _FRAME_SUBJECTS = {"image", "picture", "shot", "scene", "frame", "panel", "illustration", "page", "video", "clip"}
 _ANIMATED_DEPICTIONS = {"hologram", "puppet", "doll", "mannequin", "statue", "scarecrow", "figurine"}
@@ -1419,6 +1420,8 @@ class PromptAnalyzer:
                     not _before_a_thing(tok) or \
                     tok.lower_ == "two" and tok.pos_ == "NUM" and tok.dep_ in ("nsubj", "nsubjpass", "dobj", "pobj") \
                     and any(c.dep_ == "det" and c.lower_ == "the" for c in tok.children) or \
+                    tok.lower_ in _CAST_NUMBERS and tok.pos_ == "NUM" and tok.dep_ in ("nsubj", "nsubjpass") and \
+                    tok.i > 0 and doc[tok.i - 1].lower_ in ("all", "the") or \
                     tok.lower_ == "two" and 0 < tok.i < len(doc) - 1 and doc[tok.i - 1].lower_ == "the" and \
                     doc[tok.i + 1].tag_ in ("VBP", "VBD") or \
                     self._everyone(tok) or \
@@ -2026,7 +2029,7 @@ class PromptAnalyzer:
     def _pronoun_mention(self, tok, sent_of) -> Mention | None:
         word = tok.lower_
         owner = tok.tag_ == "PRP$"
-        if word in ("both", "characters", "subjects", "two", "everyone", "everybody"):
+        if word in ("both", "characters", "subjects", "two", "everyone", "everybody") or word in _CAST_NUMBERS:
             # ("two": "The two are leaning over the table", "The two walk west")
             gender = "p"
         else:

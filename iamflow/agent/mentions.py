@@ -1421,7 +1421,8 @@ class PromptAnalyzer:
                     tok.lower_ == "two" and tok.pos_ == "NUM" and tok.dep_ in ("nsubj", "nsubjpass", "dobj", "pobj") \
                     and any(c.dep_ == "det" and c.lower_ == "the" for c in tok.children) or \
                     tok.lower_ in _CAST_NUMBERS and tok.pos_ == "NUM" and tok.dep_ in ("nsubj", "nsubjpass") and \
-                    tok.i > 0 and doc[tok.i - 1].lower_ in ("all", "the") or \
+                    tok.i > 0 and doc[tok.i - 1].lower_ in ("all", "the") and \
+                    not any(c.dep_ == "prep" and c.lower_ == "of" for c in tok.children) or \
                     tok.lower_ == "two" and 0 < tok.i < len(doc) - 1 and doc[tok.i - 1].lower_ == "the" and \
                     doc[tok.i + 1].tag_ in ("VBP", "VBD") or \
                     self._everyone(tok) or \

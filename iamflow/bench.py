@@ -340,6 +340,10 @@ def session_run(args: argparse.Namespace) -> dict:
     session = new_session()
     video_per_chunk = cfg.cache.frames_per_chunk * cfg.video.temporal_compression
     prompts = (STORY * ((args.scenes + len(STORY) - 1) // len(STORY)))[: args.scenes]
+    if args.fail_on_recompile:
+        # a compiled region the warm-up did not cover stops the story with Dynamo's reason, instead of running eager
+        # in front of the viewer (the runtime's stance) without a word
+        torch.compiler.set_stance("fail_on_recompile")
     if args.sync_debug:  # every host wait inside the story is reported with where it came from
         import traceback
         import warnings
@@ -1403,6 +1407,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="--session: tell the same story again with the CUDA graphs the other way (and, with "
                              "--prepare-switch / --first-chunk-ahead, those variants too)")
     parser.add_argument("--sync-debug", action="store_true", help="report every host wait for the GPU in the story")
+    parser.add_argument("--fail-on-recompile", action="store_true",
+                        help="--session: stop at a compiled region the warm-up missed, with the guard that failed")
     parser.add_argument("--decoders", action="store_true",
                         help="time the Wan VAE's streaming decode of a chunk as it is, with cudnn.benchmark, "
                              "channels-last and compiled, and the tiny decoder")

@@ -8,6 +8,7 @@ def test_bench_command_loads_and_lists_its_options():
     done = subprocess.run([sys.executable, "-m", "iamflow.bench", "--help"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "--random-weights" in done.stdout and "time to first frame" in done.stdout
+    assert "--fail-on-recompile" in done.stdout
 
 
 def test_app_bench_drives_the_app_and_the_session_on_the_embedded_model(tmp_path):

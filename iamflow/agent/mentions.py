@@ -30,7 +30,6 @@ _PERSONAL_PARTS = {"head", "face", "hand", "hands", "eye", "eyes", "gaze", "smil
                    "stillness", "arm", "arms", "hair", "lips", "mouth", "chin", "knuckles", "body", "reflection",
                    "footsteps", "feet", "wrist", "cheek", "brow", "frown", "stare", "glance", "heart"}
 _DRESS_VERBS = {"dress", "clad", "clothe"}
-_SHOT_NOUNS = {"close-up", "closeup", "shot", "view", "glimpse", "footage", "angle", "pov"}
 _VERBS_READ_AS_NOUNS = {"ride", "walk", "run", "sit", "stand", "swim", "dance", "jump", "play", "sleep", "rest", "wait",
                         "watch", "look", "climb", "race", "fight", "chase", "hug", "kiss", "talk", "laugh", "cry",
                         "smile", "nap", "drive", "fly", "roll", "stare", "wave", "shout", "sing", "stroll", "march",

@@ -1187,3 +1187,14 @@ def test_all_four_are_the_four_the_story_has_there():
     _, scenes = story(*prompts)
     four = {e.global_id for e in scenes[0].entities}
     assert len(four) == 4 and ids_at(scenes[1], prompts[1], "four") == four
+
+
+def test_each_field_of_a_storyboard_line_is_read_apart():
+    prompts = ("Shot Type: High Angle Camera Movement: None Action: Character reads new text Effects: None",
+               "Shot Type: Medium Shot Camera Movement: None Action: Someone opens the door making the main "
+               "character jump Effects: None")
+    _, scenes = story(*prompts)
+    main = ids_at(scenes[0], prompts[0], "Character")
+    someone = ids_at(scenes[1], prompts[1], "Someone")
+    assert main and someone and not someone & main
+    assert not any("Effects" in e.surface or "None" in e.surface for e in scenes[1].entities)

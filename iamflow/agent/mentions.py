@@ -17,7 +17,9 @@ from . import attributes, lexicon
 _COMMON_WORDS = lexicon.THING_NOUNS | lexicon.LOCATION_NOUNS | lexicon.NOT_CHARACTERS
 _FRAGMENT_MARKS = {".", "!", "?", ":", ";", "—", "–", "-", "--", "(", '"', "“"}
 _SPEAKERLESS_HEADINGS = {"scene", "shot", "caption", "description", "note", "title", "setting", "panel", "page",
-                         "frame", "location", "time", "action", "dialogue", "narrator", "sfx", "music", "sound", "text"}
+                         "frame", "location", "time", "action", "dialogue", "narrator", "sfx", "music", "sound", "text",
+                         "content", "effects", "transition", "audio", "duration", "notes", "lighting", "props", "camera",
+                         "movement", "type", "angle"}
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5}
 _ENUMERATED_NOUNS = {"subject", "character", "one", "person", "figure", "individual", "protagonist", "man", "woman"}
 _TITLE_WORDS = {"detective", "officer", "captain", "doctor", "dr", "professor", "sheriff", "agent", "inspector",
@@ -86,6 +88,9 @@ _ADJECTIVE_NOUNS = {"giant", "dwarf", "baby", "monster", "mammoth", "titan"}  # 
 _HEADING_FUNCTION_WORDS = {"of", "the", "a", "an", "and", "in", "on", "at", "to", "for", "with", "from", "by"}
 _NAME_AGE_WORDS = {"young", "little", "old", "older", "younger", "baby", "teenage", "adult", "elderly"}
 _SHOT_BREAK = re.compile(r"\s+[-–—]{1,2}\s+")
+# a storyboard line's field labels after the first ("... Effects: None", "... Transition: Fade out")
+_FIELD_LABEL = re.compile(r"(?<=\S)\s+(?:Shot Type|Camera Movement|Camera Angle|Camera|Action|Content|Effects|"
+                          r"Transition|Sound|Audio|Music|Dialogue|Duration|Notes?|Lighting|Props|Shot):\s*")
 # "1.2 LS Ezra sitting ...", "CU Ezra's hand ...": a shot number and a shot-size code head a shot-list line
 # "Panel 3 Doctor looms over ...", "Panel one: side view of ...", "Page 2, panel 4:": a comic script's panel heading
 _PANEL_HEADING = re.compile(r"^\s*(?:(?:page|panel|frame|screen)\s+(?:\d+|one|two|three|four|five|six|seven|eight|"
@@ -452,6 +457,12 @@ def readable_markup(text: str) -> tuple[str, list[int], dict[int, str]]:
         if match.start() > 0 and text[match.start() - 1] not in ".!?:;" and \
                 not _replaced_at(replaced, match.start()):
             replaced[match.start()] = (match.end(), ". ", [match.start()] * 2)
+    for match in _FIELD_LABEL.finditer(text):
+        # "Action: Someone opens the door making the main character jump Effects: None": each field of a
+        # storyboard's line is a sentence of its own, its label left out
+        if ":" in text[: match.start()] and not _replaced_at(replaced, match.start()):  # (the first is a heading's)
+            stop = "" if text[match.start() - 1] in ".!?:;" else "."
+            replaced[match.start()] = (match.end(), stop + " ", [match.start()] * (len(stop) + 1))
     words = list(_WORD.finditer(text))
     for i, word in enumerate(words):
         lower = word.group().lower()

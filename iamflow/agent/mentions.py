@@ -1445,11 +1445,13 @@ class PromptAnalyzer:
                 continue
             elif self._collective_noun(tok, sent_of, folded_members, mentions, index_of_token):
                 continue
-            elif tok.lower_ == "family" and "family" in self.individual_heads and _determiner(tok) is not None and \
-                    _determiner(tok).lower_ == "the" and tok.dep_ not in ("poss", "compound"):
+            elif tok.lower_ == "family" and "family" in self.individual_heads and \
+                    (det := _determiner(tok)) is not None and det.lower_ == "the" and \
+                    tok.dep_ not in ("poss", "compound"):
                 # "the entire family eating ice cream": every one of the story's family shown so far
                 index_of_token[tok.i] = len(mentions)
-                mentions.append(Mention(start=tok.idx, end=tok.idx + len(tok.text), surface=_phrase(tok, include_of=False),
+                mentions.append(Mention(start=tok.idx, end=tok.idx + len(tok.text),
+                                        surface=_phrase(tok, include_of=False),
                                         form="definite", kind="person", base="group", heads=["family"], token=tok.i,
                                         sentence=sent_of.get(tok.i, 0), collective=True, recalled=True,
                                         action=self._action(tok)))

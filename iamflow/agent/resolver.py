@@ -812,14 +812,20 @@ class Resolver:
                   any(other == owner and rel in roles for rel, other in rels)]
         if len(known) >= 2:
             return known[:2]
+        members = self._new_pair(m, roles)
+        for gid, role in zip(members, roles):
+            self.group_relations[gid] = [(role, owner)]
+        return members
+
+    def _new_pair(self, m: Mention, roles: tuple[str, str]) -> list[int]:
+        """Two new people for ``m`` ("her parents", "the parents"), a woman then a man with the roles' words as
+        their nouns, recorded as one group."""
         members = []
         for role, gender in zip(roles, ("f", "m")):
             member = Mention(start=m.start, end=m.end, surface=m.surface, form="indefinite", kind="person",
                              base=lexicon.BASE_OF_SEX[gender], gender=gender, heads=[role],
                              attrs=list(m.attrs), token=m.token, sentence=m.sentence)
-            gid = self._create(member)
-            self.group_relations[gid] = [(role, owner)]
-            members.append(gid)
+            members.append(self._create(member))
         for gid in members:
             self.group_members[gid] = members
         return members
@@ -877,14 +883,7 @@ class Resolver:
         pair = lexicon.PAIR_RELATIONS.get(m.heads[0] + "s") if m.heads and m.kind == "person" else None
         if not members and pair:
             # "the parents standing by the door": a mother and a father, each a character the story can name later
-            members = []
-            for role, gender in zip(pair, ("f", "m")):
-                member = Mention(start=m.start, end=m.end, surface=m.surface, form="indefinite", kind="person",
-                                 base=lexicon.BASE_OF_SEX[gender], gender=gender, heads=[role],
-                                 attrs=list(m.attrs), token=m.token, sentence=m.sentence)
-                members.append(self._create(member))
-            for gid in members:
-                self.group_members[gid] = members
+            members = self._new_pair(m, pair)
         return members or [-1]
 
     def _group(self, m: Mention) -> list[int]:

@@ -142,19 +142,26 @@ class Runtime:
             self.codec.vae.decoder.compile(dynamic=False)
         channels, height, width = self.engine.latent_shape
         latents = torch.zeros(1, channels, self.config.cache.frames_per_chunk, height, width, device=self.device)
-        decoder = self.codec.stream_decoder()
-        if self.decode_stage is None and self.streams.cuda:
-            # the way a story decodes on one GPU (on the decode stream, frames copied to pinned host memory, a first
-            # chunk in two parts where the app hands its first frames out early, then a continuing chunk): that
-            # stream's memory and the pinned buffers are set aside now, not during a first scene (0.2 s of its
-            # first frame when the warm-up decoded on the host's stream only)
-            parts = [latents[:, :, :1], latents[:, :, 1:]] if getattr(decoder, "decodes_in_parts_exactly", False) \
-                else [latents]
-            for part in parts + [latents]:
-                self.decode_to_host(decoder, part).wait()
-        else:
-            for _ in range(2):  # the video's first chunk, then a continuing one
-                self.decode_frames(decoder, latents)
+        # A compiled decoder goes through a story's opening twice, each time with a fresh decoder: Dynamo may give up
+        # on the decoder's whole forward partway through the first (torch 2.11 on an H100 does) and compile its
+        # pieces one by one from then on; the second opening compiles the pieces' variants for a decoder that has
+        # seen nothing yet, which a story's first frame (and a replay after undo or load) would otherwise meet
+        # uncompiled, in front of the viewer (0.2 s of the first frame; `bench --fail-on-recompile` found it).
+        openings = 2 if self.config.runtime.compile_decoder and hasattr(self.codec, "vae") else 1
+        for _ in range(openings):
+            decoder = self.codec.stream_decoder()
+            if self.decode_stage is None and self.streams.cuda:
+                # the way a story decodes on one GPU (on the decode stream, frames copied to pinned host memory, a
+                # first chunk in two parts where the app hands its first frames out early, then a continuing chunk):
+                # that stream's memory and the pinned buffers are set aside now, not during a first scene (0.2 s of
+                # its first frame when the warm-up decoded on the host's stream only)
+                parts = [latents[:, :, :1], latents[:, :, 1:]] \
+                    if getattr(decoder, "decodes_in_parts_exactly", False) else [latents]
+                for part in parts + [latents]:
+                    self.decode_to_host(decoder, part).wait()
+            else:
+                for _ in range(2):  # the video's first chunk, then a continuing one
+                    self.decode_frames(decoder, latents)
         logger.info("agent and decoder warm (%.1f s)", time.perf_counter() - started)
 
     def decode_frames(self, decoder, latents: torch.Tensor) -> np.ndarray:
@@ -324,7 +331,8 @@ def _wan(config: Config, random_weights: bool = False):
         model.compile_blocks()
         logger.info("compiling the DiT for every pass shape a story uses (once per process; about a minute)")
         context = text_encoder.encode([""]).to(device)
-        seconds = engine.warm_up(engine.encode_text(context), score_layers=list(config.memory.score_layers))
+        seconds = engine.warm_up(engine.encode_text(context), score_layers=list(config.memory.score_layers),
+                                 recache_sink=config.memory.recache_sink)
         logger.info("the DiT is compiled and warm (%.1f s)", seconds)
         engine.compile_seconds = seconds
     return engine, codec, text_encoder

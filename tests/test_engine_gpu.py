@@ -44,15 +44,15 @@ def _cuda_runtime():
     return build_runtime(load_config(preset="tiny", overrides={"runtime": {"device": "cuda", "dtype": "bfloat16"}}))
 
 
-def _story(runtime, overlap, early=False):
+def _story(runtime, overlap, early=False, seconds=(3, 3, 3)):
     from iamflow.session import StorySession
 
     session = StorySession(runtime)
     session.overlap_decode, session.first_frames_early = overlap, early
     frames = []
-    for seed, prompt in enumerate(["A man in a red jacket walks in a park.", "The man sits on a bench.",
-                                   "A woman in green walks to him."]):
-        frames += [e.frames for e in session.add_scene(prompt, seconds=3, seed=seed)]
+    for seed, (prompt, length) in enumerate(zip(["A man in a red jacket walks in a park.", "The man sits on a bench.",
+                                                 "A woman in green walks to him."], seconds)):
+        frames += [e.frames for e in session.add_scene(prompt, seconds=length, seed=seed)]
     return session, frames
 
 
@@ -83,23 +83,22 @@ def test_first_frames_early_on_the_decode_stream_give_the_same_story_on_gpu():
     assert early.ops == whole.ops
 
 
-def test_compiled_session_has_no_recompiles_and_follows_eager_on_gpu():
+@pytest.mark.parametrize("seconds", [(3, 3, 3), (1, 0.75, 3)])
+def test_compiled_session_has_no_recompiles_and_follows_eager_on_gpu(seconds):
     """After the warm-up, a three-scene story (memory writes, re-caches, the scorer's queries captured through
-    ``model.capturing`` on the commit passes) compiles nothing more, and its
-    first chunk follows the eager model within bf16 rounding."""
-    import torch._dynamo
-
+    ``model.capturing`` on the commit passes) needs nothing compiled that the warm-up did not compile (a shape it
+    missed stops the story here; the runtime's own stance would run it eager, unseen), also when the first scenes
+    are shorter than the window (re-caches of one and two chunks behind the sink); and its first chunk follows the
+    eager model within bf16 rounding."""
     eager_runtime = _cuda_runtime()
-    eager, _ = _story(eager_runtime, overlap=True)
+    eager, _ = _story(eager_runtime, overlap=True, seconds=seconds)
     runtime = _cuda_runtime()
     runtime.engine.model.compile_blocks()
     try:
         text = runtime.encode("")[0]
         runtime.engine.warm_up(text, score_layers=[0, 1])
-        torch.compiler.set_stance("eager_on_recompile")  # as the runtime does once it is warm
-        before = torch._dynamo.utils.counters["stats"]["unique_graphs"]
-        compiled, _ = _story(runtime, overlap=True)
-        assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == before
+        torch.compiler.set_stance("fail_on_recompile")
+        compiled, _ = _story(runtime, overlap=True, seconds=seconds)
     finally:
         torch.compiler.set_stance("default")
     a, b = compiled.latents[0].float(), eager.latents[0].float()

@@ -233,29 +233,31 @@ class Engine:
 
     @torch.no_grad()
     def warm_up(self, text: TextConditioning, uncond: TextConditioning | None = None,
-                score_layers: list[int] | None = None) -> float:
+                score_layers: list[int] | None = None, recache_sink: bool = True) -> float:
         """Run once every pass shape a story session repeats, so compiled blocks compile now, not in front of a
-        viewer: a chunk's denoising steps, its commit with the memory scorer's capture, memory writes, and a
-        scene switch's batched re-cache of the full window (with the sink when the cache has one). Returns the
-        seconds it took. The runtime then sets ``torch.compiler.set_stance("eager_on_recompile")``: a shape met
-        later that was not warmed (a re-cache while the window is still filling) runs eager instead of compiling
-        mid-story."""
+        viewer: a chunk's denoising steps, its commit with the memory scorer's capture, memory writes of every count
+        up to the cache's memory, and a scene switch's batched re-cache of every window a switch can meet (one chunk
+        to the full window: a first scene shorter than the window, or a shot since a cut, re-caches fewer chunks),
+        with the sink when the cache has one and ``recache_sink``. Returns the seconds it took. The runtime then
+        sets ``torch.compiler.set_stance("eager_on_recompile")``: a shape met later that was not warmed runs eager
+        instead of compiling mid-story."""
         start = time.perf_counter()
         generator = torch.Generator(device=self.device).manual_seed(0)
         cache = self.new_cache()
         fpc = self.frames_per_chunk
-        if cache.max_memory_frames:
+        if cache.max_memory_frames:  # a story's bank fills one frame at a time: every count is written at a switch
             memory = self.noise(generator, cache.max_memory_frames)
-            self.write_memory(cache, text, memory, list(range(cache.max_memory_frames)))
+            for n in range(1, cache.max_memory_frames + 1):
+                self.write_memory(cache, text, memory[:, :, :n], list(range(n)))
         chunks = []
         for c in range(cache.ring_slots + (1 if cache.sink_frames else 0)):
             x0 = self.denoise_chunk(cache, text, c * fpc, generator, uncond=uncond)
             with self.model.capturing(score_layers or []):
                 self.commit_chunk(cache, text, x0, c * fpc)
             chunks.append(x0)
-        window = torch.cat(chunks[-cache.ring_slots:], dim=2)
-        sink = chunks[0] if cache.sink_frames else None
-        self.recache(cache, text, window, (len(chunks) - cache.ring_slots) * fpc, sink)
+        sink = chunks[0] if cache.sink_frames and recache_sink else None
+        for n in range(1, cache.ring_slots + 1):
+            self.recache(cache, text, torch.cat(chunks[-n:], dim=2), (len(chunks) - n) * fpc, sink)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         return time.perf_counter() - start

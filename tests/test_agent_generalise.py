@@ -1198,3 +1198,57 @@ def test_each_field_of_a_storyboard_line_is_read_apart():
     someone = ids_at(scenes[1], prompts[1], "Someone")
     assert main and someone and not someone & main
     assert not any("Effects" in e.surface or "None" in e.surface for e in scenes[1].entities)
+
+
+def test_a_numbered_group_an_illustration_shows_is_in_it():
+    prompts = ("A whimsical, cartoon-style illustration of three friendly cartoon llamas leaping out of a glowing "
+               "book. Allie looks amazed.",
+               "A whimsical, cartoon-style illustration of Allie spinning. The three llamas in red pajamas dance "
+               "around her.")
+    _, scenes = story(*prompts)
+    llamas = ids_at(scenes[0], prompts[0], "llamas")
+    assert llamas and {e.kind for e in scenes[0].entities if e.global_id in llamas} == {"animal"}
+    assert ids_at(scenes[1], prompts[1], "llamas") == llamas
+
+
+def test_a_name_the_noun_without_commas_is_one_character():
+    prompts = ("Oscar the solid grey Scottish Fold cat stares at the glowing book with curious eyes.",
+               "Allie looks amazed. Oscar the solid grey cat arches his back in surprise.")
+    _, scenes = story(*prompts)
+    assert [e.kind for e in scenes[0].entities] == ["animal"]
+    oscar = ids_at(scenes[0], prompts[0], "Oscar")
+    assert ids_at(scenes[1], prompts[1], "Oscar") == oscar and len(scenes[1].entities) == 2
+    prompt = "The garage is lit by a warm lamp. Spark the cat is sleeping on a nearby rug."
+    _, scenes = story(prompt)
+    assert [e.surface for e in scenes[0].entities] == ["Spark"]
+
+
+def test_a_reflexive_pronoun_is_the_one_its_clause_is_about():
+    prompts = ("Overhead, a shadowy figure moves from rooftop to rooftop. In the alley below, a terrified hoodlum "
+               "watches.",
+               "The hoodlum has ducked around the corner and flattened himself against the wall.")
+    _, scenes = story(*prompts)
+    hoodlum = ids_at(scenes[0], prompts[0], "hoodlum")
+    assert ids_at(scenes[1], prompts[1], "himself") == hoodlum and len(scenes[1].entities) == 1
+
+
+def test_a_place_owner_seen_later_in_the_prompt_keeps_her_first_word():
+    prompts = ("Allie, a toddler, points at her bookshelf.",
+               "An illustration of Allie's living room turning into a dance floor. Allie spins with joy.")
+    _, scenes = story(*prompts)
+    allie = ids_at(scenes[0], prompts[0], "Allie")
+    assert ids_at(scenes[1], prompts[1], "Allie") == allie
+    assert min(s for e in scenes[1].entities for s, _ in e.spans) == prompts[1].index("Allie")
+
+
+def test_a_numbered_speaker_is_a_character_of_its_own():
+    prompts = ("Panel 4: Two woodlice enter the scene. Woodlouse 1: What is it?",
+               "Panel 5: The woodlice keep their distance. Woodlouse 2: I think it's come to watch us. "
+               "Woodlouse 1: Or judge us?",
+               "Panel 8: Woodlouse 2 pops out of his ball to look at the orb.")
+    _, scenes = story(*prompts)
+    one, two = ids_at(scenes[1], prompts[1], "Woodlouse 1"), ids_at(scenes[1], prompts[1], "Woodlouse 2")
+    assert one and two and one != two and not ids_at(scenes[1], prompts[1], "Or")
+    assert ids_at(scenes[2], prompts[2], "Woodlouse 2") == two
+    _, scenes = story("Scene 2: The two of them walk home. Screen 5: A wide view of the town.")
+    assert not any("Scene" in e.surface or "Screen" in e.surface for e in scenes[0].entities)

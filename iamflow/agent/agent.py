@@ -21,7 +21,7 @@ import numpy as np
 from iamflow.config import AGENT_BACKENDS as BACKENDS, LLM_BACKEND, MAX_AGENT_PROMPT_CHARS, RULES_BACKEND
 
 from . import attributes, lexicon, models
-from .mentions import Mention, PromptAnalyzer, readable_markup
+from .mentions import Mention, PromptAnalyzer, appositions_without_commas, readable_markup
 from .registry import EntityRegistry
 from .resolver import Resolver, likely_gender
 
@@ -316,15 +316,21 @@ class EntityAgent:
 
     # -- internals ------------------------------------------------------------------------------------
     def _analyzer(self, prompt: str, registry: EntityRegistry) -> PromptAnalyzer:
-        text, origin, tags = readable_markup(prompt)
+        known = {n.lower() for r in registry.entities.values() for n in r.names}
+        text, origin, tags = readable_markup(prompt, known_names=known)
         doc = models.spacy_pipeline()(text)
         names = {n for r in registry.entities.values() for n in r.names for n in [n] + n.split()}
+        appositions = appositions_without_commas(doc, origin, names)
+        if appositions:  # "Oscar the grey cat stares": read again as "Oscar, the grey cat, stares"
+            text, origin, tags = readable_markup(prompt, appositions, known)
+            doc = models.spacy_pipeline()(text)
         # heads that name a character only once the story has one: vehicles, and animated depictions
         known_heads = {h for r in registry.entities.values() if r.kind == "vehicle" for h in r.heads + [r.base]}
         known_heads |= {h for r in registry.entities.values() if r.kind == "robot" for h in r.heads}
         known_heads |= {h for r in registry.entities.values() if r.base == "group" for h in r.heads}  # "the team"
         analyzer = PromptAnalyzer(doc, names, known_heads, classify_unknown=_noun_classifier(), origin=origin,
                                   tags=tags, prompt=prompt)
+        analyzer.bare_appositions = {start for start, _, _ in appositions}
         encoder = models.sentence_encoder()
         analyzer.name_sex = lambda word: likely_gender(encoder, word)
         analyzer.animal_heads = {h for r in registry.entities.values() if r.kind == "animal" for h in r.heads}
@@ -365,7 +371,11 @@ class EntityAgent:
         result = resolver.resolve(mentions)
         resolver.finish(mentions, result)
         per_entity: dict[int, list[Mention]] = {}
+        owner_spans: dict[int, list[tuple[int, int]]] = {}
         for m, ids in zip(mentions, result.assignments):
+            if m.place_owner:
+                for gid in ids:  # "Allie's living room ... Allie spins": her first word, where she is seen anyway
+                    owner_spans.setdefault(gid, []).append((m.start, m.end))
             if not m.appearance and m.form != "pronoun" or m.place_owner:
                 continue
             for gid in ids:
@@ -402,7 +412,7 @@ class EntityAgent:
             registry.add_instance(gid, instance)
             entities.append(SceneEntity(global_id=gid, name=record.name, kind=record.kind, surface=surface,
                                         attrs=attrs, is_new=gid in result.new_ids,
-                                        spans=[(m.start, m.end) for m in ms]))
+                                        spans=sorted([(m.start, m.end) for m in ms] + owner_spans.get(gid, []))))
         # a character created only as a possessor that never appeared is dropped
         for gid in result.new_ids:
             if gid in registry.entities and not registry.entities[gid].instances:

@@ -50,7 +50,7 @@ _NON_NAME_ENTS = {"GPE", "LOC", "FAC", "ORG", "NORP", "DATE", "TIME", "MONEY", "
                   "CARDINAL", "PERCENT", "EVENT", "PRODUCT", "WORK_OF_ART", "LAW", "LANGUAGE"}
 _TOY_MODIFIERS = {"stuffed", "toy", "plush", "wooden", "plastic", "ceramic", "paper", "origami", "inflatable",
                   "cardboard", "porcelain", "glass", "bronze", "marble", "stone", "dead", "roast", "roasted",
-                  "grilled", "fried", "cooked", "stuffed-animal", "cartoon", "rubber", "cuddly", "teddy"}
+                  "grilled", "fried", "cooked", "stuffed-animal", "rubber", "cuddly", "teddy"}
 _HANDLED_VERBS = {"lift", "hold", "carry", "cook", "eat", "sell", "fillet", "grill", "fry", "serve", "hook",
                   "reel", "gut", "clean", "weigh", "wrap", "buy"}
 _STATE_ADJECTIVES = {"bald", "clean-shaven", "bearded", "barefoot", "blindfolded", "masked", "hooded"}
@@ -310,29 +310,43 @@ def _designations(text: str, replaced: dict, tags: dict) -> None:
         _put_stand_in(replaced, tags, *match.span(), match.group(), name)
 
 
-_NUMBERED = re.compile(r"(?<![\w-])([A-Za-z]+) ?(\d{1,2})(?![\w:%/-])(?!\.\d)(?! ?(?:s|sec|secs|seconds?|min|minutes?|years?|"
+_NUMBERED = re.compile(r"(?<![\w-])([A-Za-z]+) ?(\d{1,2})(?![\w%/-])(?!:\S)(?!\.\d)"
+                       r"(?! ?(?:s|sec|secs|seconds?|min|minutes?|years?|"
                        r"am|pm|ft|feet|m|km|miles?)\b)")
 
 
 _NUMBERED_LABEL = re.compile(r"([A-Z][a-z]+) \d{1,2}")  # how a numbered character is reported: "Snowman 1"
 
 
-def _numbered_characters(text: str, replaced: dict, tags: dict) -> None:
+def _numbered_characters(text: str, replaced: dict, tags: dict, known: set[str] = frozenset()) -> None:
     """"Snowman 1 is facing the camera, snowman 2 is facing towards snowman 1", "Guard 2 raises his hand", "KICKS
     Thug2 in the face": a character noun with a number is a name of its own (read as a stand-in name, reported as
-    written, in one capitalisation whatever the prompt's)."""
+    written, in one capitalisation whatever the prompt's). So is any capitalised word with a number that speaks
+    ("Woodlouse 1: What is it?"), and that word and number again in the prompt or in a later one (``known``: the
+    story's names, in lower case)."""
     names = _stand_in_names(text)
     given: dict[str, str] = {}
+    speaking = {m.group(1).lower() + " " + m.group(2) for m in _NUMBERED.finditer(text)
+                if text[m.end(): m.end() + 1] == ":" and m.group(1)[:1].isupper() and
+                m.group(1).lower() not in _NOT_NUMBERED_SPEAKERS}
     for match in _NUMBERED.finditer(text):
         word = match.group(1).lower()
         info = lexicon.CHARACTER_NOUNS.get(word)
-        if info is None or info.kind == "vehicle" or _replaced_at(replaced, match.start()):
+        if _replaced_at(replaced, match.start()):
+            continue
+        if (info is None or info.kind == "vehicle") and f"{word} {match.group(2)}" not in speaking | known:
             continue
         label = f"{word.capitalize()} {match.group(2)}"
         name = given.setdefault(label, names[(len(given) + 4) % len(names)])
         _put_stand_in(replaced, tags, *match.span(), label, name)
 
 
+_CONJUNCTIONS = {"and", "or", "but", "nor", "yet", "so", "because", "although", "though", "unless", "whereas"}
+# words with a number and a colon that head a script's line without being a speaker ("Scene 2:", "Step 3:")
+_NOT_NUMBERED_SPEAKERS = set("""page panel scene shot frame chapter act part step day take episode season book camera
+    cam room level round track line option version slide card table figure fig note tip rule verse chorus beat sequence
+    segment stage phase week month year hour minute image picture prompt illustration spread plate screen clip cut
+    board storyboard sketch set location sc ep pg no number lesson question answer example case test""".split())
 _SUBJECT_PRONOUNS = {"he", "she", "it", "they", "we", "i", "you", "who"}
 _OBJECT_STARTS = {"the", "a", "an", "his", "her", "their", "its", "my", "your", "our", "him", "them", "it", "me", "us",
                   "this", "that", "these", "those", "one", "both"}
@@ -413,13 +427,41 @@ def _screenplay_capitals(text: str, replaced: dict, inserts: dict) -> None:
             replaced[start] = (end, new, list(range(start, end)))
 
 
+def appositions_without_commas(doc, origin: list[int], names: set[str]) -> tuple[tuple[int, int, int | None], ...]:
+    """"Oscar the solid grey Scottish Fold cat stares at the book", "Max the dog runs": a name, "the" and a
+    character noun with only its modifiers between, written without the commas of an apposition (the parser then
+    reads the name as a verb and the noun as its object). For each, in the original text: the name's start and
+    end, and the noun's end unless punctuation follows it (where the two commas go). Not "Feed the cat" (no name),
+    "Ivan the Terrible"."""
+    spots: list[tuple[int, int, int | None]] = []
+    for tok in doc[:-2]:
+        if not re.fullmatch(r"[A-Z][a-z]+", tok.text) or doc[tok.i + 1].lower_ != "the" or tok.is_stop or not (
+                tok.pos_ == "PROPN" or tok.ent_type_ == "PERSON" or tok.text in names) or \
+                tok.whitespace_ != " " or tok.i > 0 and doc[tok.i - 1].lower_ in ("the", "a", "an"):
+            continue
+        for noun in doc[tok.i + 2: tok.i + 9]:
+            info = lexicon.CHARACTER_NOUNS.get(noun.text)
+            if info is not None and noun.text not in _TITLE_WORDS and noun.text not in lexicon.NOT_CHARACTERS:
+                after = doc[noun.i + 1] if noun.i + 1 < len(doc) else None
+                if after is not None and (after.text in lexicon.CHARACTER_NOUNS or after.text in lexicon.THING_NOUNS):
+                    break  # "Tom the cat food ...": a noun of a longer phrase
+                spots.append((origin[tok.idx], origin[tok.idx + len(tok.text)],
+                              origin[noun.idx + len(noun.text)] if after is not None and not after.is_punct else None))
+                break
+            if noun.is_punct and noun.text != "-" or noun.pos_ in ("VERB", "AUX", "ADP", "DET", "PRON") or \
+                    noun.text[:1].islower() and noun.pos_ not in ("ADJ", "NOUN", "NUM"):
+                break
+    return tuple(spots)
+
+
 def readable_text(text: str) -> tuple[str, list[int]]:
     """``text`` rewritten for the parser, and for each of its characters the index it comes from in ``text``."""
     new, origin, _ = readable_markup(text)
     return new, origin
 
 
-def readable_markup(text: str) -> tuple[str, list[int], dict[int, str]]:
+def readable_markup(text: str, appositions: tuple[tuple[int, int, int | None], ...] = (),
+                    known_names: set[str] = frozenset()) -> tuple[str, list[int], dict[int, str]]:
     """``text`` rewritten for the parser, and for each of its characters the index it comes from in ``text``;
     and the placeholder tags it replaced (start of the stand-in name in the new text -> tag).
 
@@ -429,16 +471,26 @@ def readable_markup(text: str) -> tuple[str, list[int], dict[int, str]]:
     A shot break " - " becomes ". "; a lower-case listed character noun (with a few plain modifiers before it)
     that starts a clause or follows a preposition, with no article, gets "the" ("male colleague approaches
     desk, hands documents to businesswoman" -> "the male colleague approaches desk, hands documents to the
-    businesswoman"). Mentions found in the rewritten text are mapped back through the indices.
+    businesswoman"). Mentions found in the rewritten text are mapped back through the indices. ``appositions``:
+    (start and end of a name, end of its noun or None) in the original text, from ``appositions_without_commas``:
+    the name is read as a name and the apposition gets its commas. ``known_names``: the story's names in lower case.
     """
     inserts: dict[int, str] = {}  # original index -> text inserted before it
+    for _, name_end, noun_end in appositions:
+        inserts[name_end] = ","
+        if noun_end is not None:
+            inserts[noun_end] = ","
     # original start -> (original end, replacement, origin of each replacement character)
     text = text.replace("«", " ").replace("»", " ")  # a game script's «stage directions»: read as plain text
     replaced, tags = _markup(text) if any(c in text for c in "[#<*(") else ({}, {})
+    for name_start, name_end, _ in appositions:
+        if not _replaced_at(replaced, name_start):  # "Spark the cat": a name, whatever the parser makes of it
+            replaced[name_start] = (name_end, text[name_start:name_end], list(range(name_start, name_end)))
+            tags[name_start] = text[name_start:name_end]
     if "-" in text:
         _designations(text, replaced, tags)
     if any(c.isdigit() for c in text):
-        _numbered_characters(text, replaced, tags)
+        _numbered_characters(text, replaced, tags, known_names)
     _screenplay_capitals(text, replaced, inserts)
     for match in _NAMED_AS_KNOWN.finditer(text):
         # "'Alley', as it will be known, stretches its front half": the name the story gives, whatever word it is
@@ -485,7 +537,7 @@ def readable_markup(text: str) -> tuple[str, list[int], dict[int, str]]:
         if _replaced_at(replaced, words[first].start()):
             continue  # "look at snowman 1": a numbered character, a name
         if clause_start or (between.strip() == "" and previous in _BARE_NOUN_AFTER):
-            inserts[words[first].start()] = "the "
+            inserts[words[first].start()] = inserts.get(words[first].start(), "") + "the "
     if not inserts and not replaced:
         return text, list(range(len(text) + 1)), {}
     placed: dict[int, str] = {}
@@ -624,6 +676,14 @@ def _phrase(token, include_of: bool = True) -> str:
                 if objs and objs[0].tag_ != "CD":
                     text += " of " + _phrase(objs[0], include_of=False)
     return text
+
+
+def _of_the_frame(token) -> bool:
+    """"An illustration of three llamas leaping out of a book", "Wide shot of two boys": what the prompt's own picture
+    shows (the noun after "of" of the frame word the sentence is about), not "a photo of two dogs" on a wall."""
+    frame = token.head.head
+    return token.head.lower_ == "of" and frame.lemma_.lower() in _FRAME_SUBJECTS | _SHOT_NOUNS and \
+        (frame.dep_ == "ROOT" or frame.i == frame.sent.start or frame.head.dep_ == "ROOT" and frame.dep_ == "appos")
 
 
 def _camera_word(token) -> bool:
@@ -847,6 +907,7 @@ class PromptAnalyzer:
         self.known_names = {n.lower() for n in known_names}
         # placeholder tags ("[character1]"): the stand-in name's tokens, each a name, reported as the tag
         self.tags = {t.i: tags[t.idx] for t in doc if tags and t.idx in tags}
+        self.bare_appositions: set[int] = set()  # prompt indices of names written "Pip the hedgehog" (no commas)
         self.known_roles: set[str] = set()  # unlisted role nouns of the story's people ("historian")
         self.name_asked = False  # the story's last prompt asked someone's name ('"What's your name, child?"')
         self.group_heads: set[str] = set()  # nouns of the members of the story's numbered groups ("soldier")
@@ -1025,8 +1086,8 @@ class PromptAnalyzer:
             return True  # a given name ("Adam:", "Roald:"), not a field's heading ("Narration:", "Animation:")
         if self._place_by_position(token):
             return False
-        if token.lower_ in _ADVERB_WORDS:
-            return False  # "Down fell the cheese", "Later, ...": an adverb opening the sentence
+        if token.lower_ in _ADVERB_WORDS or token.lower_ in _CONJUNCTIONS:
+            return False  # "Down fell the cheese", "Later, ...": an adverb opening the sentence; "Or judge us?"
         if self._lower_case_in_prompt(token):
             return False
         if token.lower_ in _COMMON_WORDS and token.lower_ not in self.known_names and (
@@ -1224,10 +1285,11 @@ class PromptAnalyzer:
             photographed = prep.lower_ == "of" and prep.head.lemma_.lower() in lexicon.DEPICTION_NOUNS and any(
                 t.lemma_.lower() in _CAMERA_VERBS for t in token.doc[max(0, prep.head.i - 3): prep.head.i])
             # "clicking photos of a woman": she is there, in front of the camera
+            opens = prep.head.i - prep.head.sent.start <= 3 or prep.head.left_edge.i == prep.head.sent.start
             if prep.lower_ == "of" and prep.head.lemma_.lower() in lexicon.DEPICTION_NOUNS and not (
-                    prep.head.i - prep.head.sent.start <= 3 and prep.head.dep_ in ("ROOT", "nsubj", "npadvmod", "dep")) \
-                    and not photographed:
-                return True  # "a statue of a warrior stands ..."; "a realistic photo of a tiger, ..." is the shot
+                    opens and prep.head.dep_ in ("ROOT", "nsubj", "npadvmod", "dep")) and not photographed:
+                return True  # "a statue of a warrior stands ..."; "a realistic photo of a tiger, ..." and "A
+                # whimsical, cartoon-style illustration of three llamas ..." are the shot
             shot_of = prep.lower_ == "of" and (prep.head.lemma_.lower() in _SHOT_NOUNS or prep.head.lower_ == "up" and
                                                prep.head.i >= 2 and prep.head.doc[prep.head.i - 2].lower_ == "close")
             # "a close-up of a woman with red hair": the shot is of her
@@ -1506,7 +1568,7 @@ class PromptAnalyzer:
         numbered = {}
         for tag in self.tags.values():
             match = _NUMBERED_LABEL.fullmatch(tag)
-            if match:
+            if match and match.group(1).lower() in lexicon.CHARACTER_NOUNS:  # ("Woodlouse 1": a name, of no kind)
                 numbered[match.group(1).lower()] = lexicon.CHARACTER_NOUNS[match.group(1).lower()]
         if not numbered:
             return mentions
@@ -1773,7 +1835,8 @@ class PromptAnalyzer:
             if tok.i in covered or not tok.text[:1].isupper() or not tok.is_alpha or lower in _TITLE_WORDS or \
                     _camera_word(tok) or \
                     lower in lexicon.PRONOUNS or lower in lexicon.CHARACTER_NOUNS or lower in lexicon.LOCATION_NOUNS \
-                    or lower in _ARTICLE_BLOCKERS or lower in _HEADING_FUNCTION_WORDS or lower in _ADVERB_WORDS:
+                    or lower in _ARTICLE_BLOCKERS or lower in _HEADING_FUNCTION_WORDS or lower in _ADVERB_WORDS or \
+                    lower in _CONJUNCTIONS:
                 continue
             nxt = tok.doc[tok.i + 1] if tok.i + 1 < len(tok.doc) else None
             titled = False
@@ -1909,7 +1972,7 @@ class PromptAnalyzer:
             for t in chain:
                 given = [c for c in t.lefts if c.dep_ == "compound" and c.pos_ == "PROPN" and c.text[:1].isupper()
                          and c.lower_ not in _TITLE_WORDS and c.lower_ not in lexicon.CHARACTER_NOUNS
-                         and c.i not in self.non_name_tokens]
+                         and c.i not in self.non_name_tokens and c.lower_ not in _CONJUNCTIONS]
                 if given and self.character_info(t) is not None:
                     names.append(_joined(given))
                     given_name = given
@@ -1991,6 +2054,9 @@ class PromptAnalyzer:
             if roles:
                 start = min(start, roles[0].idx)  # "paranormal investigator Ravi": the role names him as well
             end = span_tok.idx + len(span_tok.text)
+            described = next((c for c in span_tok.children if c.dep_ == "appos" and c.i > span_tok.i), None)
+            if described is not None and self.in_prompt(span_tok.idx) in self.bare_appositions:
+                end = described.idx + len(described.text)  # "Pip the hedgehog": one phrase, as written
             if span_tok.dep_ == "appos" and span_tok.head.i < span_tok.i and \
                     span_tok.head in chain:
                 start = span_tok.head.idx  # "a young painter, [character1], ...": the noun and its tag
@@ -2109,8 +2175,8 @@ class PromptAnalyzer:
             det_word = "the"  # "the two women": the parser hangs "the" on the number
         introduces = not det_word and num is not None and num.lower_ in _GROUP_SIZE and (tok.dep_ in (
             "nsubj", "nsubjpass", "dobj", "appos", "ROOT") or _misparsed_verb(tok) or
-            tok.dep_ == "pobj" and tok.head.lower_ not in (
-            "of", "like", "than") or tok.dep_ == "conj" and (noun_info(tok.head) is not None or tok.head.pos_ in (
+            tok.dep_ == "pobj" and (tok.head.lower_ not in ("of", "like", "than") or _of_the_frame(tok)) or \
+            tok.dep_ == "conj" and (noun_info(tok.head) is not None or tok.head.pos_ in (
             "VERB", "AUX"))) or \
             det_word in ("a", "an") and tok.lower_ in _GROUP_NOUNS and tok.dep_ != "appos"
         # ("a man in a yellow hat, a lady in a pink dress, and two other children": listed with the others)
@@ -2133,11 +2199,12 @@ class PromptAnalyzer:
             # "The four siblings, including Lucy, ...": a group the story had not shown, named by a member
             return self._collective_mention(tok, info, det_word, sent_of)
         members = next((c for of in tok.children if of.dep_ == "prep" and of.lower_ == "of" for c in of.children
-                        if c.dep_ == "pobj" and c.tag_ == "NNS" and noun_info(c) is not None), None)
+                        if c.dep_ == "pobj" and c.tag_ == "NNS" and (noun_info(c) is not None or c.lower_ == "people")),
+                       None)
         end_tok = members if tok.lower_ in _PAIR_WORDS and members is not None else tok
         # "A couple of guards intercept him": two guards, named by the whole phrase
         if end_tok is not tok:
-            info, lemma = noun_info(members), members.lemma_.lower()
+            info, lemma = noun_info(members) or lexicon.NounInfo("person", "person"), members.lemma_.lower()
         return Mention(start=tok.idx, end=end_tok.idx + len(end_tok.text), surface=_phrase(tok, include_of=False),
                        form="group", kind=info.kind, base=info.base, gender=info.gender, heads=[lemma],
                        group_size=size, token=tok.i, sentence=sent_of.get(tok.i, 0), weak=True,

@@ -24,6 +24,7 @@ from .registry import EntityRecord, EntityRegistry
 logger = logging.getLogger(__name__)
 
 # a title before a name says nothing of the name ("Detective Morrison"); the given name is what is read
+_REFLEXIVES = {"himself", "herself", "itself", "themselves", "themself"}
 _TITLES = {"detective", "officer", "captain", "doctor", "dr", "professor", "sheriff", "agent", "inspector",
            "sergeant", "lieutenant", "mr", "mrs", "ms", "miss", "lady", "lord", "sir", "king", "queen", "prince",
            "princess", "uncle", "aunt", "coach", "judge", "the", "great", "little", "old", "young", "big"}
@@ -610,6 +611,11 @@ class Resolver:
         return any(o in names for o in m.object_names)
 
     def _pronoun(self, m: Mention, mentions: list[Mention]) -> list[int]:
+        if m.surface.lower() in _REFLEXIVES and m.clause_subject is not None:
+            # "The hoodlum has flattened himself against the wall": the one the clause is about
+            subject = list(dict.fromkeys(gid for gid, other in self.assigned if other.token == m.clause_subject))
+            if subject:
+                return subject
         if m.pronoun == "they":
             return self._they(m)
         if m.pronoun == "it":

@@ -1252,3 +1252,13 @@ def test_a_numbered_speaker_is_a_character_of_its_own():
     assert ids_at(scenes[2], prompts[2], "Woodlouse 2") == two
     _, scenes = story("Scene 2: The two of them walk home. Screen 5: A wide view of the town.")
     assert not any("Scene" in e.surface or "Screen" in e.surface for e in scenes[0].entities)
+
+
+def test_a_place_word_that_stands_and_looks_is_a_given_name():
+    prompt = ("Errie now stands upright on the left side of the panel and Lane stands to the right, holding up her "
+              "left fist.")
+    _, scenes = story(prompt)
+    assert len(scenes[0].entities) == 2 and ids_at(scenes[0], prompt, "Lane")
+    prompt = "The old lane winds down to the harbour where a fisherman mends his nets."
+    _, scenes = story(prompt)
+    assert not ids_at(scenes[0], prompt, "lane")

@@ -347,6 +347,10 @@ _NOT_NUMBERED_SPEAKERS = set("""page panel scene shot frame chapter act part ste
     cam room level round track line option version slide card table figure fig note tip rule verse chorus beat sequence
     segment stage phase week month year hour minute image picture prompt illustration spread plate screen clip cut
     board storyboard sketch set location sc ep pg no number lesson question answer example case test""".split())
+# what only someone does (a place word as their subject is a given name: "Lane stands", "Brooke smiles")
+_PERSON_ONLY_VERBS = {"stand", "look", "say", "smile", "walk", "turn", "nod", "hold", "watch", "reply", "laugh", "cry",
+                      "shout", "sit", "grin", "stare", "glance", "shrug", "frown", "sigh", "whisper", "answer", "ask",
+                      "start", "blurt", "hear", "see", "wave", "point", "grab", "jump", "kneel", "gasp", "yell"}
 _SUBJECT_PRONOUNS = {"he", "she", "it", "they", "we", "i", "you", "who"}
 _OBJECT_STARTS = {"the", "a", "an", "his", "her", "their", "its", "my", "your", "our", "him", "them", "it", "me", "us",
                   "this", "that", "these", "those", "one", "both"}
@@ -1117,6 +1121,10 @@ class PromptAnalyzer:
                 not self._lower_case_in_prompt(token) and not self._capitals_in_prompt(token) and \
                 lexicon.CHARACTER_NOUNS[token.lower_].kind == "person" and token.lower_ not in _TITLE_WORDS:
             return True  # "The Veteran drops down a steep wave", "Cut to The Stylist": capitals make it a name
+        if token.lower_ in lexicon.LOCATION_NOUNS and not token.is_sent_start and token.text[1:].islower() and \
+                token.dep_ == "nsubj" and token.head.lemma_.lower() in _PERSON_ONLY_VERBS and \
+                not any(c.dep_ in ("det", "poss", "compound", "amod") for c in token.children):
+            return True  # "... and Lane stands to the right, holding up her left fist": a place word as a given name
         if token.lower_ in lexicon.CHARACTER_NOUNS or token.lower_ in lexicon.LOCATION_NOUNS:
             return False
         if any(c.dep_ == "det" and c.lower_ == "the" for c in token.children) and token.text[:1].isupper() and any(

@@ -1262,3 +1262,18 @@ def test_a_place_word_that_stands_and_looks_is_a_given_name():
     prompt = "The old lane winds down to the harbour where a fisherman mends his nets."
     _, scenes = story(prompt)
     assert not ids_at(scenes[0], prompt, "lane")
+
+
+def test_someones_character_is_who_they_are_not_someone_else():
+    prompts = ("Boy storms home.", "Friend tries to resolve boy's problem by talking with other girl. Shows friend's "
+               "character.")
+    _, scenes = story(*prompts)
+    assert len(scenes[1].entities) == 3 and not ids_at(scenes[1], prompts[1], "character")
+
+
+def test_boy_as_a_subject_is_the_boy_not_an_exclamation():
+    prompts = ("Shot of boy answering a question in class.",
+               "5.Boy completely skips the park and doesn't even try to go there. Boy is devolving.")
+    _, scenes = story(*prompts)
+    boy = ids_at(scenes[0], prompts[0], "boy")
+    assert ids_at(scenes[1], prompts[1], "Boy") == boy and len(scenes[1].entities) == 1

@@ -506,6 +506,8 @@ def readable_markup(text: str, appositions: tuple[tuple[int, int, int | None], .
         inserts[match.start()] = " "  # "the cat(1/2 screen)": a glued parenthesis is its own word
     for match in re.finditer(r"(?<=[A-Za-z]):(?=[(\"“])", text):
         inserts[match.end()] = " "  # "John:(The shot misses.)": a speaker's colon glued to the direction
+    for match in re.finditer(r"(?<![\w.])\d{1,2}\.(?=[A-Z][a-z])", text):
+        inserts[match.end()] = " "  # "5.Boy completely skips the park": a list's number glued to its first word
     code = _SHOT_CODE.match(text) or _PANEL_HEADING.match(text)
     if code and not any(s < code.end() for s in replaced):
         replaced[0] = (code.end(), "", [])
@@ -972,8 +974,9 @@ class PromptAnalyzer:
         if token.lemma_.lower() in _ANIMATED_DEPICTIONS and token.lemma_.lower() in self.known_heads:
             return lexicon.NounInfo("robot", "robot")  # "the hologram" once the story has a talking one
         if token.pos_ not in ("NOUN", "PROPN") and not (token.pos_ == "ADJ" and (
-                token.dep_ in ("nsubj", "dobj") or _misparsed_verb(token) or _adjective_for_noun(token))):
-            return None
+                token.dep_ in ("nsubj", "dobj") or _misparsed_verb(token) or _adjective_for_noun(token))) and not (
+                token.pos_ == "INTJ" and token.dep_ in ("nsubj", "nsubjpass") and token.lower_ in ("boy", "man")):
+            return None  # ("Boy completely skips the park": the subject, not the exclamation "Boy!")
         info = noun_info(token)
         if info is None and token.pos_ == "NOUN" and token.lemma_.lower() in self.known_roles and \
                 _determiner(token) is not None and _determiner(token).lower_ in ("the", "this", "that"):
@@ -1942,6 +1945,10 @@ class PromptAnalyzer:
 
     def _noun_mention(self, tok, chain, sent_of) -> Mention | None:
         doc = self.doc
+        if tok.lemma_.lower() == "character" and len(chain) == 1 and not any(
+                c.dep_ in ("amod", "compound", "det", "nummod") for c in tok.children) and any(
+                c.dep_ == "poss" and c.pos_ in ("NOUN", "PROPN") for c in tok.children):
+            return None  # "Shows friend's character", "the boy's character": who someone is, not someone else
         heads, names, attrs = [], [], []
         kind, base, gender, age = None, None, None, None
         name_token = None

@@ -1277,3 +1277,12 @@ def test_boy_as_a_subject_is_the_boy_not_an_exclamation():
     _, scenes = story(*prompts)
     boy = ids_at(scenes[0], prompts[0], "boy")
     assert ids_at(scenes[1], prompts[1], "Boy") == boy and len(scenes[1].entities) == 1
+
+
+def test_a_pair_of_things_is_no_one():
+    prompt = "Inside the cooler is a young girl. On her face is a pair of shades."
+    _, scenes = story(prompt)
+    assert len(scenes[0].entities) == 1 and not ids_at(scenes[0], prompt, "pair")
+    prompt = "A couple of guards intercept him."
+    _, scenes = story(prompt)
+    assert len(ids_at(scenes[0], prompt, "guards")) == 2

@@ -2216,6 +2216,10 @@ class PromptAnalyzer:
         members = next((c for of in tok.children if of.dep_ == "prep" and of.lower_ == "of" for c in of.children
                         if c.dep_ == "pobj" and c.tag_ == "NNS" and (noun_info(c) is not None or c.lower_ == "people")),
                        None)
+        if tok.lower_ in _PAIR_WORDS and members is None and any(
+                of.dep_ == "prep" and of.lower_ == "of" and any(c.dep_ == "pobj" for c in of.children)
+                for of in tok.children):
+            return None  # "a pair of reading glasses", "a pair of worrisome eyes": two things, no one
         end_tok = members if tok.lower_ in _PAIR_WORDS and members is not None else tok
         # "A couple of guards intercept him": two guards, named by the whole phrase
         if end_tok is not tok:

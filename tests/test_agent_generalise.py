@@ -1286,3 +1286,18 @@ def test_a_pair_of_things_is_no_one():
     prompt = "A couple of guards intercept him."
     _, scenes = story(prompt)
     assert len(ids_at(scenes[0], prompt, "guards")) == 2
+
+
+def test_a_closing_fragment_about_the_picture_names_no_one():
+    prompt = "Close-up shot of the device only. The camera is completely steady. Calm, controlled atmosphere."
+    _, scenes = story(prompt)
+    assert not scenes[0].entities
+
+
+def test_a_possessive_before_a_relation_is_its_owner_when_the_owner_is_seen():
+    prompts = ("- He is cutting meat with a big chopping knife, his back is turned to his son",
+               "- we see his son looking back to see if his dad is looking and then he goes back to what he was doing")
+    _, scenes = story(*prompts)
+    father, son = ids_at(scenes[0], prompts[0], "He"), ids_at(scenes[0], prompts[0], "son")
+    assert ids_at(scenes[1], prompts[1], "his") == father and ids_at(scenes[1], prompts[1], "dad") == father
+    assert ids_at(scenes[1], prompts[1], "son") == son

@@ -376,6 +376,9 @@ class EntityAgent:
             if m.place_owner:
                 for gid in ids:  # "Allie's living room ... Allie spins": her first word, where she is seen anyway
                     owner_spans.setdefault(gid, []).append((m.start, m.end))
+            if m.relation and m.relation_owner is not None and m.possessor_span is not None:
+                # "we see his son looking back to see if his dad is looking": the first "his" is the dad, seen here
+                owner_spans.setdefault(m.relation_owner, []).append(m.possessor_span)
             if not m.appearance and m.form != "pronoun" or m.place_owner:
                 continue
             for gid in ids:
@@ -412,7 +415,7 @@ class EntityAgent:
             registry.add_instance(gid, instance)
             entities.append(SceneEntity(global_id=gid, name=record.name, kind=record.kind, surface=surface,
                                         attrs=attrs, is_new=gid in result.new_ids,
-                                        spans=sorted([(m.start, m.end) for m in ms] + owner_spans.get(gid, []))))
+                                        spans=sorted({(m.start, m.end) for m in ms} | set(owner_spans.get(gid, [])))))
         # a character created only as a possessor that never appeared is dropped
         for gid in result.new_ids:
             if gid in registry.entities and not registry.entities[gid].instances:

@@ -351,6 +351,10 @@ _NOT_NUMBERED_SPEAKERS = set("""page panel scene shot frame chapter act part ste
 _PERSON_ONLY_VERBS = {"stand", "look", "say", "smile", "walk", "turn", "nod", "hold", "watch", "reply", "laugh", "cry",
                       "shout", "sit", "grin", "stare", "glance", "shrug", "frown", "sigh", "whisper", "answer", "ask",
                       "start", "blurt", "hear", "see", "wave", "point", "grab", "jump", "kneel", "gasp", "yell"}
+# what a prompt's closing fragment describes ("Calm, controlled atmosphere."): the picture, no one in it
+_PICTURE_QUALITIES = {"atmosphere", "mood", "lighting", "light", "tone", "style", "feel", "vibe", "ambience",
+                      "ambiance", "palette", "aesthetic", "look", "composition", "texture", "colors", "colours",
+                      "background", "realism", "detail", "details", "focus", "contrast", "shadows", "quality"}
 _SUBJECT_PRONOUNS = {"he", "she", "it", "they", "we", "i", "you", "who"}
 _OBJECT_STARTS = {"the", "a", "an", "his", "her", "their", "its", "my", "your", "our", "him", "them", "it", "me", "us",
                   "this", "that", "these", "those", "one", "both"}
@@ -598,6 +602,7 @@ class Mention:
     relation: str | None = None  # relation noun when a possessor is given ("partner", "son")
     possessor_pronoun: str | None = None  # "his" | "her" | "its" | "their"
     possessor_token: int | None = None  # where that pronoun stands ("her aunt and uncle": before both)
+    possessor_span: tuple[int, int] | None = None  # that pronoun's place in the prompt
     possessor_index: int | None = None  # index of the possessor's mention in the prompt's list
     appearance: bool = True  # False for a possessor of a relation ("the girl's mother": the girl)
     weak: bool = False  # resolves to a known character only (a vehicle as a place, "it")
@@ -1140,6 +1145,9 @@ class PromptAnalyzer:
         if token.dep_ == "conj" and token.head.pos_ == "PROPN" and token.head.i < token.i and (
                 token.head.i in self.person_tokens or self.is_name(token.head)):
             return True
+        if token.is_sent_start and token.lower_ not in self.known_names and any(
+                c.dep_ in ("appos", "conj") and c.lemma_.lower() in _PICTURE_QUALITIES for c in token.children):
+            return False  # "Calm, controlled atmosphere.", "Warm, golden lighting.": how the picture feels
         if token.i in self.person_tokens or self._epithet_name(token):
             return True
         if token.i in self.non_name_tokens and not any(
@@ -1571,6 +1579,9 @@ class PromptAnalyzer:
         mentions = self._numbered(mentions)
         for m in mentions:
             m.start, m.end = self.in_prompt(m.start), self.in_prompt(m.end - 1) + 1
+            if m.possessor_pronoun and m.possessor_token is not None:
+                word = self.doc[m.possessor_token]
+                m.possessor_span = (self.in_prompt(word.idx), self.in_prompt(word.idx + len(word.text) - 1) + 1)
         return mentions
 
     def _numbered(self, mentions: list[Mention]) -> list[Mention]:

@@ -1301,3 +1301,10 @@ def test_a_possessive_before_a_relation_is_its_owner_when_the_owner_is_seen():
     father, son = ids_at(scenes[0], prompts[0], "He"), ids_at(scenes[0], prompts[0], "son")
     assert ids_at(scenes[1], prompts[1], "his") == father and ids_at(scenes[1], prompts[1], "dad") == father
     assert ids_at(scenes[1], prompts[1], "son") == son
+
+
+def test_my_mums_hands_are_my_mums():
+    prompt = ("The first scene is of my mum ringing the shelter; you will see the phone on the side and then my mums "
+              "hands dialling and picking up the phone to talk.")
+    _, scenes = story(prompt)
+    assert len(scenes[0].entities) == 1 and ids_at(scenes[0], prompt, "mums") == ids_at(scenes[0], prompt, "mum")

@@ -1756,9 +1756,12 @@ class PromptAnalyzer:
         """"Close up- boys same shoes from earlier", "boys shoes walking towards Grace's": a plural-looking noun with
         no article right before a garment or a body part is one known character's, the apostrophe left out."""
         info = noun_info(tok)
+        # ("my mums hands": a relation with its possessive word is one person too)
+        related = _singular(tok) in lexicon.RELATION_NOUNS and any(
+            c.dep_ == "poss" and c.tag_ == "PRP$" and c.i == tok.i - 1 for c in tok.children)
         if tok.tag_ != "NNS" or info is None or info.kind not in ("person", "animal") or any(
-                c.dep_ in ("det", "nummod", "poss") for c in tok.children) or \
-                tok.i > 0 and tok.doc[tok.i - 1].lower_ in _ARTICLE_BLOCKERS:
+                c.dep_ in ("det", "nummod") or c.dep_ == "poss" and not related for c in tok.children) or \
+                tok.i > 0 and tok.doc[tok.i - 1].lower_ in _ARTICLE_BLOCKERS and not related:
             return False
         nxt = tok.i + 1
         if nxt < len(tok.doc) and tok.doc[nxt].lower_ in ("same", "own", "little", "left", "right"):

@@ -1308,3 +1308,9 @@ def test_my_mums_hands_are_my_mums():
               "hands dialling and picking up the phone to talk.")
     _, scenes = story(prompt)
     assert len(scenes[0].entities) == 1 and ids_at(scenes[0], prompt, "mums") == ids_at(scenes[0], prompt, "mum")
+
+
+def test_dialogue_and_speech_are_no_one():
+    prompt = "Panel D: Back to the room. Dialog looks to be taking place by body language, but there is none."
+    _, scenes = story(prompt)
+    assert not scenes[0].entities

@@ -315,7 +315,8 @@ THING_NOUNS = set("""cyberpunk steampunk aesthetic
     background foreground scene shot frame view angle close-up lens focus camera motion movement gesture
     expression look gaze glance step stride pace rhythm beat melody tune note chord lyric word sentence
     message signal code data file folder document report note list record photo profile beak flipper paw tail
-    fin wing claw snout muzzle whisker hoof mane antler""".split())
+    fin wing claw snout muzzle whisker hoof mane antler
+    dialog dialogue conversation silence narration voiceover speech sequence""".split())
 
 LIGHTING = ["golden hour", "neon-lit", "neon", "candlelight", "candlelit", "moonlight", "moonlit", "sunlight",
             "sunlit", "backlit", "backlight", "fluorescent", "tungsten", "lamplight", "firelight", "spotlight",

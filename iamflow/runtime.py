@@ -136,7 +136,8 @@ class Runtime:
             agent = EntityAgent(backend=RULES_BACKEND)
             agent.observe("A young man in a grey wool coat walks his dog through a park at sunset.")
             agent.observe("The man sits on a bench and a woman in a red dress approaches him.")
-        if self.config.runtime.compile_decoder and hasattr(self.codec, "vae"):
+        compiled_decoder = self.config.runtime.compile_decoder and hasattr(self.codec, "vae")
+        if compiled_decoder:
             logger.info("compiling the Wan VAE decoder (once per process; about a minute and a half)")
             torch.compiler.set_stance("default")
             self.codec.vae.decoder.compile(dynamic=False)
@@ -147,7 +148,7 @@ class Runtime:
         # pieces one by one from then on; the second opening compiles the pieces' variants for a decoder that has
         # seen nothing yet, which a story's first frame (and a replay after undo or load) would otherwise meet
         # uncompiled, in front of the viewer (0.2 s of the first frame; `bench --fail-on-recompile` found it).
-        openings = 2 if self.config.runtime.compile_decoder and hasattr(self.codec, "vae") else 1
+        openings = 2 if compiled_decoder else 1
         for _ in range(openings):
             decoder = self.codec.stream_decoder()
             if self.decode_stage is None and self.streams.cuda:

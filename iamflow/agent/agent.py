@@ -316,10 +316,10 @@ class EntityAgent:
 
     # -- internals ------------------------------------------------------------------------------------
     def _analyzer(self, prompt: str, registry: EntityRegistry) -> PromptAnalyzer:
-        known = {n.lower() for r in registry.entities.values() for n in r.names}
+        names = {n for r in registry.entities.values() for n in r.names for n in [n] + n.split()}
+        known = {n.lower() for n in names}
         text, origin, tags = readable_markup(prompt, known_names=known)
         doc = models.spacy_pipeline()(text)
-        names = {n for r in registry.entities.values() for n in r.names for n in [n] + n.split()}
         appositions = appositions_without_commas(doc, origin, names)
         if appositions:  # "Oscar the grey cat stares": read again as "Oscar, the grey cat, stares"
             text, origin, tags = readable_markup(prompt, appositions, known)

@@ -362,7 +362,7 @@ def session_run(args: argparse.Namespace) -> dict:
             prepared_seconds = None
             if prepare and index:  # the switch's device work done while the prompt was typed (not on the clock)
                 clock = time.perf_counter()
-                session.prepare_switch(prompt)
+                session.prepare_switch(prompt, seed=index)
                 for gpu in gpus:
                     torch.cuda.synchronize(gpu)
                 prepared_seconds = time.perf_counter() - clock
@@ -460,6 +460,7 @@ def session_run(args: argparse.Namespace) -> dict:
         result["prepared_switch"] = [{k: scene[k] for k in ("first_frame_seconds", "first_chunk_whole_seconds",
                                       "prepare_switch_seconds", "scene_fps", "stage_seconds_first_chunk")}
                                      for scene in tell(again, prepare=True)]
+        result["prepared_switch_first_chunk_ahead"] = sorted(again.first_chunks_prepared)
     if args.whole_first_chunk_also:  # the same story again, the other way of handing out a scene's first chunk
         again = new_session(early=not session.first_frames_early)
         result["first_frames_early_" + str(again.first_frames_early).lower()] = [
@@ -827,6 +828,7 @@ def app_run(args: argparse.Namespace) -> dict:
                 "first_frame_seconds": arrivals[0] if arrivals else None, "frames_received": len(arrivals),
                 "video_frames": frames, "chunks": entry.session.scenes[index].num_chunks,
                 "switch_prepared": index in entry.session.switches_prepared,
+                "first_chunk_prepared": index in entry.session.first_chunks_prepared,
                 "first_frame_path": _first_frame_path(marks, scene["submitted"], scene["first_arrival"]),
                 "video_fps_received": len(arrivals) / arrivals[-1] if arrivals else 0.0,
                 "turn_seconds": scene["turn_seconds"],
@@ -1189,10 +1191,10 @@ def app_client(url: str, scenes: int, scene_seconds: float, download_files: bool
         # a page sends queued events before its first Add scene: its load event, and the prompt box's typing event
         # (which does nothing before the first scene); so does this client, off the clock, so that the first
         # scene's seconds are not those of the client's first request through the queue
-        client.predict(prompts[0], api_name="/prepare_scene")
+        client.predict(prompts[0], 0, api_name="/prepare_scene")
         for index, prompt in enumerate(prompts):
             if typed and index:  # the box's input event returns after the app's pause in typing; then Enter
-                client.predict(prompt, api_name="/prepare_scene")
+                client.predict(prompt, index, api_name="/prepare_scene")  # (the seed field: this scene's)
                 time.sleep(TYPING_PAUSE_S)
             clock, submitted = time.perf_counter(), time.monotonic()  # (monotonic: the server's clock too)
             job = client.submit(prompt=prompt, seconds=scene_seconds, seed=index, api_name="/add_scene")

@@ -154,6 +154,25 @@ class SceneRecord:
 
 
 @dataclass
+class PreparedChunk:
+    """A switch's first chunk denoised ahead (``prepare_switch`` with a seed, or with a random one drawn then): used
+    when the scene added next has the same prompt and seed and finds the same cache, so only its decode is left."""
+    prompt: str
+    text_prompt: str
+    seed: int
+    seed_given: bool  # False: drawn by prepare_switch; a scene added with no seed of its own takes it
+    ramp: tuple[float, ...]
+    context_guided: bool
+    cache: object  # the KVCache it was denoised on
+    x0: torch.Tensor  # its clean latents, on the device
+    generator: torch.Generator  # the scene's generator after the chunk's noise was drawn
+
+    def fits(self, scene: "SceneRecord", seed: int, ramp: list[float], context_guided: bool, cache) -> bool:
+        return (self.text_prompt == scene.text_prompt and self.seed == seed and self.ramp == tuple(ramp)
+                and self.context_guided == context_guided and self.cache is cache)
+
+
+@dataclass
 class ChunkEvent:
     scene_index: int
     chunk_index: int
@@ -236,7 +255,9 @@ class StorySession:
         # beyond the log, and its prompt's text and conditioning
         self._prepared_ops: list[dict] = []
         self._prepared_text: tuple[str, tuple[TextConditioning, int]] | None = None
+        self._prepared_chunk: PreparedChunk | None = None  # and its first chunk, denoised
         self.switches_prepared: set[int] = set()  # scenes whose switch found all its device work prepared
+        self.first_chunks_prepared: set[int] = set()  # and those of them whose first chunk was denoised ahead
         self.cache: KVCache | None = None
         self.kv_bank: MemFlowBank | None = None  # MemFlow's bank bookkeeping, rebuilt with the cache
         self.decoder = None
@@ -364,14 +385,15 @@ class StorySession:
     def _unprepare(self) -> None:
         """A prepared switch that did not happen as prepared: the cache goes back to what the log makes."""
         self._prepared_text = None
-        if self._prepared_ops:
+        if self._prepared_ops or self._prepared_chunk is not None:  # (its denoising wrote the next chunk's slot)
+            self._prepared_chunk = None
             self.cache = None
             self._ensure_cache()
 
     def _ensure_cache(self) -> None:
         if self.cache is not None:
             return
-        self._prepared_ops = []  # (a rebuilt cache holds the log's operations only)
+        self._prepared_ops, self._prepared_chunk = [], None  # (a rebuilt cache holds the log's operations only)
         self.cache = self._new_cache()
         replay = self._ops_defining_cache()
         for op in replay:
@@ -457,6 +479,9 @@ class StorySession:
             seconds = chunks * self.frames_per_chunk * self.config.video.temporal_compression / self.fps
         else:
             seconds = self._validate_seconds(seconds)
+        ready = self._prepared_chunk
+        if (seed is None or seed == "") and ready is not None and not ready.seed_given and ready.prompt == prompt:
+            seed = ready.seed  # (a random seed either way: the one its first chunk was prepared with)
         seed = validate_seed(seed)
         return self._run(prompt, seconds, seed, chunks)
 
@@ -575,12 +600,19 @@ class StorySession:
             had_prepared = bool(self._prepared_ops)
             ramp = self._switch_context(scene, prompt_keys)
             self.switches_prepared.discard(scene_index)  # (an undone scene's index is used again)
+            self.first_chunks_prepared.discard(scene_index)
             if self._prepared_ops:  # a switch prepared for another prompt: its cache work was not this one's
                 self._unprepare()
             elif had_prepared:
                 self.switches_prepared.add(scene_index)
             self._prepared_text = None
             generator = torch.Generator(device=engine.device).manual_seed(seed)
+            ready, self._prepared_chunk, ready_x0 = self._prepared_chunk, None, None
+            if (ready is not None and scene_index in self.switches_prepared
+                    and ready.fits(scene, seed, ramp, self._context_guided(scene, 0), self.cache)):
+                ready_x0, generator = ready.x0, ready.generator  # its first chunk is denoised already
+                self.first_chunks_prepared.add(scene_index)
+            # (one that does not fit wrote only the slot this scene's first chunk overwrites before reading it)
 
         lookahead = 1 if self.overlap_decode else 0
         made: list[tuple[int, dict, list]] = []  # chunks made and not yet handed out, with the panels as they were
@@ -596,10 +628,10 @@ class StorySession:
             if c == 0 and self.first_chunk_alone:
                 # the scene's first chunk is handed out as soon as its frames are decoded: before its commit pass
                 # is queued (the viewer waits for the switch, not for the cache), and before the next chunk is
-                yield from self._first_chunk(scene, ramp, generator, prompt_keys, start_time)
+                yield from self._first_chunk(scene, ramp, generator, prompt_keys, start_time, ready_x0)
                 continue
             with runtime.lock:
-                g = self._make_chunk(scene, c, ramp, generator, prompt_keys)
+                g = self._make_chunk(scene, c, ramp, generator, prompt_keys, ready_x0 if c == 0 else None)
                 made.append((g, self.registry_snapshot(), self.memory_view()))
             # from then on the decode of one chunk overlaps the making of the next
             if len(made) > lookahead:
@@ -611,11 +643,12 @@ class StorySession:
             self._drop_last_scene()
 
     def _first_chunk(self, scene: SceneRecord, ramp: list[float], generator: torch.Generator,
-                     prompt_keys: torch.Tensor, start_time: float) -> Iterator[ChunkEvent]:
+                     prompt_keys: torch.Tensor, start_time: float,
+                     ready_x0: torch.Tensor | None = None) -> Iterator[ChunkEvent]:
         """The scene's first chunk, handed out once its frames are on the host, then committed. Its commit and
         bookkeeping run whatever the consumer does with the event (a consumer that stops there keeps it whole)."""
         with self.runtime.lock:
-            g, x0, commit = self._denoise(scene, 0, ramp, generator)
+            g, x0, commit = self._denoise(scene, 0, ramp, generator, ready_x0)
             early = (self.first_frames_early and x0.shape[2] > 1
                      and getattr(self.decoder, "decodes_in_parts_exactly", False))
             # the first latent frame, then the rest, queued one after the other
@@ -642,19 +675,19 @@ class StorySession:
                 self._commit_and_copy(scene, g, x0, None, commit, prompt_keys)
 
     def _make_chunk(self, scene: SceneRecord, c: int, ramp: list[float], generator: torch.Generator,
-                    prompt_keys: torch.Tensor) -> int:
+                    prompt_keys: torch.Tensor, ready_x0: torch.Tensor | None = None) -> int:
         """Queue chunk ``c`` of the scene on the device: denoise, commit, decode and the copies to the host; then
         the memory step. Nothing here waits for the device. Returns the chunk's story index."""
-        g, x0, commit = self._denoise(scene, c, ramp, generator)
+        g, x0, commit = self._denoise(scene, c, ramp, generator, ready_x0)
         frames = self.runtime.decode_to_host(self.decoder, x0, self._stage)
         self.chunk_frame_counts.append(self._video_frames(g, x0.shape[2]))
         self._commit_and_copy(scene, g, x0, frames, commit, prompt_keys)
         return g
 
-    def _denoise(self, scene: SceneRecord, c: int, ramp: list[float],
-                 generator: torch.Generator) -> tuple[int, torch.Tensor, dict]:
+    def _denoise(self, scene: SceneRecord, c: int, ramp: list[float], generator: torch.Generator,
+                 ready_x0: torch.Tensor | None = None) -> tuple[int, torch.Tensor, dict]:
         """Queue chunk ``c``'s denoising: (story index, clean latents on the device, the chunk's commit operation,
-        not applied yet)."""
+        not applied yet). ``ready_x0``: the chunk's latents, denoised while its prompt was typed."""
         engine, fpc = self.engine, self.frames_per_chunk
         g = len(self.latents)
         spec = ["scene", scene.index] if c >= len(ramp) else ["blend", scene.index - 1, scene.index, ramp[c]]
@@ -664,6 +697,8 @@ class StorySession:
         if self.kv_bank is not None and self.kv_bank.pending:  # MemFlow: before the chunk's first step
             zero_text = c == 0 and scene.transition == "recache"  # its text cache was just emptied by the re-cache
             self._log({"op": "bank", "text": spec, **({"zero_text": True} if zero_text else {})})
+        if ready_x0 is not None:
+            return g, ready_x0, commit
         with self._stage("denoise"):
             x0 = engine.denoise_chunk(self.cache, self._text(spec), commit.get("position", g * fpc), generator, uncond=self._uncond(),
                                       context_guidance=self._context_guided(scene, c))
@@ -745,14 +780,18 @@ class StorySession:
         with self._stage("re-cache"):
             return self._begin_transition(scene)
 
-    def prepare_switch(self, prompt: str) -> bool:
+    def prepare_switch(self, prompt: str, seed: int | None = None) -> bool:
         """Do a scene switch's device work for ``prompt`` ahead of time, while the person is still at the keyboard:
-        its text encoding, memory write and re-cache, into the story's cache but not into its log. If the next
-        scene is ``prompt``, its switch finds that work done (the same operations on the same cache: the same
-        frames, bit for bit); any other next step first puts the cache back as the log makes it. The story does
-        not change. Returns False when there is nothing to prepare: no scene yet, a scene running, or MemFlow's
-        bank, whose state is not the cache's alone."""
+        its text encoding, memory write and re-cache, into the story's cache but not into its log, and the
+        denoising of its first chunk with ``seed`` (none: a random seed, which the next scene added with no seed
+        of its own takes). If the next scene is ``prompt``, its switch finds that work done (the same operations
+        on the same cache: the same frames, bit for bit) and, with the same seed, only its first chunk's decode
+        left; any other next step first puts the cache back as the log makes it. The story does not change.
+        Returns False when there is nothing to prepare: no scene yet, a scene running, or MemFlow's bank, whose
+        state is not the cache's alone."""
         prompt = validate_prompt(prompt)
+        seed_given = seed is not None and seed != ""
+        seed = validate_seed(seed)
         with self._switch_lock:
             if self._running:
                 return False
@@ -768,15 +807,21 @@ class StorySession:
             self.timer, self._preparing = None, True  # (its stages are not the story's)
             try:
                 text_prompt = self.agent.enrich(prompt) if self.settings.enrich_prompts else prompt
-                scene = SceneRecord(index=index, prompt=prompt, seed=0, seconds=0.0, num_chunks=1,
+                scene = SceneRecord(index=index, prompt=prompt, seed=seed, seconds=0.0, num_chunks=1,
                                     text_prompt=text_prompt, first_chunk=len(self.latents),
-                                    entity_ids=[e.global_id for e in entities.entities])
+                                    entity_ids=[e.global_id for e in entities.entities],
+                                    entities=[{"is_new": e.is_new} for e in entities.entities])
                 condition = runtime.encode(text_prompt)
                 self._scene_text[index] = condition
-                self._switch_context(scene, runtime.text_keys(text_prompt, self._score_layers()))
+                ramp = self._switch_context(scene, runtime.text_keys(text_prompt, self._score_layers()))
                 self._prepared_text = (text_prompt, condition)
+                generator = torch.Generator(device=self.engine.device).manual_seed(seed)
+                _, x0, _ = self._denoise(scene, 0, ramp, generator)
+                self._prepared_chunk = PreparedChunk(prompt, text_prompt, seed, seed_given, tuple(ramp),
+                                                     self._context_guided(scene, 0), self.cache, x0, generator)
             except BaseException:
                 self.cache, self._prepared_ops, self._prepared_text = None, [], None  # (rebuilt from the log)
+                self._prepared_chunk = None
                 raise
             finally:
                 self.timer, self._preparing = timer, False

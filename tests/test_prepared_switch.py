@@ -1,6 +1,7 @@
 """A scene switch prepared while the next prompt is typed (``StorySession.prepare_switch``): the switch to that
-prompt then skips its text encoding, memory write and re-cache, and the story is the same, bit for bit, as one
-told without preparing; a draft that is not what comes next changes nothing. Real embedded model, CPU."""
+prompt then skips its text encoding, memory write, re-cache and (with the same seed) its first chunk's denoising,
+and the story is the same, bit for bit, as one told without preparing; a draft that is not what comes next changes
+nothing. Real embedded model, CPU."""
 
 import numpy as np
 import pytest
@@ -49,7 +50,7 @@ def reference(runtime):
 
 def test_a_prepared_switch_skips_its_cache_work_and_tells_the_same_story(runtime, reference, monkeypatch):
     expected, expected_frames = reference
-    calls = {"recache": 0, "write_memory": 0}
+    calls = {"recache": 0, "write_memory": 0, "denoise_chunk": 0}
     engine = runtime.engine
     for name in calls:  # counted, not changed
         real = getattr(engine, name)
@@ -65,14 +66,16 @@ def test_a_prepared_switch_skips_its_cache_work_and_tells_the_same_story(runtime
     _, plain = count(lambda: [scene(unprepared, i) for i in range(len(PROMPTS))])
 
     session = StorySession(runtime)
-    frames, in_scenes, in_prepare = [scene(session, 0)], {"recache": 0, "write_memory": 0}, {"recache": 0, "write_memory": 0}
+    first, in_scenes = count(lambda: scene(session, 0))
+    frames, in_prepare = [first], dict.fromkeys(calls, 0)
     for index in range(1, len(PROMPTS)):
-        done, work = count(lambda: session.prepare_switch(PROMPTS[index]))
-        assert done and work["recache"] == 1
+        done, work = count(lambda: session.prepare_switch(PROMPTS[index], seed=10 + index))  # (scene's seed)
+        assert done and work["recache"] == 1 and work["denoise_chunk"] == 1
         in_prepare = {name: in_prepare[name] + work[name] for name in work}
         made, work = count(lambda: scene(session, index))
         frames.append(made)
         assert work["recache"] == 0  # the switch found its re-cache done
+        assert work["denoise_chunk"] == 1  # and its first chunk denoised: only the second is left
         in_scenes = {name: in_scenes[name] + work[name] for name in work}
     assert in_prepare["write_memory"] >= 1  # (memory was written ahead too)
     assert session.switches_prepared == set(range(1, len(PROMPTS))) and not unprepared.switches_prepared
@@ -130,3 +133,29 @@ def test_nothing_is_prepared_while_a_scene_runs_or_before_the_first(runtime):
     assert session.prepare_switch(PROMPTS[1])
     with pytest.raises(ValueError):
         session.prepare_switch("   ")
+
+
+def test_a_prepared_first_chunk_is_used_only_with_its_seed(runtime, reference):
+    """Prepared with no seed: a random one, which the scene added with no seed takes (the story is then the one
+    told with that seed). Prepared with another seed than the scene's: the chunk is denoised again, same story."""
+    expected, expected_frames = reference
+    session = StorySession(runtime)
+    scene(session, 0)
+    assert session.prepare_switch(PROMPTS[1])
+    drawn = session._prepared_chunk.seed
+    made = [e.frames for e in session.add_scene(PROMPTS[1], chunks=2)]
+    assert session.scenes[1].seed == drawn and session.switches_prepared == {1}
+    plain = StorySession(runtime)
+    scene(plain, 0)
+    same = [e.frames for e in plain.add_scene(PROMPTS[1], chunks=2, seed=drawn)]
+    assert_same(told(session), told(plain))
+    np.testing.assert_array_equal(np.concatenate(made), np.concatenate(same))
+
+    other = StorySession(runtime)
+    scene(other, 0)
+    assert other.prepare_switch(PROMPTS[1], seed=12345)  # the scene below has seed 11
+    scene(other, 1)
+    assert other.switches_prepared == {1}  # its cache work was used, its chunk not
+    for index in range(2, len(PROMPTS)):
+        scene(other, index)
+    assert_same(told(other), expected)

@@ -274,13 +274,18 @@ class StoryController:
 
     # --- the next switch, made ready while its prompt is typed -------------------------------------------
 
-    def prepare_scene(self, prompt: str, request: gr.Request = None) -> None:
+    def prepare_scene(self, prompt: str, seed=-1, request: gr.Request = None) -> None:
         """The prompt box changed. Once typing has paused for ``PREPARE_AFTER_S``, the story's device does the
-        next switch's work for the draft (``StorySession.prepare_switch``: text, memory, re-cache) while it would
-        be idle, so a scene added with that prompt starts sooner; any other next step is unaffected. Never waits
+        next switch's work for the draft (``StorySession.prepare_switch``: text, memory, re-cache, and the first
+        chunk's denoising with the seed field's seed, or a random one the scene then takes) while it would be
+        idle, so a scene added with that prompt starts sooner; any other next step is unaffected. Never waits
         for the device, and does nothing while a scene runs or waits, or before the first scene."""
         entry = self._existing(request)
         if entry is None or not (prompt or "").strip():
+            return
+        try:
+            seed = _seed(seed)
+        except ValueError:  # (the Add scene button says what to change)
             return
         with entry.lock:
             entry.drafts += 1
@@ -299,7 +304,7 @@ class StoryController:
         def prepare() -> None:  # on the worker, in order with the story's scenes
             if still_the_draft() and entry.session is session:
                 try:
-                    session.prepare_switch(prompt)
+                    session.prepare_switch(prompt, seed)
                 except ValueError:  # a draft that is not a prompt yet
                     pass
 

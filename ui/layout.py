@@ -158,7 +158,7 @@ def build_blocks(app: StoryController) -> gr.Blocks:
         )
         gr.api(app.switch_scene, api_name="switch_scene", concurrency_limit=None, concurrency_id="light")
         # typing the next prompt: once it pauses, the device prepares the switch to it (nothing is shown)
-        prompt.input(app.prepare_scene, inputs=[prompt], outputs=None, concurrency_limit=None, concurrency_id="light",
+        prompt.input(app.prepare_scene, inputs=[prompt, seed], outputs=None, concurrency_limit=None, concurrency_id="light",
                      trigger_mode="always_last", show_progress="hidden", api_name="prepare_scene")
         stop.click(app.stop, outputs=[progress], concurrency_limit=None, concurrency_id="light", api_name="stop",
                    show_progress="hidden")

@@ -1314,3 +1314,38 @@ def test_dialogue_and_speech_are_no_one():
     prompt = "Panel D: Back to the room. Dialog looks to be taking place by body language, but there is none."
     _, scenes = story(prompt)
     assert not scenes[0].entities
+
+
+def test_a_name_the_parser_hung_on_the_verb_keeps_its_apposition():
+    prompts = ("A cozy bright morning in a home filled with sunlight. Lily, a 4-year-old girl with light-brown messy "
+               "hair wears a red outfit, sitting at a small piano.", "Lily plays the piano.")
+    _, scenes = story(*prompts)
+    lily = ids_at(scenes[0], prompts[0], "Lily")
+    assert lily and len(scenes[0].entities) == 1 and ids_at(scenes[1], prompts[1], "Lily") == lily
+
+
+def test_a_breed_before_an_animal_noun_is_not_a_second_animal():
+    prompt = "Next to her, Popcorn, the white Miniature Schnauzer puppy, happily barks and wags his tail."
+    _, scenes = story(prompt)
+    dogs = [e for e in scenes[0].entities if e.name.startswith("dog")]
+    assert len(dogs) == 1 and ids_at(scenes[0], prompt, "his") == ids_at(scenes[0], prompt, "Popcorn")
+
+
+def test_the_trio_is_the_three_characters_the_story_has():
+    prompts = ("Mia and her brother Leo walk into the cave with their old dog Rex.",
+               "The trio escapes through secret paths and back through the tunnels.")
+    _, scenes = story(*prompts)
+    cast = {i for e in scenes[0].entities for i in [e.global_id]}
+    assert len(cast) == 3 and set(ids_at(scenes[1], prompts[1], "trio")) == cast
+
+
+def test_someone_urged_to_do_something_is_someone_whatever_the_tagger_says():
+    prompt = "Back in the lounge, Jacob presents the soggy pizza to the group and urges Gregory to take a slice."
+    _, scenes = story(prompt)
+    assert ids_at(scenes[0], prompt, "Gregory") and ids_at(scenes[0], prompt, "Gregory") != ids_at(scenes[0], prompt, "Jacob")
+
+
+def test_a_style_named_after_a_character_is_no_one():
+    prompt = "Lily wears a Hello Kitty-inspired outfit and hugs a cat-shaped pillow."
+    _, scenes = story(prompt)
+    assert len(scenes[0].entities) == 1 and ids_at(scenes[0], prompt, "Lily")

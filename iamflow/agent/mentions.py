@@ -881,6 +881,35 @@ def _singular(tok) -> str:
     return lemma
 
 
+_STYLE_SUFFIXES = {"inspired", "themed", "style", "styled", "shaped", "print", "patterned", "branded", "esque"}
+_CONTROL_VERBS = {"urge", "ask", "tell", "order", "force", "invite", "encourage", "persuade", "beg", "allow",
+                  "remind", "warn", "convince", "teach", "dare", "challenge", "command", "instruct", "pressure",
+                  "signal", "motion", "beckon", "implore", "coax", "push", "help", "expect", "want", "need"}
+
+
+def _urged_to(token) -> bool:
+    """A capitalised proper noun that a verb of telling or making has as its object, with the "to" clause of
+    what it is to do: a someone ("urges Gregory to take a slice", "tells Mara to wait")."""
+    head = token.head
+    return token.dep_ == "dobj" and token.pos_ == "PROPN" and token.text[:1].isupper() and token.text[1:].islower() \
+        and head.lemma_.lower() in _CONTROL_VERBS and token.ent_type_ not in ("GPE", "LOC", "FAC") and any(
+            c.dep_ == "xcomp" and c.i > token.i and any(a.dep_ == "aux" and a.lower_ == "to" for a in c.children)
+            for c in head.children)
+
+
+def _name_before_its_apposition(token) -> bool:
+    """A capitalised proper noun opening its sentence, then a comma and an indefinite character noun that the
+    parser made the subject of the verb the name hangs on: the apposition of a name the parse lost."""
+    doc = token.doc
+    if token.pos_ != "PROPN" or token.i != token.sent.start or not token.text[:1].isupper() or \
+            token.dep_ not in ("advmod", "npadvmod", "dep", "intj", "nsubj") or token.i + 2 >= len(doc) or \
+            doc[token.i + 1].text != ",":
+        return False
+    subject = next((c for c in token.head.children if c.dep_ == "nsubj" and c.i > token.i), None)
+    return subject is not None and subject.left_edge.i == token.i + 2 and noun_info(subject) is not None and \
+        noun_info(subject).kind == "person" and any(c.dep_ == "det" and c.lower_ in ("a", "an") for c in subject.children)
+
+
 def _listed_apart(head, appos) -> bool:
     """"they enlist the dog, then the cat": two definite nouns of other kinds or bases, one after the other, or
     nouns of a list, are characters the parser hung one on the other, not one character said twice."""
@@ -1109,6 +1138,8 @@ class PromptAnalyzer:
             return False
         if _camera_word(token):
             return False  # "Tilt down Wide Shot on children ...", "Reaction Shot – Ezra looks up": the camera
+        if _name_before_its_apposition(token):
+            return True  # "Lily, a 4-year-old girl with messy hair wears ...": the parser hung the name on the verb
         if token.pos_ == "NOUN" and token.text[:1].isupper() and token.lower_ in self.known_names and \
                 token.lower_ not in lexicon.CHARACTER_NOUNS:
             return True  # a name the story already knows, whatever the tagger made of it ("Florence hands ...")
@@ -1150,6 +1181,8 @@ class PromptAnalyzer:
             return False  # "Calm, controlled atmosphere.", "Warm, golden lighting.": how the picture feels
         if token.i in self.person_tokens or self._epithet_name(token):
             return True
+        if _urged_to(token):
+            return True  # "Jacob ... urges Gregory to take a slice": someone told to do something, whatever NER says
         if token.i in self.non_name_tokens and not any(
                 c.dep_ == "appos" and noun_info(c) for c in token.children) \
                 and not self._acts_like_a_name(token) and not (
@@ -1293,6 +1326,9 @@ class PromptAnalyzer:
 
     def _is_excluded(self, token) -> bool:
         """Depictions, comparisons, compounds and plain modifiers are not characters."""
+        doc = token.doc
+        if token.i + 2 < len(doc) and doc[token.i + 1].text == "-" and doc[token.i + 2].lower_ in _STYLE_SUFFIXES:
+            return True  # "a Hello Kitty-inspired outfit", "a cat-shaped pillow": a style, not someone there
         if token.dep_ in ("compound", "amod", "nmod") and token.head.pos_ in ("NOUN", "PROPN") \
                 and not _misparsed_verb(token) and not _name_before_description(token) and \
                 not self._given_a_thing(token):
@@ -1468,6 +1504,15 @@ class PromptAnalyzer:
             if tok.dep_ == "appos" and tok.head.i in cand_ids and not _listed_apart(tok.head, tok):
                 continue  # handled from its head
             comma_before = tok.i > 0 and doc[max(0, tok.left_edge.i - 1)].text == ","
+            named = doc[tok.left_edge.i - 2] if comma_before and tok.left_edge.i >= 2 else None
+            if named is not None and tok.dep_ == "nsubj" and named.i in groups and named.i == named.sent.start and \
+                    named.head.i == tok.head.i and self.is_name(named) and any(
+                        c.dep_ == "det" and c.lower_ in ("a", "an") for c in tok.children):
+                # "Lily, a 4-year-old girl with messy hair wears ...": read with the girl as the subject and the
+                # name hung on the verb; an apposition all the same
+                groups[named.i].extend(chain)
+                claimed.update(c.i for c in chain)
+                continue
             if tok.dep_ in ("appos", "dobj", "npadvmod") and tok.head.i not in cand_ids and comma_before and any(
                     c.dep_ == "det" and c.lower_ in ("a", "an") for c in tok.children):
                 # "A young student enters through the back door, a shy girl in ...": the comma phrase
@@ -1511,6 +1556,8 @@ class PromptAnalyzer:
                     not _before_a_thing(tok) or \
                     tok.lower_ == "two" and tok.pos_ == "NUM" and tok.dep_ in ("nsubj", "nsubjpass", "dobj", "pobj") \
                     and any(c.dep_ == "det" and c.lower_ == "the" for c in tok.children) or \
+                    tok.lower_ in ("trio", "duo") and tok.dep_ in ("nsubj", "nsubjpass", "dobj", "pobj") and \
+                    doc[tok.i - 1].lower_ == "the" and not any(c.dep_ == "prep" and c.lower_ == "of" for c in tok.children) or \
                     tok.lower_ in _CAST_NUMBERS and tok.pos_ == "NUM" and tok.dep_ in ("nsubj", "nsubjpass") and \
                     tok.i > 0 and doc[tok.i - 1].lower_ in ("all", "the") and \
                     not any(c.dep_ == "prep" and c.lower_ == "of" for c in tok.children) or \
@@ -1873,9 +1920,10 @@ class PromptAnalyzer:
             j = tok.i - 1
             while j >= 0 and tok.doc[j].tag_ in ("JJ", "RB", "NNP", "HYPH", "VBN", "``", "''"):
                 j -= 1
-            if tok.ent_type_ in ("NORP", "LANGUAGE", "DATE", "TIME") or lower in lexicon.COLORS or j >= 0 and \
-                    tok.doc[j].lower_ in ("a", "an"):
-                noun = None  # "a German shepherd", "a slightly overweight Black adult man", 'a "Good guy"'
+            if tok.ent_type_ in ("NORP", "LANGUAGE", "DATE", "TIME") or lower in lexicon.COLORS or j >= 0 and (
+                    tok.doc[j].lower_ in ("a", "an") or tok.doc[j].lower_ == "the" and j < tok.i - 1):
+                noun = None  # "a German shepherd", "a slightly overweight Black adult man", 'a "Good guy"', "the
+                # white Miniature Schnauzer puppy"
             given = noun is not None and noun.kind != "vehicle" and (tok.tag_ == "NNP" or not tok.is_sent_start or titled)
             if not given and lower not in names_here and tok.i not in listed and \
                     not _fragment_subject(tok, self._given_name(tok)) and \
@@ -2137,8 +2185,9 @@ class PromptAnalyzer:
     def _pronoun_mention(self, tok, sent_of) -> Mention | None:
         word = tok.lower_
         owner = tok.tag_ == "PRP$"
-        if word in ("both", "characters", "subjects", "two", "everyone", "everybody") or word in _CAST_NUMBERS:
-            # ("two": "The two are leaning over the table", "The two walk west")
+        if word in ("both", "characters", "subjects", "two", "everyone", "everybody", "trio", "duo") or \
+                word in _CAST_NUMBERS:
+            # ("two": "The two are leaning over the table", "The two walk west"; "The trio escapes ...")
             gender = "p"
         else:
             gender = lexicon.POSSESSIVE_DETERMINERS[word] if owner else lexicon.PRONOUNS[word]

@@ -717,6 +717,12 @@ class Resolver:
 
     def _they(self, m: Mention) -> list[int]:
         found = self._they_of(m, ("person",))
+        size = _CAST_SIZES.get(m.surface.lower())
+        if found and size and len(found) < size:
+            # "Mia and her brother walk in with their dog ... The trio escapes": a number says who else is counted
+            wider = self._they_of(m, ("person", "animal", "creature", "robot"))
+            if len(found) < len(wider) <= size:
+                found = wider
         if not found and (m.surface.lower() in ("both", "two") or not self._people_about()):
             # "the two", "both" with fewer than two people about, and "they" in a story of animals (a dog and a
             # grasshopper): any two characters ("a boy and his dog ... The two run")
@@ -1029,6 +1035,7 @@ class Resolver:
             rec.name = self.registry.next_name(rec.base)
 
 
+_CAST_SIZES = {"duo": 2, "trio": 3, "three": 3, "four": 4, "five": 5, "six": 6}  # "the trio", "all four"
 _PAIR_NOUNS = {"couple", "newlyweds", "newlywed", "twins", "twin", "pair", "lovers", "lover"}
 _RELATION_GROUP = {
     "son": "child", "daughter": "child", "child": "child", "kid": "child", "baby": "child",

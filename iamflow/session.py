@@ -452,7 +452,7 @@ class StorySession:
 
     def drop_cache(self) -> None:
         """Free the K/V (e.g. between turns); the next scene rebuilds it from the kept latents."""
-        self.cache = None
+        self.cache, self._prepared_chunk = None, None  # (a prepared chunk holds the cache it was made on)
 
     # --- generation --------------------------------------------------------------------------------
     def stop(self) -> list[str]:
@@ -967,7 +967,7 @@ class StorySession:
         self.agent.undo_last()
         self.scenes.pop()
         self._scene_text.pop(scene.index, None)
-        self.cache = None  # rebuilt by replaying the log
+        self.cache, self._prepared_chunk = None, None  # rebuilt by replaying the log
         self.decoder = None
 
     def iter_story_frames(self) -> Iterator[np.ndarray]:

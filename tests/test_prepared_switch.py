@@ -130,6 +130,9 @@ def test_nothing_is_prepared_while_a_scene_runs_or_before_the_first(runtime):
     next(events)
     assert not session.prepare_switch(PROMPTS[1])  # a running scene is switched with request_switch instead
     list(events)
+    assert session.prepare_switch(PROMPTS[1]) and session._prepared_chunk is not None
+    session.drop_cache()  # (between turns: the K/V goes, and the chunk prepared on it with it)
+    assert session._prepared_chunk is None and session.cache is None
     assert session.prepare_switch(PROMPTS[1])
     with pytest.raises(ValueError):
         session.prepare_switch("   ")

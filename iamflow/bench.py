@@ -467,6 +467,13 @@ def session_run(args: argparse.Namespace) -> dict:
             {k: scene[k] for k in ("first_frame_seconds", "first_chunk_whole_seconds", "scene_fps", "steady_fps",
                                    "chunk_p50_seconds", "chunk_p99_seconds", "stage_seconds_first_chunk")}
             for scene in tell(again)]
+    if args.overlap_also:  # the same story again with the decode overlap the other way (serial: no pipeline to fill)
+        again = new_session()
+        again.overlap_decode = not session.overlap_decode
+        result["overlap_decode_" + str(again.overlap_decode).lower()] = [
+            {k: scene[k] for k in ("first_frame_seconds", "first_chunk_whole_seconds", "scene_fps", "steady_fps",
+                                   "chunk_p50_seconds", "chunk_p99_seconds", "chunk_intervals_seconds")}
+            for scene in tell(again)]
     if args.cuda_graphs_also:  # the same story again with the passes' CUDA graphs the other way (same process)
         engine = runtime.engine
         engine.cuda_graphs = not engine.cuda_graphs
@@ -1403,6 +1410,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prepare-switch", action="store_true",
                         help="tell the story a second time preparing each switch before its scene (StorySession."
                              "prepare_switch, what the app does while the next prompt is typed)")
+    parser.add_argument("--overlap-also", action="store_true",
+                        help="--session: the same story again with the decode overlap the other way (on one GPU the "
+                             "overlap fills a pipeline after each scene's first chunk: its p99 interval)")
     parser.add_argument("--cuda-graphs", action="store_true",
                         help="record each cached pass a story repeats as a CUDA graph and replay it (runtime.cuda_graphs)")
     parser.add_argument("--cuda-graphs-also", action="store_true",

@@ -1349,3 +1349,18 @@ def test_a_style_named_after_a_character_is_no_one():
     prompt = "Lily wears a Hello Kitty-inspired outfit and hugs a cat-shaped pillow."
     _, scenes = story(prompt)
     assert len(scenes[0].entities) == 1 and ids_at(scenes[0], prompt, "Lily")
+
+
+def test_a_split_screen_half_is_headed_by_who_is_in_it():
+    prompt = "Left Side (Steve): A perfectly symmetrical shot of Steve sitting in a living room. He holds his phone."
+    _, scenes = story(prompt)
+    assert len(scenes[0].entities) == 1 and not ids_at(scenes[0], prompt, "Side")
+    assert ids_at(scenes[0], prompt, "He") == ids_at(scenes[0], prompt, "Steve sitting")
+
+
+def test_a_preposition_before_the_noun_is_not_a_name():
+    prompt = ("Panel Six: In this panel, we see Jack’s sword having almost sliced through the beetle robot. "
+              "Between the beetle’s halves, we can see Jack’s silhouette.")
+    _, scenes = story(prompt)
+    between = prompt.index("Between")
+    assert not any(start <= between < end for e in scenes[0].entities for start, end in e.spans)

@@ -1138,6 +1138,9 @@ class PromptAnalyzer:
             return False
         if _camera_word(token):
             return False  # "Tilt down Wide Shot on children ...", "Reaction Shot – Ezra looks up": the camera
+        if token.lower_ in ("side", "half", "corner") and token.i > 0 and \
+                token.doc[token.i - 1].lower_ in ("left", "right", "top", "bottom", "upper", "lower"):
+            return False  # "Left Side (Steve): ...": a split screen's half, headed by who is in it
         if _name_before_its_apposition(token):
             return True  # "Lily, a 4-year-old girl with messy hair wears ...": the parser hung the name on the verb
         if token.pos_ == "NOUN" and token.text[:1].isupper() and token.lower_ in self.known_names and \
@@ -1905,7 +1908,7 @@ class PromptAnalyzer:
                 added = True
                 continue
             if tok.i in covered or not tok.text[:1].isupper() or not tok.is_alpha or lower in _TITLE_WORDS or \
-                    _camera_word(tok) or \
+                    _camera_word(tok) or tok.pos_ == "ADP" or \
                     lower in lexicon.PRONOUNS or lower in lexicon.CHARACTER_NOUNS or lower in lexicon.LOCATION_NOUNS \
                     or lower in _ARTICLE_BLOCKERS or lower in _HEADING_FUNCTION_WORDS or lower in _ADVERB_WORDS or \
                     lower in _CONJUNCTIONS:

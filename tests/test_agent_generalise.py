@@ -1364,3 +1364,12 @@ def test_a_preposition_before_the_noun_is_not_a_name():
     _, scenes = story(prompt)
     between = prompt.index("Between")
     assert not any(start <= between < end for e in scenes[0].entities for start, end in e.spans)
+
+
+def test_subjects_joined_by_and_before_a_verb_read_as_a_noun_are_all_found():
+    for prompt, who in (("The parents and Seth wave goodbye.", ("parents", "Seth")),
+                        ("The man and Seth nod.", ("man", "Seth")),
+                        ("Two friends and Seth wave goodbye.", ("friends", "Seth"))):
+        _, scenes = story(prompt)
+        assert all(ids_at(scenes[0], prompt, word) for word in who), prompt
+        assert not ids_at(scenes[0], prompt, "Seth") & ids_at(scenes[0], prompt, who[0])

@@ -21,7 +21,7 @@ import numpy as np
 from iamflow.config import AGENT_BACKENDS as BACKENDS, LLM_BACKEND, MAX_AGENT_PROMPT_CHARS, RULES_BACKEND
 
 from . import attributes, lexicon, models
-from .mentions import Mention, PromptAnalyzer, appositions_without_commas, readable_markup
+from .mentions import Mention, PromptAnalyzer, appositions_without_commas, readable_markup, verbs_read_as_nouns
 from .registry import EntityRegistry
 from .resolver import Resolver, likely_gender
 
@@ -321,8 +321,10 @@ class EntityAgent:
         text, origin, tags = readable_markup(prompt, known_names=known)
         doc = models.spacy_pipeline()(text)
         appositions = appositions_without_commas(doc, origin, names)
-        if appositions:  # "Oscar the grey cat stares": read again as "Oscar, the grey cat, stares"
-            text, origin, tags = readable_markup(prompt, appositions, known)
+        verbs = verbs_read_as_nouns(doc, origin, models.spacy_pipeline())
+        if appositions or verbs:  # "Oscar the grey cat stares": read again as "Oscar, the grey cat, stares"; "The
+            # man and Seth nod" (no verb): as "The man and Seth then nod"
+            text, origin, tags = readable_markup(prompt, appositions, known, verbs)
             doc = models.spacy_pipeline()(text)
         # heads that name a character only once the story has one: vehicles, and animated depictions
         known_heads = {h for r in registry.entities.values() if r.kind == "vehicle" for h in r.heads + [r.base]}

@@ -462,6 +462,31 @@ def appositions_without_commas(doc, origin: list[int], names: set[str]) -> tuple
     return tuple(spots)
 
 
+def verbs_read_as_nouns(doc, origin: list[int], parse) -> tuple[int, ...]:
+    """"The man and Seth nod.", "The parents and Seth wave goodbye.": after subjects joined by "and", the parser
+    often reads the verb as one more noun, and the sentence has no verb at all. For each such sentence, the place in
+    the original text (the start of the verb) before which a "then" makes ``parse`` find the verb there; the
+    sentence is then read again with it."""
+    spots: list[int] = []
+    for sent in doc.sents:
+        if any(t.pos_ in ("VERB", "AUX") for t in sent) or not any(t.lower_ == "and" for t in sent):
+            continue
+        first_and = next(t.i for t in sent if t.lower_ == "and")
+        for tok in doc[first_and + 2: sent.end]:
+            before = doc[tok.i - 1]
+            if not tok.is_alpha or not tok.text.islower() or tok.pos_ in ("DET", "ADP", "CCONJ", "PRON", "ADV") or \
+                    before.pos_ not in ("NOUN", "PROPN") or before.whitespace_ != " ":
+                continue
+            text = sent.text
+            at = tok.idx - sent.start_char
+            again = parse(text[:at] + "then " + text[at:])
+            verb = next((t for t in again if t.idx == at + len("then ")), None)
+            if verb is not None and verb.dep_ == "ROOT" and any(c.dep_ == "nsubj" for c in verb.children):
+                spots.append(origin[tok.idx])
+                break
+    return tuple(spots)
+
+
 def readable_text(text: str) -> tuple[str, list[int]]:
     """``text`` rewritten for the parser, and for each of its characters the index it comes from in ``text``."""
     new, origin, _ = readable_markup(text)
@@ -469,7 +494,8 @@ def readable_text(text: str) -> tuple[str, list[int]]:
 
 
 def readable_markup(text: str, appositions: tuple[tuple[int, int, int | None], ...] = (),
-                    known_names: set[str] = frozenset()) -> tuple[str, list[int], dict[int, str]]:
+                    known_names: set[str] = frozenset(),
+                    verbs: tuple[int, ...] = ()) -> tuple[str, list[int], dict[int, str]]:
     """``text`` rewritten for the parser, and for each of its characters the index it comes from in ``text``;
     and the placeholder tags it replaced (start of the stand-in name in the new text -> tag).
 
@@ -482,8 +508,9 @@ def readable_markup(text: str, appositions: tuple[tuple[int, int, int | None], .
     businesswoman"). Mentions found in the rewritten text are mapped back through the indices. ``appositions``:
     (start and end of a name, end of its noun or None) in the original text, from ``appositions_without_commas``:
     the name is read as a name and the apposition gets its commas. ``known_names``: the story's names in lower case.
+    ``verbs``: where a verb the parser read as a noun starts (``verbs_read_as_nouns``): "then " goes before it.
     """
-    inserts: dict[int, str] = {}  # original index -> text inserted before it
+    inserts: dict[int, str] = {at: "then " for at in verbs}  # original index -> text inserted before it
     for _, name_end, noun_end in appositions:
         inserts[name_end] = ","
         if noun_end is not None:

@@ -57,6 +57,7 @@ _STATE_ADJECTIVES = {"bald", "clean-shaven", "bearded", "barefoot", "blindfolded
 _GROUP_SIZE = {"two": 2, "both": 2, "three": 3, "four": 4, "five": 5, "couple": 2, "pair": 2, "newlyweds": 2, "twins": 2,
                "lovers": 2}
 _CAST_NUMBERS = {"three", "four", "five", "six"}  # "All four are seated", "The three walk on": the story's cast
+CAST_NOUNS = {"duo": 2, "trio": 3}  # "The trio escapes": the story's cast, so many of them
 _RUN_TO_VERBS = {"run", "rush", "hurry", "race", "dash", "go", "walk", "head", "fly", "swim", "come", "return", "sprint"}
 _FRAME_SUBJECTS = {"image", "picture", "shot", "scene", "frame", "panel", "illustration", "page", "video", "clip"}
 _ANIMATED_DEPICTIONS = {"hologram", "puppet", "doll", "mannequin", "statue", "scarecrow", "figurine"}
@@ -1586,7 +1587,7 @@ class PromptAnalyzer:
                     not _before_a_thing(tok) or \
                     tok.lower_ == "two" and tok.pos_ == "NUM" and tok.dep_ in ("nsubj", "nsubjpass", "dobj", "pobj") \
                     and any(c.dep_ == "det" and c.lower_ == "the" for c in tok.children) or \
-                    tok.lower_ in ("trio", "duo") and tok.dep_ in ("nsubj", "nsubjpass", "dobj", "pobj") and \
+                    tok.lower_ in CAST_NOUNS and tok.dep_ in ("nsubj", "nsubjpass", "dobj", "pobj") and \
                     doc[tok.i - 1].lower_ == "the" and not any(c.dep_ == "prep" and c.lower_ == "of" for c in tok.children) or \
                     tok.lower_ in _CAST_NUMBERS and tok.pos_ == "NUM" and tok.dep_ in ("nsubj", "nsubjpass") and \
                     tok.i > 0 and doc[tok.i - 1].lower_ in ("all", "the") and \
@@ -2215,7 +2216,7 @@ class PromptAnalyzer:
     def _pronoun_mention(self, tok, sent_of) -> Mention | None:
         word = tok.lower_
         owner = tok.tag_ == "PRP$"
-        if word in ("both", "characters", "subjects", "two", "everyone", "everybody", "trio", "duo") or \
+        if word in ("both", "characters", "subjects", "two", "everyone", "everybody") or word in CAST_NOUNS or \
                 word in _CAST_NUMBERS:
             # ("two": "The two are leaning over the table", "The two walk west"; "The trio escapes ...")
             gender = "p"

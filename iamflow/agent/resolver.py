@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 
 from . import attributes, lexicon
-from .mentions import Mention
+from .mentions import CAST_NOUNS, Mention
 from .registry import EntityRecord, EntityRegistry
 
 logger = logging.getLogger(__name__)
@@ -1035,7 +1035,7 @@ class Resolver:
             rec.name = self.registry.next_name(rec.base)
 
 
-_CAST_SIZES = {"duo": 2, "trio": 3, "three": 3, "four": 4, "five": 5, "six": 6}  # "the trio", "all four"
+_CAST_SIZES = {**CAST_NOUNS, "three": 3, "four": 4, "five": 5, "six": 6}  # "the trio", "all four"
 _PAIR_NOUNS = {"couple", "newlyweds", "newlywed", "twins", "twin", "pair", "lovers", "lover"}
 _RELATION_GROUP = {
     "son": "child", "daughter": "child", "child": "child", "kid": "child", "baby": "child",

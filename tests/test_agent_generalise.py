@@ -1373,3 +1373,15 @@ def test_subjects_joined_by_and_before_a_verb_read_as_a_noun_are_all_found():
         _, scenes = story(prompt)
         assert all(ids_at(scenes[0], prompt, word) for word in who), prompt
         assert not ids_at(scenes[0], prompt, "Seth") & ids_at(scenes[0], prompt, who[0])
+
+
+def test_a_list_after_they_names_the_ones_they_are():
+    prompts = ("A farmer grows a turnip.", "He calls his wife and the dog.",
+               "With one last mighty effort, they all pull together—farmer, wife, granddaughter, and dog—and at last, the "
+               "turnip bursts free.")
+    agent, scenes = story(*prompts)
+    last = prompts[2]
+    assert ids_at(scenes[2], last, "farmer") == ids_at(scenes[0], prompts[0], "farmer")
+    assert ids_at(scenes[2], last, "wife") == ids_at(scenes[1], prompts[1], "wife")
+    assert ids_at(scenes[2], last, "dog") == ids_at(scenes[1], prompts[1], "dog")
+    assert len(agent.registry.entities) == 4  # the granddaughter is the one newcomer

@@ -1481,9 +1481,16 @@ class PromptAnalyzer:
         verb = token.head
         while verb.pos_ not in ("VERB", "AUX") and verb.head.i != verb.i:
             verb = verb.head
+        first = token
+        while first.dep_ in ("conj", "appos") and first.head.i not in (first.i, verb.i):
+            first = first.head
+        listed = first.dep_ in ("dep", "appos", "npadvmod") and first.head.i == verb.i  # "they all pull together—farmer, wife,
+        # dog": the list after the verb says who "they" are
         for _ in range(2):
             for c in verb.children:
                 if c.dep_ in ("nsubj", "nsubjpass") and c.i != token.i:
+                    if listed and c.lower_ in ("they", "we"):
+                        return None
                     if c.lower_ in ("who", "that", "which") and verb.dep_ == "relcl":
                         return verb.head.i  # "a cook ..., who hands him a bowl": the subject is the cook
                     return c.i

@@ -1385,3 +1385,11 @@ def test_a_list_after_they_names_the_ones_they_are():
     assert ids_at(scenes[2], last, "wife") == ids_at(scenes[1], prompts[1], "wife")
     assert ids_at(scenes[2], last, "dog") == ids_at(scenes[1], prompts[1], "dog")
     assert len(agent.registry.entities) == 4  # the granddaughter is the one newcomer
+
+
+def test_the_kids_who_act_are_the_boy_and_the_girl_the_story_has():
+    prompts = ("A boy and a girl draw in the dust.", "The boy chases after the emu, and the girl follows him.",
+               "To escape the kids climb the tree and sit there waiting.")
+    _, scenes = story(*prompts)
+    pair = ids_at(scenes[0], prompts[0], "boy") | ids_at(scenes[0], prompts[0], "girl")
+    assert len(pair) == 2 and ids_at(scenes[2], prompts[2], "kids") == pair

@@ -884,14 +884,17 @@ class Resolver:
             members = [g for g in dict.fromkeys(recent) if g not in here and
                        self.registry.entities[g].kind == "person" and self.registry.entities[g].base != "group"]
             return members if len(members) >= 2 else [-1]
-        if not members and m.recalled:
-            # "Shot from behind the pigeons", "look head-on at the birds": the story's own of that kind, lately seen
+        if not members and (m.recalled or m.form == "definite"):
+            # "Shot from behind the pigeons", "look head-on at the birds": the story's own of that kind, lately seen;
+            # also when they act ("the boy ... the girl ... To escape, the kids climb the tree")
             recent = [g for ids in self._prompt_order()[:None if m.heads == ["family"] else 2] for g in ids]
             members = [g for g in dict.fromkeys(recent) if self.registry.entities[g].base != "group" and
                        (set(m.heads) & set(self.registry.entities[g].heads) or
                         _kind_of(m.heads, self.registry.entities[g].base) or
                         _person_kind_of(m.heads, self.registry.entities[g]))]
-            return members if len(members) >= 2 else []
+            if len(members) >= 2 or m.recalled:
+                return members if len(members) >= 2 else []
+            members = []
         pair = lexicon.PAIR_RELATIONS.get(m.heads[0] + "s") if m.heads and m.kind == "person" else None
         if not members and pair:
             # "the parents standing by the door": a mother and a father, each a character the story can name later

@@ -1393,3 +1393,19 @@ def test_the_kids_who_act_are_the_boy_and_the_girl_the_story_has():
     _, scenes = story(*prompts)
     pair = ids_at(scenes[0], prompts[0], "boy") | ids_at(scenes[0], prompts[0], "girl")
     assert len(pair) == 2 and ids_at(scenes[2], prompts[2], "kids") == pair
+
+
+def test_a_given_name_the_tagger_calls_a_company_is_someone_looked_at():
+    prompt = "Tom smiles at Ella."
+    _, scenes = story(prompt)
+    assert ids_at(scenes[0], prompt, "Ella") and ids_at(scenes[0], prompt, "Ella") != ids_at(scenes[0], prompt, "Tom")
+
+
+def test_one_of_the_group_is_a_character_of_its_own():
+    prompts = ("Ella walks in the park.",
+               "One of the enforcers lunges forward, jabbing its energy pole towards Ella.",
+               "The enforcer jabs again, this time connecting with Ella's shoulder.")
+    _, scenes = story(*prompts)
+    one = ids_at(scenes[1], prompts[1], "One")
+    assert one and one != ids_at(scenes[1], prompts[1], "Ella")
+    assert ids_at(scenes[2], prompts[2], "enforcer") == one

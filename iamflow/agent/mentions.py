@@ -1271,6 +1271,9 @@ class PromptAnalyzer:
             return True  # "Tyler skillfully maneuvers" (the verb read as a plural), "Gabe increasingly frustrated"
         if token.dep_ == "compound" and token.head.tag_ == "VBG" and token.head.dep_ in ("pobj", "dobj", "ROOT"):
             return True  # "Close-up of Vera Claythorne standing ...": the parser made the name a modifier of the verb
+        if token.dep_ == "pobj" and token.head.lower_ in ("at", "with", "beside", "behind", "towards", "toward") \
+                and token.ent_type_ in ("ORG", "NORP") and self._given_name(token):
+            return True  # "jabbing its pole towards Ella", "smiles at Ella": a given name the NER took for a company
         if token.dep_ == "pobj" and token.head.lower_ in ("of", "on", "at") and not place:
             shot = token.head.head
             if shot.lower_ in _SHOT_NOUNS or shot.lower_ == "up" and shot.i >= 2 and \
@@ -1627,6 +1630,14 @@ class PromptAnalyzer:
                 mentions.append(Mention(start=tok.idx, end=tok.idx + len(tok.text), surface=tok.text, form="definite",
                                         kind=info.kind, base=info.base, gender=info.gender, heads=[_singular(tok)],
                                         token=tok.i, sentence=sent_of.get(tok.i, 0), weak=True))
+            elif (one_of := self._one_of(tok)) is not None:
+                # "One of the enforcers lunges forward": one of them, a character of its own beside the group
+                index_of_token[tok.i] = len(mentions)
+                mentions.append(Mention(start=tok.idx, end=tok.idx + len(tok.text), surface=doc[tok.i: one_of[0].i + 1].text,
+                                        form="indefinite",
+                                        kind=one_of[1].kind, base=one_of[1].base, gender=one_of[1].gender,
+                                        heads=[_singular(one_of[0])], token=tok.i, sentence=sent_of.get(tok.i, 0),
+                                        action=self._action(tok)))
             elif (tok.tag_ in ("NNS", "NNPS") or tok.lower_ in ("couple", "pair") and any(
                     c.dep_ == "det" and c.lower_ in ("the", "a", "an") for c in tok.children)) and (
                     not self._is_excluded(tok) or tok.lower_ in ("couple", "pair")):
@@ -1668,6 +1679,23 @@ class PromptAnalyzer:
                 word = self.doc[m.possessor_token]
                 m.possessor_span = (self.in_prompt(word.idx), self.in_prompt(word.idx + len(word.text) - 1) + 1)
         return mentions
+
+    def _one_of(self, tok):
+        """For "One of the soldiers" that acts or is acted on: the plural word and what kind of character it is."""
+        if tok.lower_ != "one" or tok.dep_ not in ("nsubj", "nsubjpass", "dobj"):
+            return None
+        for of in tok.children:
+            if of.dep_ == "prep" and of.lower_ == "of":
+                for group in of.children:
+                    if group.dep_ == "pobj" and group.tag_ in ("NNS", "NNPS") and \
+                            any(c.dep_ == "det" and c.lower_ in ("the", "these", "those") or c.dep_ == "poss"
+                                for c in group.children):
+                        info = lexicon.CHARACTER_NOUNS.get(_singular(group)) or self.character_info(group)
+                        if info is None and self.classify_unknown is not None and group.is_alpha:
+                            info = self.classify_unknown(_singular(group), "", False, "acts")  # "one of" them acts
+                        if info is not None and info.kind in ("person", "animal", "creature", "robot"):
+                            return group, info
+        return None
 
     def _numbered(self, mentions: list[Mention]) -> list[Mention]:
         """"Snowman 1" (a numbered character, ``_numbered_characters``) is a snowman by kind; and the prompt's

@@ -1409,3 +1409,13 @@ def test_one_of_the_group_is_a_character_of_its_own():
     one = ids_at(scenes[1], prompts[1], "One")
     assert one and one != ids_at(scenes[1], prompts[1], "Ella")
     assert ids_at(scenes[2], prompts[2], "enforcer") == one
+
+
+def test_given_names_where_someone_stands_are_names_whatever_the_tagger_says():
+    prompt = "Following Nina and Gabe as they run into the dense brush."
+    _, scenes = story(prompt)
+    nina, gabe = ids_at(scenes[0], prompt, "Nina"), ids_at(scenes[0], prompt, "Gabe")
+    assert nina and gabe and nina != gabe
+    prompt = "She drives her Toyota to Paris."  # a car and a city, not people
+    _, scenes = story(prompt)
+    assert not ids_at(scenes[0], prompt, "Paris")

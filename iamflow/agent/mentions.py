@@ -1274,6 +1274,12 @@ class PromptAnalyzer:
         if token.dep_ == "pobj" and token.head.lower_ in ("at", "with", "beside", "behind", "towards", "toward") \
                 and token.ent_type_ in ("ORG", "NORP") and self._given_name(token):
             return True  # "jabbing its pole towards Ella", "smiles at Ella": a given name the NER took for a company
+        if (token.dep_ in ("conj", "appos") or token.dep_ == "dobj" and token.head.lemma_.lower() not in (
+                "do", "make", "name", "call", "play") or token.dep_ == "pobj" and token.head.lower_ in (
+                "at", "with", "beside", "behind", "towards", "toward")) and token.pos_ == "PROPN" and \
+                token.text[1:].islower() and token.ent_type_ not in ("GPE", "LOC", "FAC") and \
+                not any(c.dep_ in ("det", "poss") for c in token.children) and self._sexed_name(token):
+            return True  # "Following Nina and Gabe", "my mum taking Archie home": a given name, where someone stands
         if token.dep_ == "pobj" and token.head.lower_ in ("of", "on", "at") and not place:
             shot = token.head.head
             if shot.lower_ in _SHOT_NOUNS or shot.lower_ == "up" and shot.i >= 2 and \

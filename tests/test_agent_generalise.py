@@ -1419,3 +1419,13 @@ def test_given_names_where_someone_stands_are_names_whatever_the_tagger_says():
     prompt = "She drives her Toyota to Paris."  # a car and a city, not people
     _, scenes = story(prompt)
     assert not ids_at(scenes[0], prompt, "Paris")
+
+
+def test_the_one_a_relation_acts_on_is_the_possessor_in_the_scene():
+    prompt = "The boy's father hugs him."
+    _, scenes = story(prompt)
+    boy, father = ids_at(scenes[0], prompt, "boy"), ids_at(scenes[0], prompt, "father")
+    assert boy and father and boy != father and ids_at(scenes[0], prompt, "him") == boy
+    prompt = "The girl's mother smiles."  # the girl is only named as whose mother she is
+    _, scenes = story(prompt)
+    assert not ids_at(scenes[0], prompt, "girl")

@@ -2499,12 +2499,25 @@ class PromptAnalyzer:
                         if h in lexicon.RELATION_NOUNS:
                             m.relation = h
                             break
-                if idx is not None and (m.relation is not None or m.kind in ("person", "animal")):
-                    mentions[idx].appearance = False if m.relation is not None else mentions[idx].appearance
+                if idx is not None and m.relation is not None and (m.kind not in ("person", "animal") or
+                                                                   not self._relation_acts_on_owner(m, mentions[idx])):
+                    mentions[idx].appearance = False
         # "the beekeeper's son": the beekeeper is named as a relation's possessor, not seen in the scene
         for m in mentions:
-            if m.possessor_index is not None and m.relation is not None and m.kind == "person":
+            if m.possessor_index is not None and m.relation is not None and m.kind == "person" and \
+                    not self._relation_acts_on_owner(m, mentions[m.possessor_index]):
                 mentions[m.possessor_index].appearance = False
+
+    def _relation_acts_on_owner(self, relation: Mention, owner: Mention) -> bool:
+        """"The boy's father hugs him", "The girl's mother calls her over": the one the relation does something to
+        is the possessor, who is in the scene after all."""
+        tok = self.doc[relation.token]
+        if tok.dep_ not in ("nsubj", "nsubjpass"):
+            return False
+        wanted = {"m": ("him",), "f": ("her",)}.get(owner.gender or "", ("him", "her"))
+        objects = [c for c in tok.head.children if c.dep_ in ("dobj", "dative")] + [
+            o for p in tok.head.children if p.dep_ == "prep" for o in p.children if o.dep_ == "pobj"]
+        return any(o.lower_ in wanted and o.tag_ == "PRP" for o in objects)
 
     def _wearing_predicates(self, mentions: list[Mention], index_of_token: dict[int, int]) -> None:
         """"He wears a grey coat", "Now wearing a sequined jacket, she ...", "..., now bald" add attributes."""

@@ -1429,3 +1429,15 @@ def test_the_one_a_relation_acts_on_is_the_possessor_in_the_scene():
     prompt = "The girl's mother smiles."  # the girl is only named as whose mother she is
     _, scenes = story(prompt)
     assert not ids_at(scenes[0], prompt, "girl")
+
+
+def test_they_after_them_and_in_the_next_prompt_are_the_person_and_the_animals():
+    prompts = ("The old woman made him some millet dumplings.", "Along the way, he met a dog, a monkey, and a pheasant.",
+               "He gave each of them a dumpling, and they joined him on his quest.",
+               "They arrived at Demon Island and won.")
+    _, scenes = story(*prompts)
+    he = ids_at(scenes[1], prompts[1], "he met")
+    animals = set().union(*(ids_at(scenes[1], prompts[1], w) for w in ("dog", "monkey", "pheasant")))
+    assert len(animals) == 3
+    assert ids_at(scenes[2], prompts[2], "they") == animals
+    assert ids_at(scenes[3], prompts[3], "They") == animals | he

@@ -749,6 +749,15 @@ class Resolver:
             rec = self.registry.entities[gid]
             return rec.kind in kinds or "person" in kinds and _personlike(rec)
 
+        before = [other for _, other in self.assigned if other.pronoun == "they" and other.token < m.token and
+                  other.sentence == m.sentence]
+        if before:
+            # "He gave each of them a dumpling, and they joined him": the ones "them" just stood for
+            last = max(before, key=lambda o: o.token)
+            ids = list(dict.fromkeys(gid for gid, other in self.assigned if other is last))
+            if len(ids) >= 2 and not set(ids) & subject_ids:
+                return ids
+
         here = []
         for gid, other in self.assigned:
             if other.token < m.token and gid not in here and of_kind(gid) and gid not in subject_ids:
@@ -772,6 +781,12 @@ class Resolver:
                     return groups[-1:]
                 if any(self.registry.entities[g].kind == "person" for g in ids):
                     break
+            cast = [g for g in last if self.registry.entities[g].kind in ("person", "animal", "creature", "robot")
+                    and self.registry.entities[g].base != "group" and g not in subject_ids]
+            if "person" in kinds and len(cast) >= 2 and len(people) == 1 and len(cast) > len(people):
+                # "he met a dog, a monkey, and a pheasant ... they joined him" -> "They arrived at Demon Island":
+                # the one person of the last prompt and the animals with him
+                return cast
         out = [g for g in here]
         for ids in self._prompt_order()[:4]:
             for gid in ids:

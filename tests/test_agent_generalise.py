@@ -1441,3 +1441,12 @@ def test_they_after_them_and_in_the_next_prompt_are_the_person_and_the_animals()
     assert len(animals) == 3
     assert ids_at(scenes[2], prompts[2], "they") == animals
     assert ids_at(scenes[3], prompts[3], "They") == animals | he
+
+
+def test_a_shot_lists_bare_noun_before_what_it_does_is_a_character():
+    prompt = "1. Story opens to bird singing on tree branch."
+    _, scenes = story(prompt)
+    assert ids_at(scenes[0], prompt, "bird")
+    prompt = "She goes to dog training."  # an activity, no dog in it
+    _, scenes = story(prompt)
+    assert not ids_at(scenes[0], prompt, "dog")

@@ -824,6 +824,13 @@ def _misparsed_verb(token) -> bool:
         return True  # "the female opening a letter": the participle was read as the noun, the noun as its adjective
     if token.dep_ == "compound" and head.tag_ == "VBZ" and head.i == token.i + 1 and token.pos_ == "NOUN":
         return True  # "The taxi speeds off": the noun hung on its own verb
+    if token.dep_ == "compound" and token.tag_ == "NN" and head.i == token.i + 1 and head.text.islower() and \
+            head.lower_.endswith("ing") and head.tag_ in ("NN", "VBG") and head.dep_ in ("ROOT", "pobj", "dobj") and \
+            not any(c.dep_ in ("det", "amod", "compound") and c.i < token.i - (c.dep_ == "det") for c in head.children) \
+            and any(c.dep_ in ("prep", "advmod", "dobj", "prt", "npadvmod") for c in head.children) and \
+            noun_info(token) is not None and noun_info(token).kind in ("person", "animal", "creature", "robot") and \
+            head.lower_ not in lexicon.THING_NOUNS | lexicon.NOT_CHARACTERS:
+        return True  # "Story opens to bird singing on tree branch": a shot list's bare noun and what it does
     if token.dep_ == "compound" and token.tag_ == "NNS" and head.tag_ == "NN" and head.i == token.i + 1 and \
             noun_info(token) is not None and noun_info(head) is None and head.dep_ in ("ROOT", "pobj") and \
             head.lower_ not in lexicon.THING_NOUNS | lexicon.LOCATION_NOUNS | lexicon.NOT_CHARACTERS:

@@ -1450,3 +1450,13 @@ def test_a_shot_lists_bare_noun_before_what_it_does_is_a_character():
     prompt = "She goes to dog training."  # an activity, no dog in it
     _, scenes = story(prompt)
     assert not ids_at(scenes[0], prompt, "dog")
+
+
+def test_a_shot_captions_indefinite_woman_is_the_one_woman_of_the_story():
+    prompts = ("A middle-aged man in a lab coat and a young woman with long reddish-brown hair talk in a hospital room.",
+               "The camera cuts to a close-up of a woman with red hair lying in bed.")
+    _, scenes = story(*prompts)
+    assert ids_at(scenes[1], prompts[1], "woman") == ids_at(scenes[0], prompts[0], "woman")
+    prompts = ("A young woman sits at a cafe table.", "A woman in a red coat walks past the window.")
+    _, scenes = story(*prompts)  # a story's new sentence, not a shot's caption: someone else may walk past
+    assert ids_at(scenes[1], prompts[1], "woman") != ids_at(scenes[0], prompts[0], "woman")

@@ -65,6 +65,7 @@ def _person_kind_of(heads: list[str], rec) -> bool:
 
 _GENERIC_NONPERSON = {"animal", "creature", "beast", "machine", "robot", "thing", "vehicle"}
 _COUPLE_HEADS = {"bride", "groom", "husband", "wife", "newlywed", "bridegroom", "lover", "girlfriend", "boyfriend"}
+_SHOT_WORDS = re.compile(r"\b(close-up|close up|closeup|camera|shot|cuts? (?:back )?to|in frame|of the frame)\b", re.I)
 _COUPLE_WORDS = {"newlywed", "newlyweds", "couple", "lover", "lovers"}  # two people who are together
 
 
@@ -101,6 +102,7 @@ class Resolver:
         self.registry = registry
         self.prompt_index = prompt_index
         self.change_cue = _has_change_cue(prompt)
+        self.shot = bool(_SHOT_WORDS.search(prompt))  # a shot list's caption ("a close-up of ...", "the camera cuts")
         self.encoder = encoder
         self.threshold = similarity_threshold
         self.assigned: list[tuple[int, Mention]] = []  # (global id, mention) in prompt order
@@ -492,6 +494,13 @@ class Resolver:
             if len(same_head) == 1 and len([r for r in recent if r.kind == m.kind and m.heads[0] in r.heads]) == 1 \
                     and not same_head[0].names and self._compatible(m, same_head[0], strict=True):
                 return same_head[0].global_id
+        if m.kind == "person" and m.base in ("man", "woman", "boy", "girl") and not m.newcomer and self.shot:
+            # a shot list describes its cast anew in each shot: "a close-up of a woman with red hair" is the one
+            # woman the story has, when nothing she is said to be contradicts it
+            same = [r for r in self._records() if r.kind == "person" and r.base == m.base and r.base != "group"]
+            if len(same) == 1 and not self._in_prompt(same[0].global_id) and \
+                    self._compatible(m, same[0], strict=True):
+                return same[0].global_id
         for rec in self._records():
             if self._in_prompt(rec.global_id) and rec.global_id not in self.created:
                 continue

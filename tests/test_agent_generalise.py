@@ -1460,3 +1460,10 @@ def test_a_shot_captions_indefinite_woman_is_the_one_woman_of_the_story():
     prompts = ("A young woman sits at a cafe table.", "A woman in a red coat walks past the window.")
     _, scenes = story(*prompts)  # a story's new sentence, not a shot's caption: someone else may walk past
     assert ids_at(scenes[1], prompts[1], "woman") != ids_at(scenes[0], prompts[0], "woman")
+
+
+def test_what_is_said_after_an_age_phrase_describes_the_person():
+    prompt = "A woman in her early thirties with shoulder-length auburn hair, wearing a mustard knit sweater, stands."
+    _, scenes = story(prompt)
+    attrs = scenes[0].entities[0].attrs
+    assert "shoulder-length auburn hair" in attrs and "mustard knit sweater" in attrs

@@ -1445,9 +1445,17 @@ class PromptAnalyzer:
             if compounds and token.pos_ == "NOUN":
                 attrs = [a for a in attrs if a not in {c.text for c in compounds}]
                 attrs.append(_joined(sorted(compounds, key=lambda t: t.i)) + " " + token.text)
-        for child in token.rights:
+        rights = list(token.rights)
+        for child in list(rights):
+            if child.dep_ == "punct":  # "A woman ..., wearing a mustard sweater, stands": hung on the comma
+                rights += [c for c in child.children if c.dep_ == "prep" and c.lower_ == "wearing"]
+            if child.dep_ == "prep" and child.lower_ == "in":
+                # "A woman in her early thirties with shoulder-length auburn hair": hung on the age phrase
+                rights += [c for obj in child.children if obj.dep_ == "pobj" and attributes.is_age_phrase(_phrase(obj))
+                           for c in obj.rights if c.dep_ == "prep" and c.lower_ in ("with", "wearing")]
+        for child in rights:
             if child.dep_ == "prep" and child.lower_ in ("with", "in", "of", "wearing"):
-                for obj in (c for c in child.children if c.dep_ == "pobj"):
+                for obj in (c for c in child.children if c.dep_ in ("pobj", "dobj")):
                     for conj in _conjuncts(obj):
                         phrase = _phrase(conj)
                         if child.lower_ == "of" and not attributes.is_age_phrase(phrase):

@@ -1467,3 +1467,12 @@ def test_what_is_said_after_an_age_phrase_describes_the_person():
     _, scenes = story(prompt)
     attrs = scenes[0].entities[0].attrs
     assert "shoulder-length auburn hair" in attrs and "mustard knit sweater" in attrs
+
+
+def test_names_the_tagger_reads_as_adjectives_or_companies_are_names():
+    prompt = "Jake signals for the bartender."  # "Jake" tagged an adjective of the verb read as a plural noun
+    _, scenes = story(prompt)
+    assert ids_at(scenes[0], prompt, "Jake") and ids_at(scenes[0], prompt, "Jake") != ids_at(scenes[0], prompt, "bartender")
+    prompt = "The other arguer, Addison, isn’t having it."  # an unlisted role noun with a name beside it
+    _, scenes = story(prompt)
+    assert ids_at(scenes[0], prompt, "Addison")

@@ -791,7 +791,8 @@ def _fragment_subject(token, given_name: bool = False) -> bool:
         "amod", "compound", "npadvmod", "advmod", "nmod") or token.dep_ == "nsubj" and token.pos_ in ("ADJ", "ADV"))
     # (also "Ilse looks up", the name tagged an adjective)
     after = token.doc[nxt.i + 1] if nxt.i + 1 < len(token.doc) else None
-    verb_after = verb_after or token.pos_ == "PROPN" and token.dep_ in ("compound", "npadvmod") and \
+    verb_after = verb_after or (token.pos_ == "PROPN" and token.dep_ in ("compound", "npadvmod") or
+                                token.pos_ == "ADJ" and token.dep_ == "amod" and given_name) and \
         nxt.dep_ == "ROOT" and (nxt.tag_ == "VBG" or nxt.tag_ == "NNS" and after is not None and
                                 after.tag_ in ("PRP$", "DT", "RP", "RB", "IN")) and \
         (token.ent_type_ not in ("GPE", "LOC", "FAC", "NORP") or given_name)
@@ -1224,14 +1225,28 @@ class PromptAnalyzer:
         if token.i in self.non_name_tokens and not any(
                 c.dep_ == "appos" and noun_info(c) for c in token.children) \
                 and not self._acts_like_a_name(token) and not (
-                token.dep_ == "appos" and token.head.i < token.i and noun_info(token.head) is not None and
-                token.head.tag_ == "NN"):  # "His dark cat, Spark, is watching": a name set beside its noun
+                token.dep_ == "appos" and token.head.i < token.i and token.head.tag_ == "NN" and (
+                    noun_info(token.head) is not None or self._classified_person(token.head))):
+            # ("His dark cat, Spark, is watching", "The other arguer, Addison, ...": a name set beside its noun)
             return False
         if self._acts_like_a_name(token):
             return True  # "Sydney points up the ridge": a capitalised subject is a name whatever NER says
         has_person_appos = any(c.dep_ == "appos" and (noun_info(c) or c.pos_ == "PROPN") for c in token.children)
-        is_appos_of_person = token.dep_ == "appos" and noun_info(token.head) is not None
+        is_appos_of_person = token.dep_ == "appos" and (noun_info(token.head) is not None or
+                                                        token.head.tag_ == "NN" and self._classified_person(token.head))
+        # ("The other arguer, Addison, isn't having it": a role the noun classifier takes for a person's)
         return has_person_appos or is_appos_of_person
+
+    def _classified_person(self, token) -> bool:
+        """An unlisted noun ("the other arguer") with a capitalised name set beside it: is it a person's role (the
+        name is the evidence)?"""
+        if self.classify_unknown is None or not token.is_alpha or token.pos_ != "NOUN" or not any(
+                c.dep_ == "det" for c in token.children) or not any(
+                c.dep_ == "appos" and c.text[:1].isupper() and c.text[1:].islower() and c.i > token.i
+                for c in token.children):
+            return False
+        info = self.classify_unknown(token.lemma_.lower(), self._compound_phrase(token), False, "acts")
+        return info is not None and info.kind == "person"
 
     def _acts_like_a_name(self, token) -> bool:
         """A capitalised proper noun that does something or is given something is someone, even when the

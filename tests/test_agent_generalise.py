@@ -1476,3 +1476,12 @@ def test_names_the_tagger_reads_as_adjectives_or_companies_are_names():
     prompt = "The other arguer, Addison, isn’t having it."  # an unlisted role noun with a name beside it
     _, scenes = story(prompt)
     assert ids_at(scenes[0], prompt, "Addison")
+
+
+def test_the_noun_said_again_as_its_own_possessor_is_the_same_one():
+    prompt = "The dragon is opening the dragon's big, wide mouth."
+    agent, scenes = story(prompt)
+    assert len(scenes[0].entities) == 1 and len(agent.registry.entities) == 1
+    prompt = "The customer shakes the old man's hand."  # another man: a different noun, a different one
+    agent, scenes = story("An old man and a customer stand at the counter.", prompt)
+    assert ids_at(scenes[1], prompt, "customer") != ids_at(scenes[1], prompt, "man")

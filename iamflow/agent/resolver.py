@@ -373,6 +373,12 @@ class Resolver:
     def _definite(self, m: Mention) -> int | None:
         if "new" in m.surface.lower().split()[:-1] and m.heads and self._noun_unseen(m):
             return None  # "ready to greet the new customer": someone the story has not shown under that noun
+        if m.possessed and m.clause_subject is not None and m.heads and not m.other:
+            # "The dragon is opening the dragon's big, wide mouth": the noun said again where "its" would do
+            for gid, other in self.assigned:
+                if other.token == m.clause_subject and other.form not in ("pronoun", "group") and other.heads and \
+                        m.heads[0] == other.heads[0] and not set(m.attrs) - set(other.attrs):
+                    return gid
         # "A boy crouches ... The boy smiles": the one this prompt just brought in under that noun
         for gid in reversed(self.created):
             rec = self.registry.entities[gid]

@@ -1485,3 +1485,10 @@ def test_the_noun_said_again_as_its_own_possessor_is_the_same_one():
     prompt = "The customer shakes the old man's hand."  # another man: a different noun, a different one
     agent, scenes = story("An old man and a customer stand at the counter.", prompt)
     assert ids_at(scenes[1], prompt, "customer") != ids_at(scenes[1], prompt, "man")
+
+
+def test_a_different_couple_is_not_the_couple_of_the_last_shot():
+    prompts = ("Carolyn enters, followed by a couple in their fifties.", "Carolyn stands with a different couple.")
+    _, scenes = story(*prompts)
+    first, second = ids_at(scenes[0], prompts[0], "couple"), ids_at(scenes[1], prompts[1], "couple")
+    assert first and second and not first & second

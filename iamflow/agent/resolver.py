@@ -814,8 +814,8 @@ class Resolver:
     def _same_group(self, m: Mention) -> list[int]:
         """"Two children" again, prompt after prompt: the two the story brought in together as a group of that
         size and kind, none of them in this prompt yet (an image prompt describes its cast anew each time)."""
-        if m.attrs:
-            return []
+        if m.attrs or set(m.surface.lower().split()) & {"different", "another", "new", "other"}:
+            return []  # ("Carolyn stands with a different couple": not the couple of the last shot)
         for ids in self._prompt_order()[:2]:
             for gid in ids:
                 rec = self.registry.entities[gid]

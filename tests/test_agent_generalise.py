@@ -1492,3 +1492,13 @@ def test_a_different_couple_is_not_the_couple_of_the_last_shot():
     _, scenes = story(*prompts)
     first, second = ids_at(scenes[0], prompts[0], "couple"), ids_at(scenes[1], prompts[1], "couple")
     assert first and second and not first & second
+
+
+def test_something_that_creeps_out_is_the_creature_named_later():
+    prompts = ("Something creeps out of the darkness.", "Gary drops Kay Lin as the monster approaches.")
+    _, scenes = story(*prompts)
+    thing = ids_at(scenes[0], prompts[0], "Something")
+    assert thing and ids_at(scenes[1], prompts[1], "monster") == thing
+    prompt = "She keeps running, as if something is following her."  # a fear, not a creature
+    _, scenes = story(prompt)
+    assert not ids_at(scenes[0], prompt, "something")

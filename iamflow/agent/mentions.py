@@ -126,6 +126,8 @@ _HTML_MARK = re.compile(r"</?[a-zA-Z][^<>]{0,200}>|\*\*|==")
 _TITLE_MARKS = re.compile(r"(?:\*\*|==)+(?=[^\s*=])[^*=\n]{1,80}?(?<=\S)((?:\*\*|==)+)(?=\s+[A-Z\"“])")
 _FRAMED_PANEL_HEADING = re.compile(r"(?:\*\*)?\b(?:Panel|Scene|Shot|Page|Frame)\s*\d+[a-z]?\s*\([^()]{0,80}\)(?:\*\*)?")
 _SOMEONE = {"someone", "somebody"}
+_LURKING_VERBS = {"creep", "crawl", "lurk", "slither", "emerge", "approach", "stalk", "prowl", "scuttle", "scurry", "growl",
+                  "snarl", "stir", "watch", "spy", "peer", "follow", "hiss", "howl"}
 _NAMED_AS_KNOWN = re.compile(r"[‘'\"“](?P<name>[A-Z][a-z]+)[’'\"”],?\s+as\s+(?:it|he|she|they)\s+(?:will|would|shall)\s+"
                              r"be\s+(?:known|called|named)")
 # an outline's index after its prose: "#frodo #emyn_muil <!-- sid:qgiq1g5ca -->" (hashtags, then a comment)
@@ -1036,6 +1038,11 @@ class PromptAnalyzer:
             # "Someone was on the path up ahead", "someone in the background plucks at a leaf": someone there,
             # not yet known (but not "surprised someone came", "someone else shifts their bag")
             return lexicon.NounInfo("person", "person")
+        if token.lower_ == "something" and token.dep_ == "nsubj" and token.head.lemma_.lower() in _LURKING_VERBS and \
+                not any(c.dep_ == "mark" and c.lower_ in ("if", "though") for c in token.head.children):
+            # "Something creeps out of the darkness": a creature not yet seen (later "the monster"); not "as if
+            # something is following her"
+            return lexicon.NounInfo("creature", "creature")
         if token.lower_ in _ADJECTIVE_NOUNS and token.i + 2 < len(token.doc) and token.doc[token.i + 1].text == "," \
                 and token.doc[token.i + 2].dep_ == "amod" and token.doc[token.i + 2].head.i > token.i + 2:
             return None  # "giant, glowing mushrooms": an adjective in a list before the noun

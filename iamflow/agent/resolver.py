@@ -178,7 +178,7 @@ class Resolver:
         if m.heads == ["one"]:
             pass  # "the one in red" can be any kind of character
         elif m.kind != rec.kind:
-            generic = set(m.heads) & _GENERIC_NONPERSON
+            generic = set(m.heads) & _GENERIC_NONPERSON or "something" in rec.heads  # (what crept out: anything)
             if not (generic and rec.kind in ("robot", "creature", "animal") and m.kind in ("robot", "creature",
                                                                                          "animal")):
                 return False
@@ -205,6 +205,9 @@ class Resolver:
     def _head_score(self, m: Mention, rec: EntityRecord) -> float:
         if rec.kind == "animal" and _kind_of(m.heads, rec.base):
             return 1.5  # "a small orange beetle ... The bug"
+        if "something" in rec.heads and rec.kind != "person" and m.kind in ("creature", "animal", "robot") and \
+                m.form != "indefinite":
+            return 1.5  # "Something creeps out of the darkness" ... "the monster approaches"
         heads = set(m.heads)
         if m.introduced:
             heads -= lexicon.GENERIC_PERSON

@@ -1502,3 +1502,14 @@ def test_something_that_creeps_out_is_the_creature_named_later():
     prompt = "She keeps running, as if something is following her."  # a fear, not a creature
     _, scenes = story(prompt)
     assert not ids_at(scenes[0], prompt, "something")
+
+
+def test_a_transcripts_bracketed_panel_is_a_description_not_a_name():
+    prompts = ("[Megan on the ground, with Cueball off screen.]", "[Megan speaking to Hairy.]")
+    agent, scenes = story(*prompts)
+    megan = ids_at(scenes[0], prompts[0], "Megan")
+    assert megan and ids_at(scenes[1], prompts[1], "Megan") == megan
+    assert all(e.surface != "Megan speaking to Hairy." for e in scenes[1].entities)
+    prompt = "[Bob] waves at [Mrs. Lincoln]."  # short bracketed names are still names
+    _, scenes = story(prompt)
+    assert ids_at(scenes[0], prompt, "Bob") and ids_at(scenes[0], prompt, "Lincoln")

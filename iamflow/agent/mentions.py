@@ -118,6 +118,17 @@ _ARTICLE_BLOCKERS = {"a", "an", "the", "this", "that", "these", "those", "his", 
 # brackets, maybe glued to the next word: "[Kitty]at home"), "[NC]" (no character in this frame); "#" before a
 # caption ("[Bob] at home #He reads")
 _TAG = re.compile(r"\[([A-Za-z][\w' .-]{0,40})\]")
+_DESCRIBED_BRACKET = re.compile(r"\[([^\[\]]{8,})\]")  # a bracketed description, not a tag
+_NAME_PARTICLES = {"of", "the", "de", "van", "von", "da", "le", "la", "el", "del", "di", "du", "bin", "al"}
+
+
+def _name_like(inner: str) -> bool:
+    """"[Bob]", "[Mrs. Lincoln]", "[King of Birds]": a name; "[Megan speaking to Hairy.]" is a description."""
+    words = inner.split()
+    if inner.rstrip().endswith(".") and len(words) >= 3:
+        return False
+    return len(words) <= 3 or len(words) <= 5 and all(
+        w[:1].isupper() or w.lower() in _NAME_PARTICLES or w[:1].isdigit() for w in words)
 _PLACEHOLDER = re.compile(r"^(?:character|char|person|subject|actor|role|protagonist|hero|id)[ _-]?(\d{1,2})$", re.I)
 _NO_CHARACTER_TAGS = {"nc", "no character", "none", "empty"}
 _CAPTION_MARK = re.compile(r"\s*#\s*")
@@ -252,7 +263,7 @@ def _markup(text: str) -> tuple[dict[int, tuple[int, str, list[int]]], dict[int,
             tags[match.start()] = inner
             # the name's first and last characters come from the tag's: a mention spans the whole tag
             origin = [min(start + i, end - 2) for i in range(len(name) - 1)] + [end - 1]
-        elif inner[:1].isupper():
+        elif inner[:1].isupper() and _name_like(inner):
             name = inner  # "[Bob]": a name, whatever the parser makes of it
             tags[match.start()] = inner
             origin = list(range(start, end))
@@ -260,6 +271,12 @@ def _markup(text: str) -> tuple[dict[int, tuple[int, str, list[int]]], dict[int,
             continue
         new = name + (" " if after.isalnum() else "")
         replaced[match.start()] = (match.end(), new, origin + [end] * (len(new) - len(name)))
+    for match in _DESCRIBED_BRACKET.finditer(text):
+        if _replaced_at(replaced, match.start()) or len(match.group(1).split()) < 3:
+            continue
+        # "[Megan on the ground, with Cueball off screen.]": a transcript's panel description, unwrapped
+        replaced[match.start()] = (match.start() + 1, "", [])
+        replaced[match.end() - 1] = (match.end(), "", [])
     for match in _CAPTION_MARK.finditer(text):
         if match.start() in replaced or "#" not in match.group() or _replaced_at(replaced, match.start() +
                                                                                   match.group().index("#")):
@@ -800,6 +817,9 @@ def _fragment_subject(token, given_name: bool = False) -> bool:
         (token.ent_type_ not in ("GPE", "LOC", "FAC", "NORP") or given_name)
     # ("Leo watching TV contentedly", "Tyler bumps his head": the caption's verb read as a plural noun)
     root_itself = token.dep_ == "ROOT" and token.tag_ in ("RB", "NNP") and nxt.lower_ in ("nearby", "alone", "too")
+    # "Megan speaking to Hairy.", "Megan on the ground, with Cueball off screen.": a transcript's panel, a given name
+    root_itself = root_itself or given_name and token.dep_ == "ROOT" and token.pos_ in ("NOUN", "PROPN") and (
+        nxt.tag_ == "VBG" and nxt.dep_ == "acl" or nxt.dep_ == "prep" and nxt.lower_ in ("on", "at", "in", "with"))
     # "Snickers barks at the darkness": a capitalised "plural" whose verb says it is one
     agrees_as_one = token.tag_ == "NNS" and token.dep_ == "nsubj" and token.head.tag_ == "VBZ" and \
         token.head.i == token.i + 1
@@ -2035,7 +2055,8 @@ class PromptAnalyzer:
                 # white Miniature Schnauzer puppy"
             given = noun is not None and noun.kind != "vehicle" and (tok.tag_ == "NNP" or not tok.is_sent_start or titled)
             if not given and lower not in names_here and tok.i not in listed and \
-                    not _fragment_subject(tok, self._given_name(tok)) and \
+                    not _fragment_subject(tok, self._given_name(tok) or tok.ent_type_ in ("", "PERSON") and
+                                          self._sexed_name(tok)) and \
                     not _letter_name(tok):
                 continue
             if given and nxt.i in index_of_token:

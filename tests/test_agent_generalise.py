@@ -1513,3 +1513,9 @@ def test_a_transcripts_bracketed_panel_is_a_description_not_a_name():
     prompt = "[Bob] waves at [Mrs. Lincoln]."  # short bracketed names are still names
     _, scenes = story(prompt)
     assert ids_at(scenes[0], prompt, "Bob") and ids_at(scenes[0], prompt, "Lincoln")
+
+
+def test_a_fronted_description_before_she_is_hers_not_a_new_woman():
+    prompts = ("Carolyn tends her roses.", "A very well-put together woman of forty, she wears gardening togs.")
+    agent, scenes = story(*prompts)
+    assert len(agent.registry.entities) == 1 and len(scenes[1].entities) == 1

@@ -1644,6 +1644,13 @@ class PromptAnalyzer:
                 subj = self._subject_of(verb)
                 if subj is not None and (subj.i in groups or subj.lower_ in lexicon.PRONOUNS):
                     folded_into[primary] = subj.i
+            elif tok.dep_ in ("nsubj", "npadvmod", "appos", "dep") and tok.left_edge.i == tok.sent.start and \
+                    _determiner(tok) is not None and _determiner(tok).lower_ in ("a", "an"):
+                # "A very well-put together woman of forty, she wears ...": a fronted description of "she"
+                pronoun = next((c for c in verb.children if c.dep_ == "nsubj" and c.i > tok.i and c.lower_ in (
+                    "he", "she") and doc[c.i - 1].text == ","), None)
+                if pronoun is not None:
+                    folded_into[primary] = pronoun.i
         mentions: list[Mention] = []
         index_of_token: dict[int, int] = {}
         folded_members: set[int] = set()  # "scientists" in "a team of scientists": the team is the mention

@@ -1519,3 +1519,13 @@ def test_a_fronted_description_before_she_is_hers_not_a_new_woman():
     prompts = ("Carolyn tends her roses.", "A very well-put together woman of forty, she wears gardening togs.")
     agent, scenes = story(*prompts)
     assert len(agent.registry.entities) == 1 and len(scenes[1].entities) == 1
+
+
+def test_them_let_in_by_the_only_one_the_story_has_are_new_people():
+    prompts = ("Eddy lets them inside the home.", "They watch the robot.")
+    _, scenes = story(*prompts)
+    eddy, them = ids_at(scenes[0], prompts[0], "Eddy"), ids_at(scenes[0], prompts[0], "them")
+    assert eddy and them and eddy != them and ids_at(scenes[1], prompts[1], "They") == them
+    prompt = "Tyler tosses the onions into the pan and browns them."  # the onions
+    _, scenes = story(prompt)
+    assert not ids_at(scenes[0], prompt, "them")

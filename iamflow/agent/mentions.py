@@ -676,6 +676,9 @@ class Mention:
     speaker: bool = False  # says the prompt's quoted words ("his mom said", "Jane: ...")
     recalled: bool = False  # "the pigeons" where the story has pigeons one by one: those, if any
     vocative: bool = False  # called by name in someone's words ('"Amma, we have new neighbors!"')
+    # "them" as a verb's object with no plural noun before it in its sentence ("Eddy lets them inside the home"):
+    # people the story may not have shown yet
+    unseen_them: bool = False
 
     def description(self) -> str:
         """Text the sentence encoder compares with known characters."""
@@ -2348,6 +2351,9 @@ class PromptAnalyzer:
                           owns=_owned_noun(tok) if owner else "")
         if pronoun == "it":
             mention.it_antecedent = self._nearest_noun_before(tok)
+        if tok.lower_ == "them" and tok.dep_ == "dobj" and not any(
+                t.tag_ in ("NNS", "NNPS") for t in tok.sent if t.i < tok.i):
+            mention.unseen_them = True
         if pronoun in ("he", "she") and tok.dep_ == "nsubj":
             verbs = [tok.head] + [c for c in tok.head.children if c.dep_ == "advcl" and c.tag_ == "VBG"]
             mention.object_names = [o.text for v in verbs for o in v.children

@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import attributes, lexicon
 from .mentions import CAST_NOUNS, Mention
@@ -749,6 +749,12 @@ class Resolver:
             # "The kid is in the loft ... Looking over the grounds they see a greenhouse": with one character in the
             # whole story, a person, "they" is that person
             cast = [r for r in self._records() if r.kind != "vehicle"]
+            subject_ids = self._subject_ids(m)
+            if m.unseen_them and cast and subject_ids and {r.global_id for r in cast} <= subject_ids and m.appearance:
+                # "Eddy lets them inside the home" with no one else in the story yet: people who come with the
+                # verb, a group the next "They watch the robot" is about
+                return [self._create(replace(m, form="definite", base="group", kind="person", collective=True,
+                                             heads=["people"], pronoun=None))]
             if len(cast) == 1 and cast[0].kind == "person" and cast[0].base != "group":
                 found = [cast[0].global_id]
         return found

@@ -755,7 +755,8 @@ class Resolver:
                 # verb, a group the next "They watch the robot" is about
                 return [self._create(replace(m, form="definite", base="group", kind="person", collective=True,
                                              heads=["people"], pronoun=None))]
-            if len(cast) == 1 and cast[0].kind == "person" and cast[0].base != "group":
+            if len(cast) == 1 and cast[0].kind == "person" and cast[0].base != "group" and \
+                    cast[0].global_id not in subject_ids:  # (not "Tyler ... browns them": the onions)
                 found = [cast[0].global_id]
         return found
 

@@ -1529,3 +1529,9 @@ def test_them_let_in_by_the_only_one_the_story_has_are_new_people():
     prompt = "Tyler tosses the onions into the pan and browns them."  # the onions
     _, scenes = story(prompt)
     assert not ids_at(scenes[0], prompt, "them")
+
+
+def test_a_group_of_the_other_ones_that_acts_is_a_character():
+    prompt = "A group of the other robots walk by, laughing. He frowns."
+    _, scenes = story(prompt)
+    assert ids_at(scenes[0], prompt, "robots") and ids_at(scenes[0], prompt, "robots") != ids_at(scenes[0], prompt, "He")

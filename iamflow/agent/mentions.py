@@ -2496,8 +2496,9 @@ class PromptAnalyzer:
         head = place.head
         in_group_of = place.dep_ == "pobj" and head.lower_ == "of" and head.head.lemma_.lower() in \
             _COLLECTIVE_NOUNS and head.head.dep_ in ("nsubj", "nsubjpass", "dobj", "pobj", "appos")
-        if any(c.lower_ == "other" for c in tok.children):
-            return None  # "the other passengers": the background around the characters
+        if any(c.lower_ == "other" for c in tok.children) and not (in_group_of and head.head.dep_ == "nsubj"):
+            return None  # "the other passengers": the background around the characters (but "A group of the other
+            # robots walk by, laughing" acts)
         owned = any(c.dep_ == "poss" for c in tok.children)
         acting = (info.kind in ("person", "creature", "robot") and (det_word in ("the", "these", "those") or owned) or
                   info.kind == "animal" and det_word == "the" and tok.dep_ == "nsubj" or

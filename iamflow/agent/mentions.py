@@ -137,6 +137,7 @@ _HTML_MARK = re.compile(r"</?[a-zA-Z][^<>]{0,200}>|\*\*|==")
 _TITLE_MARKS = re.compile(r"(?:\*\*|==)+(?=[^\s*=])[^*=\n]{1,80}?(?<=\S)((?:\*\*|==)+)(?=\s+[A-Z\"“])")
 _FRAMED_PANEL_HEADING = re.compile(r"(?:\*\*)?\b(?:Panel|Scene|Shot|Page|Frame)\s*\d+[a-z]?\s*\([^()]{0,80}\)(?:\*\*)?")
 _SOMEONE = {"someone", "somebody"}
+_BESIDE_SOMEONE = {"at", "with", "beside", "behind", "towards", "toward"}  # "smiles at Ella": where a person stands
 _LURKING_VERBS = {"creep", "crawl", "lurk", "slither", "emerge", "approach", "stalk", "prowl", "scuttle", "scurry", "growl",
                   "snarl", "stir", "watch", "spy", "peer", "follow", "hiss", "howl"}
 _NAMED_AS_KNOWN = re.compile(r"[‘'\"“](?P<name>[A-Z][a-z]+)[’'\"”],?\s+as\s+(?:it|he|she|they)\s+(?:will|would|shall)\s+"
@@ -1323,12 +1324,12 @@ class PromptAnalyzer:
             return True  # "Tyler skillfully maneuvers" (the verb read as a plural), "Gabe increasingly frustrated"
         if token.dep_ == "compound" and token.head.tag_ == "VBG" and token.head.dep_ in ("pobj", "dobj", "ROOT"):
             return True  # "Close-up of Vera Claythorne standing ...": the parser made the name a modifier of the verb
-        if token.dep_ == "pobj" and token.head.lower_ in ("at", "with", "beside", "behind", "towards", "toward") \
-                and token.ent_type_ in ("ORG", "NORP") and self._given_name(token):
+        if token.dep_ == "pobj" and token.head.lower_ in _BESIDE_SOMEONE and token.ent_type_ in ("ORG", "NORP") and \
+                self._given_name(token):
             return True  # "jabbing its pole towards Ella", "smiles at Ella": a given name the NER took for a company
         if (token.dep_ in ("conj", "appos") or token.dep_ == "dobj" and token.head.lemma_.lower() not in (
-                "do", "make", "name", "call", "play") or token.dep_ == "pobj" and token.head.lower_ in (
-                "at", "with", "beside", "behind", "towards", "toward")) and token.pos_ == "PROPN" and \
+                "do", "make", "name", "call", "play") or token.dep_ == "pobj" and token.head.lower_ in _BESIDE_SOMEONE) \
+                and token.pos_ == "PROPN" and \
                 token.text[1:].islower() and token.ent_type_ not in ("GPE", "LOC", "FAC") and \
                 not any(c.dep_ in ("det", "poss") for c in token.children) and self._sexed_name(token):
             return True  # "Following Nina and Gabe", "my mum taking Archie home": a given name, where someone stands
@@ -1706,8 +1707,8 @@ class PromptAnalyzer:
             elif (one_of := self._one_of(tok)) is not None:
                 # "One of the enforcers lunges forward": one of them, a character of its own beside the group
                 index_of_token[tok.i] = len(mentions)
-                mentions.append(Mention(start=tok.idx, end=tok.idx + len(tok.text), surface=doc[tok.i: one_of[0].i + 1].text,
-                                        form="indefinite",
+                mentions.append(Mention(start=tok.idx, end=tok.idx + len(tok.text),
+                                        surface=doc[tok.i: one_of[0].i + 1].text, form="indefinite",
                                         kind=one_of[1].kind, base=one_of[1].base, gender=one_of[1].gender,
                                         heads=[_singular(one_of[0])], token=tok.i, sentence=sent_of.get(tok.i, 0),
                                         action=self._action(tok)))

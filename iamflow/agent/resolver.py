@@ -932,9 +932,11 @@ class Resolver:
                        (set(m.heads) & set(self.registry.entities[g].heads) or
                         _kind_of(m.heads, self.registry.entities[g].base) or
                         _person_kind_of(m.heads, self.registry.entities[g]))]
-            if len(members) >= 2 or m.recalled:
-                return members if len(members) >= 2 else []
-            members = []
+            if len(members) >= 2:
+                return members
+            if m.recalled:
+                return []
+            members = []  # (fewer than two: "the kids" who act are a group of their own, as below)
         pair = lexicon.PAIR_RELATIONS.get(m.heads[0] + "s") if m.heads and m.kind == "person" else None
         if not members and pair:
             # "the parents standing by the door": a mother and a father, each a character the story can name later

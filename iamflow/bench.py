@@ -296,6 +296,11 @@ STORY = [
 ]
 
 
+def _kept(scenes: list[dict], *keys: str) -> list[dict]:
+    """Each scene's figures named by ``keys``: what a story told again is compared on."""
+    return [{k: scene[k] for k in keys} for scene in scenes]
+
+
 def session_run(args: argparse.Namespace) -> dict:
     """Time a story told through ``StorySession`` on the Wan preset with random weights, as a viewer receives it:
     the real rules agent, the random-weight umT5 at its real shape, the memory policy and transition of the
@@ -452,28 +457,24 @@ def session_run(args: argparse.Namespace) -> dict:
     if args.first_chunk_ahead:  # the same story again, the second chunk queued before the first is handed out
         again = new_session()
         again.first_chunk_alone = False
-        result["first_chunk_ahead"] = [{k: scene[k] for k in ("first_frame_seconds", "scene_fps", "steady_fps",
-                                        "chunk_p50_seconds", "chunk_p99_seconds", "chunk_intervals_seconds")}
-                                       for scene in tell(again)]
+        result["first_chunk_ahead"] = _kept(tell(again), "first_frame_seconds", "scene_fps", "steady_fps",
+                                            "chunk_p50_seconds", "chunk_p99_seconds", "chunk_intervals_seconds")
     if args.prepare_switch:  # the same story again, each switch prepared before its Add scene (as while typing)
         again = new_session()
-        result["prepared_switch"] = [{k: scene[k] for k in ("first_frame_seconds", "first_chunk_whole_seconds",
-                                      "prepare_switch_seconds", "scene_fps", "stage_seconds_first_chunk")}
-                                     for scene in tell(again, prepare=True)]
+        result["prepared_switch"] = _kept(tell(again, prepare=True), "first_frame_seconds", "first_chunk_whole_seconds",
+                                          "prepare_switch_seconds", "scene_fps", "stage_seconds_first_chunk")
         result["prepared_switch_first_chunk_ahead"] = sorted(again.first_chunks_prepared)
     if args.whole_first_chunk_also:  # the same story again, the other way of handing out a scene's first chunk
         again = new_session(early=not session.first_frames_early)
-        result["first_frames_early_" + str(again.first_frames_early).lower()] = [
-            {k: scene[k] for k in ("first_frame_seconds", "first_chunk_whole_seconds", "scene_fps", "steady_fps",
-                                   "chunk_p50_seconds", "chunk_p99_seconds", "stage_seconds_first_chunk")}
-            for scene in tell(again)]
+        result["first_frames_early_" + str(again.first_frames_early).lower()] = _kept(
+            tell(again), "first_frame_seconds", "first_chunk_whole_seconds", "scene_fps", "steady_fps",
+            "chunk_p50_seconds", "chunk_p99_seconds", "stage_seconds_first_chunk")
     if args.overlap_also:  # the same story again with the decode overlap the other way (serial: no pipeline to fill)
         again = new_session()
         again.overlap_decode = not session.overlap_decode
-        result["overlap_decode_" + str(again.overlap_decode).lower()] = [
-            {k: scene[k] for k in ("first_frame_seconds", "first_chunk_whole_seconds", "scene_fps", "steady_fps",
-                                   "chunk_p50_seconds", "chunk_p99_seconds", "chunk_intervals_seconds")}
-            for scene in tell(again)]
+        result["overlap_decode_" + str(again.overlap_decode).lower()] = _kept(
+            tell(again), "first_frame_seconds", "first_chunk_whole_seconds", "scene_fps", "steady_fps",
+            "chunk_p50_seconds", "chunk_p99_seconds", "chunk_intervals_seconds")
     if args.cuda_graphs_also:  # the same story again with the passes' CUDA graphs the other way (same process)
         engine = runtime.engine
         engine.cuda_graphs = not engine.cuda_graphs

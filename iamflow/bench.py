@@ -338,7 +338,9 @@ def session_run(args: argparse.Namespace) -> dict:
 
     def new_session(early: bool = not args.whole_first_chunk) -> StorySession:
         made = StorySession(runtime)
-        made.overlap_decode, made.timer = args.overlap, StageTimer(runtime.device)
+        made.timer = StageTimer(runtime.device)
+        if args.overlap is not None:
+            made.overlap_decode = args.overlap
         made.first_frames_early = early  # as the app's stories: a scene's first frames before the rest of its chunk
         return made
 
@@ -427,7 +429,7 @@ def session_run(args: argparse.Namespace) -> dict:
         "cuda_graphs": runtime.engine.cuda_graphs,
         "decoder": args.decoder,
         "compiled_decoder": args.compile_decoder,
-        "overlap_decode": args.overlap,
+        "overlap_decode": session.overlap_decode,
         "first_frames_early": session.first_frames_early,
         "text_encoder_device": args.text_encoder_device,
         "devices": {"dit": str(runtime.device), "decoder": str(runtime.codec.device),
@@ -1395,8 +1397,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fp8", action="store_true", help="FP8 linears (runtime.fp8)")
     parser.add_argument("--decoder", default=CodecConfig.decoder, choices=CodecConfig.DECODERS)
     parser.add_argument("--compile-decoder", action="store_true", help="torch.compile the Wan VAE decoder")
+    parser.add_argument("--overlap", dest="overlap", action="store_true", default=None,
+                        help="decode each chunk while the next is made, also on one device (default: with two devices)")
     parser.add_argument("--no-overlap", dest="overlap", action="store_false",
-                        help="decode each chunk before the next is made (the loop's serial order)")
+                        help="decode each chunk before the next is made (the loop's serial order; default on one device)")
     parser.add_argument("--text-encoder-device", default=RuntimeConfig.text_encoder_device,
                         choices=RuntimeConfig.TEXT_ENCODER_DEVICES)
     parser.add_argument("--devices", default="", metavar="DIT,DECODER",

@@ -1535,3 +1535,22 @@ def test_a_group_of_the_other_ones_that_acts_is_a_character():
     prompt = "A group of the other robots walk by, laughing. He frowns."
     _, scenes = story(prompt)
     assert ids_at(scenes[0], prompt, "robots") and ids_at(scenes[0], prompt, "robots") != ids_at(scenes[0], prompt, "He")
+
+
+def test_a_name_the_tagger_reads_as_a_common_word_or_an_adverb_is_a_name():
+    # a noun opening the sentence that does what people do; a noun NER calls a person; an "-ly" read as an adverb
+    prompts = ("Tumaini watches soccer on TV with his uncle.", "Tumaini walks home alone.",
+               "Cumin looks sadder than the other girls.", "Suddenly, Lolly spots the dog.",
+               "The teacher gives the book to Lolly and leaves.")
+    _, scenes = story(*prompts)
+    tumaini = ids_at(scenes[0], prompts[0], "Tumaini")
+    assert tumaini and ids_at(scenes[1], prompts[1], "Tumaini") == tumaini
+    assert ids_at(scenes[2], prompts[2], "Cumin")
+    lolly = ids_at(scenes[3], prompts[3], "Lolly")
+    assert lolly and ids_at(scenes[4], prompts[4], "Lolly") == lolly
+    # common words in those places stay what they are
+    for prompt, word in (("Torchlight catches his scarred knuckles.", "Torchlight"),
+                         ("LINCOLN Already took the closer seats.", "Already"),
+                         ("Text: The chicks plant their seeds.", "Text")):
+        _, scenes = story(prompt)
+        assert not ids_at(scenes[0], prompt, word), prompt

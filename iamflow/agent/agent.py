@@ -335,6 +335,7 @@ class EntityAgent:
         analyzer.bare_appositions = {start for start, _, _ in appositions}
         encoder = models.sentence_encoder()
         analyzer.name_sex = lambda word: likely_gender(encoder, word)
+        analyzer.word_pieces = lambda word: len(encoder.tokenizer.tokenize(word))
         analyzer.animal_heads = {h for r in registry.entities.values() if r.kind == "animal" for h in r.heads}
         analyzer.individual_heads = {h for r in registry.entities.values() if r.base != "group" and r.kind != "vehicle"
                                      for h in r.heads} | {

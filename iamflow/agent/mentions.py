@@ -1019,6 +1019,7 @@ class PromptAnalyzer:
         self.known_heads = known_heads
         self.classify_unknown = classify_unknown  # callable(lemma) -> NounInfo | None
         self.name_sex = None  # callable(word) -> "f" | "m" | None: the sex a given name suggests, if it is one
+        self.word_pieces = None  # callable(word) -> how many pieces MiniLM's vocabulary cuts the word into
         self.person_tokens = {t.i for ent in doc.ents if ent.label_ == "PERSON" for t in ent}
         # a shot heading before a colon ("Match cut: ...", "Musical duel: ...") names no one
         colon = next((t.i for t in doc[:4] if t.text == ":"), None)
@@ -1218,6 +1219,8 @@ class PromptAnalyzer:
                     c.dep_ == "appos" and noun_info(c) is not None and noun_info(c).kind == "person" and
                     any(d.dep_ == "det" for d in c.children) for c in token.children):
             return True  # "Beatrix, the soccer mom, is wearing ...": the tagger's noun is a name set beside its role
+        if self._name_read_as_a_word(token):
+            return True
         if token.pos_ != "PROPN" or token.dep_ == "compound" and token.head.pos_ == "PROPN":
             return False
         if token.lower_ in self.known_names or any(p.lower() in self.known_names for p in token.text.split()):
@@ -1267,6 +1270,33 @@ class PromptAnalyzer:
                                                         token.head.tag_ == "NN" and self._classified_person(token.head))
         # ("The other arguer, Addison, isn't having it": a role the noun classifier takes for a person's)
         return has_person_appos or is_appos_of_person
+
+    def _name_read_as_a_word(self, token) -> bool:
+        """A given name the small tagger read as a common noun or an adverb: "Cumin looks sadder than the rest"
+        (a noun, though NER calls it a person), "Rafiki watches soccer on TV with his aunt" (a noun that opens the
+        sentence and does what people do), "rings up Elly's purchase", "a panicked Elly yells" (an adverb, for its
+        "-ly"). Only a title-case word the lexicon does not know, without a determiner."""
+        text = token.text
+        if not (text[:1].isupper() and text[1:].islower() and token.is_alpha and len(text) > 2) or \
+                token.lower_ in lexicon.CHARACTER_NOUNS or token.lower_ in _COMMON_WORDS or \
+                token.lower_ in lexicon.PRONOUNS or token.lower_ in _ADVERB_WORDS or token.lower_ in _TITLE_WORDS or \
+                token.i in self.heading_tokens or _camera_word(token) or \
+                any(c.dep_ in ("det", "poss", "nummod") for c in token.children):
+            return False
+        after_mark = token.i > 0 and token.doc[token.i - 1].text in _FRAGMENT_MARKS
+        if token.pos_ == "NOUN":
+            if token.ent_type_ == "PERSON" and token.dep_ in ("nsubj", "dobj", "pobj"):
+                return True
+            return token.tag_ == "NN" and token.dep_ == "nsubj" and (token.is_sent_start or after_mark) and \
+                token.head.pos_ == "VERB" and token.head.lemma_.lower() in _PERSON_ONLY_VERBS | {"wear"} and \
+                not any(c.dep_ in ("compound", "amod") for c in token.children) and \
+                (token.i + 1 == len(token.doc) or token.doc[token.i + 1].text != ":")
+        if token.tag_ == "RB" and not token.is_sent_start and not after_mark and token.i + 1 < len(token.doc) and \
+                self.word_pieces is not None and self.word_pieces(token.lower_) > 1:
+            nxt = token.doc[token.i + 1]  # (an adverb the vocabulary does not hold whole: "Elly", not "Already")
+            return token.dep_ in ("nsubj", "advmod", "poss", "pobj", "dobj") and not nxt.text[:1].isupper() and \
+                (nxt.tag_ == "POS" or token.dep_ != "advmod" or nxt.pos_ == "VERB")
+        return False
 
     def _classified_person(self, token) -> bool:
         """An unlisted noun ("the other arguer") with a capitalised name set beside it: is it a person's role (the

@@ -123,3 +123,25 @@ def test_last_step_carries_the_gradient(parts):
     chunks[1].sample.square().mean().backward()
     grads = [p.grad for p in sf.student.parameters() if p.grad is not None]
     assert grads and any(g.abs().max() > 0 for g in grads)
+
+
+def test_the_average_of_the_student_follows_its_steps_and_resumes(parts, tmp_path):
+    sf = stage(parts, ema=0.75)
+    start = snapshot(sf.student)
+    assert changed(start, sf.ema) == 0.0, "the average starts at the student's weights"
+    sf.step()
+    student = snapshot(sf.student)
+    for name, averaged in sf.ema.state_dict().items():  # one step: 0.75 of the start, 0.25 of the student
+        assert torch.allclose(averaged, 0.75 * start[name] + 0.25 * student[name], atol=1e-6), name
+    assert changed(student, sf.ema) > 0 and all(not p.requires_grad for p in sf.ema.parameters())
+    sf.save(tmp_path)
+    assert sorted(p.name for p in (tmp_path / "ema").glob("dit-*.safetensors"))
+    again = stage(parts, ema=0.75)
+    assert again.resume(tmp_path)
+    assert changed(snapshot(sf.ema), again.ema) < 2e-3  # shards are float16
+    # a piece saved without an average starts its average from the student it resumes
+    plain = tmp_path / "plain"
+    stage(parts).save(plain)
+    fresh = stage(parts, ema=0.75)
+    assert fresh.resume(plain) and changed(snapshot(fresh.student), fresh.ema) == 0.0
+    assert stage(parts).ema is None, "no average unless asked for"

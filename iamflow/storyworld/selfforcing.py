@@ -15,8 +15,9 @@ the cache holds them); the student moves its sample along fake - teacher. A regr
 the true renders of the same stories, in the same layout) keeps the student following its prompts.
 
 One run is one resumable piece that stops by the wall clock (``--minutes``). ``--out`` holds the student's
-shards, ``fake/`` the fake score's, ``optim.pt`` both optimizers and ``state.json`` the step, the number of
-sequences seen, the next story seed and the losses; a run on a folder that has them continues from there.
+shards, ``fake/`` the fake score's, ``ema/`` (with ``--ema``) the moving average of the student's weights,
+``optim.pt`` both optimizers and ``state.json`` the step, the number of sequences seen, the next story seed and the
+losses; a run on a folder that has them continues from there.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class Settings:
     teacher_guidance: float | None = None  # default: the preset's sampler.guidance_scale
     regression_weight: float = 1.0
     fake_updates: int = 1  # fake-score updates a step, each on the step's samples with fresh noise
+    ema: float = 0.0  # decay of an exponential moving average of the student's weights (0: none is kept)
     min_sigma: float = 0.02
     max_sigma: float = 0.98
 
@@ -247,6 +249,8 @@ class SelfForcing:
             p.requires_grad_(False)
         self.engine = Engine(student, config)
         self.student_opt = torch.optim.AdamW(student.parameters(), lr=settings.lr, betas=(0.0, 0.999), weight_decay=0.0)
+        # the average of the student's weights over the steps, what a piece offers for evaluation when kept
+        self.ema = copy.deepcopy(student).requires_grad_(False) if settings.ema > 0 else None
         self.fake_opt = torch.optim.AdamW(fake.parameters(), lr=settings.fake_lr, betas=(0.0, 0.999), weight_decay=0.0)
         self.state = {"step": 0, "sequences_seen": 0, "next_seed": first_seed, "losses": []}
         self.guidance = config.sampler.guidance_scale if settings.teacher_guidance is None else settings.teacher_guidance
@@ -340,6 +344,10 @@ class SelfForcing:
         (s.regression_weight * regression).backward()
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.student.parameters(), 1.0))
         self.student_opt.step()
+        if self.ema is not None:
+            with torch.no_grad():
+                for averaged, current in zip(self.ema.parameters(), self.student.parameters()):
+                    averaged.lerp_(current, 1.0 - s.ema)
 
         # the fake score learns the student's samples (flow matching, the same context the student saw)
         fake_losses = []
@@ -372,6 +380,9 @@ class SelfForcing:
         (folder / "fake").mkdir(parents=True, exist_ok=True)
         save_dit(self.student, folder)
         save_dit(self.fake, folder / "fake")
+        if self.ema is not None:
+            (folder / "ema").mkdir(exist_ok=True)
+            save_dit(self.ema, folder / "ema")
         torch.save({"student": self.student_opt.state_dict(), "fake": self.fake_opt.state_dict()}, folder / "optim.pt")
         (folder / "state.json").write_text(json.dumps(self.state, indent=1))
 
@@ -384,6 +395,11 @@ class SelfForcing:
             return False
         load_dit_state(self.student, folder)
         load_dit_state(self.fake, folder / "fake")
+        if self.ema is not None:
+            if (folder / "ema").is_dir():
+                load_dit_state(self.ema, folder / "ema")
+            else:  # a piece saved without an average: it starts from the student as it is
+                self.ema.load_state_dict(self.student.state_dict())
         if (folder / "optim.pt").is_file():
             optim = torch.load(folder / "optim.pt", map_location=self.student.device)
             self.student_opt.load_state_dict(optim["student"])
@@ -414,6 +430,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--teacher-guidance", type=float, default=None)
     ap.add_argument("--regression-weight", type=float, default=Settings.regression_weight)
     ap.add_argument("--fake-updates", type=int, default=Settings.fake_updates)
+    ap.add_argument("--ema", type=float, default=Settings.ema,
+                    help="keep an exponential moving average of the student with this decay (0.99, say) in <out>/ema")
     ap.add_argument("--first-seed", type=int, default=3_000_000)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -440,7 +458,7 @@ def main(argv: list[str] | None = None) -> None:
         text_features = encoder.encode
     settings = Settings(batch=args.batch, max_scenes=args.max_scenes, chunks_per_scene=args.chunks_per_scene,
                         lr=args.lr, fake_lr=args.fake_lr, teacher_guidance=args.teacher_guidance,
-                        regression_weight=args.regression_weight, fake_updates=args.fake_updates)
+                        regression_weight=args.regression_weight, fake_updates=args.fake_updates, ema=args.ema)
     stage = SelfForcing(config, student, teacher, fake, codec, text_features, settings, args.first_seed)
     if stage.resume(args.out):
         logger.info("resumed %s at step %d (%d sequences seen)", args.out, stage.state["step"],

@@ -145,3 +145,5 @@ def test_the_average_of_the_student_follows_its_steps_and_resumes(parts, tmp_pat
     fresh = stage(parts, ema=0.75)
     assert fresh.resume(plain) and changed(snapshot(fresh.student), fresh.ema) == 0.0
     assert stage(parts).ema is None, "no average unless asked for"
+    with pytest.raises(ValueError, match="decay"):
+        stage(parts, ema=1.0)

@@ -249,6 +249,9 @@ class SelfForcing:
             p.requires_grad_(False)
         self.engine = Engine(student, config)
         self.student_opt = torch.optim.AdamW(student.parameters(), lr=settings.lr, betas=(0.0, 0.999), weight_decay=0.0)
+        if not 0.0 <= settings.ema < 1.0:
+            raise ValueError(f"ema={settings.ema}: the decay of the student's average lies in [0, 1) (0.99, say; "
+                             f"0 keeps no average)")
         # the average of the student's weights over the steps, what a piece offers for evaluation when kept
         self.ema = copy.deepcopy(student).requires_grad_(False) if settings.ema > 0 else None
         self.fake_opt = torch.optim.AdamW(fake.parameters(), lr=settings.fake_lr, betas=(0.0, 0.999), weight_decay=0.0)

@@ -1554,3 +1554,19 @@ def test_a_name_the_tagger_reads_as_a_common_word_or_an_adverb_is_a_name():
                          ("Text: The chicks plant their seeds.", "Text")):
         _, scenes = story(prompt)
         assert not ids_at(scenes[0], prompt, word), prompt
+
+
+def test_they_after_plural_things_with_no_one_between_are_the_things():
+    prompt = "The nurse walks towards the double doors and they open as she walks through."
+    _, scenes = story(prompt)
+    assert ids_at(scenes[0], prompt, "nurse") and not ids_at(scenes[0], prompt, "they")
+    prompt = "The wardrobe is full of fur coats, and snow can be seen beyond them."
+    _, scenes = story("Lucy opens the wardrobe.", prompt)
+    assert not ids_at(scenes[1], prompt, "them")
+    # people's "they" stays theirs: what only people do, or things of their own clause
+    prompts = ("The explorers reach the ruins.", "The explorers open the heavy doors and they laugh.",
+               "With torches in hand, they descend into the dark.")
+    _, scenes = story(*prompts)
+    explorers = ids_at(scenes[0], prompts[0], "explorers")
+    assert explorers and ids_at(scenes[1], prompts[1], "they") == explorers
+    assert ids_at(scenes[2], prompts[2], "they") == explorers

@@ -2370,6 +2370,8 @@ class PromptAnalyzer:
                     any(c.dep_ in ("acomp", "attr", "ccomp", "xcomp") for c in head.children):
                 return None
         pronoun = {"m": "he", "f": "she", "n": "it", "p": "they"}[gender]
+        if pronoun == "they" and word in ("they", "them", "their", "themselves") and self._things_before(tok):
+            return None  # "she will walk towards the double doors and they will open": the doors
         start = tok.idx
         if word in ("them", "us") and tok.dep_ == "pobj" and tok.head.lower_ == "of" and \
                 tok.head.head.lower_ in ("two", "three", "four", "five", "both", "all", "each"):
@@ -2390,6 +2392,22 @@ class PromptAnalyzer:
             mention.object_names = [o.text for v in verbs for o in v.children
                                     if o.dep_ == "dobj" and o.pos_ == "PROPN" and o.text[:1].isupper()]
         return mention
+
+    def _things_before(self, tok) -> bool:
+        """The nearest plural noun before "they" in its sentence names things, with no one named between, and
+        "they" does nothing only people do: "walks towards the double doors and they will open"."""
+        plural = next((t for t in reversed(list(tok.sent[: tok.i - tok.sent.start]))
+                       if t.tag_ in ("NNS", "NNPS")), None)
+        if plural is None or plural.pos_ != "NOUN" or plural.dep_ not in ("nsubj", "nsubjpass", "dobj", "pobj", "conj") or \
+                noun_info(plural) is not None or _singular(plural) not in lexicon.THING_NOUNS or \
+                _singular(plural) in self.known_heads or plural.i in self.heading_tokens or \
+                tok.head in plural.ancestors:
+            return False  # ("With torches in hand, they descend": their own clause's torches)
+        between = tok.doc[plural.i + 1: tok.i]
+        if any(t.pos_ == "PROPN" or noun_info(t) is not None or t.lower_ in lexicon.PRONOUNS and t.lower_ != "it"
+               for t in between):
+            return False
+        return not (tok.dep_ == "nsubj" and tok.head.lemma_.lower() in _PERSON_ONLY_VERBS)
 
     def _nearest_noun_before(self, tok) -> int | None:
         sent = tok.sent

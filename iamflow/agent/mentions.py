@@ -2370,7 +2370,7 @@ class PromptAnalyzer:
                     any(c.dep_ in ("acomp", "attr", "ccomp", "xcomp") for c in head.children):
                 return None
         pronoun = {"m": "he", "f": "she", "n": "it", "p": "they"}[gender]
-        if pronoun == "they" and word in ("they", "them", "their", "themselves") and self._things_before(tok):
+        if pronoun == "they" and word in ("they", "them", "themselves") and self._things_before(tok):
             return None  # "she will walk towards the double doors and they will open": the doors
         start = tok.idx
         if word in ("them", "us") and tok.dep_ == "pobj" and tok.head.lower_ == "of" and \
@@ -2394,8 +2394,9 @@ class PromptAnalyzer:
         return mention
 
     def _things_before(self, tok) -> bool:
-        """The nearest plural noun before "they" in its sentence names things, with no one named between, and
-        "they" does nothing only people do: "walks towards the double doors and they will open"."""
+        """The nearest plural noun before "they" in its sentence names things, with no one named between, no
+        plural of characters before them in the sentence ("A crew of sailors hoists the sails, ..."), and "they"
+        does nothing only people do: "walks towards the double doors and they will open"."""
         plural = next((t for t in reversed(list(tok.sent[: tok.i - tok.sent.start]))
                        if t.tag_ in ("NNS", "NNPS")), None)
         if plural is None or plural.pos_ != "NOUN" or plural.dep_ not in ("nsubj", "nsubjpass", "dobj", "pobj", "conj") or \
@@ -2403,6 +2404,9 @@ class PromptAnalyzer:
                 _singular(plural) in self.known_heads or plural.i in self.heading_tokens or \
                 tok.head in plural.ancestors:
             return False  # ("With torches in hand, they descend": their own clause's torches)
+        if any(t.tag_ in ("NNS", "NNPS") and noun_info(t) is not None or t.lemma_.lower() in _COLLECTIVE_NOUNS or
+               t.dep_ == "conj" and (t.pos_ == "PROPN" or noun_info(t) is not None) for t in tok.sent if t.i < tok.i):
+            return False
         between = tok.doc[plural.i + 1: tok.i]
         if any(t.pos_ == "PROPN" or noun_info(t) is not None or t.lower_ in lexicon.PRONOUNS and t.lower_ != "it"
                for t in between):

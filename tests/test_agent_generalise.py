@@ -1570,3 +1570,33 @@ def test_they_after_plural_things_with_no_one_between_are_the_things():
     explorers = ids_at(scenes[0], prompts[0], "explorers")
     assert explorers and ids_at(scenes[1], prompts[1], "they") == explorers
     assert ids_at(scenes[2], prompts[2], "they") == explorers
+
+
+def test_a_family_told_by_its_roles_keeps_one_character_a_role():
+    # "the son" is not the father, "the sister" not the mother; "the parents" are the mother and father shown
+    prompts = ("The father is sitting next to the mother.", "The son is sitting on the other side of the mother.",
+               "The sister is sitting across from her brother.", "The parents are having bacon and scrambled eggs.")
+    _, scenes = story(*prompts)
+    father, mother = ids_at(scenes[0], prompts[0], "father"), ids_at(scenes[0], prompts[0], "mother")
+    son, sister = ids_at(scenes[1], prompts[1], "son"), ids_at(scenes[2], prompts[2], "sister")
+    assert father and mother and son and sister
+    assert len({*father, *mother, *son, *sister}) == 4
+    assert ids_at(scenes[2], prompts[2], "brother") == son
+    assert set(ids_at(scenes[3], prompts[3], "parents")) == {*father, *mother}
+
+
+def test_comic_panel_labels_and_dialogue_lines_that_open_a_prompt():
+    # "P6:" is a panel's label, not someone; "Jen: ... I mean" opens with a speaker; a given name that "is" somewhere
+    prompts = ("P6: Miranda is on the podium in 2nd place.",
+               "P9: Jen: Right? I mean, remember when you first mentioned split training?",
+               "P12 (Setting is walking to the school. Miranda meets her friend.)")
+    _, scenes = story(*prompts)
+    assert not ids_at(scenes[0], prompts[0], "P6")
+    miranda = ids_at(scenes[0], prompts[0], "Miranda")
+    assert miranda
+    assert ids_at(scenes[1], prompts[1], "Jen")
+    assert not ids_at(scenes[2], prompts[2], "Setting") and ids_at(scenes[2], prompts[2], "Miranda") == miranda
+    # out of the picture, a name that "is" stays unlisted
+    prompt = "The doughnut rolls to another tree when Dina is off screen."
+    _, scenes = story(prompt)
+    assert not ids_at(scenes[0], prompt, "Dina")

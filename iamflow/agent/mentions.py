@@ -20,6 +20,7 @@ _SPEAKERLESS_HEADINGS = {"scene", "shot", "caption", "description", "note", "tit
                          "frame", "location", "time", "action", "dialogue", "narrator", "sfx", "music", "sound", "text",
                          "content", "effects", "transition", "audio", "duration", "notes", "lighting", "props", "camera",
                          "movement", "type", "angle"}
+_SPEECH_PERSONS = {"i", "me", "my", "we", "us", "our", "you", "your", "i'm", "we're", "you're"}
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5}
 _ENUMERATED_NOUNS = {"subject", "character", "one", "person", "figure", "individual", "protagonist", "man", "woman"}
 _TITLE_WORDS = {"detective", "officer", "captain", "doctor", "dr", "professor", "sheriff", "agent", "inspector",
@@ -94,8 +95,9 @@ _FIELD_LABEL = re.compile(r"(?<=\S)\s+(?:Shot Type|Camera Movement|Camera Angle|
                           r"Transition|Sound|Audio|Music|Dialogue|Duration|Notes?|Lighting|Props|Shot):\s*")
 # "1.2 LS Ezra sitting ...", "CU Ezra's hand ...": a shot number and a shot-size code head a shot-list line
 # "Panel 3 Doctor looms over ...", "Panel one: side view of ...", "Page 2, panel 4:": a comic script's panel heading
-_PANEL_HEADING = re.compile(r"^\s*(?:(?:page|panel|frame|screen)\s+(?:\d+|one|two|three|four|five|six|seven|eight|"
-                            r"nine|ten)[,:.]?\s*)+(?=\S)", re.I)
+# (also abbreviated: "P6: Vivenne is on the podium", "P12 (Setting is ...)", "Pg. 2, Pnl 3:")
+_PANEL_HEADING = re.compile(r"^\s*(?:(?:(?:page|panel|frame|screen)\s+(?:\d+|one|two|three|four|five|six|seven|eight|"
+                            r"nine|ten)|(?:p|pg|pnl)\.?\s?\d{1,3}[a-z]?)[,:.]?\s*)+(?=\S)", re.I)
 _STYLE_WORDS = {"style", "look", "aesthetic", "animation", "render", "anime"}
 _SHOT_CODE = re.compile(r"^\s*(?:\d+(?:\.\d+)*\s+)?(?:ECU|XCU|CU|MCU|MS|MLS|LS|ELS|XLS|WS|EWS|OTS|POV)\s+(?=\S)")
 # nouns of a shot heading whose "of"/"on" object is what the shot shows ("Close-up of Gandalf")
@@ -367,7 +369,7 @@ _CONJUNCTIONS = {"and", "or", "but", "nor", "yet", "so", "because", "although", 
 _NOT_NUMBERED_SPEAKERS = set("""page panel scene shot frame chapter act part step day take episode season book camera
     cam room level round track line option version slide card table figure fig note tip rule verse chorus beat sequence
     segment stage phase week month year hour minute image picture prompt illustration spread plate screen clip cut
-    board storyboard sketch set location sc ep pg no number lesson question answer example case test""".split())
+    board storyboard sketch set location sc ep pg p pnl no number lesson question answer example case test""".split())
 # what only someone does (a place word as their subject is a given name: "Lane stands", "Brooke smiles")
 _PERSON_ONLY_VERBS = {"stand", "look", "say", "smile", "walk", "turn", "nod", "hold", "watch", "reply", "laugh", "cry",
                       "shout", "sit", "grin", "stare", "glance", "shrug", "frown", "sigh", "whisper", "answer", "ask",
@@ -1038,6 +1040,14 @@ class PromptAnalyzer:
             # a screenplay's dialogue line: 'John:(The shot misses.) Argh!', 'Jane: (smiling) Good job, John!'
             self.speaker_tokens = {0}
             colon = None
+        elif colon == 1 and len(doc) > 3 and doc[0].text[:1].isupper() and doc[0].text[1:].islower() and \
+                doc[0].is_alpha and doc[0].lower_ not in _SPEAKERLESS_HEADINGS | _CAPS_NOT_NAMES and \
+                doc[0].pos_ == "PROPN" and doc[0].lower_ not in lexicon.CHARACTER_NOUNS and \
+                any(t.lower_ in _SPEECH_PERSONS for t in doc[2:14]):
+            # a comic's dialogue line opening the prompt: "Jen: Right? I mean, remember when ..." (what follows the
+            # colon speaks as "I", "we" or to "you"; a heading does not)
+            self.speaker_tokens = {0}
+            colon = None
         if colon is None:
             # "Birth of First Child: A close-up of Mary ...": a title-case heading at the line start
             colon = next((t.i for t in doc[:8] if t.text == ":"), None)
@@ -1048,7 +1058,7 @@ class PromptAnalyzer:
         self.non_name_tokens = {t.i for ent in doc.ents if ent.label_ in _NON_NAME_ENTS for t in ent}
         # a comic panel's or script's later speaker: "Nicole waving, walking toward the crowd. Adam: Be right back!"
         self.line_speakers = {
-            t.i for t in doc[1:-2] if doc[t.i + 1].text == ":" and doc[t.i - 1].text in (".", "!", "?", "…") and
+            t.i for t in doc[1:-2] if doc[t.i + 1].text == ":" and doc[t.i - 1].text in (".", "!", "?", "…", "”") and
             t.is_alpha and t.text[:1].isupper() and t.text[1:].islower() and t.i not in self.heading_tokens and
             t.lower_ not in _SPEAKERLESS_HEADINGS | _CAPS_NOT_NAMES | _COMMON_WORDS | _HEADING_FUNCTION_WORDS and
             t.lower_ not in lexicon.CHARACTER_NOUNS and t.lower_ not in lexicon.LOCATION_NOUNS and
@@ -1280,7 +1290,7 @@ class PromptAnalyzer:
         if not (text[:1].isupper() and text[1:].islower() and token.is_alpha and len(text) > 2) or \
                 token.lower_ in lexicon.CHARACTER_NOUNS or token.lower_ in _COMMON_WORDS or \
                 token.lower_ in lexicon.PRONOUNS or token.lower_ in _ADVERB_WORDS or token.lower_ in _TITLE_WORDS or \
-                token.i in self.heading_tokens or _camera_word(token) or \
+                token.lower_ in _SPEAKERLESS_HEADINGS or token.i in self.heading_tokens or _camera_word(token) or \
                 any(c.dep_ in ("det", "poss", "nummod") for c in token.children):
             return False
         after_mark = token.i > 0 and token.doc[token.i - 1].text in _FRAGMENT_MARKS
@@ -1348,6 +1358,11 @@ class PromptAnalyzer:
                 token.head.lemma_ not in ("be", "lie", "stretch", "glow", "rise", "loom", "sprawl") and \
                 not (token.head.lemma_ in ("sit", "stand") and place):
             return True  # "Ellie stands in the doorway" (but "Florence sits on the Arno", a place the NER knows)
+        if not place and token.dep_ == "nsubj" and token.head.lemma_ == "be" and token.pos_ == "PROPN" and \
+                token.text[1:].islower() and not any(c.dep_ in ("det", "poss", "compound") for c in token.children) \
+                and self._sexed_name(token) and not any(t.lower_ in ("off", "offscreen", "off-screen", "gone", "absent")
+                                                        for t in token.head.subtree if t.i > token.head.i):
+            return True  # "Miranda is on foot, accompanied by her squad": a given name, as the subject of "is"
         if not place and token.dep_ == "nsubj" and token.head.dep_ == "ROOT" and token.head.i > token.i and (
                 token.head.tag_ == "NNS" and token.head.text.islower() or token.head.pos_ == "ADJ" and
                 token.i == token.sent.start):

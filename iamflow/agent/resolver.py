@@ -404,6 +404,8 @@ class Resolver:
             if m.clause_subject is not None and any(g == rec.global_id and other.token == m.clause_subject
                                                     for g, other in self.assigned):
                 continue  # "he orders a drink from the bartender": not himself
+            if not m.relation and _other_generation(m.heads, rec.heads):
+                continue  # "The father is sitting next to the mother. The son is sitting ...": not the father
             if m.names and rec.names:
                 continue  # a new name is not someone already named otherwise
             if not m.names and rec.names and not self._in_prompt(rec.global_id) and any(
@@ -939,9 +941,21 @@ class Resolver:
             members = []  # (fewer than two: "the kids" who act are a group of their own, as below)
         pair = lexicon.PAIR_RELATIONS.get(m.heads[0] + "s") if m.heads and m.kind == "person" else None
         if not members and pair:
+            # "The father ... the mother ... The parents are having bacon": the story's only mother and father
+            known = [self._only_one_called(role) for role in pair]
+            if all(gid is not None for gid in known):
+                return known
+        if not members and pair:
             # "the parents standing by the door": a mother and a father, each a character the story can name later
             members = self._new_pair(m, pair)
         return members or [-1]
+
+    def _only_one_called(self, role: str) -> int | None:
+        """The one person of the story called by ``role`` (or a word for it: "mom" for "mother"), if only one is."""
+        words = _ROLE_WORDS.get(role, {role})
+        found = [rec.global_id for rec in self._records() if rec.kind == "person" and rec.base != "group" and
+                 words & set(rec.heads)]
+        return found[0] if len(found) == 1 else None
 
     def _group(self, m: Mention) -> list[int]:
         def fits(rec: EntityRecord) -> bool:
@@ -1098,6 +1112,28 @@ _INVERSE = {"child": "parent", "parent": "child", "spouse": "spouse", "sibling":
 
 
 _PARTNER_GROUPS = {"lover", "spouse", "partner"}
+# a family's generations as its members are called without an owner ("the father", "the son", "the sister"): one
+# character is not called by two of them
+_GENERATION = {
+    **dict.fromkeys(("father", "mother", "dad", "mom", "mum", "daddy", "mommy", "mummy", "papa", "mama", "parent"),
+                    "parents"),
+    **dict.fromkeys(("son", "daughter", "brother", "sister"), "children"),
+    **dict.fromkeys(("grandfather", "grandmother", "grandpa", "grandma", "granny", "grandparent"), "grandparents"),
+    **dict.fromkeys(("grandson", "granddaughter", "grandchild"), "grandchildren"),
+}
+
+
+_ROLE_WORDS = {"mother": {"mother", "mom", "mum", "mommy", "mummy", "mama"},
+               "father": {"father", "dad", "daddy", "papa"},
+               "grandmother": {"grandmother", "grandma", "granny"}, "grandfather": {"grandfather", "grandpa"}}
+
+
+def _other_generation(heads: list[str], known: list[str]) -> bool:
+    """``heads`` call someone by a family generation (unowned) that none of the ``known`` heads of a character has,
+    while those put the character in another one."""
+    mine = {_GENERATION[h] for h in heads if h in _GENERATION}
+    theirs = {_GENERATION[h] for h in known if h in _GENERATION}
+    return bool(mine and theirs and not mine & theirs)
 
 
 def _personlike(rec: EntityRecord) -> bool:

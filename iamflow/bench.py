@@ -315,7 +315,8 @@ def session_run(args: argparse.Namespace) -> dict:
     if args.devices:  # e.g. cuda:0,cuda:1: the DiT on the first, decoder and text encoder on the second
         runtime_settings["devices"] = _device_list(args.devices)
     cfg = load_config(args.config, preset=args.preset,
-                      overrides=merge_overrides(args.overrides, {"runtime": runtime_settings}))
+                      overrides=merge_overrides(args.overrides, {"runtime": runtime_settings,
+                                                                 "codec": {"wan_convolutions": args.wan_convolutions}}))
     torch.backends.cuda.matmul.allow_tf32 = True
     from torch._dynamo.utils import counters
 
@@ -428,6 +429,7 @@ def session_run(args: argparse.Namespace) -> dict:
         "fp8": args.fp8,
         "cuda_graphs": runtime.engine.cuda_graphs,
         "decoder": args.decoder,
+        "wan_convolutions": getattr(runtime.codec, "convolutions", None),
         "compiled_decoder": args.compile_decoder,
         "overlap_decode": session.overlap_decode,
         "first_frames_early": session.first_frames_early,
@@ -455,6 +457,34 @@ def session_run(args: argparse.Namespace) -> dict:
             "chunk_p50_seconds": statistics.median(steady_story),
             "chunk_p99_seconds": _percentile(steady_story, 99),
             "first_frame_at_switch_seconds_max": max(scene["first_frame_seconds"] for scene in scenes[1:]),
+        }
+    if args.wan_convolutions_also and hasattr(runtime.codec, "use_convolutions"):
+        # the same story again with the Wan VAE decoder's convolutions the other way, the first story's device
+        # memory given back first (its cache), the decoder warmed (compiled) again the way the runtime does it
+        import gc
+
+        other = "2d" if runtime.codec.convolutions == "3d" else "3d"
+        session.reset()
+        gc.collect()
+        torch.compiler.set_stance("default")
+        runtime.codec.use_convolutions(other)
+        clock = time.perf_counter()
+        runtime.warm_up()
+        warm_seconds = time.perf_counter() - clock
+        if args.compile or args.compile_decoder:
+            torch.compiler.set_stance("eager_on_recompile")
+        for gpu in gpus:
+            torch.cuda.synchronize(gpu)
+            torch.cuda.reset_peak_memory_stats(gpu)
+        graphs = counters["stats"]["unique_graphs"]
+        told = tell(new_session())
+        result["wan_convolutions_" + other] = {
+            "decoder_warm_up_seconds": warm_seconds,
+            "graphs_compiled_during_story": counters["stats"]["unique_graphs"] - graphs,
+            "peak_gpu_memory_without_text_encoder_gib": torch.cuda.max_memory_allocated() / 2**30 - text_encoder_gib,
+            "scenes": _kept(told, "first_frame_seconds", "first_chunk_whole_seconds", "scene_fps", "steady_fps",
+                            "chunk_p50_seconds", "chunk_p99_seconds", "chunk_intervals_seconds",
+                            "stage_seconds_first_chunk", "stage_seconds_per_chunk_median"),
         }
     if args.first_chunk_ahead:  # the same story again, the second chunk queued before the first is handed out
         again = new_session()
@@ -574,6 +604,123 @@ def decoder_run(args: argparse.Namespace) -> dict:
     variant("wan_vae_compiled_channels_last", lambda: channels_last(torch.channels_last_3d))
     channels_last(torch.contiguous_format)
     measure("tiny", build_random_tiny_codec(torch.device("cuda"), dtype))
+    return result
+
+
+def decoder_convs_run(args: argparse.Namespace) -> dict:
+    """The Wan VAE decoder's causal 3-D convolutions at the preset's shapes, as diffusers runs them (cuDNN's 3-D
+    convolution, contiguous and channels-last-3d) and as one 2-D convolution per temporal tap
+    (``causal_conv3d_as_2d``): seconds, TFLOP/s and count of each distinct call in a steady latent frame's decode;
+    then a whole chunk's streaming decode each way, eager and compiled, with its difference from the plain decode."""
+    import copy
+
+    from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
+
+    from iamflow.engine.codec import causal_conv3d_as_2d, use_2d_convolutions
+
+    cfg = load_config(args.config, preset=args.preset, overrides=args.overrides)
+    dtype = torch.bfloat16
+    torch.backends.cudnn.benchmark = True
+    generator = torch.Generator(device="cuda").manual_seed(0)
+    latents = torch.randn(1, 16, 3, cfg.video.latent_height, cfg.video.latent_width, device="cuda", generator=generator)
+    codec = build_vae(dtype)
+    result: dict = {"mode": "decoder-convs", "card": torch.cuda.get_device_name(), "torch": torch.__version__,
+                    "date": datetime.date.today().isoformat(), "calls": [], "chunk_seconds": {},
+                    "max_abs_difference": {}}
+    # the calls of one steady latent frame (after a first chunk), with their inputs
+    seen: dict = {}
+
+    def record(module, inputs):
+        x, cache_x = inputs[0], (inputs[1] if len(inputs) > 1 else None)
+        key = (module.in_channels, module.out_channels, tuple(module.kernel_size), tuple(x.shape),
+               None if cache_x is None else tuple(cache_x.shape))
+        seen.setdefault(key, [module, x.clone(), None if cache_x is None else cache_x.clone(), 0])[3] += 1
+
+    decoder = codec.stream_decoder()
+    decoder.decode(latents.to(dtype))
+    hooks = [m.register_forward_pre_hook(record) for m in codec.vae.decoder.modules() if isinstance(m, WanCausalConv3d)]
+    decoder.decode(latents[:, :, :1].to(dtype))
+    for hook in hooks:
+        hook.remove()
+    totals = {"conv3d": 0.0, "conv3d_channels_last": 0.0, "taps_2d": 0.0}
+    flop_total = 0
+    for (cin, cout, kernel, shape, cache_shape), (module, x, cache_x, count) in seen.items():
+        t_out = shape[2]  # (the causal padding, cached frames then zeros, makes up the kernel's reach)
+        flop = 2 * cin * cout * kernel[0] * kernel[1] * kernel[2] * t_out * shape[3] * shape[4]
+        row = {"in": cin, "out": cout, "kernel": kernel, "input": shape, "cache": cache_shape, "count": count,
+               "tflop": flop / 1e12, "seconds": {}, "tflops": {}}
+        last = x.contiguous(memory_format=torch.channels_last_3d)
+        last_cache = None if cache_x is None else cache_x.contiguous(memory_format=torch.channels_last_3d)
+        reference = module.forward(x, cache_x)
+        ways = {"conv3d": lambda: module.forward(x, cache_x),
+                "conv3d_channels_last": lambda: module.forward(last, last_cache),
+                "taps_2d": lambda: causal_conv3d_as_2d(module, last, last_cache)}
+        for name, fn in ways.items():
+            try:
+                if name == "conv3d_channels_last":
+                    module.to(memory_format=torch.channels_last_3d)
+                seconds = timed(fn, repeats=10, warmup=3)
+                row["seconds"][name], row["tflops"][name] = seconds, flop / seconds / 1e12
+                row.setdefault("max_abs_difference", {})[name] = (fn().float() - reference.float()).abs().max().item()
+                totals[name] += seconds * count
+            except Exception as err:  # noqa: BLE001 - reported; the other ways stand
+                row.setdefault("errors", {})[name] = f"{type(err).__name__}: {str(err)[:200]}"
+            finally:
+                module.to(memory_format=torch.contiguous_format)
+        flop_total += flop * count
+        result["calls"].append(row)
+    result["latent_frame_conv_seconds"] = totals
+    result["latent_frame_conv_tflop"] = flop_total / 1e12
+
+    plain = codec.stream_decoder()
+    plain.decode(latents.to(dtype))
+    reference = plain.decode(latents.to(dtype))
+
+    def chunk(name, vae):
+        variant = type(codec)(vae)
+        stream = variant.stream_decoder()
+        stream.decode(latents.to(dtype))
+        outputs = []
+        started = time.perf_counter()
+        result["chunk_seconds"][name] = timed(lambda: outputs.append(stream.decode(latents.to(dtype))), repeats=5)
+        result.setdefault("first_calls_seconds", {})[name] = time.perf_counter() - started
+        result["max_abs_difference"][name] = (outputs[0].float() - reference.float()).abs().max().item()
+        logger.info("%s: %.4f s a chunk", name, result["chunk_seconds"][name])
+
+    def profile(name, vae):
+        """The decode's device time by kernel (one chunk), the largest first."""
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as torch_profile
+
+        stream = type(codec)(vae).stream_decoder()
+        stream.decode(latents.to(dtype))
+        stream.decode(latents.to(dtype))
+        _sync()
+        with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
+            stream.decode(latents.to(dtype))
+            _sync()
+        rows = sorted(prof.key_averages(), key=lambda e: e.device_time_total, reverse=True)
+        result.setdefault("kernels_ms", {})[name] = {
+            "total": sum(e.device_time_total for e in rows) / 1e3,
+            "top": [[e.key[:90], e.count, round(e.device_time_total / 1e3, 3)] for e in rows[:14]]}
+
+    # (way, 2-D taps or 3-D, compiled): diffusers' module; the operator with 2-D taps; the operator with cuDNN's
+    # 3-D convolution, channels-last
+    for name, op, taps, compiled in [("conv3d", False, False, False), ("taps_2d", True, True, False),
+                                     ("conv3d_compiled", False, False, True), ("taps_2d_compiled", True, True, True),
+                                     ("conv3d_channels_last_op_compiled", True, False, True)]:
+        vae = copy.deepcopy(codec.vae)
+        use_2d_convolutions(vae, op, taps=taps)
+        if compiled:
+            vae.decoder.compile(dynamic=False)
+        try:
+            chunk(name, vae)
+            if compiled:
+                profile(name, vae)
+        except Exception as err:  # noqa: BLE001 - reported; the other rows stand
+            result[name + "_error"] = f"{type(err).__name__}: {str(err)[:300]}"
+        del vae
+        torch.cuda.empty_cache()
     return result
 
 
@@ -1397,6 +1544,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fp8", action="store_true", help="FP8 linears (runtime.fp8)")
     parser.add_argument("--decoder", default=CodecConfig.decoder, choices=CodecConfig.DECODERS)
     parser.add_argument("--compile-decoder", action="store_true", help="torch.compile the Wan VAE decoder")
+    parser.add_argument("--wan-convolutions", default=CodecConfig.wan_convolutions, choices=CodecConfig.CONVOLUTIONS,
+                        help="codec.wan_convolutions: the Wan VAE decoder's causal convolutions as 3-D or as 2-D per tap")
+    parser.add_argument("--wan-convolutions-also", action="store_true",
+                        help="--session: the same story again with the Wan VAE decoder's convolutions the other way")
     parser.add_argument("--overlap", dest="overlap", action="store_true", default=None,
                         help="decode each chunk while the next is made, also on one device (default: with two devices)")
     parser.add_argument("--no-overlap", dest="overlap", action="store_false",
@@ -1429,6 +1580,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--decoders", action="store_true",
                         help="time the Wan VAE's streaming decode of a chunk as it is, with cudnn.benchmark, "
                              "channels-last and compiled, and the tiny decoder")
+    parser.add_argument("--decoder-convs", action="store_true",
+                        help="time the Wan VAE decoder's causal 3-D convolutions as 3-D and as 2-D convolutions per "
+                             "temporal tap, call by call and a whole chunk's decode")
     parser.add_argument("--app", action="store_true",
                         help="the app in this process driven through gradio_client, its live view read as a page reads it: "
                              "seconds to the first frame, frames received a second"
@@ -1481,6 +1635,8 @@ def main(argv: list[str] | None = None) -> None:
         result = session_run(args)
     elif args.decoders:
         result = decoder_run(args)
+    elif args.decoder_convs:
+        result = decoder_convs_run(args)
     elif args.attention_backends:
         result = attention_backends_run(args)
     elif args.text_encoders:

@@ -272,11 +272,17 @@ class CodecConfig:
     """Which decoder turns the Wan preset's latents into video: the Wan VAE, or the tiny TAEHV one (faster, rougher)."""
 
     decoder: str = "wan"
+    # how the Wan VAE decoder runs its causal 3-D convolutions: "3d" as diffusers does (cuDNN's 3-D convolution), or
+    # "2d": one 2-D convolution per temporal tap, summed, channels-last (the same sums in another order: equal
+    # within rounding; docs/performance.md has what each costs)
+    wan_convolutions: str = "3d"
 
     DECODERS = ("wan", "tiny")
+    CONVOLUTIONS = ("3d", "2d")
 
     def validate(self, where: str) -> None:
         _check_choice(f"{where}.decoder", self.decoder, self.DECODERS)
+        _check_choice(f"{where}.wan_convolutions", self.wan_convolutions, self.CONVOLUTIONS)
 
 
 def is_device_name(name: str) -> bool:

@@ -263,7 +263,7 @@ def _tiny(config: Config):
         temperal_downsample=[False, True, True], latents_mean=[0.0] * m.in_channels, latents_std=[1.0] * m.in_channels,
     ).eval()
     device, second = resolve_devices(config)
-    codec = WanVAECodec(vae.to(second or device), fps=config.video.fps)
+    codec = WanVAECodec(vae.to(second or device), fps=config.video.fps).use_convolutions(config.codec.wan_convolutions)
     text_encoder = MiniLMTextEncoder(text_len=m.text_len, device=second or "cpu")
     return Engine(model.to(device), config), codec, text_encoder
 
@@ -297,7 +297,8 @@ def wan_codec(config: Config, device: torch.device, dtype: torch.dtype):
         return TinyDecoderCodec.from_file(path, device=device, dtype=dtype, fps=config.video.fps)
     from iamflow.engine.codec import WanVAECodec
 
-    return WanVAECodec.from_pretrained(config.weights.vae_path, device=device, dtype=dtype)
+    codec = WanVAECodec.from_pretrained(config.weights.vae_path, device=device, dtype=dtype)
+    return codec.use_convolutions(config.codec.wan_convolutions)
 
 
 def _wan(config: Config, random_weights: bool = False):
@@ -410,5 +411,5 @@ def _wan_vae(config: Config, device: torch.device, dtype: torch.dtype, random_we
 
         with torch.device(device):
             vae = AutoencoderKLWan()  # the Wan2.1 VAE's shape
-        return WanVAECodec(vae.to(dtype).eval(), fps=config.video.fps)
+        return WanVAECodec(vae.to(dtype).eval(), fps=config.video.fps).use_convolutions(config.codec.wan_convolutions)
     return wan_codec(config, device, dtype)

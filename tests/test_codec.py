@@ -63,6 +63,23 @@ def test_full_decode_matches_diffusers_and_is_clamped(codec, latents):
     assert ours.min() >= -1 and ours.max() <= 1
 
 
+@pytest.mark.parametrize("sizes", [[3, 3, 1], [1] * 7, [7]])
+def test_2d_convolutions_decode_like_the_3d_ones(latents, sizes):
+    """codec.wan_convolutions=2d: each causal 3-D convolution of the decoder as one 2-D convolution per temporal tap.
+    Streaming still equals a full decode bit for bit, the video equals the 3-D decode within float rounding, and
+    switching back gives the 3-D bits again."""
+    codec = WanVAECodec(_random_vae())
+    three_d = codec.decode(latents)
+    assert codec.use_convolutions("2d") is codec and codec.convolutions == "2d"
+    two_d = codec.decode(latents)
+    assert torch.equal(torch.cat(stream_decode(codec, latents, sizes), dim=2), two_d)
+    assert not torch.equal(two_d, three_d)  # another order of the sums: the 2-D path really ran
+    torch.testing.assert_close(two_d, three_d, rtol=0, atol=2e-5)
+    assert torch.equal(codec.use_convolutions("3d").decode(latents), three_d)
+    with pytest.raises(ValueError, match="3d or 2d"):
+        codec.use_convolutions("3D")
+
+
 def test_reset_starts_a_new_video(codec, latents):
     decoder = codec.stream_decoder()
     decoder.decode(latents[:, :, :3])
@@ -140,3 +157,38 @@ def test_to_uint8(codec, latents):
     assert edges[0, 0, 0].tolist() == [0, 128, 255]
     with pytest.raises(ValueError, match="one video"):
         to_uint8(torch.zeros(2, 3, 1, 8, 8))
+
+
+def test_wan_convolutions_config():
+    from iamflow.config import ConfigError, load_config
+    from iamflow.runtime import _tiny
+
+    assert load_config().codec.wan_convolutions == "3d"
+    with pytest.raises(ConfigError, match=r"codec\.wan_convolutions must be one of 3d, 2d \(got 'conv2d'\)"):
+        load_config(overrides=["codec.wan_convolutions=conv2d"])
+    _, codec, _ = _tiny(load_config(preset="tiny", overrides=["codec.wan_convolutions=2d"]))
+    assert codec.convolutions == "2d"
+    assert codec.decode(torch.zeros(1, codec.latent_channels, 2, 2, 3)).shape[2] == 5
+
+
+@pytest.mark.gpu
+def test_2d_convolutions_follow_the_3d_ones_on_gpu():
+    """The Wan2.1 VAE's full width on a GPU: in float32 (TF32 off) the 2-D taps give the 3-D convolution's video
+    within rounding; in bf16, eager and compiled, within bf16 rounding of it; streaming equals a full decode."""
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        vae = AutoencoderKLWan().eval()
+    latents = torch.randn(1, 16, 4, 16, 24, device="cuda", generator=torch.Generator(device="cuda").manual_seed(3))
+    codec = WanVAECodec(vae)
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+        exact = codec.decode(latents)
+        codec.use_convolutions("2d")
+        torch.testing.assert_close(codec.decode(latents), exact, rtol=0, atol=1e-4)
+    vae.to(torch.bfloat16)
+    reference = codec.use_convolutions("3d").decode(latents)
+    two_d = codec.use_convolutions("2d").decode(latents)
+    assert torch.equal(torch.cat(stream_decode(codec, latents, [1, 2, 1]), dim=2), two_d)
+    assert (two_d.float() - exact).abs().mean() < 2 * (reference.float() - exact).abs().mean() + 1e-3
+    vae.decoder.compile(dynamic=False)
+    compiled = codec.decode(latents)
+    assert (compiled.float() - two_d.float()).abs().mean() < 1e-2

@@ -20,6 +20,7 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from iamflow.engine.state_dicts import StateDictMismatchError, check_state_dict, mismatch_message, read_state_dict
 
@@ -209,6 +210,7 @@ class WanVAECodec(VideoCodec):
                 f"(got {len(config.latents_mean)} and {len(config.latents_std)})"
             )
         self.vae = vae.eval().requires_grad_(False)
+        self.convolutions = "3d"  # the decoder's causal convolutions as diffusers runs them (``use_convolutions``)
         self.latent_channels = config.z_dim
         self.temporal_factor = config.scale_factor_temporal
         self.spatial_factor = config.scale_factor_spatial
@@ -257,6 +259,15 @@ class WanVAECodec(VideoCodec):
             raise FileNotFoundError(f"VAE checkpoint {path} does not exist (weights.vae_path)")
         logger.info("Wan VAE loaded from %s, %s on %s", path, dtype, device)
         return cls(vae.to(device))  # already in `dtype`: the folder load and the .pth tensors were cast
+
+    def use_convolutions(self, kind: str) -> "WanVAECodec":
+        """``"3d"``: the decoder's causal convolutions as diffusers runs them; ``"2d"``: one 2-D convolution per
+        temporal tap (``causal_conv3d_as_2d``; equal within rounding). A compiled decoder compiles again."""
+        if kind not in ("3d", "2d"):
+            raise ValueError(f"the Wan VAE decoder's convolutions are 3d or 2d (got {kind!r})")
+        use_2d_convolutions(self.vae, kind == "2d")
+        self.convolutions = kind
+        return self
 
     @property
     def device(self) -> torch.device:
@@ -374,3 +385,82 @@ class WanStreamDecoder(StreamDecoder):
             # [B, 3, 1 (the video's first frame) or temporal_factor, H, W]
             self._started = True
         return torch.cat(frames, dim=2).clamp(-1.0, 1.0)
+
+
+# --- the decoder's causal 3-D convolutions, channels-last, as one opaque operator -----------------------------
+
+
+def causal_conv3d_as_2d(conv: torch.nn.Conv3d, x: torch.Tensor, cache_x: torch.Tensor | None = None) -> torch.Tensor:
+    """What ``WanCausalConv3d.forward(x, cache_x)`` computes, as one 2-D convolution per temporal tap, summed.
+
+    A causal k_t x k_h x k_w convolution over [B, C, T, H, W] is, for each output frame t, the sum over taps j of a
+    k_h x k_w convolution of input frame t + j (the input left-padded in time with the cached frames, then zeros)
+    with the kernel's slice j. The frames of all outputs go through each 2-D convolution as one batch, so a tap is
+    one call. Same arithmetic, different summation order: equal to the 3-D convolution within rounding. The frames
+    go channels-last (the layout a GPU's 2-D convolutions are fastest in), and so does the output."""
+    return _causal_conv(x, cache_x, conv.weight, conv.bias, *_conv_geometry(conv), True)
+
+
+def _conv_geometry(conv: torch.nn.Conv3d) -> tuple[int, int, int]:
+    if conv.stride != (1, 1, 1) or conv.dilation != (1, 1, 1) or conv.groups != 1:
+        raise ValueError("the causal convolution operator takes stride-1, undilated, ungrouped convolutions")
+    return conv._padding[4], conv._padding[2], conv._padding[0]  # diffusers' (w, w, h, h, 2*t, 0) causal padding
+
+
+@torch.library.custom_op("iamflow::causal_conv", mutates_args=())
+def _causal_conv(x: torch.Tensor, cache_x: torch.Tensor | None, weight: torch.Tensor, bias: torch.Tensor | None,
+                 pad_t: int, pad_h: int, pad_w: int, taps: bool) -> torch.Tensor:
+    """A causal 3-D convolution of [B, C, T, H, W] (cached frames, then zeros, before the first frame), output
+    [B, C_out, T, H', W'] channels-last-3d: by 2-D convolutions per temporal tap (``taps``) or by one 3-D convolution
+    on channels-last tensors. One operator to torch.compile, which then keeps its layout and leaves the
+    convolution to cuDNN, fusing only what comes before and after."""
+    if cache_x is not None and pad_t > 0:
+        x = torch.cat([cache_x.to(x.device), x], dim=2)
+        pad_t -= cache_x.shape[2]
+    x = x.contiguous(memory_format=torch.channels_last_3d)
+    if pad_t > 0:
+        x = F.pad(x, (0, 0, 0, 0, pad_t, 0))
+    if not taps:
+        return F.conv3d(x, weight, bias, padding=(0, pad_h, pad_w)).contiguous(memory_format=torch.channels_last_3d)
+    b, c, t_in, h, w = x.shape
+    kt = weight.shape[2]
+    t_out = t_in - kt + 1
+    frames = x.permute(0, 2, 1, 3, 4)  # [B, T, C, H, W], channels last: each tap's frames are a view
+    out = None
+    for j in range(kt):
+        tap = frames[:, j : j + t_out].reshape(b * t_out, c, h, w)
+        y = F.conv2d(tap, weight[:, :, j], None if j else bias, padding=(pad_h, pad_w))
+        out = y if out is None else out.add_(y)
+    out = out.reshape(b, t_out, -1, out.shape[-2], out.shape[-1]).permute(0, 2, 1, 3, 4)
+    return out.contiguous(memory_format=torch.channels_last_3d)
+
+
+@_causal_conv.register_fake
+def _(x, cache_x, weight, bias, pad_t, pad_h, pad_w, taps):
+    b, _, t, h, w = x.shape
+    shape = (b, weight.shape[0], t, h + 2 * pad_h - weight.shape[3] + 1, w + 2 * pad_w - weight.shape[4] + 1)
+    return torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=torch.channels_last_3d)
+
+
+def use_2d_convolutions(vae: Any, on: bool = True, taps: bool = True) -> int:
+    """Run every causal 3-D convolution of ``vae``'s decoder through the ``iamflow::causal_conv`` operator (``on``;
+    by 2-D convolutions per temporal tap, or with ``taps`` False by cuDNN's 3-D convolution on channels-last
+    tensors), or as diffusers does (off). Returns how many convolutions were switched."""
+    from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
+
+    count = 0
+    for module in vae.decoder.modules():
+        if isinstance(module, WanCausalConv3d):
+            if on:
+                geometry = _conv_geometry(module)
+
+                def forward(x, cache_x=None, conv=module, geometry=geometry):
+                    return _causal_conv(x, cache_x, conv.weight, conv.bias, *geometry, taps)
+
+                module.forward = forward
+                module.to(memory_format=torch.channels_last_3d)
+            else:
+                module.__dict__.pop("forward", None)
+                module.to(memory_format=torch.contiguous_format)
+            count += 1
+    return count

@@ -71,7 +71,11 @@ class Runtime:
     second, and ``decode_stage`` (a thread fed through a bounded queue) decodes each chunk there while the host
     queues the next one on the first. One device: no thread, ``decode_stage`` is None."""
 
-    TEXT_CACHE_SIZE = 32  # a Wan prompt is ~94 MB of K/V (30 layers x 512 tokens)
+    # prompts kept encoded: the text encoder's output for many (a Wan prompt's is 4 MB), every layer's cross-attention
+    # K/V for the few in use (a Wan prompt's is ~94 MB of the DiT's device: 30 layers x 512 tokens), so the device
+    # memory a story's prompts hold stays the same however many scenes it has
+    TEXT_CACHE_SIZE = 32
+    KV_CACHE_SIZE = 2
 
     def __init__(self, config: Config, engine: Engine, codec, text_encoder):
         self.config = config
@@ -83,7 +87,8 @@ class Runtime:
         self.decode_stage: DecodeStage | None = None
         if len(config.runtime.devices) == 2:
             self.decode_stage = DecodeStage(engine.device, codec.device, self._decode_uint8)
-        self._text_cache: dict[str, tuple[TextConditioning, int]] = {}
+        self._text_cache: dict[str, tuple[torch.Tensor, int]] = {}  # the text encoder's output and token count
+        self._kv_cache: dict[str, tuple[TextConditioning, int]] = {}
         self._key_cache: dict[tuple[str, tuple[int, ...]], torch.Tensor] = {}
 
     @property
@@ -100,14 +105,24 @@ class Runtime:
         return build_runtime(config or load_config(preset=EMBEDDED_PRESET))
 
     def encode(self, text: str) -> tuple[TextConditioning, int]:
-        """A prompt -> (its cross-attention K/V for every layer, number of real tokens). Cached."""
-        if text not in self._text_cache:
+        """A prompt -> (its cross-attention K/V for every layer, number of real tokens). Cached: the K/V of the last
+        ``KV_CACHE_SIZE`` prompts asked for, the text encoder's output of the last ``TEXT_CACHE_SIZE`` (the K/V of
+        one of those is made again from it, the same bits, without the text encoder)."""
+        if text in self._kv_cache:
+            self._kv_cache[text] = self._kv_cache.pop(text)  # (the most recent last)
+            return self._kv_cache[text]
+        if text in self._text_cache:
+            self._text_cache[text] = self._text_cache.pop(text)
+        else:
             context = self.text_encoder.encode([text]).to(self.device)  # [1, text_len, text_dim]
-            length = int((context[0].abs().sum(-1) > 0).sum())
-            self._text_cache[text] = (self.engine.encode_text(context), length)
+            self._text_cache[text] = (context, int((context[0].abs().sum(-1) > 0).sum()))
             if len(self._text_cache) > self.TEXT_CACHE_SIZE:
                 self._text_cache.pop(next(iter(self._text_cache)))
-        return self._text_cache[text]
+        context, length = self._text_cache[text]
+        self._kv_cache[text] = (self.engine.encode_text(context), length)
+        if len(self._kv_cache) > self.KV_CACHE_SIZE:
+            self._kv_cache.pop(next(iter(self._kv_cache)))
+        return self._kv_cache[text]
 
     def text_keys(self, text: str, layers: list[int]) -> torch.Tensor:
         """The memory scorer's keys of a prompt on the host, [layers, heads, D]; cached (made once, the host then

@@ -323,10 +323,19 @@ class StorySession:
         """The empty prompt's conditioning, when the sampler guides (classifier-free guidance)."""
         return self.runtime.encode("")[0] if self.config.sampler.guided_steps else None
 
+    SCENE_TEXTS_KEPT = 3  # a switch's old and new scene, and one more (a replay walks the scenes in order)
+
     def _scene_condition(self, scene: int) -> tuple[TextConditioning, int]:
-        if scene not in self._scene_text:
+        """A scene's text conditioning, kept for the last few scenes asked for only: a Wan prompt's K/V is ~94 MB of
+        the device, and a story of a hundred scenes must not hold a hundred of them (an older scene's, needed again
+        by a replay, is made again from its prompt: the same bits)."""
+        if scene in self._scene_text:
+            self._scene_text[scene] = self._scene_text.pop(scene)  # (the most recent last)
+        else:
             text, prepared = self.scenes[scene].text_prompt, self._prepared_text
             self._scene_text[scene] = prepared[1] if prepared and prepared[0] == text else self.runtime.encode(text)
+            while len(self._scene_text) > self.SCENE_TEXTS_KEPT:
+                self._scene_text.pop(next(iter(self._scene_text)))
         return self._scene_text[scene]
 
     @property

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from iamflow.runtime import Runtime
 from iamflow.session import StorySession, StorySettings
 
 from helpers import stop_after_chunk_1
@@ -414,3 +415,29 @@ def test_prompts_are_normalised_before_the_agent_sees_them(runtime):
     run(session, "A man\x00 in a red jacket walks\u202e.", seed=1)
     assert session.scenes[0].prompt == "A man in a red jacket walks."
     assert any(r["name"].startswith("man") for r in session.registry_snapshot().values())
+
+
+def test_a_long_story_keeps_only_a_few_prompts_encoded(runtime):
+    """A scene's text conditioning (a Wan prompt's K/V is ~94 MB of the device) is kept for the last few scenes and
+    prompts only; what an undo or a rebuilt cache needs again is made again from the prompt, the same bits."""
+    prompts = [MAN, DOG, BACK, "A woman in a green coat reads on a bench.", "The dog jumps into the sea."]
+
+    def tell(keep_all: bool) -> StorySession:
+        runtime._kv_cache.clear()
+        runtime.KV_CACHE_SIZE = 100 if keep_all else Runtime.KV_CACHE_SIZE
+        session = StorySession(runtime)
+        session.SCENE_TEXTS_KEPT = 100 if keep_all else StorySession.SCENE_TEXTS_KEPT
+        for seed, prompt in enumerate(prompts):
+            run(session, prompt, seconds=1.5, seed=seed)
+            assert keep_all or (len(session._scene_text) <= 3 and len(runtime._kv_cache) <= 2)
+        session.undo_last_scene()
+        session.drop_cache()
+        run(session, prompts[-1], seconds=1.5, seed=len(prompts) - 1)
+        return session
+
+    try:
+        bounded, kept = tell(False), tell(True)
+    finally:
+        del runtime.KV_CACHE_SIZE
+    assert len(bounded.latents) == len(kept.latents)
+    assert all(torch.equal(a, b) for a, b in zip(bounded.latents, kept.latents))

@@ -1600,3 +1600,23 @@ def test_comic_panel_labels_and_dialogue_lines_that_open_a_prompt():
     prompt = "The doughnut rolls to another tree when Dina is off screen."
     _, scenes = story(prompt)
     assert not ids_at(scenes[0], prompt, "Dina")
+
+
+def test_a_story_told_in_the_second_person_has_you_as_a_character():
+    prompts = ("As you reach the counter, you're greeted by a busy bee hurrying with orders.",
+               "The bee hands you your drink, and you find the nearest seat.",
+               "The shy flowerkin keeps sneaking looks at you.")
+    _, scenes = story(*prompts)
+    you = ids_at(scenes[0], prompts[0], "you")
+    bee = ids_at(scenes[0], prompts[0], "bee")
+    assert you and bee and you != bee
+    assert ids_at(scenes[1], prompts[1], "you") == you and ids_at(scenes[1], prompts[1], "your") == you
+    assert ids_at(scenes[2], prompts[2], "you") == you  # once the story is told that way, "you" is that one
+    # "you" as the viewer, anyone, or the one spoken to is not that character
+    for prompt in ("Meanwhile you see the birds flying away from him.",
+                   "A low angle shot where you can see Peter's feet approaching the bracelet.",
+                   "Shot of Colin's feet as he walks over to Eve. You can't help everyone. I should keep moving.",
+                   'Mom (Viv is beaming): Wow Viv! You did great today!'):
+        _, scenes = story(prompt)
+        word = "you" if " you " in prompt else "You"
+        assert not ids_at(scenes[0], prompt, word), prompt

@@ -407,7 +407,7 @@ class EntityAgent:
             age = next((m.age for m in named if m.age), None)
             instance = {"prompt_index": index, "entity": surface, "attrs": attrs, "aliases": aliases,
                         # a group's noun is its members' when it brought them in ("Two soldiers drag ...")
-                        "heads": sorted({h for m in ms if m.form not in ("pronoun", "group") or
+                        "heads": sorted({h for m in ms if m.form not in ("pronoun", "group") or m.narrated or
                                          m.form == "group" and gid in resolver.group_members for h in m.heads}),
                         "names": [n for m in named for n in m.names] + [a for m in ms for a in m.aliases],
                         "relations": relations, "gender": gender, "age": age,

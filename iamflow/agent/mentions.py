@@ -21,6 +21,10 @@ _SPEAKERLESS_HEADINGS = {"scene", "shot", "caption", "description", "note", "tit
                          "content", "effects", "transition", "audio", "duration", "notes", "lighting", "props", "camera",
                          "movement", "type", "angle"}
 _SPEECH_PERSONS = {"i", "me", "my", "we", "us", "our", "you", "your", "i'm", "we're", "you're"}
+# what "you" does as the viewer or as anyone, not as a story's second-person character ("you see the birds flying",
+# "you never know you love her", "What big ears you've got")
+_VIEWER_VERBS = {"see", "hear", "watch", "view", "know", "think", "love", "figure", "recognize", "recognise",
+                 "understand", "guess", "remember", "believe", "like", "want", "have", "get", "be"}
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5}
 _ENUMERATED_NOUNS = {"subject", "character", "one", "person", "figure", "individual", "protagonist", "man", "woman"}
 _TITLE_WORDS = {"detective", "officer", "captain", "doctor", "dr", "professor", "sheriff", "agent", "inspector",
@@ -682,6 +686,10 @@ class Mention:
     # "them" as a verb's object with no plural noun before it in its sentence ("Eddy lets them inside the home"):
     # people the story may not have shown yet
     unseen_them: bool = False
+    # "you" of a story told in the second person, outside anyone's words ("As you reach the counter, ...")
+    narrated: bool = False
+    # the prompt has that "you" doing something ("you reach", "You kneel"; not "you can see", "if you asked")
+    narration_cue: bool = False
 
     def description(self) -> str:
         """Text the sentence encoder compares with known characters."""
@@ -1789,6 +1797,7 @@ class PromptAnalyzer:
         self._aliases(mentions)
         self._identified(mentions)
         mentions = self._addressed(mentions, sent_of)
+        mentions = self._narrated_you(mentions, sent_of)
         self._titled_names(mentions)
         self._enumerated(mentions)
         mentions = self._numbered(mentions)
@@ -1966,6 +1975,44 @@ class PromptAnalyzer:
                          sentence=sent_of.get(t.i, 0))
                  for t in doc if t.lower_ in ("you", "your", "yourself") and (t.i in quoted or dialogue) or vocative(t)]
         return sorted(mentions + added, key=lambda m: m.token) if added else mentions
+
+    def _narrated_you(self, mentions: list[Mention], sent_of) -> list[Mention]:
+        """"As you reach the counter, you're greeted with a busy bee", "Glen hugs you": a story told in the second
+        person has a character, "you", outside anyone's words. Each such "you" is a mention the resolver keeps when
+        the story is told that way (this prompt has "you" doing something, or an earlier one had)."""
+        doc = self.doc
+        quoted = self._quoted_tokens()
+        if self.speaker_tokens or self.line_speakers or any(t.text in _QUOTE_MARKS for t in doc) and not quoted:
+            return mentions  # a dialogue line, or quotes the prompt does not close: whose words is not clear
+
+        if any(t.is_alpha and t.is_upper and len(t) >= 3 and t.lower_ not in _CAPS_NOT_NAMES for t in doc):
+            return mentions  # a screenplay's or comic's capitals: "SOTHERN (whisper) Laura, you're going off script"
+        if any((t.text == "I" or t.lower_ in ("me", "my", "myself")) and t.i not in quoted for t in doc):
+            return mentions  # someone's thoughts in the first person: their "you" is anyone ("You don't touch people
+            # that are bleeding in the 3rd Sector. ... I should shake my head")
+
+        def in_a_line(t) -> bool:  # after a speaker's label ("Shane: It's been too long! How've you been?")
+            return any(w.text == "):" or w.text == ":" and w.i > 0 and (doc[w.i - 1].text[:1].isupper() or
+                                                                         doc[w.i - 1].text == ")")
+                       for w in doc[: t.i])  # (also 'Mom (Viv is beaming): Wow Viv! You did great today!')
+
+        yous = [t for t in doc if t.lower_ in ("you", "your", "yourself") and t.i not in quoted and not in_a_line(t)]
+        if not yous:
+            return mentions
+
+        def acts(t) -> bool:
+            verb = t.head
+            return t.dep_ in ("nsubj", "nsubjpass") and verb.pos_ in ("VERB", "AUX") and \
+                verb.lemma_.lower() not in _VIEWER_VERBS and \
+                not (verb.dep_ == "advcl" and verb.head.lemma_.lower() in _VIEWER_VERBS) and \
+                not any(c.tag_ == "MD" or c.dep_ == "neg" or c.dep_ == "mark" and c.lower_ in ("if", "unless")
+                        for c in verb.children)
+
+        cue = any(acts(t) for t in yous)
+        added = [Mention(start=t.idx, end=t.idx + len(t.text), surface=t.text, form="pronoun", kind="person",
+                         base="person", pronoun="you", heads=["you"], token=t.i, sentence=sent_of.get(t.i, 0),
+                         narrated=True, narration_cue=cue) for t in yous]
+        return sorted(mentions + added, key=lambda m: m.token)
 
     def _identified(self, mentions: list[Mention]) -> None:
         """"Suddenly, a figure appears in the sky ... It's Superman!": the name is the one just brought in; so is the

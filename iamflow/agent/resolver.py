@@ -162,6 +162,8 @@ class Resolver:
         return [[gid for _, gid in sorted(items)] for _, items in sorted(by_prompt.items(), reverse=True)]
 
     def _compatible(self, m: Mention, rec: EntityRecord, strict: bool) -> bool:
+        if "you" in rec.heads:
+            return False  # the "you" of a story told in the second person is only ever "you"
         if m.form == "pronoun":
             if m.pronoun == "it":
                 return rec.kind != "person"
@@ -236,7 +238,13 @@ class Resolver:
             m = mentions[index]
             ids = ahead.pop(index, None)
             if ids is None:
-                ids = self._addressee(m, mentions) if m.pronoun == "you" else self._resolve_one(m, mentions)
+                if m.narrated:
+                    ids = self._narrated_you(mentions)
+                elif m.pronoun == "you":
+                    ids = self._addressee(m, mentions)
+                else:
+                    ids = [g for g in self._resolve_one(m, mentions)
+                           if g == -1 or "you" not in self.registry.entities[g].heads]  # ("you" is only "you")
             if ids == [-1] and m.form == "pronoun" and m.pronoun in ("he", "she") and (m.owns or m.clause_subject
                                                                                        is not None):
                 later = self._cataphor(m, mentions, index)
@@ -260,6 +268,14 @@ class Resolver:
         result.assignments = [assignments[i] for i in range(len(mentions))]
         result.new_ids = list(self.created)
         return result
+
+    def _narrated_you(self, mentions: list[Mention]) -> list[int]:
+        """The "you" of a story told in the second person: the one the story already has, else a new character when
+        this prompt has "you" doing something; else (a stray "your") no one."""
+        for rec in self._records():
+            if rec.kind == "person" and "you" in rec.heads:
+                return [rec.global_id]
+        return [-1] if any(o.narration_cue for o in mentions) else []
 
     def _addressee(self, m: Mention, mentions: list[Mention]) -> list[int]:
         """"you" in someone's words: the nearest other character of this prompt, else of the prompts before,

@@ -89,6 +89,7 @@ class Runtime:
             self.decode_stage = DecodeStage(engine.device, codec.device, self._decode_uint8)
         self._text_cache: dict[str, tuple[torch.Tensor, int]] = {}  # the text encoder's output and token count
         self._kv_cache: dict[str, tuple[TextConditioning, int]] = {}
+        self._cache_lock = threading.Lock()
         self._key_cache: dict[tuple[str, tuple[int, ...]], torch.Tensor] = {}
 
     @property
@@ -108,21 +109,25 @@ class Runtime:
         """A prompt -> (its cross-attention K/V for every layer, number of real tokens). Cached: the K/V of the last
         ``KV_CACHE_SIZE`` prompts asked for, the text encoder's output of the last ``TEXT_CACHE_SIZE`` (the K/V of
         one of those is made again from it, the same bits, without the text encoder)."""
-        if text in self._kv_cache:
-            self._kv_cache[text] = self._kv_cache.pop(text)  # (the most recent last)
-            return self._kv_cache[text]
-        if text in self._text_cache:
-            self._text_cache[text] = self._text_cache.pop(text)
-        else:
+        with self._cache_lock:  # (the caches are shared by the stories of the process; held for bookkeeping only)
+            found = self._kv_cache.pop(text, None)
+            if found is not None:
+                self._kv_cache[text] = found  # (the most recent last)
+                return found
+            encoded = self._text_cache.pop(text, None)
+            if encoded is not None:
+                self._text_cache[text] = encoded
+        if encoded is None:
             context = self.text_encoder.encode([text]).to(self.device)  # [1, text_len, text_dim]
-            self._text_cache[text] = (context, int((context[0].abs().sum(-1) > 0).sum()))
-            if len(self._text_cache) > self.TEXT_CACHE_SIZE:
-                self._text_cache.pop(next(iter(self._text_cache)))
-        context, length = self._text_cache[text]
-        self._kv_cache[text] = (self.engine.encode_text(context), length)
-        if len(self._kv_cache) > self.KV_CACHE_SIZE:
-            self._kv_cache.pop(next(iter(self._kv_cache)))
-        return self._kv_cache[text]
+            encoded = (context, int((context[0].abs().sum(-1) > 0).sum()))
+        found = (self.engine.encode_text(encoded[0]), encoded[1])
+        with self._cache_lock:
+            self._text_cache[text] = encoded
+            self._kv_cache[text] = found
+            for cache, size in ((self._text_cache, self.TEXT_CACHE_SIZE), (self._kv_cache, self.KV_CACHE_SIZE)):
+                while len(cache) > size:
+                    cache.pop(next(iter(cache)))
+        return found
 
     def text_keys(self, text: str, layers: list[int]) -> torch.Tensor:
         """The memory scorer's keys of a prompt on the host, [layers, heads, D]; cached (made once, the host then

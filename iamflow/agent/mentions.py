@@ -20,7 +20,7 @@ _SPEAKERLESS_HEADINGS = {"scene", "shot", "caption", "description", "note", "tit
                          "frame", "location", "time", "action", "dialogue", "narrator", "sfx", "music", "sound", "text",
                          "content", "effects", "transition", "audio", "duration", "notes", "lighting", "props", "camera",
                          "movement", "type", "angle"}
-_SPEECH_PERSONS = {"i", "me", "my", "we", "us", "our", "you", "your", "i'm", "we're", "you're"}
+_SPEECH_PERSONS = {"i", "me", "my", "we", "us", "our", "you", "your"}  # (the tokenizer splits "I'm", "you're")
 # what "you" does as the viewer or as anyone, not as a story's second-person character ("you see the birds flying",
 # "you never know you love her", "What big ears you've got")
 _VIEWER_VERBS = {"see", "hear", "watch", "view", "know", "think", "love", "figure", "recognize", "recognise",

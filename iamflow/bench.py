@@ -408,6 +408,10 @@ def session_run(args: argparse.Namespace) -> dict:
                 "stage_seconds_per_chunk_median": {k: statistics.median(v) for k, v in stages.items() if len(v) > 1},
                 "stage_host_seconds_first_chunk": {k: v[0] for k, v in host.items()},
                 "stage_host_seconds_per_chunk_median": {k: statistics.median(v) for k, v in host.items() if len(v) > 1},
+                # the device memory after the scene (held between scenes) and the peak so far (since the story's
+                # start, umT5 included): whether either grows with the scenes told
+                "gpu_memory_held_gib": {str(gpu): torch.cuda.memory_allocated(gpu) / 2**30 for gpu in gpus},
+                "peak_gpu_memory_so_far_gib": {str(gpu): torch.cuda.max_memory_allocated(gpu) / 2**30 for gpu in gpus},
             })
             logger.info("scene %d: first frame %.3f s, %.1f fps received", index, arrivals[0], scenes[-1]["scene_fps"])
         return scenes
@@ -484,7 +488,8 @@ def session_run(args: argparse.Namespace) -> dict:
             "peak_gpu_memory_without_text_encoder_gib": torch.cuda.max_memory_allocated() / 2**30 - text_encoder_gib,
             "scenes": _kept(told, "first_frame_seconds", "first_chunk_whole_seconds", "scene_fps", "steady_fps",
                             "chunk_p50_seconds", "chunk_p99_seconds", "chunk_intervals_seconds",
-                            "stage_seconds_first_chunk", "stage_seconds_per_chunk_median"),
+                            "stage_seconds_first_chunk", "stage_seconds_per_chunk_median", "gpu_memory_held_gib",
+                            "peak_gpu_memory_so_far_gib"),
         }
     if args.first_chunk_ahead:  # the same story again, the second chunk queued before the first is handed out
         again = new_session()
@@ -1545,7 +1550,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--decoder", default=CodecConfig.decoder, choices=CodecConfig.DECODERS)
     parser.add_argument("--compile-decoder", action="store_true", help="torch.compile the Wan VAE decoder")
     parser.add_argument("--wan-convolutions", default=CodecConfig.wan_convolutions, choices=CodecConfig.CONVOLUTIONS,
-                        help="codec.wan_convolutions: the Wan VAE decoder's causal convolutions as 3-D or as 2-D per tap")
+                        help="codec.wan_convolutions: the Wan VAE decoder's causal convolutions as 3-D or as 2-D per tap "
+                             "(auto: 2-D for an eager decoder on a GPU, 3-D compiled)")
     parser.add_argument("--wan-convolutions-also", action="store_true",
                         help="--session: the same story again with the Wan VAE decoder's convolutions the other way")
     parser.add_argument("--overlap", dest="overlap", action="store_true", default=None,

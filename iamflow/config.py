@@ -274,11 +274,12 @@ class CodecConfig:
     decoder: str = "wan"
     # how the Wan VAE decoder runs its causal 3-D convolutions: "3d" as diffusers does (cuDNN's 3-D convolution), or
     # "2d": one 2-D convolution per temporal tap, summed, channels-last (the same sums in another order: equal
-    # within rounding; docs/performance.md has what each costs)
-    wan_convolutions: str = "3d"
+    # within rounding); "auto": the faster of the two where it was measured (docs/performance.md): "2d" for an eager
+    # decoder on a GPU, "3d" for a compiled one (inductor fuses around it) and on a CPU
+    wan_convolutions: str = "auto"
 
     DECODERS = ("wan", "tiny")
-    CONVOLUTIONS = ("3d", "2d")
+    CONVOLUTIONS = ("auto", "3d", "2d")
 
     def validate(self, where: str) -> None:
         _check_choice(f"{where}.decoder", self.decoder, self.DECODERS)

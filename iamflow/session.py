@@ -323,7 +323,9 @@ class StorySession:
         """The empty prompt's conditioning, when the sampler guides (classifier-free guidance)."""
         return self.runtime.encode("")[0] if self.config.sampler.guided_steps else None
 
-    SCENE_TEXTS_KEPT = 3  # a switch's old and new scene, and one more (a replay walks the scenes in order)
+    # a switch's old and new scene (its prompt ramp blends the two; a prepared switch stores the new one, and a replay
+    # walks the scenes in order, a switch at a time); one more held 94 MB of the device for nothing
+    SCENE_TEXTS_KEPT = 2
 
     def _scene_condition(self, scene: int) -> tuple[TextConditioning, int]:
         """A scene's text conditioning, kept for the last few scenes asked for only: a Wan prompt's K/V is ~94 MB of

@@ -161,11 +161,17 @@ def test_to_uint8(codec, latents):
 
 def test_wan_convolutions_config():
     from iamflow.config import ConfigError, load_config
-    from iamflow.runtime import _tiny
+    from iamflow.runtime import _tiny, wan_convolutions
 
-    assert load_config().codec.wan_convolutions == "3d"
-    with pytest.raises(ConfigError, match=r"codec\.wan_convolutions must be one of 3d, 2d \(got 'conv2d'\)"):
+    assert load_config().codec.wan_convolutions == "auto"
+    with pytest.raises(ConfigError, match=r"codec\.wan_convolutions must be one of auto, 3d, 2d \(got 'conv2d'\)"):
         load_config(overrides=["codec.wan_convolutions=conv2d"])
+    # auto: 2-D for an eager decoder on a GPU, 3-D for a compiled one and on a CPU; a choice written is kept
+    auto, compiled = load_config(), load_config(overrides=["runtime.compile_decoder=true"])
+    assert [wan_convolutions(auto, "cuda:1"), wan_convolutions(compiled, "cuda"), wan_convolutions(auto, "cpu")] \
+        == ["2d", "3d", "3d"]
+    assert wan_convolutions(load_config(overrides=["codec.wan_convolutions=2d"]), "cpu") == "2d"
+    assert _tiny(load_config(preset="tiny"))[1].convolutions == "3d"  # (this CPU)
     _, codec, _ = _tiny(load_config(preset="tiny", overrides=["codec.wan_convolutions=2d"]))
     assert codec.convolutions == "2d"
     assert codec.decode(torch.zeros(1, codec.latent_channels, 2, 2, 3)).shape[2] == 5

@@ -429,7 +429,7 @@ def test_a_long_story_keeps_only_a_few_prompts_encoded(runtime):
         session.SCENE_TEXTS_KEPT = 100 if keep_all else StorySession.SCENE_TEXTS_KEPT
         for seed, prompt in enumerate(prompts):
             run(session, prompt, seconds=1.5, seed=seed)
-            assert keep_all or (len(session._scene_text) <= 3 and len(runtime._kv_cache) <= 2)
+            assert keep_all or (len(session._scene_text) <= 2 and len(runtime._kv_cache) <= 2)
         session.undo_last_scene()
         session.drop_cache()
         run(session, prompts[-1], seconds=1.5, seed=len(prompts) - 1)

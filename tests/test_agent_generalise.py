@@ -1620,3 +1620,47 @@ def test_a_story_told_in_the_second_person_has_you_as_a_character():
         _, scenes = story(prompt)
         word = "you" if " you " in prompt else "You"
         assert not ids_at(scenes[0], prompt, word), prompt
+    # someone named doing something to "you" tells the story that way too; a pronoun or a plain noun doing it to
+    # "you" may be a video prompt's viewer
+    prompts = ("Marta glances up at you from behind the counter.", "You can smell the bread from the door.")
+    _, scenes = story(*prompts)
+    you = ids_at(scenes[0], prompts[0], "you")
+    assert you and you != ids_at(scenes[0], prompts[0], "Marta")
+    assert ids_at(scenes[1], prompts[1], "You") == you
+    for prompt in ("A woman in a red coat turns and smiles at you.", "She waves at you from the platform."):
+        _, scenes = story(prompt)
+        assert not ids_at(scenes[0], prompt, "you"), prompt
+
+
+def test_people_in_a_picture_held_in_the_scene_are_not_there():
+    prompts = ("Rosa opens the drawer and finds a photo of Ivan and Lena laughing on a beach. Another of Ivan at "
+               "the station.",
+               "She spreads the photos on the bed and stares at them.")
+    _, scenes = story(*prompts)
+    assert [e.surface for e in scenes[0].entities] == ["Rosa"]
+    assert [e.surface for e in scenes[1].entities] == ["She"]
+
+
+def test_a_one_word_line_is_what_is_said_and_a_quick_cut_is_the_camera():
+    prompts = ("A heron stands in the reeds. Heron: Kraa!",
+               "Quick cut to the fox. Fox 2: Yip. The fox runs off.")
+    _, scenes = story(*prompts)
+    assert [e.surface for e in scenes[0].entities] == ["heron"]
+    assert not ids_at(scenes[0], prompts[0], "Kraa")
+    assert not ids_at(scenes[1], prompts[1], "Quick") and not ids_at(scenes[1], prompts[1], "Yip")
+    assert ids_at(scenes[1], prompts[1], "fox")
+
+
+def test_names_listed_after_a_counted_group_name_its_members():
+    prompts = ("Two boys kick a ball across the yard.", "Omar and Theo chase it to the fence.", "Theo trips.")
+    _, scenes = story(*prompts)
+    boys = [e.global_id for e in scenes[0].entities]
+    assert len(boys) == 2
+    assert [ids_at(scenes[1], prompts[1], "Omar"), ids_at(scenes[1], prompts[1], "Theo")] == [{boys[0]}, {boys[1]}]
+    assert ids_at(scenes[2], prompts[2], "Theo") == {boys[1]}
+    # names beside the group, or of another number, are someone else
+    for second, other in (("Anna and Marek walk past them.", "Marek"),
+                          ("Anna, Marek and Ola wave from the gate.", "Marek"), ("Anna and Marta climb the fence.", "Marta")):
+        _, scenes = story(prompts[0], second)
+        named = ids_at(scenes[1], second, "Anna") | ids_at(scenes[1], second, other)
+        assert len(named) == 2 and not named & set(boys), second

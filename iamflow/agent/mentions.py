@@ -109,8 +109,8 @@ _SHOT_NOUNS = {"shot", "closeup", "close-up", "view", "angle", "take"}
 # camera moves and shot kinds written in capitals in a shot list ("Tilt down Wide Shot on ...", "Reaction Shot –")
 _CAMERA_WORDS = {"tilt", "pan", "zoom", "dolly", "track", "tracking", "reaction", "follow", "establishing", "crane",
                  "wide", "close", "low", "high", "aerial", "overhead", "handheld", "medium", "long", "mid", "full",
-                 "extreme"}
-_CAMERA_AFTER = {"shot", "up", "down", "in", "out", "left", "right", "angle"}
+                 "extreme", "quick", "smash", "jump", "match", "hard"}
+_CAMERA_AFTER = {"shot", "up", "down", "in", "out", "left", "right", "angle", "cut"}  # ("Quick cut to Owl 2")
 _WORD = re.compile(r"[A-Za-z][\w'-]*")
 _BARE_NOUN_AFTER = {"to", "with", "at", "from", "by", "behind", "beside", "toward", "towards", "for", "near",
                     "past", "around", "between"}
@@ -758,6 +758,30 @@ def _of_the_frame(token) -> bool:
         (frame.dep_ == "ROOT" or frame.i == frame.sent.start or frame.head.dep_ == "ROOT" and frame.dep_ == "appos")
 
 
+def _in_a_depiction(token) -> bool:
+    """"a statue of a warrior stands ...", "picks up a picture of Joe and Kate smiling into the camera. Another of
+    Joe, Kate, and Matthew at Disneyland.": someone in a picture, not in the scene; not "A realistic photo of a
+    tiger, ..." (the shot itself), nor "clicking photos of a woman" (she is there, in front of the camera)."""
+    while token.dep_ == "conj" and token.head.pos_ in ("NOUN", "PROPN"):
+        token = token.head  # ("Joe and Kate": each in the picture)
+    if token.dep_ == "pobj" and token.head.lower_ == "of":
+        depiction = token.head.head
+    elif token.dep_ == "nsubj" and token.head.dep_ == "pcomp" and token.head.head.lower_ == "of":
+        depiction = token.head.head.head  # "a picture of Joe smiling": Joe is the subject of "smiling"
+    else:
+        return False
+    sent = depiction.sent
+    if depiction.lower_ in ("another", "one") and depiction.i == sent.start and sent.start > 0:
+        # "Another of Joe, Kate, and Matthew": another of the pictures the sentence before names
+        return any(t.lemma_.lower() in lexicon.DEPICTION_NOUNS for t in token.doc[sent.start - 1].sent)
+    if depiction.lemma_.lower() not in lexicon.DEPICTION_NOUNS:
+        return False
+    if any(t.lemma_.lower() in _CAMERA_VERBS for t in token.doc[max(0, depiction.i - 3): depiction.i]):
+        return False
+    opens = depiction.i - sent.start <= 3 or depiction.left_edge.i == sent.start
+    return not (opens and depiction.dep_ in ("ROOT", "nsubj", "npadvmod", "dep"))
+
+
 def _camera_word(token) -> bool:
     """"Shot" and a camera word before another ("Follow Shot Toby's footsteps", "Tilt down"): the camera."""
     nxt = token.doc[token.i + 1] if token.i + 1 < len(token.doc) else None
@@ -1200,6 +1224,17 @@ class PromptAnalyzer:
         return token.ent_type_ in ("GPE", "LOC", "FAC", "ORG", "NORP") and token.text[:1].isupper() and \
             token.text[1:].islower() and token.lower_ not in lexicon.LOCATION_NOUNS and self._sexed_name(token)
 
+    def _whole_line(self, token) -> bool:
+        """"Owl: Hoo.", "Guard: Halt!": one word a speaker's label gives as the whole line is what is said, a cry or
+        a call, not someone there (a name the story knows stays a name)."""
+        doc, i = token.doc, token.i
+        if not (2 <= i < len(doc) - 1 and doc[i - 1].text == ":" and doc[i + 1].text in (".", "!", "?", "…")) or \
+                token.lower_ in self.known_names:
+            return False
+        label = i - 3 if doc[i - 2].like_num and i >= 3 else i - 2  # ("Owl 2: Hoo.")
+        return doc[label].text[:1].isupper() and doc[label].is_alpha and \
+            (label == 0 or doc[label - 1].is_punct or doc[label - 1].text[:1].isupper())
+
     def _sexed_name(self, token) -> bool:
         """MiniLM puts the word clearly among women's or men's given names."""
         return self.name_sex is not None and self.name_sex(token.text) is not None
@@ -1212,6 +1247,8 @@ class PromptAnalyzer:
                 token.pos_ == "PROPN" and not token.lower_.endswith(_ABSTRACT_ENDINGS)):
             return True  # a given name ("Adam:", "Roald:"), not a field's heading ("Narration:", "Animation:")
         if self._place_by_position(token):
+            return False
+        if self._whole_line(token):
             return False
         if token.lower_ in _ADVERB_WORDS or token.lower_ in _CONJUNCTIONS:
             return False  # "Down fell the cheese", "Later, ...": an adverb opening the sentence; "Or judge us?"
@@ -1479,18 +1516,14 @@ class PromptAnalyzer:
                 and not _misparsed_verb(token) and not _name_before_description(token) and \
                 not self._given_a_thing(token):
             return True
+        if _in_a_depiction(token):
+            return True
         if token.dep_ == "pobj":
             prep = token.head
             if prep.lower_ in ("like", "than", "unlike"):
                 return True
             photographed = prep.lower_ == "of" and prep.head.lemma_.lower() in lexicon.DEPICTION_NOUNS and any(
                 t.lemma_.lower() in _CAMERA_VERBS for t in token.doc[max(0, prep.head.i - 3): prep.head.i])
-            # "clicking photos of a woman": she is there, in front of the camera
-            opens = prep.head.i - prep.head.sent.start <= 3 or prep.head.left_edge.i == prep.head.sent.start
-            if prep.lower_ == "of" and prep.head.lemma_.lower() in lexicon.DEPICTION_NOUNS and not (
-                    opens and prep.head.dep_ in ("ROOT", "nsubj", "npadvmod", "dep")) and not photographed:
-                return True  # "a statue of a warrior stands ..."; "a realistic photo of a tiger, ..." and "A
-                # whimsical, cartoon-style illustration of three llamas ..." are the shot
             shot_of = prep.lower_ == "of" and (prep.head.lemma_.lower() in _SHOT_NOUNS or prep.head.lower_ == "up" and
                                                prep.head.i >= 2 and prep.head.doc[prep.head.i - 2].lower_ == "close")
             # "a close-up of a woman with red hair": the shot is of her
@@ -2008,7 +2041,23 @@ class PromptAnalyzer:
                 not any(c.tag_ == "MD" or c.dep_ == "neg" or c.dep_ == "mark" and c.lower_ in ("if", "unless")
                         for c in verb.children)
 
-        cue = any(acts(t) for t in yous)
+        def acted_on(t) -> bool:  # "Frank looks over at you", "Glen hugs you": someone in the story does it to you
+            if t.dep_ not in ("dobj", "pobj", "dative") or t.lower_ != "you":
+                return False
+            verb = t.head
+            while verb.pos_ in ("ADP", "ADV", "PART") and verb.head.i != verb.i:
+                verb = verb.head
+            subject = next((c for c in verb.children if c.dep_ == "nsubj"), None)
+            while subject is None and verb.dep_ == "conj" and verb.head.pos_ == "VERB":
+                verb = verb.head  # "Frank and Braxton look over at you, and turn ..."
+                subject = next((c for c in verb.children if c.dep_ == "nsubj"), None)
+            # (a named character, not "The woman smiles at you", which a video prompt says of its viewer)
+            return verb.pos_ == "VERB" and subject is not None and subject.i in named and \
+                not any(c.tag_ == "MD" or c.dep_ == "neg" for c in verb.children)
+
+        named = {m.token for m in mentions if m.form == "name"}
+
+        cue = any(acts(t) or acted_on(t) for t in yous)
         added = [Mention(start=t.idx, end=t.idx + len(t.text), surface=t.text, form="pronoun", kind="person",
                          base="person", pronoun="you", heads=["you"], token=t.i, sentence=sent_of.get(t.i, 0),
                          narrated=True, narration_cue=cue) for t in yous]
@@ -2137,7 +2186,7 @@ class PromptAnalyzer:
                 added = True
                 continue
             if tok.i in covered or not tok.text[:1].isupper() or not tok.is_alpha or lower in _TITLE_WORDS or \
-                    _camera_word(tok) or tok.pos_ == "ADP" or \
+                    _camera_word(tok) or tok.pos_ == "ADP" or _in_a_depiction(tok) or \
                     lower in lexicon.PRONOUNS or lower in lexicon.CHARACTER_NOUNS or lower in lexicon.LOCATION_NOUNS \
                     or lower in _ARTICLE_BLOCKERS or lower in _HEADING_FUNCTION_WORDS or lower in _ADVERB_WORDS or \
                     lower in _CONJUNCTIONS:
@@ -2462,7 +2511,7 @@ class PromptAnalyzer:
         plural = next((t for t in reversed(list(tok.sent[: tok.i - tok.sent.start]))
                        if t.tag_ in ("NNS", "NNPS")), None)
         if plural is None or plural.pos_ != "NOUN" or plural.dep_ not in ("nsubj", "nsubjpass", "dobj", "pobj", "conj") or \
-                noun_info(plural) is not None or _singular(plural) not in lexicon.THING_NOUNS or \
+                noun_info(plural) is not None or _singular(plural) not in lexicon.THING_NOUNS | lexicon.DEPICTION_NOUNS or \
                 _singular(plural) in self.known_heads or plural.i in self.heading_tokens or \
                 tok.head in plural.ancestors:
             return False  # ("With torches in hand, they descend": their own clause's torches)

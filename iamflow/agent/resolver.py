@@ -101,6 +101,7 @@ class Resolver:
                  similarity_threshold: float = 0.45):
         self.registry = registry
         self.prompt_index = prompt_index
+        self.prompt = prompt
         self.change_cue = _has_change_cue(prompt)
         self.shot = bool(_SHOT_WORDS.search(prompt))  # a shot list's caption ("a close-up of ...", "the camera cuts")
         self.encoder = encoder
@@ -352,6 +353,9 @@ class Resolver:
             unnamed = self._known_only_by_pronouns(m)
             if unnamed is not None:
                 return [unnamed]
+            member = self._named_member(m, mentions)
+            if member is not None:
+                return [member]
             misspelt = self._misspelt_name(m)
             if misspelt is not None:
                 return [misspelt]
@@ -582,6 +586,45 @@ class Resolver:
         guess = likely_gender(self.encoder, m.names[0].split()[0]) if self.encoder is not None else None
         born = [r for r in born if guess is None or self._stated_gender(r) in (None, guess)]
         return born[0].global_id if len(born) == 1 else None
+
+    def _named_member(self, m: Mention, mentions: list[Mention]) -> int | None:
+        """"Three girls walk into the building. / Vanessa, Victoria and Veronica go to their lockers": as many new
+        names, listed together, as a group an earlier prompt brought in whose members have no name yet name those
+        members, in order (the latest such group; each name fitting its member)."""
+        if m.newcomer or m.entrance or m.relation:
+            return None
+        listed = [o for o in mentions if o.form == "name" and o.names and o.sentence == m.sentence and
+                  self.registry.by_name(o.names[0]) is None]
+        listed.sort(key=lambda o: o.start)
+        run = [listed[0]] if listed else []
+        for before, after in zip(listed, listed[1:]):
+            if self.prompt[before.end: after.start].strip(" ,").removeprefix("and").strip() != "":
+                if m in run:
+                    break
+                run = []
+            run.append(after)
+        if len(run) < 2 or m not in run or any(o.form == "group" or o.surface.lower() == "them" for o in mentions):
+            return None  # ("Anna and Marek walk past them", "... past the soldiers": the group is someone else)
+        after = self.prompt[run[-1].end:].lstrip()
+        if after.startswith((",", "and ", "&")) or self.prompt[:run[0].start].rstrip().endswith((",", " and")):
+            return None  # the list goes on with someone the parse did not name: not these names alone
+
+        def fits(o: Mention, rec: EntityRecord) -> bool:
+            guess = likely_gender(self.encoder, o.names[0].split()[0]) if self.encoder is not None else None
+            return self._compatible(o, rec, strict=False) and (guess is None or self._gender(rec) in (None, guess))
+        for rec in sorted(self._records(), key=lambda r: -max((i["prompt_index"] for i in r.instances), default=-1)):
+            for inst in rec.instances:
+                members = inst.get("group") or []
+                if len(members) != len(run) or inst["prompt_index"] >= self.prompt_index or \
+                        not all(g in self.registry.entities for g in members):
+                    continue
+                records = [self.registry.entities[g] for g in members]
+                taken = {gid for gid, o in self.assigned if any(o is named for named in run)}
+                if any((r.names or self._in_prompt(r.global_id)) and r.global_id not in taken for r in records) or \
+                        not all(fits(o, r) for o, r in zip(run, records)):
+                    return None
+                return members[run.index(m)]
+        return None
 
     def _enumerated(self, m: Mention) -> int:
         """The n-th character this prompt has shown so far (people for a person), when it fits the description."""

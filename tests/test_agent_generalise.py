@@ -1664,3 +1664,14 @@ def test_names_listed_after_a_counted_group_name_its_members():
         _, scenes = story(prompts[0], second)
         named = ids_at(scenes[1], second, "Anna") | ids_at(scenes[1], second, other)
         assert len(named) == 2 and not named & set(boys), second
+
+
+def test_a_bat_for_baseball_collars_and_a_mood_opening_the_sentence_are_no_one():
+    prompts = ("Two foxes wait by the fence.", "They both wear collars with name tags on them.",
+               "A boy swings a baseball bat at the fence.", "Fearful, the foxes run off.")
+    _, scenes = story(*prompts)
+    foxes = {e.global_id for e in scenes[0].entities}
+    assert len(foxes) == 2 and ids_at(scenes[1], prompts[1], "They") == foxes
+    assert not ids_at(scenes[1], prompts[1], "them")  # the collars
+    assert [e.surface for e in scenes[2].entities] == ["boy"]
+    assert not ids_at(scenes[3], prompts[3], "Fearful") and ids_at(scenes[3], prompts[3], "foxes") == foxes

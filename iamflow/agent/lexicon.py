@@ -308,7 +308,8 @@ THING_NOUNS = set("""cyberpunk steampunk aesthetic
     torch lantern mirror frame crown symbol pattern color line shape moment day night morning evening idea plan
     dream story game match race fight dance party meal dinner breakfast food bread fruit apple wine beer tea
     coffee milk soup meat cheese egg popcorn flour salt sugar towel soap sponge bucket hose vase jar lid tray
-    board desk shelf cabinet counter stove oven fridge curtain rug carpet blanket pillow chip deck helmet armor
+    board desk shelf cabinet counter stove oven fridge curtain rug carpet
+    collar leash tag earring sock ribbon belt blanket pillow chip deck helmet armor
     visor veil apron uniform suit hood badge medal trophy kernel petal leaf branch bush shrub hedge vine moss
     dust mud ice steam bubble spark flame ember ash glow beam ray mist fog breeze wind storm thunder lightning
     tide current ripple reflection surface edge corner side top bottom front back middle center distance

@@ -55,7 +55,8 @@ _NON_NAME_ENTS = {"GPE", "LOC", "FAC", "ORG", "NORP", "DATE", "TIME", "MONEY", "
                   "CARDINAL", "PERCENT", "EVENT", "PRODUCT", "WORK_OF_ART", "LAW", "LANGUAGE"}
 _TOY_MODIFIERS = {"stuffed", "toy", "plush", "wooden", "plastic", "ceramic", "paper", "origami", "inflatable",
                   "cardboard", "porcelain", "glass", "bronze", "marble", "stone", "dead", "roast", "roasted",
-                  "grilled", "fried", "cooked", "stuffed-animal", "rubber", "cuddly", "teddy"}
+                  "grilled", "fried", "cooked", "stuffed-animal", "rubber", "cuddly", "teddy",
+                  "baseball", "softball", "computer", "wireless"}  # (also a thing named after an animal: "a baseball bat")
 _HANDLED_VERBS = {"lift", "hold", "carry", "cook", "eat", "sell", "fillet", "grill", "fry", "serve", "hook",
                   "reel", "gut", "clean", "weigh", "wrap", "buy"}
 _STATE_ADJECTIVES = {"bald", "clean-shaven", "bearded", "barefoot", "blindfolded", "masked", "hooded"}
@@ -1250,6 +1251,9 @@ class PromptAnalyzer:
             return False
         if self._whole_line(token):
             return False
+        if token.is_sent_start and token.i + 1 < len(token.doc) and token.doc[token.i + 1].text == "," and \
+                len(token) > 5 and token.lower_.endswith(("less", "ful", "ous")) and token.lower_ not in self.known_names:
+            return False  # "Powerless, the boy and his band wring their hands": how they are, opening the sentence
         if token.lower_ in _ADVERB_WORDS or token.lower_ in _CONJUNCTIONS:
             return False  # "Down fell the cheese", "Later, ...": an adverb opening the sentence; "Or judge us?"
         if self._lower_case_in_prompt(token):

@@ -1675,3 +1675,17 @@ def test_a_bat_for_baseball_collars_and_a_mood_opening_the_sentence_are_no_one()
     assert not ids_at(scenes[1], prompts[1], "them")  # the collars
     assert [e.surface for e in scenes[2].entities] == ["boy"]
     assert not ids_at(scenes[3], prompts[3], "Fearful") and ids_at(scenes[3], prompts[3], "foxes") == foxes
+
+
+def test_the_others_are_the_rest_of_whom_the_story_just_had():
+    prompts = ("Helen, Daina, Carl and Tom sit at the bar.",
+               "Helen puts her glass down loudly and the others look at her.",
+               "Tom is taller than the others.")
+    _, scenes = story(*prompts)
+    helen, daina, carl, tom = (ids_at(scenes[0], prompts[0], name) for name in ("Helen", "Daina", "Carl", "Tom"))
+    assert ids_at(scenes[1], prompts[1], "others") == daina | carl | tom
+    assert ids_at(scenes[2], prompts[2], "others") == helen | daina | carl
+    # "the others of ...", and others inside someone's words, are not that
+    prompt = 'Carl says, "the others are late."'
+    _, scenes = story(prompts[0], prompt)
+    assert not ids_at(scenes[1], prompt, "others")

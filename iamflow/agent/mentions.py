@@ -691,6 +691,8 @@ class Mention:
     narrated: bool = False
     # the prompt has that "you" doing something ("you reach", "You kneel"; not "you can see", "if you asked")
     narration_cue: bool = False
+    # "the others": the characters the story just had, but for those this prompt names
+    others: bool = False
 
     def description(self) -> str:
         """Text the sentence encoder compares with known characters."""
@@ -1835,6 +1837,7 @@ class PromptAnalyzer:
         self._identified(mentions)
         mentions = self._addressed(mentions, sent_of)
         mentions = self._narrated_you(mentions, sent_of)
+        mentions = self._the_others(mentions, sent_of)
         self._titled_names(mentions)
         self._enumerated(mentions)
         mentions = self._numbered(mentions)
@@ -2011,6 +2014,20 @@ class PromptAnalyzer:
                          surface=t.text, form="pronoun", kind="", base="", pronoun="you", token=t.i,
                          sentence=sent_of.get(t.i, 0))
                  for t in doc if t.lower_ in ("you", "your", "yourself") and (t.i in quoted or dialogue) or vocative(t)]
+        return sorted(mentions + added, key=lambda m: m.token) if added else mentions
+
+    def _the_others(self, mentions: list[Mention], sent_of) -> list[Mention]:
+        """"Helen puts her glass down loudly and the others look at her", "bigger than the others": the rest of the
+        characters the story just had (which, the resolver says once the prompt's others are known)."""
+        quoted = self._quoted_tokens()
+        taken = {m.token for m in mentions}
+        added = [Mention(start=t.idx, end=t.idx + len(t.text), surface=t.text, form="pronoun", kind="", base="",
+                         gender="p", pronoun="they", token=t.i, sentence=sent_of.get(t.i, 0), others=True,
+                         action=self._action(t))
+                 for t in self.doc if t.lower_ == "others" and t.tag_ == "NNS" and t.i not in taken and
+                 t.i not in quoted and t.dep_ in ("nsubj", "nsubjpass", "dobj", "pobj", "conj") and
+                 any(c.dep_ == "det" and c.lower_ == "the" for c in t.children) and
+                 not any(c.dep_ == "prep" and c.lower_ == "of" for c in t.children)]
         return sorted(mentions + added, key=lambda m: m.token) if added else mentions
 
     def _narrated_you(self, mentions: list[Mention], sent_of) -> list[Mention]:

@@ -232,14 +232,18 @@ class Resolver:
         result = Resolution()
         self.names_ahead = [(m.token, {n.lower() for n in m.names}) for m in mentions if m.names]
         ahead: dict[int, list[int]] = {}  # mentions resolved early, for a pronoun that comes before them
-        order = [i for i, m in enumerate(mentions) if m.pronoun != "you"] + \
-            [i for i, m in enumerate(mentions) if m.pronoun == "you"]  # the one spoken to: once the speaker is known
+        order = [i for i, m in enumerate(mentions) if m.pronoun != "you" and not m.others] + \
+            [i for i, m in enumerate(mentions) if m.pronoun == "you"] + \
+            [i for i, m in enumerate(mentions) if m.others]  # the one spoken to: once the speaker is known; "the
+        # others": once everyone the prompt names is known
         assignments: dict[int, list[int]] = {}
         for index in order:
             m = mentions[index]
             ids = ahead.pop(index, None)
             if ids is None:
-                if m.narrated:
+                if m.others:
+                    ids = self._the_others()
+                elif m.narrated:
                     ids = self._narrated_you(mentions)
                 elif m.pronoun == "you":
                     ids = self._addressee(m, mentions)
@@ -269,6 +273,17 @@ class Resolver:
         result.assignments = [assignments[i] for i in range(len(mentions))]
         result.new_ids = list(self.created)
         return result
+
+    def _the_others(self) -> list[int]:
+        """"The others": whom the last prompt with characters had, but for those this prompt has already."""
+        here = {gid for gid, _ in self.assigned}
+        recent = [g for g in next((ids for ids in self._prompt_order() if ids), [])
+                  if "you" not in self.registry.entities[g].heads and self.registry.entities[g].kind != "vehicle"]
+        found = [g for g in recent if g not in here]
+        records = [self.registry.entities[g] for g in found]
+        if len({r.kind for r in records}) != 1 or len(recent) < 3 and not any(r.base == "group" for r in records):
+            return []  # ("the old farmer hid the fairy's cloak ... At dawn the others flew away": other fairies)
+        return found
 
     def _narrated_you(self, mentions: list[Mention]) -> list[int]:
         """The "you" of a story told in the second person: the one the story already has, else a new character when

@@ -1689,3 +1689,13 @@ def test_the_others_are_the_rest_of_whom_the_story_just_had():
     prompt = 'Carl says, "the others are late."'
     _, scenes = story(prompts[0], prompt)
     assert not ids_at(scenes[1], prompt, "others")
+
+
+def test_the_animals_are_the_story_s_animals():
+    prompts = ("A duck, a goat and a pig sleep in the barn.", "The animals run away.")
+    _, scenes = story(*prompts)
+    animals = {e.global_id for e in scenes[0].entities}
+    assert len(animals) == 3 and ids_at(scenes[1], prompts[1], "animals") == animals
+    prompt = "A farmer feeds the animals."  # none the story has: the farm's, no one in particular
+    _, scenes = story(prompt)
+    assert [e.surface for e in scenes[0].entities] == ["farmer"]

@@ -2566,6 +2566,8 @@ class PromptAnalyzer:
             return self._collective_mention(tok, lexicon.NounInfo("person", "person"), "the", sent_of)
         if lemma == "people" and tok.lower_ == "people":
             info = lexicon.NounInfo("person", "person")  # a crowd unless it acts (``_collective_mention``)
+        elif tok.lower_ == "animals" and any(c.dep_ == "det" and c.lower_ == "the" for c in tok.children):
+            info = lexicon.NounInfo("animal", "animal")  # "All of the animals open their eyes": the story's animals
         elif info is None or lemma in lexicon.NOT_CHARACTERS and tok.lower_ not in _GROUP_NOUNS:
             return None
         # ("all the fairies": the article, not "all")

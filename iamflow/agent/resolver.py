@@ -1006,12 +1006,13 @@ class Resolver:
             recent = [g for ids in self._prompt_order()[:None if m.heads == ["family"] else 2] for g in ids]
             members = [g for g in dict.fromkeys(recent) if self.registry.entities[g].base != "group" and
                        (set(m.heads) & set(self.registry.entities[g].heads) or
+                        m.heads == ["animal"] and self.registry.entities[g].kind in ("animal", "creature") or
                         _kind_of(m.heads, self.registry.entities[g].base) or
                         _person_kind_of(m.heads, self.registry.entities[g]))]
             if len(members) >= 2:
                 return members
-            if m.recalled:
-                return []
+            if m.recalled or m.heads == ["animal"]:
+                return []  # ("the animals" with fewer than two about: the farm's, not characters)
             members = []  # (fewer than two: "the kids" who act are a group of their own, as below)
         pair = lexicon.PAIR_RELATIONS.get(m.heads[0] + "s") if m.heads and m.kind == "person" else None
         if not members and pair:

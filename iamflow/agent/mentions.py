@@ -761,6 +761,12 @@ def _of_the_frame(token) -> bool:
         (frame.dep_ == "ROOT" or frame.i == frame.sent.start or frame.head.dep_ == "ROOT" and frame.dep_ == "appos")
 
 
+def _photographed(picture) -> bool:
+    """"clicking photos of a woman", "takes a picture of Anna": pictures taken in the scene (a camera verb just before),
+    whose subject is there, in front of the camera."""
+    return any(t.lemma_.lower() in _CAMERA_VERBS for t in picture.doc[max(0, picture.i - 3): picture.i])
+
+
 def _in_a_depiction(token) -> bool:
     """"a statue of a warrior stands ...", "picks up a picture of Joe and Kate smiling into the camera. Another of
     Joe, Kate, and Matthew at Disneyland.": someone in a picture, not in the scene; not "A realistic photo of a
@@ -779,7 +785,7 @@ def _in_a_depiction(token) -> bool:
         return any(t.lemma_.lower() in lexicon.DEPICTION_NOUNS for t in token.doc[sent.start - 1].sent)
     if depiction.lemma_.lower() not in lexicon.DEPICTION_NOUNS:
         return False
-    if any(t.lemma_.lower() in _CAMERA_VERBS for t in token.doc[max(0, depiction.i - 3): depiction.i]):
+    if _photographed(depiction):
         return False
     opens = depiction.i - sent.start <= 3 or depiction.left_edge.i == sent.start
     return not (opens and depiction.dep_ in ("ROOT", "nsubj", "npadvmod", "dep"))
@@ -1528,8 +1534,8 @@ class PromptAnalyzer:
             prep = token.head
             if prep.lower_ in ("like", "than", "unlike"):
                 return True
-            photographed = prep.lower_ == "of" and prep.head.lemma_.lower() in lexicon.DEPICTION_NOUNS and any(
-                t.lemma_.lower() in _CAMERA_VERBS for t in token.doc[max(0, prep.head.i - 3): prep.head.i])
+            photographed = prep.lower_ == "of" and prep.head.lemma_.lower() in lexicon.DEPICTION_NOUNS and \
+                _photographed(prep.head)
             shot_of = prep.lower_ == "of" and (prep.head.lemma_.lower() in _SHOT_NOUNS or prep.head.lower_ == "up" and
                                                prep.head.i >= 2 and prep.head.doc[prep.head.i - 2].lower_ == "close")
             # "a close-up of a woman with red hair": the shot is of her
@@ -2062,6 +2068,8 @@ class PromptAnalyzer:
                 not any(c.tag_ == "MD" or c.dep_ == "neg" or c.dep_ == "mark" and c.lower_ in ("if", "unless")
                         for c in verb.children)
 
+        named = {m.token for m in mentions if m.form == "name"}
+
         def acted_on(t) -> bool:  # "Frank looks over at you", "Glen hugs you": someone in the story does it to you
             if t.dep_ not in ("dobj", "pobj", "dative") or t.lower_ != "you":
                 return False
@@ -2075,8 +2083,6 @@ class PromptAnalyzer:
             # (a named character, not "The woman smiles at you", which a video prompt says of its viewer)
             return verb.pos_ == "VERB" and subject is not None and subject.i in named and \
                 not any(c.tag_ == "MD" or c.dep_ == "neg" for c in verb.children)
-
-        named = {m.token for m in mentions if m.form == "name"}
 
         cue = any(acts(t) or acted_on(t) for t in yous)
         added = [Mention(start=t.idx, end=t.idx + len(t.text), surface=t.text, form="pronoun", kind="person",

@@ -627,6 +627,8 @@ class Resolver:
         def fits(o: Mention, rec: EntityRecord) -> bool:
             guess = likely_gender(self.encoder, o.names[0].split()[0]) if self.encoder is not None else None
             return self._compatible(o, rec, strict=False) and (guess is None or self._gender(rec) in (None, guess))
+
+        taken = {gid for gid, o in self.assigned if any(o is named for named in run)}  # (earlier names of the list)
         for rec in sorted(self._records(), key=lambda r: -max((i["prompt_index"] for i in r.instances), default=-1)):
             for inst in rec.instances:
                 members = inst.get("group") or []
@@ -634,7 +636,6 @@ class Resolver:
                         not all(g in self.registry.entities for g in members):
                     continue
                 records = [self.registry.entities[g] for g in members]
-                taken = {gid for gid, o in self.assigned if any(o is named for named in run)}
                 if any((r.names or self._in_prompt(r.global_id)) and r.global_id not in taken for r in records) or \
                         not all(fits(o, r) for o, r in zip(run, records)):
                     return None

@@ -1699,3 +1699,26 @@ def test_the_animals_are_the_story_s_animals():
     prompt = "A farmer feeds the animals."  # none the story has: the farm's, no one in particular
     _, scenes = story(prompt)
     assert [e.surface for e in scenes[0].entities] == ["farmer"]
+
+
+def test_a_story_told_in_the_first_person_has_i_as_a_character():
+    prompts = ("I climb the stairs to the roof and find Mira sitting by the water tank.",
+               "She hands me a cup of tea without a word.",
+               "Mira and I watch the trains until dark.",
+               "A cold wind stings my face.")
+    _, scenes = story(*prompts)
+    me = ids_at(scenes[0], prompts[0], "I")
+    mira = ids_at(scenes[0], prompts[0], "Mira")
+    assert me and mira and me != mira
+    assert ids_at(scenes[1], prompts[1], "me") == me and ids_at(scenes[1], prompts[1], "She") == mira
+    assert ids_at(scenes[2], prompts[2], "I") == me and len(scenes[2].entities) == 2  # not a name beside "Mira"
+    assert ids_at(scenes[3], prompts[3], "my") == me  # a part of the narrator's body
+    # the prompt's writer, an aside, a caption or someone's line is not that character
+    for prompt in ("I want the first image to be a boy holding a kite on a hill.",
+                   "In this scene my mum rings the kennel and asks about the dog.",
+                   "He reaches the tower of TANA Corp (yes, I just made that name up) and goes in.",
+                   "Panel two: a man kneels in the rain. Caption: I first met her in the rain.",
+                   "Dani: I walk home alone tonight.",
+                   "Poor Grandma. I'm afraid that she opened the door."):
+        _, scenes = story(prompt)
+        assert not any(e.surface in ("I", "my", "me") for e in scenes[0].entities), prompt

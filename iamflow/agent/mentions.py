@@ -25,6 +25,14 @@ _SPEECH_PERSONS = {"i", "me", "my", "we", "us", "our", "you", "your"}  # (the to
 # "you never know you love her", "What big ears you've got")
 _VIEWER_VERBS = {"see", "hear", "watch", "view", "know", "think", "love", "figure", "recognize", "recognise",
                  "understand", "guess", "remember", "believe", "like", "want", "have", "get", "be"}
+# what "I" does as a prompt's writer or in an aside, not as a story's first-person character ("I want the boy to be
+# ...", "I'm afraid that she did!", "I think", "I guess")
+_ASIDE_VERBS = _VIEWER_VERBS | {"need", "wish", "hope", "mean", "suppose", "wonder", "imagine", "prefer", "expect",
+                                "say", "tell", "ask", "request", "let", "feel", "would"}
+# a prompt's writer speaking of the video being made ("my idea", "I want the first image to be", "in this scene")
+_MAKING_WORDS = {"scene", "shot", "panel", "frame", "image", "camera", "storyboard", "video", "clip", "film",
+                 "footage", "audience", "idea", "editing", "caption", "page", "animation", "script", "story",
+                 "prompt", "viewer"}
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5}
 _ENUMERATED_NOUNS = {"subject", "character", "one", "person", "figure", "individual", "protagonist", "man", "woman"}
 _TITLE_WORDS = {"detective", "officer", "captain", "doctor", "dr", "professor", "sheriff", "agent", "inspector",
@@ -76,6 +84,14 @@ _SPEECH_VERBS = {"say", "respond", "reply", "ask", "answer", "whisper", "shout",
                  "roar", "bellow", "growl", "snap", "murmur", "mumble", "declare", "announce", "insist", "plead",
                  "beg", "warn", "demand", "tell", "sigh", "laugh", "giggle", "chuckle", "stammer", "bark", "hiss"}
 _TEAM_WORDS = {"team", "crew", "squad", "gang", "band", "troupe"}
+# what "I" does as a prompt's writer or in an aside, not as a story's first-person character ("I want the boy to be
+# ...", "I'm afraid that she did!", "I think", "I guess")
+_ASIDE_VERBS = _VIEWER_VERBS | {"need", "wish", "hope", "mean", "suppose", "wonder", "imagine", "prefer", "expect",
+                                "say", "tell", "ask", "request", "let", "feel", "would"}
+# a prompt's writer speaking of the video being made ("my idea", "I want the first image to be", "in this scene")
+_MAKING_WORDS = {"scene", "shot", "panel", "frame", "image", "camera", "storyboard", "video", "clip", "film",
+                 "footage", "audience", "idea", "editing", "caption", "page", "animation", "script", "story",
+                 "prompt", "viewer"}
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4}
 _GROUP_NOUNS = {"newlyweds": lexicon.NounInfo("person", "person"), "siblings": lexicon.NounInfo("person", "person"),
                 "couple": lexicon.NounInfo("person", "person"), "pair": lexicon.NounInfo("person", "person"),
@@ -1843,6 +1859,7 @@ class PromptAnalyzer:
         self._identified(mentions)
         mentions = self._addressed(mentions, sent_of)
         mentions = self._narrated_you(mentions, sent_of)
+        mentions = self._narrated_i(mentions, sent_of)
         mentions = self._the_others(mentions, sent_of)
         self._titled_names(mentions)
         self._enumerated(mentions)
@@ -2051,12 +2068,8 @@ class PromptAnalyzer:
             return mentions  # someone's thoughts in the first person: their "you" is anyone ("You don't touch people
             # that are bleeding in the 3rd Sector. ... I should shake my head")
 
-        def in_a_line(t) -> bool:  # after a speaker's label ("Shane: It's been too long! How've you been?")
-            return any(w.text == "):" or w.text == ":" and w.i > 0 and (doc[w.i - 1].text[:1].isupper() or
-                                                                         doc[w.i - 1].text == ")")
-                       for w in doc[: t.i])  # (also 'Mom (Viv is beaming): Wow Viv! You did great today!')
-
-        yous = [t for t in doc if t.lower_ in ("you", "your", "yourself") and t.i not in quoted and not in_a_line(t)]
+        yous = [t for t in doc if t.lower_ in ("you", "your", "yourself") and t.i not in quoted and
+                not self._after_a_label(t)]
         if not yous:
             return mentions
 
@@ -2088,6 +2101,70 @@ class PromptAnalyzer:
         added = [Mention(start=t.idx, end=t.idx + len(t.text), surface=t.text, form="pronoun", kind="person",
                          base="person", pronoun="you", heads=["you"], token=t.i, sentence=sent_of.get(t.i, 0),
                          narrated=True, narration_cue=cue) for t in yous]
+        return sorted(mentions + added, key=lambda m: m.token)
+
+    def _after_a_label(self, t) -> bool:
+        """After a speaker's label ("Shane: It's been too long! How've you been?", 'Mom (Viv is beaming): Wow Viv!',
+        "Caption: I first met Sara")."""
+        doc = self.doc
+        return any(w.text == "):" or w.text == ":" and w.i > 0 and (doc[w.i - 1].text[:1].isupper() or
+                                                                     doc[w.i - 1].text == ")") for w in doc[: t.i])
+
+    def _narrated_i(self, mentions: list[Mention], sent_of) -> list[Mention]:
+        """"I reach out my hand for Guoliang to grab, but he doesn't take it": a story told in the first person has a
+        character, "I", outside anyone's words. Each such "I" (and "me", "myself", "my" with a part of the body) is a
+        mention the resolver keeps when the story is told that way (this prompt has "I" doing something, or an
+        earlier one had). Not the prompt's writer: "I want the first image to be the boy", "my idea", a caption,
+        "(yes, I just made that name up!)"."""
+        doc = self.doc
+        quoted = self._quoted_tokens()
+        if self.speaker_tokens or self.line_speakers or any(t.text in _QUOTE_MARKS for t in doc) and not quoted:
+            return mentions  # a dialogue line, or quotes the prompt does not close: whose words is not clear
+        written = re.findall(r"[^\W\d_]+", self.prompt if self.prompt is not None else doc.text)  # (before headings
+        # and capitals were rewritten)
+        if any(w.isupper() and len(w) >= 3 and w.lower() not in _CAPS_NOT_NAMES for w in written):
+            return mentions  # a screenplay's or comic's capitals: "MRS. LINCOLN My husband is dead!"
+        if any(w.lower() in _MAKING_WORDS or w.lower()[:-1] in _MAKING_WORDS for w in written):
+            return mentions  # the writer of a storyboard ("my mum ringing Kit Wilson in this scene"), a panel's words
+        aside = set()  # between brackets or dashes
+        for sent in doc.sents:
+            opened, dashes = None, [t.i for t in sent if t.text in ("–", "—", "--")]
+            for t in sent:
+                if t.text == "(":
+                    opened = t.i
+                elif t.text == ")" and opened is not None:
+                    aside.update(range(opened, t.i))
+                    opened = None
+            for a, b in zip(dashes[::2], dashes[1::2]):
+                aside.update(range(a, b))
+
+        def first_person(t) -> bool:
+            if t.i in quoted or t.i in aside or self._after_a_label(t):
+                return False
+            if t.text == "I" or t.lower_ in ("me", "myself"):
+                return True
+            return t.lower_ == "my" and t.head.lower_ in _PERSONAL_PARTS  # ("my ear", not "my luck" or "my way")
+
+        selves = [t for t in doc if first_person(t)]
+        if not selves:
+            return mentions
+
+        def acts(t) -> bool:  # "I land in a nearby alley", "Rin and I both pick the flower vase", "was I staring?"
+            subject = t
+            while subject.dep_ == "conj" and subject.head.i != subject.i:
+                subject = subject.head
+            verb = subject.head
+            return t.text == "I" and subject.dep_ in ("nsubj", "nsubjpass") and verb.pos_ == "VERB" and \
+                verb.lemma_.lower() not in _ASIDE_VERBS and verb.lower_.replace("’", "'") not in ("'m", "am", "'d") and \
+                not any(c.tag_ == "MD" or c.dep_ == "neg" or c.dep_ == "mark" and c.lower_ in ("if", "unless")
+                        for c in verb.children)
+
+        cue = any(acts(t) for t in selves)
+        mine = {t.i for t in selves}  # (not a name: "Rin and I both pick the flower vase")
+        mentions = [m for m in mentions if not (m.form == "name" and m.token in mine)]
+        added = [Mention(start=t.idx, end=t.idx + len(t.text), surface=t.text, form="pronoun", kind="person",
+                         base="person", pronoun="i", heads=["i"], token=t.i, sentence=sent_of.get(t.i, 0),
+                         narrated=True, narration_cue=cue) for t in selves]
         return sorted(mentions + added, key=lambda m: m.token)
 
     def _identified(self, mentions: list[Mention]) -> None:

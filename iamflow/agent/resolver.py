@@ -24,6 +24,7 @@ from .registry import EntityRecord, EntityRegistry
 logger = logging.getLogger(__name__)
 
 # a title before a name says nothing of the name ("Detective Morrison"); the given name is what is read
+_NARRATED = {"you", "i"}  # the one a story is told to (second person) or by (first person)
 _REFLEXIVES = {"himself", "herself", "itself", "themselves", "themself"}
 _TITLES = {"detective", "officer", "captain", "doctor", "dr", "professor", "sheriff", "agent", "inspector",
            "sergeant", "lieutenant", "mr", "mrs", "ms", "miss", "lady", "lord", "sir", "king", "queen", "prince",
@@ -163,8 +164,8 @@ class Resolver:
         return [[gid for _, gid in sorted(items)] for _, items in sorted(by_prompt.items(), reverse=True)]
 
     def _compatible(self, m: Mention, rec: EntityRecord, strict: bool) -> bool:
-        if "you" in rec.heads:
-            return False  # the "you" of a story told in the second person is only ever "you"
+        if _NARRATED & set(rec.heads):
+            return False  # the "you" of a story told in the second person is only ever "you" (and "I" only "I")
         if m.form == "pronoun":
             if m.pronoun == "it":
                 return rec.kind != "person"
@@ -232,8 +233,8 @@ class Resolver:
         result = Resolution()
         self.names_ahead = [(m.token, {n.lower() for n in m.names}) for m in mentions if m.names]
         ahead: dict[int, list[int]] = {}  # mentions resolved early, for a pronoun that comes before them
-        order = [i for i, m in enumerate(mentions) if m.pronoun != "you" and not m.others] + \
-            [i for i, m in enumerate(mentions) if m.pronoun == "you"] + \
+        order = [i for i, m in enumerate(mentions) if m.pronoun not in _NARRATED and not m.others] + \
+            [i for i, m in enumerate(mentions) if m.pronoun in _NARRATED] + \
             [i for i, m in enumerate(mentions) if m.others]  # the one spoken to: once the speaker is known; "the
         # others": once everyone the prompt names is known
         assignments: dict[int, list[int]] = {}
@@ -244,12 +245,12 @@ class Resolver:
                 if m.others:
                     ids = self._the_others()
                 elif m.narrated:
-                    ids = self._narrated_you(mentions)
+                    ids = self._narrator(m, mentions)
                 elif m.pronoun == "you":
                     ids = self._addressee(m, mentions)
                 else:
                     ids = [g for g in self._resolve_one(m, mentions)
-                           if g == -1 or "you" not in self.registry.entities[g].heads]  # ("you" is only "you")
+                           if g == -1 or not _NARRATED & set(self.registry.entities[g].heads)]  # ("you" is only "you")
             if ids == [-1] and m.form == "pronoun" and m.pronoun in ("he", "she") and (m.owns or m.clause_subject
                                                                                        is not None):
                 later = self._cataphor(m, mentions, index)
@@ -278,20 +279,20 @@ class Resolver:
         """"The others": whom the last prompt with characters had, but for those this prompt has already."""
         here = {gid for gid, _ in self.assigned}
         recent = [g for g in next((ids for ids in self._prompt_order() if ids), [])
-                  if "you" not in self.registry.entities[g].heads and self.registry.entities[g].kind != "vehicle"]
+                  if not _NARRATED & set(self.registry.entities[g].heads) and self.registry.entities[g].kind != "vehicle"]
         found = [g for g in recent if g not in here]
         records = [self.registry.entities[g] for g in found]
         if len({r.kind for r in records}) != 1 or len(recent) < 3 and not any(r.base == "group" for r in records):
             return []  # ("the old farmer hid the fairy's cloak ... At dawn the others flew away": other fairies)
         return found
 
-    def _narrated_you(self, mentions: list[Mention]) -> list[int]:
-        """The "you" of a story told in the second person: the one the story already has, else a new character when
-        this prompt has "you" doing something; else (a stray "your") no one."""
+    def _narrator(self, m: Mention, mentions: list[Mention]) -> list[int]:
+        """The "you" of a story told in the second person (or its "I" in the first): the one the story already has,
+        else a new character when this prompt has "you" ("I") doing something; else (a stray "your") no one."""
         for rec in self._records():
-            if rec.kind == "person" and "you" in rec.heads:
+            if rec.kind == "person" and m.pronoun in rec.heads:
                 return [rec.global_id]
-        return [-1] if any(o.narration_cue for o in mentions) else []
+        return [-1] if any(o.narration_cue and o.pronoun == m.pronoun for o in mentions) else []
 
     def _addressee(self, m: Mention, mentions: list[Mention]) -> list[int]:
         """"you" in someone's words: the nearest other character of this prompt, else of the prompts before,

@@ -296,6 +296,21 @@ STORY = [
 ]
 
 
+# what later scenes add to the story's four prompts, so that a long story brings new prompts to the agent and the
+# text encoder scene after scene, as a person's story does (a repeated prompt would be a cache hit)
+STORY_LATER = ["It starts to rain.", "Night falls.", "The wind picks up.", "Snow begins to fall.",
+               "The sun comes out.", "Fog rolls in.", "Birds fly overhead.", "Leaves blow across the path.",
+               "The street lamps flicker on.", "A bell rings in the distance."]
+
+
+def story_prompts(scenes: int) -> list[str]:
+    """The bench story's prompts: the four of ``STORY``, then the same four with a change of weather or light
+    (``STORY_LATER``), every prompt of the story new up to 44 scenes."""
+    return [STORY[i % len(STORY)] + ("" if i < len(STORY) else " " + STORY_LATER[(i // len(STORY) - 1) %
+                                                                               len(STORY_LATER)])
+            for i in range(scenes)]
+
+
 def _kept(scenes: list[dict], *keys: str) -> list[dict]:
     """Each scene's figures named by ``keys``: what a story told again is compared on."""
     return [{k: scene[k] for k in keys} for scene in scenes]
@@ -347,7 +362,7 @@ def session_run(args: argparse.Namespace) -> dict:
 
     session = new_session()
     video_per_chunk = cfg.cache.frames_per_chunk * cfg.video.temporal_compression
-    prompts = (STORY * ((args.scenes + len(STORY) - 1) // len(STORY)))[: args.scenes]
+    prompts = story_prompts(args.scenes)
     if args.fail_on_recompile:
         # a compiled region the warm-up did not cover stops the story with Dynamo's reason, instead of running eager
         # in front of the viewer (the runtime's stance) without a word
@@ -954,7 +969,7 @@ def app_run(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     runtime = controller.worker.runtime(cfg.preset)
     load_seconds = time.perf_counter() - started
-    prompts = (STORY * ((args.scenes + len(STORY) - 1) // len(STORY)))[: args.scenes]
+    prompts = story_prompts(args.scenes)
     result: dict = {"mode": "app", "card": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
                     "torch": torch.__version__, "date": datetime.date.today().isoformat(), "preset": cfg.preset,
                     "decoder": args.decoder, "compiled": args.compile, "load_seconds": load_seconds,
@@ -1346,7 +1361,7 @@ def app_client(url: str, scenes: int, scene_seconds: float, download_files: bool
         return output["path"] if isinstance(output, dict) else output
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line a request otherwise
-    prompts = (STORY * ((scenes + len(STORY) - 1) // len(STORY)))[:scenes]
+    prompts = story_prompts(scenes)
     client = Client(url, verbose=False, download_files=download_files)
     other = live = None
     try:

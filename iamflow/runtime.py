@@ -71,11 +71,12 @@ class Runtime:
     second, and ``decode_stage`` (a thread fed through a bounded queue) decodes each chunk there while the host
     queues the next one on the first. One device: no thread, ``decode_stage`` is None."""
 
-    # prompts kept encoded: the text encoder's output for many (a Wan prompt's is 4 MB), every layer's cross-attention
-    # K/V for the few in use (a Wan prompt's is ~94 MB of the DiT's device: 30 layers x 512 tokens), so the device
-    # memory a story's prompts hold stays the same however many scenes it has
-    TEXT_CACHE_SIZE = 32
+    # prompts kept encoded: every layer's cross-attention K/V for the few in use (a Wan prompt's is ~94 MB of the
+    # DiT's device: 30 layers x 512 tokens), the text encoder's output for many (its own cache: a prompt's positions
+    # only, ~0.3 MB for a Wan prompt of 40 tokens), the memory scorer's keys (a few KB) for more; so the device memory
+    # a story's prompts hold stays the same however many scenes it has
     KV_CACHE_SIZE = 2
+    KEY_CACHE_SIZE = 128
 
     def __init__(self, config: Config, engine: Engine, codec, text_encoder):
         self.config = config
@@ -87,7 +88,6 @@ class Runtime:
         self.decode_stage: DecodeStage | None = None
         if len(config.runtime.devices) == 2:
             self.decode_stage = DecodeStage(engine.device, codec.device, self._decode_uint8)
-        self._text_cache: dict[str, tuple[torch.Tensor, int]] = {}  # the text encoder's output and token count
         self._kv_cache: dict[str, tuple[TextConditioning, int]] = {}
         self._cache_lock = threading.Lock()
         self._key_cache: dict[tuple[str, tuple[int, ...]], torch.Tensor] = {}
@@ -107,26 +107,19 @@ class Runtime:
 
     def encode(self, text: str) -> tuple[TextConditioning, int]:
         """A prompt -> (its cross-attention K/V for every layer, number of real tokens). Cached: the K/V of the last
-        ``KV_CACHE_SIZE`` prompts asked for, the text encoder's output of the last ``TEXT_CACHE_SIZE`` (the K/V of
-        one of those is made again from it, the same bits, without the text encoder)."""
+        ``KV_CACHE_SIZE`` prompts asked for; the text encoder keeps its output of many more (the K/V of one of those
+        is made again from it, the same bits, without running the text encoder)."""
         with self._cache_lock:  # (the caches are shared by the stories of the process; held for bookkeeping only)
             found = self._kv_cache.pop(text, None)
             if found is not None:
                 self._kv_cache[text] = found  # (the most recent last)
                 return found
-            encoded = self._text_cache.pop(text, None)
-            if encoded is not None:
-                self._text_cache[text] = encoded
-        if encoded is None:
-            context = self.text_encoder.encode([text]).to(self.device)  # [1, text_len, text_dim]
-            encoded = (context, int((context[0].abs().sum(-1) > 0).sum()))
-        found = (self.engine.encode_text(encoded[0]), encoded[1])
+        context, lengths = self.text_encoder.encode_with_lengths([text], device=self.device)  # [1, text_len, dim]
+        found = (self.engine.encode_text(context), lengths[0])
         with self._cache_lock:
-            self._text_cache[text] = encoded
             self._kv_cache[text] = found
-            for cache, size in ((self._text_cache, self.TEXT_CACHE_SIZE), (self._kv_cache, self.KV_CACHE_SIZE)):
-                while len(cache) > size:
-                    cache.pop(next(iter(cache)))
+            while len(self._kv_cache) > self.KV_CACHE_SIZE:
+                self._kv_cache.pop(next(iter(self._kv_cache)))
         return found
 
     def text_keys(self, text: str, layers: list[int]) -> torch.Tensor:
@@ -136,7 +129,7 @@ class Runtime:
         if key not in self._key_cache:
             condition, length = self.encode(text)
             self._key_cache[key] = text_keys(condition.kv, layers, length)
-            if len(self._key_cache) > 4 * self.TEXT_CACHE_SIZE:  # a few KB each
+            if len(self._key_cache) > self.KEY_CACHE_SIZE:  # a few KB each
                 self._key_cache.pop(next(iter(self._key_cache)))
         return self._key_cache[key]
 

@@ -108,6 +108,22 @@ def test_cache_returns_identical_tensors_without_recomputing(tiny_umt5):
     assert calls == [2, 1, 1]
 
 
+def test_the_cache_keeps_a_prompts_own_positions_and_gives_back_the_whole_row(tiny_umt5):
+    # a long story brings new prompts scene after scene: what the cache holds on the device is their tokens, not
+    # text_len rows of zeros (umT5: 4 MiB a prompt in bf16 otherwise)
+    encoder = UMT5TextEncoder.from_pretrained(tiny_umt5["root"], text_len=TEXT_LEN, device="cpu", cache_size=4)
+    uncached = UMT5TextEncoder.from_pretrained(tiny_umt5["root"], text_len=TEXT_LEN, device="cpu", cache_size=0)
+    fresh = encoder.encode(CORPUS[:3])
+    lengths = encoder.tokenize(CORPUS[:3])[1].sum(dim=1).tolist()
+    assert [encoder._cache[p].shape for p in CORPUS[:3]] == [(n, 32) for n in lengths] and max(lengths) < TEXT_LEN
+    again = encoder.encode([CORPUS[2], CORPUS[0], CORPUS[1]])  # all from the cache
+    assert torch.equal(again, fresh[[2, 0, 1]]) and torch.equal(again, uncached.encode([CORPUS[2], CORPUS[0], CORPUS[1]]))
+    new = "the dog sleeps in the sun"
+    mixed = encoder.encode([new, CORPUS[1]])  # one new, one cached
+    assert torch.equal(mixed, uncached.encode([new, CORPUS[1]]))
+    assert not uncached._cache
+
+
 def test_bad_checkpoint_names_the_keys(tiny_umt5, tmp_path):
     good = torch.load(tiny_umt5["wan_pth"], weights_only=True)
     tokenizer = tiny_umt5["root"] / "tokenizer"

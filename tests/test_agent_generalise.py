@@ -1713,6 +1713,15 @@ def test_a_story_told_in_the_first_person_has_i_as_a_character():
     assert ids_at(scenes[1], prompts[1], "me") == me and ids_at(scenes[1], prompts[1], "She") == mira
     assert ids_at(scenes[2], prompts[2], "I") == me and len(scenes[2].entities) == 2  # not a name beside "Mira"
     assert ids_at(scenes[3], prompts[3], "my") == me  # a part of the narrator's body
+    # "we" and "us": the narrator and whom the story was just with
+    later = ("Mira and I climb down to the street.", "We run for the last tram.", "A tram driver with a grey cap waves at us.")
+    _, scenes = story(*prompts, *later)
+    assert ids_at(scenes[5], later[1], "We") == me | mira
+    assert ids_at(scenes[6], later[2], "us") == me | mira and ids_at(scenes[6], later[2], "driver") - me - mira
+    # with no narrator, "we" is the camera or the prompt's writer: no one
+    prompt = "We see a boy at the window. We follow him down the stairs."
+    _, scenes = story(prompt)
+    assert not ids_at(scenes[0], prompt, "We")
     # the prompt's writer, an aside, a caption or someone's line is not that character
     for prompt in ("I want the first image to be a boy holding a kite on a hill.",
                    "In this scene my mum rings the kennel and asks about the dog.",

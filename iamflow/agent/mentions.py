@@ -2146,8 +2146,15 @@ class PromptAnalyzer:
             return t.lower_ == "my" and t.head.lower_ in _PERSONAL_PARTS  # ("my ear", not "my luck" or "my way")
 
         selves = [t for t in doc if first_person(t)]
+        # "We were both out of breath", "she saw us out": the narrator and whom the story was just with (the
+        # resolver keeps them only in a story that has its narrator already)
+        ours = [t for t in doc if t.lower_ in ("we", "us") and t.i not in quoted and t.i not in aside and
+                not self._after_a_label(t)]
+        mentions = mentions + [Mention(start=t.idx, end=t.idx + len(t.text), surface=t.text, form="pronoun",
+                                       kind="person", base="person", pronoun="we", token=t.i,
+                                       sentence=sent_of.get(t.i, 0), narrated=True) for t in ours]
         if not selves:
-            return mentions
+            return sorted(mentions, key=lambda m: m.token) if ours else mentions
 
         def acts(t) -> bool:  # "I land in a nearby alley", "Rin and I both pick the flower vase", "was I staring?"
             subject = t

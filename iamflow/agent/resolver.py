@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 # a title before a name says nothing of the name ("Detective Morrison"); the given name is what is read
 _NARRATED = {"you", "i"}  # the one a story is told to (second person) or by (first person)
+_NARRATED_PRONOUNS = _NARRATED | {"we"}  # (resolved once the prompt's other characters are)
 _REFLEXIVES = {"himself", "herself", "itself", "themselves", "themself"}
 _TITLES = {"detective", "officer", "captain", "doctor", "dr", "professor", "sheriff", "agent", "inspector",
            "sergeant", "lieutenant", "mr", "mrs", "ms", "miss", "lady", "lord", "sir", "king", "queen", "prince",
@@ -233,8 +234,8 @@ class Resolver:
         result = Resolution()
         self.names_ahead = [(m.token, {n.lower() for n in m.names}) for m in mentions if m.names]
         ahead: dict[int, list[int]] = {}  # mentions resolved early, for a pronoun that comes before them
-        order = [i for i, m in enumerate(mentions) if m.pronoun not in _NARRATED and not m.others] + \
-            [i for i, m in enumerate(mentions) if m.pronoun in _NARRATED] + \
+        order = [i for i, m in enumerate(mentions) if m.pronoun not in _NARRATED_PRONOUNS and not m.others] + \
+            [i for i, m in enumerate(mentions) if m.pronoun in _NARRATED_PRONOUNS] + \
             [i for i, m in enumerate(mentions) if m.others]  # the one spoken to: once the speaker is known; "the
         # others": once everyone the prompt names is known
         assignments: dict[int, list[int]] = {}
@@ -289,10 +290,25 @@ class Resolver:
     def _narrator(self, m: Mention, mentions: list[Mention]) -> list[int]:
         """The "you" of a story told in the second person (or its "I" in the first): the one the story already has,
         else a new character when this prompt has "you" ("I") doing something; else (a stray "your") no one."""
+        if m.pronoun == "we":
+            return self._narrator_and_company(m)
         for rec in self._records():
             if rec.kind == "person" and m.pronoun in rec.heads:
                 return [rec.global_id]
         return [-1] if any(o.narration_cue and o.pronoun == m.pronoun for o in mentions) else []
+
+    def _narrator_and_company(self, m: Mention) -> list[int]:
+        """"we"/"us" of a story told in the first person: its narrator (the story has one already: "I" did
+        something) and whom the story was with in the last prompt with anyone else, but for those this prompt has
+        apart ("The teacher encourages us", "I waved back to the teacher as she saw us out"); else no one."""
+        narrator = next((r.global_id for r in self._records() if r.kind == "person" and "i" in r.heads), None)
+        if narrator is None:
+            return []
+        here = {gid for gid, other in self.assigned if other.pronoun != "we"}
+        company = next((ids for ids in self._prompt_order() if set(ids) - {narrator}), [])
+        return [narrator] + [g for g in dict.fromkeys(company) if g != narrator and g not in here and
+                             self.registry.entities[g].kind != "vehicle" and
+                             not _NARRATED & set(self.registry.entities[g].heads)]
 
     def _addressee(self, m: Mention, mentions: list[Mention]) -> list[int]:
         """"you" in someone's words: the nearest other character of this prompt, else of the prompts before,

@@ -6,6 +6,7 @@ Real spaCy and MiniLM throughout; models load once per process (module-level cac
 import json
 import logging
 
+import numpy as np
 import pytest
 
 from iamflow.agent import EntityAgent, EntityRegistry
@@ -256,3 +257,19 @@ def test_non_english_text_does_not_crash(text):
     scene = agent.observe(text)
     assert scene.prompt_index == 0
     json.dumps(agent.registry.to_mapping())
+
+
+def test_the_sentence_encoders_cache_gives_every_text_asked_for_when_new_ones_push_old_ones_out():
+    # a long-running app fills the cache; a request mixing an old text with new ones that overflow it must still
+    # get the old one (it used to be pushed out before it was read back)
+    from iamflow.agent import models
+
+    shared = models.sentence_encoder()
+    small = models.SentenceEncoder(models._package_dir(models.MINILM_PACKAGE) / "model", cache_size=3)
+    first = small.encode(["a fox", "a hen", "a barn"])
+    both = small.encode(["a fox", "a dog", "a cat", "a fox"])
+    assert np.allclose(both[0], first[0]) and np.allclose(both[3], first[0])
+    assert np.allclose(both[1:3], shared.encode(["a dog", "a cat"]), atol=1e-6)
+    assert list(small._cache) == ["a fox", "a dog", "a cat"]
+    many = small.encode([f"a cow number {i}" for i in range(5)])  # more new texts than the cache holds
+    assert many.shape == (5, 384) and len(small._cache) == 3

@@ -75,7 +75,10 @@ class SentenceEncoder:
     def encode(self, texts: list[str]) -> np.ndarray:
         """[N, 384] unit vectors; texts already seen come from the cache."""
         with self._lock:
-            missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+            found = {t: self._cache[t] for t in texts if t in self._cache}
+            for t in found:  # (used now: the last to go when the new ones make room)
+                self._cache.move_to_end(t)
+            missing = [t for t in dict.fromkeys(texts) if t not in found]
             if missing:
                 # a few short texts gain nothing from intra-op threads, and on a busy CPU the thread pool's
                 # spinning costs 10x; use one thread here and give the process its setting back
@@ -86,12 +89,10 @@ class SentenceEncoder:
                 finally:
                     self._torch.set_num_threads(previous_threads)
                 for text, vec in zip(missing, pooled):
-                    self._cache[text] = vec
-                while len(self._cache) > self._cache_size:
+                    self._cache[text] = found[text] = vec
+                while len(self._cache) > self._cache_size:  # (a request larger than the cache still gets all it asked)
                     self._cache.popitem(last=False)
-            for t in texts:
-                self._cache.move_to_end(t)
-            return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, 384), np.float32)
+            return np.stack([found[t] for t in texts]) if texts else np.zeros((0, 384), np.float32)
 
     def _forward(self, texts: list[str]) -> np.ndarray:
         with self._torch.inference_mode():

@@ -1718,6 +1718,14 @@ def test_a_story_told_in_the_first_person_has_i_as_a_character():
     _, scenes = story(*prompts, *later)
     assert ids_at(scenes[5], later[1], "We") == me | mira
     assert ids_at(scenes[6], later[2], "us") == me | mira and ids_at(scenes[6], later[2], "driver") - me - mira
+    # a narrator's label opens the story told, quoted or not; "I" in someone's quoted words is the speaker, no name
+    prompts = ('NARRATOR: "I wake up early and wave to Shizune across the hall."',
+               'Mark said, "Stay with Sally and I will get my dad." Then he ran off.')
+    _, scenes = story(prompts[0])
+    assert ids_at(scenes[0], prompts[0], "I") and ids_at(scenes[0], prompts[0], "I") != ids_at(scenes[0], prompts[0],
+                                                                                            "Shizune")
+    _, scenes = story(prompts[1])
+    assert sorted(e.surface for e in scenes[0].entities) == ["Mark", "Sally", "dad"]
     # with no narrator, "we" is the camera or the prompt's writer: no one
     prompt = "We see a boy at the window. We follow him down the stairs."
     _, scenes = story(prompt)
@@ -1731,3 +1739,12 @@ def test_a_story_told_in_the_first_person_has_i_as_a_character():
                    "Poor Grandma. I'm afraid that she opened the door."):
         _, scenes = story(prompt)
         assert not any(e.surface in ("I", "my", "me") for e in scenes[0].entities), prompt
+
+
+def test_an_abstract_noun_where_a_character_would_stand_is_no_one():
+    prompts = ("A human child must be taught a lesson.", "Their relationship grows stronger by the lake.",
+               "The coach gives the team an introduction to the rules.")
+    _, scenes = story(*prompts)
+    assert [e.surface for e in scenes[0].entities] == ["human child"]
+    assert not ids_at(scenes[1], prompts[1], "relationship")
+    assert not ids_at(scenes[2], prompts[2], "introduction") and ids_at(scenes[2], prompts[2], "coach")

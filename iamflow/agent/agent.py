@@ -112,7 +112,8 @@ class NounClassifier:
             return self.cache[key]
         info = None
         if lemma.isalpha() and len(lemma) > 2 and lemma not in lexicon.LOCATION_NOUNS and \
-                lemma not in lexicon.NOT_CHARACTERS and lemma not in lexicon.THING_NOUNS:
+                lemma not in lexicon.NOT_CHARACTERS and lemma not in lexicon.THING_NOUNS and \
+                lemma not in lexicon.ABSTRACT_NOUNS:
             for text in dict.fromkeys([lemma] + ([phrase] if phrase and phrase != lemma else [])):
                 scores = self.kind_scores(text)
                 kind = self._decide(dict(scores), self.OBJECT_MARGIN if as_object else self.MARGIN)

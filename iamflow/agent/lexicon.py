@@ -202,6 +202,11 @@ NOT_CHARACTERS = set("""statue portrait painting photo photograph picture poster
     tattoo logo cartoon illustration icon crowd audience people guests group team family couple
     kind sort type""".split())
 
+# Abstract nouns that stand where a character would ("teach their children an important lesson", "their relationship
+# grows"): never a character, whatever the similarity to listed words says (not prototypes of things either)
+ABSTRACT_NOUNS = set("""lesson moral advice warning relationship introduction leadership adolescence childhood
+    friendship rivalry romance conflict tension attention""".split())
+
 # Nouns whose object-of-"of" is a depiction, not a character ("a portrait of a woman").
 DEPICTION_NOUNS = set("""statue portrait painting photo photograph picture poster drawing sketch mural sculpture
     figurine doll toy image hologram effigy tattoo carving engraving silhouette reflection illustration

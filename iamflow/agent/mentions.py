@@ -2118,7 +2118,18 @@ class PromptAnalyzer:
         "(yes, I just made that name up!)"."""
         doc = self.doc
         quoted = self._quoted_tokens()
-        if self.speaker_tokens or self.line_speakers or any(t.text in _QUOTE_MARKS for t in doc) and not quoted:
+        # 'NARRATOR: "I feel very tired this morning ..."': what a narrator's label opens is the story told, quotes
+        # or not (a visual novel's narration), not someone's line
+        narration = len(doc) > 2 and doc[0].lower_ == "narrator" and doc[1].text == ":"
+        # the word "I" is not a name: outside quotes it is the narrator (below) or no one, in quotes the one the
+        # prompt says speaks ('Mark said, "James you stay with Sally and I will go get my dad"'); kept only in words
+        # no one is said to speak ('NARRATOR: "I feel very tired this morning"', whose "I" is the narrator on screen)
+        speaking = any(m.speaker for m in mentions)
+        mentions = [m for m in mentions if not (m.form == "name" and m.surface == "I" and
+                                                 (m.token not in quoted or speaking or narration))]
+        if narration:
+            quoted = set()
+        elif self.speaker_tokens or self.line_speakers or any(t.text in _QUOTE_MARKS for t in doc) and not quoted:
             return mentions  # a dialogue line, or quotes the prompt does not close: whose words is not clear
         written = re.findall(r"[^\W\d_]+", self.prompt if self.prompt is not None else doc.text)  # (before headings
         # and capitals were rewritten)
@@ -2138,8 +2149,11 @@ class PromptAnalyzer:
             for a, b in zip(dashes[::2], dashes[1::2]):
                 aside.update(range(a, b))
 
+        def outside_lines(t) -> bool:
+            return t.i not in quoted and t.i not in aside and (narration or not self._after_a_label(t))
+
         def first_person(t) -> bool:
-            if t.i in quoted or t.i in aside or self._after_a_label(t):
+            if not outside_lines(t):
                 return False
             if t.text == "I" or t.lower_ in ("me", "myself"):
                 return True
@@ -2148,8 +2162,7 @@ class PromptAnalyzer:
         selves = [t for t in doc if first_person(t)]
         # "We were both out of breath", "she saw us out": the narrator and whom the story was just with (the
         # resolver keeps them only in a story that has its narrator already)
-        ours = [t for t in doc if t.lower_ in ("we", "us") and t.i not in quoted and t.i not in aside and
-                not self._after_a_label(t)]
+        ours = [t for t in doc if t.lower_ in ("we", "us") and outside_lines(t)]
         mentions = mentions + [Mention(start=t.idx, end=t.idx + len(t.text), surface=t.text, form="pronoun",
                                        kind="person", base="person", pronoun="we", token=t.i,
                                        sentence=sent_of.get(t.i, 0), narrated=True) for t in ours]
@@ -2167,8 +2180,6 @@ class PromptAnalyzer:
                         for c in verb.children)
 
         cue = any(acts(t) for t in selves)
-        mine = {t.i for t in selves}  # (not a name: "Rin and I both pick the flower vase")
-        mentions = [m for m in mentions if not (m.form == "name" and m.token in mine)]
         added = [Mention(start=t.idx, end=t.idx + len(t.text), surface=t.text, form="pronoun", kind="person",
                          base="person", pronoun="i", heads=["i"], token=t.i, sentence=sent_of.get(t.i, 0),
                          narrated=True, narration_cue=cue) for t in selves]

@@ -15,6 +15,7 @@ import copy
 import html
 import logging
 import re
+import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from pathlib import Path
@@ -84,6 +85,7 @@ class TextEncoder(ABC):
         self.dim = dim
         self.cache_size = cache_size
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._cache_lock = threading.Lock()  # (a story and a switch prepared beside it may encode at once)
 
     # subclasses provide the model, its device and the uncached forward
     @property
@@ -117,9 +119,10 @@ class TextEncoder(ABC):
         if isinstance(prompts, str):
             raise TypeError("encode takes a list of prompts; wrap a single prompt as [prompt]")
         # Take the cached rows first: storing the new ones may evict them.
-        found = {p: self._cache[p] for p in prompts if p in self._cache}
-        for prompt in found:
-            self._cache.move_to_end(prompt)
+        with self._cache_lock:
+            found = {p: self._cache[p] for p in prompts if p in self._cache}
+            for prompt in found:
+                self._cache.move_to_end(prompt)
         todo = list(dict.fromkeys(p for p in prompts if p not in found))
         fresh: dict[str, torch.Tensor] = {}
         counts = {p: int(found[p].shape[0]) for p in found}
@@ -144,13 +147,16 @@ class TextEncoder(ABC):
         """Keep a prompt's own positions (``[length, dim]``): a copy, not a view that keeps the batch alive."""
         if self.cache_size == 0:
             return
-        self._cache[prompt] = embedding.clone()
-        self._cache.move_to_end(prompt)
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+        kept = embedding.clone()
+        with self._cache_lock:
+            self._cache[prompt] = kept
+            self._cache.move_to_end(prompt)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
 
     def clear_cache(self) -> None:
-        self._cache.clear()
+        with self._cache_lock:
+            self._cache.clear()
 
     def offload(self) -> "TextEncoder":
         """Move the encoder to the CPU (frees GPU memory once the prompts of a scene are encoded).

@@ -84,14 +84,6 @@ _SPEECH_VERBS = {"say", "respond", "reply", "ask", "answer", "whisper", "shout",
                  "roar", "bellow", "growl", "snap", "murmur", "mumble", "declare", "announce", "insist", "plead",
                  "beg", "warn", "demand", "tell", "sigh", "laugh", "giggle", "chuckle", "stammer", "bark", "hiss"}
 _TEAM_WORDS = {"team", "crew", "squad", "gang", "band", "troupe"}
-# what "I" does as a prompt's writer or in an aside, not as a story's first-person character ("I want the boy to be
-# ...", "I'm afraid that she did!", "I think", "I guess")
-_ASIDE_VERBS = _VIEWER_VERBS | {"need", "wish", "hope", "mean", "suppose", "wonder", "imagine", "prefer", "expect",
-                                "say", "tell", "ask", "request", "let", "feel", "would"}
-# a prompt's writer speaking of the video being made ("my idea", "I want the first image to be", "in this scene")
-_MAKING_WORDS = {"scene", "shot", "panel", "frame", "image", "camera", "storyboard", "video", "clip", "film",
-                 "footage", "audience", "idea", "editing", "caption", "page", "animation", "script", "story",
-                 "prompt", "viewer"}
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4}
 _GROUP_NOUNS = {"newlyweds": lexicon.NounInfo("person", "person"), "siblings": lexicon.NounInfo("person", "person"),
                 "couple": lexicon.NounInfo("person", "person"), "pair": lexicon.NounInfo("person", "person"),
@@ -2059,8 +2051,8 @@ class PromptAnalyzer:
         the story is told that way (this prompt has "you" doing something, or an earlier one had)."""
         doc = self.doc
         quoted = self._quoted_tokens()
-        if self.speaker_tokens or self.line_speakers or any(t.text in _QUOTE_MARKS for t in doc) and not quoted:
-            return mentions  # a dialogue line, or quotes the prompt does not close: whose words is not clear
+        if self._whose_words_unclear(quoted):
+            return mentions
 
         if any(t.is_alpha and t.is_upper and len(t) >= 3 and t.lower_ not in _CAPS_NOT_NAMES for t in doc):
             return mentions  # a screenplay's or comic's capitals: "SOTHERN (whisper) Laura, you're going off script"
@@ -2103,6 +2095,11 @@ class PromptAnalyzer:
                          narrated=True, narration_cue=cue) for t in yous]
         return sorted(mentions + added, key=lambda m: m.token)
 
+    def _whose_words_unclear(self, quoted: set[int]) -> bool:
+        """A dialogue line, or quotes the prompt does not close: whose words a "you" or an "I" is in is not clear."""
+        return bool(self.speaker_tokens or self.line_speakers or
+                    any(t.text in _QUOTE_MARKS for t in self.doc) and not quoted)
+
     def _after_a_label(self, t) -> bool:
         """After a speaker's label ("Shane: It's been too long! How've you been?", 'Mom (Viv is beaming): Wow Viv!',
         "Caption: I first met Sara")."""
@@ -2129,8 +2126,8 @@ class PromptAnalyzer:
                                                  (m.token not in quoted or speaking or narration))]
         if narration:
             quoted = set()
-        elif self.speaker_tokens or self.line_speakers or any(t.text in _QUOTE_MARKS for t in doc) and not quoted:
-            return mentions  # a dialogue line, or quotes the prompt does not close: whose words is not clear
+        elif self._whose_words_unclear(quoted):
+            return mentions
         written = re.findall(r"[^\W\d_]+", self.prompt if self.prompt is not None else doc.text)  # (before headings
         # and capitals were rewritten)
         if any(w.isupper() and len(w) >= 3 and w.lower() not in _CAPS_NOT_NAMES for w in written):

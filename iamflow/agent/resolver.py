@@ -23,9 +23,16 @@ from .registry import EntityRecord, EntityRegistry
 
 logger = logging.getLogger(__name__)
 
-# a title before a name says nothing of the name ("Detective Morrison"); the given name is what is read
 _NARRATED = {"you", "i"}  # the one a story is told to (second person) or by (first person)
 _NARRATED_PRONOUNS = _NARRATED | {"we"}  # (resolved once the prompt's other characters are)
+
+
+def _narrated(rec: EntityRecord) -> bool:
+    """The "you" a story is told to or the "I" telling it: only ever that."""
+    return bool(_NARRATED & set(rec.heads))
+
+
+# a title before a name says nothing of the name ("Detective Morrison"); the given name is what is read
 _REFLEXIVES = {"himself", "herself", "itself", "themselves", "themself"}
 _TITLES = {"detective", "officer", "captain", "doctor", "dr", "professor", "sheriff", "agent", "inspector",
            "sergeant", "lieutenant", "mr", "mrs", "ms", "miss", "lady", "lord", "sir", "king", "queen", "prince",
@@ -165,7 +172,7 @@ class Resolver:
         return [[gid for _, gid in sorted(items)] for _, items in sorted(by_prompt.items(), reverse=True)]
 
     def _compatible(self, m: Mention, rec: EntityRecord, strict: bool) -> bool:
-        if _NARRATED & set(rec.heads):
+        if _narrated(rec):
             return False  # the "you" of a story told in the second person is only ever "you" (and "I" only "I")
         if m.form == "pronoun":
             if m.pronoun == "it":
@@ -251,7 +258,7 @@ class Resolver:
                     ids = self._addressee(m, mentions)
                 else:
                     ids = [g for g in self._resolve_one(m, mentions)
-                           if g == -1 or not _NARRATED & set(self.registry.entities[g].heads)]  # ("you" is only "you")
+                           if g == -1 or not _narrated(self.registry.entities[g])]  # ("you" is only "you")
             if ids == [-1] and m.form == "pronoun" and m.pronoun in ("he", "she") and (m.owns or m.clause_subject
                                                                                        is not None):
                 later = self._cataphor(m, mentions, index)
@@ -280,7 +287,7 @@ class Resolver:
         """"The others": whom the last prompt with characters had, but for those this prompt has already."""
         here = {gid for gid, _ in self.assigned}
         recent = [g for g in next((ids for ids in self._prompt_order() if ids), [])
-                  if not _NARRATED & set(self.registry.entities[g].heads) and self.registry.entities[g].kind != "vehicle"]
+                  if not _narrated(self.registry.entities[g]) and self.registry.entities[g].kind != "vehicle"]
         found = [g for g in recent if g not in here]
         records = [self.registry.entities[g] for g in found]
         if len({r.kind for r in records}) != 1 or len(recent) < 3 and not any(r.base == "group" for r in records):
@@ -308,7 +315,7 @@ class Resolver:
         company = next((ids for ids in self._prompt_order() if set(ids) - {narrator}), [])
         return [narrator] + [g for g in dict.fromkeys(company) if g != narrator and g not in here and
                              self.registry.entities[g].kind != "vehicle" and
-                             not _NARRATED & set(self.registry.entities[g].heads)]
+                             not _narrated(self.registry.entities[g])]
 
     def _addressee(self, m: Mention, mentions: list[Mention]) -> list[int]:
         """"you" in someone's words: the nearest other character of this prompt, else of the prompts before,

@@ -18,6 +18,7 @@ import datetime
 import json
 import logging
 import math
+import os
 import platform
 import shutil
 import statistics
@@ -427,6 +428,10 @@ def session_run(args: argparse.Namespace) -> dict:
                 # start, umT5 included): whether either grows with the scenes told
                 "gpu_memory_held_gib": {str(gpu): torch.cuda.memory_allocated(gpu) / 2**30 for gpu in gpus},
                 "peak_gpu_memory_so_far_gib": {str(gpu): torch.cuda.max_memory_allocated(gpu) / 2**30 for gpu in gpus},
+                # and the host's: this process's resident memory, and what the story holds of it in its chunks'
+                # tensors and archived frames (the rest waits in files in the story's folder)
+                "host_rss_mib": _host_rss_bytes() / 2**20,
+                "story_host_bytes": _story_host_bytes(session),
             })
             logger.info("scene %d: first frame %.3f s, %.1f fps received", index, arrivals[0], scenes[-1]["scene_fps"])
         return scenes
@@ -1484,8 +1489,13 @@ def long_story_run(args) -> dict:
         if index % 10 == 9:
             logger.info("scene %d: turn %.2f s, beyond frames %.2f s, RSS %.0f MiB", index + 1, turn, turn - frames,
                         rss[-1] / 2**20)
-    latents_bytes = sum(z.numel() * z.element_size() for z in session.latents)
+    session._settle()
+    chunk_files = sum(p.stat().st_size for p in session.latents.files() + session.chunk_queries.files())
+    chunks_in_ram = session.latents.held_bytes() + session.chunk_queries.held_bytes()
+    archive_in_ram = sum(r.latent is not None or r.thumbnail is not None for r in session.bank.archive.values())
+    started = time.perf_counter()
     saved = session.save(work / "saved")
+    save_s = time.perf_counter() - started
     started = time.perf_counter()
     session.undo_last_scene()
     undo_s = time.perf_counter() - started
@@ -1512,7 +1522,9 @@ def long_story_run(args) -> dict:
         "beyond_model_last10_mean_s": statistics.mean(beyond_model[-len(last):]),
         "beyond_model_max_s": max(beyond_model),
         "rss_growth_after_scene_10_mib": (rss[-1] - rss[min(9, len(rss) - 1)]) / 2**20,
-        "rss_growth_mib": (rss[-1] - rss_start) / 2**20, "latents_mib": latents_bytes / 2**20,
+        "rss_growth_mib": (rss[-1] - rss_start) / 2**20, "chunk_files_mib": chunk_files / 2**20,
+        "chunks_in_ram_mib": chunks_in_ram / 2**20, "archived_frames": len(session.bank.archive),
+        "archived_frames_in_ram": archive_in_ram, "save_s": save_s,
         "undo_s": undo_s, "undo_then_next_scene_s": undo_and_redo,
         "load_s": load_s, "first_scene_after_load_s": first_scene_after_load,
         "replayed_ops_after_load": getattr(loaded, "replayed_ops", None),
@@ -1524,6 +1536,32 @@ def long_story_run(args) -> dict:
                                  for part in (stage_turns[: len(first)], stage_turns[-len(last):])]
                           for name in sorted({n for t in stage_turns for n in t})},
     }
+
+
+def _host_rss_bytes() -> int:
+    """This process's resident memory (Linux: /proc/self/statm; 0 where it cannot be read)."""
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _story_host_bytes(session) -> dict:
+    """Bytes of RAM a session's story holds in its chunks' latents and queries and its archived frames."""
+    def held(store) -> int:
+        if hasattr(store, "held_bytes"):
+            return store.held_bytes()
+        return sum(t.numel() * t.element_size() for t in store)
+
+    def nbytes(value) -> int:
+        if value is None:
+            return 0
+        return value.numel() * value.element_size() if isinstance(value, torch.Tensor) else value.nbytes
+
+    records = session.bank.archive.values()
+    return {"latents": held(session.latents), "queries": held(session.chunk_queries),
+            "archive": sum(nbytes(r.latent) + nbytes(r.thumbnail) + nbytes(r.queries) for r in records),
+            "archived_frames": len(records)}
 
 
 def _device_list(text: str) -> list[str]:

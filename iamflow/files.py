@@ -1,4 +1,4 @@
-"""Writing a file whole or not at all.
+"""Writing a file whole or not at all; a file given a second name.
 
 ``write_atomic`` writes the bytes to a staging file beside the target and renames it over the target: a reader
 (the page fetching a picture, a later run reading a key) sees the old file or the new one, never half of one, and a
@@ -9,6 +9,7 @@ and the target takes that mode.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -29,3 +30,15 @@ def write_atomic(path: str | Path, data: bytes | str, sync: bool = False) -> Pat
         Path(staging).unlink(missing_ok=True)
         raise
     return path
+
+
+def link_or_copy(source: str | Path, target: str | Path) -> None:
+    """``target`` becomes ``source``'s contents: a second name of the same file where the file system allows (no
+    bytes copied), a copy otherwise. Such a file is written only once: never open one of its names for writing
+    (unlink the name and write a new file)."""
+    target = Path(target)
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)

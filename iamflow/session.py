@@ -43,7 +43,7 @@ from iamflow.memory.memflow import MemFlowBank, records_chunk
 from iamflow.memory.policies import memory_policy, scene_transition, score_layers, transition_policy
 from iamflow.runtime import Runtime
 from iamflow import story_files
-from iamflow.story_files import StoryVideo
+from iamflow.story_files import CHUNKS_DIR, MEMORY_DIR, ChunkTensors, StoryVideo
 from iamflow.video import display_scale
 
 __all__ = ["Runtime", "StorySession", "StorySettings", "SceneRecord", "ChunkEvent", "validate_prompt", "LIVE",
@@ -243,13 +243,20 @@ class StorySession:
         """Start a new, empty story (settings kept)."""
         s = self.settings
         self.agent = EntityAgent(backend=s.agent_backend, llm_model_path=s.llm_model_path or None)
-        self.bank = MemoryBank(s.memory_policy, s.max_memory_frames, self.save_dir)
+        # the archive's latents and pictures wait on disk, in the session's folder (the bank keeps the rest)
+        shutil.rmtree(self.video_dir / MEMORY_DIR, ignore_errors=True)
+        self.bank = MemoryBank(s.memory_policy, s.max_memory_frames, self.save_dir, self.video_dir / MEMORY_DIR)
         self.scenes: list[SceneRecord] = []
-        self.latents: list[torch.Tensor] = []  # per chunk [1, C, fpc, h, w], CPU float32
+        # per chunk, on disk with the last few also in RAM (the window and a margin: what the loop reads)
+        in_ram = self.config.cache.local_window_frames // self.frames_per_chunk + 2
+        for old in (getattr(self, "latents", None), getattr(self, "chunk_queries", None)):
+            if old is not None:
+                del old[0:]
+        self.latents = ChunkTensors(self.video_dir / CHUNKS_DIR, "latent", in_ram)  # [1, C, fpc, h, w], float32
         self.chunk_scene: list[int] = []
         self.chunk_frame_counts: list[int] = []  # video frames per chunk (the frames are in the segments)
         self._recent_frames: dict[int, np.ndarray] = {}  # chunk -> [T, H, W, 3] uint8, while in the window
-        self.chunk_queries: list[torch.Tensor] = []  # per chunk [fpc, layers, heads, D]
+        self.chunk_queries = ChunkTensors(self.video_dir / CHUNKS_DIR, "queries", in_ram)  # [fpc, layers, heads, D]
         self._arriving: dict[int, dict[str, HostCopy]] = {}  # chunk -> its copies still on the way to the host
         self.ops: list[dict] = []  # the cache log
         self._scene_text: dict[int, tuple[TextConditioning, int]] = {}
@@ -293,8 +300,8 @@ class StorySession:
         pageable memory and queue the frames' segments, in story order."""
         for g in [k for k in list(self._arriving) if chunk is None or k <= chunk]:
             copies = self._arriving.pop(g)
-            self.latents[g] = copies["latents"].wait().clone()  # [1, C, fpc, h, w], out of the pinned pool
-            self.chunk_queries[g] = copies["queries"].wait().clone()
+            self.latents.settle(g, copies["latents"].wait().clone())  # [1, C, fpc, h, w], out of the pinned pool
+            self.chunk_queries.settle(g, copies["queries"].wait().clone())
             if "frames" in copies:  # (a scene's first chunk's were taken when it was handed out)
                 self._keep_frames(g, copies["frames"])
 
@@ -367,7 +374,7 @@ class StorySession:
         elif op["op"] == "memory":
             records = [self.bank.archive[k] for k in op["keys"]]
             if records:
-                latents = to_device(torch.stack([r.latent for r in records], dim=1)[None])  # [1, C, M, h, w]
+                latents = to_device(torch.stack([self.bank.latent(r.key) for r in records], dim=1)[None])  # [1, C, M, h, w]
                 positions = [r.frame + self.scenes[r.scene].position_shift for r in records]
                 engine.write_memory(self.cache, self._text(op["text"]), latents, positions)
             else:
@@ -459,9 +466,12 @@ class StorySession:
             yield g, self.runtime.decode_frames(decoder, self.latents[g])
 
     def close(self) -> None:
-        """The story is over: its video segments go (a saved or exported copy stays)."""
+        """The story is over: its video segments and its chunks' and archive's files go (a saved or exported copy
+        stays)."""
         self.video.truncate(0)
         self.video.close()
+        del self.latents[0:], self.chunk_queries[0:]
+        shutil.rmtree(self.video_dir / MEMORY_DIR, ignore_errors=True)
 
     def drop_cache(self) -> None:
         """Free the K/V (e.g. between turns); the next scene rebuilds it from the kept latents."""
@@ -1005,7 +1015,7 @@ class StorySession:
 
     def memory_view(self) -> list[dict]:
         """The active memory frames with thumbnails (for the UI)."""
-        return [{**r.info(), "thumbnail": r.thumbnail} for r in self.bank.active_records()]
+        return [{**r.info(), "thumbnail": self.bank.thumbnail(r.key)} for r in self.bank.active_records()]
 
     def memory_snapshot(self) -> dict:
         return self.bank.snapshot()

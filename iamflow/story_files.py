@@ -9,7 +9,11 @@
 
 A saved story folder: ``story.pt`` (tensors and plain containers, read with ``weights_only``), ``mapping.json``,
 ``prompts.json``, ``preset.json``, ``video/chunk-NNNN.ts`` and, when the story was joined up to its last chunk,
-``video/story.ts`` (that join: a loaded story shows its video without joining every segment again).
+``video/story.ts`` (that join: a loaded story shows its video without joining every segment again),
+``chunks/latent-NNNN.bin`` and ``chunks/queries-NNNN.bin`` (each chunk's latents and memory queries, raw bytes;
+their shapes are in story.pt) and ``memory/p{scene}_c{chunk}_f{frame}.pt`` (an archived memory frame's latent and
+picture). A session keeps the same files in its own folder as the story grows (``ChunkTensors``, the memory bank's
+aside folder); saving links them, loading links them back and reads only the story's last chunks.
 """
 
 from __future__ import annotations
@@ -18,10 +22,10 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import re
 import shutil
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from iamflow.files import link_or_copy
 from iamflow.video import VideoError, concat, write_video
 
 if TYPE_CHECKING:
@@ -37,14 +42,17 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# story.pt's format. 2: every tensor of the story is kept in one flat tensor per dtype (reading thousands of small
-# tensors through the safe unpickler took most of a long story's load); 1 (tensors where they belong) still loads,
-# and so does a folder without video/ (written before segments existed)
-FORMAT = 2
-READABLE_FORMATS = (1, 2)
+# story.pt's format. 3: the chunks' latents and queries and the archive's latents and pictures are files beside it
+# (chunks/, memory/), not in it: a long story's save and load no longer write and read gigabytes. 2: every tensor of
+# the story is kept in one flat tensor per dtype (reading thousands of small tensors through the safe unpickler took
+# most of a long story's load); 2 and 1 (tensors where they belong) still load, and so does a folder without video/
+# (written before segments existed)
+FORMAT = 3
+READABLE_FORMATS = (1, 2, 3)
 _TENSOR = "__tensor__"  # a tensor's place in a format-2 story: (_TENSOR, its row in the tensor table)
 STORY_NAME, PROMPTS_NAME, PRESET_NAME, MAPPING_NAME = "story.pt", "prompts.json", "preset.json", "mapping.json"
-VIDEO_DIR = "video"
+VIDEO_DIR, CHUNKS_DIR, MEMORY_DIR = "video", "chunks", "memory"
+_CHUNK_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 SEGMENT_NAME = re.compile(r"chunk-\d{4,7}\.ts")
 JOINED_NAME = "story.ts"  # in VIDEO_DIR: the story's segments joined
 
@@ -86,7 +94,7 @@ class StoryVideo:
         """Take segments already written (a loaded story's), as the first chunks, linked or copied in."""
         for source in paths:
             target = self.path(len(self._writes))
-            _link_or_copy(source, target)
+            link_or_copy(source, target)
             done: Future = Future()
             done.set_result(target)
             self._writes.append(done)
@@ -95,7 +103,7 @@ class StoryVideo:
         """Take a join of every segment adopted so far (a loaded story's), linked or copied in."""
         with self._lock:
             self._joined.parent.mkdir(exist_ok=True)
-            _link_or_copy(path, self._joined)
+            link_or_copy(path, self._joined)
             self._joined_chunks = len(self._writes)
             self._previous.unlink(missing_ok=True)
             self._previous_chunks = 0
@@ -161,12 +169,128 @@ class StoryVideo:
         self._encoder.shutdown(wait=True)
 
 
-def _link_or_copy(source: Path, target: Path) -> None:
-    target.unlink(missing_ok=True)
-    try:
-        os.link(source, target)  # same file system: no bytes copied
-    except OSError:
-        shutil.copyfile(source, target)
+class ChunkTensors:
+    """One tensor a chunk of the story (its latents, or its memory queries), kept on disk: each is written once, as
+    it reaches the host, to a file of its own (``{stem}-NNNN.bin``, raw bytes; shapes and dtypes are kept here),
+    and only the last ``in_ram`` chunks stay in RAM as well. A story's host memory then does not grow with its
+    length; an older chunk (the sink at a re-cache, the decoder's reach at undo and load, an export) is read back
+    from its file, which the page cache usually still holds.
+
+    Reads like a list (``len``, ``[g]``, ``[a:b]``, iteration); ``append`` takes a chunk whose copy may still be on
+    its way to the host (kept as given, not written), ``settle`` its finished copy (written, then dropped from RAM
+    once it is old), ``del store[k:]`` forgets the chunks from ``k`` on (their files too)."""
+
+    def __init__(self, directory: str | Path, stem: str, in_ram: int):
+        self.directory, self.stem, self.in_ram = Path(directory), stem, max(1, in_ram)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._shapes: list[tuple[int, ...]] = []
+        self._dtypes: list[torch.dtype] = []
+        self._written: list[bool] = []
+        self._ram: dict[int, torch.Tensor] = {}
+
+    def path(self, chunk: int) -> Path:
+        return self.directory / f"{self.stem}-{chunk:04d}.bin"
+
+    def __len__(self) -> int:
+        return len(self._shapes)
+
+    def __getitem__(self, index: int | slice) -> torch.Tensor | list[torch.Tensor]:
+        if isinstance(index, slice):
+            return [self._read(g) for g in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"chunk {index} of a story of {len(self)} chunks")
+        return self._read(index)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return (self._read(g) for g in range(len(self)))
+
+    def _read(self, g: int) -> torch.Tensor:
+        kept = self._ram.get(g)
+        if kept is not None:
+            return kept
+        dtype, shape = self._dtypes[g], self._shapes[g]
+        data = bytearray(self.path(g).read_bytes())
+        expected = math.prod(shape) * torch.empty(0, dtype=dtype).element_size()
+        if len(data) != expected:
+            raise ValueError(f"{self.path(g)} holds {len(data)} bytes, the chunk has {expected}: the story's files "
+                             "are damaged")
+        return torch.frombuffer(data, dtype=dtype).reshape(shape)
+
+    def append(self, tensor: torch.Tensor) -> None:
+        self._shapes.append(tuple(tensor.shape))
+        self._dtypes.append(tensor.dtype)
+        self._written.append(False)
+        self._ram[len(self._shapes) - 1] = tensor
+
+    def settle(self, g: int, tensor: torch.Tensor) -> None:
+        """Chunk ``g``'s finished host copy (CPU, contiguous): written to its file; kept in RAM while recent."""
+        if tuple(tensor.shape) != self._shapes[g] or tensor.dtype != self._dtypes[g]:
+            raise ValueError(f"chunk {g} settles as {tuple(tensor.shape)} {tensor.dtype}, it was "
+                             f"{self._shapes[g]} {self._dtypes[g]}")
+        self._write(g, tensor)
+        self._ram[g] = tensor
+        self._forget_old()
+
+    def _write(self, g: int, tensor: torch.Tensor) -> None:
+        path = self.path(g)
+        path.unlink(missing_ok=True)  # (never write through a link: a saved story may share the old file)
+        with path.open("wb") as handle:
+            tensor.detach().contiguous().view(torch.uint8).numpy().tofile(handle)
+        self._written[g] = True
+
+    def _forget_old(self) -> None:
+        oldest_kept = len(self) - self.in_ram
+        for g in [k for k in self._ram if k < oldest_kept and self._written[k]]:
+            del self._ram[g]
+
+    def extend_settled(self, tensors) -> None:
+        """Chunks already on the host (a story saved in an earlier format)."""
+        for tensor in tensors:
+            self.append(tensor)
+            self.settle(len(self) - 1, tensor)
+
+    def adopt(self, files: list[Path], shapes: list, dtype: torch.dtype) -> None:
+        """Chunks already written (a saved story's files), linked or copied in as the next chunks; the last
+        ``in_ram`` are read into RAM."""
+        for source, shape in zip(files, shapes, strict=True):
+            g = len(self)
+            link_or_copy(source, self.path(g))
+            self._shapes.append(tuple(int(n) for n in shape))
+            self._dtypes.append(dtype)
+            self._written.append(True)
+        for g in range(max(0, len(self) - self.in_ram), len(self)):
+            self._ram[g] = self._read(g)
+
+    def files(self) -> list[Path]:
+        """Every chunk's file (each chunk must have settled)."""
+        unwritten = [g for g, done in enumerate(self._written) if not done]
+        if unwritten:
+            raise RuntimeError(f"chunks {unwritten} of {self.stem} have not reached the host yet")
+        return [self.path(g) for g in range(len(self))]
+
+    def layout(self) -> dict:
+        """The chunks' shapes and their dtype (a saved story's record of its files)."""
+        dtypes = set(self._dtypes)
+        if len(dtypes) > 1:
+            raise ValueError(f"the chunks of {self.stem} have {len(dtypes)} dtypes; a story keeps one")
+        dtype = dtypes.pop() if dtypes else torch.float32
+        return {"shapes": [list(shape) for shape in self._shapes], "dtype": str(dtype).removeprefix("torch.")}
+
+    def held_bytes(self) -> int:
+        """Bytes of the chunks kept in RAM."""
+        return sum(t.numel() * t.element_size() for t in self._ram.values())
+
+    def __delitem__(self, index: slice) -> None:
+        start, stop, step = index.indices(len(self))
+        if stop != len(self) or step != 1:
+            raise ValueError("only the story's last chunks can be forgotten (store[k:])")
+        for g in range(start, len(self)):
+            self._ram.pop(g, None)
+            self.path(g).unlink(missing_ok=True)
+        del self._shapes[start:], self._dtypes[start:], self._written[start:]
+
 
 
 # --- export ----------------------------------------------------------------------------------------------
@@ -207,24 +331,29 @@ def save(session: "StorySession", directory: str | Path) -> Path:
         "config": session.config.to_dict(),
         "settings": dataclasses.asdict(session.settings),
         "scenes": [dataclasses.asdict(s) for s in session.scenes],
-        "latents": session.latents,
+        "chunk_files": {"latent": session.latents.layout(), "queries": session.chunk_queries.layout()},
         "chunk_scene": session.chunk_scene,
         "chunk_frames": session.chunk_frame_counts,
-        "chunk_queries": session.chunk_queries,
         "ops": session.ops,
         "joined_chunks": 0,
         "agent": session.agent.state_dict(),
         "bank": session.bank.state_dict(),
     }
+    for folder, files in ((CHUNKS_DIR, session.latents.files() + session.chunk_queries.files()),
+                          (MEMORY_DIR, list(session.bank.aside_files().values()))):
+        shutil.rmtree(directory / folder, ignore_errors=True)
+        (directory / folder).mkdir()
+        for file in files:
+            link_or_copy(file, directory / folder / file.name)
     video = directory / VIDEO_DIR
     shutil.rmtree(video, ignore_errors=True)
     video.mkdir()
     segments = session.video.segments()
     for segment in segments:
-        _link_or_copy(segment, video / segment.name)
+        link_or_copy(segment, video / segment.name)
     joined = session.video.complete_join()
     if joined is not None:  # (the app joins the story after every turn; a story never joined is saved without)
-        _link_or_copy(joined, video / JOINED_NAME)
+        link_or_copy(joined, video / JOINED_NAME)
         state["joined_chunks"] = len(segments)
     torch.save(_pack_tensors(state), directory / STORY_NAME)
     write_mapping(session, directory / MAPPING_NAME)
@@ -324,7 +453,7 @@ def load(directory: str | Path, runtime: "Runtime", video_dir: str | Path | None
     if state.get("format") not in READABLE_FORMATS:
         raise ValueError(f"{path} has story format {state.get('format')}, this version reads "
                          f"{' and '.join(map(str, READABLE_FORMATS))}")
-    if state["format"] == 2:
+    if state["format"] >= 2:
         state = _unpack_tensors(state)
     if state["preset"] != runtime.config.preset:
         raise ValueError(
@@ -333,12 +462,25 @@ def load(directory: str | Path, runtime: "Runtime", video_dir: str | Path | None
         )
     session = StorySession(runtime, StorySettings(**state["settings"]), video_dir=video_dir)
     session.scenes = [SceneRecord(**s) for s in state["scenes"]]
-    session.latents = list(state["latents"])
+    if state["format"] >= 3:
+        for store in (session.latents, session.chunk_queries):
+            layout = state["chunk_files"][store.stem]
+            files = [directory / CHUNKS_DIR / store.path(g).name for g in range(len(layout["shapes"]))]
+            missing = [f.name for f in files if not f.is_file()]
+            if missing:
+                raise ValueError(f"{directory} is missing {len(missing)} of the story's chunk files "
+                                 f"({CHUNKS_DIR}/{missing[0]} first); save the story again from where it was made")
+            if layout["dtype"] not in _CHUNK_DTYPES:
+                raise ValueError(f"{path} names chunk dtype {layout['dtype']!r}, not one a story writes")
+            store.adopt(files, layout["shapes"], _CHUNK_DTYPES[layout["dtype"]])
+        session.bank.load_state_dict(state["bank"], aside_from=directory / MEMORY_DIR)
+    else:
+        session.latents.extend_settled(state["latents"])
+        session.chunk_queries.extend_settled(state["chunk_queries"])
+        session.bank.load_state_dict(state["bank"])
     session.chunk_scene = list(state["chunk_scene"])
-    session.chunk_queries = list(state["chunk_queries"])
     session.ops = list(state["ops"])
     session.agent.load_state_dict(state["agent"])
-    session.bank.load_state_dict(state["bank"])
     if len(session.chunk_scene) != len(session.latents) or len(session.chunk_queries) != len(session.latents):
         raise ValueError(f"{path} does not fit together: {len(session.latents)} chunks of latents, "
                          f"{len(session.chunk_scene)} of scenes, {len(session.chunk_queries)} of memory queries")

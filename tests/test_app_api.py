@@ -407,7 +407,10 @@ def test_undo_new_story_and_a_bundle_that_survives_a_restart(server, tmp_path):
             videos = [i for i in archive.infolist() if i.filename.startswith("video/")]
             assert {"video/chunk-0000.ts", "video/story.ts"} <= {i.filename for i in videos}
             assert all(i.compress_type == zipfile.ZIP_STORED for i in videos)  # (H.264 does not deflate)
-            assert archive.getinfo("story.pt").compress_type == zipfile.ZIP_STORED  # (nor do the latents, much)
+            assert archive.getinfo("story.pt").compress_type == zipfile.ZIP_STORED
+            chunks = [i for i in archive.infolist() if i.filename.startswith("chunks/")]  # the latents, beside it
+            assert {"chunks/latent-0000.bin", "chunks/queries-0000.bin"} <= {i.filename for i in chunks}
+            assert all(i.compress_type == zipfile.ZIP_STORED for i in chunks)  # (nor do the latents, much)
         saved = shutil.copy(bundle, tmp_path / "story.zip")
         registry_before = entry_of(server["controller"], client).session.registry_snapshot()
         assert two[5] != undone[2]  # the Entities panel went back to one scene

@@ -4,6 +4,7 @@ load rebuild the decoder and the K/V from a bounded tail of the story (counted i
 import os
 import shutil
 import subprocess
+import zipfile
 
 import numpy as np
 import pytest
@@ -119,41 +120,78 @@ def test_a_saved_story_carries_its_join_and_a_loaded_one_shows_it_without_joinin
     np.testing.assert_array_equal(read_video(plain.video.join(tmp_path / "plain.mp4")), shown)
 
 
-def test_a_saved_story_keeps_its_tensors_flat_and_a_story_of_the_first_format_still_loads(runtime, tmp_path):
-    """story.pt holds one flat tensor per dtype (a long story's load was mostly the safe unpickler reading
-    thousands of small tensors); what it gives back is the story's state exactly. A format-1 story still loads."""
+def test_a_saved_story_keeps_its_chunks_in_files_and_stories_of_earlier_formats_still_load(runtime, tmp_path):
+    """story.pt holds the story's small state in one flat tensor per dtype; each chunk's latents and queries and each
+    archived frame's latent and picture are files beside it (a long story's save and load do not write and read them
+    all). Those files are the story's exact tensors; the same story written as format 2 (every tensor in story.pt) and
+    format 1 (tensors in place) still loads, and all three continue the story alike."""
     from iamflow import story_files
 
     session = StorySession(runtime, video_dir=tmp_path / "video")
-    tell(session, 3)
+    tell(session, 6)  # (from the fourth chunk on, chunks leaving the window give the archive a frame)
     saved = session.save(tmp_path / "saved")
     packed = torch.load(saved / "story.pt", weights_only=True)
-    assert packed["format"] == 2 and len(packed["tensor_data"]) == len(packed["tensor_dtypes"]) <= 3
-    assert packed["tensor_table"].shape[0] >= 2 * len(session.latents)  # the latents and queries (and the bank's)
+    assert packed["format"] == 3 and len(packed["tensor_data"]) == len(packed["tensor_dtypes"]) <= 3
     state = story_files._unpack_tensors(dict(packed))
-    assert all(torch.equal(a, b) for a, b in zip(state["latents"], session.latents))
-    assert all(torch.equal(a, b) for a, b in zip(state["chunk_queries"], session.chunk_queries))
+    assert "latents" not in state and "chunk_queries" not in state
+    chunks = len(session.latents)
+    assert sorted(p.name for p in (saved / "chunks").iterdir()) == sorted(
+        [f"latent-{g:04d}.bin" for g in range(chunks)] + [f"queries-{g:04d}.bin" for g in range(chunks)])
+    for g in range(chunks):
+        latent, queries = session.latents[g], session.chunk_queries[g]
+        assert (saved / "chunks" / f"latent-{g:04d}.bin").read_bytes() == latent.contiguous().numpy().tobytes()
+        assert (saved / "chunks" / f"queries-{g:04d}.bin").read_bytes() == queries.contiguous().numpy().tobytes()
+    records = state["bank"]["records"]
+    assert records and all(r["aside"] and r["latent"] is None and r["thumbnail"] is None for r in records)
+    for r in records:  # (the earlier formats carry the archive's tensors inside story.pt)
+        aside = torch.load(saved / "memory" / f"{r['key']}.pt", weights_only=True)
+        assert torch.equal(aside["latent"], session.bank.latent(r["key"]))
+        assert np.array_equal(aside["thumbnail"].numpy(), session.bank.thumbnail(r["key"]))
+        r.update(latent=aside["latent"], thumbnail=aside["thumbnail"], aside=False)
+    del state["chunk_files"]
+    state["latents"], state["chunk_queries"] = list(session.latents), list(session.chunk_queries)
 
-    state["format"] = 1  # the same story as the first format wrote it: tensors in place
-    first = tmp_path / "saved-format-1"
-    shutil.copytree(saved, first)
-    torch.save(state, first / "story.pt")
+    from ui import bundles  # a story bundle carries those files, and only a story's files
+
+    key = bundles.load_or_create_key(tmp_path / "bundle.key")
+    bundle = bundles.pack(saved, tmp_path / "story.zip", key)
+    with zipfile.ZipFile(bundle) as archive:
+        names = {i.filename: i for i in archive.infolist()}
+    assert {f"chunks/{name}" for name in chunk_files(session)} | {f"memory/{r['key']}.pt" for r in records} <= set(names)
+    assert all(i.compress_type == zipfile.ZIP_STORED for n, i in names.items() if n.endswith((".bin", ".pt")))
+    folders = {"format 3": saved, "bundle": bundles.unpack(bundle, tmp_path / "unpacked", key)}
+    for version in (2, 1):
+        folder = folders[f"format {version}"] = tmp_path / f"saved-format-{version}"
+        shutil.copytree(saved, folder)
+        shutil.rmtree(folder / "chunks"), shutil.rmtree(folder / "memory")
+        state["format"] = version
+        torch.save(story_files._pack_tensors(dict(state)) if version == 2 else state, folder / "story.pt")
     frames = {}
-    for name, folder in (("format 2", saved), ("format 1", first)):
+    for name, folder in folders.items():
         loaded = StorySession.load(folder, runtime, video_dir=tmp_path / f"loaded-{name}")
+        assert all(torch.equal(a, b) for a, b in zip(loaded.latents, session.latents, strict=True))
         tell(loaded, 1, seed=100)
         frames[name] = loaded.story_frames()
     tell(session, 1, seed=100)
-    np.testing.assert_array_equal(frames["format 2"], session.story_frames())
-    np.testing.assert_array_equal(frames["format 1"], session.story_frames())
+    for name in folders:
+        np.testing.assert_array_equal(frames[name], session.story_frames())
+
+
+def chunk_files(session) -> list[str]:
+    return sorted(p.name for p in (session.video_dir / "chunks").iterdir())
 
 
 def test_load_and_undo_replay_a_bounded_tail_of_the_story(runtime, tmp_path):
-    counts = {}
+    """... and the host memory a story holds does not grow with it: four times the story keeps as many chunks in RAM,
+    and no archived frame's latent or picture (they wait in files; undo takes the undone chunks' files away)."""
+    counts, held = {}, {}
     for scenes in (3, 12):
         session = StorySession(runtime, video_dir=tmp_path / f"video-{scenes}")
         tell(session, scenes)
+        in_ram = [r for r in session.bank.archive.values() if r.latent is not None or r.thumbnail is not None]
+        held[scenes] = session.latents.held_bytes(), session.chunk_queries.held_bytes(), len(in_ram)
         saved = session.save(tmp_path / f"saved-{scenes}")
+        assert len(chunk_files(session)) == 2 * len(session.latents)  # (each written as it reaches the host)
         loaded = StorySession.load(saved, runtime, video_dir=tmp_path / f"loaded-{scenes}")
         assert loaded.decoded_latent_frames == 0  # loading decodes nothing: the segments come with the story
         assert len(loaded.video) == len(session.latents) and loaded.num_video_frames == session.num_video_frames
@@ -161,11 +199,18 @@ def test_load_and_undo_replay_a_bounded_tail_of_the_story(runtime, tmp_path):
         tell(session, 1, seed=100)
         after_load = (loaded.replayed_ops, loaded.decoded_latent_frames)
         session.undo_last_scene()
+        assert len(chunk_files(session)) == 2 * len(session.latents)
         decoded_before = session.decoded_latent_frames
         tell(session, 1, seed=100)
         counts[scenes] = after_load, (session.replayed_ops, session.decoded_latent_frames - decoded_before)
         # continuing a loaded story is continuing the story: same frames
         assert np.array_equal(loaded.story_frames(), session.story_frames())
+    cache = runtime.config.cache
+    in_ram = cache.local_window_frames // cache.frames_per_chunk + 2  # the window and a margin
+    latent_bytes, query_bytes = (t.numel() * t.element_size() for t in (session.latents[0], session.chunk_queries[0]))
+    assert held[3][:2] == (3 * latent_bytes, 3 * query_bytes)
+    kept = in_ram + 1  # (+1: the story's last chunk, whose copy is still on its way to the host when it ends)
+    assert held[12] == (kept * latent_bytes, kept * query_bytes, 0) and len(session.bank.archive) > 3
     for (ops_long, decoded_long), (ops_short, decoded_short) in zip(counts[12], counts[3]):
         assert decoded_long == decoded_short  # four times the story, the same decoding to pick it up again
         assert ops_long <= ops_short + 1  # (+1: the memory write, which the short story has not made yet)

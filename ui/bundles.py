@@ -17,6 +17,7 @@ import hmac
 import json
 import logging
 import math
+import re
 import secrets
 import shutil
 import zipfile
@@ -25,15 +26,18 @@ from typing import Any, Callable
 
 from iamflow.config import ConfigError
 from iamflow.files import write_atomic
-from iamflow.story_files import (JOINED_NAME, MAPPING_NAME, PRESET_NAME, PROMPTS_NAME, SEGMENT_NAME, STORY_NAME,
-                                 VIDEO_DIR)
+from iamflow.story_files import (CHUNKS_DIR, JOINED_NAME, MAPPING_NAME, MEMORY_DIR, PRESET_NAME, PROMPTS_NAME,
+                                 SEGMENT_NAME, STORY_NAME, VIDEO_DIR)
 from iamflow.video import display_scale
 
 logger = logging.getLogger(__name__)
 
 SIGNATURE_NAME = "bundle.sig.json"
 MEMBERS = (STORY_NAME, MAPPING_NAME, PROMPTS_NAME, PRESET_NAME, SIGNATURE_NAME)  # what ``pack`` of a saved story holds
-# ... and its video: the segments VIDEO_DIR/chunk-NNNN.ts and their join VIDEO_DIR/story.ts
+# ... and its video: the segments VIDEO_DIR/chunk-NNNN.ts and their join VIDEO_DIR/story.ts; its chunks' tensors
+# CHUNKS_DIR/latent-NNNN.bin and CHUNKS_DIR/queries-NNNN.bin; its archived frames MEMORY_DIR/p{scene}_c{chunk}_f{frame}.pt
+CHUNK_FILE = re.compile(r"(latent|queries)-\d{4,7}\.bin")
+MEMORY_FILE = re.compile(r"p\d{1,6}_c\d{1,7}_f-?\d{1,9}\.pt")
 SMALL_MEMBER_BYTES = {SIGNATURE_NAME: 4096, PRESET_NAME: 4096, PROMPTS_NAME: 16 * 2**20}
 MAX_UNPACKED_BYTES = 2 * 1024**3
 # A saved story compresses about 1.2:1 (tensors) and up to 10:1 (JSON); far more means padding, not a story.
@@ -114,7 +118,8 @@ def pack(directory: str | Path, zip_path: str | Path, key: bytes) -> Path:
     zip_path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, path in files.items():  # the video and the tensors hardly deflate (1.2:1): stored as they are
-            archive.write(path, name, compress_type=zipfile.ZIP_STORED if name.endswith((".ts", ".pt")) else None)
+            stored = name.endswith((".ts", ".pt", ".bin"))
+            archive.write(path, name, compress_type=zipfile.ZIP_STORED if stored else None)
         signature = _digest(key, {name: _file_digest(path) for name, path in files.items()})
         archive.writestr(SIGNATURE_NAME, json.dumps({"format": 1, "hmac_sha256": signature}))
     return zip_path
@@ -127,9 +132,14 @@ def _member_name(info: zipfile.ZipInfo) -> str:
     return name.as_posix()
 
 
-def _is_video(name: str) -> bool:
+def _is_story_file(name: str) -> bool:
+    """A member of one of a saved story's folders: its video, its chunks' tensors, its archived frames."""
     folder, _, base = name.partition("/")
-    return folder == VIDEO_DIR and (SEGMENT_NAME.fullmatch(base) is not None or base == JOINED_NAME)
+    if folder == VIDEO_DIR:
+        return SEGMENT_NAME.fullmatch(base) is not None or base == JOINED_NAME
+    if folder == CHUNKS_DIR:
+        return CHUNK_FILE.fullmatch(base) is not None
+    return folder == MEMORY_DIR and MEMORY_FILE.fullmatch(base) is not None
 
 
 def _read_small(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> Any:
@@ -183,7 +193,7 @@ def _unpack(archive: zipfile.ZipFile, directory: Path, key: bytes, size_bound) -
     names: dict[str, zipfile.ZipInfo] = {}
     for info in infos:
         name = _member_name(info)
-        if name not in MEMBERS and not _is_video(name):
+        if name not in MEMBERS and not _is_story_file(name):
             raise BundleError(f"{DAMAGED}: it holds a file no saved story has ({name!r})")
         if name in names:
             raise BundleError(f"{DAMAGED}: it holds {name!r} twice")

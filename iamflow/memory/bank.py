@@ -4,6 +4,10 @@ An archived frame is its clean latent plus metadata (scene, chunk, story frame, 
 ``p{scene}_c{chunk}_f{frame}.pt`` when a save directory is set. K/V are never archived: when a frame becomes
 active its K/V are recomputed under the current prompt into the memory region of the cache.
 
+A bank given an ``aside_dir`` (a story's) keeps each record's latent and picture in a file there, not in RAM (a Wan
+frame's latent is 400 KB and its picture 1.2 MB, one record a chunk for ``iam``: a long story's archive would grow
+the host's memory by gigabytes); ``latent(key)`` and ``thumbnail(key)`` read them back, the last few kept.
+
 Which chunks are archived and which frames are active is the memory policy's decision
 (``iamflow.memory.policies``); the bank stores, covers and ranks.
 
@@ -16,11 +20,14 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from iamflow.files import link_or_copy
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +41,10 @@ class FrameRecord:
     scores: dict[int, float]  # entity id -> score when archived
     score: float
     reason: str
-    latent: torch.Tensor  # [C, h, w], CPU
+    latent: torch.Tensor | None  # [C, h, w], CPU (None while put aside: ``MemoryBank.latent``)
     queries: torch.Tensor  # [layers, heads, D] mean cross-attention query, CPU float32
     thumbnail: np.ndarray | None = None
+    aside: bool = False  # its latent and thumbnail are in the bank's aside folder, not here
 
     @property
     def key(self) -> str:
@@ -69,9 +77,11 @@ class MemoryBank:
     policy: str
     max_memory_frames: int
     save_dir: Path | None = None
+    aside_dir: Path | None = None  # where records' latents and pictures wait (None: they stay in RAM)
     archive: dict[str, FrameRecord] = field(default_factory=dict)
     by_entity: dict[int, set[str]] = field(default_factory=dict)
     active: list[str] = field(default_factory=list)  # keys of the active frames, in slot order
+    _read_back: OrderedDict = field(default_factory=OrderedDict)  # key -> (latent, thumbnail), the last few read
 
     @property
     def enabled(self) -> bool:
@@ -89,6 +99,45 @@ class MemoryBank:
                 {"latent": record.latent, "queries": record.queries, **record.info(), "scores": record.scores},
                 self.save_dir / f"{record.key}.pt",
             )
+        if self.aside_dir is not None and not record.aside:
+            self._put_aside(record)
+
+    def _aside_path(self, key: str) -> Path:
+        return self.aside_dir / f"{key}.pt"
+
+    def _put_aside(self, record: FrameRecord) -> None:
+        self.aside_dir.mkdir(parents=True, exist_ok=True)
+        path = self._aside_path(record.key)
+        path.unlink(missing_ok=True)  # (never write through a link: a saved story may share the old file)
+        picture = None if record.thumbnail is None else torch.from_numpy(np.ascontiguousarray(record.thumbnail))
+        torch.save({"latent": record.latent, "thumbnail": picture}, path)
+        record.latent, record.thumbnail, record.aside = None, None, True
+        self._read_back.pop(record.key, None)
+
+    def latent(self, key: str) -> torch.Tensor:
+        """A record's latent ``[C, h, w]`` (read back from the aside folder if it waits there)."""
+        return self._heavy(key)[0]
+
+    def thumbnail(self, key: str) -> np.ndarray | None:
+        return self._heavy(key)[1]
+
+    def _heavy(self, key: str) -> tuple[torch.Tensor, np.ndarray | None]:
+        record = self.archive[key]
+        if not record.aside:
+            return record.latent, record.thumbnail
+        if key in self._read_back:
+            self._read_back.move_to_end(key)
+            return self._read_back[key]
+        data = torch.load(self._aside_path(key), map_location="cpu", weights_only=True)
+        value = (data["latent"], None if data["thumbnail"] is None else data["thumbnail"].numpy())
+        self._read_back[key] = value
+        while len(self._read_back) > 2 * max(1, self.max_memory_frames):  # (the active frames, and a switch's)
+            self._read_back.popitem(last=False)
+        return value
+
+    def aside_files(self) -> dict[str, Path]:
+        """Key -> file of every record put aside."""
+        return {key: self._aside_path(key) for key, record in self.archive.items() if record.aside}
 
     def rewind(self, archived: int, active: list[str]) -> None:
         """Undo: keep only the first ``archived`` records (archive order) and restore the ``active`` frames."""
@@ -98,6 +147,9 @@ class MemoryBank:
                 self.by_entity.get(entity, set()).discard(key)
             if self.save_dir is not None:
                 (self.save_dir / f"{key}.pt").unlink(missing_ok=True)
+            if record.aside:
+                self._aside_path(key).unlink(missing_ok=True)
+            self._read_back.pop(key, None)
         self.active = [k for k in active if k in self.archive]
 
     # --- choosing the active frames ---------------------------------------------------------------
@@ -148,29 +200,48 @@ class MemoryBank:
 
     # --- persistence -------------------------------------------------------------------------------
     def state_dict(self) -> dict:
+        """The bank as tensors and plain values; a record put aside is marked ``aside`` and its latent and picture
+        stay in its file (``aside_files``: a saved story links them beside its state)."""
         return {
             "policy": self.policy,
             "max_memory_frames": self.max_memory_frames,
             "active": list(self.active),
             "records": [
                 {**r.info(), "scores": {str(k): v for k, v in r.scores.items()}, "latent": r.latent,
-                 "queries": r.queries, "thumbnail": None if r.thumbnail is None else torch.from_numpy(r.thumbnail)}
+                 "queries": r.queries, "thumbnail": None if r.thumbnail is None else torch.from_numpy(r.thumbnail),
+                 "aside": r.aside}
                 for r in self.archive.values()
             ],
         }
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict, aside_from: Path | None = None) -> None:
+        """``state`` from ``state_dict``; the files of records put aside are taken from the folder ``aside_from``
+        (linked or copied into this bank's aside folder, or read when it has none)."""
         self.archive.clear()
         self.by_entity.clear()
+        self._read_back.clear()
         save_dir, self.save_dir = self.save_dir, None  # already on disk
         for r in state["records"]:
-            self.add(
-                FrameRecord(
-                    scene=r["scene"], chunk=r["chunk"], frame=r["frame"], entity_ids=list(r["entity_ids"]),
-                    scores={int(k): v for k, v in r["scores"].items()}, score=r["score"], reason=r["reason"],
-                    latent=r["latent"], queries=r["queries"],
-                    thumbnail=None if r.get("thumbnail") is None else r["thumbnail"].numpy(),
-                )
+            record = FrameRecord(
+                scene=r["scene"], chunk=r["chunk"], frame=r["frame"], entity_ids=list(r["entity_ids"]),
+                scores={int(k): v for k, v in r["scores"].items()}, score=r["score"], reason=r["reason"],
+                latent=r["latent"], queries=r["queries"],
+                thumbnail=None if r.get("thumbnail") is None else r["thumbnail"].numpy(),
             )
+            if r.get("aside"):
+                source = None if aside_from is None else Path(aside_from) / f"{record.key}.pt"
+                if source is None or not source.is_file():
+                    raise ValueError(f"the saved story is incomplete: its archived frame {record.key} has no file "
+                                     f"(memory/{record.key}.pt); save the story again from where it was made")
+                if self.aside_dir is not None:
+                    self.aside_dir.mkdir(parents=True, exist_ok=True)
+                    link_or_copy(source, self._aside_path(record.key))
+                    record.aside = True
+                else:
+                    data = torch.load(source, map_location="cpu", weights_only=True)
+                    record.latent = data["latent"]
+                    record.thumbnail = None if data["thumbnail"] is None else data["thumbnail"].numpy()
+            self.add(record)
         self.save_dir = save_dir
         self.active = list(state["active"])
+

@@ -374,7 +374,8 @@ class StorySession:
         elif op["op"] == "memory":
             records = [self.bank.archive[k] for k in op["keys"]]
             if records:
-                latents = to_device(torch.stack([self.bank.latent(r.key) for r in records], dim=1)[None])  # [1, C, M, h, w]
+                stacked = torch.stack([self.bank.latent(r.key) for r in records], dim=1)[None]  # [1, C, M, h, w]
+                latents = to_device(stacked)
                 positions = [r.frame + self.scenes[r.scene].position_shift for r in records]
                 engine.write_memory(self.cache, self._text(op["text"]), latents, positions)
             else:

@@ -292,7 +292,6 @@ class ChunkTensors:
         del self._shapes[start:], self._dtypes[start:], self._written[start:]
 
 
-
 # --- export ----------------------------------------------------------------------------------------------
 def export(session: "StorySession", path: str | Path, scale: int | None = None) -> dict[str, Path]:
     """The story as an H.264 mp4 at the story's fps (its segments joined, not re-encoded, unless ``scale`` asks for

@@ -35,7 +35,8 @@ logger = logging.getLogger(__name__)
 SIGNATURE_NAME = "bundle.sig.json"
 MEMBERS = (STORY_NAME, MAPPING_NAME, PROMPTS_NAME, PRESET_NAME, SIGNATURE_NAME)  # what ``pack`` of a saved story holds
 # ... and its video: the segments VIDEO_DIR/chunk-NNNN.ts and their join VIDEO_DIR/story.ts; its chunks' tensors
-# CHUNKS_DIR/latent-NNNN.bin and CHUNKS_DIR/queries-NNNN.bin; its archived frames MEMORY_DIR/p{scene}_c{chunk}_f{frame}.pt
+# CHUNKS_DIR/latent-NNNN.bin and CHUNKS_DIR/queries-NNNN.bin; its archived frames
+# MEMORY_DIR/p{scene}_c{chunk}_f{frame}.pt
 CHUNK_FILE = re.compile(r"(latent|queries)-\d{4,7}\.bin")
 MEMORY_FILE = re.compile(r"p\d{1,6}_c\d{1,7}_f-?\d{1,9}\.pt")
 SMALL_MEMBER_BYTES = {SIGNATURE_NAME: 4096, PRESET_NAME: 4096, PROMPTS_NAME: 16 * 2**20}

@@ -215,5 +215,5 @@ def test_a_story_session_streams_its_scene_through_the_tiny_decoder():
     events = list(session.add_scene("A young man in a red jacket walks through a sunny park.", seconds=2.0, seed=1))
     assert [e.frames.shape for e in events] == [(9, 32, 48, 3), (12, 32, 48, 3), (12, 32, 48, 3)]
     # what the viewer got chunk by chunk is the one-shot decode of the scene's latents
-    whole = to_uint8(codec.decode(torch.cat(session.latents, dim=2)))
+    whole = to_uint8(codec.decode(torch.cat(session.latents[:], dim=2)))  # (every chunk, read back as a list)
     assert np.array_equal(session.story_frames(), whole)

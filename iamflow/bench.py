@@ -18,7 +18,6 @@ import datetime
 import json
 import logging
 import math
-import os
 import platform
 import shutil
 import statistics
@@ -380,6 +379,10 @@ def session_run(args: argparse.Namespace) -> dict:
         warnings.simplefilter("always")
         torch.cuda.set_sync_debug_mode("warn")
 
+    import psutil
+
+    process = psutil.Process()  # (the host's resident memory after each scene)
+
     def tell(session: StorySession, prepare: bool = False) -> list[dict]:
         scenes = []
         for index, prompt in enumerate(prompts):
@@ -430,7 +433,7 @@ def session_run(args: argparse.Namespace) -> dict:
                 "peak_gpu_memory_so_far_gib": {str(gpu): torch.cuda.max_memory_allocated(gpu) / 2**30 for gpu in gpus},
                 # and the host's: this process's resident memory, and what the story holds of it in its chunks'
                 # tensors and archived frames (the rest waits in files in the story's folder)
-                "host_rss_mib": _host_rss_bytes() / 2**20,
+                "host_rss_mib": process.memory_info().rss / 2**20,
                 "story_host_bytes": _story_host_bytes(session),
             })
             logger.info("scene %d: first frame %.3f s, %.1f fps received", index, arrivals[0], scenes[-1]["scene_fps"])
@@ -1536,14 +1539,6 @@ def long_story_run(args) -> dict:
                                  for part in (stage_turns[: len(first)], stage_turns[-len(last):])]
                           for name in sorted({n for t in stage_turns for n in t})},
     }
-
-
-def _host_rss_bytes() -> int:
-    """This process's resident memory (Linux: /proc/self/statm; 0 where it cannot be read)."""
-    try:
-        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
 
 
 def _story_host_bytes(session) -> dict:

@@ -112,6 +112,32 @@ def test_rollout_runs_through_the_cache_and_the_memory_bank(parts):
     assert not visible[0, :memory, memory:].any() and visible[0, -1].all()
 
 
+def test_a_sink_rollout_keeps_no_memory_frames_and_steps_draw_their_policy(parts):
+    """The ``sink`` policy rolls out as a story told without memory frames: the same noise gives the same chunks
+    as ``iam`` until iam's first memory frames, then other ones. A stage given both draws one a step."""
+    _, _, encoder, _ = parts
+    sf = stage(parts)
+    story = memory_story(5, "plain")
+    features = [encoder.encode([scene.prompt]) for scene in story.scenes[:3]]
+    uncond = sf.engine.encode_text(encoder.encode([""]))
+    with torch.no_grad():
+        iam, sink = (rollout(sf.engine, [story], features, uncond, 2, torch.Generator().manual_seed(3), policy=p)
+                     for p in ("iam", "sink"))
+    assert all(c.memory is None for c in sink)
+    first_memory = next(g for g, c in enumerate(iam) if c.memory is not None)
+    for g in range(first_memory):
+        assert torch.equal(iam[g].sample, sink[g].sample), g
+    assert (iam[first_memory].sample - sink[first_memory].sample).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="iam, sink"):
+        rollout(sf.engine, [story], features, uncond, 2, torch.Generator().manual_seed(3), policy="nam")
+    with pytest.raises(ValueError, match="choose among iam, sink"):
+        Settings(policies=("iam", "memflow"))
+    mixed = stage(parts, policies=("iam", "sink"))
+    drawn = {mixed.step()["policy"] for _ in range(4)}
+    assert drawn <= {"iam", "sink"} and len(mixed.state["losses"]) == 4
+    assert stage(parts).step()["policy"] == "iam", "the default stays the iam policy"
+
+
 def test_last_step_carries_the_gradient(parts):
     sf = stage(parts)
     story = memory_story(5, "plain")

@@ -64,9 +64,20 @@ class Settings:
     ema: float = 0.0  # decay of an exponential moving average of the student's weights (0: none is kept)
     min_sigma: float = 0.02
     max_sigma: float = 0.98
+    # the memory policies the rollouts are told with, one drawn a step: "iam" (the entity memory: each leaving
+    # chunk archives a frame, a switch brings back the frames of the characters the prompt names) and "sink" (no
+    # memory frames: the first chunk and the window alone), as the app's stories are told with either
+    policies: tuple[str, ...] = ("iam",)
+
+    def __post_init__(self):
+        unknown = [p for p in self.policies if p not in ROLLOUT_POLICIES]
+        if not self.policies or unknown:
+            raise ValueError(f"rollout policies {list(self.policies)}: choose among {', '.join(ROLLOUT_POLICIES)}")
 
 
 # --- the rollout ----------------------------------------------------------------------------------------------
+
+ROLLOUT_POLICIES = ("iam", "sink")  # the memory policies a rollout can follow
 
 
 def copy_cache(cache: KVCache) -> KVCache:
@@ -115,17 +126,21 @@ def _write_memory(model: CausalWanModel, cache: KVCache, text: TextConditioning,
 
 def rollout(engine: Engine, stories: list[Story], features: list[torch.Tensor], uncond: TextConditioning | None,
             chunks_per_scene: int, generator: torch.Generator,
-            on_chunk: Callable[[Chunk, list[torch.Tensor]], None] | None = None) -> list[Chunk]:
+            on_chunk: Callable[[Chunk, list[torch.Tensor]], None] | None = None, policy: str = "iam") -> list[Chunk]:
     """Generate every scene of ``stories`` (all with the same number of scenes) chunk by chunk, as a story session
-    with the ``iam`` policy does; ``features`` holds each scene's prompt features [B, text_len, 384]. Under
+    with memory ``policy`` does ("iam" or "sink": ``ROLLOUT_POLICIES``); ``features`` holds each scene's prompt
+    features [B, text_len, 384]. Under
     gradient mode the last denoising step of each chunk keeps its graph (its own text conditioning included).
     ``on_chunk(chunk, clean chunks so far)`` runs after each chunk is committed."""
     model, sampler, fpc = engine.model, engine.sampler, engine.frames_per_chunk
     batch, num_scenes = len(stories), len(features)
     with torch.no_grad():
         texts = [_encode(model, f) for f in features]
+    if policy not in ROLLOUT_POLICIES:
+        raise ValueError(f"a rollout follows one of the memory policies {', '.join(ROLLOUT_POLICIES)} (got {policy!r})")
     cache = engine.new_cache(batch_size=batch)
-    policy = memory_policy("iam")
+    chosen = memory_policy(policy)
+    remembers = chosen.archives_frames  # sink: no memory frames, the banks stay empty
     banks = [MemoryBank("iam", cache.max_memory_frames) for _ in stories]
     ids = [{c.char_id: i for i, c in enumerate(story.characters)} for story in stories]
     entities = [[[ids[b][c] for c in story.scenes[j].char_ids] for b, story in enumerate(stories)] for j in range(num_scenes)]
@@ -139,9 +154,10 @@ def rollout(engine: Engine, stories: list[Story], features: list[torch.Tensor], 
         text = texts[j]
         with torch.no_grad():
             if j > 0:  # a scene switch: memory for the characters the new prompt names, then the re-cache
-                for b, bank in enumerate(banks):
-                    bank.set_active(policy.at_switch(bank, entities[j][b], zero_keys))
-                memory, positions = _write_memory(model, cache, text, *_memory_of(banks), sampler.context_timestep)
+                if remembers:
+                    for b, bank in enumerate(banks):
+                        bank.set_active(chosen.at_switch(bank, entities[j][b], zero_keys))
+                    memory, positions = _write_memory(model, cache, text, *_memory_of(banks), sampler.context_timestep)
                 first_ring = 1 if cache.sink_frames else 0
                 kept = list(range(max(first_ring, len(clean) - cache.ring_slots), len(clean)))
                 if kept:
@@ -178,7 +194,7 @@ def rollout(engine: Engine, stories: list[Story], features: list[torch.Tensor], 
                 on_chunk(chunk, clean)
             # the iam policy: archive a frame of the chunk leaving the window, keep the best for this scene
             leaving = g + 1 - cache.ring_slots
-            if leaving >= (1 if cache.sink_frames else 0) and leaving > 0:
+            if remembers and leaving >= (1 if cache.sink_frames else 0) and leaving > 0:
                 owner = leaving // chunks_per_scene
                 for b, bank in enumerate(banks):
                     frame = leaving * fpc + fpc // 2
@@ -186,7 +202,7 @@ def rollout(engine: Engine, stories: list[Story], features: list[torch.Tensor], 
                         scene=owner, chunk=leaving % chunks_per_scene, frame=frame, entity_ids=list(entities[owner][b]),
                         scores={e: 0.0 for e in entities[owner][b]}, score=0.0, reason="entity match",
                         latent=clean[leaving][b, :, fpc // 2].detach(), queries=torch.zeros(1, 1, 1)))
-                changed = [bank.set_active(policy.during_scene(bank, entities[j][b], zero_keys))
+                changed = [bank.set_active(chosen.during_scene(bank, entities[j][b], zero_keys))
                            for b, bank in enumerate(banks)]
                 if any(changed):
                     with torch.no_grad():
@@ -323,7 +339,8 @@ class SelfForcing:
             dmd_losses.append(loss.item())
             kept.append((chunk, context, positions, mask, n))
 
-        rollout(self.engine, stories, features, uncond, s.chunks_per_scene, generator, on_chunk)
+        policy = s.policies[int(rng.integers(len(s.policies)))] if len(s.policies) > 1 else s.policies[0]
+        rollout(self.engine, stories, features, uncond, s.chunks_per_scene, generator, on_chunk, policy)
 
         # regression on the true renders, in the layout of one chunk of the rollout (its memory frames' places)
         truth = self.true_latents(stories)  # [B, C, F, h, w]
@@ -370,7 +387,7 @@ class SelfForcing:
             self.fake_opt.step()
         self.state["step"] += 1
         self.state["sequences_seen"] += len(stories)
-        record = {"step": self.state["step"], "scenes": num_scenes, "dmd": float(np.mean(dmd_losses)),
+        record = {"step": self.state["step"], "scenes": num_scenes, "policy": policy, "dmd": float(np.mean(dmd_losses)),
                   "regression": regression.item(), "fake": float(np.mean(fake_losses)), "grad_norm": grad_norm}
         self.state["losses"].append({k: round(v, 6) if isinstance(v, float) else v for k, v in record.items()})
         return record
@@ -436,6 +453,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ema", type=float, default=Settings.ema,
                     help="keep an exponential moving average of the student with this decay (0.99, say) in <out>/ema")
     ap.add_argument("--first-seed", type=int, default=3_000_000)
+    ap.add_argument("--policies", default=",".join(Settings.policies),
+                    help="memory policies of the rollouts, one drawn a step, comma-separated "
+                         f"(of {', '.join(ROLLOUT_POLICIES)})")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     deadline = time.time() + args.minutes * 60
@@ -461,7 +481,8 @@ def main(argv: list[str] | None = None) -> None:
         text_features = encoder.encode
     settings = Settings(batch=args.batch, max_scenes=args.max_scenes, chunks_per_scene=args.chunks_per_scene,
                         lr=args.lr, fake_lr=args.fake_lr, teacher_guidance=args.teacher_guidance,
-                        regression_weight=args.regression_weight, fake_updates=args.fake_updates, ema=args.ema)
+                        regression_weight=args.regression_weight, fake_updates=args.fake_updates, ema=args.ema,
+                        policies=tuple(p.strip() for p in args.policies.split(",") if p.strip()))
     stage = SelfForcing(config, student, teacher, fake, codec, text_features, settings, args.first_seed)
     if stage.resume(args.out):
         logger.info("resumed %s at step %d (%d sequences seen)", args.out, stage.state["step"],

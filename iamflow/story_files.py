@@ -321,8 +321,9 @@ def write_mapping(session: "StorySession", path: str | Path) -> Path:
 def save(session: "StorySession", directory: str | Path) -> Path:
     """Everything needed to resume the story identically, and its video segments (linked, not copied, where the
     file system allows)."""
-    session._settle()
     directory = Path(directory)
+    _check_save_folder(session, directory)
+    session._settle()
     directory.mkdir(parents=True, exist_ok=True)
     state = {
         "format": FORMAT,
@@ -361,6 +362,21 @@ def save(session: "StorySession", directory: str | Path) -> Path:
     )
     (directory / PRESET_NAME).write_text(json.dumps({"preset": session.config.preset}))
     return directory
+
+
+def _check_save_folder(session: "StorySession", directory: Path) -> None:
+    """A save replaces the folder's chunks/, memory/ and video/: refuse a folder where that would delete the story's
+    own working files (the session's folder, or a folder whose chunks/, memory/ or video/ holds it), or one inside
+    the session's folder (deleted with the session). Nothing is written or removed before this check."""
+    work, target = session.video_dir.resolve(), directory.resolve()
+    if target == work or work in target.parents:
+        raise ValueError(f"cannot save the story into {directory}: it is (or lies inside) the story's working folder "
+                         f"{work}, which the story rewrites and removes when it is closed; choose a folder outside it")
+    for folder in (CHUNKS_DIR, MEMORY_DIR, VIDEO_DIR):
+        replaced = target / folder
+        if replaced == work or replaced in work.parents:
+            raise ValueError(f"cannot save the story into {directory}: saving replaces {replaced}, which holds the "
+                             f"story's working folder {work}; choose another folder")
 
 
 def _pack_tensors(state: dict) -> dict:

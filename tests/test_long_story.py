@@ -181,6 +181,24 @@ def chunk_files(session) -> list[str]:
     return sorted(p.name for p in (session.video_dir / "chunks").iterdir())
 
 
+def test_a_save_never_replaces_the_story_s_own_working_files(runtime, tmp_path):
+    """Saving into the session's own folder, into a folder inside it, or into a folder whose video/ is the session's
+    folder would delete the story's chunks and segments (or lose the save with the session): each is refused with a
+    message that says what to change, and the story goes on whole."""
+    session = StorySession(runtime, video_dir=tmp_path / "work" / "video")
+    tell(session, 2)
+    files = sorted(p.relative_to(session.video_dir) for p in session.video_dir.rglob("*") if p.is_file())
+    for folder in (session.video_dir, session.video_dir / "saved", tmp_path / "work"):
+        with pytest.raises(ValueError, match="choose"):
+            session.save(folder)
+    assert sorted(p.relative_to(session.video_dir) for p in session.video_dir.rglob("*") if p.is_file()) == files
+    assert not (session.video_dir / "saved").exists() and not (tmp_path / "work" / "story.pt").exists()
+    saved = session.save(tmp_path / "elsewhere")  # the story is whole: it saves, loads and continues
+    tell(session, 1, seed=2)
+    loaded = StorySession.load(saved, runtime, video_dir=tmp_path / "loaded")
+    assert len(loaded.scenes) == 2 and len(session.scenes) == 3
+
+
 def test_load_and_undo_replay_a_bounded_tail_of_the_story(runtime, tmp_path):
     """... and the host memory a story holds does not grow with it: four times the story keeps as many chunks in RAM,
     and no archived frame's latent or picture (they wait in files; undo takes the undone chunks' files away)."""

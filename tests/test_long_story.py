@@ -263,3 +263,20 @@ def test_the_wan_decoder_resumes_from_its_reach(tmp_path):
     big = AutoencoderKLWan(base_dim=8, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2,
                            temperal_downsample=[False, True, True])
     assert WanVAECodec(big, fps=16).stream_decoder().reach_latent_frames == 38  # Wan2.1's layout: 13 chunks
+
+
+def test_a_long_wan_story_can_travel_as_a_bundle_that_fits_the_disk(tmp_path):
+    """A bundle is bounded by what its own story can hold (a 30-minute Wan story's files: several GiB, more than
+    the old 2 GiB ceiling) and by the server's free disk, checked before anything is written."""
+    import shutil as _shutil
+
+    from iamflow.config import WAN_PRESET
+    from ui import bundles
+
+    thirty_minutes = bundles.story_size_bound(load_config(preset=WAN_PRESET), [6.0] * 300)
+    assert 2 * 1024**3 < thirty_minutes <= bundles.MAX_UNPACKED_BYTES
+    bundles.check_room(tmp_path, 1)
+    free = _shutil.disk_usage(tmp_path).free
+    with pytest.raises(bundles.BundleError, match=r"GiB free .*free some space on the server, or load a shorter"):
+        bundles.check_room(tmp_path, free)
+    assert not any(tmp_path.iterdir())

@@ -40,7 +40,11 @@ MEMBERS = (STORY_NAME, MAPPING_NAME, PROMPTS_NAME, PRESET_NAME, SIGNATURE_NAME) 
 CHUNK_FILE = re.compile(r"(latent|queries)-\d{4,7}\.bin")
 MEMORY_FILE = re.compile(r"p\d{1,6}_c\d{1,7}_f-?\d{1,9}\.pt")
 SMALL_MEMBER_BYTES = {SIGNATURE_NAME: 4096, PRESET_NAME: 4096, PROMPTS_NAME: 16 * 2**20}
-MAX_UNPACKED_BYTES = 2 * 1024**3
+# a ceiling for any bundle (a story's own bound, ``story_size_bound``, is the real one: a 30-minute Wan story's
+# files take about 7 GiB, 3.2 MB a chunk); what a bundle unpacks to must also fit the server's free disk, with
+# room to spare
+MAX_UNPACKED_BYTES = 256 * 1024**3
+DISK_MARGIN_BYTES = 1024**3
 # A saved story compresses about 1.2:1 (tensors) and up to 10:1 (JSON); far more means padding, not a story.
 MAX_COMPRESSION_RATIO = 100
 BLOCK_BYTES = 2**20
@@ -93,6 +97,15 @@ def story_size_bound(config: Any, scene_seconds: list[float]) -> int:
                  + 4096)
     per_scene = 64 * 1024
     return 2 * (2**20 + chunks * per_chunk + len(scene_seconds) * per_scene)
+
+
+def check_room(directory: Path, needed: int) -> None:
+    """Refuse, before writing anything, a story that would not fit the disk of ``directory`` (with a margin)."""
+    free = shutil.disk_usage(directory).free
+    if needed + DISK_MARGIN_BYTES > free:
+        raise BundleError(f"this story needs {needed / 1024**3:.1f} GiB of disk to load and the server has "
+                          f"{free / 1024**3:.1f} GiB free (1 GiB is kept spare): free some space on the server, "
+                          f"or load a shorter story")
 
 
 def _file_digest(path: Path) -> bytes:
@@ -220,6 +233,7 @@ def _unpack(archive: zipfile.ZipFile, directory: Path, key: bytes, size_bound) -
                           f"can hold ({bound})")
 
     directory.mkdir(parents=True, exist_ok=True)
+    check_room(directory, total)
     digests = {}
     for name, info in names.items():
         target = directory / name

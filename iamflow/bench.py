@@ -442,6 +442,7 @@ def session_run(args: argparse.Namespace) -> dict:
     scenes = tell(session)
     torch.cuda.set_sync_debug_mode(0)
     graphs_after = counters["stats"]["unique_graphs"]
+    segments_written, segment_error = _segments_written(session)
     result = {
         "mode": "session",
         "card": torch.cuda.get_device_name(),
@@ -470,6 +471,10 @@ def session_run(args: argparse.Namespace) -> dict:
         "peak_gpu_memory_gib": torch.cuda.max_memory_allocated() / 2**30,
         "peak_gpu_memory_gib_per_device": {str(gpu): torch.cuda.max_memory_allocated(gpu) / 2**30 for gpu in gpus},
         "text_encoder_gpu_gib": text_encoder_gib,
+        # the story's H.264 segments are written beside the loop, as in the app: a run where they failed (no
+        # ffmpeg) measured a loop without that work
+        "segments_written": segments_written,
+        "segment_error": segment_error,
     }
     result["peak_gpu_memory_without_text_encoder_gib"] = result["peak_gpu_memory_gib"] - text_encoder_gib
     # the whole story: does a chunk cost the same at its end as at its start (switches left out)
@@ -1539,6 +1544,17 @@ def long_story_run(args) -> dict:
                                  for part in (stage_turns[: len(first)], stage_turns[-len(last):])]
                           for name in sorted({n for t in stage_turns for n in t})},
     }
+
+
+def _segments_written(session) -> tuple[int | None, str | None]:
+    """How many of the story's video segments were written, or (None, why not) when one failed."""
+    from iamflow.video import VideoError
+
+    try:
+        return len(session.video.segments()) if session.video is not None else 0, None
+    except VideoError as err:
+        logger.warning("the story's segments were not written, so this run left that work out: %s", err)
+        return None, str(err)
 
 
 def _story_host_bytes(session) -> dict:

@@ -83,7 +83,7 @@ class StoryVideo:
         """Queue the next chunk's frames ``uint8 [T, H, W, 3]``; the future gives the segment's path."""
         with self._lock:
             path = self.path(len(self._writes))
-            future = self._encoder.submit(write_video, frames, path, self.fps, self.scale)
+            future = self._encoder.submit(_write_segment, frames, path, self.fps, self.scale)
             self._writes.append(future)
         return future
 
@@ -167,6 +167,20 @@ class StoryVideo:
 
     def close(self) -> None:
         self._encoder.shutdown(wait=True)
+
+
+def _write_segment(frames: np.ndarray, path: Path, fps: int, scale: int) -> Path:
+    """``write_video`` for the segment writer: a failure comes back as a ``VideoError`` whose traceback holds no
+    frames (a failed segment's future is kept with the story; the error's traceback would keep the chunk's frames,
+    and every later chunk's, for as long as the story lives)."""
+    try:
+        return write_video(frames, path, fps, scale)
+    except VideoError as err:
+        error = VideoError(str(err))
+    except Exception as err:  # (ffmpeg missing from the path, a disk error)
+        error = VideoError(f"a video segment could not be written ({type(err).__name__}: {err})")
+    del frames
+    raise error
 
 
 class ChunkTensors:

@@ -85,3 +85,23 @@ def test_app_bench_types_the_next_prompt_and_the_app_prepares_the_switch(tmp_pat
     first, second = report["app"]
     assert not first["switch_prepared"] and second["switch_prepared"]
     assert second["frames_received"] == second["video_frames"] > 0
+
+
+def test_the_session_run_says_whether_the_story_s_segments_were_written(tmp_path, monkeypatch):
+    """The session benchmark reports the segments the story wrote beside the loop, or why they failed (a machine
+    without ffmpeg measures a loop without that work, and the result says so)."""
+    from iamflow.bench import _segments_written
+    from iamflow.config import load_config
+    from iamflow.session import Runtime, StorySession
+
+    runtime = Runtime.load(load_config(preset="storyworld"))
+    told = StorySession(runtime, video_dir=tmp_path / "told")
+    for _ in told.add_scene("A man in a red shirt walks along the beach.", chunks=2, seed=0):
+        pass
+    assert _segments_written(told) == (2, None)
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(tmp_path / "no-ffmpeg-here"))
+    without = StorySession(runtime, video_dir=tmp_path / "without")
+    for _ in without.add_scene("A man in a red shirt walks along the beach.", chunks=1, seed=0):
+        pass
+    written, error = _segments_written(without)
+    assert written is None and "no-ffmpeg-here" in error

@@ -280,3 +280,26 @@ def test_a_long_wan_story_can_travel_as_a_bundle_that_fits_the_disk(tmp_path):
     with pytest.raises(bundles.BundleError, match=r"GiB free .*free some space on the server, or load a shorter"):
         bundles.check_room(tmp_path, free)
     assert not any(tmp_path.iterdir())
+
+
+def test_a_segment_that_cannot_be_written_says_why_and_keeps_no_frames(tmp_path, monkeypatch):
+    """Without ffmpeg a segment fails with a VideoError that names the cause; the failed segment (kept with the
+    story) holds none of the chunk's frames, so a story told on a machine without ffmpeg does not keep every frame."""
+    import gc
+    import weakref
+
+    from iamflow.story_files import StoryVideo
+    from iamflow.video import VideoError
+
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(tmp_path / "no-ffmpeg-here"))
+    video = StoryVideo(tmp_path / "video", 1, 16)
+    frames = np.zeros((4, 32, 48, 3), np.uint8)
+    alive = weakref.ref(frames)
+    failed = video.add(frames)
+    assert isinstance(failed.exception(timeout=30), VideoError) and "no-ffmpeg-here" in str(failed.exception())
+    del frames
+    gc.collect()
+    assert alive() is None, "the failed segment keeps the chunk's frames"
+    with pytest.raises(VideoError, match="could not be written"):
+        video.segments()
+    video.close()

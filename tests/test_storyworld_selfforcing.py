@@ -128,14 +128,38 @@ def test_a_sink_rollout_keeps_no_memory_frames_and_steps_draw_their_policy(parts
     for g in range(first_memory):
         assert torch.equal(iam[g].sample, sink[g].sample), g
     assert (iam[first_memory].sample - sink[first_memory].sample).abs().max() > 1e-4
-    with pytest.raises(ValueError, match="iam, sink"):
-        rollout(sf.engine, [story], features, uncond, 2, torch.Generator().manual_seed(3), policy="nam")
-    with pytest.raises(ValueError, match="choose among iam, sink"):
+    with pytest.raises(ValueError, match="iam, sink, nam"):
+        rollout(sf.engine, [story], features, uncond, 2, torch.Generator().manual_seed(3), policy="nam-prompt")
+    with pytest.raises(ValueError, match="choose among iam, sink, nam"):
         Settings(policies=("iam", "memflow"))
-    mixed = stage(parts, policies=("iam", "sink"))
+    mixed = stage(parts, policies=("iam", "sink", "nam"))
     drawn = {mixed.step()["policy"] for _ in range(4)}
-    assert drawn <= {"iam", "sink"} and len(mixed.state["losses"]) == 4
+    assert drawn <= {"iam", "sink", "nam"} and len(mixed.state["losses"]) == 4
     assert stage(parts).step()["policy"] == "iam", "the default stays the iam policy"
+
+
+def test_a_nam_rollout_remembers_every_third_chunk_as_memflow_does(parts):
+    """With ``nam`` the rollout keeps MemFlow's bank in the cache: chunk 0's first frame is recorded as committed
+    and is memory from chunk 1 on, chunk 3's from chunk 4 on (the bank holds up to its size); until chunk 0's record
+    enters, the chunks are those of a story without memory frames."""
+    config, _, encoder, _ = parts
+    sf = stage(parts)
+    story = memory_story(5, "plain")
+    features = [encoder.encode([scene.prompt]) for scene in story.scenes[:3]]
+    uncond = sf.engine.encode_text(encoder.encode([""]))
+    with torch.no_grad():
+        nam, sink = (rollout(sf.engine, [story], features, uncond, 2, torch.Generator().manual_seed(3), policy=p)
+                     for p in ("nam", "sink"))
+    fpc = config.cache.frames_per_chunk
+    assert nam[0].memory is None and torch.allclose(nam[0].sample, sink[0].sample, atol=1e-6)
+    for g in (1, 2, 3):
+        assert nam[g].memory.shape[2] == 1 and nam[g].memory_positions.tolist() == [[0]]
+        assert torch.equal(nam[g].memory[:, :, 0], nam[0].sample[:, :, 0])  # the record: chunk 0's first frame
+    assert nam[4].memory_positions.tolist() == [[0, 3 * fpc]] and nam[5].memory.shape[2] == 2
+    assert (nam[1].sample - sink[1].sample).abs().max() > 1e-4, "the memory frame changes what the chunk makes"
+    clean = [c.sample for c in nam]
+    context, positions, visible, n = context_sequence(nam[4], clean)
+    assert n == 2 + 3 * 3 and positions[0, :2].tolist() == [0, 3 * fpc]
 
 
 def test_last_step_carries_the_gradient(parts):

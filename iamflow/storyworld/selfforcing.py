@@ -2,11 +2,12 @@
 
 The student (the DiT, from the shipped weights) generates a batch of multi-scene stories from their captions
 alone, chunk by chunk, exactly as a story session runs it: the engine's KV cache (sink, local window, memory
-frames), the ``iam`` memory policy's ``MemoryBank`` choosing the memory frames (archived as chunks leave the
-window, retrieved for the characters a new scene names), and the window and sink re-cached under the new prompt
-at every scene switch. Every denoising step of a chunk runs without gradient except the last, which runs on a
-copy of the cache with gradient; the chunk's clean latents are then committed to the cache without gradient
-(the context a later chunk sees is the student's own sample, detached).
+frames), a memory policy choosing the memory frames (``iam``: its ``MemoryBank``, archived as chunks leave the
+window, retrieved for the characters a new scene names; ``nam``: MemFlow's bank, every third chunk's first frame as
+committed; ``sink``: none), and the window and sink re-cached under the new prompt at every scene switch. Every
+denoising step of a chunk runs without gradient except the last, which runs on a copy of the cache with gradient;
+the chunk's clean latents are then committed to the cache without gradient (the context a later chunk sees is the
+student's own sample, detached).
 
 Each chunk's sample gets a distribution-matching loss (DMD): renoised to a random sigma, the frozen teacher (the
 shipped model, with classifier-free guidance) and a "fake score" model (a copy of the teacher trained alongside
@@ -41,6 +42,7 @@ from iamflow.engine.engine import Engine
 from iamflow.engine.kv_cache import KVCache
 from iamflow.engine.model import CausalWanModel, TextConditioning
 from iamflow.memory.bank import FrameRecord, MemoryBank
+from iamflow.memory.memflow import MemFlowBank, records_chunk
 from iamflow.memory.policies import memory_policy
 from iamflow.storyworld.data import CHUNK_FRAMES, frame_mask_to_tokens, render_story_video, to_video_tensor
 from iamflow.storyworld.stories import training_story
@@ -65,8 +67,9 @@ class Settings:
     min_sigma: float = 0.02
     max_sigma: float = 0.98
     # the memory policies the rollouts are told with, one drawn a step: "iam" (the entity memory: each leaving
-    # chunk archives a frame, a switch brings back the frames of the characters the prompt names) and "sink" (no
-    # memory frames: the first chunk and the window alone), as the app's stories are told with either
+    # chunk archives a frame, a switch brings back the frames of the characters the prompt names), "sink" (no
+    # memory frames: the first chunk and the window alone) and "nam" (MemFlow's bank: every third chunk's first
+    # frame, its K/V as committed), as the app's stories are told with any of them
     policies: tuple[str, ...] = ("iam",)
 
     def __post_init__(self):
@@ -77,7 +80,7 @@ class Settings:
 
 # --- the rollout ----------------------------------------------------------------------------------------------
 
-ROLLOUT_POLICIES = ("iam", "sink")  # the memory policies a rollout can follow
+ROLLOUT_POLICIES = ("iam", "sink", "nam")  # the memory policies a rollout can follow
 
 
 def copy_cache(cache: KVCache) -> KVCache:
@@ -124,13 +127,26 @@ def _write_memory(model: CausalWanModel, cache: KVCache, text: TextConditioning,
     return latents, positions
 
 
+def _memflow_memory(kv_bank: MemFlowBank, clean: list[torch.Tensor],
+                    fpc: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The frames MemFlow's bank holds (those most layers hold; a record's key is its chunk), as the teacher and the
+    fake score see them: the recorded chunks' first latent frames [B, C, m, h, w] and their positions [B, m]."""
+    chunks = sorted(int(key) for key in kv_bank.active())
+    if not chunks:
+        return None, None
+    latents = torch.stack([clean[g][:, :, 0] for g in chunks], dim=2)
+    positions = torch.tensor([g * fpc for g in chunks], device=latents.device).expand(latents.shape[0], -1)
+    return latents, positions
+
+
 def rollout(engine: Engine, stories: list[Story], features: list[torch.Tensor], uncond: TextConditioning | None,
             chunks_per_scene: int, generator: torch.Generator,
             on_chunk: Callable[[Chunk, list[torch.Tensor]], None] | None = None, policy: str = "iam") -> list[Chunk]:
     """Generate every scene of ``stories`` (all with the same number of scenes) chunk by chunk, as a story session
-    with memory ``policy`` does ("iam" or "sink": ``ROLLOUT_POLICIES``); ``features`` holds each scene's prompt
-    features [B, text_len, 384]. Under
-    gradient mode the last denoising step of each chunk keeps its graph (its own text conditioning included).
+    with memory ``policy`` does (``ROLLOUT_POLICIES``; with "nam" the batch's stories share one bank order, as they
+    share one cache, and a chunk's ``memory`` lists the frames most layers hold); ``features`` holds each scene's
+    prompt features [B, text_len, 384]. Under gradient mode the last denoising step of each chunk keeps its graph
+    (its own text conditioning included).
     ``on_chunk(chunk, clean chunks so far)`` runs after each chunk is committed."""
     model, sampler, fpc = engine.model, engine.sampler, engine.frames_per_chunk
     batch, num_scenes = len(stories), len(features)
@@ -138,10 +154,12 @@ def rollout(engine: Engine, stories: list[Story], features: list[torch.Tensor], 
         texts = [_encode(model, f) for f in features]
     if policy not in ROLLOUT_POLICIES:
         raise ValueError(f"a rollout follows one of the memory policies {', '.join(ROLLOUT_POLICIES)} (got {policy!r})")
-    cache = engine.new_cache(batch_size=batch)
     chosen = memory_policy(policy)
-    remembers = chosen.archives_frames  # sink: no memory frames, the banks stay empty
+    size = engine.config.cache.max_memory_frames
+    cache = engine.new_cache(batch_size=batch, max_memory_frames=chosen.cache_shape(0, size).memory_frames or None)
+    remembers = chosen.archives_frames  # the iam bank; sink and nam leave it empty
     banks = [MemoryBank("iam", cache.max_memory_frames) for _ in stories]
+    kv_bank = MemFlowBank(model.cfg.num_layers, size) if chosen.kv_as_committed and size else None
     ids = [{c.char_id: i for i, c in enumerate(story.characters)} for story in stories]
     entities = [[[ids[b][c] for c in story.scenes[j].char_ids] for b, story in enumerate(stories)] for j in range(num_scenes)]
     guided = sampler.cfg.guided_steps
@@ -158,6 +176,9 @@ def rollout(engine: Engine, stories: list[Story], features: list[torch.Tensor], 
                     for b, bank in enumerate(banks):
                         bank.set_active(chosen.at_switch(bank, entities[j][b], zero_keys))
                     memory, positions = _write_memory(model, cache, text, *_memory_of(banks), sampler.context_timestep)
+                if kv_bank is not None and kv_bank.pending:  # MemFlow re-compresses before the re-cache, no text
+                    kv_bank.before_chunk(cache, None)
+                    memory, positions = _memflow_memory(kv_bank, clean, fpc)
                 first_ring = 1 if cache.sink_frames else 0
                 kept = list(range(max(first_ring, len(clean) - cache.ring_slots), len(clean)))
                 if kept:
@@ -166,6 +187,10 @@ def rollout(engine: Engine, stories: list[Story], features: list[torch.Tensor], 
         for c in range(chunks_per_scene):
             g = len(clean)
             offset = g * fpc
+            if kv_bank is not None and kv_bank.pending:  # MemFlow: place the newest record or re-compress
+                with torch.no_grad():
+                    kv_bank.before_chunk(cache, None if c == 0 and j > 0 else [k for k, _ in text.kv])
+                memory, positions = _memflow_memory(kv_bank, clean, fpc)
             write = cache.next_chunk_write()
             x = torch.randn((batch, *engine.latent_shape[:1], fpc, *engine.latent_shape[1:]), generator=generator,
                             device=engine.device)
@@ -187,6 +212,8 @@ def rollout(engine: Engine, stories: list[Story], features: list[torch.Tensor], 
                         x = sampler.add_noise(x0.detach(), noise, float(sampler.sigmas[i + 1]))
             with torch.no_grad():
                 engine.commit_chunk(cache, text, x0.detach(), offset)
+                if kv_bank is not None and records_chunk(g):  # its first frame's K/V, as committed
+                    kv_bank.stage(cache, str(g))
             clean.append(x0.detach())
             chunk = Chunk(g, j, x0, memory, positions)
             chunks.append(chunk)

@@ -749,6 +749,8 @@ def _phrase(token, include_of: bool = True) -> str:
             start = t.i  # also a list of adjectives: "dark, curly, shoulder-length hair"
         elif t.i < start - 1:
             break
+    if start == token.i and token.i > 0 and _kin_before(token.doc[token.i - 1], token):
+        start = token.i - 1  # "Baby fox wiggles": the kin word is the phrase's, though the parser hung it elsewhere
     toks = [t for t in token.doc[start: token.i + 1]
             if t.i == token.i or t.dep_ not in ("det", "poss", "predet", "case")]
     text = _joined(toks)
@@ -891,6 +893,17 @@ def _name_before_description(token) -> bool:
                                  head.lower_ not in _COMMON_WORDS and head.lower_ not in lexicon.CHARACTER_NOUNS)
 
 
+# words before an animal's noun that make it one of its kind and not another ("Mother fox", "baby fox")
+_KIN_MODIFIERS = frozenset({"mother", "father", "baby", "mama", "papa", "mom", "dad", "daddy", "mommy", "mummy"})
+
+
+def _kin_before(word, token) -> bool:
+    """"Baby fox wiggles", "Mother fox breathing": the kin word just before the noun, both hung on the verb the
+    parser read as a noun."""
+    return word.i == token.i - 1 and word.dep_ == "compound" and token.dep_ == "compound" and \
+        word.head.i == token.head.i and word.pos_ == "NOUN" and word.lower_ in _KIN_MODIFIERS
+
+
 def _misparsed_verb(token) -> bool:
     """"The old man kneels" parsed as the compound noun "man kneels": the noun is really the subject."""
     head = token.head
@@ -909,6 +922,13 @@ def _misparsed_verb(token) -> bool:
             noun_info(token) is not None and noun_info(token).kind in ("person", "animal", "creature", "robot") and \
             head.lower_ not in lexicon.THING_NOUNS | lexicon.NOT_CHARACTERS:
         return True  # "Story opens to bird singing on tree branch": a shot list's bare noun and what it does
+    if token.dep_ == "compound" and token.tag_ == "NN" and head.i == token.i + 1 and head.dep_ == "ROOT" and \
+            head.text.islower() and head.lower_.endswith("ing") and head.tag_ in ("NN", "VBG") and \
+            all(t.is_punct for t in head.doc[head.i + 1 : head.sent.end]) and \
+            all(c.i == token.i or c.dep_ in ("compound", "amod", "det") and c.i < token.i for c in head.children) and \
+            noun_info(token) is not None and noun_info(token).kind in ("animal", "creature", "robot") and \
+            head.lower_ not in lexicon.THING_NOUNS | lexicon.NOT_CHARACTERS:
+        return True  # "Mother fox breathing": a shot list's whole caption, an animal and what it does
     if token.dep_ == "compound" and token.tag_ == "NNS" and head.tag_ == "NN" and head.i == token.i + 1 and \
             noun_info(token) is not None and noun_info(head) is None and head.dep_ in ("ROOT", "pobj") and \
             head.lower_ not in lexicon.THING_NOUNS | lexicon.LOCATION_NOUNS | lexicon.NOT_CHARACTERS:
@@ -1582,7 +1602,8 @@ class PromptAnalyzer:
         left = [t for t in token.lefts if t.dep_ in ("amod", "compound", "nmod", "npadvmod", "nummod", "advmod")]
         if _misparsed_verb(token):
             # "A yellow taxi screeches": the parser hung "yellow" on the verb it took for the noun
-            left += [t for t in token.head.lefts if t.i < token.i and t.dep_ in ("amod", "nmod")]
+            left += [t for t in token.head.lefts if t.i < token.i and (t.dep_ in ("amod", "nmod") or _kin_before(t, token))]
+            # ("Baby fox wiggles": "Baby" hung on the verb read as a noun, as "fox" is)
         if left:
             # adjectives and hyphenated modifiers, e.g. "scruffy black-and-white" -> two attributes
             span = token.doc[min(t.left_edge.i for t in left): token.i]

@@ -206,6 +206,10 @@ class Resolver:
             mc, rc = _main_color(m.attrs), _main_color(rec.current_attrs)
             if mc and rc and not mc & rc:
                 return False
+        if m.kind in ("animal", "creature"):
+            mk, rk = _kin_generation(m.attrs), _kin_generation(rec.current_attrs)
+            if mk and rk and not mk & rk:
+                return False  # "Mother fox" is not the "Baby fox"
         if strict or not self.change_cue:
             found = attributes.contradictions(m.attrs, m.age, rec.current_attrs, rec.age)
             if found:
@@ -1209,6 +1213,15 @@ _RELATION_GROUP = {
 _INVERSE = {"child": "parent", "parent": "child", "spouse": "spouse", "sibling": "sibling", "lover": "lover",
             "colleague": "colleague", "partner": "partner", "friend": "friend", "grandchild": "grandparent",
             "grandparent": "grandchild", "companion": "companion", "cousin": "cousin"}
+
+
+# an animal's generation as a word before its noun says it ("Mother fox", "the baby elephant")
+_ANIMAL_KIN = {**dict.fromkeys(("baby", "cub", "pup", "calf", "chick", "young"), "young"),
+               **dict.fromkeys(("mother", "father", "mama", "papa", "mom", "dad", "daddy", "mommy", "mummy"), "parent")}
+
+
+def _kin_generation(attrs: list[str]) -> set[str]:
+    return {_ANIMAL_KIN[w] for a in attrs for w in a.lower().split() if w in _ANIMAL_KIN}
 
 
 _PARTNER_GROUPS = {"lover", "spouse", "partner"}

@@ -1602,7 +1602,8 @@ class PromptAnalyzer:
         left = [t for t in token.lefts if t.dep_ in ("amod", "compound", "nmod", "npadvmod", "nummod", "advmod")]
         if _misparsed_verb(token):
             # "A yellow taxi screeches": the parser hung "yellow" on the verb it took for the noun
-            left += [t for t in token.head.lefts if t.i < token.i and (t.dep_ in ("amod", "nmod") or _kin_before(t, token))]
+            left += [t for t in token.head.lefts
+                     if t.i < token.i and (t.dep_ in ("amod", "nmod") or _kin_before(t, token))]
             # ("Baby fox wiggles": "Baby" hung on the verb read as a noun, as "fox" is)
         if left:
             # adjectives and hyphenated modifiers, e.g. "scruffy black-and-white" -> two attributes

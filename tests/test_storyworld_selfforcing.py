@@ -112,17 +112,24 @@ def test_rollout_runs_through_the_cache_and_the_memory_bank(parts):
     assert not visible[0, :memory, memory:].any() and visible[0, -1].all()
 
 
-def test_a_sink_rollout_keeps_no_memory_frames_and_steps_draw_their_policy(parts):
-    """The ``sink`` policy rolls out as a story told without memory frames: the same noise gives the same chunks
-    as ``iam`` until iam's first memory frames, then other ones. A stage given both draws one a step."""
+def three_scenes(parts, *policies: str):
+    """Memory story 5's first three scenes, two chunks each, rolled out with each of ``policies`` from the same
+    noise; and what a rollout of them needs (stage, story, features, the empty prompt's conditioning)."""
     _, _, encoder, _ = parts
     sf = stage(parts)
     story = memory_story(5, "plain")
     features = [encoder.encode([scene.prompt]) for scene in story.scenes[:3]]
     uncond = sf.engine.encode_text(encoder.encode([""]))
     with torch.no_grad():
-        iam, sink = (rollout(sf.engine, [story], features, uncond, 2, torch.Generator().manual_seed(3), policy=p)
-                     for p in ("iam", "sink"))
+        runs = [rollout(sf.engine, [story], features, uncond, 2, torch.Generator().manual_seed(3), policy=p)
+                for p in policies]
+    return runs, (sf, story, features, uncond)
+
+
+def test_a_sink_rollout_keeps_no_memory_frames_and_steps_draw_their_policy(parts):
+    """The ``sink`` policy rolls out as a story told without memory frames: the same noise gives the same chunks
+    as ``iam`` until iam's first memory frames, then other ones. A stage given both draws one a step."""
+    (iam, sink), (sf, story, features, uncond) = three_scenes(parts, "iam", "sink")
     assert all(c.memory is None for c in sink)
     first_memory = next(g for g, c in enumerate(iam) if c.memory is not None)
     for g in range(first_memory):
@@ -142,15 +149,8 @@ def test_a_nam_rollout_remembers_every_third_chunk_as_memflow_does(parts):
     """With ``nam`` the rollout keeps MemFlow's bank in the cache: chunk 0's first frame is recorded as committed
     and is memory from chunk 1 on, chunk 3's from chunk 4 on (the bank holds up to its size); until chunk 0's record
     enters, the chunks are those of a story without memory frames."""
-    config, _, encoder, _ = parts
-    sf = stage(parts)
-    story = memory_story(5, "plain")
-    features = [encoder.encode([scene.prompt]) for scene in story.scenes[:3]]
-    uncond = sf.engine.encode_text(encoder.encode([""]))
-    with torch.no_grad():
-        nam, sink = (rollout(sf.engine, [story], features, uncond, 2, torch.Generator().manual_seed(3), policy=p)
-                     for p in ("nam", "sink"))
-    fpc = config.cache.frames_per_chunk
+    (nam, sink), _ = three_scenes(parts, "nam", "sink")
+    fpc = parts[0].cache.frames_per_chunk
     assert nam[0].memory is None and torch.allclose(nam[0].sample, sink[0].sample, atol=1e-6)
     for g in (1, 2, 3):
         assert nam[g].memory.shape[2] == 1 and nam[g].memory_positions.tolist() == [[0]]

@@ -56,14 +56,17 @@ def test_pronoun_role_noun_and_same_marker_resolve_to_the_known_character():
     assert len(agent.registry) == 2
 
 
-def test_a_mother_animal_and_her_baby_are_two_characters_even_in_a_shot_list_fragment():
+def test_a_mother_animal_and_her_baby_are_two_characters_even_in_a_shot_list_fragment_and_shortened():
     # a storyboard's beats: "Mother fox breathing" (the caption alone, no verb the parser trusts), then her cub; the
     # kin words before the noun keep them apart, and each comes back as herself
+    # then the beats shorten them to an initial and the noun ("B.Fox", "M.Fox")
     agent, scenes = story("Mother fox breathing", "Baby fox wiggles snout out",
-                          "Baby fox wiggles legs out and rolls out from Mother fox.")
+                          "Baby fox wiggles legs out and rolls out from Mother fox.",
+                          "New scene- B.Fox looks back to see M.Fox still sleeping but moving a bit")
     mother, baby = find(scenes[0], "Mother fox"), find(scenes[1], "Baby fox")
     assert mother.kind == baby.kind == "animal" and mother.global_id != baby.global_id
     assert ids(scenes[2]) == {"Baby fox": baby.global_id, "Mother fox": mother.global_id}
+    assert ids(scenes[3]) == {"B.Fox": baby.global_id, "M.Fox": mother.global_id}
     assert len(agent.registry) == 2
 
 

@@ -402,6 +402,9 @@ class Resolver:
             misspelt = self._misspelt_name(m)
             if misspelt is not None:
                 return [misspelt]
+            shortened = self._shortened_name(m)
+            if shortened is not None:
+                return [shortened]
         if m.relation and (m.possessor_pronoun or m.possessor_index is not None):
             self.other_relation_seen = False
             found = self._relation(m, mentions)
@@ -617,6 +620,23 @@ class Resolver:
                         difflib.SequenceMatcher(None, known.lower(), word.lower()).ratio() >= 0.85:
                     close.append(rec.global_id)
         return close[0] if len(set(close)) == 1 else None
+
+    def _shortened_name(self, m: Mention) -> int | None:
+        """"B.Fox" in a story of a "Baby fox" (and a "Mother fox"): an initial and a noun shorten the one character
+        the story called by a word with that initial before that noun (nobody else fits)."""
+        short = _SHORTENED.fullmatch(m.names[0])
+        if short is None:
+            return None
+        initial, noun = short.group(1).lower(), short.group(2).lower()
+        fits = set()
+        for rec in self._records():
+            if self._in_prompt(rec.global_id) or noun not in rec.heads:
+                continue
+            for phrase in rec.all_entities + rec.all_attrs:
+                words = phrase.lower().split()
+                if len(words) >= 2 and words[-1] == noun and words[-2][:1] == initial:
+                    fits.add(rec.global_id)
+        return fits.pop() if len(fits) == 1 else None
 
     def _known_only_by_pronouns(self, m: Mention) -> int | None:
         """"She is walking down the dark street ... Jamie holds her hands up": a story that opened on a pronoun
@@ -1215,6 +1235,7 @@ _INVERSE = {"child": "parent", "parent": "child", "spouse": "spouse", "sibling":
             "grandparent": "grandchild", "companion": "companion", "cousin": "cousin"}
 
 
+_SHORTENED = re.compile(r"([A-Z])\.\s?([A-Za-z]{3,})")  # "B.Fox", "M. Fox": an initial and a noun
 # an animal's generation as a word before its noun says it ("Mother fox", "the baby elephant")
 _ANIMAL_KIN = {**dict.fromkeys(("baby", "cub", "pup", "calf", "chick", "young"), "young"),
                **dict.fromkeys(("mother", "father", "mama", "papa", "mom", "dad", "daddy", "mommy", "mummy"), "parent")}

@@ -70,6 +70,14 @@ def test_a_mother_animal_and_her_baby_are_two_characters_even_in_a_shot_list_fra
     assert len(agent.registry) == 2
 
 
+def test_a_shot_size_written_with_a_slash_is_not_a_character():
+    # a newsreel's shot list: "L/S of ...", "M/S of ..." give the shot's size, not a person called "S"
+    agent, scenes = story("L/S of famous actress, Ms Dora Bryan leaving her house.",
+                          "M/S of Ms Bryan as she enters the van.")
+    assert [e.surface for e in scenes[1].entities] == ["Bryan"]
+    assert not any(e.surface in ("S", "M S", "L S") for scene in scenes for e in scene.entities)
+
+
 def test_names_and_relations():
     agent, scenes = story(
         "Detective Nora Hale, a sharp-featured woman in her late 30s with a dark bob, studies photographs.",

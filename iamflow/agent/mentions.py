@@ -809,6 +809,20 @@ def _camera_word(token) -> bool:
         nxt.lower_ in _CAMERA_AFTER)
 
 
+def _shot_size(token) -> bool:
+    """"L/S of ...", "M/S of Ms Bryan", "C/U": a shot's size written as capitals around a slash, not a name."""
+    doc, i = token.doc, token.i
+
+    def letters(t) -> bool:
+        return t.is_alpha and t.text.isupper() and len(t.text) <= 3
+
+    if not letters(token):
+        return False
+    return i >= 2 and doc[i - 1].text == "/" and not doc[i - 2].whitespace_ and not doc[i - 1].whitespace_ and \
+        letters(doc[i - 2]) or i + 2 < len(doc) and doc[i + 1].text == "/" and not token.whitespace_ and \
+        not doc[i + 1].whitespace_ and letters(doc[i + 2])
+
+
 def _letter_name(token) -> bool:
     """A capital letter standing for a person in a shot list or schedule ("X walks to the door", "shot of Y as X
     speaks"), where a person stands; not "A" or "I"."""
@@ -1279,6 +1293,8 @@ class PromptAnalyzer:
     def is_name(self, token) -> bool:
         if token.i in self.tags or token.i in self.speaker_tokens:
             return True
+        if _shot_size(token):
+            return False
         if token.i in self.line_speakers and (
                 token.ent_type_ == "PERSON" or token.lower_ in self.known_names or self._sexed_name(token) or
                 token.pos_ == "PROPN" and not token.lower_.endswith(_ABSTRACT_ENDINGS)):

@@ -908,14 +908,14 @@ def _name_before_description(token) -> bool:
 
 
 # words before an animal's noun that make it one of its kind and not another ("Mother fox", "baby fox")
-_KIN_MODIFIERS = frozenset({"mother", "father", "baby", "mama", "papa", "mom", "dad", "daddy", "mommy", "mummy"})
+KIN_MODIFIERS = frozenset({"mother", "father", "baby", "mama", "papa", "mom", "dad", "daddy", "mommy", "mummy"})
 
 
 def _kin_before(word, token) -> bool:
     """"Baby fox wiggles", "Mother fox breathing": the kin word just before the noun, both hung on the verb the
     parser read as a noun."""
     return word.i == token.i - 1 and word.dep_ == "compound" and token.dep_ == "compound" and \
-        word.head.i == token.head.i and word.pos_ == "NOUN" and word.lower_ in _KIN_MODIFIERS
+        word.head.i == token.head.i and word.pos_ == "NOUN" and word.lower_ in KIN_MODIFIERS
 
 
 def _misparsed_verb(token) -> bool:

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from . import attributes, lexicon
-from .mentions import CAST_NOUNS, Mention
+from .mentions import CAST_NOUNS, KIN_MODIFIERS, Mention
 from .registry import EntityRecord, EntityRegistry
 
 logger = logging.getLogger(__name__)
@@ -1237,8 +1237,8 @@ _INVERSE = {"child": "parent", "parent": "child", "spouse": "spouse", "sibling":
 
 _SHORTENED = re.compile(r"([A-Z])\.\s?([A-Za-z]{3,})")  # "B.Fox", "M. Fox": an initial and a noun
 # an animal's generation as a word before its noun says it ("Mother fox", "the baby elephant")
-_ANIMAL_KIN = {**dict.fromkeys(("baby", "cub", "pup", "calf", "chick", "young"), "young"),
-               **dict.fromkeys(("mother", "father", "mama", "papa", "mom", "dad", "daddy", "mommy", "mummy"), "parent")}
+_ANIMAL_KIN = {**dict.fromkeys(KIN_MODIFIERS - {"baby"}, "parent"),
+               **dict.fromkeys(("baby", "cub", "pup", "calf", "chick", "young"), "young")}
 
 
 def _kin_generation(attrs: list[str]) -> set[str]:

@@ -78,6 +78,35 @@ def test_a_shot_size_written_with_a_slash_is_not_a_character():
     assert not any(e.surface in ("S", "M S", "L S") for scene in scenes for e in scene.entities)
 
 
+def test_a_few_of_a_kind_acting_together_are_one_group():
+    # "A few priests ... are praying", "Some villagers gather": people with no number who act are one group
+    agent, scenes = story("A few priests wearing white shrouds are praying to the idols.",
+                          "Some villagers gather at the well.")
+    assert [(e.surface, e.name.startswith("group")) for e in scenes[0].entities] == [("A few priests", True)]
+    assert [(e.surface, e.name.startswith("group")) for e in scenes[1].entities] == [("villagers", True)]
+
+
+def test_a_scripts_sound_labels_and_cries_are_not_characters():
+    # a comic's panel script: "SFX:", "Sound FX:" and "Narration:" are fields; '"YAY!"' and '"Boo!"' are what is said
+    agent, scenes = story('Panel One: Narration: "Later..." View of the finished science project.',
+                          'Panel Two: "YAY!" the children shout. Cal is laughing - SFX: HaHa! - and waves.',
+                          'Panel Three: Sheila storms out of the bedroom. Sound FX: SLAM! "Boo!" "Ugh..."')
+    surfaces = [[e.surface for e in scene.entities] for scene in scenes]
+    assert surfaces[0] == []
+    assert sorted(surfaces[1]) == ["Cal", "children"]
+    assert surfaces[2] == ["Sheila"]
+
+
+def test_a_screenplays_capitals_name_a_character_and_its_loud_verb():
+    # "MEN with rifles" is a group of men; "The WORKER THUDS": the worker, then what he does in capitals
+    agent, scenes = story("We get glimpses of jungle foliage, MEN with rifles, searching searchlights.",
+                          "A WORKER climbs to the top of the crate.",
+                          "The WORKER THUDS to the jungle floor.")
+    assert [e.surface for e in scenes[0].entities] == ["men"]
+    assert [e.surface for e in scenes[2].entities] == ["worker"]
+    assert scenes[2].entities[0].global_id == scenes[1].entities[0].global_id
+
+
 def test_names_and_relations():
     agent, scenes = story(
         "Detective Nora Hale, a sharp-featured woman in her late 30s with a dark bob, studies photographs.",

@@ -17,9 +17,9 @@ from . import attributes, lexicon
 _COMMON_WORDS = lexicon.THING_NOUNS | lexicon.LOCATION_NOUNS | lexicon.NOT_CHARACTERS
 _FRAGMENT_MARKS = {".", "!", "?", ":", ";", "—", "–", "-", "--", "(", '"', "“"}
 _SPEAKERLESS_HEADINGS = {"scene", "shot", "caption", "description", "note", "title", "setting", "panel", "page",
-                         "frame", "location", "time", "action", "dialogue", "narrator", "sfx", "music", "sound", "text",
-                         "content", "effects", "transition", "audio", "duration", "notes", "lighting", "props", "camera",
-                         "movement", "type", "angle"}
+                         "frame", "location", "time", "action", "dialogue", "narrator", "narration", "sfx", "fx", "vfx",
+                         "music", "sound", "text", "content", "effects", "transition", "audio", "duration", "notes",
+                         "lighting", "props", "camera", "movement", "type", "angle"}
 _SPEECH_PERSONS = {"i", "me", "my", "we", "us", "our", "you", "your"}  # (the tokenizer splits "I'm", "you're")
 # what "you" does as the viewer or as anyone, not as a story's second-person character ("you see the birds flying",
 # "you never know you love her", "What big ears you've got")
@@ -396,6 +396,21 @@ _OBJECT_STARTS = {"the", "a", "an", "his", "her", "their", "its", "my", "your", 
                   "this", "that", "these", "those", "one", "both"}
 
 
+_IRREGULAR_PLURALS = {"men": "man", "women": "woman", "children": "child", "people": "person"}
+
+
+def _caps_noun(lower: str) -> lexicon.NounInfo | None:
+    """What character a word written in capitals names, in the singular or plural ("WORKER", "HIKERS", "MEN")."""
+    single = _IRREGULAR_PLURALS.get(lower) or (lower[:-1] if lower.endswith("s") else "")
+    return lexicon.CHARACTER_NOUNS.get(lower) or lexicon.CHARACTER_NOUNS.get(single)
+
+
+def _noun_and_loud_verb(noun: str, verb: str) -> bool:
+    """"The WORKER THUDS": a character noun in capitals, then a screenplay's loud verb in capitals."""
+    return _caps_noun(noun.lower()) is not None and noun.lower() not in _TITLE_WORDS and \
+        verb.endswith(("S", "ED")) and _caps_noun(verb.lower()) is None
+
+
 def _caps_verb(text: str, start: int, end: int) -> bool:
     """A word in capitals where a verb stands, a comic script's emphasis ("She GRABS the arm", "and KICKS Thug2 in
     the face", "then THROWS him"): after a subject pronoun, or after "and"/"then" with a verb's ending and an object
@@ -406,6 +421,8 @@ def _caps_verb(text: str, start: int, end: int) -> bool:
     previous, word = before[-1].lower(), text[start:end]
     if previous in _SUBJECT_PRONOUNS and (previous != "it" or word.endswith("S")):
         return True
+    if before[-1].isupper() and _noun_and_loud_verb(before[-1], word):
+        return True  # "The WORKER THUDS to the floor"
     after = re.match(r"\s*([A-Za-z']+)", text[end:])
     return previous in ("and", "then", "but") and word.endswith(("S", "ED")) and after is not None and (
         after.group(1).lower() in _OBJECT_STARTS or after.group(1)[:1].isupper() and not after.group(1).isupper())
@@ -433,7 +450,7 @@ def _screenplay_capitals(text: str, replaced: dict, inserts: dict) -> None:
         if any(s <= start < e for s, e in quoted) or _replaced_at(replaced, start):
             continue
         lower = word.group().lower()
-        info = lexicon.CHARACTER_NOUNS.get(lower) or lexicon.CHARACTER_NOUNS.get(lower[:-1] if lower.endswith("s") else "")
+        info = _caps_noun(lower)
         if _caps_verb(text, start, end):
             replaced[start] = (end, lower, list(range(start, end)))  # "She GRABS the arm": a comic's loud verb
         elif info is not None and info.kind in ("person", "animal", "creature") and lower not in _TITLE_WORDS:
@@ -450,7 +467,14 @@ def _screenplay_capitals(text: str, replaced: dict, inserts: dict) -> None:
     for run in _CAPS_RUN.finditer(text):
         if any(s <= run.start() < e for s, e in quoted):
             continue
-        last = run.group().split()[-1].lower()
+        words = run.group().split()
+        if len(words) == 2 and _noun_and_loud_verb(*words):  # "The WORKER THUDS to the jungle floor"
+            for word in re.finditer(r"[A-Z]+", run.group()):
+                start, end = run.start() + word.start(), run.start() + word.end()
+                if not _replaced_at(replaced, start):
+                    replaced[start] = (end, word.group().lower(), list(range(start, end)))
+            continue
+        last = words[-1].lower()
         # "ROYAL MESSENGER", "Four YOUNG GUYS": a description (all lower case); "KING ARTHUS": a name with its title
         noun = last if last in lexicon.CHARACTER_NOUNS else last[:-1] if last.endswith("s") and \
             last[:-1] in lexicon.CHARACTER_NOUNS else None
@@ -1290,11 +1314,29 @@ class PromptAnalyzer:
         """MiniLM puts the word clearly among women's or men's given names."""
         return self.name_sex is not None and self.name_sex(token.text) is not None
 
+    @staticmethod
+    def _said_alone(token) -> bool:
+        """The word opens a quotation and the quotation holds nothing else but punctuation and one more word."""
+        doc, i = token.doc, token.i
+        if i == 0 or doc[i - 1].text not in ('"', "“"):
+            return False
+        rest = []
+        for t in doc[i + 1: i + 5]:
+            if t.text in ('"', "”"):
+                return len(rest) <= 1
+            if not t.is_punct:
+                rest.append(t)
+        return False
+
     def is_name(self, token) -> bool:
         if token.i in self.tags or token.i in self.speaker_tokens:
             return True
         if _shot_size(token):
             return False
+        if token.lower_ in _SPEAKERLESS_HEADINGS and token.i + 1 < len(token.doc) and token.doc[token.i + 1].text == ":":
+            return False  # "Sound FX: SLAM!", "SFX: HaHa!": a field's label, no one speaking
+        if self._said_alone(token):
+            return False  # '"YAY!" the children shout', '"Boo!"': a cry, what is said
         if token.i in self.line_speakers and (
                 token.ent_type_ == "PERSON" or token.lower_ in self.known_names or self._sexed_name(token) or
                 token.pos_ == "PROPN" and not token.lower_.endswith(_ABSTRACT_ENDINGS)):
@@ -2715,6 +2757,8 @@ class PromptAnalyzer:
         if num is None and _misparsed_verb(tok):  # "Three young chicks approach": the number hangs on the verb
             num = next((c for c in tok.head.children if c.dep_ == "nummod" and c.i < tok.i), None)
         det_word = det.lower_ if det is not None else ""
+        if num is not None and num.lower_ in ("few", "several", "many") and det_word in ("", "a"):
+            det_word, num = num.lower_, None  # "A few priests ... are praying": no number, a group
         if det is None and num is not None and num.i > 0 and tok.doc[num.i - 1].lower_ in ("the", "these", "those"):
             det_word = "the"  # "the two women": the parser hangs "the" on the number
         introduces = not det_word and num is not None and num.lower_ in _GROUP_SIZE and (tok.dep_ in (
@@ -2825,7 +2869,8 @@ class PromptAnalyzer:
         owned = any(c.dep_ == "poss" for c in tok.children)
         acting = (info.kind in ("person", "creature", "robot") and (det_word in ("the", "these", "those") or owned) or
                   info.kind == "animal" and det_word == "the" and tok.dep_ == "nsubj" or
-                  tok.lower_ == "people" and det_word in ("", "many", "some", "several") and tok.dep_ == "nsubj"
+                  (tok.lower_ == "people" or info.kind in ("person", "creature", "robot") and tok.tag_ == "NNS") and
+                  det_word in ("", "many", "some", "several", "few") and tok.dep_ == "nsubj"
                   and not any(w.lower_ in ("background", "distance", "crowd") for w in tok.sent)) and (
             tok.dep_ in ("nsubj", "nsubjpass", "dobj") or misparsed and place.dep_ == "ROOT" or tok.dep_ == "conj" and (
                 tok.head.dep_ in ("nsubj", "nsubjpass", "dobj") or tok.head.dep_ == "pobj" and

@@ -107,6 +107,15 @@ def test_a_screenplays_capitals_name_a_character_and_its_loud_verb():
     assert scenes[2].entities[0].global_id == scenes[1].entities[0].global_id
 
 
+def test_a_group_named_twice_in_a_prompt_is_found_at_both_places():
+    # 'Long shot of Cal, the children, and Fern. "YAY!" the children shout.': both "the children" are the group
+    agent, scenes = story('Panel Two: Long shot of Cal, the children, and Fern. "YAY!" the children shout.')
+    prompt = 'Panel Two: Long shot of Cal, the children, and Fern. "YAY!" the children shout.'
+    group = next(e for e in scenes[0].entities if e.surface == "children")
+    assert [prompt[a:b] for a, b in group.spans] == ["children", "children"]
+    assert len(scenes[0].entities) == 3
+
+
 def test_names_and_relations():
     agent, scenes = story(
         "Detective Nora Hale, a sharp-featured woman in her late 30s with a dark bob, studies photographs.",

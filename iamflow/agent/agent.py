@@ -388,6 +388,7 @@ class EntityAgent:
             for gid in ids:
                 per_entity.setdefault(gid, []).append(m)
         entities: list[SceneEntity] = []
+        repeated = _repeated_group_spans(prompt, per_entity)
         for order, (gid, ms) in enumerate(per_entity.items()):
             record = registry.entities[gid]
             named = [m for m in ms if m.form not in ("pronoun", "group")]
@@ -419,12 +420,32 @@ class EntityAgent:
             registry.add_instance(gid, instance)
             entities.append(SceneEntity(global_id=gid, name=record.name, kind=record.kind, surface=surface,
                                         attrs=attrs, is_new=gid in result.new_ids,
-                                        spans=sorted({(m.start, m.end) for m in ms} | set(owner_spans.get(gid, [])))))
+                                        spans=sorted({(m.start, m.end) for m in ms} | set(owner_spans.get(gid, [])) |
+                                                     set(repeated.get(gid, [])))))
         # a character created only as a possessor that never appeared is dropped
         for gid in result.new_ids:
             if gid in registry.entities and not registry.entities[gid].instances:
                 del registry.entities[gid]
         return SceneEntities(prompt_index=index, entities=entities, context=context, backend=used)
+
+
+_PLURALS = re.compile(r"[a-z]*(?:men|children|people)|[a-z]+s")
+
+
+def _repeated_group_spans(prompt: str, per_entity: dict[int, list[Mention]]) -> dict[int, list[tuple[int, int]]]:
+    """'Long shot of Cal, the children, and Fern. "YAY!" the children shout.': a group seen in the prompt is also
+    every other "the children" of the prompt that no one else's mention covers."""
+    taken = [(m.start, m.end) for ms in per_entity.values() for m in ms]
+    found: dict[int, list[tuple[int, int]]] = {}
+    for gid, ms in per_entity.items():
+        words = {prompt[m.start:m.end] for m in ms if m.form != "pronoun" and _PLURALS.fullmatch(prompt[m.start:m.end])}
+        for word in words:
+            for match in re.finditer(rf"\b[Tt]he {re.escape(word)}\b", prompt):
+                span = (match.end() - len(word), match.end())
+                if not any(a < span[1] and span[0] < b for a, b in taken):
+                    found.setdefault(gid, []).append(span)
+                    taken.append(span)
+    return found
 
 
 def _current(attrs: list[str]) -> list[str]:

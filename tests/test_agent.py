@@ -116,6 +116,13 @@ def test_a_group_named_twice_in_a_prompt_is_found_at_both_places():
     assert len(scenes[0].entities) == 3
 
 
+def test_their_of_what_the_one_subject_holds_is_that_one():
+    # a singular "they": "The mouse lowers their sign" is the mouse's sign, not the mouse's and the alligator's
+    agent, scenes = story("The mouse grabs the sign.", "The crowd clears to reveal an alligator.",
+                          "The mouse lowers their sign.")
+    assert [(e.surface, e.spans) for e in scenes[2].entities] == [("mouse", [(4, 9), (17, 22)])]
+
+
 def test_names_and_relations():
     agent, scenes = story(
         "Detective Nora Hale, a sharp-featured woman in her late 30s with a dark bob, studies photographs.",

@@ -708,6 +708,8 @@ class Mention:
     bare: bool = False  # written with no article ("photographer enters"): known by its noun, or new
     enumerated: int = 0  # "The second subject is a young woman ...": the prompt's second character, described
     owns: str = ""  # a possessive pronoun's noun ("his tail": "tail")
+    owner_subject: int | None = None  # the clause subject of a possessive pronoun's object ("The mouse lowers their
+    # sign": the mouse)
     possessed: str = ""  # what a noun's possessive owns ("the fairy's robe": "robe")
     place_owner: bool = False  # only named as whose place it is ("raced to Grandma's house", "into their cottage")
     # a subject pronoun's clause objects named after it ("She greets Anna", "she said, embracing Marina"): not her
@@ -2691,7 +2693,8 @@ class PromptAnalyzer:
                           ("m", "f") else None, pronoun=pronoun, token=tok.i, sentence=sent_of.get(tok.i, 0),
                           clause_subject=self._clause_subject(tok) if tok.dep_ != "nsubj" and not owner else None,
                           action=self._action(tok), weak=(pronoun == "it"),
-                          owns=_owned_noun(tok) if owner else "")
+                          owns=_owned_noun(tok) if owner else "",
+                          owner_subject=self._clause_subject(tok) if owner and tok.head.dep_ == "dobj" else None)
         if pronoun == "it":
             mention.it_antecedent = self._nearest_noun_before(tok)
         if tok.lower_ == "them" and tok.dep_ == "dobj" and not any(

@@ -859,6 +859,9 @@ class Resolver:
         return [g for g in ids if self._beast_of_no_known_sex(g)][:1]
 
     def _they(self, m: Mention) -> list[int]:
+        single = self._singular_their(m)
+        if single is not None:
+            return [single]
         found = self._they_of(m, ("person",))
         size = _CAST_SIZES.get(m.surface.lower())
         if found and size and len(found) < size:
@@ -884,6 +887,19 @@ class Resolver:
                     cast[0].global_id not in subject_ids:  # (not "Tyler ... browns them": the onions)
                 found = [cast[0].global_id]
         return found
+
+    def _singular_their(self, m: Mention) -> int | None:
+        """"The mouse lowers their sign", "The Champion ... execute a pop-up to their feet": "their" of a thing
+        held or worn by the one subject of its clause, with no one else named before it in the sentence, is that
+        one (a singular "they")."""
+        if m.surface.lower() != "their" or not m.owns or m.owner_subject is None:
+            return None
+        subject = [(gid, other) for gid, other in self.assigned if other.token == m.owner_subject]
+        others = {gid for gid, other in self.assigned if other.sentence == m.sentence and other.token < m.token}
+        if len(subject) != 1 or others != {subject[0][0]}:
+            return None
+        gid, other = subject[0]
+        return None if other.form in ("pronoun", "group") or self.registry.entities[gid].base == "group" else gid
 
     def _people_about(self) -> bool:
         """Whether this prompt, or the last one with characters, has a person in it."""

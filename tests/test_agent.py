@@ -123,6 +123,14 @@ def test_their_of_what_the_one_subject_holds_is_that_one():
     assert [(e.surface, e.spans) for e in scenes[2].entities] == [("mouse", [(4, 9), (17, 22)])]
 
 
+def test_the_one_whose_view_a_shot_takes_is_not_in_it():
+    # "(child's eye level)", "from parents' fleeing POV", "From Alley's POV": who looks is out of the picture
+    agent, scenes = story("Hallway of family home, shot from low angle (child's eye level). An 8-year-old boy stands.",
+                          "Low angle (from parents' fleeing POV). The dinosaur brings its foot down on the car.",
+                          "Panel four: From Alley’s POV, we see a grey cat, framed by a window.")
+    assert [[e.surface for e in scene.entities] for scene in scenes] == [["8-year-old boy"], ["dinosaur"], ["grey cat"]]
+
+
 def test_names_and_relations():
     agent, scenes = story(
         "Detective Nora Hale, a sharp-featured woman in her late 30s with a dark bob, studies photographs.",

@@ -405,6 +405,15 @@ def _caps_noun(lower: str) -> lexicon.NounInfo | None:
     return lexicon.CHARACTER_NOUNS.get(lower) or lexicon.CHARACTER_NOUNS.get(single)
 
 
+_VIEWPOINT = re.compile(r"(?:'s|’s|‟s|'|’)\s+(?:[A-Za-z]+\s+)?(?:pov|perspective|point of view|eye[ -]level|eyeline|"
+                        r"viewpoint)\b", re.IGNORECASE)
+
+
+def _viewpoint_owner(token) -> bool:
+    """"(child's eye level)", "from parents' fleeing POV", "the mouse's point of view": whose view the shot takes."""
+    return _VIEWPOINT.match(token.doc.text, token.idx + len(token.text)) is not None
+
+
 def _noun_and_loud_verb(noun: str, verb: str) -> bool:
     """"The WORKER THUDS": a character noun in capitals, then a screenplay's loud verb in capitals."""
     return _caps_noun(noun.lower()) is not None and noun.lower() not in _TITLE_WORDS and \
@@ -1175,7 +1184,7 @@ class PromptAnalyzer:
 
     # -- token classification ------------------------------------------------------------------------
     def character_info(self, token) -> lexicon.NounInfo | None:
-        if token.i in self.heading_tokens:
+        if token.i in self.heading_tokens or _viewpoint_owner(token):
             return None
         if token.lower_ in _SOMEONE and token.dep_ in ("nsubj", "nsubjpass") and \
                 token.head.dep_ in ("ROOT", "conj") and not any(c.lower_ == "else" for c in token.children):
@@ -1337,6 +1346,8 @@ class PromptAnalyzer:
             return False
         if token.lower_ in _SPEAKERLESS_HEADINGS and token.i + 1 < len(token.doc) and token.doc[token.i + 1].text == ":":
             return False  # "Sound FX: SLAM!", "SFX: HaHa!": a field's label, no one speaking
+        if _viewpoint_owner(token):
+            return False  # "From Alley's POV, we see a grey cat": the one who looks is out of the picture
         if self._said_alone(token):
             return False  # '"YAY!" the children shout', '"Boo!"': a cry, what is said
         if token.i in self.line_speakers and (
@@ -2737,6 +2748,8 @@ class PromptAnalyzer:
         return None
 
     def _group_mention(self, tok, sent_of) -> Mention | None:
+        if _viewpoint_owner(tok):
+            return None  # "from parents' fleeing POV"
         lemma = _singular(tok)
         info = lexicon.CHARACTER_NOUNS.get(lemma) or _GROUP_NOUNS.get(tok.lower_)
         if info is None and tok.text[:1].isupper() and tok.is_alpha and not tok.is_sent_start and \

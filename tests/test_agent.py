@@ -131,6 +131,12 @@ def test_the_one_whose_view_a_shot_takes_is_not_in_it():
     assert [[e.surface for e in scene.entities] for scene in scenes] == [["8-year-old boy"], ["dinosaur"], ["grey cat"]]
 
 
+def test_a_name_with_a_curly_apostrophe_is_a_name():
+    # "B’utz" (a typographer's apostrophe inside the name) is read like "B'utz", and "he" is him
+    agent, scenes = story("B’utz is extremely selfish, charming and ambitious; he tries to derive benefit from everything.")
+    assert [(e.surface, len(e.spans)) for e in scenes[0].entities] == [("B'utz", 2)]
+
+
 def test_names_and_relations():
     agent, scenes = story(
         "Detective Nora Hale, a sharp-featured woman in her late 30s with a dark bob, studies photographs.",

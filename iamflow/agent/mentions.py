@@ -562,6 +562,9 @@ def readable_text(text: str) -> tuple[str, list[int]]:
     return new, origin
 
 
+_CURLY_APOSTROPHE = re.compile(r"(?<=[A-Za-z])[’‟](?=[a-z])")
+
+
 def readable_markup(text: str, appositions: tuple[tuple[int, int, int | None], ...] = (),
                     known_names: set[str] = frozenset(),
                     verbs: tuple[int, ...] = ()) -> tuple[str, list[int], dict[int, str]]:
@@ -586,6 +589,7 @@ def readable_markup(text: str, appositions: tuple[tuple[int, int, int | None], .
             inserts[noun_end] = ","
     # original start -> (original end, replacement, origin of each replacement character)
     text = text.replace("«", " ").replace("»", " ")  # a game script's «stage directions»: read as plain text
+    text = _CURLY_APOSTROPHE.sub("'", text)  # "B’utz", "Furiosa’s": the tagger knows the plain apostrophe
     replaced, tags = _markup(text) if any(c in text for c in "[#<*(") else ({}, {})
     for name_start, name_end, _ in appositions:
         if not _replaced_at(replaced, name_start):  # "Spark the cat": a name, whatever the parser makes of it

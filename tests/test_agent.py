@@ -137,6 +137,13 @@ def test_a_name_with_a_curly_apostrophe_is_a_name():
     assert [(e.surface, len(e.spans)) for e in scenes[0].entities] == [("B'utz", 2)]
 
 
+def test_one_of_them_who_acts_is_a_character_of_its_own():
+    # "One of them turns to him and asks": one of the children, someone of their own beside Cal
+    agent, scenes = story("Cal walks in with the three children.", "One of them turns to him and asks a question.")
+    cal = scenes[0].entities[0].global_id
+    assert [(e.surface, e.global_id == cal) for e in scenes[1].entities] == [("One of them", False), ("him", True)]
+
+
 def test_names_and_relations():
     agent, scenes = story(
         "Detective Nora Hale, a sharp-featured woman in her late 30s with a dark bob, studies photographs.",

@@ -1913,7 +1913,8 @@ class PromptAnalyzer:
                 mentions.append(Mention(start=tok.idx, end=tok.idx + len(tok.text),
                                         surface=doc[tok.i: one_of[0].i + 1].text, form="indefinite",
                                         kind=one_of[1].kind, base=one_of[1].base, gender=one_of[1].gender,
-                                        heads=[_singular(one_of[0])], token=tok.i, sentence=sent_of.get(tok.i, 0),
+                                        heads=[_singular(one_of[0]) if one_of[0].lower_ != "them" else "person"],
+                                        token=tok.i, sentence=sent_of.get(tok.i, 0),
                                         action=self._action(tok)))
             elif (tok.tag_ in ("NNS", "NNPS") or tok.lower_ in ("couple", "pair") and any(
                     c.dep_ == "det" and c.lower_ in ("the", "a", "an") for c in tok.children)) and (
@@ -1967,6 +1968,8 @@ class PromptAnalyzer:
         for of in tok.children:
             if of.dep_ == "prep" and of.lower_ == "of":
                 for group in of.children:
+                    if group.dep_ == "pobj" and group.lower_ == "them" and tok.dep_ == "nsubj":
+                        return group, lexicon.NounInfo("person", "person")  # "One of them turns to him and asks"
                     if group.dep_ == "pobj" and group.tag_ in ("NNS", "NNPS") and \
                             any(c.dep_ == "det" and c.lower_ in ("the", "these", "those") or c.dep_ == "poss"
                                 for c in group.children):

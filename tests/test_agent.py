@@ -107,6 +107,13 @@ def test_a_screenplays_capitals_name_a_character_and_its_loud_verb():
     assert scenes[2].entities[0].global_id == scenes[1].entities[0].global_id
 
 
+def test_a_screenplays_capital_sounds_are_not_names():
+    # "an alarm BUZZER sounds", "arcs of current CRACKING through the air": things and sounds, no one called Buzzer
+    agent, scenes = story("A WORKER falls to the jungle floor, an alarm BUZZER sounds.",
+                          "The worker fires his stun gun, sending arcs of current CRACKING through the air.")
+    assert [[e.surface for e in scene.entities] for scene in scenes] == [["worker"], ["worker"]]
+
+
 def test_a_group_named_twice_in_a_prompt_is_found_at_both_places():
     # 'Long shot of Cal, the children, and Fern. "YAY!" the children shout.': both "the children" are the group
     agent, scenes = story('Panel Two: Long shot of Cal, the children, and Fern. "YAY!" the children shout.')

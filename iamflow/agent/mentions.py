@@ -420,6 +420,18 @@ def _noun_and_loud_verb(noun: str, verb: str) -> bool:
         verb.endswith(("S", "ED")) and _caps_noun(verb.lower()) is None
 
 
+_NAME_LEADS = {"to", "and", "at", "with", "for", "from", "of", "by", "but", "or", "then", "as", "like", "than"}
+
+
+def _caps_sound(text: str, start: int, lower: str) -> bool:
+    """A screenplay's capitals that are no name: a noun after a noun of its phrase ("an alarm BUZZER sounds") or a
+    participle after a plain word ("arcs of current CRACKING through the air")."""
+    before = re.findall(r"[A-Za-z']+|[^\sA-Za-z']", text[:start])
+    if len(before) < 2 or not before[-1].isalpha() or not before[-1].islower() or before[-1] in _NAME_LEADS:
+        return False
+    return lower.endswith("ing") or before[-2].lower() in _ARTICLE_BLOCKERS and before[-1] not in _ARTICLE_BLOCKERS
+
+
 def _caps_verb(text: str, start: int, end: int) -> bool:
     """A word in capitals where a verb stands, a comic script's emphasis ("She GRABS the arm", "and KICKS Thug2 in
     the face", "then THROWS him"): after a subject pronoun, or after "and"/"then" with a verb's ending and an object
@@ -460,7 +472,7 @@ def _screenplay_capitals(text: str, replaced: dict, inserts: dict) -> None:
             continue
         lower = word.group().lower()
         info = _caps_noun(lower)
-        if _caps_verb(text, start, end):
+        if _caps_verb(text, start, end) or _caps_sound(text, start, lower):
             replaced[start] = (end, lower, list(range(start, end)))  # "She GRABS the arm": a comic's loud verb
         elif info is not None and info.kind in ("person", "animal", "creature") and lower not in _TITLE_WORDS:
             replaced[start] = (end, lower, list(range(start, end)))

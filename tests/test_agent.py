@@ -151,6 +151,14 @@ def test_one_of_them_who_acts_is_a_character_of_its_own():
     assert [(e.surface, e.global_id == cal) for e in scenes[1].entities] == [("One of them", False), ("him", True)]
 
 
+def test_a_close_up_of_a_name_shows_that_character():
+    # "Close up of Fern": the shot's noun (the tagger reads "close" and "up", and "of Fern" as a place)
+    agent, scenes = story("Close up of Fern. There's a little mark indicating surprise next to her face.",
+                          "Close up on Anna.")
+    assert [(e.surface, len(e.spans)) for e in scenes[0].entities] == [("Fern", 2)]
+    assert [e.surface for e in scenes[1].entities] == ["Anna"]
+
+
 def test_names_and_relations():
     agent, scenes = story(
         "Detective Nora Hale, a sharp-featured woman in her late 30s with a dark bob, studies photographs.",

@@ -575,6 +575,7 @@ def readable_text(text: str) -> tuple[str, list[int]]:
 
 
 _CURLY_APOSTROPHE = re.compile(r"(?<=[A-Za-z])[’‟](?=[a-z])")
+_CLOSE_UP = re.compile(r"\b(close|Close|CLOSE) (up|UP)(?= (?:of|on|shot)\b)")
 
 
 def readable_markup(text: str, appositions: tuple[tuple[int, int, int | None], ...] = (),
@@ -602,6 +603,7 @@ def readable_markup(text: str, appositions: tuple[tuple[int, int, int | None], .
     # original start -> (original end, replacement, origin of each replacement character)
     text = text.replace("«", " ").replace("»", " ")  # a game script's «stage directions»: read as plain text
     text = _CURLY_APOSTROPHE.sub("'", text)  # "B’utz", "Furiosa’s": the tagger knows the plain apostrophe
+    text = _CLOSE_UP.sub(r"\1-\2", text)  # "Close up of Fern": a shot's noun, not "close" and a place "of Fern"
     replaced, tags = _markup(text) if any(c in text for c in "[#<*(") else ({}, {})
     for name_start, name_end, _ in appositions:
         if not _replaced_at(replaced, name_start):  # "Spark the cat": a name, whatever the parser makes of it

@@ -159,6 +159,13 @@ def test_a_close_up_of_a_name_shows_that_character():
     assert [e.surface for e in scenes[1].entities] == ["Anna"]
 
 
+def test_they_opening_a_story_are_people_not_named_yet():
+    # "They look out a small window ..." as a story's first words: a group, the same one "they" later
+    agent, scenes = story("They look out a small window to see a mob outside.", "They run to the back door.")
+    assert [(e.surface, e.kind) for e in scenes[0].entities] == [("They", "person")]
+    assert [e.global_id for e in scenes[1].entities] == [scenes[0].entities[0].global_id]
+
+
 def test_names_and_relations():
     agent, scenes = story(
         "Detective Nora Hale, a sharp-featured woman in her late 30s with a dark bob, studies photographs.",

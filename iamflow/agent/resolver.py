@@ -886,6 +886,12 @@ class Resolver:
             if len(cast) == 1 and cast[0].kind == "person" and cast[0].base != "group" and \
                     cast[0].global_id not in subject_ids:  # (not "Tyler ... browns them": the onions)
                 found = [cast[0].global_id]
+            if not cast and not self.assigned and m.surface.lower() == "they" and m.clause_subject is None and \
+                    m.appearance:
+                # "They look out a small window to see a mob outside." opening a story: people not named yet, a
+                # group the story will tell more of
+                return [self._create(replace(m, form="definite", base="group", kind="person", collective=True,
+                                             heads=["people"], pronoun=None))]
         return found
 
     def _singular_their(self, m: Mention) -> int | None:

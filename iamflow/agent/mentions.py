@@ -574,7 +574,7 @@ def readable_text(text: str) -> tuple[str, list[int]]:
     return new, origin
 
 
-_CURLY_APOSTROPHE = re.compile(r"(?<=[A-Za-z])[’‟](?=[a-z])")
+_CURLY_APOSTROPHE = re.compile(r"(?<=[A-Za-z])(?<!\b[YyCc])[’‟](?=[a-z])")  # (not "Y’know", "C’mon")
 _CLOSE_UP = re.compile(r"\b(close|Close|CLOSE) (up|UP)(?= (?:of|on|shot)\b)")
 
 
@@ -2794,8 +2794,11 @@ class PromptAnalyzer:
         if num is None and _misparsed_verb(tok):  # "Three young chicks approach": the number hangs on the verb
             num = next((c for c in tok.head.children if c.dep_ == "nummod" and c.i < tok.i), None)
         det_word = det.lower_ if det is not None else ""
-        if num is not None and num.lower_ in ("few", "several", "many") and det_word in ("", "a"):
-            det_word, num = num.lower_, None  # "A few priests ... are praying": no number, a group
+        vague = next((c for c in tok.children if c.dep_ in ("nummod", "amod") and c.lower_ in ("few", "several", "many")),
+                     None)
+        if vague is not None and det_word in ("", "a"):
+            det_word = vague.lower_  # "A few priests ... are praying", "Several men wait": no number, a group
+            num = None if num is not None and num.i == vague.i else num
         if det is None and num is not None and num.i > 0 and tok.doc[num.i - 1].lower_ in ("the", "these", "those"):
             det_word = "the"  # "the two women": the parser hangs "the" on the number
         introduces = not det_word and num is not None and num.lower_ in _GROUP_SIZE and (tok.dep_ in (
@@ -2906,8 +2909,9 @@ class PromptAnalyzer:
         owned = any(c.dep_ == "poss" for c in tok.children)
         acting = (info.kind in ("person", "creature", "robot") and (det_word in ("the", "these", "those") or owned) or
                   info.kind == "animal" and det_word == "the" and tok.dep_ == "nsubj" or
-                  (tok.lower_ == "people" or info.kind in ("person", "creature", "robot") and tok.tag_ == "NNS") and
-                  det_word in ("", "many", "some", "several", "few") and tok.dep_ == "nsubj"
+                  (tok.lower_ == "people" and det_word in ("", "many", "some", "several", "few") or
+                   info.kind in ("person", "creature", "robot") and tok.tag_ == "NNS" and
+                   det_word in ("many", "some", "several", "few")) and tok.dep_ == "nsubj"
                   and not any(w.lower_ in ("background", "distance", "crowd") for w in tok.sent)) and (
             tok.dep_ in ("nsubj", "nsubjpass", "dobj") or misparsed and place.dep_ == "ROOT" or tok.dep_ == "conj" and (
                 tok.head.dep_ in ("nsubj", "nsubjpass", "dobj") or tok.head.dep_ == "pobj" and

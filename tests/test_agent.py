@@ -116,8 +116,8 @@ def test_a_screenplays_capital_sounds_are_not_names():
 
 def test_a_group_named_twice_in_a_prompt_is_found_at_both_places():
     # 'Long shot of Cal, the children, and Fern. "YAY!" the children shout.': both "the children" are the group
-    agent, scenes = story('Panel Two: Long shot of Cal, the children, and Fern. "YAY!" the children shout.')
     prompt = 'Panel Two: Long shot of Cal, the children, and Fern. "YAY!" the children shout.'
+    agent, scenes = story(prompt)
     group = next(e for e in scenes[0].entities if e.surface == "children")
     assert [prompt[a:b] for a, b in group.spans] == ["children", "children"]
     assert len(scenes[0].entities) == 3
@@ -140,7 +140,8 @@ def test_the_one_whose_view_a_shot_takes_is_not_in_it():
 
 def test_a_name_with_a_curly_apostrophe_is_a_name():
     # "B’utz" (a typographer's apostrophe inside the name) is read like "B'utz", and "he" is him
-    agent, scenes = story("B’utz is extremely selfish, charming and ambitious; he tries to derive benefit from everything.")
+    agent, scenes = story("B’utz is extremely selfish, charming and ambitious; he tries to derive benefit from "
+                          "everything.")
     assert [(e.surface, len(e.spans)) for e in scenes[0].entities] == [("B'utz", 2)]
 
 

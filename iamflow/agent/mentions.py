@@ -1362,7 +1362,8 @@ class PromptAnalyzer:
             return True
         if _shot_size(token):
             return False
-        if token.lower_ in _SPEAKERLESS_HEADINGS and token.i + 1 < len(token.doc) and token.doc[token.i + 1].text == ":":
+        if token.lower_ in _SPEAKERLESS_HEADINGS and token.i + 1 < len(token.doc) and \
+                token.doc[token.i + 1].text == ":":
             return False  # "Sound FX: SLAM!", "SFX: HaHa!": a field's label, no one speaking
         if _viewpoint_owner(token):
             return False  # "From Alley's POV, we see a grey cat": the one who looks is out of the picture
@@ -2794,8 +2795,8 @@ class PromptAnalyzer:
         if num is None and _misparsed_verb(tok):  # "Three young chicks approach": the number hangs on the verb
             num = next((c for c in tok.head.children if c.dep_ == "nummod" and c.i < tok.i), None)
         det_word = det.lower_ if det is not None else ""
-        vague = next((c for c in tok.children if c.dep_ in ("nummod", "amod") and c.lower_ in ("few", "several", "many")),
-                     None)
+        vague = next((c for c in tok.children
+                      if c.dep_ in ("nummod", "amod") and c.lower_ in ("few", "several", "many")), None)
         if vague is not None and det_word in ("", "a"):
             det_word = vague.lower_  # "A few priests ... are praying", "Several men wait": no number, a group
             num = None if num is not None and num.i == vague.i else num

@@ -895,9 +895,8 @@ class Resolver:
         return found
 
     def _singular_their(self, m: Mention) -> int | None:
-        """"The mouse lowers their sign", "The Champion ... execute a pop-up to their feet": "their" of a thing
-        held or worn by the one subject of its clause, with no one else named before it in the sentence, is that
-        one (a singular "they")."""
+        """"The mouse lowers their sign": "their" on the direct object of the one subject of its clause, with no
+        one else named before it in the sentence, is that subject (a singular "they")."""
         if m.surface.lower() != "their" or not m.owns or m.owner_subject is None:
             return None
         subject = [(gid, other) for gid, other in self.assigned if other.token == m.owner_subject]

@@ -167,6 +167,84 @@ def test_they_opening_a_story_are_people_not_named_yet():
     assert [e.global_id for e in scenes[1].entities] == [scenes[0].entities[0].global_id]
 
 
+def test_a_screenplay_names_the_one_it_just_described():
+    # "the DRIVER, a man in his fifties ... This is OTTO KRAMM", "a woman ... Her name is VERA": the same person
+    agent, scenes = story("Through the binoculars he can make out the DRIVER, a man in his fifties. "
+                          "This is OTTO KRAMM.",
+                          "A woman waits by the stairs. Her name is VERA.",
+                          "Kramm steps out of the car and Vera waves.")
+    assert [e.surface for e in scenes[0].entities] == ["he", "driver"]
+    assert [e.surface for e in scenes[1].entities] == ["woman"]
+    driver, woman = scenes[0].entities[1].global_id, scenes[1].entities[0].global_id
+    assert sorted(e.global_id for e in scenes[2].entities) == sorted([driver, woman])
+
+
+def test_this_is_a_place_names_no_one():
+    agent, scenes = story("A man walks along the river at dawn. This is Paris.", "Paris wakes up slowly.")
+    assert [e.surface for e in scenes[0].entities] == ["man"]
+    assert "Paris" not in agent.registry.entities[scenes[0].entities[0].global_id].names
+
+
+def test_screenplay_markup_dots_and_glued_dashes_are_not_words():
+    # Fountain's forced heading ".BRUNO grins", "as .THE VAN begins to roll"; a list's "-A figure turns"
+    agent, scenes = story("Bruno points to an old van parked on the hill.",
+                          ".BRUNO grins. Lena watches as .THE VAN begins to roll down the hill.",
+                          "-A figure turns in the direction of the camera.")
+    assert sorted((e.surface.lower(), e.kind) for e in scenes[1].entities) == [
+        ("bruno", "person"), ("lena", "person"), ("van", "vehicle")]
+    bruno = scenes[0].entities[0].global_id
+    assert [e.surface for e in scenes[2].entities] == ["figure"]
+    assert scenes[2].entities[0].global_id not in {bruno} | {e.global_id for e in scenes[1].entities}
+
+
+def test_a_vehicle_that_hangs_exits_or_begins_to_move_is_in_the_shot():
+    agent, scenes = story("Outside, the chopper just hangs there above the roof.", "The chopper exits to the north.",
+                          "The truck begins to roll down the hill.")
+    assert [[(e.surface, e.kind) for e in scene.entities] for scene in scenes] == [
+        [("chopper", "vehicle")], [("chopper", "vehicle")], [("truck", "vehicle")]]
+    assert scenes[0].entities[0].global_id == scenes[1].entities[0].global_id
+
+
+def test_you_in_a_description_of_a_thing_and_someone_nowhere_to_be_seen_are_not_in_the_scene():
+    agent, scenes = story("Tomas pulls out a remote control -- the kind you use for model airplanes.",
+                          "But Tomas is nowhere to be seen.")
+    assert [e.surface for e in scenes[0].entities] == ["Tomas"]
+    assert scenes[1].entities == []
+
+
+def test_the_same_noun_twice_in_a_sentence_is_one_character():
+    # "him" first, then "The boy ... as the boy leaves": one boy, not a second one at the second "the boy"
+    agent, scenes = story("It starts with him walking to the funeral.",
+                          "The boy reflects on life, and the scene ends as the boy leaves the chapel.",
+                          "He works hard on his studies and on his spirit.")
+    him = scenes[0].entities[0].global_id
+    assert [e.global_id for e in scenes[1].entities] == [him]
+    assert [e.global_id for e in scenes[2].entities] == [him]  # (his spirit is not a spirit of tales)
+
+
+def test_a_camera_moves_way_is_not_a_name_and_a_close_up_on_the_kids_shows_them():
+    agent, scenes = story("Quick cut to a close-up on the kids.", "10 - Upwards pan from the window.")
+    assert [(e.surface, e.kind) for e in scenes[0].entities] == [("kids", "person")]
+    assert scenes[1].entities == []
+
+
+def test_a_shot_lists_ordinal_without_article_counts_the_storys_own_and_the_plural_is_all_of_them():
+    # "Second crow puts heart in jar": the second crow the story brought in; "Third crow approaches": a new one;
+    # "the crows" three prompts on: the three crows, not a new group
+    agent, scenes = story("Mid shot of a crow on a rooftop, holding an empty jar.",
+                          "Another crow flies into shot with a heart.",
+                          "Second crow puts heart in jar. Third crow approaches.",
+                          "First crow looks on, bemused.",
+                          "It caws at the jar.",
+                          "Pan down as the crows flit and twitch on their perches.")
+    first, second = scenes[0].entities[0].global_id, scenes[1].entities[0].global_id
+    assert first != second
+    assert [e.global_id == second for e in scenes[2].entities] == [True, False]
+    third = scenes[2].entities[1].global_id
+    assert [e.global_id for e in scenes[3].entities] == [first]
+    assert sorted(e.global_id for e in scenes[5].entities) == sorted([first, second, third])
+
+
 def test_names_and_relations():
     agent, scenes = story(
         "Detective Nora Hale, a sharp-featured woman in her late 30s with a dark bob, studies photographs.",

@@ -154,7 +154,7 @@ HUMANOID_CREATURES = set("""fairy faerie elf dwarf giant ghost angel demon vampi
     werewolf zombie ghoul spirit siren selkie""".split())
 _ROBOTS = """robot droid android cyborg automaton mech drone machine bot rover lander""".split()
 _VEHICLES = """car truck van bus taxi cab motorcycle motorbike scooter bicycle bike train tram locomotive
-    helicopter plane airplane aeroplane jet spaceship spacecraft starship rocket boat ship yacht submarine
+    helicopter chopper plane airplane aeroplane jet spaceship spacecraft starship rocket boat ship yacht submarine
     tank tractor jeep suv convertible sedan limousine ambulance firetruck pickup hatchback minivan racecar
     hovercraft airship zeppelin sailboat canoe kayak ferry tugboat trawler speedboat ufo""".split()
 

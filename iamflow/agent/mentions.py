@@ -98,7 +98,18 @@ _VEHICLE_MOTION_VERBS = {"fly", "land", "drive", "race", "speed", "sail", "hover
                          "appear", "arrive", "pull", "stop", "approach", "depart", "pass", "park", "honk", "screech",
                          "roll", "accelerate", "brake", "barrel", "drift", "float", "smoke", "burn", "explode",
                          "overtake", "careen", "career", "hurtle", "weave", "tailgate", "chase", "follow", "rush",
-                         "head", "turn", "veer", "slide", "crawl"}
+                         "head", "turn", "veer", "slide", "crawl", "hang", "exit", "drop", "descend", "climb"}
+_PHASE_VERBS = {"begin", "start", "continue", "keep"}  # "The Mazda begins to roll": the verb after it says
+
+
+def _vehicle_moves(verb) -> bool:
+    """A vehicle's verb is one of a vehicle that moves as a character ("the chopper just hangs there", "the chopper
+    exits"), also after "begins to", "keeps" ("The Mazda begins to roll down the hill")."""
+    if verb.lemma_.lower() in _PHASE_VERBS:
+        verb = next((c for c in verb.children if c.dep_ == "xcomp" and c.pos_ == "VERB"), verb)
+    return verb.lemma_.lower() in _VEHICLE_MOTION_VERBS
+
+
 _ADJECTIVE_NOUNS = {"giant", "dwarf", "baby", "monster", "mammoth", "titan"}  # also adjectives: "giant ferns"
 _HEADING_FUNCTION_WORDS = {"of", "the", "a", "an", "and", "in", "on", "at", "to", "for", "with", "from", "by"}
 _NAME_AGE_WORDS = {"young", "little", "old", "older", "younger", "baby", "teenage", "adult", "elderly"}
@@ -111,6 +122,10 @@ _FIELD_LABEL = re.compile(r"(?<=\S)\s+(?:Shot Type|Camera Movement|Camera Angle|
 # (also abbreviated: "P6: Vivenne is on the podium", "P12 (Setting is ...)", "Pg. 2, Pnl 3:")
 _PANEL_HEADING = re.compile(r"^\s*(?:(?:(?:page|panel|frame|screen)\s+(?:\d+|one|two|three|four|five|six|seven|eight|"
                             r"nine|ten)|(?:p|pg|pnl)\.?\s?\d{1,3}[a-z]?)[,:.]?\s*)+(?=\S)", re.I)
+# a screenplay's forced heading (".THE TRUCK begins to pick up speed", "Scott watches as .THE TRUCK ...") and a list's
+# dash glued to the line's first word ("-A figure turns ..."): markup, not part of the words
+_FORCED_HEADING_DOT = re.compile(r"(?:(?<=\s)|^)\.(?=[A-Z]{2})")
+_GLUED_BULLET = re.compile(r"^\s*[-–—•](?=[A-Z(“\"])")
 _STYLE_WORDS = {"style", "look", "aesthetic", "animation", "render", "anime"}
 _SHOT_CODE = re.compile(r"^\s*(?:\d+(?:\.\d+)*\s+)?(?:ECU|XCU|CU|MCU|MS|MLS|LS|ELS|XLS|WS|EWS|OTS|POV)\s+(?=\S)")
 # nouns of a shot heading whose "of"/"on" object is what the shot shows ("Close-up of Gandalf")
@@ -119,6 +134,8 @@ _SHOT_NOUNS = {"shot", "closeup", "close-up", "view", "angle", "take"}
 _CAMERA_WORDS = {"tilt", "pan", "zoom", "dolly", "track", "tracking", "reaction", "follow", "establishing", "crane",
                  "wide", "close", "low", "high", "aerial", "overhead", "handheld", "medium", "long", "mid", "full",
                  "extreme", "quick", "smash", "jump", "match", "hard"}
+# "Upwards pan from dying persons point of view": the way a camera move goes
+_DIRECTION_WORDS = {"upwards", "upward", "downwards", "downward", "sideways", "backwards", "forwards", "slow", "fast"}
 _CAMERA_AFTER = {"shot", "up", "down", "in", "out", "left", "right", "angle", "cut"}  # ("Quick cut to Owl 2")
 _WORD = re.compile(r"[A-Za-z][\w'-]*")
 _BARE_NOUN_AFTER = {"to", "with", "at", "from", "by", "behind", "beside", "toward", "towards", "for", "near",
@@ -626,7 +643,10 @@ def readable_markup(text: str, appositions: tuple[tuple[int, int, int | None], .
         inserts[match.end()] = " "  # "John:(The shot misses.)": a speaker's colon glued to the direction
     for match in re.finditer(r"(?<![\w.])\d{1,2}\.(?=[A-Z][a-z])", text):
         inserts[match.end()] = " "  # "5.Boy completely skips the park": a list's number glued to its first word
-    code = _SHOT_CODE.match(text) or _PANEL_HEADING.match(text)
+    for match in _FORCED_HEADING_DOT.finditer(text):
+        if not _replaced_at(replaced, match.start()):
+            replaced[match.start()] = (match.end(), "", [])  # ".THE MAZDA begins to roll": the dot is markup
+    code = _SHOT_CODE.match(text) or _PANEL_HEADING.match(text) or _GLUED_BULLET.match(text)
     if code and not any(s < code.end() for s in replaced):
         replaced[0] = (code.end(), "", [])
     for match in _SHOT_BREAK.finditer(text):
@@ -730,6 +750,7 @@ class Mention:
     introduced: bool = False  # an indefinite apposition introduces it here ("the sheriff, a heavyset man")
     relation_owner: int | None = None  # set by the resolver: global id of the relation's possessor
     ordinal: int = 0  # "the second kid": 2, picks a member of a group the story introduced
+    counted: bool = False  # an ordinal with no article ("Second crow puts heart in jar"): the story's second crow
     entrance: bool = False  # subject of "appears", "enters", "arrives": someone may be new to the story
     collective: bool = False  # "the politicians", "a group of reporters": a group that acts as one character
     bare: bool = False  # written with no article ("photographer enters"): known by its noun, or new
@@ -855,11 +876,13 @@ def _in_a_depiction(token) -> bool:
 
 
 def _camera_word(token) -> bool:
-    """"Shot" and a camera word before another ("Follow Shot Toby's footsteps", "Tilt down"): the camera."""
+    """"Shot" and a camera word before another ("Follow Shot Toby's footsteps", "Tilt down", "Upwards pan"): the
+    camera."""
     nxt = token.doc[token.i + 1] if token.i + 1 < len(token.doc) else None
     return token.lower_ in ("shot", "camera", "zoomed", "screen") or token.lower_ == "switch" and nxt is not None and \
         nxt.lower_ in ("angles", "angle", "to", "shots") or token.lower_ in _CAMERA_WORDS and nxt is not None and (
-        nxt.lower_ in _CAMERA_AFTER)
+        nxt.lower_ in _CAMERA_AFTER) or token.lower_ in _DIRECTION_WORDS and nxt is not None and \
+        nxt.lower_ in _CAMERA_WORDS
 
 
 def _shot_size(token) -> bool:
@@ -1214,6 +1237,9 @@ class PromptAnalyzer:
             # "Something creeps out of the darkness": a creature not yet seen (later "the monster"); not "as if
             # something is following her"
             return lexicon.NounInfo("creature", "creature")
+        if token.lower_ in ("spirit", "spirits", "soul", "souls") and any(
+                c.dep_ == "poss" and c.tag_ == "PRP$" for c in token.children):
+            return None  # "working hard ... on his spirit": someone's inner self, not a spirit of tales
         if token.lower_ in _ADJECTIVE_NOUNS and token.i + 2 < len(token.doc) and token.doc[token.i + 1].text == "," \
                 and token.doc[token.i + 2].dep_ == "amod" and token.doc[token.i + 2].head.i > token.i + 2:
             return None  # "giant, glowing mushrooms": an adjective in a list before the noun
@@ -1962,6 +1988,7 @@ class PromptAnalyzer:
         self._self_introductions(mentions)
         self._aliases(mentions)
         self._identified(mentions)
+        self._nowhere(mentions)
         mentions = self._addressed(mentions, sent_of)
         mentions = self._narrated_you(mentions, sent_of)
         mentions = self._narrated_i(mentions, sent_of)
@@ -2163,7 +2190,8 @@ class PromptAnalyzer:
     def _narrated_you(self, mentions: list[Mention], sent_of) -> list[Mention]:
         """"As you reach the counter, you're greeted with a busy bee", "Glen hugs you": a story told in the second
         person has a character, "you", outside anyone's words. Each such "you" is a mention the resolver keeps when
-        the story is told that way (this prompt has "you" doing something, or an earlier one had)."""
+        the story is told that way (this prompt has "you" doing something, or an earlier one had). A "you" that
+        only describes a thing ("a remote control -- the kind you use for model airplanes") is anyone."""
         doc = self.doc
         quoted = self._quoted_tokens()
         if self._whose_words_unclear(quoted):
@@ -2183,7 +2211,7 @@ class PromptAnalyzer:
         def acts(t) -> bool:
             verb = t.head
             return t.dep_ in ("nsubj", "nsubjpass") and verb.pos_ in ("VERB", "AUX") and \
-                verb.lemma_.lower() not in _VIEWER_VERBS and \
+                verb.lemma_.lower() not in _VIEWER_VERBS and verb.dep_ != "relcl" and \
                 not (verb.dep_ == "advcl" and verb.head.lemma_.lower() in _VIEWER_VERBS) and \
                 not any(c.tag_ == "MD" or c.dep_ == "neg" or c.dep_ == "mark" and c.lower_ in ("if", "unless")
                         for c in verb.children)
@@ -2299,11 +2327,18 @@ class PromptAnalyzer:
 
     def _identified(self, mentions: list[Mention]) -> None:
         """"Suddenly, a figure appears in the sky ... It's Superman!": the name is the one just brought in; so is the
-        name in "a grey cat ... From here on, it will be called Cone" (or "she is known as Ace")."""
+        name in "a grey cat ... From here on, it will be called Cone" (or "she is known as Ace"). A screenplay
+        names the one it just described the same way: "A man in a grey suit ... this must be JACOB BILLUPS", "the
+        DRIVER, a man in his forties ... This is SPALDING JEAGER", "a woman ... Her name is NANCY" (not a place:
+        "This is Paris")."""
+        quoted = self._quoted_tokens()
         for tok in self.doc:
             verb = tok.head.head if tok.dep_ == "pobj" and tok.head.lower_ == "as" else tok.head
-            it_is = tok.dep_ == "attr" and verb.lemma_ == "be" and any(
-                c.dep_ == "nsubj" and c.lower_ == "it" for c in verb.children)
+            subject = next((c for c in verb.children if c.dep_ == "nsubj"), None) if tok.dep_ == "attr" and \
+                verb.lemma_ == "be" else None
+            it_is = subject is not None and (subject.lower_ == "it" or tok.i not in quoted and tok.ent_type_ not in (
+                "GPE", "LOC", "FAC", "ORG", "NORP") and (subject.lower_ in ("this", "that") or subject.lower_ == "name"
+                and any(c.dep_ == "poss" and c.lower_ in ("his", "her") for c in subject.children)))
             called = tok.dep_ in ("oprd", "pobj") and verb.lemma_.lower() in ("call", "name", "know", "dub") and any(
                 c.dep_ == "nsubjpass" and c.lower_ in ("it", "he", "she") for c in verb.children)
             if tok.pos_ != "PROPN" or not tok.text[:1].isupper() or not (it_is or called):
@@ -2313,6 +2348,14 @@ class PromptAnalyzer:
                       not o.names and o.kind in ("person", "creature", "robot", "animal") and o.base != "group"]
             if name and before:
                 before[-1].names = [name]
+
+    def _nowhere(self, mentions: list[Mention]) -> None:
+        """"But Nak is nowhere to be seen", "The girl is nowhere to be found": the text says it is not there."""
+        for m in mentions:
+            tok = self.doc[m.token]
+            if m.form != "pronoun" and tok.dep_ == "nsubj" and tok.head.lemma_ == "be" and any(
+                    c.lower_ == "nowhere" for c in tok.head.children):
+                m.appearance = False
 
     def _owner_without_apostrophe(self, tok) -> bool:
         """"Close up- boys same shoes from earlier", "boys shoes walking towards Grace's": a plural-looking noun with
@@ -2609,11 +2652,13 @@ class PromptAnalyzer:
             poss = next((x for x in head_token.head.children if x.dep_ == "poss"), None)
         modifiers = {c.lower_ for c in head_token.children if c.dep_ in ("amod", "det", "nummod", "advmod")}
         det_word = det.lower_ if det is not None else ""
+        # "Second crow puts heart in jar": a shot list's count of the story's crows (or the next one), no article
+        counted = not det_word and head_token.tag_ == "NN" and poss is None and bool(modifiers & set(_ORDINALS))
         newcomer = det_word == "another" or bool(modifiers & (lexicon.NEWCOMER_MARKERS - {"other"})) and \
-            det_word in ("a", "an", "another", "") or "other" in modifiers and not det_word and \
+            det_word in ("a", "an", "another", "") and not counted or "other" in modifiers and not det_word and \
             head_token.tag_ == "NN" and poss is None  # "Reaction shot- other boy with baseball cap frowning"
         other = "other" in modifiers and det_word in ("the", "this", "that")
-        ordinal = next((_ORDINALS[w] for w in modifiers if w in _ORDINALS), 0) if det_word == "the" else 0
+        ordinal = next((_ORDINALS[w] for w in modifiers if w in _ORDINALS), 0) if det_word == "the" or counted else 0
         same = bool(modifiers & lexicon.SAME_MARKERS) and det_word in ("the", "this", "that") and not ordinal
         if names and (det is None or det_word in ("the",) and (head_token.pos_ == "PROPN" or given_name)):
             form = "name"
@@ -2632,7 +2677,7 @@ class PromptAnalyzer:
             # a vehicle is a character when it acts ("a red muscle car tears through"), else only if known
             acting = (head_token.dep_ == "nsubj" or _misparsed_verb(head_token)) and bool(
                 attrs or head_token.lemma_.lower() in self.known_heads or
-                head_token.dep_ == "nsubj" and head_token.head.lemma_.lower() in _VEHICLE_MOTION_VERBS)
+                head_token.dep_ == "nsubj" and _vehicle_moves(head_token.head))
             if not acting and not set(heads) & self.known_heads:
                 return None
             weak = not acting
@@ -2682,7 +2727,7 @@ class PromptAnalyzer:
             relation=relation, possessor_pronoun=possessor_pronoun, possessor_token=possessor_token, weak=weak,
             action=self._action(head_token),
             token=head_token.i, sentence=sent_of.get(head_token.i, 0),
-            clause_subject=self._clause_subject(head_token), protagonist=protagonist, ordinal=ordinal,
+            clause_subject=self._clause_subject(head_token), protagonist=protagonist, ordinal=ordinal, counted=counted,
             entrance=head_token.dep_ == "nsubj" and head_token.head.lemma_.lower() in _ENTRANCE_VERBS,
             bare=det is not None and self.in_prompt(det.idx) == self.in_prompt(det.idx + len(det.text) + 1))
         if poss is not None and poss.tag_ != "PRP$":
@@ -2956,9 +3001,14 @@ class PromptAnalyzer:
         # "Eleven looked at her friends": the others the story has with her
         recalled = det_word == "the" and not owned and _singular(tok) in self.individual_heads and not any(
             c.dep_ == "nummod" for c in tok.children)  # "Shot from behind the pigeons": the two the story has
+        shot = head.head
+        filmed = tok.dep_ == "pobj" and head.lower_ in ("on", "of") and (shot.lower_ in _SHOT_NOUNS | {
+            "closeup", "cut", "pan", "zoom"} or shot.lower_ == "up" and shot.i >= 2 and
+            shot.doc[shot.i - 2].lower_ == "close") and det_word in ("the", "") and not owned
+        # "Quick cut to a close-up on the kids", "Shot of the kids coming in-between some trees": whom the shot shows
         if info.kind not in ("person", "animal", "creature", "robot") or not (
                 in_group_of or acting or shown_doing or opposed or returning or acted_on or told_to or recalled or
-                framed or peers):
+                framed or peers or filmed):
             return None  # (creatures: "the seven dwarfs gather around her", "the goblins attack")
         start = head.head.idx if in_group_of else tok.idx  # "a group of people": the whole phrase names them
         return Mention(start=start, end=tok.idx + len(tok.text), surface=_phrase(tok, include_of=False),

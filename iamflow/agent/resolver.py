@@ -422,6 +422,11 @@ class Resolver:
             member = self._group_member(m)
             if member is not None:
                 return [member]
+            known = self._of_kind_in_order(m) if m.counted else []
+            if known and len(known) >= m.ordinal:
+                return [known[m.ordinal - 1]]  # "A crow ... Another crow ... Second crow puts heart in jar"
+            if known and len(known) == m.ordinal - 1:
+                return [-1]  # "Third crow approaches" where the story has two: the next one
         if m.protagonist and m.form != "indefinite":
             found = self._protagonist(m)
             if found is not None:
@@ -439,6 +444,12 @@ class Resolver:
             return [] if m.weak else [-1]
         return [found]
 
+    def _words_before(self, m: Mention) -> tuple[str, str]:
+        """The word before a mention's span and the span, in lower case ("the boy"; "male character" against
+        "females character")."""
+        before = self.prompt[:m.start].split()
+        return (before[-1].lower() if before else "", self.prompt[m.start:m.end].lower())
+
     def _definite(self, m: Mention) -> int | None:
         if "new" in m.surface.lower().split()[:-1] and m.heads and self._noun_unseen(m):
             return None  # "ready to greet the new customer": someone the story has not shown under that noun
@@ -455,6 +466,14 @@ class Resolver:
                     (not m.attrs or self._overlap(m, rec)) and \
                     self._compatible(m, rec, strict=True) and not any(
                         g == gid and other.sentence == m.sentence for g, other in self.assigned):
+                return gid
+        # "It starts off with him ... The boy reflects ... as the boy leaves the chapel": the one this sentence already
+        # took under the same words (the story knew it before by a pronoun only)
+        for gid, other in reversed(self.assigned):
+            if other.form == "definite" and m.heads and other.heads[:1] == m.heads[:1] and other.kind == m.kind and \
+                    gid not in self.created and not (m.other or m.newcomer or m.names or m.ordinal) and \
+                    other.sentence == m.sentence and self._words_before(m) == self._words_before(other) and \
+                    self._compatible(m, self.registry.entities[gid], strict=True):
                 return gid
         best, best_score = None, 0.0
         scored = []
@@ -1028,6 +1047,11 @@ class Resolver:
             self.group_members[gid] = members
         return members
 
+    def _of_kind_in_order(self, m: Mention) -> list[int]:
+        """The story's characters (not groups) under the mention's noun, in the order they came in."""
+        return [gid for gid in sorted(self.registry.entities) if (rec := self.registry.entities[gid]).kind == m.kind
+                and rec.base != "group" and m.heads and m.heads[0] in rec.heads]
+
     def _group_member(self, m: Mention) -> int | None:
         """"The second kid": the member at that place in the latest group the story introduced of that kind."""
         best, best_prompt = None, -1
@@ -1073,12 +1097,17 @@ class Resolver:
         if not members and (m.recalled or m.form == "definite"):
             # "Shot from behind the pigeons", "look head-on at the birds": the story's own of that kind, lately seen;
             # also when they act ("the boy ... the girl ... To escape, the kids climb the tree")
-            recent = [g for ids in self._prompt_order()[:None if m.heads == ["family"] else 2] for g in ids]
-            members = [g for g in dict.fromkeys(recent) if self.registry.entities[g].base != "group" and
-                       (set(m.heads) & set(self.registry.entities[g].heads) or
-                        m.heads == ["animal"] and self.registry.entities[g].kind in ("animal", "creature") or
-                        _kind_of(m.heads, self.registry.entities[g].base) or
-                        _person_kind_of(m.heads, self.registry.entities[g]))]
+            for window in ((None,) if m.heads == ["family"] else (2, 4)):
+                # (further back when the last two prompts had fewer than two: "A crow ... Another crow ... Third
+                # crow approaches ... Third finally places his heart ... the crows flit")
+                recent = [g for ids in self._prompt_order()[:window] for g in ids]
+                members = [g for g in dict.fromkeys(recent) if self.registry.entities[g].base != "group" and
+                           (set(m.heads) & set(self.registry.entities[g].heads) or
+                            m.heads == ["animal"] and self.registry.entities[g].kind in ("animal", "creature") or
+                            _kind_of(m.heads, self.registry.entities[g].base) or
+                            _person_kind_of(m.heads, self.registry.entities[g]))]
+                if len(members) >= 2:
+                    break
             if len(members) >= 2:
                 return members
             if m.recalled or m.heads == ["animal"]:

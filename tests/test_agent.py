@@ -245,6 +245,19 @@ def test_a_shot_lists_ordinal_without_article_counts_the_storys_own_and_the_plur
     assert sorted(e.global_id for e in scenes[5].entities) == sorted([first, second, third])
 
 
+def test_they_after_one_person_of_no_sex_is_that_person():
+    # "The child ... They've stolen something": a singular "they"; not the subject's own object ("watches them")
+    agent, scenes = story("A tall man waits at the corner of the market.",
+                          "The child takes refuge in an alley. They have stolen a loaf of bread.",
+                          "The courier feels like they are being watched, causing them to hurry home.")
+    assert [(e.surface, len(e.spans)) for e in scenes[1].entities] == [("child", 2)]
+    assert [(e.surface, len(e.spans)) for e in scenes[2].entities] == [("courier", 3)]
+    agent, scenes = story("An old shepherd climbs the hill with his staff.",
+                          "Down by the river, a miller loads his cart, and a baker waves to him.",
+                          "The shepherd watches them from the hilltop.")
+    assert len(scenes[2].entities) == 3
+
+
 def test_names_and_relations():
     agent, scenes = story(
         "Detective Nora Hale, a sharp-featured woman in her late 30s with a dark bob, studies photographs.",

@@ -879,6 +879,8 @@ class Resolver:
 
     def _they(self, m: Mention) -> list[int]:
         single = self._singular_their(m)
+        if single is None:
+            single = self._singular_they(m)
         if single is not None:
             return [single]
         found = self._they_of(m, ("person",))
@@ -924,6 +926,26 @@ class Resolver:
             return None
         gid, other = subject[0]
         return None if other.form in ("pronoun", "group") or self.registry.entities[gid].base == "group" else gid
+
+    def _singular_they(self, m: Mention) -> int | None:
+        """"The character feels like they are being followed", "The child ... takes refuge in an alley. They've
+        stolen something": "they" after one person the text gives no sex, the only character of its sentence and
+        the one before, who was named there by a noun, is that person (a singular "they"); not the subject of its own
+        clause ("The keeper watches them")."""
+        if m.surface.lower() not in ("they", "them", "they're", "they've", "they'll") or m.collective:
+            return None
+        before = [(gid, other) for gid, other in self.assigned
+                  if other.token < m.token and other.sentence in (m.sentence, m.sentence - 1)]
+        ids = {gid for gid, _ in before}
+        if len(ids) != 1:
+            return None
+        gid = next(iter(ids))
+        rec = self.registry.entities[gid]
+        named = [other for _, other in before if other.form in ("definite", "indefinite") and other.heads]
+        if rec.kind != "person" or rec.base == "group" or rec.gender is not None or not named or \
+                gid in self._subject_ids(m) or any(other.group_size or other.collective for _, other in before):
+            return None
+        return gid
 
     def _people_about(self) -> bool:
         """Whether this prompt, or the last one with characters, has a person in it."""

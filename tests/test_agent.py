@@ -258,6 +258,23 @@ def test_they_after_one_person_of_no_sex_is_that_person():
     assert len(scenes[2].entities) == 3
 
 
+def test_it_after_a_thing_looked_at_or_left_is_that_thing():
+    # "looking at the drink and lifts it up", "leaves her scarf on the bench. The cat reaches for it": things
+    agent, scenes = story("A cat sleeps on the sofa.", "Connie looks at the drink and lifts it up.",
+                          "A girl leaves a scarf on the bench. The cat reaches for it.")
+    cat = scenes[0].entities[0].global_id
+    assert [e.surface for e in scenes[1].entities] == ["Connie"]
+    assert [(e.surface, len(e.spans)) for e in scenes[2].entities if e.global_id == cat] == [("cat", 1)]
+
+
+def test_a_bracketed_close_up_of_someones_face_shows_them():
+    # a comic script's "[close-up of Kih's face]" is a panel that shows Kih, not a marker like "[shot cut]"
+    agent, scenes = story("[Kih looks over the shoulder, at the guard.]", "[close-up of Kih's face]", "[shot cut]")
+    assert [e.surface for e in scenes[1].entities] == ["Kih"]
+    assert scenes[1].entities[0].global_id == scenes[0].entities[0].global_id
+    assert scenes[2].entities == []
+
+
 def test_names_and_relations():
     agent, scenes = story(
         "Detective Nora Hale, a sharp-featured woman in her late 30s with a dark bob, studies photographs.",

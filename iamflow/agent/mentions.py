@@ -280,8 +280,9 @@ def _markup(text: str) -> tuple[dict[int, tuple[int, str, list[int]]], dict[int,
         inner = match.group(1).strip()
         start, end = match.start(1), match.end(1)
         after = text[match.end(): match.end() + 1]
-        if inner.lower() in _NO_CHARACTER_TAGS or not inner[:1].isupper() and " " in inner or \
-                inner.lower().split()[-1] in _STYLE_WORDS:
+        if inner.lower() in _NO_CHARACTER_TAGS or not inner[:1].isupper() and " " in inner and \
+                not re.search(r"\s[A-Z]", inner) or inner.lower().split()[-1] in _STYLE_WORDS:
+            # (but "[close-up of Kih's face]" is a panel that shows someone)
             # also "[Ukiyo-e style]", "[Pixar look]": how the picture is drawn, no one in it
             # "[NC]": no one is in this frame; "[shot cut]": a marker between shots
             new = "" if match.start() == 0 or inner.lower() in _NO_CHARACTER_TAGS else ". "
@@ -2812,6 +2813,18 @@ class PromptAnalyzer:
                     and t.i != own_subject and t.tag_ not in ("NNS", "NNPS") \
                     and not (t.dep_ == "appos" and t.head.i == own_subject):
                 return t.i
+        if tok.dep_ not in ("dobj", "pobj"):
+            return None
+        # "Connie catches you looking at the drink and lifts it up": a thing named after a preposition; "A girl
+        # leaves her scarf on the bench. Bolt reaches for it.": the thing the sentence before was about
+        earlier = [t for t in reversed(list(sent[: tok.i - sent.start])) if t.dep_ == "pobj" and
+                   t.head.head.pos_ == "VERB"]  # (not "a tired woman with a buzz cut, asks it": her look)
+        if tok.sent.start > 0:
+            earlier += [t for t in reversed(list(self.doc[tok.sent.start - 1].sent))
+                        if t.dep_ in ("nsubj", "nsubjpass", "dobj")]
+        for t in earlier:
+            if t.pos_ in ("NOUN", "PROPN") and t.tag_ not in ("NNS", "NNPS"):
+                return t.i if t.pos_ == "NOUN" and noun_info(t) is None and t.i not in self.tags else None
         return None
 
     def _group_mention(self, tok, sent_of) -> Mention | None:

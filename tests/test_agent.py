@@ -275,6 +275,21 @@ def test_a_bracketed_close_up_of_someones_face_shows_them():
     assert scenes[2].entities == []
 
 
+def test_roles_written_with_a_capital_and_no_article_are_names_of_their_own():
+    # a strip's transcript: "Guy ... looking at Man. Man is stood", then "Thief and Criminal": four people, none of
+    # them another under a shared noun; "Warrior" again later is the same one
+    agent, scenes = story("{Guy is facing away from the crowd, looking at Man. Man is stood, pointing upwards.}",
+                          "{Scene change. Thief and Criminal are running away.}",
+                          "{Scene change. Leader is whispering to Warrior.}",
+                          "{Scene change. Warrior hands the raven a note.}")
+    assert [e.surface for e in scenes[0].entities] == ["Guy", "Man"]
+    assert [e.surface for e in scenes[1].entities] == ["Thief", "Criminal"]
+    ids = [{e.global_id for e in scene.entities} for scene in scenes]
+    assert len(ids[0] | ids[1] | ids[2]) == 6
+    warrior = next(e.global_id for e in scenes[2].entities if e.surface == "Warrior")
+    assert warrior in ids[3]
+
+
 def test_names_and_relations():
     agent, scenes = story(
         "Detective Nora Hale, a sharp-featured woman in her late 30s with a dark bob, studies photographs.",

@@ -364,6 +364,46 @@ def _designations(text: str, replaced: dict, tags: dict) -> None:
         _put_stand_in(replaced, tags, *match.span(), match.group(), name)
 
 
+_TITLED_WORD = re.compile(r"(?<![\w'’-])([A-Z][a-z]+)(?![\w-])(?!\s+[A-Z])")
+_BEFORE_A_NAME_NOT = {"the", "a", "an", "this", "that", "his", "her", "their", "its", "my", "our", "your", "whose",
+                      "another", "every", "each", "no", "any", "some", "one"}
+
+
+def _titled_roles(text: str, replaced: dict, tags: dict) -> None:
+    """"Guy is facing away from audience, looking at Man. Man is stood, pointing upwards.", "Thief and Criminal are
+    running away": a singular role written with a capital and no article inside a sentence is the name the script
+    gives that character, and so is any such role at a sentence's start in the same prompt. Not a kin word, a word
+    of a longer name ("Black Hat Guy", "Doctor Smith"), a role the prompt also writes in lower case, or a plural."""
+    found = list(_TITLED_WORD.finditer(text))
+    lowered = set(re.findall(r"\b[a-z]+\b", text))
+
+    def role(word: str) -> bool:
+        info = lexicon.CHARACTER_NOUNS.get(word)
+        return info is not None and info.kind == "person" and info.base != "group" and \
+            word not in lexicon.RELATION_NOUNS and word not in lowered and \
+            not (word.endswith("s") and word[:-1] in lexicon.CHARACTER_NOUNS) and word not in ("men", "women", "people")
+
+    def inside(match) -> bool:  # after a lower-case word of its own sentence that is no article
+        previous = re.search(r"([\w'’]+)([^\w]*)$", text[: match.start()])
+        return previous is not None and previous.group(1).islower() and not re.search(r"[.!?:;{\[(\"“]",
+                                                                                       previous.group(2)) and \
+            previous.group(1) not in _BEFORE_A_NAME_NOT
+
+    if not any(role(m.group(1).lower()) and inside(m) for m in found):
+        return
+    names = _stand_in_names(text)
+    given: dict[str, str] = {}
+    for match in found:
+        word = match.group(1).lower()
+        previous = re.search(r"([\w'’]+)\W*$", text[: match.start()])
+        if not role(word) or _replaced_at(replaced, match.start()) or previous is not None and (
+                previous.group(1).lower() in _BEFORE_A_NAME_NOT or previous.group(1)[:1].isupper() and
+                not re.search(r"[.!?:;{\[(]", text[previous.end(1): match.start()])):
+            continue
+        name = given.setdefault(word, names[(len(given) + 8) % len(names)])
+        _put_stand_in(replaced, tags, *match.span(1), match.group(1), name)
+
+
 _NUMBERED = re.compile(r"(?<![\w-])([A-Za-z]+) ?(\d{1,2})(?![\w%/-])(?!:\S)(?!\.\d)"
                        r"(?! ?(?:s|sec|secs|seconds?|min|minutes?|years?|"
                        r"am|pm|ft|feet|m|km|miles?)\b)")
@@ -632,6 +672,7 @@ def readable_markup(text: str, appositions: tuple[tuple[int, int, int | None], .
     if any(c.isdigit() for c in text):
         _numbered_characters(text, replaced, tags, known_names)
     _screenplay_capitals(text, replaced, inserts)
+    _titled_roles(text, replaced, tags)
     for match in _NAMED_AS_KNOWN.finditer(text):
         # "'Alley', as it will be known, stretches its front half": the name the story gives, whatever word it is
         if not _replaced_at(replaced, match.start("name")):
@@ -1997,6 +2038,7 @@ class PromptAnalyzer:
         self._titled_names(mentions)
         self._enumerated(mentions)
         mentions = self._numbered(mentions)
+        self._titled(mentions)
         for m in mentions:
             m.start, m.end = self.in_prompt(m.start), self.in_prompt(m.end - 1) + 1
             if m.possessor_pronoun and m.possessor_token is not None:
@@ -2022,6 +2064,18 @@ class PromptAnalyzer:
                         if info is not None and info.kind in ("person", "animal", "creature", "robot"):
                             return group, info
         return None
+
+    def _titled(self, mentions: list[Mention]) -> None:
+        """"Guy", "Thief", "Warrior" read as names (``_titled_roles``) are still a man, a thief, a warrior: the
+        kind and the noun a later "the thief" finds them by."""
+        tagged = set(self.tags.values())
+        for m in mentions:
+            word = m.names[0].lower() if m.form == "name" and m.names and m.names[0] in tagged else ""
+            info = lexicon.CHARACTER_NOUNS.get(word)
+            if info is not None and info.kind == "person" and info.base != "group" and m.names[0].isalpha() and \
+                    word not in lexicon.RELATION_NOUNS:  # (not "[Kitty]", a cat's name)
+                m.kind, m.base, m.heads = info.kind, info.base, [word]
+                m.gender, m.age = m.gender or info.gender, m.age or info.age
 
     def _numbered(self, mentions: list[Mention]) -> list[Mention]:
         """"Snowman 1" (a numbered character, ``_numbered_characters``) is a snowman by kind; and the prompt's

@@ -367,6 +367,15 @@ def _designations(text: str, replaced: dict, tags: dict) -> None:
 _TITLED_WORD = re.compile(r"(?<![\w'’-])([A-Z][a-z]+)(?![\w-])(?!\s+[A-Z])")
 _BEFORE_A_NAME_NOT = {"the", "a", "an", "this", "that", "his", "her", "their", "its", "my", "our", "your", "whose",
                       "another", "every", "each", "no", "any", "some", "one"}
+_LAST_WORD = re.compile(r"([\w'’]+)(\W*)$")
+# how far before a word the words before it are looked for (the whole prefix, for every word, is quadratic in the
+# length of a long prompt)
+_LOOK_BACK = 200
+
+
+def _word_before(text: str, start: int) -> re.Match | None:
+    """The word before ``text[start]`` (group 1) and what stands between (group 2), or None."""
+    return _LAST_WORD.search(text, max(0, start - _LOOK_BACK), start)
 
 
 def _titled_roles(text: str, replaced: dict, tags: dict) -> None:
@@ -384,7 +393,7 @@ def _titled_roles(text: str, replaced: dict, tags: dict) -> None:
             not (word.endswith("s") and word[:-1] in lexicon.CHARACTER_NOUNS) and word not in ("men", "women", "people")
 
     def inside(match) -> bool:  # after a lower-case word of its own sentence that is no article
-        previous = re.search(r"([\w'’]+)([^\w]*)$", text[: match.start()])
+        previous = _word_before(text, match.start())
         return previous is not None and previous.group(1).islower() and not re.search(r"[.!?:;{\[(\"“]",
                                                                                        previous.group(2)) and \
             previous.group(1) not in _BEFORE_A_NAME_NOT
@@ -395,8 +404,10 @@ def _titled_roles(text: str, replaced: dict, tags: dict) -> None:
     given: dict[str, str] = {}
     for match in found:
         word = match.group(1).lower()
-        previous = re.search(r"([\w'’]+)\W*$", text[: match.start()])
-        if not role(word) or _replaced_at(replaced, match.start()) or previous is not None and (
+        if not role(word) or _replaced_at(replaced, match.start()):
+            continue
+        previous = _word_before(text, match.start())
+        if previous is not None and (
                 previous.group(1).lower() in _BEFORE_A_NAME_NOT or previous.group(1)[:1].isupper() and
                 not re.search(r"[.!?:;{\[(]", text[previous.end(1): match.start()])):
             continue
@@ -484,17 +495,20 @@ _NAME_LEADS = {"to", "and", "at", "with", "for", "from", "of", "by", "but", "or"
 def _caps_sound(text: str, start: int, lower: str) -> bool:
     """A screenplay's capitals that are no name: a noun after a noun of its phrase ("an alarm BUZZER sounds") or a
     participle after a plain word ("arcs of current CRACKING through the air")."""
-    before = re.findall(r"[A-Za-z']+|[^\sA-Za-z']", text[:start])
+    before = re.findall(r"[A-Za-z']+|[^\sA-Za-z']", text[max(0, start - _LOOK_BACK): start])
     if len(before) < 2 or not before[-1].isalpha() or not before[-1].islower() or before[-1] in _NAME_LEADS:
         return False
     return lower.endswith("ing") or before[-2].lower() in _ARTICLE_BLOCKERS and before[-1] not in _ARTICLE_BLOCKERS
+
+
+_NEXT_WORD = re.compile(r"\s*([A-Za-z']+)")
 
 
 def _caps_verb(text: str, start: int, end: int) -> bool:
     """A word in capitals where a verb stands, a comic script's emphasis ("She GRABS the arm", "and KICKS Thug2 in
     the face", "then THROWS him"): after a subject pronoun, or after "and"/"then" with a verb's ending and an object
     after it. Not "KAJI rests", "and JAMES walks" (the verb follows)."""
-    before = re.findall(r"[A-Za-z']+|[.!?;:,]", text[:start])
+    before = re.findall(r"[A-Za-z']+|[.!?;:,]", text[max(0, start - _LOOK_BACK): start])
     if not before:
         return False
     previous, word = before[-1].lower(), text[start:end]
@@ -502,9 +516,12 @@ def _caps_verb(text: str, start: int, end: int) -> bool:
         return True
     if before[-1].isupper() and _noun_and_loud_verb(before[-1], word):
         return True  # "The WORKER THUDS to the floor"
-    after = re.match(r"\s*([A-Za-z']+)", text[end:])
+    after = _NEXT_WORD.match(text, end)
     return previous in ("and", "then", "but") and word.endswith(("S", "ED")) and after is not None and (
         after.group(1).lower() in _OBJECT_STARTS or after.group(1)[:1].isupper() and not after.group(1).isupper())
+
+
+_OPENING_BRACKET = re.compile(r"\s*\(")
 
 
 def _screenplay_capitals(text: str, replaced: dict, inserts: dict) -> None:
@@ -539,7 +556,7 @@ def _screenplay_capitals(text: str, replaced: dict, inserts: dict) -> None:
         elif lower not in _CAPS_NOT_NAMES and lower not in _HEADING_FUNCTION_WORDS and not (
                 lower in lexicon.THING_NOUNS or lower in lexicon.LOCATION_NOUNS or lower in lexicon.NOT_CHARACTERS
                 or lower in lexicon.PRONOUNS) and text[end: end + 1] not in ("!", ":") and \
-                not re.match(r"\s*\(", text[end:]):
+                not _OPENING_BRACKET.match(text, end):
             # "the figure of EVE at the edge of an alley", "KAJI rests on her rug": a script brings a character
             # in with the name in capitals; read as a name, the parse decides whether it is one
             replaced[start] = (end, lower.capitalize(), list(range(start, end)))

@@ -130,6 +130,7 @@ _STYLE_WORDS = {"style", "look", "aesthetic", "animation", "render", "anime"}
 _SHOT_CODE = re.compile(r"^\s*(?:\d+(?:\.\d+)*\s+)?(?:ECU|XCU|CU|MCU|MS|MLS|LS|ELS|XLS|WS|EWS|OTS|POV)\s+(?=\S)")
 # nouns of a shot heading whose "of"/"on" object is what the shot shows ("Close-up of Gandalf")
 _SHOT_NOUNS = {"shot", "closeup", "close-up", "view", "angle", "take"}
+_FILMING_NOUNS = _SHOT_NOUNS | {"cut", "pan", "zoom"}  # "Shot of the kids ...", "a zoom on the twins": who is shown
 # camera moves and shot kinds written in capitals in a shot list ("Tilt down Wide Shot on ...", "Reaction Shot –")
 _CAMERA_WORDS = {"tilt", "pan", "zoom", "dolly", "track", "tracking", "reaction", "follow", "establishing", "crane",
                  "wide", "close", "low", "high", "aerial", "overhead", "handheld", "medium", "long", "mid", "full",
@@ -3086,8 +3087,8 @@ class PromptAnalyzer:
         recalled = det_word == "the" and not owned and _singular(tok) in self.individual_heads and not any(
             c.dep_ == "nummod" for c in tok.children)  # "Shot from behind the pigeons": the two the story has
         shot = head.head
-        filmed = tok.dep_ == "pobj" and head.lower_ in ("on", "of") and (shot.lower_ in _SHOT_NOUNS | {
-            "closeup", "cut", "pan", "zoom"} or shot.lower_ == "up" and shot.i >= 2 and
+        filmed = tok.dep_ == "pobj" and head.lower_ in ("on", "of") and (
+            shot.lower_ in _FILMING_NOUNS or shot.lower_ == "up" and shot.i >= 2 and
             shot.doc[shot.i - 2].lower_ == "close") and det_word in ("the", "") and not owned
         # "Quick cut to a close-up on the kids", "Shot of the kids coming in-between some trees": whom the shot shows
         if info.kind not in ("person", "animal", "creature", "robot") or not (

@@ -932,7 +932,7 @@ class Resolver:
         stolen something": "they" after one person the text gives no sex, the only character of its sentence and
         the one before, who was named there by a noun, is that person (a singular "they"); not the subject of its own
         clause ("The keeper watches them")."""
-        if m.surface.lower() not in ("they", "them", "they're", "they've", "they'll") or m.collective:
+        if m.surface.lower() not in ("they", "them") or m.collective:  # (the tokenizer splits "they've")
             return None
         before = [(gid, other) for gid, other in self.assigned
                   if other.token < m.token and other.sentence in (m.sentence, m.sentence - 1)]

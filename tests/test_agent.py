@@ -290,6 +290,54 @@ def test_roles_written_with_a_capital_and_no_article_are_names_of_their_own():
     assert warrior in ids[3]
 
 
+def test_people_written_as_a_bare_plural_doing_something_are_a_group():
+    # "Children are working hard ...", "Kids play in the park": there, a group; "Farmers catches up" is one farmer
+    agent, scenes = story("Children are working hard in their patches of field while an elder supervises.",
+                          "Kids play in the park.", "Farmers catches up to the floating cow.")
+    assert "Children" in [e.surface for e in scenes[0].entities]
+    assert [e.surface for e in scenes[1].entities] == ["Kids"]
+    assert all(e.kind == "person" for e in scenes[0].entities + scenes[1].entities)
+    assert "group" not in find(scenes[2], "Farmers").name
+
+
+def test_a_kings_realm_a_ford_and_where_an_army_goes_back_to_are_places():
+    agent, scenes = story("In the reign of Garard II, king of Wesnoth, the kingdom was plunged into war.",
+                          "The host encamped by the ford of Abez.",
+                          "Eldred made peace and led his army back to Weldyn.",
+                          "Delfador escaped the battle and, riding with haste, reached Weldyn first.")
+    surfaces = [e.surface for scene in scenes for e in scene.entities]
+    assert not {"Wesnoth", "Abez", "Weldyn"} & set(surfaces), surfaces
+    assert "Garard II" in surfaces and "Eldred" in surfaces and "Delfador" in surfaces
+
+
+def test_finding_my_way_tells_a_story_in_the_first_person():
+    # a visual novel's narration: "to find my way to the house" is the narrator going there, as "I" is later
+    agent, scenes = story("There's still enough light by the setting sun to find my way to the house.",
+                          "This is the village I grew up in.", "The door looms closed in front of me.")
+    narrator = [e.global_id for e in scenes[0].entities]
+    assert len(narrator) == 1
+    assert [e.global_id for e in scenes[1].entities] == narrator == [e.global_id for e in scenes[2].entities]
+    _, (scene,) = story("There is no way to find my way of seeing in this painting of a house.")
+    assert scene.entities == []
+
+
+def test_a_fade_or_a_title_card_is_the_films_editing_not_someone():
+    agent, scenes = story("Shot 1 Fade from black, wide shot of Robin and Georgia running across a field.",
+                          "Shot 7 Title fades from the black background.")
+    assert sorted(e.surface for e in scenes[0].entities) == ["Georgia", "Robin"]
+    assert scenes[1].entities == []
+
+
+def test_they_after_a_girl_and_her_dog_are_those_two_not_her_parents():
+    agent, scenes = story("Bella lived with her father and mother, and her dog Ben.",
+                          "Late one evening, Bella and Ben went outside to go on a walk.",
+                          "Bella and Ben looked up. They stared up at the dark sky.")
+    bella, ben = find(scenes[1], "Bella").global_id, find(scenes[1], "Ben").global_id
+    they = [e for e in scenes[2].entities if e.surface == "They"]
+    assert not they, they  # "They" is Bella and Ben, not two more (the parents)
+    assert {e.global_id for e in scenes[2].entities} == {bella, ben}
+
+
 def test_names_and_relations():
     agent, scenes = story(
         "Detective Nora Hale, a sharp-featured woman in her late 30s with a dark bob, studies photographs.",

@@ -942,7 +942,10 @@ def _camera_word(token) -> bool:
     return token.lower_ in ("shot", "camera", "zoomed", "screen") or token.lower_ == "switch" and nxt is not None and \
         nxt.lower_ in ("angles", "angle", "to", "shots") or token.lower_ in _CAMERA_WORDS and nxt is not None and (
         nxt.lower_ in _CAMERA_AFTER) or token.lower_ in _DIRECTION_WORDS and nxt is not None and \
-        nxt.lower_ in _CAMERA_WORDS
+        nxt.lower_ in _CAMERA_WORDS or token.lower_ in ("fade", "dissolve") and nxt is not None and \
+        nxt.lower_ in ("in", "out", "from", "to", "up", "into") or token.lower_ in ("title", "titles", "credits") and \
+        nxt is not None and nxt.lower_ in ("fade", "fades", "appear", "appears", "card", "roll", "rolls", "come")
+    # "Fade from black", "Dissolve to the park", "Title fades from the black background": the film's editing
 
 
 def _shot_size(token) -> bool:
@@ -981,6 +984,12 @@ def _owned_noun(token) -> str:
 # verbs whose "to"-object is where one goes ("go to Onigashima"), and verbs whose "at"-object is someone
 _TRAVEL_VERBS = {"go", "travel", "fly", "sail", "journey", "head", "move", "transport", "drive", "ride", "march",
                  "relocate", "emigrate", "voyage", "trek", "bring", "take", "carry", "return", "arrive", "set"}
+_TRAVEL_VERBS |= {"lead", "flee", "retreat", "escape", "sneak", "hurry"}
+_WAY_VERBS = {"find", "make", "push", "wind", "elbow", "fight", "thread", "weave", "pick", "feel", "work", "edge"}
+_REACH_VERBS = {"reach", "enter", "invade", "conquer", "besiege", "rule"}
+_RULER_TITLES = {"king", "queen", "prince", "princess", "emperor", "empress", "lord", "duke", "duchess", "ruler",
+                 "sultan", "governor", "mayor", "count", "countess", "baron", "tsar", "czar", "pharaoh", "ford",
+                 "kingdom", "realm", "empire", "lands", "shores", "capital"}
 _AT_SOMEONE_VERBS = {"look", "smile", "stare", "glance", "glare", "shout", "yell", "laugh", "point", "wave", "bark",
                      "grin", "wink", "scream", "snap", "growl", "frown", "gaze", "peer", "nod", "hiss", "swing",
                      "lunge", "shoot", "fire", "throw", "aim", "jump", "leap", "sneer", "scowl", "beam", "squint",
@@ -1390,8 +1399,10 @@ class PromptAnalyzer:
         """A proper noun the story does not know, standing where only a place stands: where someone goes ("go to
         Onigashima (Demon Island)", "bring the plans to Alderaan"), where something happens ("the breaking at Amon
         Hen", "across the plains of Gorgoroth", "Battle of Bywater"), whatever the small NER model calls it."""
-        if token.pos_ != "PROPN" or token.dep_ not in ("pobj", "compound") or token.lower_ in self.known_names:
+        if token.pos_ != "PROPN" or token.dep_ not in ("pobj", "compound", "dobj") or token.lower_ in self.known_names:
             return False  # ("returns to Kenobi": the story's names, each word of them too)
+        if token.dep_ == "dobj":  # "reached Weldyn first": where someone gets to
+            return token.head.lemma_.lower() in _REACH_VERBS and not any(c.dep_ == "det" for c in token.children)
         if token.dep_ == "compound":
             if token.head.pos_ != "PROPN" or token.head.dep_ != "pobj" or token.head.i != token.i + 1:
                 return False
@@ -1401,8 +1412,12 @@ class PromptAnalyzer:
         prep, verb = token.head, token.head.head
         word = prep.lower_
         if word == "of":
-            return verb.lemma_.lower() in lexicon.LOCATION_NOUNS or verb.lower_ in ("battle", "siege", "war")
+            return verb.lemma_.lower() in lexicon.LOCATION_NOUNS | _RULER_TITLES or \
+                verb.lower_ in ("battle", "siege", "war") and not any(c.dep_ == "det" for c in token.children)
+            # "Garard II, king of Wesnoth", "the ford of Abez"
         if word in ("to", "toward", "towards", "into"):
+            if verb.lower_ in ("back", "home", "away", "off", "out", "over") and verb.dep_ == "advmod":
+                verb = verb.head  # "led his army back to Weldyn"
             return verb.pos_ == "VERB" and verb.lemma_.lower() in _TRAVEL_VERBS
         if word in ("at", "in", "across", "through", "near", "inside", "outside", "within", "beyond"):
             return not (word == "at" and verb.lemma_.lower() in _AT_SOMEONE_VERBS)
@@ -2370,7 +2385,12 @@ class PromptAnalyzer:
                 return False
             if t.text == "I" or t.lower_ in ("me", "myself"):
                 return True
-            return t.lower_ == "my" and t.head.lower_ in _PERSONAL_PARTS  # ("my ear", not "my luck" or "my way")
+            return t.lower_ == "my" and (t.head.lower_ in _PERSONAL_PARTS or _way_made(t))
+            # ("my ear", "find my way to the house"; not "my luck" or "my way of seeing")
+
+        def _way_made(t) -> bool:  # "to find my way to the house", "I make my way through the crowd": going there
+            return t.head.lower_ == "way" and t.head.dep_ == "dobj" and t.head.head.lemma_.lower() in _WAY_VERBS and \
+                not any(c.lower_ == "of" for c in t.head.children)
 
         selves = [t for t in doc if first_person(t)]
         # "We were both out of breath", "she saw us out": the narrator and whom the story was just with (the
@@ -2392,7 +2412,7 @@ class PromptAnalyzer:
                 not any(c.tag_ == "MD" or c.dep_ == "neg" or c.dep_ == "mark" and c.lower_ in ("if", "unless")
                         for c in verb.children)
 
-        cue = any(acts(t) for t in selves)
+        cue = any(acts(t) or t.lower_ == "my" and _way_made(t) for t in selves)
         added = [Mention(start=t.idx, end=t.idx + len(t.text), surface=t.text, form="pronoun", kind="person",
                          base="person", pronoun="i", heads=["i"], token=t.i, sentence=sent_of.get(t.i, 0),
                          narrated=True, narration_cue=cue) for t in selves]
@@ -3043,7 +3063,8 @@ class PromptAnalyzer:
                   (tok.lower_ == "people" and det_word in ("", "many", "some", "several", "few") or
                    info.kind in ("person", "creature", "robot") and tok.tag_ == "NNS" and
                    det_word in ("many", "some", "several", "few")) and tok.dep_ == "nsubj"
-                  and not any(w.lower_ in ("background", "distance", "crowd") for w in tok.sent)) and (
+                  and not any(w.lower_ in ("background", "distance", "crowd") for w in tok.sent) or
+                  self._bare_plural_acts(tok, info, det_word, owned)) and (
             tok.dep_ in ("nsubj", "nsubjpass", "dobj") or misparsed and place.dep_ == "ROOT" or tok.dep_ == "conj" and (
                 tok.head.dep_ in ("nsubj", "nsubjpass", "dobj") or tok.head.dep_ == "pobj" and
                 tok.head.head.lower_ == "with")) and \
@@ -3103,6 +3124,16 @@ class PromptAnalyzer:
                        collective=True, action=self._action(tok),
                        recalled=(recalled or peers) and not (in_group_of or acting or shown_doing or opposed or
                                                              returning or acted_on or told_to or framed))
+
+    @staticmethod
+    def _bare_plural_acts(tok, info: lexicon.NounInfo, det_word: str, owned: bool) -> bool:
+        """"Children are working hard in their patches", "Kids play in the park": a plural of people written bare as
+        the subject of what the scene shows them doing is a group there (not "Farmers catches up": one farmer)."""
+        verb = tok.head
+        return info.kind == "person" and tok.tag_ == "NNS" and not det_word and not owned and \
+            tok.dep_ == "nsubj" and verb.pos_ in ("VERB", "AUX") and verb.tag_ != "VBZ" and \
+            not any(c.dep_ in ("neg", "aux") and c.tag_ == "VBZ" or c.dep_ == "neg" for c in verb.children) and \
+            not any(w.lower_ in ("background", "distance", "crowd") for w in tok.sent)
 
     def _link_possessors(self, mentions: list[Mention], index_of_token: dict[int, int]) -> None:
         for m in mentions:

@@ -976,6 +976,15 @@ class Resolver:
                 here.append(gid)
         if len(here) >= 2:
             return here
+        if len(here) == 1 and "person" in kinds:
+            # "Bella and Ben (her dog) looked up ... They stared up at the sky": the one person of the prompt so far
+            # and the animals with her, before anyone of an earlier prompt
+            wide = list(dict.fromkeys(
+                gid for gid, other in self.assigned if other.token < m.token and gid not in subject_ids and
+                self.registry.entities[gid].kind in ("person", "animal", "creature", "robot") and
+                self.registry.entities[gid].base != "group"))
+            if len(wide) >= 2:
+                return wide
         if not here:
             # "he met a dog, a monkey, and a pheasant." -> "He gave each of them a dumpling": the animals the last
             # prompt brought in, when its people are only the one who acts now

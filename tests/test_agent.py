@@ -338,6 +338,13 @@ def test_they_after_a_girl_and_her_dog_are_those_two_not_her_parents():
     assert {e.global_id for e in scenes[2].entities} == {bella, ben}
 
 
+def test_an_apostrophe_read_in_the_wrong_code_page_is_an_apostrophe():
+    # a stored page's "A catís paw" (a right quote saved as cp1252, read as Mac Roman): the cat's paw
+    agent, scenes = story("A grey cat sleeps by the stove.", "A catís paw reaches into the frame and picks up a ladle.")
+    cat = find(scenes[0], "cat").global_id
+    assert [(e.global_id, e.spans) for e in scenes[1].entities] == [(cat, [(2, 5)])]
+
+
 def test_names_and_relations():
     agent, scenes = story(
         "Detective Nora Hale, a sharp-featured woman in her late 30s with a dark bob, studies photographs.",

@@ -651,6 +651,8 @@ def readable_text(text: str) -> tuple[str, list[int]]:
 
 
 _CURLY_APOSTROPHE = re.compile(r"(?<=[A-Za-z])(?<!\b[YyCc])[’‟](?=[a-z])")  # (not "Y’know", "C’mon")
+# "catís", "mouseís", "doesnít": a right quote saved in one code page and read in another (0x92 read as Mac Roman)
+_MISREAD_APOSTROPHE = re.compile(r"(?<=[a-z])í(?=(?:s|t|ll|re|ve|d|m)\b)")
 _CLOSE_UP = re.compile(r"\b(close|Close|CLOSE) (up|UP)(?= (?:of|on|shot)\b)")
 
 
@@ -679,6 +681,7 @@ def readable_markup(text: str, appositions: tuple[tuple[int, int, int | None], .
     # original start -> (original end, replacement, origin of each replacement character)
     text = text.replace("«", " ").replace("»", " ")  # a game script's «stage directions»: read as plain text
     text = _CURLY_APOSTROPHE.sub("'", text)  # "B’utz", "Furiosa’s": the tagger knows the plain apostrophe
+    text = _MISREAD_APOSTROPHE.sub("'", text)  # "A catís paw": a page's apostrophe read in the wrong code page
     text = _CLOSE_UP.sub(r"\1-\2", text)  # "Close up of Fern": a shot's noun, not "close" and a place "of Fern"
     replaced, tags = _markup(text) if any(c in text for c in "[#<*(") else ({}, {})
     for name_start, name_end, _ in appositions:

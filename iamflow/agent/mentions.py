@@ -170,6 +170,20 @@ _HTML_MARK = re.compile(r"</?[a-zA-Z][^<>]{0,200}>|\*\*|==")
 _TITLE_MARKS = re.compile(r"(?:\*\*|==)+(?=[^\s*=])[^*=\n]{1,80}?(?<=\S)((?:\*\*|==)+)(?=\s+[A-Z\"“])")
 _FRAMED_PANEL_HEADING = re.compile(r"(?:\*\*)?\b(?:Panel|Scene|Shot|Page|Frame)\s*\d+[a-z]?\s*\([^()]{0,80}\)(?:\*\*)?")
 _SOMEONE = {"someone", "somebody"}
+# a verb and a preposition whose object is someone ("gives the book to", "dances with", "fights against")
+_PERSON_PREP_VERBS = {
+    "to": {"give", "hand", "pass", "show", "say", "talk", "speak", "whisper", "wave", "nod", "shout", "yell", "explain",
+           "introduce", "bow", "listen", "reply", "apologize", "apologise", "propose", "offer", "lend", "toss", "throw",
+           "confess", "lie", "mutter", "murmur", "sing", "read", "signal", "gesture", "wink", "kneel", "cling"},
+    "with": {"talk", "speak", "fight", "argue", "dance", "chat", "flirt", "plead", "negotiate", "trade", "spar", "duel",
+             "wrestle", "struggle", "quarrel", "bicker", "converse", "collide", "cuddle", "elope", "reunite"},
+    "against": {"fight", "battle", "war", "duel", "compete", "rebel", "plot", "conspire", "testify", "struggle"},
+    "upon": {"spy", "prey", "pounce", "smile", "gaze", "call"},
+    "at": {"look", "smile", "stare", "glance", "glare", "shout", "yell", "laugh", "wave", "grin", "wink", "frown", "nod",
+           "scowl", "sneer", "snap", "growl", "gaze", "peer"},
+    "from": {"steal", "grab", "snatch", "receive", "borrow", "inherit", "accept"},
+}
+_WAR_NOUNS = {"war", "attack", "revenge", "vengeance"}
 _BESIDE_SOMEONE = {"at", "with", "beside", "behind", "towards", "toward"}  # "smiles at Ella": where a person stands
 _LURKING_VERBS = {"creep", "crawl", "lurk", "slither", "emerge", "approach", "stalk", "prowl", "scuttle", "scurry", "growl",
                   "snarl", "stir", "watch", "spy", "peer", "follow", "hiss", "howl"}
@@ -1657,6 +1671,8 @@ class PromptAnalyzer:
                 token.text[1:].islower() and token.ent_type_ not in ("GPE", "LOC", "FAC") and \
                 not any(c.dep_ in ("det", "poss") for c in token.children) and self._sexed_name(token):
             return True  # "Following Nina and Gabe", "my mum taking Archie home": a given name, where someone stands
+        if self._told_or_fought(token, place):
+            return True  # "gives the book to Tarquin", "made war upon Delfador": a name no list knows
         if token.dep_ == "pobj" and token.head.lower_ in ("of", "on", "at") and not place:
             shot = token.head.head
             if shot.lower_ in _SHOT_NOUNS or shot.lower_ == "up" and shot.i >= 2 and \
@@ -1673,6 +1689,30 @@ class PromptAnalyzer:
             # of a name only a person can be hired as)
         return token.dep_ in ("dative",) or token.dep_ == "dobj" and token.head.pos_ == "VERB" and any(
             c.dep_ == "dobj" and c.i != token.i for c in token.head.children)
+
+    def _told_or_fought(self, token, place: bool) -> bool:
+        """A capitalised word no list knows, the object of a preposition that with its verb takes a person: given or
+        said to ("hands the book to Tarquin", "whispers to Zorblax"), done with ("dances with Zorblax"), fought
+        ("fights against Delfador", "made war upon Delfador"), looked or smiled at."""
+        if token.dep_ != "pobj" or token.pos_ != "PROPN" or not token.text[1:].islower() or \
+                token.is_sent_start or token.i in self.heading_tokens or \
+                token.ent_type_ not in ("", "PERSON", "GPE", "NORP") or \
+                token.lower_ in lexicon.LOCATION_NOUNS or token.lower_ in lexicon.CHARACTER_NOUNS or \
+                any(c.dep_ in ("det", "poss", "compound") for c in token.children):
+            return False  # (the small NER model calls most names it does not know a place, a people or a company)
+        prep = token.head
+        verb = prep.head
+        nation = token.ent_type_ in ("GPE", "NORP")
+        if verb.pos_ == "NOUN" and verb.dep_ == "dobj" and prep.lower_ == "from":
+            verb = verb.head  # "takes the key from Tarquin"
+        waged = verb.lemma_.lower() in _WAR_NOUNS or verb.pos_ == "VERB" and any(
+            c.dep_ == "dobj" and c.lemma_.lower() in _WAR_NOUNS for c in verb.children)
+        if waged:
+            return prep.lower_ in ("upon", "on") and not place  # "made war upon Delfador", "revenge on Kai"
+        if verb.pos_ != "VERB" or nation and (prep.lower_ in ("against", "from") or prep.lower_ == "at" and
+                                               verb.lemma_.lower() in ("look", "stare", "glance", "gaze", "peer")):
+            return False  # ("fights against Rome", "receives a letter from Paris", "looks at Paris")
+        return verb.lemma_.lower() in _PERSON_PREP_VERBS.get(prep.lower_, ())
 
     @staticmethod
     def _epithet_name(token) -> bool:

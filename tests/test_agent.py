@@ -357,6 +357,15 @@ def test_a_name_no_list_knows_is_someone_where_only_a_person_stands():
         assert all(e.surface[:1].islower() or e.surface in ("He", "She") for e in scene.entities), text
 
 
+def test_a_bracketed_sound_cue_is_heard_not_someone():
+    agent, scenes = story("A dog taps on a bread bin, which makes the noise of a piano.",
+                          "[Piano continues playing] A mouse comes out of its hole.",
+                          "[Piano, bass & drums play] Close-up shot of the mouse's feet.", "[Bob] waves at the mouse.")
+    assert [e.surface for e in scenes[1].entities] == ["mouse"]
+    assert [e.surface for e in scenes[2].entities] == ["mouse"]
+    assert sorted(e.surface for e in scenes[3].entities) == ["Bob", "mouse"]
+
+
 def test_names_and_relations():
     agent, scenes = story(
         "Detective Nora Hale, a sharp-featured woman in her late 30s with a dark bob, studies photographs.",

@@ -163,6 +163,9 @@ def _name_like(inner: str) -> bool:
     return len(words) <= 3 or len(words) <= 5 and all(
         w[:1].isupper() or w.lower() in _NAME_PARTICLES or w[:1].isdigit() for w in words)
 _PLACEHOLDER = re.compile(r"^(?:character|char|person|subject|actor|role|protagonist|hero|id)[ _-]?(\d{1,2})$", re.I)
+_SOUND_CUE_WORDS = {"piano", "bass", "drums", "drum", "trumpet", "saxophone", "sax", "guitar", "violin", "cello",
+                    "flute", "organ", "harp", "music", "sound", "sounds", "sfx", "song", "applause", "laughter",
+                    "thunder", "silence", "bells", "bell", "static", "noise", "orchestra", "strings", "choir"}
 _NO_CHARACTER_TAGS = {"nc", "no character", "none", "empty"}
 _CAPTION_MARK = re.compile(r"\s*#\s*")
 _HTML_MARK = re.compile(r"</?[a-zA-Z][^<>]{0,200}>|\*\*|==")
@@ -296,10 +299,12 @@ def _markup(text: str) -> tuple[dict[int, tuple[int, str, list[int]]], dict[int,
         start, end = match.start(1), match.end(1)
         after = text[match.end(): match.end() + 1]
         if inner.lower() in _NO_CHARACTER_TAGS or not inner[:1].isupper() and " " in inner and \
-                not re.search(r"\s[A-Z]", inner) or inner.lower().split()[-1] in _STYLE_WORDS:
+                not re.search(r"\s[A-Z]", inner) or inner.lower().split()[-1] in _STYLE_WORDS or \
+                re.split(r"[\s,&]+", inner.lower())[0] in _SOUND_CUE_WORDS:
             # (but "[close-up of Kih's face]" is a panel that shows someone)
             # also "[Ukiyo-e style]", "[Pixar look]": how the picture is drawn, no one in it
-            # "[NC]": no one is in this frame; "[shot cut]": a marker between shots
+            # "[NC]": no one is in this frame; "[shot cut]": a marker between shots; "[Piano continues playing]",
+            # "[Music swells]": what is heard
             new = "" if match.start() == 0 or inner.lower() in _NO_CHARACTER_TAGS else ". "
             end_at = match.end()
             while not text[: match.start()].strip() and text[end_at: end_at + 1].isspace():
@@ -322,6 +327,9 @@ def _markup(text: str) -> tuple[dict[int, tuple[int, str, list[int]]], dict[int,
         replaced[match.start()] = (match.end(), new, origin + [end] * (len(new) - len(name)))
     for match in _DESCRIBED_BRACKET.finditer(text):
         if _replaced_at(replaced, match.start()) or len(match.group(1).split()) < 3:
+            continue
+        if re.split(r"[\s,&]+", match.group(1).lower().strip())[0] in _SOUND_CUE_WORDS:
+            replaced[match.start()] = (match.end(), "", [])  # "[Piano, bass & drums play]": what is heard
             continue
         # "[Megan on the ground, with Cueball off screen.]": a transcript's panel description, unwrapped
         replaced[match.start()] = (match.start() + 1, "", [])

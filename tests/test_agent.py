@@ -366,6 +366,17 @@ def test_a_bracketed_sound_cue_is_heard_not_someone():
     assert sorted(e.surface for e in scenes[3].entities) == ["Bob", "mouse"]
 
 
+def test_a_plural_that_takes_someone_in_says_nothing_of_their_sex():
+    # "bigger than the others" takes Edward in; "He" two prompts on is still Edward, not the son named after him
+    agent, scenes = story("Five kids walk past in silhouette, crashing into YOUNG EDWARD (10).",
+                          "ZACKY PRICE is 10. His brother DON PRICE is 12, and a lot bigger than the others.",
+                          "WILBUR FREELY, also 10, is the son of a sharecropper.",
+                          "Edward looks back at the spooky house.", "He hands Zacky his flashlight.")
+    edward = find(scenes[3], "Edward").global_id
+    assert find(scenes[4], "He").global_id == edward
+    assert agent.registry.entities[edward].gender != "p"
+
+
 def test_names_and_relations():
     agent, scenes = story(
         "Detective Nora Hale, a sharp-featured woman in her late 30s with a dark bob, studies photographs.",

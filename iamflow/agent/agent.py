@@ -404,8 +404,9 @@ class EntityAgent:
             relations = [[m.relation, m.relation_owner] for m in ms
                          if m.relation and m.relation_owner is not None and m.relation_owner != gid]
             relations += [[rel, owner] for rel, owner in resolver.group_relations.get(gid, [])]
-            gender = next((m.gender for m in ms if m.gender and m.form != "group"), None) or \
-                resolver.pending_gender.get(gid)
+            gender = next((m.gender for m in ms if m.gender and m.form != "group" and
+                           (m.gender != "p" or record.base == "group")), None) or resolver.pending_gender.get(gid)
+            # (a plural says nothing of one member's sex)
             age = next((m.age for m in named if m.age), None)
             instance = {"prompt_index": index, "entity": surface, "attrs": attrs, "aliases": aliases,
                         # a group's noun is its members' when it brought them in ("Two soldiers drag ...")

@@ -281,7 +281,9 @@ class Resolver:
                 self.enumerated.setdefault(m.enumerated, ids[0])
             for gid in ids:
                 self.assigned.append((gid, m))
-                if m.form == "pronoun" and m.gender and self._stated_gender(self.registry.entities[gid]) is None:
+                if m.form == "pronoun" and m.gender and self._stated_gender(self.registry.entities[gid]) is None and \
+                        (m.gender != "p" or self.registry.entities[gid].base == "group"):
+                    # ("they", "the others" take in each member: a plural says nothing of one member's sex)
                     self.pending_gender[gid] = m.gender
         result.assignments = [assignments[i] for i in range(len(mentions))]
         result.new_ids = list(self.created)

@@ -1586,7 +1586,8 @@ class PromptAnalyzer:
         """A given name the small tagger read as a common noun or an adverb: "Cumin looks sadder than the rest"
         (a noun, though NER calls it a person), "Rafiki watches soccer on TV with his aunt" (a noun that opens the
         sentence and does what people do), "rings up Elly's purchase", "a panicked Elly yells" (an adverb, for its
-        "-ly"). Only a title-case word the lexicon does not know, without a determiner."""
+        "-ly"), "Eldred made war" (an adjective as a subject). Only a title-case word the lexicon does not know,
+        without a determiner."""
         text = token.text
         if not (text[:1].isupper() and text[1:].islower() and token.is_alpha and len(text) > 2) or \
                 token.lower_ in lexicon.CHARACTER_NOUNS or token.lower_ in _COMMON_WORDS or \
@@ -1602,6 +1603,9 @@ class PromptAnalyzer:
                 token.head.pos_ == "VERB" and token.head.lemma_.lower() in _PERSON_ONLY_VERBS | {"wear"} and \
                 not any(c.dep_ in ("compound", "amod") for c in token.children) and \
                 (token.i + 1 == len(token.doc) or token.doc[token.i + 1].text != ":")
+        if token.pos_ == "ADJ" and token.dep_ in ("nsubj", "nsubjpass") and token.head.pos_ == "VERB" and \
+                token.head.lemma_ != "be" and self.word_pieces is not None and self.word_pieces(token.lower_) > 1:
+            return True  # "Eldred made war upon Delfador": a name the tagger took for an adjective, as a subject
         if token.tag_ == "RB" and not token.is_sent_start and not after_mark and token.i + 1 < len(token.doc) and \
                 self.word_pieces is not None and self.word_pieces(token.lower_) > 1:
             nxt = token.doc[token.i + 1]  # (an adverb the vocabulary does not hold whole: "Elly", not "Already")

@@ -381,6 +381,15 @@ def test_a_plural_that_takes_someone_in_says_nothing_of_their_sex():
     assert agent.registry.entities[edward].gender != "p"
 
 
+def test_a_noun_with_a_in_someones_words_is_no_one_in_the_scene():
+    agent, scenes = story("Nozibele knocks, and a dog opens the door.",
+                          'The dog said, "Cook for me!" "But I have never cooked for a dog before," Nozibele answered.',
+                          'The other Glen pleads. "Harp no, that is a changeling!"')
+    dog = find(scenes[0], "dog").global_id
+    assert sorted(e.global_id for e in scenes[1].entities) == sorted([dog, find(scenes[0], "Nozibele").global_id])
+    assert "changeling" in [e.surface for e in scenes[2].entities]  # (one the words point at)
+
+
 def test_names_and_relations():
     agent, scenes = story(
         "Detective Nora Hale, a sharp-featured woman in her late 30s with a dark bob, studies photographs.",

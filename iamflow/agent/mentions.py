@@ -2116,6 +2116,7 @@ class PromptAnalyzer:
         self._wearing_predicates(mentions, index_of_token)
         self._speaker_portrait(mentions)
         self._self_introductions(mentions)
+        self._spoken_of(mentions)
         self._aliases(mentions)
         self._identified(mentions)
         self._nowhere(mentions)
@@ -2245,6 +2246,19 @@ class PromptAnalyzer:
         """Indices of the tokens inside quotation marks, the marks included (marks paired in order)."""
         marks = [t.i for t in self.doc if t.text in _QUOTE_MARKS]
         return {i for a, b in zip(marks[::2], marks[1::2]) for i in range(a, b + 1)}
+
+    def _spoken_of(self, mentions: list[Mention]) -> None:
+        """'"But I've never cooked for a dog before," Nozibele answered': "a dog" in someone's words is any dog,
+        not one who comes into the scene (the story's own dog is "the dog"). Only where the prompt also tells
+        something outside the quotes."""
+        quoted = self._quoted_tokens()
+        if not quoted or sum(1 for t in self.doc if t.is_alpha and t.i not in quoted) < 3:
+            return
+        for m in mentions:
+            det = _determiner(self.doc[m.token])
+            if m.form == "indefinite" and m.token in quoted and det is not None and det.lower_ in ("a", "an") and \
+                    self.doc[m.token].dep_ != "attr":  # ('"That's a changeling!"' points at someone there)
+                m.appearance = False
 
     def _self_introductions(self, mentions: list[Mention]) -> None:
         """'"Hello!" said the squirrel. "My name is Squeaky ..."': a name given in the speaker's own words

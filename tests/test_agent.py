@@ -390,6 +390,19 @@ def test_a_noun_with_a_in_someones_words_is_no_one_in_the_scene():
     assert "changeling" in [e.surface for e in scenes[2].entities]  # (one the words point at)
 
 
+def test_a_name_given_to_one_of_them_is_a_member_of_the_group():
+    agent, scenes = story("A long time ago, three girls went out to collect wood.",
+                          "They played and splashed and swam in the water.",
+                          "When they were nearly home, Nozibele put her hand to her neck.",
+                          "Nozibele went back to the river alone.")
+    girls = {e.global_id for e in scenes[0].entities}
+    assert len(girls) == 3
+    assert find(scenes[2], "Nozibele").global_id in girls
+    assert {e.global_id for e in scenes[3].entities} < girls
+    _, scenes = story("Three girls sit on a bench.", "They watch as Tom walks past.")
+    assert find(scenes[1], "Tom").global_id not in {e.global_id for e in scenes[0].entities}
+
+
 def test_names_and_relations():
     agent, scenes = story(
         "Detective Nora Hale, a sharp-featured woman in her late 30s with a dark bob, studies photographs.",

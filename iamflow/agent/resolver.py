@@ -399,6 +399,8 @@ class Resolver:
             if unnamed is not None:
                 return [unnamed]
             member = self._named_member(m, mentions)
+            if member is None:
+                member = self._named_one_of_them(m)
             if member is not None:
                 return [member]
             misspelt = self._misspelt_name(m)
@@ -710,6 +712,30 @@ class Resolver:
                     return None
                 return members[run.index(m)]
         return None
+
+    def _named_one_of_them(self, m: Mention) -> int | None:
+        """"Three girls went out to collect wood ... When they were nearly home, Nozibele put her hand to her neck":
+        a new name, the subject of its clause, after "they" of this prompt stood for a group's members who have no
+        name yet, is one of them (the first whose sex fits), not someone new."""
+        if m.kind != "person" or m.newcomer or m.entrance or m.relation or m.clause_subject is not None or \
+                self.encoder is None:
+            return None
+        here = [gid for gid, other in self.assigned if other.token < m.token and other.pronoun == "they"]
+        groups = {}
+        for gid in here:
+            rec = self.registry.entities[gid]
+            group = next((inst.get("group") for inst in rec.instances if inst.get("group")), None)
+            if group and len(group) >= 2 and gid in group:
+                groups[tuple(group)] = group
+        if len(groups) != 1:
+            return None
+        members = [self.registry.entities[g] for g in next(iter(groups.values())) if g in self.registry.entities]
+        if not all(g in here for g in (r.global_id for r in members)) or any(r.names for r in members):
+            return None
+        guess = likely_gender(self.encoder, m.names[0].split()[0])
+        fitting = [r for r in members if self._compatible(m, r, strict=False) and
+                   (guess is None or self._gender(r) in (None, guess))]
+        return fitting[0].global_id if fitting else None
 
     def _enumerated(self, m: Mention) -> int:
         """The n-th character this prompt has shown so far (people for a person), when it fits the description."""

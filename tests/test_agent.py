@@ -403,6 +403,15 @@ def test_a_name_given_to_one_of_them_is_a_member_of_the_group():
     assert find(scenes[1], "Tom").global_id not in {e.global_id for e in scenes[0].entities}
 
 
+def test_her_after_a_prompt_that_brought_in_her_parents_is_still_her():
+    agent, scenes = story("We see her in the kitchen alone. She picks up a note from the fridge.",
+                          "She looks at the birds and opens the cage.",
+                          "We hear her parents talking indistinctly while watching her sitting calmly.",
+                          "We see her wandering through the church, looking at the stained glass windows.")
+    girl = scenes[1].entities[0].global_id
+    assert [e.global_id for e in scenes[3].entities] == [girl]
+
+
 def test_names_and_relations():
     agent, scenes = story(
         "Detective Nora Hale, a sharp-featured woman in her late 30s with a dark bob, studies photographs.",

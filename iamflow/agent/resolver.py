@@ -38,6 +38,7 @@ _TITLES = {"detective", "officer", "captain", "doctor", "dr", "professor", "sher
            "sergeant", "lieutenant", "mr", "mrs", "ms", "miss", "lady", "lord", "sir", "king", "queen", "prince",
            "princess", "uncle", "aunt", "coach", "judge", "the", "great", "little", "old", "young", "big"}
 _GENDER_PROBES = {"f": ["a woman", "a girl", "she", "her name"], "m": ["a man", "a boy", "he", "his name"]}
+_PRONOUNS_OF_SEX = {"f": ("she", "her", "hers", "herself"), "m": ("he", "him", "his", "himself")}
 _NAME_GENDER_MARGIN = 0.06
 _name_genders: dict[str, str | None] = {}
 
@@ -786,14 +787,30 @@ class Resolver:
         # the foreground, held by soldiers. His eyes locked on her": Elira, not a soldier)
         out.sort(key=of_no_known_sex)
         subject_ids = self._subject_ids(m)
-        earlier = [gid for ids in self._prompt_order()[:4] for gid in ids
+        order = self._prompt_order()[:4]
+        last_index = self.prompt_index - 1
+        called = order and any(self._called_so(g, m, last_index) for g in order[0])
+
+        def brought_in_last(g: int) -> bool:
+            return bool(called) and self.registry.entities[g].prompts_seen()[0] == last_index
+
+        earlier = [gid for n, ids in enumerate(order)
+                   for gid in (sorted(ids, key=brought_in_last) if n == 0 else ids)
                    if gid not in out and self._compatible(m, self.registry.entities[gid], strict=False)
                    and not self._named_object(gid, m)]
+        # (within the last prompt, one it brought in comes after one it called "she"/"her": "her parents talking
+        # while watching her" -> "We see her wandering through the church": her, not her mother)
         # "The official shows him a card": not the official, wherever the story showed him before; and the sex
         # again ("Two soldiers drag a girl ... Close-up of Varos gripping her wrist": the girl, not a soldier)
         earlier.sort(key=lambda gid: (gid in subject_ids, of_no_known_sex(gid)))
         out.extend(dict.fromkeys(earlier))
         return out
+
+    def _called_so(self, gid: int, m: Mention, prompt_index: int) -> bool:
+        """Whether the story's prompt ``prompt_index`` called ``gid`` only by a pronoun of ``m``'s sex."""
+        words = _PRONOUNS_OF_SEX.get(m.gender or "", ())
+        return any(inst["prompt_index"] == prompt_index and inst.get("entity", "").lower() in words
+                   for inst in self.registry.entities[gid].instances)
 
     def _named_object(self, gid: int, m: Mention) -> bool:
         """Whether ``gid`` is the one ``m``'s own clause names as its object ("She greets Anna": not Anna)."""

@@ -412,6 +412,15 @@ def test_her_after_a_prompt_that_brought_in_her_parents_is_still_her():
     assert [e.global_id for e in scenes[3].entities] == [girl]
 
 
+def test_one_and_the_other_are_the_members_of_the_pair_just_brought_in():
+    agent, scenes = story("Two burglars climb onto the roof of the museum.",
+                          "One slides down the rope, followed by the other.")
+    first, second = [e.global_id for e in scenes[0].entities]
+    assert [(e.global_id, e.surface) for e in scenes[1].entities] == [(first, "One"), (second, "the other")]
+    _, scenes = story("A girl walks in.", "One is holding a microscope.")
+    assert scenes[1].entities == []  # (no group: no one)
+
+
 def test_names_and_relations():
     agent, scenes = story(
         "Detective Nora Hale, a sharp-featured woman in her late 30s with a dark bob, studies photographs.",

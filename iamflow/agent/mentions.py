@@ -2124,6 +2124,7 @@ class PromptAnalyzer:
         mentions = self._narrated_you(mentions, sent_of)
         mentions = self._narrated_i(mentions, sent_of)
         mentions = self._the_others(mentions, sent_of)
+        mentions = self._one_and_the_other(mentions, sent_of)
         self._titled_names(mentions)
         self._enumerated(mentions)
         mentions = self._numbered(mentions)
@@ -2328,6 +2329,28 @@ class PromptAnalyzer:
                          surface=t.text, form="pronoun", kind="", base="", pronoun="you", token=t.i,
                          sentence=sent_of.get(t.i, 0))
                  for t in doc if t.lower_ in ("you", "your", "yourself") and (t.i in quoted or dialogue) or vocative(t)]
+        return sorted(mentions + added, key=lambda m: m.token) if added else mentions
+
+    def _one_and_the_other(self, mentions: list[Mention], sent_of) -> list[Mention]:
+        """"Two scientists run past. One is holding a microscope", "One slides down, followed by the other": the
+        first and the second member of the group the story just brought in (the resolver finds none, no one)."""
+        quoted = self._quoted_tokens()
+        taken = {m.token for m in mentions}
+        added = []
+        for t in self.doc:
+            if t.i in quoted or t.i in taken or any(c.dep_ in ("prep", "amod", "compound", "poss") for c in t.children):
+                continue
+            if t.text == "One" and t.pos_ == "NUM" and t.dep_ in ("nsubj", "nsubjpass") and t.is_sent_start:
+                rank = 1
+            elif t.lower_ == "other" and t.dep_ in ("nsubj", "dobj", "pobj") and \
+                    any(c.dep_ == "det" and c.lower_ == "the" for c in t.children):
+                rank = 2
+            else:
+                continue
+            start = t.idx if rank == 1 else next(c.idx for c in t.children if c.dep_ == "det")
+            added.append(Mention(start=start, end=t.idx + len(t.text), surface=self.doc.text[start: t.idx + len(t.text)],
+                                 form="definite", kind="person", base="person", heads=["one"], ordinal=rank, weak=True,
+                                 token=t.i, sentence=sent_of.get(t.i, 0), action=self._action(t)))
         return sorted(mentions + added, key=lambda m: m.token) if added else mentions
 
     def _the_others(self, mentions: list[Mention], sent_of) -> list[Mention]:

@@ -1136,13 +1136,15 @@ class Resolver:
                 members = inst.get("group") or []
                 if len(members) < m.ordinal or inst["prompt_index"] <= best_prompt:
                     continue
-                if not (set(m.heads) & set(rec.heads) or m.base == rec.base) or rec.kind != m.kind:
-                    continue
+                if m.heads != ["one"] and (not (set(m.heads) & set(rec.heads) or m.base == rec.base) or
+                                           rec.kind != m.kind):
+                    continue  # (a bare "One", "the other": a member of any group)
                 if members[m.ordinal - 1] in self.registry.entities:
                     best, best_prompt = members[m.ordinal - 1], inst["prompt_index"]
         for gid, members in self.group_members.items():
             rec = self.registry.entities[gid]
-            if len(members) >= m.ordinal and (set(m.heads) & set(rec.heads) or m.base == rec.base):
+            if len(members) >= m.ordinal and (set(m.heads) & set(rec.heads) or m.base == rec.base or
+                                              m.heads == ["one"]):
                 return members[m.ordinal - 1]
         return best
 

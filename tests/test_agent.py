@@ -298,6 +298,8 @@ def test_people_written_as_a_bare_plural_doing_something_are_a_group():
     assert [e.surface for e in scenes[1].entities] == ["Kids"]
     assert all(e.kind == "person" for e in scenes[0].entities + scenes[1].entities)
     assert "group" not in find(scenes[2], "Farmers").name
+    _, (scene,) = story("Sage swings a hammer but loses her grip. The other kids laugh at her.")
+    assert [e.surface for e in scene.entities] == ["Sage", "other kids"]  # (turning on her, not the background)
 
 
 def test_a_kings_realm_a_ford_and_where_an_army_goes_back_to_are_places():

@@ -3146,9 +3146,14 @@ class PromptAnalyzer:
         head = place.head
         in_group_of = place.dep_ == "pobj" and head.lower_ == "of" and head.head.lemma_.lower() in \
             _COLLECTIVE_NOUNS and head.head.dep_ in ("nsubj", "nsubjpass", "dobj", "pobj", "appos")
-        if any(c.lower_ == "other" for c in tok.children) and not (in_group_of and head.head.dep_ == "nsubj"):
+        at_someone = (tok.head if tok.dep_ == "nsubj" else next(
+            (c for c in tok.children if c.dep_ == "acl" and c.tag_ == "VBG"), None))
+        at_someone = at_someone is not None and at_someone.lemma_.lower() in _AT_SOMEONE_VERBS and any(
+            c.dep_ == "prep" and c.lower_ == "at" for c in at_someone.children)
+        if any(c.lower_ == "other" for c in tok.children) and not (in_group_of and head.head.dep_ == "nsubj") and \
+                not at_someone:
             return None  # "the other passengers": the background around the characters (but "A group of the other
-            # robots walk by, laughing" acts)
+            # robots walk by, laughing" acts, and "The other kids laugh at her" turn on her)
         owned = any(c.dep_ == "poss" for c in tok.children)
         acting = (info.kind in ("person", "creature", "robot") and (det_word in ("the", "these", "those") or owned) or
                   info.kind == "animal" and det_word == "the" and tok.dep_ == "nsubj" or

@@ -3149,7 +3149,10 @@ class PromptAnalyzer:
         at_someone = (tok.head if tok.dep_ == "nsubj" else next(
             (c for c in tok.children if c.dep_ == "acl" and c.tag_ == "VBG"), None))
         at_someone = at_someone is not None and at_someone.lemma_.lower() in _AT_SOMEONE_VERBS and any(
-            c.dep_ == "prep" and c.lower_ == "at" for c in at_someone.children)
+            c.dep_ == "prep" and c.lower_ == "at" and any(
+                o.dep_ == "pobj" and (o.lower_ in ("her", "him", "them", "me", "us") or o.pos_ == "PROPN" or
+                                      noun_info(o) is not None) for o in c.children)
+            for c in at_someone.children)  # (at someone, not "stare at their phones")
         if any(c.lower_ == "other" for c in tok.children) and not (in_group_of and head.head.dep_ == "nsubj") and \
                 not at_someone:
             return None  # "the other passengers": the background around the characters (but "A group of the other

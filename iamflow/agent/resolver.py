@@ -124,6 +124,7 @@ class Resolver:
         self.group_relations: dict[int, list[tuple[str, int]]] = {}  # "her grandparents": (role, her id)
         self.enumerated: dict[int, int] = {}  # "The second subject is ...": place -> id, in this prompt
         self.names_ahead: list[tuple[int, set[str]]] = []  # (token, names) of the prompt's named mentions
+        self._order: list[list[int]] | None = None  # ``_prompt_order``'s answer, once worked out
 
     # -- helpers --------------------------------------------------------------------------------------
     def _sim(self, a: str, b: str) -> float:
@@ -164,13 +165,17 @@ class Resolver:
         return any(g == gid and (pronouns or m.form != "pronoun") for g, m in self.assigned)
 
     def _prompt_order(self) -> list[list[int]]:
-        """Ids seen in each earlier prompt, most recent prompt first, mention order inside a prompt."""
-        by_prompt: dict[int, list[tuple[int, int]]] = {}
-        for rec in self._records():
-            for inst in rec.instances:
-                if inst["prompt_index"] < self.prompt_index:
-                    by_prompt.setdefault(inst["prompt_index"], []).append((inst.get("order", 0), rec.global_id))
-        return [[gid for _, gid in sorted(items)] for _, items in sorted(by_prompt.items(), reverse=True)]
+        """Ids seen in each earlier prompt, most recent prompt first, mention order inside a prompt (read-only: the
+        earlier prompts do not change while this one is resolved, so it is worked out once a prompt, not once a
+        mention; it walks every instance of the story)."""
+        if self._order is None:
+            by_prompt: dict[int, list[tuple[int, int]]] = {}
+            for rec in self._records():
+                for inst in rec.instances:
+                    if inst["prompt_index"] < self.prompt_index:
+                        by_prompt.setdefault(inst["prompt_index"], []).append((inst.get("order", 0), rec.global_id))
+            self._order = [[gid for _, gid in sorted(items)] for _, items in sorted(by_prompt.items(), reverse=True)]
+        return self._order
 
     def _compatible(self, m: Mention, rec: EntityRecord, strict: bool) -> bool:
         if _narrated(rec):

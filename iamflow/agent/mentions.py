@@ -167,6 +167,12 @@ _SOUND_CUE_WORDS = {"piano", "bass", "drums", "drum", "trumpet", "saxophone", "s
                     "flute", "organ", "harp", "music", "sound", "sounds", "sfx", "song", "applause", "laughter",
                     "thunder", "silence", "bells", "bell", "static", "noise", "orchestra", "strings", "choir"}
 _NO_CHARACTER_TAGS = {"nc", "no character", "none", "empty"}
+
+
+def _sound_cue(inner: str) -> bool:
+    """"[Piano continues playing]", "[Piano, bass & drums play]", "[Music swells]": a bracket that opens with what is
+    heard."""
+    return re.split(r"[\s,&]+", inner.strip().lower())[0] in _SOUND_CUE_WORDS
 _CAPTION_MARK = re.compile(r"\s*#\s*")
 _HTML_MARK = re.compile(r"</?[a-zA-Z][^<>]{0,200}>|\*\*|==")
 # a bold or highlighted title before a sentence ("==**Taming Gollum**== Frodo takes pity"): a heading of its own
@@ -300,7 +306,7 @@ def _markup(text: str) -> tuple[dict[int, tuple[int, str, list[int]]], dict[int,
         after = text[match.end(): match.end() + 1]
         if inner.lower() in _NO_CHARACTER_TAGS or not inner[:1].isupper() and " " in inner and \
                 not re.search(r"\s[A-Z]", inner) or inner.lower().split()[-1] in _STYLE_WORDS or \
-                re.split(r"[\s,&]+", inner.lower())[0] in _SOUND_CUE_WORDS:
+                _sound_cue(inner):
             # (but "[close-up of Kih's face]" is a panel that shows someone)
             # also "[Ukiyo-e style]", "[Pixar look]": how the picture is drawn, no one in it
             # "[NC]": no one is in this frame; "[shot cut]": a marker between shots; "[Piano continues playing]",
@@ -328,7 +334,7 @@ def _markup(text: str) -> tuple[dict[int, tuple[int, str, list[int]]], dict[int,
     for match in _DESCRIBED_BRACKET.finditer(text):
         if _replaced_at(replaced, match.start()) or len(match.group(1).split()) < 3:
             continue
-        if re.split(r"[\s,&]+", match.group(1).lower().strip())[0] in _SOUND_CUE_WORDS:
+        if _sound_cue(match.group(1)):
             replaced[match.start()] = (match.end(), "", [])  # "[Piano, bass & drums play]": what is heard
             continue
         # "[Megan on the ground, with Cueball off screen.]": a transcript's panel description, unwrapped
@@ -1008,13 +1014,14 @@ def _owned_noun(token) -> str:
 
 # verbs whose "to"-object is where one goes ("go to Onigashima"), and verbs whose "at"-object is someone
 _TRAVEL_VERBS = {"go", "travel", "fly", "sail", "journey", "head", "move", "transport", "drive", "ride", "march",
-                 "relocate", "emigrate", "voyage", "trek", "bring", "take", "carry", "return", "arrive", "set"}
-_TRAVEL_VERBS |= {"lead", "flee", "retreat", "escape", "sneak", "hurry"}
+                 "relocate", "emigrate", "voyage", "trek", "bring", "take", "carry", "return", "arrive", "set", "lead",
+                 "flee", "retreat", "escape", "sneak", "hurry"}
 _WAY_VERBS = {"find", "make", "push", "wind", "elbow", "fight", "thread", "weave", "pick", "feel", "work", "edge"}
 _REACH_VERBS = {"reach", "enter", "invade", "conquer", "besiege", "rule"}
-_RULER_TITLES = {"king", "queen", "prince", "princess", "emperor", "empress", "lord", "duke", "duchess", "ruler",
-                 "sultan", "governor", "mayor", "count", "countess", "baron", "tsar", "czar", "pharaoh", "ford",
-                 "kingdom", "realm", "empire", "lands", "shores", "capital"}
+# besides the place nouns, words whose "of"-object is a place: a ruler's title ("king of Wesnoth") and a few more
+_PLACE_OF_HEADS = {"king", "queen", "prince", "princess", "emperor", "empress", "lord", "duke", "duchess", "ruler",
+                   "sultan", "governor", "mayor", "count", "countess", "baron", "tsar", "czar", "pharaoh", "ford",
+                   "empire", "lands", "shores", "capital"}
 _AT_SOMEONE_VERBS = {"look", "smile", "stare", "glance", "glare", "shout", "yell", "laugh", "point", "wave", "bark",
                      "grin", "wink", "scream", "snap", "growl", "frown", "gaze", "peer", "nod", "hiss", "swing",
                      "lunge", "shoot", "fire", "throw", "aim", "jump", "leap", "sneer", "scowl", "beam", "squint",
@@ -1158,6 +1165,15 @@ def _adjective_for_noun(token) -> bool:
     return nxt is None or nxt.pos_ not in ("NOUN", "PROPN", "ADJ")
 
 
+def _bare_plural_acts(tok, info: lexicon.NounInfo, det_word: str, owned: bool) -> bool:
+    """"Children are working hard in their patches", "Kids play in the park": a plural of people written bare, the
+    subject of what the scene shows them doing (not "Farmers catches up": one farmer; not "Kids don't ...")."""
+    verb = tok.head
+    return info.kind == "person" and tok.tag_ == "NNS" and not det_word and not owned and \
+        verb.pos_ in ("VERB", "AUX") and verb.tag_ != "VBZ" and \
+        not any(c.dep_ == "neg" or c.dep_ == "aux" and c.tag_ == "VBZ" for c in verb.children)
+
+
 def _determiner(token):
     """The determiner of a noun phrase, also when the parser hung it elsewhere."""
     det = next((c for c in token.children if c.dep_ in ("det", "predet")), None)
@@ -1259,6 +1275,7 @@ class PromptAnalyzer:
     def __init__(self, doc, known_names: set[str], known_heads: set[str], classify_unknown=None,
                  origin: list[int] | None = None, tags: dict[int, str] | None = None, prompt: str | None = None):
         self.doc = doc
+        self._quoted: frozenset[int] | None = None  # ``_quoted_tokens``, once worked out
         self.origin = origin  # for a rewritten text (``readable_text``): index in the prompt of each character
         self.prompt = prompt  # the prompt as written, where ``doc`` is a rewritten text
         self.known_names = {n.lower() for n in known_names}
@@ -1437,7 +1454,7 @@ class PromptAnalyzer:
         prep, verb = token.head, token.head.head
         word = prep.lower_
         if word == "of":
-            return verb.lemma_.lower() in lexicon.LOCATION_NOUNS | _RULER_TITLES or \
+            return verb.lemma_.lower() in lexicon.LOCATION_NOUNS | _PLACE_OF_HEADS or \
                 verb.lower_ in ("battle", "siege", "war") and not any(c.dep_ == "det" for c in token.children)
             # "Garard II, king of Wesnoth", "the ford of Abez"
         if word in ("to", "toward", "towards", "into"):
@@ -2243,10 +2260,13 @@ class PromptAnalyzer:
                 m.names, m.form = [name.text], "name"
                 m.start = name.idx
 
-    def _quoted_tokens(self) -> set[int]:
-        """Indices of the tokens inside quotation marks, the marks included (marks paired in order)."""
-        marks = [t.i for t in self.doc if t.text in _QUOTE_MARKS]
-        return {i for a, b in zip(marks[::2], marks[1::2]) for i in range(a, b + 1)}
+    def _quoted_tokens(self) -> frozenset[int]:
+        """Indices of the tokens inside quotation marks, the marks included (marks paired in order); worked out once
+        for the prompt (eight readings ask for it)."""
+        if self._quoted is None:
+            marks = [t.i for t in self.doc if t.text in _QUOTE_MARKS]
+            self._quoted = frozenset(i for a, b in zip(marks[::2], marks[1::2]) for i in range(a, b + 1))
+        return self._quoted
 
     def _spoken_of(self, mentions: list[Mention]) -> None:
         """'"But I've never cooked for a dog before," Nozibele answered': "a dog" in someone's words is any dog,
@@ -3162,9 +3182,8 @@ class PromptAnalyzer:
                   info.kind == "animal" and det_word == "the" and tok.dep_ == "nsubj" or
                   (tok.lower_ == "people" and det_word in ("", "many", "some", "several", "few") or
                    info.kind in ("person", "creature", "robot") and tok.tag_ == "NNS" and
-                   det_word in ("many", "some", "several", "few")) and tok.dep_ == "nsubj"
-                  and not any(w.lower_ in ("background", "distance", "crowd") for w in tok.sent) or
-                  self._bare_plural_acts(tok, info, det_word, owned)) and (
+                   det_word in ("many", "some", "several", "few") or _bare_plural_acts(tok, info, det_word, owned)) and
+                  tok.dep_ == "nsubj" and not any(w.lower_ in ("background", "distance", "crowd") for w in tok.sent)) and (
             tok.dep_ in ("nsubj", "nsubjpass", "dobj") or misparsed and place.dep_ == "ROOT" or tok.dep_ == "conj" and (
                 tok.head.dep_ in ("nsubj", "nsubjpass", "dobj") or tok.head.dep_ == "pobj" and
                 tok.head.head.lower_ == "with")) and \
@@ -3224,16 +3243,6 @@ class PromptAnalyzer:
                        collective=True, action=self._action(tok),
                        recalled=(recalled or peers) and not (in_group_of or acting or shown_doing or opposed or
                                                              returning or acted_on or told_to or framed))
-
-    @staticmethod
-    def _bare_plural_acts(tok, info: lexicon.NounInfo, det_word: str, owned: bool) -> bool:
-        """"Children are working hard in their patches", "Kids play in the park": a plural of people written bare as
-        the subject of what the scene shows them doing is a group there (not "Farmers catches up": one farmer)."""
-        verb = tok.head
-        return info.kind == "person" and tok.tag_ == "NNS" and not det_word and not owned and \
-            tok.dep_ == "nsubj" and verb.pos_ in ("VERB", "AUX") and verb.tag_ != "VBZ" and \
-            not any(c.dep_ in ("neg", "aux") and c.tag_ == "VBZ" or c.dep_ == "neg" for c in verb.children) and \
-            not any(w.lower_ in ("background", "distance", "crowd") for w in tok.sent)
 
     def _link_possessors(self, mentions: list[Mention], index_of_token: dict[int, int]) -> None:
         for m in mentions:

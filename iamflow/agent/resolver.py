@@ -125,6 +125,8 @@ class Resolver:
         self.enumerated: dict[int, int] = {}  # "The second subject is ...": place -> id, in this prompt
         self.names_ahead: list[tuple[int, set[str]]] = []  # (token, names) of the prompt's named mentions
         self._order: list[list[int]] | None = None  # ``_prompt_order``'s answer, once worked out
+        self._first_prompt: dict[int, int] = {}  # id -> the first earlier prompt that had it (with ``_order``)
+        self._last_called: dict[int, str] = {}  # id -> what the last prompt called it, in lower case (with ``_order``)
 
     # -- helpers --------------------------------------------------------------------------------------
     def _sim(self, a: str, b: str) -> float:
@@ -172,8 +174,13 @@ class Resolver:
             by_prompt: dict[int, list[tuple[int, int]]] = {}
             for rec in self._records():
                 for inst in rec.instances:
-                    if inst["prompt_index"] < self.prompt_index:
-                        by_prompt.setdefault(inst["prompt_index"], []).append((inst.get("order", 0), rec.global_id))
+                    index = inst["prompt_index"]
+                    if index < self.prompt_index:
+                        by_prompt.setdefault(index, []).append((inst.get("order", 0), rec.global_id))
+                        first = self._first_prompt.get(rec.global_id, index)
+                        self._first_prompt[rec.global_id] = min(first, index)
+                        if index == self.prompt_index - 1:
+                            self._last_called[rec.global_id] = inst.get("entity", "").lower()
             self._order = [[gid for _, gid in sorted(items)] for _, items in sorted(by_prompt.items(), reverse=True)]
         return self._order
 
@@ -726,17 +733,17 @@ class Resolver:
         if m.kind != "person" or m.newcomer or m.entrance or m.relation or m.clause_subject is not None or \
                 self.encoder is None:
             return None
-        here = [gid for gid, other in self.assigned if other.token < m.token and other.pronoun == "they"]
-        groups = {}
+        here = {gid for gid, other in self.assigned if other.token < m.token and other.pronoun == "they"}
+        groups = set()
         for gid in here:
             rec = self.registry.entities[gid]
             group = next((inst.get("group") for inst in rec.instances if inst.get("group")), None)
             if group and len(group) >= 2 and gid in group:
-                groups[tuple(group)] = group
+                groups.add(tuple(group))
         if len(groups) != 1:
             return None
-        members = [self.registry.entities[g] for g in next(iter(groups.values())) if g in self.registry.entities]
-        if not all(g in here for g in (r.global_id for r in members)) or any(r.names for r in members):
+        members = [self.registry.entities[g] for g in next(iter(groups)) if g in self.registry.entities]
+        if not {r.global_id for r in members} <= here or any(r.names for r in members):
             return None
         guess = likely_gender(self.encoder, m.names[0].split()[0])
         fitting = [r for r in members if self._compatible(m, r, strict=False) and
@@ -793,11 +800,11 @@ class Resolver:
         out.sort(key=of_no_known_sex)
         subject_ids = self._subject_ids(m)
         order = self._prompt_order()[:4]
-        last_index = self.prompt_index - 1
-        called = order and any(self._called_so(g, m, last_index) for g in order[0])
+        words = _PRONOUNS_OF_SEX.get(m.gender or "", ())
+        called = any(self._last_called.get(g) in words for g in order[0]) if order else False
 
         def brought_in_last(g: int) -> bool:
-            return bool(called) and self.registry.entities[g].prompts_seen()[0] == last_index
+            return called and self._first_prompt[g] == self.prompt_index - 1
 
         earlier = [gid for n, ids in enumerate(order)
                    for gid in (sorted(ids, key=brought_in_last) if n == 0 else ids)
@@ -810,12 +817,6 @@ class Resolver:
         earlier.sort(key=lambda gid: (gid in subject_ids, of_no_known_sex(gid)))
         out.extend(dict.fromkeys(earlier))
         return out
-
-    def _called_so(self, gid: int, m: Mention, prompt_index: int) -> bool:
-        """Whether the story's prompt ``prompt_index`` called ``gid`` only by a pronoun of ``m``'s sex."""
-        words = _PRONOUNS_OF_SEX.get(m.gender or "", ())
-        return any(inst["prompt_index"] == prompt_index and inst.get("entity", "").lower() in words
-                   for inst in self.registry.entities[gid].instances)
 
     def _named_object(self, gid: int, m: Mention) -> bool:
         """Whether ``gid`` is the one ``m``'s own clause names as its object ("She greets Anna": not Anna)."""

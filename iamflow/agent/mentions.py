@@ -3183,7 +3183,8 @@ class PromptAnalyzer:
                   (tok.lower_ == "people" and det_word in ("", "many", "some", "several", "few") or
                    info.kind in ("person", "creature", "robot") and tok.tag_ == "NNS" and
                    det_word in ("many", "some", "several", "few") or _bare_plural_acts(tok, info, det_word, owned)) and
-                  tok.dep_ == "nsubj" and not any(w.lower_ in ("background", "distance", "crowd") for w in tok.sent)) and (
+                  tok.dep_ == "nsubj" and
+                  not any(w.lower_ in ("background", "distance", "crowd") for w in tok.sent)) and (
             tok.dep_ in ("nsubj", "nsubjpass", "dobj") or misparsed and place.dep_ == "ROOT" or tok.dep_ == "conj" and (
                 tok.head.dep_ in ("nsubj", "nsubjpass", "dobj") or tok.head.dep_ == "pobj" and
                 tok.head.head.lower_ == "with")) and \

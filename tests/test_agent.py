@@ -640,3 +640,35 @@ def test_the_sentence_encoders_cache_gives_every_text_asked_for_when_new_ones_pu
     assert list(small._cache) == ["a fox", "a dog", "a cat"]
     many = small.encode([f"a cow number {i}" for i in range(5)])  # more new texts than the cache holds
     assert many.shape == (5, 384) and len(small._cache) == 3
+
+
+def _as_recomputed(registry):
+    """Each record's derived fields are what recomputing them from its appearances gives; the registry's index of
+    each prompt's cast is what walking every appearance gives."""
+    again = EntityRegistry.from_mapping(registry.to_mapping())
+    for gid, record in registry.entities.items():
+        for name in ("heads", "names", "all_entities", "all_attrs", "current_attrs", "relations", "changes",
+                     "actions", "owned", "gender", "age"):
+            assert getattr(record, name) == getattr(again.entities[gid], name), (record.name, name)
+        assert record.first_seen() == min(i["prompt_index"] for i in record.instances)
+    walked = {}
+    for gid, record in registry.entities.items():
+        for inst in record.instances:
+            walked.setdefault(inst["prompt_index"], set()).add(gid)
+    assert {p: {gid for _, gid, _ in cast} for p, cast in registry.appearances().items() if cast} == walked
+
+
+def test_a_record_folded_appearance_by_appearance_is_the_record_recomputed_and_the_cast_index_follows():
+    agent, _ = story("A young man with short black hair in a denim jacket walks through a park at sunset.",
+                     "The man, now with long grey hair, sits on a bench.",
+                     "A woman in a green dress approaches him with her dog.", "The dog barks at the man.")
+    _as_recomputed(agent.registry)
+    assert agent.registry.entities[1].changes  # (the hair changed: folded as it came)
+    # an appearance of an earlier prompt than the last folded one: the record is recomputed in prompt order
+    agent.registry.add_instance(1, {"prompt_index": 0, "entity": "man", "attrs": ["blue cap"], "heads": ["man"]})
+    _as_recomputed(agent.registry)
+    agent.registry.forget_prompt(3)
+    assert 3 not in agent.registry.appearances()
+    _as_recomputed(agent.registry)
+    agent.observe("The woman waves goodbye.")
+    _as_recomputed(agent.registry)

@@ -37,52 +37,75 @@ class EntityRecord:
     actions: list[str] = field(default_factory=list)
     owned: list[str] = field(default_factory=list)  # things the story gave it ("the fairy's robe": "robe")
 
+    # the fold's running state: each attribute slot's last value and prompt, the current value of each slot
+    _slots: dict[str, tuple[str, int]] = field(default_factory=dict, repr=False, compare=False)
+    _current: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    _last_prompt: int = field(default=-1, repr=False, compare=False)  # the latest prompt folded in
+    _first_prompt: int = field(default=-1, repr=False, compare=False)  # the earliest one
+
     def refresh(self) -> None:
         """Recompute every derived field from ``instances``."""
         self.all_entities, self.all_attrs, self.heads, self.names = [], [], [], []
         self.relations, self.changes, self.actions, self.owned = [], [], [], []
-        slots: dict[str, tuple[str, int]] = {}
-        current: dict[str, str] = {}
-        gender, age = None, None
+        self._slots, self._current, self._last_prompt, self._first_prompt = {}, {}, -1, -1
         for inst in sorted(self.instances, key=lambda i: i["prompt_index"]):
-            for alias in [inst.get("entity", "")] + list(inst.get("aliases", [])):
-                if alias and alias not in self.all_entities:
-                    self.all_entities.append(alias)
-            for h in inst.get("heads", []):
-                if h not in self.heads:
-                    self.heads.append(h)
-            for n in inst.get("names", []):
-                if n not in self.names:
-                    self.names.append(n)
-            for rel in inst.get("relations", []):
-                pair = (rel[0], int(rel[1]))
-                if pair not in self.relations:
-                    self.relations.append(pair)
-            if inst.get("action"):
-                self.actions.append(inst["action"])
-            self.owned.extend(o for o in inst.get("owned", []) if o not in self.owned)
-            gender = inst.get("gender") or gender
-            age = inst.get("age") or age
-            for attr in inst.get("attrs", []):
-                if attr not in self.all_attrs:
-                    self.all_attrs.append(attr)
-                key = attributes.slot(attr)
-                if key == "other":
-                    key = f"other:{attr}"
-                old = slots.get(key)
-                if old is not None and old[0] != attr and old[1] != inst["prompt_index"] and (
-                        key in ("hair", "age", "age_years", "build") or key.startswith("clothing:")):
-                    self.changes.append({"prompt_index": inst["prompt_index"], "slot": key, "from": old[0],
-                                         "to": attr})
-                slots[key] = (attr, inst["prompt_index"])
-                current.pop(key, None)
-                current[key] = attr
-        self.gender = gender or self.gender
-        self.age = age or self.age
-        self.current_attrs = list(current.values())
+            self._fold(inst)
+        self.current_attrs = list(self._current.values())
+
+    def add(self, instance: dict) -> None:
+        """One more appearance: folded into the derived fields alone when no earlier one is of a later prompt (the
+        usual case, so a turn costs the same however long the story is), else everything is recomputed."""
+        self.instances.append(instance)
+        if instance["prompt_index"] < self._last_prompt or self._last_prompt < 0:
+            self.refresh()  # (an earlier prompt's; or the first, which replaces what creating the record guessed)
+            return
+        self._fold(instance)
+        self.current_attrs = list(self._current.values())
+
+    def _fold(self, inst: dict) -> None:
+        """Fold one appearance, in prompt order, into the derived fields."""
+        self._last_prompt = max(self._last_prompt, inst["prompt_index"])
+        if self._first_prompt < 0:
+            self._first_prompt = inst["prompt_index"]  # (folded in prompt order)
+        for alias in [inst.get("entity", "")] + list(inst.get("aliases", [])):
+            if alias and alias not in self.all_entities:
+                self.all_entities.append(alias)
+        for h in inst.get("heads", []):
+            if h not in self.heads:
+                self.heads.append(h)
+        for n in inst.get("names", []):
+            if n not in self.names:
+                self.names.append(n)
+        for rel in inst.get("relations", []):
+            pair = (rel[0], int(rel[1]))
+            if pair not in self.relations:
+                self.relations.append(pair)
+        if inst.get("action"):
+            self.actions.append(inst["action"])
+        self.owned.extend(o for o in inst.get("owned", []) if o not in self.owned)
+        self.gender = inst.get("gender") or self.gender
+        self.age = inst.get("age") or self.age
+        for attr in inst.get("attrs", []):
+            if attr not in self.all_attrs:
+                self.all_attrs.append(attr)
+            key = attributes.slot(attr)
+            if key == "other":
+                key = f"other:{attr}"
+            old = self._slots.get(key)
+            if old is not None and old[0] != attr and old[1] != inst["prompt_index"] and (
+                    key in ("hair", "age", "age_years", "build") or key.startswith("clothing:")):
+                self.changes.append({"prompt_index": inst["prompt_index"], "slot": key, "from": old[0],
+                                     "to": attr})
+            self._slots[key] = (attr, inst["prompt_index"])
+            self._current.pop(key, None)
+            self._current[key] = attr
 
     def last_seen(self) -> int:
         return max((i["prompt_index"] for i in self.instances), default=-1)
+
+    def first_seen(self) -> int:
+        """The first prompt the character appears in (-1 before any)."""
+        return self._first_prompt if self.instances else -1
 
     def prompts_seen(self) -> list[int]:
         return sorted({i["prompt_index"] for i in self.instances})
@@ -114,6 +137,9 @@ class EntityRegistry:
 
     def __init__(self):
         self.entities: dict[int, EntityRecord] = {}
+        # prompt -> (order in the prompt, id, instance) of each character it had, kept as appearances are added
+        self._by_prompt: dict[int, list[tuple[int, int, dict]]] = {}
+        self._indexed = 0  # appearances in ``_by_prompt`` (-1: to be rebuilt)
 
     def __len__(self) -> int:
         return len(self.entities)
@@ -132,14 +158,29 @@ class EntityRegistry:
         return record
 
     def add_instance(self, global_id: int, instance: dict) -> None:
-        record = self.entities[global_id]
-        record.instances.append(instance)
-        record.refresh()
+        self.entities[global_id].add(instance)
+        if self._indexed >= 0:
+            self._by_prompt.setdefault(instance["prompt_index"], []).append(
+                (instance.get("order", 0), global_id, instance))
+            self._indexed += 1
+
+    def appearances(self) -> dict[int, list[tuple[int, int, dict]]]:
+        """Prompt index -> (order in that prompt, id, instance) of each character seen there: the story's cast
+        prompt by prompt without walking every appearance of the story (rebuilt if the records were changed
+        another way)."""
+        if self._indexed != sum(len(r.instances) for r in self.entities.values()):
+            self._by_prompt = {}
+            for gid, record in self.entities.items():
+                for inst in record.instances:
+                    self._by_prompt.setdefault(inst["prompt_index"], []).append((inst.get("order", 0), gid, inst))
+            self._indexed = sum(len(v) for v in self._by_prompt.values())
+        return self._by_prompt
 
     def forget_prompt(self, prompt_index: int) -> None:
         """Remove every appearance in ``prompt_index``; characters left with none are removed."""
         for gid in list(self.entities):
             record = self.entities[gid]
+            self._indexed = -1
             record.instances = [i for i in record.instances if i["prompt_index"] != prompt_index]
             if not record.instances:
                 del self.entities[gid]

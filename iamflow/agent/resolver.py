@@ -125,7 +125,6 @@ class Resolver:
         self.enumerated: dict[int, int] = {}  # "The second subject is ...": place -> id, in this prompt
         self.names_ahead: list[tuple[int, set[str]]] = []  # (token, names) of the prompt's named mentions
         self._order: list[list[int]] | None = None  # ``_prompt_order``'s answer, once worked out
-        self._first_prompt: dict[int, int] = {}  # id -> the first earlier prompt that had it (with ``_order``)
         self._last_called: dict[int, str] = {}  # id -> what the last prompt called it, in lower case (with ``_order``)
 
     # -- helpers --------------------------------------------------------------------------------------
@@ -169,19 +168,13 @@ class Resolver:
     def _prompt_order(self) -> list[list[int]]:
         """Ids seen in each earlier prompt, most recent prompt first, mention order inside a prompt (read-only: the
         earlier prompts do not change while this one is resolved, so it is worked out once a prompt, not once a
-        mention; it walks every instance of the story)."""
+        mention), from the registry's index of each prompt's cast."""
         if self._order is None:
-            by_prompt: dict[int, list[tuple[int, int]]] = {}
-            for rec in self._records():
-                for inst in rec.instances:
-                    index = inst["prompt_index"]
-                    if index < self.prompt_index:
-                        by_prompt.setdefault(index, []).append((inst.get("order", 0), rec.global_id))
-                        first = self._first_prompt.get(rec.global_id, index)
-                        self._first_prompt[rec.global_id] = min(first, index)
-                        if index == self.prompt_index - 1:
-                            self._last_called[rec.global_id] = inst.get("entity", "").lower()
-            self._order = [[gid for _, gid in sorted(items)] for _, items in sorted(by_prompt.items(), reverse=True)]
+            seen = self.registry.appearances()
+            self._order = [[gid for _, gid in sorted((order, gid) for order, gid, _ in seen[index])]
+                           for index in sorted((i for i in seen if i < self.prompt_index and seen[i]), reverse=True)]
+            self._last_called = {gid: inst.get("entity", "").lower() for _, gid, inst in
+                                 seen.get(self.prompt_index - 1, ())}
         return self._order
 
     def _compatible(self, m: Mention, rec: EntityRecord, strict: bool) -> bool:
@@ -804,7 +797,7 @@ class Resolver:
         called = any(self._last_called.get(g) in words for g in order[0]) if order else False
 
         def brought_in_last(g: int) -> bool:
-            return called and self._first_prompt[g] == self.prompt_index - 1
+            return called and self.registry.entities[g].first_seen() == self.prompt_index - 1
 
         earlier = [gid for n, ids in enumerate(order)
                    for gid in (sorted(ids, key=brought_in_last) if n == 0 else ids)

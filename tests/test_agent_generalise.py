@@ -1748,3 +1748,33 @@ def test_an_abstract_noun_where_a_character_would_stand_is_no_one():
     assert [e.surface for e in scenes[0].entities] == ["human child"]
     assert not ids_at(scenes[1], prompts[1], "relationship")
     assert not ids_at(scenes[2], prompts[2], "introduction") and ids_at(scenes[2], prompts[2], "coach")
+
+
+def test_the_tellers_kin_is_the_same_one_each_time_and_a_speakers_is_not_the_tellers():
+    prompts = ("The first scene is of my mum ringing the kennel.", "Then my mum walks to the phone.",
+               "My dad waves at my mum from the door.")
+    _, scenes = story(*prompts)
+    mum = [ids_at(scene, prompt, "mum") for scene, prompt in zip(scenes, prompts)]
+    assert len(mum[0]) == 1 and mum[0] == mum[1] == mum[2]
+    assert ids_at(scenes[2], prompts[2], "dad") and ids_at(scenes[2], prompts[2], "dad") != mum[0]
+    # "our father" of a narration is the father the story has; "my parents" in someone's words is no one seen
+    prompts = ("A crowded sidewalk. In the mix is a ten year old girl holding her father's hand.",
+               "Walking away from the reader, on a sidewalk at night, our father and daughter, holding hands.")
+    _, scenes = story(*prompts)
+    assert ids_at(scenes[1], prompts[1], "father") == ids_at(scenes[0], prompts[0], "father")
+    prompt = 'Skye sits outside the hospital room. Thought bubble: "Sure hope my parents don\'t get here first."'
+    _, scenes = story(prompt)
+    assert [e.surface for e in scenes[0].entities] == ["Skye"]
+
+
+def test_a_parent_the_story_has_one_of_is_that_one_whoever_owns_the_word():
+    prompts = ("His mother is pressing on the door, face dead and eyes staring into space.",
+               "Mom barreling in as Jake lets go of the doorknob.",
+               "Jeff is still standing over his mom's crushed head, looking at Jake.")
+    _, scenes = story(*prompts)
+    mother = ids_at(scenes[0], prompts[0], "mother")
+    assert ids_at(scenes[1], prompts[1], "Mom") == mother == ids_at(scenes[2], prompts[2], "mom")
+    # the one mother the story has is said to be the girl's: the boy's is another
+    prompts = ("A girl and her mother bake bread.", "A boy and his mother fly a kite.")
+    _, scenes = story(*prompts)
+    assert ids_at(scenes[1], prompts[1], "mother").isdisjoint(ids_at(scenes[0], prompts[0], "mother"))

@@ -855,6 +855,7 @@ class Mention:
     object_names: list[str] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)  # "presents himself as Keanu Tana": a name it goes by
     speaker: bool = False  # says the prompt's quoted words ("his mom said", "Jane: ...")
+    possessor_quoted: bool = False  # its "my"/"our" stands in someone's words ('"Sure hope my parents come"')
     recalled: bool = False  # "the pigeons" where the story has pigeons one by one: those, if any
     vocative: bool = False  # called by name in someone's words ('"Amma, we have new neighbors!"')
     # "them" as a verb's object with no plural noun before it in its sentence ("Eddy lets them inside the home"):
@@ -2273,6 +2274,8 @@ class PromptAnalyzer:
         not one who comes into the scene (the story's own dog is "the dog"). Only where the prompt also tells
         something outside the quotes."""
         quoted = self._quoted_tokens()
+        for m in mentions:
+            m.possessor_quoted = bool(m.possessor_pronoun) and m.token in quoted  # (its noun stands there too)
         if not quoted or sum(1 for t in self.doc if t.is_alpha and t.i not in quoted) < 3:
             return
         for m in mentions:

@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 _NARRATED = {"you", "i"}  # the one a story is told to (second person) or by (first person)
 _NARRATED_PRONOUNS = _NARRATED | {"we"}  # (resolved once the prompt's other characters are)
+_TELLER = 0  # the owner of "my mum" in a story whose narrator is not one of its characters (no character has id 0)
 
 
 def _narrated(rec: EntityRecord) -> bool:
@@ -422,8 +423,12 @@ class Resolver:
                 return [found]
             if self.other_relation_seen:
                 return [-1]  # "her fiance" when the man with her so far was her first boyfriend
-            if m.names or m.introduced or m.relation not in lexicon.PEER_RELATIONS or m.kind != "person":
-                return [-1]
+            kin = self._only_parent_called(m)
+            if kin is not None:
+                return [kin]
+            if m.relation_owner != _TELLER and (m.names or m.introduced or m.relation not in lexicon.PEER_RELATIONS
+                                                or m.kind != "person"):
+                return [-1]  # (the teller's "our father" is the father the story has, as "the father" would be)
         if m.enumerated:
             return [self._enumerated(m)]
         if m.newcomer:
@@ -1241,6 +1246,13 @@ class Resolver:
                     return [gid]
             return []
         word = m.possessor_pronoun or ""
+        if word in ("my", "our"):
+            if m.possessor_quoted:
+                return []  # ('"Sure hope my parents come"': the speaker's, whoever speaks)
+            # "my mum ringing the vet ... my mum walks to the phone": the story's narrator's, the same one each time
+            # (also what was the teller's before "I" became a character of the story)
+            narrator = next((r.global_id for r in self._records() if r.kind == "person" and "i" in r.heads), None)
+            return [_TELLER] if narrator is None else [narrator, _TELLER]
         gender = lexicon.POSSESSIVE_DETERMINERS.get(word)
         probe = Mention(start=m.start, end=m.end, surface=word, form="pronoun", gender=gender if gender in
                         ("m", "f") else None, pronoun={"m": "he", "f": "she", "n": "it", "p": "they"}.get(gender, ""),
@@ -1268,8 +1280,8 @@ class Resolver:
                     if other == owner and groups.get(rel, rel) == wanted:
                         self._record_relation(m, owner)
                         return rec.global_id
-                owner_rec = self.registry.entities[owner]
-                for rel, other in owner_rec.relations:  # inverse: owner is <rel> of rec
+                owner_rec = self.registry.entities.get(owner)
+                for rel, other in owner_rec.relations if owner_rec is not None else ():  # inverse: owner is <rel> of rec
                     if other == rec.global_id and _INVERSE.get(groups.get(rel, rel)) == wanted:
                         self._record_relation(m, owner)
                         return rec.global_id
@@ -1287,7 +1299,8 @@ class Resolver:
                 continue  # already someone else to the owner ("her first boyfriend" is not her fiance)
             if self._owner_is_theirs(owner, rec.global_id, wanted):
                 continue  # the owner is already rec's own ("A farmer sent his daughter ... her brother": not him)
-            shared = set(rec.prompts_seen()) & set(self.registry.entities[owner].prompts_seen())
+            owner_rec = self.registry.entities.get(owner)
+            shared = set(rec.prompts_seen()) & set(owner_rec.prompts_seen() if owner_rec is not None else ())
             if shared and self._compatible(m, rec, strict=False) and (m.relation != "owner" or rec.kind == "person"):
                 with_owner.append(rec.global_id)
         if len(with_owner) == 1:
@@ -1304,6 +1317,23 @@ class Resolver:
             return near[0]
         return None
 
+    def _only_parent_called(self, m: Mention) -> int | None:
+        """"His mother is pressing on the door ... Jeff is standing over his mom's crushed head": a parent or
+        grandparent the story has one person called by (any word for it), said to be no one else's and not already
+        the owner's other kin, is that one ("A girl and her mother ... A boy and his mother": another mother)."""
+        words = next((w for w in _ROLE_WORDS.values() if m.relation in w), None)
+        if words is None or m.relation_owner is None or m.kind != "person":
+            return None
+        gid = self._only_one_called(next(iter(w for w, ws in _ROLE_WORDS.items() if ws is words)))
+        wanted = _RELATION_GROUP.get(m.relation, m.relation)
+        if gid is None or gid == m.relation_owner or self._in_prompt(gid) or \
+                not self._compatible(m, self.registry.entities[gid], strict=False) or \
+                any(_RELATION_GROUP.get(rel, rel) == wanted and other != m.relation_owner
+                    for rel, other in self.registry.entities[gid].relations) or \
+                self._owner_is_theirs(m.relation_owner, gid, wanted):
+            return None
+        return gid
+
     def _beast_of_no_known_sex(self, gid: int) -> bool:
         """A single animal, creature or robot the story has not given a sex: one "he"/"she" may turn out to be."""
         rec = self.registry.entities[gid]
@@ -1316,7 +1346,8 @@ class Resolver:
     def _owner_is_theirs(self, owner: int, gid: int, wanted: str) -> bool:
         """Whether ``owner`` is already ``gid``'s relation of another kind than ``wanted`` (the daughter of a farmer: he
         is not her brother), as the registry or this prompt recorded it."""
-        held = [rel for rel, other in self.registry.entities[owner].relations if other == gid] + [
+        owner_rec = self.registry.entities.get(owner)
+        held = [rel for rel, other in (owner_rec.relations if owner_rec is not None else ()) if other == gid] + [
             other.relation for g, other in self.assigned if g == owner and other.relation and other.relation_owner == gid]
         return any(_other_relation(_INVERSE.get(_RELATION_GROUP.get(rel, rel), rel), wanted) for rel in held)
 

@@ -1778,3 +1778,13 @@ def test_a_parent_the_story_has_one_of_is_that_one_whoever_owns_the_word():
     prompts = ("A girl and her mother bake bread.", "A boy and his mother fly a kite.")
     _, scenes = story(*prompts)
     assert ids_at(scenes[1], prompts[1], "mother").isdisjoint(ids_at(scenes[0], prompts[0], "mother"))
+
+
+def test_an_unlisted_plural_that_acts_is_a_group_and_what_someone_has_is_not():
+    prompt = "The enforcers move with cold, mechanical efficiency."
+    _, scenes = story(prompt)
+    assert [(e.surface, e.kind) for e in scenes[0].entities] == [("enforcers", "person")]
+    prompt = "In the end, the sisters embrace their destinies and forget all their suspicions."
+    _, scenes = story(prompt)
+    assert not ids_at(scenes[0], prompt, "destinies") and not ids_at(scenes[0], prompt, "suspicions")
+

@@ -3045,6 +3045,15 @@ class PromptAnalyzer:
                 _determiner(tok) is not None and _determiner(tok).lower_ == "the":
             # "the ever-loyal Minions", "the original Emotions": a capitalised plural is a named band of characters
             return self._collective_mention(tok, lexicon.NounInfo("person", "person"), "the", sent_of)
+        if info is None and self.classify_unknown is not None and tok.pos_ == "NOUN" and tok.tag_ == "NNS" and \
+                lemma.replace("-", "").isalpha() and lemma not in lexicon.NOT_CHARACTERS | lexicon.THING_NOUNS | \
+                lexicon.LOCATION_NOUNS and self._classifiable_role(tok) and \
+                not (tok.dep_ == "dobj" and any(c.dep_ == "poss" for c in tok.children)):
+            # "The enforcers move with cold efficiency", "the two rovers park": an unlisted plural noun, asked as its
+            # singular is ("a hooded enforcer"); not what someone has ("embrace their destinies")
+            info = self.classify_unknown(lemma, self._compound_phrase(tok).rsplit(" ", 1)[0] + " " + lemma
+                                         if " " in self._compound_phrase(tok) else lemma,
+                                         tok.dep_ in ("dobj", "pobj"), self._person_evidence(tok))
         if lemma == "people" and tok.lower_ == "people":
             info = lexicon.NounInfo("person", "person")  # a crowd unless it acts (``_collective_mention``)
         elif tok.lower_ == "animals" and any(c.dep_ == "det" and c.lower_ == "the" for c in tok.children):

@@ -1788,3 +1788,18 @@ def test_an_unlisted_plural_that_acts_is_a_group_and_what_someone_has_is_not():
     _, scenes = story(prompt)
     assert not ids_at(scenes[0], prompt, "destinies") and not ids_at(scenes[0], prompt, "suspicions")
 
+
+def test_a_name_said_longer_or_shorter_is_the_same_one_and_a_named_friend_is_not_another_named_one():
+    prompts = ("Then another transport lands and Tomek steps out.",
+               'Tomek climbs onto the hull. "My name is Tomek Voigt," he says.', "Viv waves at Sam.", "Vivienne smiles.")
+    _, scenes = story(*prompts)
+    tomek = ids_at(scenes[0], prompts[0], "Tomek")
+    assert ids_at(scenes[1], prompts[1], "Tomek Voigt") == tomek
+    assert ids_at(scenes[3], prompts[3], "Vivienne") == ids_at(scenes[2], prompts[2], "Viv") != tomek
+    prompts = ("P7: Mom (Viv is beaming): Wow Viv! You did great today!",
+               "P8: (Mom and Dad in the panel with Vivienne.) Mom: We're so proud of you.",
+               "Vivienne connects with her friend Chloe. Chloe is a mountain biker.")
+    _, scenes = story(*prompts)
+    viv = ids_at(scenes[0], prompts[0], "Viv")
+    assert ids_at(scenes[1], prompts[1], "Vivienne") == viv and ids_at(scenes[1], prompts[1], "Dad").isdisjoint(viv)
+    assert ids_at(scenes[2], prompts[2], "Chloe") and ids_at(scenes[2], prompts[2], "Chloe").isdisjoint(viv)

@@ -414,6 +414,8 @@ class Resolver:
             if misspelt is not None:
                 return [misspelt]
             shortened = self._shortened_name(m)
+            if shortened is None:
+                shortened = self._name_said_longer(m)
             if shortened is not None:
                 return [shortened]
         if m.relation and (m.possessor_pronoun or m.possessor_index is not None):
@@ -531,6 +533,9 @@ class Resolver:
                 sims[rec.global_id] = float(vecs[0] @ v)
         same_sentence = {g for g, other in self.assigned if other.form not in ("pronoun", "group")
                          and other.sentence == m.sentence}
+        # a parent's word written as a name ("Dad", "Mom"), with no article or owner before it
+        titled_kin = bool(m.heads) and m.heads[0] in _KIN_TITLES and m.surface[:1].isupper() and \
+            " " not in m.surface and self._words_before(m)[0] not in _ARTICLES_AND_OWNERS
         if m.heads and m.heads != ["one"] and any(rec.kind == m.kind and m.heads[0] in rec.heads for rec, _ in scored):
             # "the robot ... to the robot": one of its own kind under that noun, not the butterfly beside it
             scored = [(rec, hs) for rec, hs in scored if rec.kind == m.kind]
@@ -560,6 +565,8 @@ class Resolver:
                 # ("female model walks in": a shot list's way to bring someone in)
                 if sim < self.threshold and not recency or m.entrance or m.bare:
                     continue
+                if titled_kin and not rec.heads:
+                    continue  # "Mom and Dad in the panel with Vivienne": "Dad" is not the one called Viv
                 if m.action and self._other_role_here(m, rec):
                     continue  # "A male player ... sits at the table ... the dealer is seen dealing cards"
                 score = 0.5 + sim + 0.3 * min(overlap, 3) + recency
@@ -671,6 +678,30 @@ class Resolver:
                 if len(words) >= 2 and words[-1] == noun and words[-2][:1] == initial:
                     fits.add(rec.global_id)
         return fits.pop() if len(fits) == 1 else None
+
+    def _name_said_longer(self, m: Mention) -> int | None:
+        """"Tomek steps out ... My name is Tomek Voigt", "Viv ... Vivienne": a name whose first word is a one-word
+        name the story knows, or starts with it, or is its start (three letters or more), is that character when
+        no one else's name fits so and the sex the names suggest does not differ."""
+        word = m.names[0].split()[0].lower()
+        if len(word) < 3 or m.newcomer or not word.isalpha():
+            return None
+        fits = set()
+        for rec in self._records():
+            if rec.kind != m.kind and m.kind != "person":
+                continue
+            for name in rec.names:
+                known = name.lower()
+                if " " in known or len(known) < 3:
+                    continue
+                if known == word and " " in m.names[0] or known != word and (
+                        known.startswith(word) or word.startswith(known)):
+                    fits.add(rec.global_id)
+        if len(fits) != 1:
+            return None
+        gid = fits.pop()
+        guess = likely_gender(self.encoder, m.names[0].split()[0]) if self.encoder is not None else None
+        return gid if guess is None or self._gender(self.registry.entities[gid]) in (None, guess) else None
 
     def _known_only_by_pronouns(self, m: Mention) -> int | None:
         """"She is walking down the dark street ... Jamie holds her hands up": a story that opened on a pronoun
@@ -1291,8 +1322,13 @@ class Resolver:
             return None
         # a peer relation names a companion the story already shows with the owner
         with_owner: list[int] = []
+        named = {n.lower() for n in m.names}
+
+        def named_otherwise(rec: EntityRecord) -> bool:  # "her friend Chloe": not the friend called Viv
+            return bool(named) and bool(rec.names) and not named & {n.lower() for n in rec.names}
+
         for rec in self._records():
-            if rec.global_id == owner:
+            if rec.global_id == owner or named_otherwise(rec):
                 continue
             if any(other == owner and _other_relation(groups.get(rel, rel), wanted) for rel, other in rec.relations):
                 self.other_relation_seen = True
@@ -1307,6 +1343,7 @@ class Resolver:
             return with_owner[0]
         previous = self._prompt_order()[:1]
         near = [g for g in (previous[0] if previous else []) if g != owner and
+                not named_otherwise(self.registry.entities[g]) and
                 self._compatible(m, self.registry.entities[g], strict=False) and not any(
                     other == owner and _other_relation(groups.get(rel, rel), wanted)
                     for rel, other in self.registry.entities[g].relations) and
@@ -1415,6 +1452,9 @@ _GENERATION = {
 }
 
 
+_KIN_TITLES = {"mom", "mum", "mommy", "mummy", "mama", "ma", "dad", "daddy", "papa", "pa", "grandma", "granny", "grandpa",
+               "nana", "gran", "grandad", "granddad"}
+_ARTICLES_AND_OWNERS = {"the", "a", "an", "his", "her", "their", "my", "our", "your", "its", "this", "that"}
 _ROLE_WORDS = {"mother": {"mother", "mom", "mum", "mommy", "mummy", "mama"},
                "father": {"father", "dad", "daddy", "papa"},
                "grandmother": {"grandmother", "grandma", "granny"}, "grandfather": {"grandfather", "grandpa"}}

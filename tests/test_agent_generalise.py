@@ -1803,3 +1803,21 @@ def test_a_name_said_longer_or_shorter_is_the_same_one_and_a_named_friend_is_not
     viv = ids_at(scenes[0], prompts[0], "Viv")
     assert ids_at(scenes[1], prompts[1], "Vivienne") == viv and ids_at(scenes[1], prompts[1], "Dad").isdisjoint(viv)
     assert ids_at(scenes[2], prompts[2], "Chloe") and ids_at(scenes[2], prompts[2], "Chloe").isdisjoint(viv)
+
+
+def test_this_is_a_name_presents_the_hero_and_a_robot_character_is_a_robot():
+    prompts = ("This is Trench, so named for the coat he always wears. It's nighttime, and he's running in the rain.",
+               "Trench dives across the panel, shoving an old lady out of the way of a bus.")
+    _, scenes = story(*prompts)
+    trench = ids_at(scenes[0], prompts[0], "Trench")
+    assert trench and ids_at(scenes[1], prompts[1], "Trench") == trench == ids_at(scenes[0], prompts[0], "he always")
+    for prompt in ("This is London, a city of fog.", "This is Microsoft, the company that makes Windows."):
+        _, scenes = story(prompt)
+        assert not scenes[0].entities, prompt
+    prompts = ("This animation is about a robot named Ronnie who works as a package wrapper.",
+               "He refuses help from Simon, a secondary robot character that has the same job as Ronnie.",
+               "The two robots manage to get the work done in time.")
+    _, scenes = story(*prompts)
+    assert scenes[1].entities[[e.surface for e in scenes[1].entities].index("Simon")].kind == "robot"
+    assert ids_at(scenes[2], prompts[2], "robots") == {e.global_id for e in scenes[1].entities
+                                                       if e.surface in ("Simon", "Ronnie")}

@@ -1543,6 +1543,16 @@ class PromptAnalyzer:
         if token.pos_ == "NOUN" and token.text[:1].isupper() and token.lower_ in self.known_names and \
                 token.lower_ not in lexicon.CHARACTER_NOUNS:
             return True  # a name the story already knows, whatever the tagger made of it ("Florence hands ...")
+        if token.dep_ == "attr" and token.head.lemma_ == "be" and token.pos_ in ("PROPN", "NOUN") and \
+                token.text[:1].isupper() and token.text[1:].islower() and not token.is_sent_start and \
+                not any(c.dep_ in ("det", "poss", "compound", "amod") for c in token.children) and \
+                any(c.dep_ == "nsubj" and c.lower_ == "this" for c in token.head.children) and \
+                token.lower_ not in lexicon.LOCATION_NOUNS | lexicon.CHARACTER_NOUNS.keys() and \
+                token.ent_type_ not in ("GPE", "LOC", "FAC", "DATE", "TIME", "EVENT") and (
+                    token.ent_type_ != "ORG" or any(t.lower_ in ("he", "she", "his", "her", "him")
+                                                    for t in token.doc[token.i + 1: token.sent.end])):
+            return True  # "This is Trench, so named for the coat he always wears": how a script presents its hero
+            # (a company the tagger knows only when "he" or "she" follows)
         if token.pos_ == "NOUN" and token.text[:1].isupper() and token.text[1:].islower() and \
                 token.lower_ not in lexicon.CHARACTER_NOUNS and token.lower_ not in _COMMON_WORDS and any(
                     c.dep_ == "appos" and noun_info(c) is not None and noun_info(c).kind == "person" and
@@ -2810,6 +2820,13 @@ class PromptAnalyzer:
             gender = gender or info.gender
             age = age or info.age
             attrs.extend(a for a in self.attributes(t) if a not in attrs)
+        for t in chain:
+            if t.lemma_.lower() in ("character", "figure") and kind == "person" and base == "person":
+                kinds = [(c, noun_info(c)) for c in t.lefts if c.dep_ == "compound" and c.pos_ == "NOUN"]
+                kinds = [(c, info) for c, info in kinds if info is not None and info.kind != "person"]
+                if kinds:  # "Simon, a secondary robot character": a robot, what "the two robots" counts
+                    kind, base = kinds[-1][1].kind, kinds[-1][1].base
+                    heads.insert(0, kinds[-1][0].lemma_.lower())
         given_name: list = []
         if name_token is None:
             # "Tom cat", "Jerry mouse": a capitalised proper noun right before a character noun is its name

@@ -1821,3 +1821,15 @@ def test_this_is_a_name_presents_the_hero_and_a_robot_character_is_a_robot():
     assert scenes[1].entities[[e.surface for e in scenes[1].entities].index("Simon")].kind == "robot"
     assert ids_at(scenes[2], prompts[2], "robots") == {e.global_id for e in scenes[1].entities
                                                        if e.surface in ("Simon", "Ronnie")}
+
+
+def test_one_of_them_shown_by_the_camera_or_turned_to_is_one_of_them():
+    prompt = "This is a shot of one of the beetle bots as it prepares to attack the soldiers."
+    _, scenes = story(prompt)
+    assert [e.kind for e in scenes[0].entities if ids_at(scenes[0], prompt, "one") & {e.global_id}] == ["robot"]
+    prompt = "The camera cuts right back to one of the two boys going up and down."
+    _, scenes = story(prompt)
+    assert ids_at(scenes[0], prompt, "one")
+    prompt = "The leader of one of the tribes waves."
+    _, scenes = story(prompt)
+    assert not ids_at(scenes[0], prompt, "one")

@@ -2166,13 +2166,19 @@ class PromptAnalyzer:
 
     def _one_of(self, tok):
         """For "One of the soldiers" that acts or is acted on: the plural word and what kind of character it is."""
-        if tok.lower_ != "one" or tok.dep_ not in ("nsubj", "nsubjpass", "dobj"):
+        shown = tok.dep_ == "pobj" and (tok.head.lower_ in ("at", "to", "toward", "towards", "with") or
+                                        tok.head.lower_ in ("of", "on") and tok.head.head.lower_ in _FILMING_NOUNS)
+        # ("a shot of one of the soldiers", "cuts back to one of the two boys", "pointing it at one of them")
+        if tok.lower_ != "one" or tok.dep_ not in ("nsubj", "nsubjpass", "dobj") and not shown:
             return None
         for of in tok.children:
             if of.dep_ == "prep" and of.lower_ == "of":
                 for group in of.children:
                     if group.dep_ == "pobj" and group.lower_ == "them" and tok.dep_ == "nsubj":
                         return group, lexicon.NounInfo("person", "person")  # "One of them turns to him and asks"
+                    if group.dep_ == "pobj" and group.lower_ in _COLLECTIVE_NOUNS and any(
+                            c.dep_ in ("det", "poss") for c in group.children):
+                        return group, lexicon.NounInfo("person", "person")  # "One of the Cool Cat Crew points"
                     if group.dep_ == "pobj" and group.tag_ in ("NNS", "NNPS") and \
                             any(c.dep_ == "det" and c.lower_ in ("the", "these", "those") or c.dep_ == "poss"
                                 for c in group.children):

@@ -1833,3 +1833,16 @@ def test_one_of_them_shown_by_the_camera_or_turned_to_is_one_of_them():
     prompt = "The leader of one of the tribes waves."
     _, scenes = story(prompt)
     assert not ids_at(scenes[0], prompt, "one")
+
+
+def test_they_after_one_named_character_of_no_known_sex_is_that_one():
+    prompts = ("The Veteran dives off the side of his board.",
+               "The Champion spots a perfect wave. They paddle with smooth strokes.")
+    _, scenes = story(*prompts)
+    assert ids_at(scenes[1], prompts[1], "They") == ids_at(scenes[1], prompts[1], "Champion")
+    # an object "them" is not taken for the one named before it
+    prompts = ("Four young guys are hanging out on a stoop, and Sable approaches.",
+               "Unfazed, Sable stops and speaks to them.")
+    _, scenes = story(*prompts)
+    guys = ids_at(scenes[0], prompts[0], "guys")
+    assert len(guys) == 4 and guys <= ids_at(scenes[1], prompts[1], "them")

@@ -1021,7 +1021,9 @@ class Resolver:
             return None
         gid = next(iter(ids))
         rec = self.registry.entities[gid]
-        named = [other for _, other in before if other.form in ("definite", "indefinite") and other.heads]
+        named = [other for _, other in before if other.form in ("definite", "indefinite") and other.heads or
+                 other.form == "name" and m.surface.lower() == "they"]
+        # (a name too, for a subject "they": "The Champion spots a wave. They paddle", "As #1 sits down they ...")
         if rec.kind != "person" or rec.base == "group" or rec.gender is not None or not named or \
                 gid in self._subject_ids(m) or any(other.group_size or other.collective for _, other in before):
             return None

@@ -1846,3 +1846,12 @@ def test_they_after_one_named_character_of_no_known_sex_is_that_one():
     _, scenes = story(*prompts)
     guys = ids_at(scenes[0], prompts[0], "guys")
     assert len(guys) == 4 and guys <= ids_at(scenes[1], prompts[1], "them")
+
+
+def test_the_owner_in_a_comparison_is_no_one():
+    prompt = "The room looks like a child's game of pick-up-sticks, played with the red spears of laser beams."
+    _, scenes = story(prompt)
+    assert not scenes[0].entities
+    prompt = "A woman's hand reaches out of the fog."
+    _, scenes = story(prompt)
+    assert ids_at(scenes[0], prompt, "woman")

@@ -1832,6 +1832,9 @@ class PromptAnalyzer:
             return True
         if _in_a_depiction(token):
             return True
+        if token.dep_ == "poss" and token.head.dep_ == "pobj" and token.head.head.lower_ in ("like", "than", "unlike") \
+                and any(c.dep_ == "det" and c.lower_ in ("a", "an") for c in token.children):
+            return True  # "looks like a child's game of pick-up-sticks": a comparison's owner, no one there
         if token.dep_ == "pobj":
             prep = token.head
             if prep.lower_ in ("like", "than", "unlike"):

@@ -1855,3 +1855,16 @@ def test_the_owner_in_a_comparison_is_no_one():
     prompt = "A woman's hand reaches out of the fog."
     _, scenes = story(prompt)
     assert ids_at(scenes[0], prompt, "woman")
+
+
+def test_we_of_a_story_told_in_the_past_makes_its_narrator_and_the_camera_we_does_not():
+    prompts = ("It didn't take me long to catch up with Elleanor back outside to grab more of my possessions.",
+               "We continued on in this rhythmic pattern for a couple of hours.",
+               "But, like I would have done with my granny, I cut myself short before I could finish my apology.")
+    _, scenes = story(*prompts)
+    elleanor = ids_at(scenes[0], prompts[0], "Elleanor")
+    we = ids_at(scenes[1], prompts[1], "We")
+    assert len(we) == 2 and elleanor < we and (we - elleanor) == ids_at(scenes[2], prompts[2], "I cut")
+    for prompt in ("We see a boy at the window. We follow him down the stairs.", "We cut to the kitchen."):
+        _, scenes = story(prompt)
+        assert not ids_at(scenes[0], prompt, "We"), prompt

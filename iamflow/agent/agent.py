@@ -411,7 +411,8 @@ class EntityAgent:
             instance = {"prompt_index": index, "entity": surface, "attrs": attrs, "aliases": aliases,
                         # a group's noun is its members' when it brought them in ("Two soldiers drag ...")
                         "heads": sorted({h for m in ms if m.form not in ("pronoun", "group") or m.narrated or
-                                         m.form == "group" and gid in resolver.group_members for h in m.heads}),
+                                         m.form == "group" and gid in resolver.group_members for h in m.heads} |
+                                        ({"i"} if gid in resolver.narrators else set())),
                         "names": [n for m in named for n in m.names] + [a for m in ms for a in m.aliases],
                         "relations": relations, "gender": gender, "age": age,
                         "action": next((m.action for m in ms if m.action), ""), "order": order,

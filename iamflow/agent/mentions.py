@@ -76,6 +76,8 @@ _RUN_TO_VERBS = {"run", "rush", "hurry", "race", "dash", "go", "walk", "head", "
 _FRAME_SUBJECTS = {"image", "picture", "shot", "scene", "frame", "panel", "illustration", "page", "video", "clip"}
 _ANIMATED_DEPICTIONS = {"hologram", "puppet", "doll", "mannequin", "statue", "scarecrow", "figurine"}
 _ALIVE_MODIFIERS = {"talking", "speaking", "living", "sentient", "animated", "walking", "dancing", "singing"}
+_CAMERA_SEEING_VERBS = {"see", "hear", "watch", "follow", "cut", "fade", "pan", "zoom", "view", "glimpse"}
+# ("we saw him earlier", "we cut to": the camera or the reader, even in the past tense)
 _COLLECTIVE_NOUNS = {"group", "team", "gang", "band", "troupe", "squad", "crew", "pack", "flock", "herd"}
 _ENTRANCE_VERBS = {"appear", "enter", "arrive", "emerge", "join", "materialize", "materialise"}
 _SEX_WORDS = {"male": "m", "female": "f"}
@@ -2530,9 +2532,16 @@ class PromptAnalyzer:
         # "We were both out of breath", "she saw us out": the narrator and whom the story was just with (the
         # resolver keeps them only in a story that has its narrator already)
         ours = [t for t in doc if t.lower_ in ("we", "us") and outside_lines(t)]
+
+        def tells(t) -> bool:  # "We continued on", "We went to the moving van": told in the past, not "We see"
+            verb = t.head
+            return t.lower_ == "we" and t.dep_ == "nsubj" and verb.tag_ == "VBD" and \
+                verb.lemma_.lower() not in _CAMERA_SEEING_VERBS and not any(c.tag_ == "MD" for c in verb.children)
+
         mentions = mentions + [Mention(start=t.idx, end=t.idx + len(t.text), surface=t.text, form="pronoun",
                                        kind="person", base="person", pronoun="we", token=t.i,
-                                       sentence=sent_of.get(t.i, 0), narrated=True) for t in ours]
+                                       sentence=sent_of.get(t.i, 0), narrated=True, narration_cue=tells(t))
+                               for t in ours]
         if not selves:
             return sorted(mentions, key=lambda m: m.token) if ours else mentions
 

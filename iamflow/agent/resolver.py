@@ -119,6 +119,7 @@ class Resolver:
         self.threshold = similarity_threshold
         self.assigned: list[tuple[int, Mention]] = []  # (global id, mention) in prompt order
         self.created: list[int] = []
+        self.narrators: set[int] = set()  # narrators made here from "we" (their appearance is written with "i")
         self.pending_relations: dict[int, list[tuple[str, int]]] = {}
         self.pending_gender: dict[int, str] = {}
         self.group_members: dict[int, list[int]] = {}  # members of a group introduced here ("two kids")
@@ -322,6 +323,11 @@ class Resolver:
         something) and whom the story was with in the last prompt with anyone else, but for those this prompt has
         apart ("The teacher encourages us", "I waved back to the teacher as she saw us out"); else no one."""
         narrator = next((r.global_id for r in self._records() if r.kind == "person" and "i" in r.heads), None)
+        if narrator is None and m.narration_cue:
+            # "We continued on in this rhythmic pattern", "We went to the moving van": a story told in the past tense
+            # by one of its characters, who has not said "I" yet
+            narrator = self._create(replace(m, heads=["i"], pronoun="i", gender=None))
+            self.narrators.add(narrator)
         if narrator is None:
             return []
         here = {gid for gid, other in self.assigned if other.pronoun != "we"}

@@ -1457,9 +1457,11 @@ class PromptAnalyzer:
         prep, verb = token.head, token.head.head
         word = prep.lower_
         if word == "of":
-            return verb.lemma_.lower() in lexicon.LOCATION_NOUNS | _PLACE_OF_HEADS or \
-                verb.lower_ in ("battle", "siege", "war") and not any(c.dep_ == "det" for c in token.children)
-            # "Garard II, king of Wesnoth", "the ford of Abez"
+            # "across the plains of Gorgoroth", "Battle of Bywater", "the ford of Abez"; a ruler's land written
+            # without an article ("Garard II, king of Wesnoth", not "king of the Elves")
+            head = verb.lemma_.lower()
+            return head in lexicon.LOCATION_NOUNS or verb.lower_ in ("battle", "siege", "war") or \
+                head in _PLACE_OF_HEADS and not any(c.dep_ == "det" for c in token.children)
         if word in ("to", "toward", "towards", "into"):
             if verb.lower_ in ("back", "home", "away", "off", "out", "over") and verb.dep_ == "advmod":
                 verb = verb.head  # "led his army back to Weldyn"

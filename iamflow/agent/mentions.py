@@ -181,6 +181,10 @@ _HTML_MARK = re.compile(r"</?[a-zA-Z][^<>]{0,200}>|\*\*|==")
 _TITLE_MARKS = re.compile(r"(?:\*\*|==)+(?=[^\s*=])[^*=\n]{1,80}?(?<=\S)((?:\*\*|==)+)(?=\s+[A-Z\"“])")
 _FRAMED_PANEL_HEADING = re.compile(r"(?:\*\*)?\b(?:Panel|Scene|Shot|Page|Frame)\s*\d+[a-z]?\s*\([^()]{0,80}\)(?:\*\*)?")
 _SOMEONE = {"someone", "somebody"}
+_AT_SOMEONE_VERBS = {"look", "smile", "stare", "glance", "glare", "shout", "yell", "laugh", "point", "wave", "bark",
+                     "grin", "wink", "scream", "snap", "growl", "frown", "gaze", "peer", "nod", "hiss", "swing",
+                     "lunge", "shoot", "fire", "throw", "aim", "jump", "leap", "sneer", "scowl", "beam", "squint",
+                     "pounce", "strike", "charge", "sniff", "blink", "gawk", "gape", "marvel", "giggle", "chuckle"}
 # a verb and a preposition whose object is someone ("gives the book to", "dances with", "fights against")
 _PERSON_PREP_VERBS = {
     "to": {"give", "hand", "pass", "show", "say", "talk", "speak", "whisper", "wave", "nod", "shout", "yell", "explain",
@@ -190,8 +194,7 @@ _PERSON_PREP_VERBS = {
              "wrestle", "struggle", "quarrel", "bicker", "converse", "collide", "cuddle", "elope", "reunite"},
     "against": {"fight", "battle", "war", "duel", "compete", "rebel", "plot", "conspire", "testify", "struggle"},
     "upon": {"spy", "prey", "pounce", "smile", "gaze", "call"},
-    "at": {"look", "smile", "stare", "glance", "glare", "shout", "yell", "laugh", "wave", "grin", "wink", "frown", "nod",
-           "scowl", "sneer", "snap", "growl", "gaze", "peer"},
+    "at": _AT_SOMEONE_VERBS,
     "from": {"steal", "grab", "snatch", "receive", "borrow", "inherit", "accept"},
 }
 _WAR_NOUNS = {"war", "attack", "revenge", "vengeance"}
@@ -1025,10 +1028,6 @@ _REACH_VERBS = {"reach", "enter", "invade", "conquer", "besiege", "rule"}
 _PLACE_OF_HEADS = {"king", "queen", "prince", "princess", "emperor", "empress", "lord", "duke", "duchess", "ruler",
                    "sultan", "governor", "mayor", "count", "countess", "baron", "tsar", "czar", "pharaoh", "ford",
                    "empire", "lands", "shores", "capital"}
-_AT_SOMEONE_VERBS = {"look", "smile", "stare", "glance", "glare", "shout", "yell", "laugh", "point", "wave", "bark",
-                     "grin", "wink", "scream", "snap", "growl", "frown", "gaze", "peer", "nod", "hiss", "swing",
-                     "lunge", "shoot", "fire", "throw", "aim", "jump", "leap", "sneer", "scowl", "beam", "squint",
-                     "pounce", "strike", "charge", "sniff", "blink", "gawk", "gape", "marvel", "giggle", "chuckle"}
 
 
 _OWNED_PLACES = (lexicon.LOCATION_NOUNS | {"yard", "backyard", "lawn", "driveway", "land", "property"}) - {

@@ -3087,9 +3087,8 @@ class PromptAnalyzer:
                 not (tok.dep_ == "dobj" and any(c.dep_ == "poss" for c in tok.children)):
             # "The enforcers move with cold efficiency", "the two rovers park": an unlisted plural noun, asked as its
             # singular is ("a hooded enforcer"); not what someone has ("embrace their destinies")
-            info = self.classify_unknown(lemma, self._compound_phrase(tok).rsplit(" ", 1)[0] + " " + lemma
-                                         if " " in self._compound_phrase(tok) else lemma,
-                                         tok.dep_ in ("dobj", "pobj"), self._person_evidence(tok))
+            phrase = " ".join(self._compound_phrase(tok).split()[:-1] + [lemma])  # ("beetle bot")
+            info = self.classify_unknown(lemma, phrase, tok.dep_ in ("dobj", "pobj"), self._person_evidence(tok))
         if lemma == "people" and tok.lower_ == "people":
             info = lexicon.NounInfo("person", "person")  # a crowd unless it acts (``_collective_mention``)
         elif tok.lower_ == "animals" and any(c.dep_ == "det" and c.lower_ == "the" for c in tok.children):

@@ -1366,10 +1366,10 @@ class Resolver:
         """"His mother is pressing on the door ... Jeff is standing over his mom's crushed head": a parent or
         grandparent the story has one person called by (any word for it), said to be no one else's and not already
         the owner's other kin, is that one ("A girl and her mother ... A boy and his mother": another mother)."""
-        words = next((w for w in _ROLE_WORDS.values() if m.relation in w), None)
-        if words is None or m.relation_owner is None or m.kind != "person":
+        role = next((r for r, words in _ROLE_WORDS.items() if m.relation in words), None)
+        if role is None or m.relation_owner is None or m.kind != "person":
             return None
-        gid = self._only_one_called(next(iter(w for w, ws in _ROLE_WORDS.items() if ws is words)))
+        gid = self._only_one_called(role)
         wanted = _RELATION_GROUP.get(m.relation, m.relation)
         if gid is None or gid == m.relation_owner or self._in_prompt(gid) or \
                 not self._compatible(m, self.registry.entities[gid], strict=False) or \

@@ -178,9 +178,9 @@ class EntityRegistry:
 
     def forget_prompt(self, prompt_index: int) -> None:
         """Remove every appearance in ``prompt_index``; characters left with none are removed."""
+        self._indexed = -1
         for gid in list(self.entities):
             record = self.entities[gid]
-            self._indexed = -1
             record.instances = [i for i in record.instances if i["prompt_index"] != prompt_index]
             if not record.instances:
                 del self.entities[gid]

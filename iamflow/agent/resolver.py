@@ -318,11 +318,20 @@ class Resolver:
                 return [rec.global_id]
         return [-1] if any(o.narration_cue and o.pronoun == m.pronoun for o in mentions) else []
 
+    def _story_narrator(self) -> int | None:
+        """The character who tells the story ("I"), if the story has one."""
+        return next((r.global_id for r in self._records() if r.kind == "person" and "i" in r.heads), None)
+
+    def _relations_of(self, gid: int) -> list[tuple[str, int]]:
+        """The relations the registry holds for ``gid``; none for the teller, who is no character."""
+        rec = self.registry.entities.get(gid)
+        return rec.relations if rec is not None else []
+
     def _narrator_and_company(self, m: Mention) -> list[int]:
         """"we"/"us" of a story told in the first person: its narrator (the story has one already: "I" did
         something) and whom the story was with in the last prompt with anyone else, but for those this prompt has
         apart ("The teacher encourages us", "I waved back to the teacher as she saw us out"); else no one."""
-        narrator = next((r.global_id for r in self._records() if r.kind == "person" and "i" in r.heads), None)
+        narrator = self._story_narrator()
         if narrator is None and m.narration_cue:
             # "We continued on in this rhythmic pattern", "We went to the moving van": a story told in the past tense
             # by one of its characters, who has not said "I" yet
@@ -1290,7 +1299,7 @@ class Resolver:
                 return []  # ('"Sure hope my parents come"': the speaker's, whoever speaks)
             # "my mum ringing the vet ... my mum walks to the phone": the story's narrator's, the same one each time
             # (also what was the teller's before "I" became a character of the story)
-            narrator = next((r.global_id for r in self._records() if r.kind == "person" and "i" in r.heads), None)
+            narrator = self._story_narrator()
             return [_TELLER] if narrator is None else [narrator, _TELLER]
         gender = lexicon.POSSESSIVE_DETERMINERS.get(word)
         probe = Mention(start=m.start, end=m.end, surface=word, form="pronoun", gender=gender if gender in
@@ -1319,8 +1328,7 @@ class Resolver:
                     if other == owner and groups.get(rel, rel) == wanted:
                         self._record_relation(m, owner)
                         return rec.global_id
-                owner_rec = self.registry.entities.get(owner)
-                for rel, other in owner_rec.relations if owner_rec is not None else ():  # inverse: owner is <rel> of rec
+                for rel, other in self._relations_of(owner):  # inverse: owner is <rel> of rec
                     if other == rec.global_id and _INVERSE.get(groups.get(rel, rel)) == wanted:
                         self._record_relation(m, owner)
                         return rec.global_id
@@ -1330,6 +1338,8 @@ class Resolver:
             return None
         # a peer relation names a companion the story already shows with the owner
         with_owner: list[int] = []
+        owner_rec = self.registry.entities.get(owner)
+        owner_seen = set(owner_rec.prompts_seen()) if owner_rec is not None else set()  # (the teller: no prompts)
         named = {n.lower() for n in m.names}
 
         def named_otherwise(rec: EntityRecord) -> bool:  # "her friend Chloe": not the friend called Viv
@@ -1343,8 +1353,7 @@ class Resolver:
                 continue  # already someone else to the owner ("her first boyfriend" is not her fiance)
             if self._owner_is_theirs(owner, rec.global_id, wanted):
                 continue  # the owner is already rec's own ("A farmer sent his daughter ... her brother": not him)
-            owner_rec = self.registry.entities.get(owner)
-            shared = set(rec.prompts_seen()) & set(owner_rec.prompts_seen() if owner_rec is not None else ())
+            shared = set(rec.prompts_seen()) & owner_seen
             if shared and self._compatible(m, rec, strict=False) and (m.relation != "owner" or rec.kind == "person"):
                 with_owner.append(rec.global_id)
         if len(with_owner) == 1:
@@ -1391,8 +1400,7 @@ class Resolver:
     def _owner_is_theirs(self, owner: int, gid: int, wanted: str) -> bool:
         """Whether ``owner`` is already ``gid``'s relation of another kind than ``wanted`` (the daughter of a farmer: he
         is not her brother), as the registry or this prompt recorded it."""
-        owner_rec = self.registry.entities.get(owner)
-        held = [rel for rel, other in (owner_rec.relations if owner_rec is not None else ()) if other == gid] + [
+        held = [rel for rel, other in self._relations_of(owner) if other == gid] + [
             other.relation for g, other in self.assigned if g == owner and other.relation and other.relation_owner == gid]
         return any(_other_relation(_INVERSE.get(_RELATION_GROUP.get(rel, rel), rel), wanted) for rel in held)
 
@@ -1460,12 +1468,13 @@ _GENERATION = {
 }
 
 
-_KIN_TITLES = {"mom", "mum", "mommy", "mummy", "mama", "ma", "dad", "daddy", "papa", "pa", "grandma", "granny", "grandpa",
-               "nana", "gran", "grandad", "granddad"}
 _ARTICLES_AND_OWNERS = {"the", "a", "an", "his", "her", "their", "my", "our", "your", "its", "this", "that"}
 _ROLE_WORDS = {"mother": {"mother", "mom", "mum", "mommy", "mummy", "mama"},
                "father": {"father", "dad", "daddy", "papa"},
                "grandmother": {"grandmother", "grandma", "granny"}, "grandfather": {"grandfather", "grandpa"}}
+# a parent's word that can be written as a name ("Dad", "Mom"): the roles' other words, and a few more
+_KIN_TITLES = {w for words in _ROLE_WORDS.values() for w in words} - set(_ROLE_WORDS) | {
+    "ma", "pa", "nana", "gran", "grandad", "granddad"}
 
 
 def _other_generation(heads: list[str], known: list[str]) -> bool:
